@@ -1,0 +1,52 @@
+"""Core configuration, validated once. Randomness is injected, never global."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Parameters of one Raft core.
+
+    Time is counted in ticks: the caller decides how long a tick is.
+    * election_ticks (T): a follower that hears nothing for a random number of ticks
+      in [T, 2T) starts an election (Raft §5.2); also the CheckQuorum period and the
+      leader-stickiness window.
+    * heartbeat_ticks (H): a leader sends heartbeats every H ticks; H < T.
+    * max_size_per_msg: payload bytes per AppendEntries (at least one entry is sent).
+    * max_inflight_msgs: AppendEntries in flight per follower in replicate state.
+    * max_uncommitted_bytes: proposal backpressure; 0 disables the limit.
+    """
+
+    id: int
+    rng: random.Random
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    pre_vote: bool = True
+    check_quorum: bool = True
+    max_size_per_msg: int = 1 << 20
+    max_inflight_msgs: int = 256
+    max_uncommitted_bytes: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.id < 1:
+            problems.append(f"id must be >= 1 (0 means 'none'), got {self.id}")
+        if not isinstance(self.rng, random.Random):
+            problems.append("rng must be an injected random.Random")
+        if self.heartbeat_ticks < 1:
+            problems.append(f"heartbeat_ticks must be >= 1, got {self.heartbeat_ticks}")
+        if self.election_ticks <= self.heartbeat_ticks:
+            problems.append(
+                f"election_ticks ({self.election_ticks}) must exceed "
+                f"heartbeat_ticks ({self.heartbeat_ticks})"
+            )
+        if self.max_size_per_msg < 1:
+            problems.append(f"max_size_per_msg must be >= 1, got {self.max_size_per_msg}")
+        if self.max_inflight_msgs < 1:
+            problems.append(f"max_inflight_msgs must be >= 1, got {self.max_inflight_msgs}")
+        if self.max_uncommitted_bytes < 0:
+            problems.append("max_uncommitted_bytes must be >= 0 (0 = unlimited)")
+        if problems:
+            raise ValueError("invalid raft config: " + "; ".join(problems))

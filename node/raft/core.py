@@ -1,0 +1,716 @@
+"""The Raft protocol as a pure, deterministic state machine.
+
+Theory of operation
+-------------------
+`RaftCore` never performs I/O, never reads a clock and draws randomness only from
+the `random.Random` in its Config. Its caller (the node's actor loop, or the
+simulator) feeds it:
+
+* `tick()` -- one unit of logical time;
+* `step(message)` -- a message from a peer;
+* `propose(data)`, `read_index(ctx)`, `transfer_leadership(to)`, `campaign()`;
+* `report_unreachable(peer)`, `report_snapshot(peer, ok)`, `compact(snapshot)`.
+
+and then asks `ready()` for a `Ready` batch: what to persist, send and apply. After
+handling it (in the order the Ready documents) the caller calls `advance(ready)`.
+Between `ready()` and `advance()` the caller must not call anything else.
+
+Durability rule: a message whose meaning depends on state not yet durable -- a vote
+grant, an append acknowledgement, or anything sent in a Ready that changes term or
+vote -- is placed in `messages_after_persist`. A leader's AppendEntries may leave
+before the leader's own write (Raft thesis §10.2.1): the leader counts itself
+towards a quorum only once `advance` reports its entries stable.
+
+Section references are to the Raft paper (Ongaro & Ousterhout 2014) and the Raft
+dissertation (Ongaro 2014, "thesis").
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .config import Config
+from .errors import (
+    InvalidRequest, LeadershipTransferInProgress, LogCompacted, NotLeader,
+    UncommittedBytesExceeded,
+)
+from .log import RaftLog
+from .messages import (
+    RESPONSES_AFTER_PERSIST, AppendEntries, AppendEntriesResponse, Heartbeat,
+    HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
+    RequestVote, RequestVoteResponse, TimeoutNow,
+)
+from .progress import Progress, ProgressState
+from .quorum import VoteResult, committed_index, has_quorum, vote_result
+from .ready import Ready, Role, SoftState
+from .types import NONE, ConfState, Entry, EntryKind, HardState, ReadState, Snapshot
+
+
+@dataclass(slots=True)
+class _PendingRead:
+    """A ReadIndex request waiting for a quorum to confirm this leader (thesis §6.4)."""
+
+    index: int
+    origin: int
+    acks: set[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A snapshot of the core's state for operators and tests."""
+
+    id: int
+    role: Role
+    term: int
+    vote: int
+    lead: int
+    commit: int
+    applied: int
+    last_index: int
+    snapshot_index: int
+    progress: dict[int, str]
+
+
+class RaftCore:
+    """One Raft participant. See the module docstring for the contract."""
+
+    def __init__(self, config: Config, conf: ConfState, *, hard_state: HardState | None = None,
+                 snapshot: Snapshot | None = None, entries: Sequence[Entry] = ()) -> None:
+        self.cfg = config
+        self.id = config.id
+        hs = hard_state or HardState()
+        self.log = RaftLog(snapshot, entries, hs.commit)
+        if snapshot is not None and snapshot.meta.conf.voters:
+            conf = snapshot.meta.conf
+        if not conf.voters:
+            raise ValueError("a raft group needs at least one voter")
+        self.voters: frozenset[int] = frozenset(conf.voters)
+        self.learners: frozenset[int] = frozenset(conf.learners)
+        self.term = hs.term
+        self.vote = hs.vote
+        self.lead = NONE
+        self.role = Role.FOLLOWER
+        self.prs: dict[int, Progress] = {}
+        self.votes: dict[int, bool] = {}
+        self.msgs: list[Message] = []
+        self.read_states: list[ReadState] = []
+        self.pending_reads: dict[bytes, _PendingRead] = {}
+        self.read_queue: deque[bytes] = deque()
+        self.reads_awaiting_commit: list[tuple[bytes, int]] = []
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_timeout = config.election_ticks
+        self.lead_transferee = NONE
+        self.uncommitted_size = 0
+        self._broadcast_pending = False
+        self._read_heartbeat_pending = False
+        self._prev_hard_state = hs
+        self._prev_soft_state = SoftState(NONE, Role.FOLLOWER, hs.term)
+        self.become_follower(self.term, NONE)
+
+    # ======================================================================
+    # Public inputs
+    # ======================================================================
+    def tick(self) -> None:
+        """Advance logical time by one tick."""
+        if self.role is Role.LEADER:
+            self._tick_heartbeat()
+        else:
+            self._tick_election()
+
+    def campaign(self) -> None:
+        """Start an election now (as if the election timeout fired)."""
+        self._hup(transfer=False)
+
+    def propose(self, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> int:
+        """Append `data` to the leader's log; returns its index. The entry is committed
+        when a committed entry of the same index has the term this call saw
+        (`self.term`); a different term at that index means the proposal was lost."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee != NONE:
+            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
+        limit = self.cfg.max_uncommitted_bytes
+        size = len(data)
+        if limit and self.uncommitted_size > 0 and self.uncommitted_size + size > limit:
+            raise UncommittedBytesExceeded(
+                f"{self.uncommitted_size} bytes uncommitted, limit {limit}, entry {size}")
+        self.uncommitted_size += size
+        index = self.log.last_index() + 1
+        self.log.append([Entry(self.term, index, data, kind)])
+        self._broadcast_pending = True  # one AppendEntries per follower per Ready: batching
+        return index
+
+    def read_index(self, ctx: bytes) -> None:
+        """Request a linearizable read point for `ctx` (thesis §6.4). A ReadState with
+        this ctx appears in a later Ready; a lost request simply never appears, so the
+        caller times out and retries with a fresh ctx."""
+        if self.role is Role.LEADER:
+            self._leader_read_index(ctx, self.id)
+        elif self.lead != NONE:
+            self._send(ReadIndexRequest(self.id, self.lead, self.term, ctx))
+        else:
+            raise NotLeader(NONE)
+
+    def transfer_leadership(self, to: int) -> None:
+        """Hand leadership to voter `to` (thesis §3.10): catch it up, then TimeoutNow.
+        Proposals are refused until the transfer ends or times out (one election
+        timeout)."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if to == self.id:
+            return
+        if to not in self.voters:
+            kind = "a learner" if to in self.learners else "not a member"
+            raise InvalidRequest(f"cannot transfer leadership to node {to}: {kind}")
+        if self.lead_transferee == to:
+            return
+        self.lead_transferee = to
+        self.election_elapsed = 0
+        if self.prs[to].match == self.log.last_index():
+            self._send(TimeoutNow(self.id, to, self.term))
+        else:
+            self._send_append(to)
+
+    def report_unreachable(self, peer: int) -> None:
+        """The transport could not deliver to `peer`: stop pipelining to it."""
+        pr = self.prs.get(peer)
+        if self.role is Role.LEADER and pr is not None and pr.state is ProgressState.REPLICATE:
+            pr.become_probe()
+
+    def report_snapshot(self, peer: int, ok: bool) -> None:
+        """The snapshot stream to `peer` finished (ok) or failed."""
+        pr = self.prs.get(peer)
+        if self.role is not Role.LEADER or pr is None or pr.state is not ProgressState.SNAPSHOT:
+            return
+        if not ok:
+            pr.pending_snapshot = 0
+        pr.become_probe()
+        pr.probe_sent = True  # wait for the next heartbeat answer before retrying
+
+    def compact(self, snapshot: Snapshot) -> None:
+        """The caller saved `snapshot` (taken at an applied index): drop the log prefix
+        it covers and use it for followers that fall behind."""
+        self.log.compact(snapshot)
+
+    def status(self) -> Status:
+        return Status(
+            id=self.id, role=self.role, term=self.term, vote=self.vote, lead=self.lead,
+            commit=self.log.committed, applied=self.log.applied,
+            last_index=self.log.last_index(), snapshot_index=self.log.snapshot_index,
+            progress={p: repr(pr) for p, pr in sorted(self.prs.items())},
+        )
+
+    # ======================================================================
+    # Ready / advance
+    # ======================================================================
+    def has_ready(self) -> bool:
+        log = self.log
+        return bool(
+            self._broadcast_pending or self._read_heartbeat_pending or self.msgs or self.read_states
+            or log.stable_index < log.last_index() or log.pending_snapshot is not None
+            or log.has_next_committed_entries()
+            or self._hard_state() != self._prev_hard_state
+            or self._soft_state() != self._prev_soft_state
+        )
+
+    def ready(self) -> Ready:
+        if self._broadcast_pending:
+            self._broadcast_append()
+        if self._read_heartbeat_pending:
+            # One heartbeat round confirms every read registered since the last Ready.
+            self._read_heartbeat_pending = False
+            if self.role is Role.LEADER:
+                self._broadcast_heartbeat()
+        log = self.log
+        rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
+                   snapshot=log.pending_snapshot, read_states=self.read_states)
+        self.read_states = []
+        ss = self._soft_state()
+        if ss != self._prev_soft_state:
+            rd.soft_state = ss
+        hs = self._hard_state()
+        prev = self._prev_hard_state
+        term_or_vote_changed = hs.term != prev.term or hs.vote != prev.vote
+        if hs != prev:
+            rd.hard_state = hs
+        msgs, self.msgs = self.msgs, []
+        if term_or_vote_changed or rd.snapshot is not None:
+            # Everything we say in a new term speaks for a vote/term not yet durable.
+            rd.messages_after_persist = msgs
+        else:
+            for m in msgs:
+                (rd.messages_after_persist if isinstance(m, RESPONSES_AFTER_PERSIST)
+                 else rd.messages).append(m)
+        rd.must_sync = bool(rd.entries) or term_or_vote_changed or rd.snapshot is not None
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The caller handled `rd`: its entries, hard state and snapshot are durable and
+        its committed entries applied."""
+        if rd.soft_state is not None:
+            self._prev_soft_state = rd.soft_state
+        if rd.hard_state is not None:
+            self._prev_hard_state = rd.hard_state
+        if rd.snapshot is not None:
+            self.log.snapshot_installed(rd.snapshot)
+        if rd.entries:
+            last = rd.entries[-1]
+            self.log.stable_to(last.index, last.term)
+        if rd.committed_entries:
+            self.log.applied_to(rd.committed_entries[-1].index)
+            if self.role is Role.LEADER:
+                applied_bytes = sum(len(e.data) for e in rd.committed_entries)
+                self.uncommitted_size = max(0, self.uncommitted_size - applied_bytes)
+        if self.role is Role.LEADER and self.prs[self.id].maybe_update(self.log.stable_index):
+            # The leader's own durable entries count towards the quorum only now.
+            if self._maybe_commit():
+                self._broadcast_pending = True
+
+    def _hard_state(self) -> HardState:
+        return HardState(self.term, self.vote, self.log.committed)
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(self.lead, self.role, self.term)
+
+    # ======================================================================
+    # Role transitions (Raft §5.2)
+    # ======================================================================
+    def become_follower(self, term: int, lead: int) -> None:
+        self._reset(term)
+        self.lead = lead
+        self.role = Role.FOLLOWER
+
+    def _become_pre_candidate(self) -> None:
+        # PreVote (thesis §9.6): neither term nor vote change, so a node that cannot
+        # win never disrupts the cluster with a higher term.
+        assert self.role is not Role.LEADER, "a leader cannot become pre-candidate"
+        self.role = Role.PRE_CANDIDATE
+        self.lead = NONE
+        self.votes = {}
+
+    def _become_candidate(self) -> None:
+        assert self.role is not Role.LEADER, "a leader cannot become candidate"
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.role = Role.CANDIDATE
+
+    def _become_leader(self) -> None:
+        assert self.role is Role.CANDIDATE, f"only a candidate can become leader, not {self.role}"
+        self._reset(self.term)
+        self.lead = self.id
+        self.role = Role.LEADER
+        self.prs[self.id].become_replicate()
+        # A no-op in the new term lets the leader commit entries of earlier terms,
+        # which Figure 8 forbids it from committing by counting (§5.4.2, §8).
+        self.log.append([Entry(self.term, self.log.last_index() + 1, b"", EntryKind.NOOP)])
+        self._broadcast_pending = True
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = NONE
+        self.lead = NONE
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        # Randomized election timeouts in [T, 2T) make split votes rare (§5.2).
+        self.randomized_election_timeout = self.cfg.rng.randrange(
+            self.cfg.election_ticks, 2 * self.cfg.election_ticks)
+        self.lead_transferee = NONE
+        self.votes = {}
+        self.uncommitted_size = 0
+        self._broadcast_pending = False
+        self._read_heartbeat_pending = False
+        self.pending_reads.clear()
+        self.read_queue.clear()
+        self.reads_awaiting_commit.clear()
+        next_index = self.log.last_index() + 1
+        inflight = self.cfg.max_inflight_msgs
+        self.prs = {v: Progress(next_index, inflight) for v in self.voters}
+        for learner in self.learners:
+            self.prs[learner] = Progress(next_index, inflight, is_learner=True)
+        if self.id in self.prs:
+            self.prs[self.id].match = self.log.stable_index
+
+    def _promotable(self) -> bool:
+        return self.id in self.voters
+
+    # ======================================================================
+    # Timers
+    # ======================================================================
+    def _tick_election(self) -> None:
+        self.election_elapsed += 1
+        if self._promotable() and self.election_elapsed >= self.randomized_election_timeout:
+            self.election_elapsed = 0
+            self._hup(transfer=False)
+
+    def _tick_heartbeat(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.cfg.election_ticks:
+            self.election_elapsed = 0
+            if self.cfg.check_quorum and not self._quorum_recently_active():
+                # CheckQuorum (thesis §6.2): a leader cut off from a majority steps
+                # down instead of serving stale reads and accepting doomed writes.
+                self.become_follower(self.term, NONE)
+                return
+            self.lead_transferee = NONE  # a transfer that did not finish in time is abandoned
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            self._broadcast_heartbeat()
+
+    def _quorum_recently_active(self) -> bool:
+        active = {self.id}
+        for peer, pr in self.prs.items():
+            if peer != self.id and pr.recent_active:
+                active.add(peer)
+                pr.recent_active = False
+        return has_quorum(self.voters, active)
+
+    # ======================================================================
+    # Elections (Raft §5.2, §5.4.1; PreVote thesis §9.6)
+    # ======================================================================
+    def _hup(self, transfer: bool) -> None:
+        if self.role is Role.LEADER or not self._promotable():
+            return
+        self._campaign(pre_vote=self.cfg.pre_vote and not transfer, transfer=transfer)
+
+    def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
+        if pre_vote:
+            self._become_pre_candidate()
+            term = self.term + 1
+        else:
+            self._become_candidate()
+            term = self.term
+        self.votes = {self.id: True}
+        if vote_result(self.voters, self.votes) is VoteResult.WON:  # a single voter
+            if pre_vote:
+                self._campaign(pre_vote=False, transfer=transfer)
+            else:
+                self._become_leader()
+            return
+        last_index, last_term = self.log.last_index(), self.log.last_term()
+        for voter in sorted(self.voters):
+            if voter != self.id:
+                self._send(RequestVote(self.id, voter, term, last_index, last_term,
+                                       pre_vote, transfer))
+
+    def _handle_request_vote(self, m: RequestVote) -> None:
+        # One vote per term (§5.2), and only for a log at least as up to date (§5.4.1).
+        # A PreVote for a future term is granted on the log alone: it binds nothing.
+        can_vote = (self.vote == m.src
+                    or (self.vote == NONE and self.lead == NONE)
+                    or (m.pre_vote and m.term > self.term))
+        if can_vote and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+            self._send(RequestVoteResponse(self.id, m.src, m.term, True, m.pre_vote))
+            if not m.pre_vote:
+                self.election_elapsed = 0
+                self.vote = m.src
+        else:
+            self._send(RequestVoteResponse(self.id, m.src, self.term, False, m.pre_vote))
+
+    def _handle_vote_response(self, m: RequestVoteResponse) -> None:
+        if m.pre_vote != (self.role is Role.PRE_CANDIDATE):
+            return  # an answer to the other phase of the election
+        self.votes.setdefault(m.src, m.granted)
+        result = vote_result(self.voters, self.votes)
+        if result is VoteResult.WON:
+            if self.role is Role.PRE_CANDIDATE:
+                self._campaign(pre_vote=False)
+            else:
+                self._become_leader()
+        elif result is VoteResult.LOST:
+            self.become_follower(self.term, NONE)
+
+    def _handle_timeout_now(self, m: TimeoutNow) -> None:
+        # Leadership transfer: the leader asked us to campaign right away, skipping
+        # PreVote; `transfer` lets the vote through the voters' leader stickiness.
+        self._hup(transfer=True)
+
+    # ======================================================================
+    # Message dispatch
+    # ======================================================================
+    def step(self, m: Message) -> None:
+        """Feed one message from a peer into the core."""
+        if m.dst != self.id:
+            return
+        if m.term > self.term:
+            if not self._step_higher_term(m):
+                return
+        elif m.term < self.term:
+            self._reject_stale(m)
+            return
+        match m:
+            case RequestVote():
+                self._handle_request_vote(m)
+            case RequestVoteResponse():
+                if self.role in (Role.CANDIDATE, Role.PRE_CANDIDATE):
+                    self._handle_vote_response(m)
+            case AppendEntries():
+                if self._follow(m.src):
+                    self._handle_append_entries(m)
+            case Heartbeat():
+                if self._follow(m.src):
+                    self._handle_heartbeat(m)
+            case InstallSnapshot():
+                if self._follow(m.src):
+                    self._handle_install_snapshot(m)
+            case AppendEntriesResponse():
+                if self.role is Role.LEADER:
+                    self._handle_append_response(m)
+            case HeartbeatResponse():
+                if self.role is Role.LEADER:
+                    self._handle_heartbeat_response(m)
+            case TimeoutNow():
+                if self.role is Role.FOLLOWER:
+                    self._handle_timeout_now(m)
+            case ReadIndexRequest():
+                if self.role is Role.LEADER:
+                    self._leader_read_index(m.ctx, m.src)
+            case ReadIndexResponse():
+                if self.role is Role.FOLLOWER:
+                    self.read_states.append(ReadState(m.index, m.ctx))
+
+    def _step_higher_term(self, m: Message) -> bool:
+        """Handle a message from a later term. Returns whether to go on processing it."""
+        if isinstance(m, RequestVote):
+            # Leader stickiness (thesis §4.2.3, §9.6): while we heard from a live leader
+            # within the minimum election timeout, a vote request is from a disruptive
+            # server -- ignore it, without adopting its term.
+            in_lease = (self.cfg.check_quorum and self.lead != NONE
+                        and self.election_elapsed < self.cfg.election_ticks)
+            if in_lease and not m.transfer:
+                return False
+            if m.pre_vote:
+                return True  # PreVote never changes anyone's term
+        elif isinstance(m, RequestVoteResponse) and m.pre_vote and m.granted:
+            return True  # carries the term we would campaign in; we adopt it by campaigning
+        leader_msg = isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot))
+        self.become_follower(m.term, m.src if leader_msg else NONE)
+        return True
+
+    def _reject_stale(self, m: Message) -> None:
+        """A message from an older term: tell its sender our term so it steps down
+        (§5.1). Stale answers are dropped."""
+        if isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)):
+            self._send(AppendEntriesResponse(self.id, m.src, self.term, False, 0))
+        elif isinstance(m, RequestVote):
+            self._send(RequestVoteResponse(self.id, m.src, self.term, False, m.pre_vote))
+
+    def _follow(self, leader: int) -> bool:
+        """A leader message for our current term: follow that leader."""
+        if self.role is Role.LEADER:
+            return False  # impossible with Election Safety; never obey a rival
+        if self.role is not Role.FOLLOWER:
+            self.become_follower(self.term, leader)
+        self.lead = leader
+        self.election_elapsed = 0
+        return True
+
+    def _send(self, m: Message) -> None:
+        self.msgs.append(m)
+
+    # ======================================================================
+    # Follower side of replication (Raft §5.3, §7)
+    # ======================================================================
+    def _handle_append_entries(self, m: AppendEntries) -> None:
+        log = self.log
+        if m.prev_log_index < log.committed:
+            # Everything up to our commit index matches the leader already.
+            self._send(AppendEntriesResponse(self.id, m.src, self.term, True, log.committed))
+            return
+        last_new = log.maybe_append(m.prev_log_index, m.prev_log_term, m.leader_commit, m.entries)
+        if last_new is not None:
+            self._send(AppendEntriesResponse(self.id, m.src, self.term, True, last_new))
+            return
+        hint_index, hint_term = log.find_conflict_by_term(
+            min(m.prev_log_index, log.last_index()), m.prev_log_term)
+        self._send(AppendEntriesResponse(self.id, m.src, self.term, False, m.prev_log_index,
+                                         hint_index, hint_term))
+
+    def _handle_heartbeat(self, m: Heartbeat) -> None:
+        # The leader never sends a commit beyond what it knows we hold.
+        self.log.commit_to(m.commit)
+        self._send(HeartbeatResponse(self.id, m.src, self.term, m.ctx))
+
+    def _handle_install_snapshot(self, m: InstallSnapshot) -> None:
+        meta = m.snapshot.meta
+        log = self.log
+        if meta.index <= log.committed:
+            pass  # stale: we already have all of it
+        elif log.match_term(meta.index, meta.term):
+            log.commit_to(meta.index)  # we have the entries: just fast-forward commit
+        else:
+            log.restore(m.snapshot)
+            if meta.conf.voters:
+                self._apply_conf(meta.conf)
+        self._send(AppendEntriesResponse(self.id, m.src, self.term, True, log.committed))
+
+    def _apply_conf(self, conf: ConfState) -> None:
+        self.voters = frozenset(conf.voters)
+        self.learners = frozenset(conf.learners)
+        next_index = self.log.last_index() + 1
+        members = self.voters | self.learners
+        for peer in members - self.prs.keys():
+            self.prs[peer] = Progress(next_index, self.cfg.max_inflight_msgs, peer in self.learners)
+        for peer in self.prs.keys() - members:
+            del self.prs[peer]
+        for peer, pr in self.prs.items():
+            pr.is_learner = peer in self.learners
+
+    # ======================================================================
+    # Leader side of replication
+    # ======================================================================
+    def _broadcast_append(self) -> None:
+        self._broadcast_pending = False
+        if self.role is not Role.LEADER:
+            return
+        for peer in self.prs:
+            if peer != self.id:
+                self._send_append(peer)
+
+    def _broadcast_heartbeat(self) -> None:
+        ctx = self.read_queue[-1] if self.read_queue else b""
+        committed = self.log.committed
+        for peer, pr in self.prs.items():
+            if peer != self.id:
+                self._send(Heartbeat(self.id, peer, self.term, min(pr.match, committed), ctx))
+
+    def _send_append(self, to: int, allow_empty: bool = True) -> bool:
+        """Send `to` the entries it needs next (or a snapshot). Returns whether a
+        message went out."""
+        pr = self.prs[to]
+        if pr.is_paused():
+            return False
+        log = self.log
+        last = log.last_index()
+        prev = pr.next - 1
+        try:
+            prev_term = log.term_at(prev)
+            entries = log.slice(pr.next, last + 1, self.cfg.max_size_per_msg) if pr.next <= last else []
+        except LogCompacted:
+            return self._send_snapshot(to, pr)
+        if not entries and not allow_empty:
+            return False
+        self._send(AppendEntries(self.id, to, self.term, prev, prev_term, tuple(entries),
+                                 log.committed))
+        pr.sent_entries(entries[-1].index if entries else prev, len(entries))
+        return True
+
+    def _send_snapshot(self, to: int, pr: Progress) -> bool:
+        snapshot = self.log.snapshot
+        if not pr.recent_active or snapshot is None:
+            return False  # do not stream a snapshot to a peer that may be down
+        self._send(InstallSnapshot(self.id, to, self.term, snapshot))
+        pr.become_snapshot(snapshot.meta.index)
+        return True
+
+    def _handle_append_response(self, m: AppendEntriesResponse) -> None:
+        pr = self.prs.get(m.src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if not m.success:
+            self._handle_append_rejection(m, pr)
+            return
+        was_paused = pr.is_paused()
+        if not pr.maybe_update(m.index) and not (
+                pr.state is ProgressState.PROBE and m.index == pr.match):
+            return  # a duplicate or reordered acknowledgement
+        if pr.state is ProgressState.PROBE or (
+                pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot):
+            pr.become_replicate()
+        if self._maybe_commit():
+            self._broadcast_pending = True
+        elif was_paused:
+            self._send_append(m.src)
+        while self._send_append(m.src, allow_empty=False):
+            pass  # pipeline: fill the in-flight window
+        if m.src == self.lead_transferee and pr.match == self.log.last_index():
+            self._send(TimeoutNow(self.id, m.src, self.term))
+
+    def _handle_append_rejection(self, m: AppendEntriesResponse, pr: Progress) -> None:
+        # Fast backtracking: the follower's hint (index, term) says every entry in
+        # (hint_index, rejected] has a term > hint_term there. Skip, in our log, every
+        # entry with term > hint_term too: one round trip per term, not per entry.
+        hint_next = m.hint_index + 1
+        if m.hint_term > 0:
+            try:
+                hint_next = self.log.find_conflict_by_term(m.hint_index, m.hint_term)[0] + 1
+            except LogCompacted:
+                pass
+        if pr.maybe_decrease_to(m.index, hint_next):
+            if pr.state is ProgressState.REPLICATE:
+                pr.become_probe()
+            self._send_append(m.src)
+
+    def _handle_heartbeat_response(self, m: HeartbeatResponse) -> None:
+        pr = self.prs.get(m.src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        pr.probe_sent = False
+        if pr.state is ProgressState.REPLICATE and pr.is_paused():
+            pr.free_first_inflight()
+        if pr.match < self.log.last_index():
+            self._send_append(m.src)
+        if m.ctx:
+            self._ack_read(m.ctx, m.src)
+
+    def _maybe_commit(self) -> bool:
+        """Advance commit to the quorum-replicated index, but only by counting replicas
+        of an entry of the current term (§5.4.2, Figure 8)."""
+        log = self.log
+        ci = committed_index(self.voters, {v: self.prs[v].match for v in self.voters})
+        if ci <= log.committed or log.term_at(ci) != self.term:
+            return False
+        log.commit_to(ci)
+        if self.reads_awaiting_commit:
+            waiting, self.reads_awaiting_commit = self.reads_awaiting_commit, []
+            for ctx, origin in waiting:
+                self._leader_read_index(ctx, origin)
+        return True
+
+    # ======================================================================
+    # ReadIndex (thesis §6.4)
+    # ======================================================================
+    def _leader_read_index(self, ctx: bytes, origin: int) -> None:
+        log = self.log
+        if self.voters == {self.id}:
+            self._deliver_read(ReadState(log.committed, ctx), origin)
+        elif log.term_at(log.committed) != self.term:
+            # Until its no-op commits, a new leader's commit index may lag entries that
+            # earlier leaders committed: reads wait for it (thesis §6.4 step 1).
+            self.reads_awaiting_commit.append((ctx, origin))
+        elif ctx not in self.pending_reads:
+            self.pending_reads[ctx] = _PendingRead(log.committed, origin, {self.id})
+            self.read_queue.append(ctx)
+            self._read_heartbeat_pending = True
+
+    def _ack_read(self, ctx: bytes, peer: int) -> None:
+        pending = self.pending_reads.get(ctx)
+        if pending is None:
+            return
+        pending.acks.add(peer)
+        if not has_quorum(self.voters, pending.acks):
+            return
+        # A quorum answered a heartbeat sent after every earlier request: all of them
+        # are confirmed too.
+        while self.read_queue:
+            head = self.read_queue.popleft()
+            done = self.pending_reads.pop(head)
+            self._deliver_read(ReadState(done.index, head), done.origin)
+            if head == ctx:
+                break
+
+    def _deliver_read(self, rs: ReadState, origin: int) -> None:
+        if origin == self.id:
+            self.read_states.append(rs)
+        else:
+            self._send(ReadIndexResponse(self.id, origin, self.term, rs.ctx, rs.index))
+
+
+def boot(config: Config, voters: Iterable[int], learners: Iterable[int] = ()) -> RaftCore:
+    """A brand-new member of a brand-new cluster (empty log, term 0)."""
+    return RaftCore(config, ConfState(tuple(sorted(voters)), tuple(sorted(learners))))

@@ -1,0 +1,198 @@
+"""The Raft log as the core sees it: a snapshot prefix, then entries in memory.
+
+Layout (indexes):
+    ... compacted ... | snapshot_index | snapshot_index+1 ... stable_index | ... last_index
+                          (term known)    entries persisted by the caller    unstable tail
+
+Invariants:
+* snapshot_index <= applied <= committed <= last_index
+* snapshot_index <= stable_index <= last_index
+* entries[k].index == snapshot_index + 1 + k
+
+The core keeps every entry after the latest snapshot in memory; the storage layer
+bounds that by snapshotting and calling `compact`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .errors import LogCompacted
+from .types import Entry, Snapshot
+
+
+class RaftLog:
+    __slots__ = (
+        "entries", "snapshot_index", "snapshot_term", "snapshot", "stable_index",
+        "committed", "applied", "pending_snapshot",
+    )
+
+    def __init__(self, snapshot: Snapshot | None = None, entries: Sequence[Entry] = (),
+                 committed: int = 0) -> None:
+        meta = snapshot.meta if snapshot is not None else None
+        self.snapshot: Snapshot | None = snapshot
+        self.snapshot_index = meta.index if meta else 0
+        self.snapshot_term = meta.term if meta else 0
+        self.entries: list[Entry] = [e for e in entries if e.index > self.snapshot_index]
+        for k, e in enumerate(self.entries):
+            if e.index != self.snapshot_index + 1 + k:
+                raise ValueError(f"log entries are not contiguous after the snapshot at {e}")
+        self.stable_index = self.last_index()
+        self.committed = max(self.snapshot_index, min(committed, self.last_index()))
+        # The caller restores the state machine from the snapshot before anything else.
+        self.applied = self.snapshot_index
+        # A snapshot received from the leader that the caller has not installed yet.
+        self.pending_snapshot: Snapshot | None = None
+
+    # -- positions ---------------------------------------------------------------
+    def first_index(self) -> int:
+        return self.snapshot_index + 1
+
+    def last_index(self) -> int:
+        return self.snapshot_index + len(self.entries)
+
+    def last_term(self) -> int:
+        return self.entries[-1].term if self.entries else self.snapshot_term
+
+    def term_at(self, index: int) -> int:
+        """Term of the entry at `index`; 0 beyond the last index (no such entry).
+        Raises LogCompacted below the snapshot."""
+        offset = index - self.snapshot_index
+        if offset == 0:
+            return self.snapshot_term
+        if offset < 0:
+            raise LogCompacted(f"index {index} is compacted (snapshot at {self.snapshot_index})")
+        if offset > len(self.entries):
+            return 0
+        return self.entries[offset - 1].term
+
+    def match_term(self, index: int, term: int) -> bool:
+        try:
+            return self.term_at(index) == term
+        except LogCompacted:
+            return False
+
+    def is_up_to_date(self, last_index: int, last_term: int) -> bool:
+        """Raft §5.4.1 election restriction: the other log is at least as up to date
+        as ours -- later last term, or same last term and at least as long."""
+        ours = self.last_term()
+        return last_term > ours or (last_term == ours and last_index >= self.last_index())
+
+    # -- reading -----------------------------------------------------------------
+    def slice(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:
+        """Entries [lo, hi), at least one, stopping before `max_bytes` of payload."""
+        if lo <= self.snapshot_index:
+            raise LogCompacted(f"index {lo} is compacted (snapshot at {self.snapshot_index})")
+        base = self.snapshot_index + 1
+        out = self.entries[lo - base:hi - base]
+        size = 0
+        for k, e in enumerate(out):
+            size += len(e.data)
+            if size > max_bytes and k > 0:
+                return out[:k]
+        return out
+
+    def unstable_entries(self) -> list[Entry]:
+        return self.entries[self.stable_index - self.snapshot_index:]
+
+    def next_committed_entries(self) -> list[Entry]:
+        if self.pending_snapshot is not None:
+            return []  # the snapshot must be installed before anything after it applies
+        base = self.snapshot_index + 1
+        return self.entries[self.applied + 1 - base:self.committed + 1 - base]
+
+    def has_next_committed_entries(self) -> bool:
+        return self.pending_snapshot is None and self.committed > self.applied
+
+    def find_conflict(self, entries: Sequence[Entry]) -> int:
+        """First index among `entries` whose term differs from ours (or that we do not
+        have); 0 when all of them are already in the log."""
+        for e in entries:
+            if not self.match_term(e.index, e.term):
+                return e.index
+        return 0
+
+    def find_conflict_by_term(self, index: int, term: int) -> tuple[int, int]:
+        """The largest (i, term_at(i)) with i <= index and term_at(i) <= term: the
+        fast-backtracking hint. Every entry in (i, index] has a term > `term`, so none
+        can match a leader's entry whose term is <= `term`."""
+        index = min(index, self.last_index())
+        while index > self.snapshot_index:
+            t = self.entries[index - self.snapshot_index - 1].term
+            if t <= term:
+                return index, t
+            index -= 1
+        if index == self.snapshot_index:
+            return index, self.snapshot_term
+        return index, 0
+
+    # -- writing -----------------------------------------------------------------
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Append, truncating any conflicting suffix first. The overwritten entries
+        were never committed (Log Matching + Leader Completeness); asserted."""
+        if not entries:
+            return
+        first = entries[0].index
+        assert first > self.committed, f"overwriting committed index {first} <= {self.committed}"
+        assert first <= self.last_index() + 1, f"gap: appending {first} after {self.last_index()}"
+        del self.entries[first - self.snapshot_index - 1:]
+        self.entries.extend(entries)
+        if self.stable_index >= first:
+            self.stable_index = first - 1
+
+    def maybe_append(self, prev_index: int, prev_term: int, leader_commit: int,
+                     entries: Sequence[Entry]) -> int | None:
+        """The follower side of AppendEntries (Raft §5.3). Returns the last index now
+        known to match the leader, or None when (prev_index, prev_term) does not match."""
+        if not self.match_term(prev_index, prev_term):
+            return None
+        last_new = prev_index + len(entries)
+        conflict = self.find_conflict(entries)
+        if conflict:
+            self.append(entries[conflict - prev_index - 1:])
+        self.commit_to(min(leader_commit, last_new))
+        return last_new
+
+    def commit_to(self, index: int) -> None:
+        if index > self.committed:
+            assert index <= self.last_index(), f"commit {index} beyond last {self.last_index()}"
+            self.committed = index
+
+    def stable_to(self, index: int, term: int) -> None:
+        """The caller persisted entries up to (index, term). Ignored when that entry was
+        overwritten meanwhile."""
+        if index > self.stable_index and self.match_term(index, term):
+            self.stable_index = index
+
+    def applied_to(self, index: int) -> None:
+        assert self.applied <= index <= self.committed, (
+            f"applied {index} outside [{self.applied}, {self.committed}]")
+        self.applied = index
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Replace the whole log by `snapshot` (InstallSnapshot, Raft §7)."""
+        self.entries = []
+        self.snapshot = snapshot
+        self.snapshot_index = snapshot.meta.index
+        self.snapshot_term = snapshot.meta.term
+        self.stable_index = self.snapshot_index
+        self.committed = self.snapshot_index
+        self.pending_snapshot = snapshot
+
+    def snapshot_installed(self, snapshot: Snapshot) -> None:
+        if self.pending_snapshot is snapshot:
+            self.pending_snapshot = None
+            self.applied = max(self.applied, snapshot.meta.index)
+
+    def compact(self, snapshot: Snapshot) -> None:
+        """Drop entries covered by a snapshot the caller took at an applied index."""
+        index = snapshot.meta.index
+        if index <= self.snapshot_index:
+            return
+        if index > self.applied:
+            raise ValueError(f"cannot compact to {index}: only {self.applied} is applied")
+        if self.term_at(index) != snapshot.meta.term:
+            raise ValueError(f"snapshot term {snapshot.meta.term} != log term at {index}")
+        del self.entries[:index - self.snapshot_index]
+        self.snapshot = snapshot
+        self.snapshot_index = index
+        self.snapshot_term = snapshot.meta.term
