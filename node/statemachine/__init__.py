@@ -1,0 +1,62 @@
+"""The deterministic etcd-style MVCC key-value state machine (see `machine`).
+
+Everything the node and the client codec need is re-exported here; the
+modules behind it are private to the package.
+"""
+from node.statemachine.codec import decode_command, decode_result, encode_command, encode_result
+from node.statemachine.commands import (
+    ALL_KEYS_END,
+    CloseSession,
+    Command,
+    Compact,
+    Compare,
+    CompareOp,
+    CompareTarget,
+    DeleteRange,
+    OpenSession,
+    Op,
+    Put,
+    Range,
+    Request,
+    SortOrder,
+    SortTarget,
+    Txn,
+    prefix_end,
+)
+from node.statemachine.errors import (
+    Compacted,
+    FutureRevision,
+    InvalidCommand,
+    KvError,
+    LeaseNotFound,
+    LimitExceeded,
+    SessionExpired,
+    SnapshotCorrupt,
+    StaleSequence,
+)
+from node.statemachine.keyvalue import KeyValue
+from node.statemachine.leases import LeaseHook, NoLeases
+from node.statemachine.limits import Limits
+from node.statemachine.machine import StateMachine
+from node.statemachine.results import (
+    CompactResult,
+    DeleteResult,
+    OpResult,
+    PutResult,
+    RangeResult,
+    Result,
+    SessionClosed,
+    SessionOpened,
+    TxnResult,
+)
+
+__all__ = [
+    "ALL_KEYS_END", "CloseSession", "Command", "Compact", "CompactResult", "Compacted",
+    "Compare", "CompareOp", "CompareTarget", "DeleteRange", "DeleteResult",
+    "FutureRevision", "InvalidCommand", "KeyValue", "KvError", "LeaseHook",
+    "LeaseNotFound", "LimitExceeded", "Limits", "NoLeases", "Op", "OpResult",
+    "OpenSession", "Put", "PutResult", "Range", "RangeResult", "Request", "Result",
+    "SessionClosed", "SessionExpired", "SessionOpened", "SnapshotCorrupt",
+    "SortOrder", "SortTarget", "StaleSequence", "StateMachine", "Txn", "TxnResult",
+    "decode_command", "decode_result", "encode_command", "encode_result", "prefix_end",
+]

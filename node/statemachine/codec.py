@@ -1,0 +1,325 @@
+"""The bytes of commands (what goes into Raft log entries) and of results.
+
+The only place where state-machine values meet bytes. Everything is a msgpack
+array whose first element is a small integer tag; bytes are msgpack `bin`:
+
+    command    = [FORMAT, client_id, seq, request]
+    Put        = [1, key, value, lease, prev_kv]
+    Range      = [2, key, range_end, revision, limit, keys_only, count_only,
+                  sort_target, sort_order]
+    DeleteRange= [3, key, range_end, prev_kv]
+    Txn        = [4, [compare...], [op...], [op...]]
+    compare    = [key, target, op, operand]       (operand bin for VALUE, else uint)
+    Compact    = [5, revision]
+    OpenSession= [6]
+    CloseSession=[7, client_id]
+
+    KeyValue   = [key, value, create_revision, mod_revision, version, lease]
+    result     = [1, revision, kv|nil]                         PutResult
+               | [2, revision, [kv...], count, more]           RangeResult
+               | [3, revision, deleted, [kv...]]               DeleteResult
+               | [4, revision, succeeded, [result...]]         TxnResult
+               | [5, revision, compact_revision]               CompactResult
+               | [6, client_id]                                SessionOpened
+               | [7, client_id, existed]                       SessionClosed
+               | [0, error_tag, *error_args]                   KvError
+
+Command bytes come from clients, so decoding checks every field's type and
+range and raises `InvalidCommand` (never anything else) on bad input. Equal
+values always encode to equal bytes, which keeps snapshots deterministic.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from node.statemachine.commands import (
+    CloseSession,
+    Command,
+    Compact,
+    Compare,
+    CompareOp,
+    CompareTarget,
+    DeleteRange,
+    OpenSession,
+    Op,
+    Put,
+    Range,
+    Request,
+    SortOrder,
+    SortTarget,
+    Txn,
+)
+from node.statemachine.errors import ERROR_TYPES, InvalidCommand, KvError
+from node.statemachine.keyvalue import KeyValue
+from node.statemachine.results import (
+    CompactResult,
+    DeleteResult,
+    PutResult,
+    RangeResult,
+    Result,
+    SessionClosed,
+    SessionOpened,
+    TxnResult,
+)
+
+#: Version of the command format; bump on any incompatible change.
+FORMAT = 1
+
+#: Structural cap on Txn nesting while decoding, so hostile bytes cannot make
+#: the decoder recurse deeply; the configured `Limits.max_txn_depth` is lower.
+MAX_DECODE_DEPTH = 32
+
+PUT, RANGE, DELETE, TXN, COMPACT, OPEN_SESSION, CLOSE_SESSION = 1, 2, 3, 4, 5, 6, 7
+ERROR = 0
+
+DECODE_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack with bytes as `bin`: the one packing used for commands,
+    results and snapshots."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, use_list=True)
+
+
+# --- commands -----------------------------------------------------------------
+
+
+def encode_command(request: Request, client_id: int = 0, seq: int = 0) -> bytes:
+    """The log-entry bytes of `request`, on behalf of session `client_id`."""
+    return pack([FORMAT, client_id, seq, _request_fields(request)])
+
+
+def _request_fields(request: Request) -> list[Any]:
+    match request:
+        case Put(key, value, lease, prev_kv):
+            return [PUT, key, value, lease, prev_kv]
+        case Range():
+            return [RANGE, request.key, request.range_end, request.revision,
+                    request.limit, request.keys_only, request.count_only,
+                    int(request.sort_target), int(request.sort_order)]
+        case DeleteRange(key, range_end, prev_kv):
+            return [DELETE, key, range_end, prev_kv]
+        case Txn(compares, success, failure):
+            return [TXN, [[c.key, int(c.target), int(c.op), c.operand] for c in compares],
+                    [_request_fields(op) for op in success],
+                    [_request_fields(op) for op in failure]]
+        case Compact(revision):
+            return [COMPACT, revision]
+        case OpenSession():
+            return [OPEN_SESSION]
+        case CloseSession(client_id):
+            return [CLOSE_SESSION, client_id]
+    raise TypeError(f"not a request: {request!r}")
+
+
+def decode_command(data: bytes) -> Command:
+    """The command in `data`; raises InvalidCommand on anything malformed."""
+    try:
+        obj = unpack(data)
+    except DECODE_ERRORS as error:
+        raise InvalidCommand(f"not a msgpack value ({type(error).__name__})") from None
+    fields = _array(obj, "command")
+    if len(fields) != 4:
+        raise InvalidCommand("command: expected [format, client_id, seq, request]")
+    if fields[0] != FORMAT or type(fields[0]) is not int:
+        raise InvalidCommand(f"unknown command format {fields[0]!r}")
+    client_id = _uint(fields[1], "client_id")
+    seq = _uint(fields[2], "seq")
+    if (client_id == 0) != (seq == 0):
+        raise InvalidCommand("client_id and seq must be both 0 or both positive")
+    return Command(_decode_request(fields[3], 0), client_id, seq)
+
+
+def _decode_request(obj: Any, depth: int) -> Request:
+    fields = _array(obj, "request")
+    tag = fields[0] if fields else None
+    if tag == PUT and len(fields) == 5:
+        return Put(_bytes(fields[1], "key"), _bytes(fields[2], "value"),
+                   _uint(fields[3], "lease"), _bool(fields[4], "prev_kv"))
+    if tag == RANGE and len(fields) == 9:
+        return _decode_range(fields)
+    if tag == DELETE and len(fields) == 4:
+        return DeleteRange(_bytes(fields[1], "key"), _bytes(fields[2], "range_end"),
+                           _bool(fields[3], "prev_kv"))
+    if tag == TXN and len(fields) == 4:
+        return _decode_txn(fields, depth)
+    if tag == COMPACT and len(fields) == 2:
+        return Compact(_uint(fields[1], "revision"))
+    if tag == OPEN_SESSION and len(fields) == 1:
+        return OpenSession()
+    if tag == CLOSE_SESSION and len(fields) == 2:
+        return CloseSession(_uint(fields[1], "client_id"))
+    raise InvalidCommand(f"unknown request tag {tag!r} with {len(fields)} fields")
+
+
+def _decode_range(fields: list[Any]) -> Range:
+    return Range(
+        _bytes(fields[1], "key"),
+        _bytes(fields[2], "range_end"),
+        _uint(fields[3], "revision"),
+        _uint(fields[4], "limit"),
+        _bool(fields[5], "keys_only"),
+        _bool(fields[6], "count_only"),
+        _enum(fields[7], SortTarget, "sort_target"),
+        _enum(fields[8], SortOrder, "sort_order"),
+    )
+
+
+def _decode_txn(fields: list[Any], depth: int) -> Txn:
+    if depth >= MAX_DECODE_DEPTH:
+        raise InvalidCommand(f"txn nested deeper than {MAX_DECODE_DEPTH}")
+    compares = tuple(_decode_compare(c) for c in _array(fields[1], "compares"))
+    success = tuple(_decode_op(op, depth + 1) for op in _array(fields[2], "success"))
+    failure = tuple(_decode_op(op, depth + 1) for op in _array(fields[3], "failure"))
+    return Txn(compares, success, failure)
+
+
+def _decode_op(obj: Any, depth: int) -> Op:
+    request = _decode_request(obj, depth)
+    if not isinstance(request, (Put, Range, DeleteRange, Txn)):
+        raise InvalidCommand(f"{type(request).__name__} is not allowed inside a txn")
+    return request
+
+
+def _decode_compare(obj: Any) -> Compare:
+    fields = _array(obj, "compare")
+    if len(fields) != 4:
+        raise InvalidCommand("compare: expected [key, target, op, operand]")
+    target = _enum(fields[1], CompareTarget, "compare target")
+    op = _enum(fields[2], CompareOp, "compare op")
+    operand: bytes | int
+    if target == CompareTarget.VALUE:
+        operand = _bytes(fields[3], "compare operand")
+    else:
+        operand = _int(fields[3], "compare operand")
+    return Compare(_bytes(fields[0], "compare key"), target, op, operand)
+
+
+def _array(obj: Any, what: str) -> list[Any]:
+    if type(obj) is not list:
+        raise InvalidCommand(f"{what}: expected an array, got {type(obj).__name__}")
+    return obj
+
+
+def _bytes(obj: Any, what: str) -> bytes:
+    if type(obj) is not bytes:
+        raise InvalidCommand(f"{what}: expected bytes, got {type(obj).__name__}")
+    return obj
+
+
+def _int(obj: Any, what: str) -> int:
+    if type(obj) is not int:  # bool is an int subclass: refuse it too
+        raise InvalidCommand(f"{what}: expected an integer, got {type(obj).__name__}")
+    return obj
+
+
+def _uint(obj: Any, what: str) -> int:
+    if _int(obj, what) < 0:
+        raise InvalidCommand(f"{what}: expected a non-negative integer, got {obj}")
+    return obj  # type: ignore[no-any-return]
+
+
+def _bool(obj: Any, what: str) -> bool:
+    if type(obj) is not bool:
+        raise InvalidCommand(f"{what}: expected a boolean, got {type(obj).__name__}")
+    return obj
+
+
+def _enum(obj: Any, enum: type[Any], what: str) -> Any:
+    try:
+        return enum(_int(obj, what))
+    except ValueError:
+        raise InvalidCommand(f"{what}: unknown value {obj}") from None
+
+
+# --- results ------------------------------------------------------------------
+
+
+def encode_result(result: Result) -> bytes:
+    return pack(result_fields(result))
+
+
+def result_fields(result: Result) -> list[Any]:
+    """`result` as msgpack-ready lists (KeyValues are tuples already)."""
+    match result:
+        case PutResult(revision, prev_kv):
+            return [PUT, revision, prev_kv]
+        case RangeResult(revision, kvs, count, more):
+            return [RANGE, revision, list(kvs), count, more]
+        case DeleteResult(revision, deleted, prev_kvs):
+            return [DELETE, revision, deleted, list(prev_kvs)]
+        case TxnResult(revision, succeeded, responses):
+            return [TXN, revision, succeeded, [result_fields(r) for r in responses]]
+        case CompactResult(revision, compact_revision):
+            return [COMPACT, revision, compact_revision]
+        case SessionOpened(client_id):
+            return [OPEN_SESSION, client_id]
+        case SessionClosed(client_id, existed):
+            return [CLOSE_SESSION, client_id, existed]
+        case KvError():
+            return [ERROR, result.tag, *result.args]
+    raise TypeError(f"not a result: {result!r}")
+
+
+def decode_result(data: bytes) -> Result:
+    """The result in `data`; raises InvalidCommand if malformed."""
+    try:
+        obj = unpack(data)
+    except DECODE_ERRORS as error:
+        raise InvalidCommand(f"result is not msgpack ({type(error).__name__})") from None
+    return result_from_fields(obj)
+
+
+def result_from_fields(obj: Any) -> Result:
+    fields = _array(obj, "result")
+    try:
+        return _result_from_fields(fields)
+    except (LookupError, TypeError, ValueError) as error:
+        raise InvalidCommand(f"malformed result ({error})") from None
+
+
+def _result_from_fields(fields: list[Any]) -> Result:
+    tag = fields[0]
+    if tag == PUT:
+        return PutResult(_uint(fields[1], "revision"), _optional_kv(fields[2]))
+    if tag == RANGE:
+        return RangeResult(_uint(fields[1], "revision"), _kvs(fields[2]),
+                           _uint(fields[3], "count"), _bool(fields[4], "more"))
+    if tag == DELETE:
+        return DeleteResult(_uint(fields[1], "revision"), _uint(fields[2], "deleted"),
+                            _kvs(fields[3]))
+    if tag == TXN:
+        responses = tuple(result_from_fields(r) for r in _array(fields[3], "responses"))
+        return TxnResult(_uint(fields[1], "revision"), _bool(fields[2], "succeeded"),
+                         responses)  # type: ignore[arg-type]
+    if tag == COMPACT:
+        return CompactResult(_uint(fields[1], "revision"), _uint(fields[2], "compact"))
+    if tag == OPEN_SESSION:
+        return SessionOpened(_uint(fields[1], "client_id"))
+    if tag == CLOSE_SESSION:
+        return SessionClosed(_uint(fields[1], "client_id"), _bool(fields[2], "existed"))
+    if tag == ERROR:
+        return ERROR_TYPES[fields[1]](*fields[2:])
+    raise InvalidCommand(f"unknown result tag {tag!r}")
+
+
+def kv_from_fields(obj: Any) -> KeyValue:
+    fields = _array(obj, "kv")
+    if len(fields) != 6:
+        raise InvalidCommand("kv: expected 6 fields")
+    return KeyValue(_bytes(fields[0], "key"), _bytes(fields[1], "value"),
+                    *(_uint(f, "kv revision") for f in fields[2:]))
+
+
+def _optional_kv(obj: Any) -> KeyValue | None:
+    return None if obj is None else kv_from_fields(obj)
+
+
+def _kvs(obj: Any) -> tuple[KeyValue, ...]:
+    return tuple(kv_from_fields(kv) for kv in _array(obj, "kvs"))

@@ -1,0 +1,166 @@
+"""Expected outcomes of a command, as typed errors that format their own message.
+
+`StateMachine.apply` never raises these out: command bytes come from clients, so
+a bad command is an answer (the error is *returned* as the command's result),
+not a crash. Broken invariants of the state machine itself raise AssertionError.
+
+Every error is a value: `args` holds its fields (ints and strings only), two
+errors are equal when their type and fields are, and `ERROR_TYPES` maps the
+stable `tag` to the class so results (errors included) can be encoded in the
+session table of a snapshot and sent to clients.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class KvError(Exception):
+    """Base of the expected-outcome hierarchy; `tag` is stable on the wire."""
+
+    tag: ClassVar[int] = 0
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.args == other.args  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self.args!r}"
+
+
+class InvalidCommand(KvError):
+    """The command bytes are malformed or the request makes no sense."""
+
+    tag = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"invalid command: {self.reason}"
+
+
+class LimitExceeded(KvError):
+    """A size or count is over one of the configured `Limits` (named by `limit`)."""
+
+    tag = 2
+
+    def __init__(self, limit: str, size: int, maximum: int) -> None:
+        super().__init__(limit, size, maximum)
+        self.limit = limit
+        self.size = size
+        self.maximum = maximum
+
+    def __str__(self) -> str:
+        return f"limit exceeded: {self.size} is over {self.limit}={self.maximum}"
+
+
+class Compacted(KvError):
+    """The revision asked for is below the compact revision: its history is gone."""
+
+    tag = 3
+
+    def __init__(self, revision: int, compact_revision: int) -> None:
+        super().__init__(revision, compact_revision)
+        self.revision = revision
+        self.compact_revision = compact_revision
+
+    def __str__(self) -> str:
+        return (
+            f"revision {self.revision} has been compacted "
+            f"(compact revision is {self.compact_revision})"
+        )
+
+
+class FutureRevision(KvError):
+    """The revision asked for is above the current revision."""
+
+    tag = 4
+
+    def __init__(self, revision: int, current_revision: int) -> None:
+        super().__init__(revision, current_revision)
+        self.revision = revision
+        self.current_revision = current_revision
+
+    def __str__(self) -> str:
+        return (
+            f"revision {self.revision} is a future revision "
+            f"(current revision is {self.current_revision})"
+        )
+
+
+class SessionExpired(KvError):
+    """The client session is unknown: never opened, closed, or expired. The
+    outcome of the client's outstanding write is unknown; it must open a new
+    session (Raft thesis §6.3)."""
+
+    tag = 5
+
+    def __init__(self, client_id: int) -> None:
+        super().__init__(client_id)
+        self.client_id = client_id
+
+    def __str__(self) -> str:
+        return f"session {self.client_id} is unknown or expired"
+
+
+class StaleSequence(KvError):
+    """A command older than the session's last applied one: its result is gone
+    (only the last result is kept; a session has one write outstanding)."""
+
+    tag = 6
+
+    def __init__(self, client_id: int, seq: int, last_seq: int) -> None:
+        super().__init__(client_id, seq, last_seq)
+        self.client_id = client_id
+        self.seq = seq
+        self.last_seq = last_seq
+
+    def __str__(self) -> str:
+        return (
+            f"session {self.client_id}: sequence {self.seq} is older than "
+            f"the last applied sequence {self.last_seq}"
+        )
+
+
+class LeaseNotFound(KvError):
+    """A put names a lease the lease hook does not know (issue #8)."""
+
+    tag = 7
+
+    def __init__(self, lease: int) -> None:
+        super().__init__(lease)
+        self.lease = lease
+
+    def __str__(self) -> str:
+        return f"lease {self.lease} not found"
+
+
+class SnapshotCorrupt(KvError):
+    """A snapshot stream cannot be restored: truncated, reordered or garbled."""
+
+    tag = 8
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"corrupt snapshot: {self.reason}"
+
+
+ERROR_TYPES: dict[int, type[KvError]] = {
+    cls.tag: cls
+    for cls in (
+        InvalidCommand,
+        LimitExceeded,
+        Compacted,
+        FutureRevision,
+        SessionExpired,
+        StaleSequence,
+        LeaseNotFound,
+        SnapshotCorrupt,
+    )
+}

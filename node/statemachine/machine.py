@@ -1,0 +1,189 @@
+"""The replicated state machine the node applies committed log entries to.
+
+Theory of operation
+-------------------
+`apply(index, data)` is called once per committed entry that carries a command,
+in log order (`apply_empty(index)` for entries that carry none: a leader's
+no-op, a configuration change), and returns the command's result. It is
+deterministic: no clock, no I/O, no randomness, no iteration over hash order,
+so every replica that applies the same entries holds the same state and
+produces byte-identical snapshots.
+
+Command bytes come from clients, so `apply` never raises because of them: a
+malformed or failing command yields a `KvError` as its result, with nothing
+applied. It raises only when its own invariants break (a bug: fail stop).
+
+Each applied index first expires idle client sessions, then decodes and checks
+the command (shape and `Limits`), consults the session table (exactly-once:
+see `sessions`), and runs the request against the MVCC store (see `mvcc`,
+`txn`). Reads can also be served without a log entry (`read`, `query`, `get`):
+serializable, from the state applied so far.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from node.statemachine.codec import decode_command
+from node.statemachine.commands import (
+    CloseSession,
+    Command,
+    Compact,
+    DeleteRange,
+    OpenSession,
+    Put,
+    Range,
+    Request,
+    Txn,
+)
+from node.statemachine.errors import Compacted, FutureRevision, InvalidCommand, KvError
+from node.statemachine.keyvalue import KeyValue
+from node.statemachine.leases import LeaseHook, NoLeases
+from node.statemachine.limits import Limits, check_request
+from node.statemachine.mvcc import MvccStore
+from node.statemachine.results import CompactResult, Result, SessionClosed, SessionOpened
+from node.statemachine.sessions import SessionTable
+from node.statemachine.snapshot import DEFAULT_CHUNK_BYTES, load_snapshot, stream_snapshot
+from node.statemachine.txn import is_read_only, run_read, run_write
+
+
+class StateMachine:
+    """The etcd-style MVCC key-value store plus the client session table."""
+
+    def __init__(self, limits: Limits = Limits(), leases: LeaseHook | None = None) -> None:
+        self.limits = limits
+        self.applied_index = 0
+        self._store = MvccStore()
+        self._sessions = SessionTable(limits.max_sessions, limits.session_ttl_entries)
+        self._leases: LeaseHook = leases if leases is not None else NoLeases()
+
+    @property
+    def revision(self) -> int:
+        return self._store.revision
+
+    @property
+    def compact_revision(self) -> int:
+        return self._store.compact_revision
+
+    # --- the log ----------------------------------------------------------------
+
+    def apply(self, index: int, data: bytes) -> Result:
+        """Apply the command of committed entry `index`; return its result."""
+        self._advance(index)
+        try:
+            command = decode_command(data)
+            check_request(command.request, self.limits)
+        except KvError as error:
+            return error
+        return self.apply_command(index, command)
+
+    def apply_empty(self, index: int) -> None:
+        """Entry `index` is committed but carries no command."""
+        self._advance(index)
+
+    def _advance(self, index: int) -> None:
+        assert index > self.applied_index, f"apply {index} after {self.applied_index}"
+        self.applied_index = index
+        self._sessions.expire(index)
+
+    def apply_command(self, index: int, command: Command) -> Result:
+        """Apply an already decoded and checked command (`apply` minus bytes);
+        `index` must be the one just passed to `apply`/`_advance`."""
+        request, client_id = command.request, command.client_id
+        if isinstance(request, (Range, OpenSession, CloseSession)) or not client_id:
+            # Reads are not cached (re-running one is harmless); opening and
+            # closing sessions are not deduplicated.
+            self._sessions.touch(client_id, index)
+            return self._execute(index, request)
+        try:
+            cached = self._sessions.cached(client_id, command.seq, index)
+        except KvError as error:
+            return error
+        if cached is not None:
+            return cached
+        result = self._execute(index, request)
+        self._sessions.record(client_id, command.seq, index, result)
+        return result
+
+    def _execute(self, index: int, request: Request) -> Result:
+        try:
+            match request:
+                case Put() | DeleteRange() | Txn():
+                    return run_write(self._store, self._leases, request)
+                case Range():
+                    return run_read(self._store, request)
+                case Compact(revision):
+                    return self._compact(revision)
+                case OpenSession():
+                    return SessionOpened(self._sessions.open(index))
+                case CloseSession(client_id):
+                    return SessionClosed(client_id, self._sessions.close(client_id))
+        except KvError as error:
+            return error
+        raise AssertionError(f"not a request: {request!r}")
+
+    def _compact(self, revision: int) -> CompactResult:
+        store = self._store
+        if revision <= store.compact_revision:
+            raise Compacted(revision, store.compact_revision)
+        if revision > store.revision:
+            raise FutureRevision(revision, store.revision)
+        store.compact(revision)
+        return CompactResult(store.revision, revision)
+
+    # --- serializable reads (no log entry) -----------------------------------------
+
+    def read(self, request: Range | Txn) -> Result:
+        """Serve a read-only request from the applied state, possibly stale."""
+        try:
+            check_request(request, self.limits)
+            if not is_read_only(request):
+                raise InvalidCommand("only reads can be served without the log")
+            return run_read(self._store, request)
+        except KvError as error:
+            return error
+
+    def query(self, data: bytes) -> Result:
+        """`read` for command bytes (a Range or a read-only Txn)."""
+        try:
+            command = decode_command(data)
+        except KvError as error:
+            return error
+        if not isinstance(command.request, (Range, Txn)):
+            return InvalidCommand("only reads can be served without the log")
+        return self.read(command.request)
+
+    def get(self, key: bytes, revision: int = 0) -> KeyValue | None:
+        """The live version of `key` at `revision` (0 = latest); raises
+        Compacted or FutureRevision."""
+        self._store.check_revision(revision)
+        return self._store.get(key) if revision == 0 else self._store.get(key, revision)
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def snapshot(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
+        """The whole state as msgpack chunks (see `snapshot` for the format)."""
+        return stream_snapshot(self._store, self._sessions, self.applied_index, chunk_bytes)
+
+    @classmethod
+    def restore(
+        cls,
+        chunks: Iterable[bytes],
+        limits: Limits = Limits(),
+        leases: LeaseHook | None = None,
+    ) -> StateMachine:
+        """A state machine holding the state of a snapshot stream; raises
+        SnapshotCorrupt if the stream is bad or truncated."""
+        machine = cls(limits, leases)
+        machine.applied_index = load_snapshot(chunks, machine._store, machine._sessions)
+        return machine
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StateMachine):
+            return NotImplemented
+        return (
+            self.applied_index == other.applied_index
+            and self._store == other._store
+            and self._sessions == other._sessions
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable

@@ -1,0 +1,282 @@
+"""The revisioned key-value store: every version of every key since the last
+compaction, indexed by key.
+
+Theory of operation
+-------------------
+The store holds a global `revision` that grows by one per write transaction
+(etcd's main revision); the writes inside one transaction are numbered by a
+sub-revision 0, 1, 2... A write transaction is bracketed by `begin_write()` and
+`end_write()`; between the two, writes are visible to reads at the latest
+revision (so the later ops of a Txn see the earlier ones) but not to reads at an
+explicit revision <= `revision`.
+
+Per key, a `KeyHistory` keeps parallel lists of main revisions, sub-revisions and
+`KeyValue` versions, oldest first; a delete appends a tombstone. Reading a key
+at revision R is a `bisect` on the main revisions; reading the latest is the
+last element. The set of keys is a `SortedList` (kept until compaction drops a
+key's whole history), so a range is O(log n + k) like etcd's B-tree index.
+
+Compaction at C keeps, per key, the last version at or before C if it is live,
+and everything after C. Only keys with more than one record can lose anything,
+so they are tracked in `_compactable` and compaction never walks the others.
+While a snapshot is being streamed the physical drop is deferred (the snapshot
+reads the histories lazily); the logical compact revision moves at once.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+
+from sortedcontainers import SortedList
+
+from node.statemachine.commands import ALL_KEYS_END
+from node.statemachine.errors import Compacted, FutureRevision
+from node.statemachine.keyvalue import KeyValue, tombstone
+
+#: "No revision bound": reads the latest version, including the writes of the
+#: transaction in progress.
+LATEST = 1 << 62
+
+
+class KeyHistory:
+    """The retained versions of one key, oldest first.
+
+    Invariants: `mains` is non-decreasing and (main, sub) pairs strictly
+    increase; `kvs[i].mod_revision == mains[i]`; `kvs[0]` is live (a history
+    never starts with a tombstone); a tombstone is followed only by a live put.
+    """
+
+    __slots__ = ("mains", "subs", "kvs")
+
+    def __init__(self) -> None:
+        self.mains: list[int] = []
+        self.subs: list[int] = []
+        self.kvs: list[KeyValue] = []
+
+    def at(self, revision: int) -> KeyValue | None:
+        """The live version at `revision`, or None if deleted or not yet created."""
+        mains = self.mains
+        if mains[-1] <= revision:
+            kv = self.kvs[-1]
+        else:
+            i = bisect_right(mains, revision) - 1
+            if i < 0:
+                return None
+            kv = self.kvs[i]
+        return None if kv.version == 0 else kv
+
+    def append(self, main: int, sub: int, kv: KeyValue) -> None:
+        self.mains.append(main)
+        self.subs.append(sub)
+        self.kvs.append(kv)
+
+    def retained_from(self, compact_revision: int) -> int:
+        """Index of the first record a compaction at `compact_revision` keeps."""
+        i = bisect_right(self.mains, compact_revision) - 1
+        if i < 0:
+            return 0
+        return i + 1 if self.kvs[i].version == 0 else i
+
+    def drop_before(self, start: int) -> None:
+        del self.mains[:start], self.subs[:start], self.kvs[:start]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KeyHistory):
+            return NotImplemented
+        return (self.mains, self.subs, self.kvs) == (other.mains, other.subs, other.kvs)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+class MvccStore:
+    """Every key's retained history, the key index and the revision counters."""
+
+    def __init__(self) -> None:
+        self._histories: dict[bytes, KeyHistory] = {}
+        self._index: SortedList = SortedList()
+        # etcd starts at revision 1 (an empty store); the first write makes 2.
+        self.revision = 1
+        self.compact_revision = 0
+        self._sub = 0  # writes so far in the transaction in progress
+        self._writing = False
+        self._compactable: set[bytes] = set()
+        self._streams = 0  # snapshots being streamed: defer physical compaction
+        self._compacted_to = 0  # physical compaction done up to this revision
+
+    # --- write transactions ----------------------------------------------------
+
+    def begin_write(self) -> None:
+        assert not self._writing, "write transactions do not nest"
+        self._writing = True
+        self._sub = 0
+        if self._compacted_to < self.compact_revision and not self._streams:
+            self._compact_now(self.compact_revision)
+
+    def end_write(self) -> int:
+        """Close the transaction; the revision moves only if something was written."""
+        assert self._writing
+        self._writing = False
+        if self._sub:
+            self.revision += 1
+            self._sub = 0
+        return self.revision
+
+    @property
+    def observed_revision(self) -> int:
+        """The revision as seen by a read now: one more once the transaction in
+        progress has written something."""
+        return self.revision + 1 if self._sub else self.revision
+
+    def put(self, key: bytes, value: bytes, lease: int) -> KeyValue | None:
+        """Write a new version of `key`; return the previous live version."""
+        assert self._writing
+        main = self.revision + 1
+        history = self._histories.get(key)
+        if history is None:
+            history = self._histories[key] = KeyHistory()
+            self._index.add(key)
+            prev = None
+        else:
+            prev = history.kvs[-1]
+            self._compactable.add(key)
+        if prev is None or prev.version == 0:
+            kv = KeyValue(key, value, main, main, 1, lease)
+            prev = None
+        else:
+            kv = KeyValue(key, value, prev.create_revision, main, prev.version + 1, lease)
+        history.append(main, self._sub, kv)
+        self._sub += 1
+        return prev
+
+    def delete(self, key: bytes) -> KeyValue | None:
+        """Delete `key` if it is live; return the deleted version."""
+        assert self._writing
+        history = self._histories.get(key)
+        if history is None:
+            return None
+        prev = history.kvs[-1]
+        if prev.version == 0:
+            return None
+        main = self.revision + 1
+        history.append(main, self._sub, tombstone(key, main))
+        self._sub += 1
+        self._compactable.add(key)
+        return prev
+
+    # --- reads -----------------------------------------------------------------
+
+    def check_revision(self, revision: int) -> None:
+        """Raise unless `revision` (0 = latest) can be read."""
+        if revision == 0:
+            return
+        if revision < self.compact_revision:
+            raise Compacted(revision, self.compact_revision)
+        if revision > self.revision:
+            raise FutureRevision(revision, self.revision)
+
+    def get(self, key: bytes, revision: int = LATEST) -> KeyValue | None:
+        """The live version of `key` at `revision` (checked by the caller)."""
+        history = self._histories.get(key)
+        return None if history is None else history.at(revision)
+
+    def keys(self, key: bytes, range_end: bytes, reverse: bool = False) -> Iterator[bytes]:
+        """Every indexed key in the range (etcd convention), in key order."""
+        if range_end == ALL_KEYS_END:
+            return self._index.irange(minimum=key, reverse=reverse)  # type: ignore[no-any-return]
+        if range_end <= key:
+            return iter(())
+        return self._index.irange(key, range_end, (True, False), reverse)  # type: ignore[no-any-return]
+
+    def scan(
+        self, key: bytes, range_end: bytes, revision: int = LATEST, reverse: bool = False
+    ) -> Iterator[KeyValue]:
+        """The live versions at `revision` of the keys in the range, in key order."""
+        histories = self._histories
+        for k in self.keys(key, range_end, reverse):
+            kv = histories[k].at(revision)
+            if kv is not None:
+                yield kv
+
+    # --- compaction --------------------------------------------------------------
+
+    def compact(self, revision: int) -> None:
+        """Forget history superseded at or before `revision` (checked by the caller)."""
+        assert self.compact_revision < revision <= self.revision
+        self.compact_revision = revision
+        if not self._streams and not self._writing:
+            self._compact_now(revision)
+
+    def _compact_now(self, revision: int) -> None:
+        histories = self._histories
+        emptied = []
+        for key in self._compactable:
+            history = histories[key]
+            start = history.retained_from(revision)
+            if start:
+                history.drop_before(start)
+            if len(history.kvs) <= 1:
+                emptied.append(key)
+        for key in emptied:
+            self._compactable.discard(key)
+            if not histories[key].kvs:
+                del histories[key]
+                self._index.remove(key)
+        self._compacted_to = revision
+
+    # --- snapshots ---------------------------------------------------------------
+
+    def open_stream(self) -> None:
+        self._streams += 1
+
+    def close_stream(self) -> None:
+        assert self._streams > 0
+        self._streams -= 1
+
+    def keys_after(self, after: bytes | None, count: int) -> list[bytes]:
+        """Up to `count` indexed keys greater than `after` (None: from the start).
+        A fresh lookup each time, so the index may change between calls."""
+        if after is None:
+            keys = self._index.irange()
+        else:
+            keys = self._index.irange(minimum=after, inclusive=(False, True))
+        return [k for _, k in zip(range(count), keys)]
+
+    def history(self, key: bytes) -> KeyHistory:
+        return self._histories[key]
+
+    def load(self, key: bytes, main: int, sub: int, kv: KeyValue) -> None:
+        """Restore one history record; keys must come in order (the caller checks)."""
+        history = self._histories.get(key)
+        if history is None:
+            history = self._histories[key] = KeyHistory()
+        elif len(history.kvs) == 1:
+            self._compactable.add(key)
+        history.append(main, sub, kv)
+
+    def finish_load(self, revision: int, compact_revision: int) -> None:
+        self._index = SortedList(self._histories)
+        self.revision = revision
+        self.compact_revision = self._compacted_to = compact_revision
+
+    def __len__(self) -> int:
+        """How many keys have retained history (live or not)."""
+        return len(self._histories)
+
+    def _logical(self) -> Iterator[tuple[bytes, list[int], list[int], list[KeyValue]]]:
+        """The retained records key by key, whether or not a deferred physical
+        compaction has run: what equality and snapshots are defined on."""
+        for key in self._index:
+            history = self._histories[key]
+            start = history.retained_from(self.compact_revision)
+            if start < len(history.kvs):
+                yield key, history.mains[start:], history.subs[start:], history.kvs[start:]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MvccStore):
+            return NotImplemented
+        return (
+            (self.revision, self.compact_revision) == (other.revision, other.compact_revision)
+            and list(self._logical()) == list(other._logical())
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable

@@ -1,0 +1,73 @@
+"""What applying a command returns, as values (etcd's *Response messages).
+
+`revision` in every result is the store revision as observed right after the
+operation: for a top-level write, the revision it created (or the unchanged
+current revision when a delete or txn wrote nothing); for an op inside a Txn,
+the current revision plus one once the Txn has written something.
+A command that fails returns a `KvError` instance instead (see `errors`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from node.statemachine.errors import KvError
+from node.statemachine.keyvalue import KeyValue
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    revision: int
+    prev_kv: KeyValue | None = None  # only when asked for and the key existed
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    revision: int
+    kvs: tuple[KeyValue, ...]
+    count: int  # keys in the range at that revision, regardless of limit
+    more: bool  # whether the limit left keys out
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    revision: int
+    deleted: int
+    prev_kvs: tuple[KeyValue, ...] = ()  # only when asked for
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    revision: int
+    succeeded: bool  # whether every compare held (the success branch ran)
+    responses: tuple[OpResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompactResult:
+    revision: int
+    compact_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    client_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    client_id: int
+    existed: bool
+
+
+OpResult = Union[PutResult, RangeResult, DeleteResult, TxnResult]
+Result = Union[
+    PutResult,
+    RangeResult,
+    DeleteResult,
+    TxnResult,
+    CompactResult,
+    SessionOpened,
+    SessionClosed,
+    KvError,
+]

@@ -1,0 +1,213 @@
+"""Snapshots of the state machine as a stream of bounded msgpack chunks.
+
+Stream layout, one msgpack array per chunk:
+
+    ["jangada-kv", FORMAT, applied_index, revision, compact_revision]   header
+    ["kvs", [[sub, kv], ...]]          history records, keys ascending, then
+                                       revisions ascending (main = kv.mod_revision)
+    ["sessions", [[client_id, last_seq, last_index, result|nil], ...]]
+                                       least recently used first
+    ["end", record_count, session_count]                                trailer
+
+A chunk holds records until it reaches `chunk_bytes`, so no chunk is larger
+than `chunk_bytes` plus one record (a key and value within `Limits`). Equal
+states give equal bytes: keys are in key order, sessions in activity order,
+and the records are exactly those a compaction at `compact_revision` keeps
+(whether or not a deferred physical compaction has run).
+
+The stream is lazy and may be consumed while later commands are applied: the
+header fixes the state it describes (revision R), records above R are skipped,
+sessions are copied at once, and physical compaction is deferred until the
+stream is exhausted or closed (see `MvccStore`). Consume it from the thread
+that applies commands.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from typing import Any
+
+from node.statemachine.codec import (
+    DECODE_ERRORS,
+    kv_from_fields,
+    pack,
+    result_from_fields,
+    result_fields,
+    unpack,
+)
+from node.statemachine.errors import KvError, SnapshotCorrupt
+from node.statemachine.mvcc import MvccStore
+from node.statemachine.sessions import Session, SessionTable
+
+MAGIC = "jangada-kv"
+FORMAT = 1
+DEFAULT_CHUNK_BYTES = 256 * 1024
+_KEYS_PER_LOOKUP = 512
+_RECORD_OVERHEAD = 32  # msgpack framing and integers of one record, roughly
+
+
+def stream_snapshot(
+    store: MvccStore, sessions: SessionTable, applied_index: int, chunk_bytes: int
+) -> Iterator[bytes]:
+    """The chunks of a snapshot of the state as it is now."""
+    chunks = _chunks(store, sessions, applied_index, chunk_bytes)
+    # Run up to the first yield now: this fixes the state the stream describes
+    # and enters the try block, so dropping the iterator closes the stream.
+    header = next(chunks)
+    return chain((header,), chunks)
+
+
+def _chunks(
+    store: MvccStore, sessions: SessionTable, applied_index: int, chunk_bytes: int
+) -> Iterator[bytes]:
+    revision, compact_revision = store.revision, store.compact_revision
+    saved_sessions = list(sessions)
+    store.open_stream()
+    try:
+        yield pack([MAGIC, FORMAT, applied_index, revision, compact_revision])
+        count = 0
+        for records in _record_batches(store, revision, compact_revision, chunk_bytes):
+            count += len(records)
+            yield pack(["kvs", records])
+        for batch in _session_batches(saved_sessions, chunk_bytes):
+            yield pack(["sessions", batch])
+        yield pack(["end", count, len(saved_sessions)])
+    finally:
+        store.close_stream()
+
+
+def _record_batches(
+    store: MvccStore, revision: int, compact_revision: int, chunk_bytes: int
+) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    size = 0
+    after = None
+    while keys := store.keys_after(after, _KEYS_PER_LOOKUP):
+        after = keys[-1]
+        for key in keys:
+            history = store.history(key)
+            start = history.retained_from(compact_revision)
+            end = bisect_right(history.mains, revision)
+            for sub, kv in zip(history.subs[start:end], history.kvs[start:end]):
+                batch.append([sub, kv])
+                size += len(key) + len(kv.value) + _RECORD_OVERHEAD
+                if size >= chunk_bytes:
+                    yield batch
+                    batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _session_batches(sessions: list[Session], chunk_bytes: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    size = 0
+    for session in sessions:
+        result = None if session.last_result is None else result_fields(session.last_result)
+        record = [session.client_id, session.last_seq, session.last_index, result]
+        batch.append(record)
+        size += len(pack(record))
+        if size >= chunk_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable) -> int:
+    """Fill an empty store and session table from a snapshot stream; return
+    its applied index. Raises SnapshotCorrupt on a bad or truncated stream."""
+    stream = (_unpack_chunk(chunk) for chunk in chunks)
+    header = next(stream, None)
+    if not (type(header) is list and len(header) == 5 and header[:2] == [MAGIC, FORMAT]):
+        raise SnapshotCorrupt(f"bad header {header!r:.80}")
+    applied_index, revision, compact_revision = _ints(header[2:], "header")
+    loader = _Loader(store, revision, compact_revision)
+    for chunk in stream:
+        if loader.done:
+            raise SnapshotCorrupt("data after the end chunk")
+        loader.take(chunk, sessions)
+    if not loader.done:
+        raise SnapshotCorrupt("truncated: no end chunk")
+    store.finish_load(revision, compact_revision)
+    return applied_index
+
+
+def _unpack_chunk(chunk: bytes) -> Any:
+    try:
+        return unpack(chunk)
+    except DECODE_ERRORS as error:
+        raise SnapshotCorrupt(f"chunk is not msgpack ({type(error).__name__})") from None
+
+
+def _ints(values: list[Any], what: str) -> list[int]:
+    if not all(type(v) is int and v >= 0 for v in values):
+        raise SnapshotCorrupt(f"{what}: expected non-negative integers")
+    return values
+
+
+class _Loader:
+    """Checks the order of a snapshot's chunks and records while loading them."""
+
+    def __init__(self, store: MvccStore, revision: int, compact_revision: int) -> None:
+        self.store = store
+        self.revision = revision
+        self.compact_revision = compact_revision
+        self.records = 0
+        self.last: tuple[bytes, int, int] = (b"", 0, 0)
+        self.sessions: list[Session] = []
+        self.done = False
+
+    def take(self, chunk: Any, sessions: SessionTable) -> None:
+        if type(chunk) is not list or len(chunk) < 2:
+            raise SnapshotCorrupt(f"bad chunk {chunk!r:.80}")
+        match chunk[0]:
+            case "kvs" if not self.sessions:
+                for record in _records(chunk[1]):
+                    self._load_record(record)
+            case "sessions":
+                self.sessions.extend(_session(record) for record in _records(chunk[1]))
+            case "end" if len(chunk) == 3:
+                if _ints(chunk[1:], "end") != [self.records, len(self.sessions)]:
+                    raise SnapshotCorrupt("record counts do not match the end chunk")
+                sessions.load(self.sessions)
+                self.done = True
+            case _:
+                raise SnapshotCorrupt(f"unexpected chunk {chunk[0]!r:.40}")
+
+    def _load_record(self, record: Any) -> None:
+        if type(record) is not list or len(record) != 2 or type(record[0]) is not int:
+            raise SnapshotCorrupt(f"bad record {record!r:.80}")
+        kv = _kv(record[1])
+        position = (kv.key, kv.mod_revision, record[0])
+        if position <= self.last or kv.mod_revision > self.revision:
+            raise SnapshotCorrupt(f"record out of order at {position!r:.80}")
+        if kv.key != self.last[0] and kv.version == 0:
+            raise SnapshotCorrupt(f"history of {kv.key!r:.40} starts with a tombstone")
+        self.store.load(kv.key, kv.mod_revision, record[0], kv)
+        self.last = position
+        self.records += 1
+
+
+def _records(obj: Any) -> list[Any]:
+    if type(obj) is not list:
+        raise SnapshotCorrupt("records: expected an array")
+    return obj
+
+
+def _kv(obj: Any) -> Any:
+    try:
+        return kv_from_fields(obj)
+    except KvError as error:
+        raise SnapshotCorrupt(str(error)) from None
+
+
+def _session(record: Any) -> Session:
+    if type(record) is not list or len(record) != 4:
+        raise SnapshotCorrupt(f"bad session {record!r:.80}")
+    client_id, last_seq, last_index = _ints(record[:3], "session")
+    try:
+        result = None if record[3] is None else result_from_fields(record[3])
+    except KvError as error:
+        raise SnapshotCorrupt(f"session {client_id}: {error}") from None
+    return Session(client_id, last_seq, last_index, result)
