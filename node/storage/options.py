@@ -1,0 +1,50 @@
+"""Storage configuration: sync policy, segment size, snapshot retention, and when to
+snapshot and compact."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class SyncPolicy(str, Enum):
+    """``always``: every append that asks for it returns only after fdatasync; the only
+    mode that may claim durability. ``none``: never fsync (benchmarks and tests of
+    recovery logic only; anything printed under it must say so)."""
+
+    ALWAYS = "always"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageOptions:
+    #: Rotate to a new WAL segment once the active one reaches this size. A single
+    #: batch is never split, so a segment may exceed it by one batch.
+    segment_bytes: int = 64 * 1024 * 1024
+    sync: SyncPolicy = SyncPolicy.ALWAYS
+    #: Snapshot files to keep (the newest committed ones); at least 1.
+    keep_snapshots: int = 2
+    #: Chunk size for reading snapshot files (streaming to followers, restoring).
+    snapshot_chunk_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.segment_bytes < 4096:
+            raise ValueError(f"segment_bytes must be >= 4096, not {self.segment_bytes}")
+        if self.keep_snapshots < 1:
+            raise ValueError(f"keep_snapshots must be >= 1, not {self.keep_snapshots}")
+        if self.snapshot_chunk_bytes < 1:
+            raise ValueError("snapshot_chunk_bytes must be positive")
+        object.__setattr__(self, "sync", SyncPolicy(self.sync))
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionPolicy:
+    """When the node should take a snapshot and compact: after ``applied_entries``
+    entries applied since the last snapshot, or once the WAL holds ``wal_bytes``."""
+
+    applied_entries: int = 10_000
+    wal_bytes: int = 256 * 1024 * 1024
+
+    def should_snapshot(self, applied_since_snapshot: int, wal_bytes: int) -> bool:
+        return applied_since_snapshot >= self.applied_entries or (
+            wal_bytes >= self.wal_bytes and applied_since_snapshot > 0
+        )

@@ -1,0 +1,124 @@
+"""The typed records a WAL holds, and their msgpack payloads.
+
+Payloads are msgpack arrays (not maps): the WAL is written on every append, so field
+names would be pure overhead; the segment header's format version says how to read
+everything after it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Sequence
+
+import msgpack
+
+from node.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+
+#: Bumped whenever a payload layout changes; a segment of another version is refused.
+FORMAT_VERSION = 1
+
+_ENTRY_KINDS = tuple(EntryKind)
+
+
+class RecordKind(IntEnum):
+    HEADER = 1  # first record of every segment: who wrote it and where it fits
+    ENTRIES = 2  # a batch of consecutive entries; overwrites any suffix from its first
+    HARD_STATE = 3  # term, vote, commit
+    SNAPSHOT = 4  # the commit point of a snapshot file (written after the file)
+
+
+RECORD_KINDS = frozenset(int(kind) for kind in RecordKind)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHeader:
+    """Names the writer and the segment's place in the log, so a segment copied from
+    another node or cluster, or renamed out of order, is refused on open."""
+
+    cluster_id: str
+    node_id: int
+    seq: int
+    first_index: int  # the index the next entry had when this segment was created
+    version: int = FORMAT_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMarker:
+    """Says "the snapshot at meta.index is committed, and its file hashes to checksum".
+
+    Replaying a marker also applies Raft §7's rule for an installed snapshot: keep the
+    log after it only if the log holds the snapshot's last entry with the same term.
+    """
+
+    meta: SnapshotMeta
+    checksum: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EntryBatch:
+    """A decoded ENTRIES record."""
+
+    first_index: int
+    entries: list[Entry]
+
+
+Record = SegmentHeader | EntryBatch | HardState | SnapshotMarker
+
+
+def _pack(value: object) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def encode_header(header: SegmentHeader) -> bytes:
+    return _pack([header.version, header.cluster_id, header.node_id, header.seq, header.first_index])
+
+
+def encode_entries(entries: Sequence[Entry]) -> bytes:
+    """Entries must be consecutive; stored as first index + a flat term/kind/data list."""
+    flat: list[object] = []
+    for entry in entries:
+        flat += (entry.term, int(entry.kind), entry.data)
+    return _pack([entries[0].index, flat])
+
+
+def encode_hard_state(state: HardState) -> bytes:
+    return _pack([state.term, state.vote, state.commit])
+
+
+def encode_marker(marker: SnapshotMarker) -> bytes:
+    meta = marker.meta
+    return _pack([meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners), marker.checksum])
+
+
+def decode(kind: int, payload: bytes) -> Record:
+    """Decode a payload whose frame already passed its CRC. Raises ValueError (or a
+    msgpack error) on a layout mismatch; the caller turns that into a located error."""
+    fields = msgpack.unpackb(payload, raw=False, use_list=True)
+    match kind:
+        case RecordKind.HEADER:
+            version, cluster_id, node_id, seq, first_index = fields
+            return SegmentHeader(cluster_id, node_id, seq, first_index, version)
+        case RecordKind.ENTRIES:
+            return _decode_entries(fields)
+        case RecordKind.HARD_STATE:
+            term, vote, commit = fields
+            return HardState(term, vote, commit)
+        case RecordKind.SNAPSHOT:
+            index, term, voters, learners, checksum = fields
+            conf = ConfState(tuple(voters), tuple(learners))
+            return SnapshotMarker(SnapshotMeta(index, term, conf), checksum)
+    raise ValueError(f"unknown record kind {kind}")
+
+
+def _decode_entries(fields: list[object]) -> EntryBatch:
+    first_index, flat = fields
+    if not isinstance(first_index, int) or not isinstance(flat, list):
+        raise ValueError("entry batch is not [first_index, [term, kind, data, ...]]")
+    if len(flat) % 3 or not flat:
+        raise ValueError(f"entry batch has {len(flat)} fields, not a positive multiple of 3")
+    kinds = _ENTRY_KINDS
+    entries = [
+        Entry(flat[j], first_index + j // 3, flat[j + 2], kinds[flat[j + 1]])
+        for j in range(0, len(flat), 3)
+    ]
+    return EntryBatch(first_index, entries)

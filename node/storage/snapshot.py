@@ -1,0 +1,306 @@
+"""Snapshot files: written as a stream, checksummed, installed atomically.
+
+File layout (the same bytes are what a leader streams to a follower)::
+
+    8 bytes   magic b"JGDSNAP1"
+    u32       length of the metadata that follows
+    msgpack   [cluster_id, index, term, voters, learners]
+    ...       state machine data, opaque, any length
+    u64       data length                 \\ trailer, 40 bytes
+    32 bytes  sha256 of everything before the trailer
+
+Checksum: sha256, not crc32. A snapshot is large, crosses the network, and its digest
+is also its identity in the WAL marker, so a 32-bit check is too weak; hashlib's
+sha256 runs at GB/s, far faster than the state machine can produce bytes.
+
+Writing: into ``<name>.snap.tmp``, fsync, rename to ``<name>.snap``, fsync the
+directory. A file with the final name is therefore always complete, but it is not
+*committed* until the WAL holds its marker (see storage.py): recovery ignores newer
+files without one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Iterable, Iterator
+
+import msgpack
+
+from node.raft.types import ConfState, SnapshotMeta
+
+from .durable import ensure_dir, replace_durably, sync_dir
+from .errors import SnapshotCorrupt, SnapshotTransferError
+
+MAGIC = b"JGDSNAP1"
+_META_LEN = struct.Struct("<I")
+_TRAILER = struct.Struct("<Q32s")
+SUFFIX = ".snap"
+_NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
+_MAX_META = 16 * 1024 * 1024
+
+
+def snapshot_filename(index: int, term: int) -> str:
+    return f"{index:016x}-{term:016x}{SUFFIX}"
+
+
+def parse_snapshot_filename(filename: str) -> tuple[int, int] | None:
+    match = _NAME.match(filename)
+    return (int(match.group(1), 16), int(match.group(2), 16)) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    """A complete snapshot file: what ``Snapshot.data`` holds in the node. Reading
+    stays valid even if the file is pruned meanwhile (POSIX keeps unlinked open files)."""
+
+    path: Path
+    meta: SnapshotMeta
+    checksum: bytes
+    data_offset: int
+    data_length: int
+
+    @property
+    def file_size(self) -> int:
+        return self.data_offset + self.data_length + _TRAILER.size
+
+    def iter_file(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """The whole file in chunks: what a leader streams to a follower."""
+        with self.path.open("rb") as file:
+            while chunk := file.read(chunk_bytes):
+                yield chunk
+
+    def iter_data(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """The state machine's bytes in chunks, checked against the checksum as they
+        go: raises SnapshotCorrupt after the last chunk if they do not match, so a
+        restore must not be trusted until the iterator is exhausted."""
+        digest = hashlib.sha256()
+        with self.path.open("rb") as file:
+            prefix = file.read(self.data_offset)
+            digest.update(prefix)
+            remaining = self.data_length
+            while remaining:
+                chunk = file.read(min(chunk_bytes, remaining))
+                if not chunk:
+                    raise SnapshotCorrupt(self.path, self.data_offset + self.data_length - remaining, "file shorter than its trailer says")
+                digest.update(chunk)
+                remaining -= len(chunk)
+                yield chunk
+        if digest.digest() != self.checksum:
+            raise SnapshotCorrupt(self.path, self.data_offset, "sha256 of the data does not match the trailer")
+
+
+def _encode_prefix(cluster_id: str, meta: SnapshotMeta) -> bytes:
+    fields = [cluster_id, meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners)]
+    packed = msgpack.packb(fields, use_bin_type=True)
+    return MAGIC + _META_LEN.pack(len(packed)) + packed
+
+
+def read_snapshot_header(path: Path, cluster_id: str) -> SnapshotRef:
+    """Parse a snapshot file's metadata and trailer without hashing the data."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        head = file.read(len(MAGIC) + _META_LEN.size)
+        if len(head) < len(MAGIC) + _META_LEN.size or head[: len(MAGIC)] != MAGIC:
+            raise SnapshotCorrupt(path, 0, "not a snapshot file (bad magic)")
+        (meta_len,) = _META_LEN.unpack_from(head, len(MAGIC))
+        data_offset = len(head) + meta_len
+        if meta_len > _MAX_META or data_offset + _TRAILER.size > size:
+            raise SnapshotCorrupt(path, len(MAGIC), f"metadata length {meta_len} does not fit a {size}-byte file")
+        meta, file_cluster = _decode_meta(path, file.read(meta_len), len(head))
+        file.seek(size - _TRAILER.size)
+        data_length, checksum = _TRAILER.unpack(file.read(_TRAILER.size))
+    if file_cluster != cluster_id:
+        raise SnapshotCorrupt(path, len(head), f"snapshot of cluster {file_cluster!r}, expected {cluster_id!r}")
+    if data_offset + data_length + _TRAILER.size != size:
+        raise SnapshotCorrupt(path, size - _TRAILER.size, f"trailer says {data_length} data bytes; the file holds {size - data_offset - _TRAILER.size}")
+    return SnapshotRef(path, meta, checksum, data_offset, data_length)
+
+
+def _decode_meta(path: Path, packed: bytes, offset: int) -> tuple[SnapshotMeta, str]:
+    try:
+        cluster_id, index, term, voters, learners = msgpack.unpackb(packed, raw=False)
+        return SnapshotMeta(index, term, ConfState(tuple(voters), tuple(learners))), cluster_id
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise SnapshotCorrupt(path, offset, f"undecodable metadata: {exc}") from exc
+
+
+def verify_snapshot(ref: SnapshotRef) -> None:
+    """Hash the whole file against its trailer; raise SnapshotCorrupt on mismatch."""
+    for _ in ref.iter_data():
+        pass
+
+
+class _TempFile:
+    """A file being written under a temp name, installed by an fsync + rename."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.file: BinaryIO | None = tmp.open("xb")
+
+    def write(self, data: bytes) -> None:
+        if self.file is None:
+            raise SnapshotTransferError(f"{self.tmp} is already finished or aborted")
+        self.file.write(data)
+
+    def close_synced(self) -> None:
+        assert self.file is not None
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        self.file = None
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.tmp.unlink(missing_ok=True)
+
+
+class SnapshotWriter:
+    """Streams a new snapshot into the store: ``write`` chunks as the state machine
+    produces them (a few per loop step, so the loop never stalls), then ``commit``."""
+
+    def __init__(self, directory: Path, cluster_id: str, meta: SnapshotMeta) -> None:
+        self._final = directory / snapshot_filename(meta.index, meta.term)
+        self._temp = _TempFile(directory / f"{self._final.name}.{uuid.uuid4().hex}.tmp")
+        self._meta = meta
+        self._digest = hashlib.sha256()
+        self._data_length = 0
+        prefix = _encode_prefix(cluster_id, meta)
+        self._data_offset = len(prefix)
+        self._digest.update(prefix)
+        self._temp.write(prefix)
+
+    def write(self, chunk: bytes) -> None:
+        self._temp.write(chunk)
+        self._digest.update(chunk)
+        self._data_length += len(chunk)
+
+    def commit(self) -> SnapshotRef:
+        """Trailer, fsync, rename, fsync the directory: the file is then durable and
+        complete (but not yet committed: the caller writes the WAL marker next)."""
+        checksum = self._digest.digest()
+        self._temp.write(_TRAILER.pack(self._data_length, checksum))
+        self._temp.close_synced()
+        replace_durably(self._temp.tmp, self._final)
+        return SnapshotRef(self._final, self._meta, checksum, self._data_offset, self._data_length)
+
+    def abort(self) -> None:
+        self._temp.abort()
+
+    def __enter__(self) -> SnapshotWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is not None:
+            self.abort()
+
+
+class SnapshotReceiver:
+    """The follower's side of InstallSnapshot: accepts the leader's file in chunks,
+    and only once the whole file verifies (magic, cluster, metadata, sha256) renames
+    it into the store. Nothing of the follower's state changes before ``finish``."""
+
+    def __init__(self, directory: Path, cluster_id: str, expected: SnapshotMeta | None) -> None:
+        self._dir = directory
+        self._cluster_id = cluster_id
+        self._expected = expected
+        self._temp = _TempFile(directory / f"recv-{uuid.uuid4().hex}{SUFFIX}.tmp")
+        self.received = 0
+
+    def write(self, chunk: bytes, offset: int | None = None) -> None:
+        """Append ``chunk``; if ``offset`` is given it must be the next byte expected
+        (a duplicate or reordered chunk is the transport's bug, not silently fixed)."""
+        if offset is not None and offset != self.received:
+            raise SnapshotTransferError(f"snapshot chunk at offset {offset}, expected offset {self.received}")
+        self._temp.write(chunk)
+        self.received += len(chunk)
+
+    def finish(self) -> SnapshotRef:
+        """Verify and install; raises SnapshotCorrupt (and discards the file) if the
+        bytes do not check out."""
+        self._temp.close_synced()
+        try:
+            ref = read_snapshot_header(self._temp.tmp, self._cluster_id)
+            verify_snapshot(ref)
+            if self._expected is not None and ref.meta != self._expected:
+                raise SnapshotCorrupt(self._temp.tmp, 0, f"snapshot is {ref.meta}, expected {self._expected}")
+        except SnapshotCorrupt:
+            self._temp.abort()
+            raise
+        final = self._dir / snapshot_filename(ref.meta.index, ref.meta.term)
+        replace_durably(self._temp.tmp, final)
+        return SnapshotRef(final, ref.meta, ref.checksum, ref.data_offset, ref.data_length)
+
+    def abort(self) -> None:
+        self._temp.abort()
+
+    def __enter__(self) -> SnapshotReceiver:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is not None:
+            self.abort()
+
+
+class SnapshotStore:
+    """The ``snap/`` directory of a node."""
+
+    def __init__(self, directory: Path, cluster_id: str) -> None:
+        self.directory = directory
+        self.cluster_id = cluster_id
+        ensure_dir(directory)
+
+    def files(self) -> list[tuple[int, int, Path]]:
+        """(index, term, path) of every complete snapshot file, oldest first."""
+        found = []
+        for path in self.directory.iterdir():
+            parsed = parse_snapshot_filename(path.name)
+            if parsed is not None:
+                found.append((parsed[0], parsed[1], path))
+        return sorted(found)
+
+    def path_for(self, meta: SnapshotMeta) -> Path:
+        return self.directory / snapshot_filename(meta.index, meta.term)
+
+    def create(self, meta: SnapshotMeta) -> SnapshotWriter:
+        return SnapshotWriter(self.directory, self.cluster_id, meta)
+
+    def save(self, meta: SnapshotMeta, chunks: Iterable[bytes]) -> SnapshotRef:
+        with self.create(meta) as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.commit()
+
+    def receive(self, expected: SnapshotMeta | None = None) -> SnapshotReceiver:
+        return SnapshotReceiver(self.directory, self.cluster_id, expected)
+
+    def open(self, path: Path) -> SnapshotRef:
+        return read_snapshot_header(path, self.cluster_id)
+
+    def remove_temp_files(self) -> list[Path]:
+        """Temp files are writes or transfers a crash interrupted: never installed."""
+        removed = [path for path in self.directory.glob("*.tmp")]
+        for path in removed:
+            path.unlink()
+        if removed:
+            sync_dir(self.directory)
+        return removed
+
+    def prune(self, keep: int, newest_committed: int) -> list[Path]:
+        """Delete all but the ``keep`` newest files at or below ``newest_committed``
+        (newer files are not committed yet and are not this function's business)."""
+        committed = [path for index, _, path in self.files() if index <= newest_committed]
+        doomed = committed[:-keep] if keep else committed
+        for path in doomed:
+            path.unlink()
+        if doomed:
+            sync_dir(self.directory)
+        return doomed
+

@@ -1,0 +1,301 @@
+"""The write-ahead log: segmented, append-only, one fdatasync per append.
+
+Durability contract: ``append`` returns only after its records are on stable storage
+(under SyncPolicy.ALWAYS and ``sync=True``). Entries, then the hard state, are framed
+into one buffer, written with one write() and made durable with one fdatasync: group
+commit is the caller batching everything a Ready holds into one call.
+
+Overwriting a conflicting suffix is an ordinary append (see replay.py): the record
+that starts at index i is itself the truncation, so it is atomic and durable exactly
+when the append is. Until its fsync completes a crash leaves the old suffix, after it
+the new one; a half-written record is a torn tail and is discarded whole, by CRC.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from node.raft.types import Entry, HardState
+
+from .durable import ensure_dir, replace_durably, sync_data, truncate_durably, unlink_durably, write_all
+from .errors import CompactionBeyondSnapshot, InvalidAppend
+from .framing import encode_frame
+from .records import (
+    EntryBatch,
+    RecordKind,
+    SegmentHeader,
+    SnapshotMarker,
+    encode_entries,
+    encode_hard_state,
+    encode_header,
+    encode_marker,
+)
+from .replay import LogReplay, Position
+from .segment import TMP_SUFFIX, Identity, SegmentName, SegmentRead, list_segments, read_segment
+from .options import StorageOptions, SyncPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Segment:
+    name: SegmentName
+    path: Path
+    #: The highest entry index ever written into this segment (0: none). A segment
+    #: may be deleted once a committed snapshot covers this index.
+    max_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TornTailDropped:
+    """Recovery cut a torn final record: ``dropped`` bytes from ``offset`` in ``path``."""
+
+    path: Path
+    offset: int
+    dropped: int
+    reason: str
+
+    def describe(self) -> str:
+        return f"torn WAL tail in {self.path} at byte {self.offset} ({self.reason}): dropped {self.dropped} bytes"
+
+
+@dataclass(frozen=True, slots=True)
+class WalRecovery:
+    """What the WAL held: the hard state, the newest committed snapshot marker, and
+    the entries after that snapshot (contiguous)."""
+
+    hard_state: HardState
+    marker: SnapshotMarker | None
+    entries: list[Entry]
+    torn_tail: TornTailDropped | None
+
+
+class WriteAheadLog:
+    """A node's WAL directory, open for appending. Not thread-safe: one owner."""
+
+    def __init__(
+        self,
+        directory: Path,
+        identity: Identity,
+        options: StorageOptions,
+        segments: list[_Segment],
+        size: int,
+        replay: LogReplay,
+    ) -> None:
+        self._dir = directory
+        self._identity = identity
+        self._options = options
+        self._segments = segments
+        self._size = size
+        self._last_index = replay.last_index
+        self._hard_state = replay.hard_state
+        self._marker = replay.marker
+        self._fd: int | None = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
+
+    # -- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, identity: Identity, options: StorageOptions) -> tuple[WriteAheadLog, WalRecovery]:
+        """Recover the log in ``directory`` (creating an empty one if there is none).
+
+        Raises a CorruptionError subclass for anything but a torn final record."""
+        ensure_dir(directory)
+        _remove_unfinished_segments(directory)
+        found = list_segments(directory)
+        if not found:
+            name = SegmentName(0, 1)
+            path = _create_segment(directory, name, identity, None, HardState(), options.sync)
+            found = [(name, path)]
+        replay = LogReplay()
+        segments: list[_Segment] = []
+        torn: TornTailDropped | None = None
+        for position, (name, path) in enumerate(found):
+            read = read_segment(path, name, identity, is_last=position == len(found) - 1)
+            segments.append(_Segment(name, path, _replay_segment(replay, read)))
+            if read.torn is not None:
+                torn = TornTailDropped(path, read.torn.offset, read.torn.dropped, read.torn.reason)
+        entries = replay.finish()
+        if torn is not None:
+            log.warning("%s (node %d)", torn.describe(), identity.node_id)
+            truncate_durably(torn.path, torn.offset)
+        size = segments[-1].path.stat().st_size
+        wal = cls(directory, identity, options, segments, size, replay)
+        return wal, WalRecovery(replay.hard_state, replay.marker, list(entries), torn)
+
+    # -- writing -----------------------------------------------------------------------
+
+    @property
+    def sync_policy(self) -> SyncPolicy:
+        return self._options.sync
+
+    @property
+    def last_index(self) -> int:
+        """An upper bound on the last entry's index (exact unless a snapshot install
+        discarded a conflicting log, which only replay can tell)."""
+        return self._last_index
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes in all live segments (for the compaction trigger)."""
+        closed = sum(segment.path.stat().st_size for segment in self._segments[:-1])
+        return closed + self._size
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def append(self, entries: Sequence[Entry], hard_state: HardState | None = None, *, sync: bool = True) -> None:
+        """Append ``entries`` (overwriting the log from entries[0].index on) and then
+        ``hard_state``, in one write and, if ``sync``, one fdatasync."""
+        if hard_state == self._hard_state:
+            hard_state = None
+        if not entries and hard_state is None:
+            return
+        frames: list[bytes] = []
+        if entries:
+            self._check_append(entries)
+            frames.append(encode_frame(RecordKind.ENTRIES, encode_entries(entries)))
+        if hard_state is not None:
+            frames.append(encode_frame(RecordKind.HARD_STATE, encode_hard_state(hard_state)))
+        self._write(b"".join(frames), sync=sync)
+        if entries:
+            self._last_index = entries[-1].index
+            active = self._segments[-1]
+            active.max_index = max(active.max_index, self._last_index)
+        if hard_state is not None:
+            self._hard_state = hard_state
+
+    def append_snapshot(self, marker: SnapshotMarker) -> None:
+        """Commit a snapshot whose file is already durable: always synced (unless the
+        policy is NONE), since it is the point from which recovery starts."""
+        if self._marker is not None and marker.meta.index <= self._marker.meta.index:
+            raise InvalidAppend(
+                f"snapshot index {marker.meta.index} is not newer than the committed "
+                f"snapshot index {self._marker.meta.index}"
+            )
+        self._write(encode_frame(RecordKind.SNAPSHOT, encode_marker(marker)), sync=True)
+        self._marker = marker
+        self._last_index = max(self._last_index, marker.meta.index)
+
+    def sync(self) -> None:
+        """Make every append so far durable (for callers that appended with sync=False)."""
+        if self._fd is not None and self._options.sync is SyncPolicy.ALWAYS:
+            sync_data(self._fd)
+
+    def _check_append(self, entries: Sequence[Entry]) -> None:
+        first = entries[0].index
+        snap_index = self._marker.meta.index if self._marker else 0
+        if not snap_index < first <= self._last_index + 1:
+            raise InvalidAppend(
+                f"entries start at {first}, but must start in {snap_index + 1}..{self._last_index + 1} "
+                f"(after the snapshot, at most one past the last entry)"
+            )
+        for offset, entry in enumerate(entries):
+            if entry.index != first + offset:
+                raise InvalidAppend(f"entries are not consecutive: {entry.index} follows {first + offset - 1}")
+
+    def _write(self, data: bytes, *, sync: bool) -> None:
+        if self._fd is None:
+            raise InvalidAppend("the WAL is closed")
+        if self._size >= self._options.segment_bytes:
+            self._rotate()
+        write_all(self._fd, data)
+        self._size += len(data)
+        if sync and self._options.sync is SyncPolicy.ALWAYS:
+            sync_data(self._fd)
+
+    def _rotate(self) -> None:
+        assert self._fd is not None
+        # The old segment must be durable before a newer one exists: only the last
+        # segment may end torn, so an unsynced tail in a middle one would read as
+        # corruption after a power failure.
+        self.sync()
+        os.close(self._fd)
+        self._fd = None
+        name = SegmentName(self._segments[-1].name.seq + 1, self._last_index + 1)
+        path = _create_segment(self._dir, name, self._identity, self._marker, self._hard_state, self._options.sync)
+        self._segments.append(_Segment(name, path, 0))
+        self._size = path.stat().st_size
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    # -- compaction --------------------------------------------------------------------
+
+    def compact(self, index: int) -> list[Path]:
+        """Delete the oldest segments whose entries are all <= ``index``, which a
+        committed snapshot must cover. Never deletes the active segment.
+
+        Crash safety: segments are removed oldest first, each unlink made durable
+        before the next, so whatever instant the process dies the survivors are a
+        suffix with consecutive seqs. The first survivor's preamble restates the
+        snapshot marker and hard state, and the entries it lacks are all <= index,
+        inside the snapshot: replay treats exactly that gap as legal."""
+        snap_index = self._marker.meta.index if self._marker else 0
+        if index > snap_index:
+            raise CompactionBeyondSnapshot(index, snap_index)
+        removed: list[Path] = []
+        while len(self._segments) > 1 and self._segments[0].max_index <= index:
+            segment = self._segments.pop(0)
+            unlink_durably(segment.path)
+            removed.append(segment.path)
+        return removed
+
+    def close(self) -> None:
+        if self._fd is not None:
+            self.sync()
+            os.close(self._fd)
+            self._fd = None
+
+
+def _replay_segment(replay: LogReplay, read: SegmentRead) -> int:
+    """Feed one segment's records to ``replay``; return its highest entry index."""
+    max_index = 0
+    for offset, record in read.records:
+        if isinstance(record, EntryBatch):
+            replay.on_entries(record.first_index, record.entries, Position(read.path, offset))
+            max_index = max(max_index, record.first_index + len(record.entries) - 1)
+        elif isinstance(record, HardState):
+            replay.on_hard_state(record)
+        elif isinstance(record, SnapshotMarker):
+            replay.on_snapshot(record)
+    return max_index
+
+
+def _create_segment(
+    directory: Path,
+    name: SegmentName,
+    identity: Identity,
+    marker: SnapshotMarker | None,
+    hard_state: HardState,
+    policy: SyncPolicy,
+) -> Path:
+    """Write a complete preamble to a temp file and rename it into place."""
+    header = SegmentHeader(identity.cluster_id, identity.node_id, name.seq, name.first_index)
+    frames = [encode_frame(RecordKind.HEADER, encode_header(header))]
+    if marker is not None:
+        frames.append(encode_frame(RecordKind.SNAPSHOT, encode_marker(marker)))
+    frames.append(encode_frame(RecordKind.HARD_STATE, encode_hard_state(hard_state)))
+    final = directory / name.filename
+    tmp = final.with_name(final.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_all(fd, b"".join(frames))
+        if policy is SyncPolicy.ALWAYS:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    if policy is SyncPolicy.ALWAYS:
+        replace_durably(tmp, final)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def _remove_unfinished_segments(directory: Path) -> None:
+    """A ``.wal.tmp`` is a segment whose creation a crash interrupted before the
+    rename: nothing was ever appended to it, so it holds no data."""
+    for path in directory.glob("*" + TMP_SUFFIX):
+        log.warning("removing unfinished WAL segment %s", path)
+        path.unlink()
