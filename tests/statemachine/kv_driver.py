@@ -1,0 +1,24 @@
+"""Test support: a state machine fed through its real entry point (bytes at
+increasing log indexes), so every test also exercises the command codec."""
+from __future__ import annotations
+
+from node.statemachine import Limits, Request, Result, StateMachine, encode_command
+
+
+class Driver:
+    def __init__(self, limits: Limits = Limits(), machine: StateMachine | None = None) -> None:
+        self.machine = machine if machine is not None else StateMachine(limits)
+        self.index = self.machine.applied_index
+
+    def __call__(self, request: Request, client_id: int = 0, seq: int = 0) -> Result:
+        return self.raw(encode_command(request, client_id, seq))
+
+    def raw(self, data: bytes) -> Result:
+        self.index += 1
+        return self.machine.apply(self.index, data)
+
+    def skip(self, entries: int = 1) -> None:
+        """Entries without a command (leader no-ops)."""
+        for _ in range(entries):
+            self.index += 1
+            self.machine.apply_empty(self.index)
