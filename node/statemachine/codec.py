@@ -71,6 +71,8 @@ FORMAT = 1
 #: the decoder recurse deeply; the configured `Limits.max_txn_depth` is lower.
 MAX_DECODE_DEPTH = 32
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 PUT, RANGE, DELETE, TXN, COMPACT, OPEN_SESSION, CLOSE_SESSION = 1, 2, 3, 4, 5, 6, 7
 ERROR = 0
 
@@ -216,6 +218,8 @@ def _bytes(obj: Any, what: str) -> bytes:
 def _int(obj: Any, what: str) -> int:
     if type(obj) is not int:  # bool is an int subclass: refuse it too
         raise InvalidCommand(f"{what}: expected an integer, got {type(obj).__name__}")
+    if not INT64_MIN <= obj <= INT64_MAX:  # etcd's fields are int64 too
+        raise InvalidCommand(f"{what}: {obj} does not fit in 64 signed bits")
     return obj
 
 

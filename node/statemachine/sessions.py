@@ -12,8 +12,9 @@ that every replica expires the same sessions at the same entry):
    - seq <  last seq: StaleSequence (that result is gone);
    - seq >  last seq: the write is applied and its result cached.
    Reads through the log (Range) are never cached; they only refresh the session.
-3. A session expires when no command has used it for `session_ttl_entries`
-   log entries: checked at every applied index, before the command runs.
+3. A session expires when more than `session_ttl_entries` log entries have
+   been applied since a command last used it (index - last_index > ttl):
+   checked at every applied index, before the command runs.
    Opening a session beyond `max_sessions` evicts the least recently used one.
    `CloseSession` forgets one explicitly. A command naming an unknown session
    gets SessionExpired: its client cannot know whether its outstanding write
@@ -50,11 +51,12 @@ class SessionTable:
         self._sessions: OrderedDict[int, Session] = OrderedDict()
 
     def expire(self, index: int) -> None:
-        """Forget the sessions idle for `ttl_entries` entries as of `index`."""
+        """Forget the sessions last used more than `ttl_entries` entries
+        before `index`."""
         sessions = self._sessions
         while sessions:
             oldest = next(iter(sessions.values()))
-            if oldest.last_index + self._ttl > index:
+            if index - oldest.last_index <= self._ttl:
                 return
             sessions.popitem(last=False)
 

@@ -1,0 +1,137 @@
+"""The command encoding: round trips, determinism, and hostile bytes that must
+come back as an InvalidCommand result, never as an exception."""
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kv_driver import Driver
+from kv_strategies import requests
+
+from node.statemachine import (
+    CloseSession,
+    Command,
+    Compacted,
+    FutureRevision,
+    InvalidCommand,
+    KeyValue,
+    OpenSession,
+    Put,
+    Range,
+    PutResult,
+    RangeResult,
+    SessionClosed,
+    SessionOpened,
+    TxnResult,
+    decode_command,
+    decode_result,
+    encode_command,
+    encode_result,
+)
+
+
+@given(requests, st.integers(0, 2**63 - 1), st.integers(1, 2**63 - 1))
+def test_every_request_round_trips_through_its_bytes(request, client_id, seq) -> None:  # type: ignore[no-untyped-def]
+    seq = seq if client_id else 0
+    data = encode_command(request, client_id, seq)
+    assert decode_command(data) == Command(request, client_id, seq)
+    assert encode_command(request, client_id, seq) == data  # deterministic
+
+
+def test_session_requests_round_trip() -> None:
+    for request in (OpenSession(), CloseSession(7)):
+        assert decode_command(encode_command(request)).request == request
+
+
+def test_put_encoding_is_the_documented_array() -> None:
+    assert msgpack.unpackb(encode_command(Put(b"k", b"v", 0, True), 3, 4)) == [
+        1, 3, 4, [1, b"k", b"v", 0, True]]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        PutResult(3, KeyValue(b"a", b"1", 2, 3, 2, 0)),
+        RangeResult(4, (KeyValue(b"a", b"", 2, 3, 2, 9),), 5, True),
+        TxnResult(5, False, (PutResult(5), RangeResult(5, (), 0, False))),
+        SessionOpened(9),
+        SessionClosed(9, False),
+        Compacted(3, 4),
+        InvalidCommand("why"),
+    ],
+)
+def test_results_round_trip(result: object) -> None:
+    assert decode_result(encode_result(result)) == result  # type: ignore[arg-type]
+
+
+BAD = [
+    b"",
+    b"\xc1",  # never-used msgpack byte
+    b"\x93\x01\x02",  # truncated array
+    msgpack.packb(7),
+    msgpack.packb([2, 0, 0, [1, b"k", b"v", 0, False]]),  # unknown format
+    msgpack.packb([1, 0, 0, [1, "k", b"v", 0, False]]),  # str key
+    msgpack.packb([1, 0, 0, [1, b"k", b"v", -1, False]]),  # negative lease
+    msgpack.packb([1, 0, 0, [1, b"k", b"v", 0, 1]]),  # int for bool
+    msgpack.packb([1, 0, 0, [1, b"k", b"v", True, False]]),  # bool for int
+    msgpack.packb([1, 0, 0, [1, b"k", b"v", 0]]),  # missing field
+    msgpack.packb([1, 0, 0, [99]]),  # unknown tag
+    msgpack.packb([1, 0, 0, [2, b"a", b"\0", 0, 2**64 - 1, False, False, 0, 0]]),  # > int64
+    msgpack.packb([1, 2**63, 1, [1, b"k", b"v", 0, False]]),  # client id > int64
+    msgpack.packb([1, 0, 0, [2, b"k", b"", 0, 0, False, False, 9, 0]]),  # bad sort target
+    msgpack.packb([1, 5, 0, [1, b"k", b"v", 0, False]]),  # client id without seq
+    msgpack.packb([1, 0, 0, [4, [[b"k", 3, 0, 5]], [], []]]),  # int operand for VALUE
+    msgpack.packb([1, 0, 0, [4, [], [[5, 3]], []]]),  # compact inside a txn
+    msgpack.packb([1, 0, 0, {"tag": 1}]),
+    msgpack.packb([1, 0, 0, [1, b"k", msgpack.ExtType(1, b"x"), 0, False]]),
+    msgpack.packb([1, 0, 0, [1, b"k", b"v", 0, False]]) + b"\x00",  # trailing bytes
+    b"\x91" * 5000 + b"\x00",  # deep nesting
+    msgpack.packb([1, 0, 0, [1, b"k", b"v", 0, False]], use_bin_type=False),  # str, not bin
+]
+
+
+@pytest.mark.parametrize("data", BAD)
+def test_malformed_command_bytes_give_an_invalid_command_result(data: bytes) -> None:
+    kv = Driver()
+    assert isinstance(kv.raw(data), InvalidCommand)
+    assert kv.machine.revision == 1
+    assert kv.machine.applied_index == 1
+
+
+def test_the_largest_limit_and_revision_are_answered() -> None:
+    kv = Driver()
+    kv(Put(b"a", b"1"))
+    assert kv(Range(b"a", b"\0", limit=2**63 - 1)).count == 1  # type: ignore[union-attr]
+    assert kv(Range(b"a", revision=2**63 - 1)) == FutureRevision(2**63 - 1, 2)
+
+
+def test_deeply_nested_txn_is_refused_without_recursing() -> None:
+    op: list[object] = [4, [], [], []]
+    for _ in range(200):
+        op = [4, [], [op], []]
+    assert isinstance(Driver().raw(msgpack.packb([1, 0, 0, op])), InvalidCommand)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=64))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    result = Driver().raw(data)
+    assert result is not None
+
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary(max_size=8)
+    | st.text(max_size=4) | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=6),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 7), msgpack_values, st.lists(msgpack_values, max_size=8))
+def test_well_formed_msgpack_of_any_shape_never_raises(tag, first, rest) -> None:  # type: ignore[no-untyped-def]
+    data = msgpack.packb([1, 0, 0, [tag, first, *rest]])
+    kv = Driver()
+    kv.raw(data)
+    assert kv.machine.applied_index == 1
