@@ -1,0 +1,318 @@
+"""The simulated cluster: cores, disks, network, state machines and clients.
+
+`SimCluster.handle_ready` is the simulator's twin of the node's Ready handling, in
+the same order (ARCHITECTURE.md): send what may go now, persist, send what needed
+the persist, apply, serve reads, maybe snapshot, advance. A crash can be injected
+before or after the persist step, so the persistence rules are exercised, not
+assumed.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from node.raft import (
+    Config, InstallSnapshot, ConfState, Entry, EntryKind, ProposalDropped, RaftCore, RaftError, Ready,
+    ReadState, Role, Snapshot, SnapshotMeta,
+)
+
+from .disk import SimDisk
+from .invariants import InvariantChecker
+from .network import SimNetwork
+
+
+@dataclass(slots=True)
+class SimStateMachine:
+    """A replicated set of client operations, applied at most once each (the node's
+    exactly-once sessions play this role for real)."""
+
+    applied_index: int = 0
+    ops: list[bytes] = field(default_factory=list)
+    op_set: set[bytes] = field(default_factory=set)
+
+    def apply(self, entry: Entry) -> None:
+        assert entry.index == self.applied_index + 1, (
+            f"applied {entry.index} after {self.applied_index}: gap or repeat")
+        self.applied_index = entry.index
+        if entry.kind is EntryKind.NORMAL and entry.data not in self.op_set:
+            self.op_set.add(entry.data)
+            self.ops.append(entry.data)
+
+    def snapshot_data(self) -> tuple[int, tuple[bytes, ...]]:
+        return (self.applied_index, tuple(self.ops))
+
+    @classmethod
+    def restore(cls, data: object) -> SimStateMachine:
+        index, ops = data  # type: ignore[misc]
+        return cls(index, list(ops), set(ops))
+
+
+@dataclass(slots=True)
+class ClientOp:
+    op_id: bytes
+    created: int
+    proposed_at: int = -1
+    proposal: tuple[int, int, int] | None = None  # (node, term, index)
+    acked_at: int = -1
+
+
+@dataclass(slots=True)
+class ClientRead:
+    ctx: bytes
+    node: int
+    acked_before: int  # how many writes were acknowledged when the read was invoked
+    served: bool = False
+
+
+class SimNode:
+    def __init__(self, node_id: int, checker: InvariantChecker) -> None:
+        self.id = node_id
+        self.disk = SimDisk(node_id, checker)
+        self.core: RaftCore | None = None
+        self.sm = SimStateMachine()
+        self.read_states: list[ReadState] = []
+        self.crash_in_ready: str | None = None  # "before-persist" / "after-persist"
+        self.led_term = 0  # the term this incarnation last led in (Leader Append-Only)
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.core is not None
+
+
+class SimCluster:
+    def __init__(self, n_nodes: int, seed: int, *, election_ticks: int = 10,
+                 heartbeat_ticks: int = 2, snapshot_every: int = 0,
+                 max_size_per_msg: int = 64, max_inflight: int = 4,
+                 pre_vote: bool = True, check_quorum: bool = True) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.net = SimNetwork(random.Random(self.rng.getrandbits(64)))
+        self.checker = InvariantChecker()
+        self.now = 0
+        self.voters = tuple(range(1, n_nodes + 1))
+        self.config_kw = dict(election_ticks=election_ticks, heartbeat_ticks=heartbeat_ticks,
+                              max_size_per_msg=max_size_per_msg, max_inflight_msgs=max_inflight,
+                              pre_vote=pre_vote, check_quorum=check_quorum)
+        self.snapshot_every = snapshot_every
+        self.nodes = {i: SimNode(i, self.checker) for i in self.voters}
+        self.ops: dict[bytes, ClientOp] = {}
+        self.acked: list[bytes] = []
+        self.reads: dict[bytes, ClientRead] = {}
+        self.reads_served = 0
+        self.trace: deque[tuple[int, str]] = deque(maxlen=60)
+        for i in self.voters:
+            self.start(i)
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        assert node.core is None
+        disk = node.disk
+        cfg = Config(id=node_id, rng=random.Random(self.rng.getrandbits(64)), **self.config_kw)
+        node.core = RaftCore(cfg, ConfState(self.voters), hard_state=disk.hard_state,
+                             snapshot=disk.snapshot, entries=list(disk.entries))
+        node.sm = (SimStateMachine.restore(disk.snapshot.data) if disk.snapshot
+                   else SimStateMachine())
+        node.read_states = []
+        node.crash_in_ready = None
+        node.led_term = 0
+        self.trace.append((self.now, f"start {node_id} {disk.hard_state}"))
+        self.drain(node)
+
+    def crash(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        node.core = None
+        node.restarts += 1
+        self.trace.append((self.now, f"crash {node_id}"))
+
+    # -- the event loop ----------------------------------------------------------
+    def tick(self) -> None:
+        self.now += 1
+        for node in self.nodes.values():
+            if node.core is not None:
+                node.core.tick()
+                self.drain(node)
+        for m in self.net.due(self.now):
+            node = self.nodes[m.dst]
+            if node.core is not None:
+                node.core.step(m)
+                self.drain(node)
+                if isinstance(m, InstallSnapshot):
+                    self._report_snapshot(m, ok=True)
+            elif isinstance(m, InstallSnapshot):
+                self._report_snapshot(m, ok=False)
+        failed, self.net.failed_snapshots = self.net.failed_snapshots, []
+        for m in failed:
+            self._report_snapshot(m, ok=False)
+
+    def _report_snapshot(self, m: InstallSnapshot, ok: bool) -> None:
+        sender = self.nodes[m.src]
+        if sender.core is not None:
+            sender.core.report_snapshot(m.dst, ok)
+            self.drain(sender)
+
+    def drain(self, node: SimNode) -> None:
+        while node.core is not None and node.core.has_ready():
+            self.handle_ready(node, node.core.ready())
+
+    def handle_ready(self, node: SimNode, rd: Ready) -> None:
+        core = node.core
+        assert core is not None
+        self._observe_roles(node, rd)
+        # 1. messages that do not depend on this Ready's persistence
+        for m in rd.messages:
+            self.net.send(self.now, m)
+        if node.crash_in_ready == "before-persist":
+            return self.crash(node.id)
+        # 2. persist: snapshot, then entries (truncating), then hard state
+        disk = node.disk
+        if rd.snapshot is not None:
+            disk.install_snapshot(rd.snapshot)
+            node.sm = SimStateMachine.restore(rd.snapshot.data)
+        if rd.entries:
+            if (core.role is Role.LEADER and node.led_term == core.term
+                    and rd.entries[0].index <= disk.last_index()):
+                self.checker.fail("Leader Append-Only", f"leader {node.id} of term {core.term} "
+                                  f"overwrites its log from {rd.entries[0].index}")
+            disk.append(rd.entries)
+        if rd.hard_state is not None:
+            disk.save_hard_state(rd.hard_state)
+        if core.role is Role.LEADER and node.led_term != core.term:
+            node.led_term = core.term
+            self.checker.leader_completeness(node.id, core.term, disk.hash_at,
+                                             disk.snapshot_index)
+        if node.crash_in_ready == "after-persist":
+            return self.crash(node.id)
+        # 3. messages that promise durability
+        for m in rd.messages_after_persist:
+            self.net.send(self.now, m)
+        # 4. apply, then serve reads that are now safe
+        for e in rd.committed_entries:
+            self.checker.applied(node.id, e)
+            node.sm.apply(e)
+            self._maybe_ack(node, core, e)
+        node.read_states.extend(rd.read_states)
+        if node.read_states:
+            self._serve_reads(node)
+        core.advance(rd)
+        # 5. maybe snapshot and compact
+        if self.snapshot_every and node.sm.applied_index - disk.snapshot_index >= self.snapshot_every:
+            self._snapshot(node, core)
+
+    def _observe_roles(self, node: SimNode, rd: Ready) -> None:
+        ss = rd.soft_state
+        if ss is not None:
+            self.trace.append((self.now, f"node {node.id} {ss.role.value} term {ss.term} lead {ss.lead}"))
+            if ss.role is Role.LEADER:
+                self.checker.election(node.id, ss.term)
+
+    def _snapshot(self, node: SimNode, core: RaftCore) -> None:
+        index = node.sm.applied_index
+        meta = SnapshotMeta(index, core.log.term_at(index), ConfState(self.voters))
+        snap = Snapshot(meta, node.sm.snapshot_data())
+        core.compact(snap)
+        node.disk.compact(snap)
+
+    # -- clients -----------------------------------------------------------------
+    def leader(self) -> SimNode | None:
+        """The alive leader with the highest term, as a client would find it."""
+        best = None
+        for node in self.nodes.values():
+            core = node.core
+            if core is not None and core.role is Role.LEADER:
+                if best is None or core.term > best.core.term:  # type: ignore[union-attr]
+                    best = node
+        return best
+
+    def new_op(self) -> None:
+        op_id = b"op%d" % len(self.ops)
+        self.ops[op_id] = ClientOp(op_id, self.now)
+
+    def client_tick(self, retry_after: int) -> None:
+        """(Re)propose every unacknowledged op whose last attempt is old enough."""
+        leader = self.leader()
+        if leader is None:
+            return
+        core = leader.core
+        assert core is not None
+        for op in self.ops.values():
+            if op.acked_at >= 0 or (op.proposal is not None and self.now - op.proposed_at < retry_after):
+                continue
+            try:
+                index = core.propose(op.op_id)
+            except ProposalDropped:
+                return
+            op.proposal = (leader.id, core.term, index)
+            op.proposed_at = self.now
+        self.drain(leader)
+
+    def _maybe_ack(self, node: SimNode, core: RaftCore, e: Entry) -> None:
+        op = self.ops.get(e.data) if e.kind is EntryKind.NORMAL else None
+        if op is not None and op.acked_at < 0 and op.proposal == (node.id, e.term, e.index):
+            op.acked_at = self.now
+            self.acked.append(op.op_id)
+
+    def start_read(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if node.core is None:
+            return
+        ctx = b"r%d" % len(self.reads)
+        try:
+            node.core.read_index(ctx)
+        except RaftError:
+            return
+        self.reads[ctx] = ClientRead(ctx, node_id, len(self.acked))
+        self.drain(node)
+
+    def _serve_reads(self, node: SimNode) -> None:
+        keep = []
+        for rs in node.read_states:
+            if rs.index > node.sm.applied_index:
+                keep.append(rs)
+                continue
+            read = self.reads.get(rs.ctx)
+            if read is None or read.served or read.node != node.id:
+                continue
+            read.served = True
+            self.reads_served += 1
+            missing = [op for op in self.acked[:read.acked_before] if op not in node.sm.op_set]
+            if missing:
+                self.checker.fail("Linearizable read", f"read {rs.ctx!r} at node {node.id} "
+                                  f"(index {rs.index}) misses acknowledged writes {missing[:3]}")
+        node.read_states = keep
+
+    # -- end-of-run checks ---------------------------------------------------------
+    def pending_ops(self) -> int:
+        return sum(1 for op in self.ops.values() if op.acked_at < 0)
+
+    def converged(self) -> bool:
+        """One leader, every node alive, every op acknowledged, and every node has
+        applied the leader's whole log."""
+        leader = self.leader()
+        if leader is None or self.pending_ops():
+            return False
+        last = leader.core.log.last_index()  # type: ignore[union-attr]
+        if leader.core.log.committed != last:  # type: ignore[union-attr]
+            return False
+        return all(n.core is not None and n.sm.applied_index == last for n in self.nodes.values())
+
+    def check_final(self) -> None:
+        """Nothing acknowledged is lost: every node holds every acked op, once."""
+        for node in self.nodes.values():
+            missing = [op for op in self.acked if op not in node.sm.op_set]
+            if missing:
+                self.checker.fail("Acknowledged writes survive", f"node {node.id} lacks {missing[:5]}")
+            if len(node.sm.ops) != len(node.sm.op_set):
+                self.checker.fail("Exactly once", f"node {node.id} applied an op twice")
+        first = self.nodes[self.voters[0]].sm.ops
+        for node in self.nodes.values():
+            if node.sm.ops != first:
+                self.checker.fail("State Machine Safety", f"node {node.id} applied ops in a "
+                                  "different order")
+
+    def describe_trace(self) -> str:
+        return "\n".join(f"  t={t:>6} {what}" for t, what in self.trace)
+
+

@@ -1,0 +1,189 @@
+"""One seeded simulation run: random faults for a while, then heal and demand
+liveness. Everything is derived from the seed, so a failure replays exactly."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .cluster import SimCluster
+from .invariants import InvariantViolation
+
+
+@dataclass(frozen=True, slots=True)
+class FaultProfile:
+    """How hostile one run is. Drawn from the seed by `FaultProfile.draw`."""
+
+    drop: float
+    duplicate: float
+    max_delay: int
+    partition_rate: float  # per tick, when no partition is active
+    partition_ticks: tuple[int, int]
+    crash_rate: float  # per tick
+    down_ticks: tuple[int, int]
+    slow_rate: float  # per tick
+    write_rate: float  # new client ops per tick
+    read_rate: float  # new linearizable reads per tick
+    heartbeat_ticks: int
+    snapshot_every: int  # 0 = never snapshot
+    max_size_per_msg: int
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> FaultProfile:
+        return cls(
+            drop=rng.choice((0.0, 0.01, 0.05, 0.1, 0.2)),
+            duplicate=rng.choice((0.0, 0.02, 0.1)),
+            max_delay=rng.choice((1, 2, 3, 5, 8)),
+            partition_rate=rng.choice((0.0, 0.005, 0.02)),
+            partition_ticks=(10, rng.choice((40, 100, 300))),
+            crash_rate=rng.choice((0.0, 0.002, 0.01)),
+            down_ticks=(1, rng.choice((20, 100))),
+            slow_rate=rng.choice((0.0, 0.003)),
+            write_rate=rng.choice((0.1, 0.3, 1.0)),
+            read_rate=rng.choice((0.0, 0.05, 0.2)),
+            heartbeat_ticks=rng.choice((1, 2, 3)),
+            snapshot_every=rng.choice((0, 5, 20, 100)),
+            max_size_per_msg=rng.choice((8, 64, 1 << 20)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    seed: int
+    nodes: int
+    ticks: int
+    acked: int
+    reads: int
+    messages: int
+    crashes: int
+    heal_ticks: int  # ticks after healing until the cluster converged
+
+
+class SimulationFailure(AssertionError):
+    def __init__(self, seed: int, nodes: int, ticks: int, cause: BaseException, trace: str) -> None:
+        self.seed = seed
+        self.replay = (f"SIM_SEED={seed} python -m node.simulation --seed {seed} "
+                       f"--nodes {nodes} --ticks {ticks}")
+        super().__init__(f"seed {seed} ({nodes} nodes, {ticks} ticks) failed: {cause}\n"
+                         f"replay: {self.replay}\nlast events:\n{trace}")
+
+
+ELECTION_TICKS = 10
+#: After healing, a leader must exist and all work must finish within this many ticks.
+HEAL_BOUND = 40 * ELECTION_TICKS
+
+
+def run_seed(seed: int, nodes: int = 3, ticks: int = 2000) -> SimResult:
+    """Run one simulation; raises SimulationFailure naming the replay command."""
+    rng = random.Random(seed)
+    profile = FaultProfile.draw(rng)
+    cluster = SimCluster(nodes, seed=rng.getrandbits(64), election_ticks=ELECTION_TICKS,
+                         heartbeat_ticks=profile.heartbeat_ticks,
+                         snapshot_every=profile.snapshot_every,
+                         max_size_per_msg=profile.max_size_per_msg)
+    try:
+        chaos = _Chaos(cluster, profile, random.Random(rng.getrandbits(64)))
+        for _ in range(ticks):
+            chaos.step()
+            cluster.tick()
+        heal_ticks = _heal_and_converge(cluster, chaos)
+        cluster.check_final()
+    except (InvariantViolation, AssertionError) as exc:
+        raise SimulationFailure(seed, nodes, ticks, exc, cluster.describe_trace()) from exc
+    return SimResult(seed, nodes, ticks, len(cluster.acked), cluster.reads_served,
+                     cluster.net.sent, sum(n.restarts for n in cluster.nodes.values()), heal_ticks)
+
+
+def _heal_and_converge(cluster: SimCluster, chaos: _Chaos) -> int:
+    cluster.net.heal()
+    for node_id, node in cluster.nodes.items():
+        node.crash_in_ready = None
+        if node.core is None:
+            cluster.start(node_id)
+    for t in range(HEAL_BOUND):
+        cluster.client_tick(retry_after=4 * ELECTION_TICKS)
+        cluster.tick()
+        if cluster.converged():
+            return t
+    leader = cluster.leader()
+    raise InvariantViolation(
+        f"Liveness: {HEAL_BOUND} ticks after healing, leader={leader and leader.id}, "
+        f"{cluster.pending_ops()} ops unacknowledged, applied="
+        f"{ {i: n.sm.applied_index for i, n in cluster.nodes.items()} }")
+
+
+class _Chaos:
+    """Injects faults and client load, one tick at a time."""
+
+    def __init__(self, cluster: SimCluster, profile: FaultProfile, rng: random.Random) -> None:
+        self.c = cluster
+        self.p = profile
+        self.rng = rng
+        self.partition_until = -1
+        self.restart_at: dict[int, int] = {}
+        self.slow_until: dict[int, int] = {}
+        f = cluster.net.faults
+        f.drop, f.duplicate, f.max_delay = profile.drop, profile.duplicate, profile.max_delay
+
+    def step(self) -> None:
+        c, p, rng, now = self.c, self.p, self.rng, self.c.now
+        faults = c.net.faults
+        if self.partition_until == now:
+            faults.blocked = set()
+        if self.partition_until < now and p.partition_rate and rng.random() < p.partition_rate:
+            faults.blocked = self._partition()
+            self.partition_until = now + rng.randint(*p.partition_ticks)
+        for node_id, at in list(self.restart_at.items()):
+            if at <= now:
+                del self.restart_at[node_id]
+                c.start(node_id)
+        if p.crash_rate and rng.random() < p.crash_rate:
+            self._crash()
+        self._schedule_restarts()
+        for node_id, until in list(self.slow_until.items()):
+            if until <= now:
+                del self.slow_until[node_id]
+                faults.slow.pop(node_id, None)
+        if p.slow_rate and rng.random() < p.slow_rate:
+            node_id = rng.choice(c.voters)
+            faults.slow[node_id] = rng.randint(2, 12)
+            self.slow_until[node_id] = now + rng.randint(20, 200)
+        if rng.random() < p.write_rate and c.pending_ops() < 20:
+            c.new_op()
+        c.client_tick(retry_after=4 * ELECTION_TICKS)
+        if p.read_rate and rng.random() < p.read_rate:
+            c.start_read(rng.choice(c.voters))
+
+    def _partition(self) -> set[tuple[int, int]]:
+        rng, ids = self.rng, list(self.c.voters)
+        rng.shuffle(ids)
+        kind = rng.choice(("isolate", "split", "one-way", "bridge"))
+        if kind == "isolate":
+            side_a, side_b = ids[:1], ids[1:]
+        elif kind == "split":
+            cut = rng.randint(1, len(ids) - 1)
+            side_a, side_b = ids[:cut], ids[cut:]
+        elif kind == "one-way":  # a can hear b, b cannot hear a
+            a, b = ids[0], ids[1]
+            return {(a, b)}
+        else:  # bridge: two halves that only ids[0] can reach both of
+            rest = ids[1:]
+            half = len(rest) // 2
+            side_a, side_b = rest[:half], rest[half:]
+        return {(a, b) for a in side_a for b in side_b} | {(b, a) for a in side_a for b in side_b}
+
+    def _crash(self) -> None:
+        c, rng = self.c, self.rng
+        alive = [i for i, n in c.nodes.items() if n.alive]
+        if not alive:
+            return
+        node_id = rng.choice(alive)
+        how = rng.choice(("now", "before-persist", "after-persist"))
+        if how == "now":
+            c.crash(node_id)
+        else:
+            c.nodes[node_id].crash_in_ready = how  # dies inside its next Ready
+
+    def _schedule_restarts(self) -> None:
+        for node_id, node in self.c.nodes.items():
+            if node.core is None and node_id not in self.restart_at:
+                self.restart_at[node_id] = self.c.now + self.rng.randint(*self.p.down_ticks)
