@@ -120,6 +120,11 @@ class DataDir:
     def wal_bytes(self) -> int:
         return self._wal.size_bytes
 
+    @property
+    def wal_end(self) -> tuple[Path, int]:
+        """The active WAL segment and its size (the end of the log on disk)."""
+        return self._wal.active_segment
+
     # -- snapshots ---------------------------------------------------------------------
 
     @property

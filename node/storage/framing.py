@@ -22,10 +22,18 @@ drop it. With the check, a bad length is reported as corruption, not as a tail.
 Theory of torn tails. Records are only ever appended, each append is one write() of
 whole frames, and the file has no preallocated space, so end-of-file is end-of-data.
 A crash in the middle of a write can leave, at the very end of the *last* segment:
-a partial header; a whole header whose payload runs past end-of-file; or (after power
-loss, when the size reached disk before the data) a final record whose CRC fails or a
-run of zero bytes. Exactly those are a torn tail. Anything else that fails a check is
-corruption.
+a partial header; a whole header whose payload runs past end-of-file; or, after a
+power failure that persisted the new file size but only some of the sectors, a final
+record with holes of zeros, followed by zeros. So, in the last segment only, with
+``z`` the offset where the trailing run of zero bytes starts (``z`` = size if none),
+a record at offset ``o`` that fails a check is a torn tail when
+
+* its header is incomplete or bad and reaches into the zeros (``o + 12 > z``), or
+* its header is good and its payload runs past end-of-file, or
+* its header is good, its CRC fails, and nothing but zeros follows it (``end >= z``).
+
+Anything else that fails a check is corruption: some valid-looking data follows the
+bad record, so it cannot be the write that a crash interrupted.
 """
 from __future__ import annotations
 
@@ -122,9 +130,10 @@ def scan_frames(data: bytes, *, is_last: bool, valid_kinds: frozenset[int]) -> S
     frames: list[Frame] = []
     view = memoryview(data)
     size = len(data)
+    zeros_from = len(data.rstrip(b"\0"))
     offset = 0
     while offset < size:
-        problem = _check_frame(data, view, offset, valid_kinds)
+        problem = _check_frame(data, view, offset, zeros_from, valid_kinds)
         if isinstance(problem, Frame):
             frames.append(problem)
             offset += HEADER_SIZE + len(problem.payload)
@@ -137,17 +146,18 @@ def scan_frames(data: bytes, *, is_last: bool, valid_kinds: frozenset[int]) -> S
 
 
 def _check_frame(
-    data: bytes, view: memoryview, offset: int, valid_kinds: frozenset[int]
+    data: bytes, view: memoryview, offset: int, zeros_from: int, valid_kinds: frozenset[int]
 ) -> Frame | tuple[str, bool]:
-    """The frame at ``offset``, or (why it is bad, whether it could be a torn tail)."""
+    """The frame at ``offset``, or (why it is bad, whether it could be a torn tail).
+    ``zeros_from``: where the trailing run of zero bytes starts."""
     size = len(data)
+    if offset >= zeros_from:
+        return "zero-filled tail", True
     if size - offset < HEADER_SIZE:
         return "partial record header at end of file", True
     length, kind, reserved, check, crc = HEADER.unpack_from(data, offset)
     if reserved != 0 or check != _header_check(length, kind) or kind not in valid_kinds:
-        if data.count(0, offset) == size - offset:
-            return "zero-filled tail", True
-        return f"bad record header (kind={kind} length={length})", False
+        return f"bad record header (kind={kind} length={length})", offset + HEADER_SIZE > zeros_from
     if length > MAX_PAYLOAD:
         return f"record length {length} exceeds the maximum", False
     end = offset + HEADER_SIZE + length
@@ -156,7 +166,7 @@ def _check_frame(
     head = view[offset : offset + 8]
     payload = view[offset + HEADER_SIZE : end]
     if zlib.crc32(payload, zlib.crc32(head)) != crc:
-        # A failed CRC is a torn write only if nothing follows it: a record in the
-        # middle was acknowledged once, so its loss would be silent data loss.
-        return "crc mismatch", end == size
+        # A failed CRC is a torn write only if nothing but zeros follows it: a
+        # record in the middle was acknowledged once; losing it would be silent.
+        return "crc mismatch", end >= zeros_from
     return Frame(offset, kind, bytes(payload))

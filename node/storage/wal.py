@@ -144,6 +144,11 @@ class WriteAheadLog:
         return closed + self._size
 
     @property
+    def active_segment(self) -> tuple[Path, int]:
+        """The segment appends go to, and its size: where the log ends, for logs."""
+        return self._segments[-1].path, self._size
+
+    @property
     def segment_count(self) -> int:
         return len(self._segments)
 

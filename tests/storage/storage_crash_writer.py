@@ -1,5 +1,6 @@
 """The victim of the crash tests: performs a seeded workload against a data dir and
-prints the number of each operation once it has returned (i.e. is durable), until it
+prints the number of each operation once it has returned (i.e. is durable), with
+the active WAL segment and its size at that moment, until it
 is SIGKILLed. Run as: python storage_crash_writer.py DATA_DIR SEED [SEGMENT_BYTES]"""
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def main(argv: list[str]) -> int:
         perform(storage, model, op)
         model.apply(op)
         # Unbuffered write straight to the pipe: the ack exists only after the op returned.
-        os.write(out, b"%d\n" % number)
+        segment, size = storage.wal_end
+        os.write(out, b"%d %s %d\n" % (number, segment.name.encode(), size))
     return 0
 
 

@@ -3,6 +3,9 @@ suffix overwrites, hard-state changes, snapshots + compaction, segment rotation 
 4 KiB) and reports each operation once it returned; we SIGKILL it at a random point,
 recover, and compare with a model of the workload.
 
+Half the runs also tear the in-flight append (cut it short, maybe add zero fill), as
+a power failure could, to exercise torn-tail recovery: SIGKILL alone rarely tears.
+
 Rule checked: every operation whose append had returned is present after recovery,
 and nothing beyond the operation in flight is invented (recovered state is the
 model's state after the acknowledged ops, or after the one in flight, or that one's
@@ -18,22 +21,30 @@ import random
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from node.storage import DataDir, StorageOptions
-from storage_workload import Model, recovered_view, workload
+from storage_workload import Append, Model, recovered_view, workload
 
 ITERATIONS = int(os.environ.get("JANGADA_STORAGE_CRASH_ITERATIONS", "24"))
 FIRST_SEED = int(os.environ.get("JANGADA_STORAGE_CRASH_SEED", "0"))
 WRITER = Path(__file__).with_name("storage_crash_writer.py")
 
 
-def _run_and_kill(data_dir: Path, seed: int, kill_after: int) -> int:
-    """Start the writer, SIGKILL it after ``kill_after`` acks; the number of the last
-    acknowledged operation (acks still in the pipe count: they were sent)."""
+@dataclass(frozen=True)
+class Ack:
+    number: int  # operations 1..number had returned
+    segment: str  # the active WAL segment then
+    size: int  # and its size: every byte past it belongs to the operation in flight
+
+
+def _run_and_kill(data_dir: Path, seed: int, kill_after: int) -> Ack:
+    """Start the writer, SIGKILL it after ``kill_after`` acks; return the last ack
+    (acks still in the pipe count: they were sent)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WRITER.parent), *sys.path]))
     proc = subprocess.Popen(
         [sys.executable, str(WRITER), str(data_dir), str(seed)],
@@ -42,18 +53,39 @@ def _run_and_kill(data_dir: Path, seed: int, kill_after: int) -> int:
     assert proc.stdout is not None and proc.stderr is not None
     try:
         assert proc.stdout.readline() == b"ready\n", proc.stderr.read().decode()
-        seen = 0
-        while seen < kill_after:
+        lines = []
+        while len(lines) < kill_after:
             line = proc.stdout.readline()
             assert line, f"writer died on its own: {proc.stderr.read().decode()}"
-            seen += 1
+            lines.append(line)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    lines = [int(line) for line in proc.stdout.read().split()]
+    lines += proc.stdout.read().splitlines(keepends=True)
     proc.stdout.close()
     proc.stderr.close()
-    return max(lines, default=seen)
+    # A line cut by the kill is an ack that was never completely sent.
+    complete = [line.split() for line in lines if line.endswith(b"\n")]
+    if not complete:
+        return Ack(0, "", 0)
+    number, segment, size = complete[-1]
+    return Ack(int(number), segment.decode(), int(size))
+
+
+def _tear_in_flight_write(wal_dir: Path, ack: Ack, rng: random.Random) -> None:
+    """Simulate a power failure during the in-flight append: only part of the bytes
+    written after the last ack reached the disk, possibly followed by zero fill (the
+    size reached the disk, the data did not). Bytes up to the ack stay intact."""
+    path = wal_dir / ack.segment
+    segments = sorted(p.name for p in wal_dir.glob("*.wal"))
+    if not ack.segment or segments[-1] != ack.segment or path.stat().st_size <= ack.size:
+        return
+    keep = rng.randint(ack.size, path.stat().st_size - 1)
+    with path.open("r+b") as file:
+        file.truncate(keep)
+        if rng.random() < 0.5:
+            file.seek(keep)
+            file.write(bytes(rng.randint(1, 600)))
 
 
 def _model_states(seed: int, acked: int) -> list[Model]:
@@ -69,9 +101,13 @@ def _model_states(seed: int, acked: int) -> list[Model]:
 
 @pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + ITERATIONS))
 def test_sigkill_loses_no_acknowledged_operation_and_invents_nothing(tmp_path: Path, seed: int) -> None:
-    kill_after = random.Random(seed).choice((0, 1, 5, 30, 100, 200, 300))
-    acked = _run_and_kill(tmp_path / "data", seed, kill_after)
+    rng = random.Random(seed)
+    kill_after = rng.choice((0, 1, 5, 30, 100, 200, 300))
+    ack = _run_and_kill(tmp_path / "data", seed, kill_after)
+    acked = ack.number
     before, in_flight = _model_states(seed, acked)
+    if rng.random() < 0.5 and isinstance(next(islice(workload(seed), acked, None)), Append):
+        _tear_in_flight_write(tmp_path / "data" / "wal", ack, rng)
 
     storage, state = DataDir.open(tmp_path / "data", "crash-cluster", 1, StorageOptions(segment_bytes=4096))
     with storage:
