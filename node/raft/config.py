@@ -1,8 +1,16 @@
 """Core configuration, validated once. Randomness is injected, never global."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class RandomSource(Protocol):
+    """What the core needs from its injected generator (e.g. a seeded
+    `random.Random`): the core never touches the module-level `random`."""
+
+    def randrange(self, start: int, stop: int) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +28,7 @@ class Config:
     """
 
     id: int
-    rng: random.Random
+    rng: RandomSource
     election_ticks: int = 10
     heartbeat_ticks: int = 1
     pre_vote: bool = True
@@ -33,8 +41,8 @@ class Config:
         problems = []
         if self.id < 1:
             problems.append(f"id must be >= 1 (0 means 'none'), got {self.id}")
-        if not isinstance(self.rng, random.Random):
-            problems.append("rng must be an injected random.Random")
+        if not isinstance(self.rng, RandomSource):
+            problems.append("rng must be an injected generator with randrange(), e.g. random.Random(seed)")
         if self.heartbeat_ticks < 1:
             problems.append(f"heartbeat_ticks must be >= 1, got {self.heartbeat_ticks}")
         if self.election_ticks <= self.heartbeat_ticks:

@@ -207,12 +207,18 @@ class RaftCore:
     # ======================================================================
     def has_ready(self) -> bool:
         log = self.log
+        prev_hs, prev_ss = self._prev_hard_state, self._prev_soft_state
+        # Field comparisons, not fresh dataclasses: this runs after every event.
         return bool(
-            self._broadcast_pending or self._read_heartbeat_pending or self.msgs or self.read_states
-            or log.stable_index < log.last_index() or log.pending_snapshot is not None
-            or log.has_next_committed_entries()
-            or self._hard_state() != self._prev_hard_state
-            or self._soft_state() != self._prev_soft_state
+            self._broadcast_pending or self._read_heartbeat_pending or self.msgs
+            or self.read_states
+            or log.stable_index < log.snapshot_index + len(log.entries)
+            or log.pending_snapshot is not None
+            or (log.committed > log.applied and log.pending_snapshot is None)
+            or self.term != prev_hs.term or self.vote != prev_hs.vote
+            or log.committed != prev_hs.commit
+            or self.lead != prev_ss.lead or self.role is not prev_ss.role
+            or self.term != prev_ss.term
         )
 
     def ready(self) -> Ready:
@@ -227,14 +233,13 @@ class RaftCore:
         rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
                    snapshot=log.pending_snapshot, read_states=self.read_states)
         self.read_states = []
-        ss = self._soft_state()
-        if ss != self._prev_soft_state:
-            rd.soft_state = ss
-        hs = self._hard_state()
+        prev_ss = self._prev_soft_state
+        if self.lead != prev_ss.lead or self.role is not prev_ss.role or self.term != prev_ss.term:
+            rd.soft_state = SoftState(self.lead, self.role, self.term)
         prev = self._prev_hard_state
-        term_or_vote_changed = hs.term != prev.term or hs.vote != prev.vote
-        if hs != prev:
-            rd.hard_state = hs
+        term_or_vote_changed = self.term != prev.term or self.vote != prev.vote
+        if term_or_vote_changed or log.committed != prev.commit:
+            rd.hard_state = HardState(self.term, self.vote, log.committed)
         msgs, self.msgs = self.msgs, []
         if term_or_vote_changed or rd.snapshot is not None:
             # Everything we say in a new term speaks for a vote/term not yet durable.
@@ -267,12 +272,6 @@ class RaftCore:
             # The leader's own durable entries count towards the quorum only now.
             if self._maybe_commit():
                 self._broadcast_pending = True
-
-    def _hard_state(self) -> HardState:
-        return HardState(self.term, self.vote, self.log.committed)
-
-    def _soft_state(self) -> SoftState:
-        return SoftState(self.lead, self.role, self.term)
 
     # ======================================================================
     # Role transitions (Raft §5.2)
