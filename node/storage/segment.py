@@ -99,7 +99,7 @@ def read_segment(path: Path, name: SegmentName, identity: Identity, *, is_last: 
 def _decode_located(path: Path, offset: int, kind: int, payload: bytes) -> Record:
     try:
         return decode(kind, payload)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
         # The CRC matched, so these are the bytes we wrote: a format bug or a
         # deliberate forgery. Either way, not something to skip.
         raise RecordCorrupt(path, offset, f"undecodable {RecordKind(kind).name} payload: {exc}") from exc
