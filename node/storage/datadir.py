@@ -49,6 +49,14 @@ class RecoveredState:
     orphaned_snapshots: tuple[Path, ...]
 
     @property
+    def snapshot_ref(self) -> SnapshotRef | None:
+        """``snapshot.data``, typed: read it with ``iter_data`` to restore the state machine."""
+        if self.snapshot is None:
+            return None
+        assert isinstance(self.snapshot.data, SnapshotRef)
+        return self.snapshot.data
+
+    @property
     def first_index(self) -> int:
         return (self.snapshot.meta.index if self.snapshot else 0) + 1
 

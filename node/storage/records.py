@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from itertools import count
-from typing import Sequence
+from typing import Sequence, cast
 
 import msgpack
 
@@ -67,7 +67,7 @@ Record = SegmentHeader | EntryBatch | HardState | SnapshotMarker
 
 
 def _pack(value: object) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    return cast(bytes, msgpack.packb(value, use_bin_type=True))
 
 
 def encode_header(header: SegmentHeader) -> bytes:
@@ -129,8 +129,7 @@ def _decode_entries(fields: list[object]) -> EntryBatch:
 # The field check below keeps this honest if Entry ever changes shape.
 assert [f.name for f in fields(Entry)] == ["term", "index", "data", "kind"], "update _entry"
 _new = object.__new__
-_set_term, _set_index = Entry.term.__set__, Entry.index.__set__  # type: ignore[attr-defined]
-_set_data, _set_kind = Entry.data.__set__, Entry.kind.__set__  # type: ignore[attr-defined]
+_set_term, _set_index, _set_data, _set_kind = (getattr(Entry, name).__set__ for name in ("term", "index", "data", "kind"))
 
 
 def _entry(term: int, index: int, data: bytes, kind: int) -> Entry:

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, cast
 
 import msgpack
 
@@ -97,7 +97,7 @@ class SnapshotRef:
 
 def _encode_prefix(cluster_id: str, meta: SnapshotMeta) -> bytes:
     fields = [cluster_id, meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners)]
-    packed = msgpack.packb(fields, use_bin_type=True)
+    packed = cast(bytes, msgpack.packb(fields, use_bin_type=True))
     return MAGIC + _META_LEN.pack(len(packed)) + packed
 
 

@@ -169,3 +169,13 @@ def test_repair_sets_aside_everything_from_a_missing_segment_on(tmp_path: Path) 
     report = repair(tmp_path, "c", 1)
     assert report.truncated is None and report.set_aside[0] == Path(str(segments[3]) + ".broken")
     assert _open(tmp_path).entries[0] == _entry(1)
+
+
+def test_the_check_command_reports_what_a_node_would_start_from(tmp_path: Path, capsys) -> None:
+    from node.storage.__main__ import main
+
+    _populate(tmp_path)
+    assert main(["check", str(tmp_path), "--cluster-id", "c", "--node-id", "1"]) == 0
+    assert f"entries: 1..{LAST}" in capsys.readouterr().out
+    assert main(["check", str(tmp_path), "--cluster-id", "c", "--node-id", "2"]) == 1
+    assert "foreign WAL segment" in capsys.readouterr().err

@@ -103,7 +103,7 @@ def test_snapshot_then_compact_deletes_only_covered_segments(tmp_path: Path) -> 
     storage, state = _reopen(tmp_path)
     with storage:
         assert state.snapshot is not None and state.snapshot.meta == meta
-        assert b"".join(state.snapshot.data.iter_data()) == b"state machine"
+        assert b"".join(state.snapshot_ref.iter_data()) == b"state machine"
         assert state.entries == _entries(201, 300, size=100)
         assert state.hard_state == HardState(1, 1, 300)
 
@@ -139,7 +139,7 @@ def test_a_snapshot_that_matches_the_log_keeps_the_suffix(tmp_path: Path) -> Non
 
 
 def test_sync_policy_none_is_explicit_and_still_recovers_after_a_clean_close(tmp_path: Path) -> None:
-    options = StorageOptions(segment_bytes=4096, sync="none")
+    options = StorageOptions(segment_bytes=4096, sync=SyncPolicy("none"))
     assert options.sync is SyncPolicy.NONE
     with _reopen(tmp_path, options)[0] as storage:
         assert storage.sync_policy is SyncPolicy.NONE
@@ -176,5 +176,5 @@ def test_any_workload_recovers_to_the_model_across_reopens(seed: int, steps: int
         storage, state = DataDir.open(tmp, "c", 1, options)
         storage.close()
         assert recovered_view(state) == model.view()
-        if state.snapshot is not None:
-            assert b"".join(state.snapshot.data.iter_data()) == model.snapshot_data(state.snapshot.meta.index)
+        if state.snapshot_ref is not None:
+            assert b"".join(state.snapshot_ref.iter_data()) == model.snapshot_data(state.snapshot_ref.meta.index)
