@@ -98,6 +98,7 @@ class SimCluster:
         self.snapshot_every = snapshot_every
         self.nodes = {i: SimNode(i, self.checker) for i in self.voters}
         self.ops: dict[bytes, ClientOp] = {}
+        self.unacked: dict[bytes, ClientOp] = {}  # insertion-ordered: deterministic
         self.acked: list[bytes] = []
         self.reads: dict[bytes, ClientRead] = {}
         self.reads_served = 0
@@ -228,7 +229,7 @@ class SimCluster:
 
     def new_op(self) -> None:
         op_id = b"op%d" % len(self.ops)
-        self.ops[op_id] = ClientOp(op_id, self.now)
+        self.ops[op_id] = self.unacked[op_id] = ClientOp(op_id, self.now)
 
     def client_tick(self, retry_after: int) -> None:
         """(Re)propose every unacknowledged op whose last attempt is old enough."""
@@ -237,8 +238,8 @@ class SimCluster:
             return
         core = leader.core
         assert core is not None
-        for op in self.ops.values():
-            if op.acked_at >= 0 or (op.proposal is not None and self.now - op.proposed_at < retry_after):
+        for op in self.unacked.values():
+            if op.proposal is not None and self.now - op.proposed_at < retry_after:
                 continue
             try:
                 index = core.propose(op.op_id)
@@ -253,6 +254,7 @@ class SimCluster:
         if op is not None and op.acked_at < 0 and op.proposal == (node.id, e.term, e.index):
             op.acked_at = self.now
             self.acked.append(op.op_id)
+            del self.unacked[op.op_id]
 
     def start_read(self, node_id: int) -> None:
         node = self.nodes[node_id]
@@ -285,7 +287,7 @@ class SimCluster:
 
     # -- end-of-run checks ---------------------------------------------------------
     def pending_ops(self) -> int:
-        return sum(1 for op in self.ops.values() if op.acked_at < 0)
+        return len(self.unacked)
 
     def converged(self) -> bool:
         """One leader, every node alive, every op acknowledged, and every node has
