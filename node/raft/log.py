@@ -37,7 +37,11 @@ class RaftLog:
             if e.index != self.snapshot_index + 1 + k:
                 raise ValueError(f"log entries are not contiguous after the snapshot at {e}")
         self.stable_index = self.last_index()
-        self.committed = max(self.snapshot_index, min(committed, self.last_index()))
+        if committed > self.last_index():
+            # Storage lost entries it had acknowledged: never paper over that.
+            raise ValueError(f"persisted commit index {committed} is beyond the recovered log "
+                             f"(last index {self.last_index()}): storage lost entries")
+        self.committed = max(self.snapshot_index, committed)
         # The caller restores the state machine from the snapshot before anything else.
         self.applied = self.snapshot_index
         # A snapshot received from the leader that the caller has not installed yet.
@@ -66,6 +70,10 @@ class RaftLog:
         return self.entries[offset - 1].term
 
     def match_term(self, index: int, term: int) -> bool:
+        """Whether we hold an entry at `index` with `term`. Past our last index we hold
+        nothing -- not even the 0 that `term_at` reports there -- so nothing matches."""
+        if index > self.last_index():
+            return False
         try:
             return self.term_at(index) == term
         except LogCompacted:

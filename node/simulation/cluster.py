@@ -256,6 +256,15 @@ class SimCluster:
             self.acked.append(op.op_id)
             del self.unacked[op.op_id]
 
+    def transfer_leadership(self, to: int) -> None:
+        """Ask the current leader to hand over to `to` (thesis §3.10)."""
+        leader = self.leader()
+        if leader is None or leader.core is None:
+            return
+        self.trace.append((self.now, f"transfer {leader.id} -> {to}"))
+        leader.core.transfer_leadership(to)
+        self.drain(leader)
+
     def start_read(self, node_id: int) -> None:
         node = self.nodes[node_id]
         if node.core is None:

@@ -23,6 +23,7 @@ class FaultProfile:
     slow_rate: float  # per tick
     write_rate: float  # new client ops per tick
     read_rate: float  # new linearizable reads per tick
+    transfer_rate: float  # leadership transfers asked for, per tick
     heartbeat_ticks: int
     snapshot_every: int  # 0 = never snapshot
     max_size_per_msg: int
@@ -40,6 +41,7 @@ class FaultProfile:
             slow_rate=rng.choice((0.0, 0.003)),
             write_rate=rng.choice((0.1, 0.3, 1.0)),
             read_rate=rng.choice((0.0, 0.05, 0.2)),
+            transfer_rate=rng.choice((0.0, 0.0, 0.005)),
             heartbeat_ticks=rng.choice((1, 2, 3)),
             snapshot_every=rng.choice((0, 5, 20, 100)),
             max_size_per_msg=rng.choice((8, 64, 1 << 20)),
@@ -152,6 +154,8 @@ class _Chaos:
         c.client_tick(retry_after=4 * ELECTION_TICKS)
         if p.read_rate and rng.random() < p.read_rate:
             c.start_read(rng.choice(c.voters))
+        if p.transfer_rate and rng.random() < p.transfer_rate:
+            c.transfer_leadership(rng.choice(c.voters))
 
     def _partition(self) -> set[tuple[int, int]]:
         rng, ids = self.rng, list(self.c.voters)

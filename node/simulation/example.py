@@ -1,14 +1,12 @@
 """The worked example of docs/raft-core.md: one election and one commit in a
 three-node cluster, every Ready printed in its canonical form. Run it with
-`python -m node.raft.example`; a test checks that the doc shows exactly this."""
+`python -m node.simulation.example`; a test checks that the doc shows exactly this."""
 from __future__ import annotations
 
 import random
 
-from .config import Config
-from .core import RaftCore, boot
-from .describe import describe_message, describe_ready
-from .messages import Message
+from node.raft import Config, Message, RaftCore, boot
+from node.raft.describe import describe_message, describe_ready
 
 
 def transcript() -> str:
