@@ -30,9 +30,12 @@ def test_positions_after_a_snapshot() -> None:
     assert log.applied == 5 and log.committed == 7
 
 
-def test_committed_index_from_storage_is_clamped_to_the_log() -> None:
-    log = RaftLog(None, entries_of([1, 1]), committed=9)
-    assert log.committed == 2
+def test_persisted_commit_beyond_the_recovered_log_fails_stop() -> None:
+    """Figure 2: committed entries are durable; a persisted commit index past the
+    recovered log means storage lost acknowledged entries -- refuse to start."""
+    with pytest.raises(ValueError):
+        RaftLog(None, entries_of([1, 1]), committed=9)
+    assert RaftLog(None, entries_of([1, 1]), committed=2).committed == 2
 
 
 def test_entries_must_be_contiguous_after_the_snapshot() -> None:
@@ -133,11 +136,8 @@ def test_append_whose_prev_index_is_beyond_the_log_is_rejected_whatever_its_term
     prevLogIndex". An index past our last entry holds nothing, so no prev_log_term --
     not even 0, the term `term_at` reports for "no such entry" -- can match it.
 
-    Known to fail at the time of writing: `match_term(5, 0)` is True on an empty log,
-    so maybe_append acknowledges index 5 it does not hold (and with entries trips the
-    gap assertion). A correct leader never sends prev_log_term 0 for an index >= 1,
-    so this is latent, but a decoded message must not be able to make a follower
-    acknowledge entries it lacks."""
+    (A correct leader never sends prev_log_term 0 for an index >= 1, but a decoded
+    message must not make a follower acknowledge entries it lacks.)"""
     log = RaftLog(None, entries_of([1, 1]))
     assert not log.match_term(5, 0)
     assert log.maybe_append(5, 0, 0, []) is None

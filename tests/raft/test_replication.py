@@ -91,7 +91,9 @@ def test_fast_backtracking_takes_about_one_round_trip_per_term() -> None:
     follower_log = entries_of(prefix + [3] * 40 + [5] * 40 + [7] * 40)
     h = Harness(3, logs={1: leader_log, 2: follower_log, 3: leader_log},
                 hard_states={1: HardState(term=8), 2: HardState(term=8), 3: HardState(term=8)})
-    h.elect(1)
+    h[1].campaign()
+    h.stabilize(max_rounds=1000)  # room for a per-entry repair, so the count decides
+    assert h.leaders() == [1]
     rejections = [m for m in h.delivered
                   if isinstance(m, AppendEntriesResponse) and m.src == 2 and not m.success]
     diverging_terms = {2, 3, 4, 5, 6, 7, 8}
@@ -258,3 +260,20 @@ def test_leader_does_not_count_itself_while_its_write_is_in_flight() -> None:
     assert h[1].log.committed < idx
     h[1].advance(rd)
     assert h[1].log.committed == idx
+
+
+def test_learner_receives_the_log_but_never_counts_towards_commit() -> None:
+    """Thesis §4.2.1 (non-voting members): a learner is replicated to like any
+    follower, but an entry on the leader and the learner only is not committed."""
+    h = Harness(3, learners=[4])
+    h.elect(1)
+    h.isolate(2, 3)
+    idx = h.propose(1, b"x")[0]
+    h.stabilize()
+    assert h.progress(1, 4).match == idx
+    assert h[1].log.committed < idx
+    h.heal()
+    h.tick(1)
+    h.stabilize()
+    assert h[1].log.committed == idx
+    assert h.storage[4].entries == h.storage[1].entries
