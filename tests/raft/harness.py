@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from node.raft import (
     AppendEntries, AppendEntriesResponse, Config, ConfState, Entry, HardState, Message,
@@ -171,8 +172,9 @@ class Harness:
         return taken
 
     def peek(self, kind: type | tuple[type, ...] = object, *, src: int | None = None,
-             dst: int | None = None) -> list[Message]:
-        """The queued messages of `kind` (optionally from `src` / to `dst`)."""
+             dst: int | None = None) -> list[Any]:
+        """The queued messages of `kind` (optionally from `src` / to `dst`); typed Any
+        so tests can read the fields of the kind they asked for."""
         return [m for m in self.queue if isinstance(m, kind)
                 and (src is None or m.src == src) and (dst is None or m.dst == dst)]
 
