@@ -2,6 +2,8 @@
 collide, ranges overlap and histories grow)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from hypothesis import strategies as st
 
 from node.statemachine import (
@@ -14,6 +16,7 @@ from node.statemachine import (
     Op,
     Put,
     Range,
+    Request,
     SortOrder,
     SortTarget,
     Txn,
@@ -64,14 +67,24 @@ def compares(draw: st.DrawFn) -> Compare:
     return Compare(draw(keys), target, draw(st.sampled_from(CompareOp)), operand)
 
 
-def txns(depth: int = 2) -> st.SearchStrategy[Txn]:
-    ops: st.SearchStrategy[Op] = st.one_of(puts, deletes(), ranges(st.just(0)))
+def txns(depth: int = 2, revision: st.SearchStrategy[int] = st.just(0)) -> st.SearchStrategy[Txn]:
+    ops: st.SearchStrategy[Op] = st.one_of(puts, deletes(), ranges(revision))
     if depth > 1:
-        ops = st.one_of(ops, txns(depth - 1))
+        ops = st.one_of(ops, txns(depth - 1, revision))
     branch = st.lists(ops, max_size=4).map(tuple)
     return st.builds(Txn, st.lists(compares(), max_size=3).map(tuple), branch, branch)
 
 
-requests = st.one_of(
-    puts, puts, deletes(), ranges(), txns(), st.builds(Compact, revisions)
-)
+@lru_cache(maxsize=None)  # building and validating strategies is slow; reuse them
+def requests_at(revision: int) -> st.SearchStrategy[Request]:
+    """Requests for a store at `revision`: the revisions they name are mostly
+    readable (0 = latest, or at most one past the current one), sometimes not."""
+    near = st.one_of(st.just(0), st.integers(0, revision + 1))
+    inner = st.one_of(st.just(0), st.just(0), st.just(0), near)
+    return st.one_of(
+        puts, puts, deletes(), ranges(near), txns(2, inner),
+        st.builds(Compact, st.integers(max(0, revision - 4), revision + 1)),
+    )
+
+
+requests = requests_at(20)

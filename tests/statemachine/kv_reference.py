@@ -1,0 +1,151 @@
+"""A deliberately simple reference model of the MVCC store: a full copy of the
+state (key -> KeyValue) for every revision, ranges by sorting everything.
+Slow, obviously right; the property tests hold the real store to it."""
+from __future__ import annotations
+
+from operator import attrgetter
+
+from node.statemachine import (
+    ALL_KEYS_END,
+    Compact,
+    CompactResult,
+    Compacted,
+    Compare,
+    CompareOp,
+    CompareTarget,
+    DeleteRange,
+    DeleteResult,
+    FutureRevision,
+    KeyValue,
+    KvError,
+    Op,
+    OpResult,
+    Put,
+    PutResult,
+    Range,
+    RangeResult,
+    Request,
+    Result,
+    SortOrder,
+    SortTarget,
+    Txn,
+    TxnResult,
+)
+
+State = dict[bytes, KeyValue]
+
+
+def in_range(key: bytes, start: bytes, end: bytes) -> bool:
+    if not end:
+        return key == start
+    if end == ALL_KEYS_END:
+        return key >= start
+    return start <= key < end
+
+
+class Reference:
+    def __init__(self) -> None:
+        self.states: list[State] = [{}, {}]  # states[r] = the state at revision r; 1 is empty
+        self.compact = 0
+        self.wrote = False
+
+    @property
+    def revision(self) -> int:
+        return len(self.states) - 1
+
+    def apply(self, request: Request) -> Result:
+        try:
+            if isinstance(request, Compact):
+                return self._compact(request.revision)
+            self._check(request)  # type: ignore[arg-type]
+        except KvError as error:
+            return error
+        work = dict(self.states[-1])
+        self.wrote = False
+        result = self._run(work, request)  # type: ignore[arg-type]
+        if self.wrote:
+            self.states.append(work)
+        return result
+
+    def _compact(self, revision: int) -> Result:
+        if revision <= self.compact:
+            raise Compacted(revision, self.compact)
+        if revision > self.revision:
+            raise FutureRevision(revision, self.revision)
+        self.compact = revision
+        return CompactResult(self.revision, revision)
+
+    def _check(self, op: Op) -> None:
+        if isinstance(op, Range) and op.revision:
+            if op.revision < self.compact:
+                raise Compacted(op.revision, self.compact)
+            if op.revision > self.revision:
+                raise FutureRevision(op.revision, self.revision)
+        if isinstance(op, Txn):
+            for nested in op.success + op.failure:
+                self._check(nested)
+
+    @property
+    def observed(self) -> int:
+        return self.revision + 1 if self.wrote else self.revision
+
+    def _run(self, work: State, op: Op) -> OpResult:
+        main = self.revision + 1
+        if isinstance(op, Put):
+            prev = work.get(op.key)
+            if prev is None:
+                work[op.key] = KeyValue(op.key, op.value, main, main, 1, op.lease)
+            else:
+                work[op.key] = KeyValue(op.key, op.value, prev.create_revision, main,
+                                        prev.version + 1, op.lease)
+            self.wrote = True
+            return PutResult(self.observed, prev if op.prev_kv else None)
+        if isinstance(op, DeleteRange):
+            gone = [work.pop(k) for k in sorted(work) if in_range(k, op.key, op.range_end)]
+            self.wrote = self.wrote or bool(gone)
+            return DeleteResult(self.observed, len(gone), tuple(gone) if op.prev_kv else ())
+        if isinstance(op, Range):
+            state = self.states[op.revision] if op.revision else work
+            return self.range(state, op)
+        succeeded = all(holds(work, c) for c in op.compares)
+        responses = tuple(self._run(work, o) for o in (op.success if succeeded else op.failure))
+        return TxnResult(self.observed, succeeded, responses)
+
+    def range(self, state: State, op: Range) -> RangeResult:
+        kvs = [state[k] for k in sorted(state) if in_range(k, op.key, op.range_end)]
+        count = len(kvs)
+        if op.count_only:
+            return RangeResult(self.observed, (), count, False)
+        order = op.sort_order
+        if order == SortOrder.NONE and op.sort_target != SortTarget.KEY:
+            order = SortOrder.ASCEND
+        field = {SortTarget.KEY: "key", SortTarget.VERSION: "version",
+                 SortTarget.CREATE: "create_revision", SortTarget.MOD: "mod_revision",
+                 SortTarget.VALUE: "value"}[op.sort_target]
+        kvs = sorted(kvs, key=attrgetter(field), reverse=order == SortOrder.DESCEND)
+        more = bool(op.limit) and count > op.limit
+        if op.limit:
+            kvs = kvs[: op.limit]
+        if op.keys_only:
+            kvs = [kv._replace(value=b"") for kv in kvs]
+        return RangeResult(self.observed, tuple(kvs), count, more)
+
+
+def holds(state: State, compare: Compare) -> bool:
+    kv = state.get(compare.key)
+    if kv is None and compare.target == CompareTarget.VALUE:
+        return False
+    actual = {
+        CompareTarget.VALUE: lambda: kv.value,  # type: ignore[union-attr]
+        CompareTarget.VERSION: lambda: kv.version if kv else 0,
+        CompareTarget.CREATE: lambda: kv.create_revision if kv else 0,
+        CompareTarget.MOD: lambda: kv.mod_revision if kv else 0,
+        CompareTarget.LEASE: lambda: kv.lease if kv else 0,
+    }[compare.target]()
+    operand = compare.operand
+    return {
+        CompareOp.EQUAL: actual == operand,
+        CompareOp.NOT_EQUAL: actual != operand,
+        CompareOp.LESS: actual < operand,  # type: ignore[operator]
+        CompareOp.GREATER: actual > operand,  # type: ignore[operator]
+    }[compare.op]
