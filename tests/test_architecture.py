@@ -63,3 +63,12 @@ def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text("import time\nfrom os import path\nfrom .x import y\n")
     assert [m for _, m in _imports(sample)] == ["time", "os"]
+
+
+def test_core_type_checks_strictly() -> None:
+    """STYLE.md §9: the core is fully typed; `mypy --strict node/raft` stays clean."""
+    from mypy import api
+
+    stdout, stderr, status = api.run(["--strict", "--no-incremental", "--hide-error-context",
+                                      str(ROOT / "node" / "raft")])
+    assert status == 0, f"mypy --strict node/raft failed:\n{stdout}{stderr}"

@@ -26,7 +26,6 @@ dissertation (Ongaro 2014, "thesis").
 """
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,17 +42,9 @@ from .messages import (
 )
 from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
+from .read_only import ReadOnly
 from .ready import Ready, Role, SoftState
 from .types import NONE, ConfState, Entry, EntryKind, HardState, ReadState, Snapshot
-
-
-@dataclass(slots=True)
-class _PendingRead:
-    """A ReadIndex request waiting for a quorum to confirm this leader (thesis §6.4)."""
-
-    index: int
-    origin: int
-    acks: set[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +80,17 @@ class RaftCore:
         self.learners: frozenset[int] = frozenset(conf.learners)
         self.term = hs.term
         self.vote = hs.vote
-        self.lead = NONE
+        self.lead: int = NONE
         self.role = Role.FOLLOWER
         self.prs: dict[int, Progress] = {}
         self.votes: dict[int, bool] = {}
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
-        self.pending_reads: dict[bytes, _PendingRead] = {}
-        self.read_queue: deque[bytes] = deque()
-        self.reads_awaiting_commit: list[tuple[bytes, int]] = []
+        self.read_only = ReadOnly()
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_ticks
-        self.lead_transferee = NONE
+        self.lead_transferee: int = NONE
         self.uncommitted_size = 0
         self._broadcast_pending = False
         self._read_heartbeat_pending = False
@@ -321,9 +310,7 @@ class RaftCore:
         self.uncommitted_size = 0
         self._broadcast_pending = False
         self._read_heartbeat_pending = False
-        self.pending_reads.clear()
-        self.read_queue.clear()
-        self.reads_awaiting_commit.clear()
+        self.read_only.clear()
         next_index = self.log.last_index() + 1
         inflight = self.cfg.max_inflight_msgs
         self.prs = {v: Progress(next_index, inflight) for v in self.voters}
@@ -570,7 +557,7 @@ class RaftCore:
                 self._send_append(peer)
 
     def _broadcast_heartbeat(self) -> None:
-        ctx = self.read_queue[-1] if self.read_queue else b""
+        ctx = self.read_only.last_ctx()
         committed = self.log.committed
         for peer, pr in self.prs.items():
             if peer != self.id:
@@ -665,10 +652,8 @@ class RaftCore:
         if ci <= log.committed or log.term_at(ci) != self.term:
             return False
         log.commit_to(ci)
-        if self.reads_awaiting_commit:
-            waiting, self.reads_awaiting_commit = self.reads_awaiting_commit, []
-            for ctx, origin in waiting:
-                self._leader_read_index(ctx, origin)
+        for ctx, origin in self.read_only.take_awaiting_commit():
+            self._leader_read_index(ctx, origin)
         return True
 
     # ======================================================================
@@ -681,27 +666,13 @@ class RaftCore:
         elif log.term_at(log.committed) != self.term:
             # Until its no-op commits, a new leader's commit index may lag entries that
             # earlier leaders committed: reads wait for it (thesis §6.4 step 1).
-            self.reads_awaiting_commit.append((ctx, origin))
-        elif ctx not in self.pending_reads:
-            self.pending_reads[ctx] = _PendingRead(log.committed, origin, {self.id})
-            self.read_queue.append(ctx)
+            self.read_only.awaiting_commit.append((ctx, origin))
+        elif self.read_only.add(ctx, log.committed, origin, self.id):
             self._read_heartbeat_pending = True
 
     def _ack_read(self, ctx: bytes, peer: int) -> None:
-        pending = self.pending_reads.get(ctx)
-        if pending is None:
-            return
-        pending.acks.add(peer)
-        if not has_quorum(self.voters, pending.acks):
-            return
-        # A quorum answered a heartbeat sent after every earlier request: all of them
-        # are confirmed too.
-        while self.read_queue:
-            head = self.read_queue.popleft()
-            done = self.pending_reads.pop(head)
-            self._deliver_read(ReadState(done.index, head), done.origin)
-            if head == ctx:
-                break
+        for read in self.read_only.ack(ctx, peer, self.voters):
+            self._deliver_read(ReadState(read.index, read.ctx), read.origin)
 
     def _deliver_read(self, rs: ReadState, origin: int) -> None:
         if origin == self.id:

@@ -122,7 +122,9 @@ class RaftLog:
     def find_conflict_by_term(self, index: int, term: int) -> tuple[int, int]:
         """The largest (i, term_at(i)) with i <= index and term_at(i) <= term: the
         fast-backtracking hint. Every entry in (i, index] has a term > `term`, so none
-        can match a leader's entry whose term is <= `term`."""
+        can match a leader's entry whose term is <= `term`. The snapshot is a floor:
+        the search stops there even if the snapshot's term is above `term` (valid logs
+        never get there; at worst it costs one more round trip)."""
         index = min(index, self.last_index())
         while index > self.snapshot_index:
             t = self.entries[index - self.snapshot_index - 1].term

@@ -1,0 +1,70 @@
+"""The leader's bookkeeping for ReadIndex reads (thesis §6.4; etcd's readOnly).
+
+A read registered at commit index c is safe to serve at c once a quorum has answered
+a heartbeat sent after it was registered: at that moment no other leader can have
+committed anything newer. Reads are confirmed in registration order, so an answer
+for the newest context confirms every older one too.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from .quorum import has_quorum
+
+
+@dataclass(slots=True)
+class PendingRead:
+    ctx: bytes
+    index: int  # the leader's commit index when the read was registered
+    origin: int  # the node that asked (the leader itself, or a follower)
+    acks: set[int]
+
+
+class ReadOnly:
+    __slots__ = ("pending", "queue", "awaiting_commit")
+
+    def __init__(self) -> None:
+        self.pending: dict[bytes, PendingRead] = {}
+        self.queue: deque[bytes] = deque()
+        # Reads that arrived before the leader committed an entry of its term.
+        self.awaiting_commit: list[tuple[bytes, int]] = []
+
+    def add(self, ctx: bytes, index: int, origin: int, leader: int) -> bool:
+        """Register a read; False when `ctx` is already pending (ctx must be unique)."""
+        if ctx in self.pending:
+            return False
+        self.pending[ctx] = PendingRead(ctx, index, origin, {leader})
+        self.queue.append(ctx)
+        return True
+
+    def last_ctx(self) -> bytes:
+        """The context to put in the next heartbeat."""
+        return self.queue[-1] if self.queue else b""
+
+    def ack(self, ctx: bytes, peer: int, voters: Collection[int]) -> list[PendingRead]:
+        """A heartbeat answer for `ctx` arrived from `peer`: the reads it confirms."""
+        read = self.pending.get(ctx)
+        if read is None:
+            return []
+        read.acks.add(peer)
+        if not has_quorum(voters, read.acks):
+            return []
+        confirmed = []
+        while self.queue:
+            head = self.pending.pop(self.queue.popleft())
+            confirmed.append(head)
+            if head.ctx == ctx:
+                break
+        return confirmed
+
+    def take_awaiting_commit(self) -> list[tuple[bytes, int]]:
+        waiting, self.awaiting_commit = self.awaiting_commit, []
+        return waiting
+
+    def clear(self) -> None:
+        """Leadership changed: every pending read is dropped (callers time out)."""
+        self.pending.clear()
+        self.queue.clear()
+        self.awaiting_commit.clear()
