@@ -1,0 +1,275 @@
+"""A minimal synchronous jangada client.
+
+    with Client(["tcp://127.0.0.1:7201", "tcp://127.0.0.1:7202"]) as c:
+        c.put(b"k", b"v")
+        c.get(b"k")                      # linearizable (ReadIndex through the leader)
+        c.get(b"k", serializable=True)   # served by whichever node answers: maybe stale
+
+How it finds the leader: it sends to one endpoint; a follower answers
+`not-leader` naming the leader's client address and the client goes there (and
+remembers it); `no-leader-yet` makes it back off and try the next endpoint; no
+answer within `attempt_timeout` makes it drop the socket (so nothing stale is
+delivered later) and try the next endpoint. The whole call gives up at `timeout`
+with `ClientTimeout`, whose meaning is "outcome unknown".
+
+Exactly-once writes: the first write opens a session (its client id is the log
+index of the OpenSession entry) and every write carries (client_id, seq). A retry
+re-sends the very same bytes, so however many times it reaches a leader, across
+leader changes, the state machine applies it once and returns the first result.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+import zmq
+
+from cluster.commands import (
+    ALL_KEYS_END, Compact, CompactResponse, Compare, DeleteRange, DeleteResponse, KeyValue, Op,
+    OpenSession, Put, PutResponse, Range, RangeResponse, Request, Response, ResultDecodeError,
+    SessionOpened, Txn, TxnResponse, decode_result, encode_command, is_read_only, prefix_end,
+)
+from cluster.protocol import (
+    ErrorCode, ErrorReply, KvReply, KvRequest, ProtocolError, StatusReply, StatusRequest,
+    decode_reply, encode_request,
+)
+from cluster.spec import ClusterSpec
+
+Key = bytes | str
+
+
+class ClientError(Exception):
+    """Base of the client's typed errors."""
+
+
+class ClientTimeout(ClientError):
+    """No definite answer before the deadline: the outcome is unknown."""
+
+
+class InvalidRequestError(ClientError):
+    """The cluster refused the request as malformed or over a limit; retrying won't help."""
+
+
+class CompactedError(ClientError):
+    """The requested revision was compacted away."""
+
+
+class SessionExpiredError(ClientError):
+    """The client's session was evicted: the outcome of its last write is unknown."""
+
+
+class UnexpectedReply(ClientError):
+    """A node answered with something this client cannot read."""
+
+
+def _b(key: Key) -> bytes:
+    return key.encode() if isinstance(key, str) else key
+
+
+class Client:
+    def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0, attempt_timeout: float = 2.0,
+                 exactly_once: bool = True) -> None:
+        if not endpoints:
+            raise ValueError("a client needs at least one endpoint")
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
+        self.exactly_once = exactly_once
+        self._ctx = zmq.Context()
+        self._socket: zmq.Socket | None = None
+        self._socket_endpoint = ""
+        self._endpoint = self.endpoints[0]
+        self._rotation = itertools.cycle(self.endpoints)
+        # Random base: request ids of two clients (or two runs) never collide.
+        self._ids = itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
+        self.client_id = 0
+        self._seq = 0
+
+    @classmethod
+    def from_spec(cls, spec: ClusterSpec, **options: Any) -> Client:
+        return cls(spec.client_addresses(), **options)
+
+    # -- the key-value API ---------------------------------------------------------
+
+    def put(self, key: Key, value: bytes | str, *, lease: int = 0, prev_kv: bool = False) -> PutResponse:
+        result = self._write(Put(_b(key), _b(value), lease, prev_kv))
+        assert isinstance(result, PutResponse)
+        return result
+
+    def get(self, key: Key, *, revision: int = 0, serializable: bool = False) -> KeyValue | None:
+        result = self.range(key, revision=revision, serializable=serializable)
+        return result.kvs[0] if result.kvs else None
+
+    def range(self, key: Key, range_end: Key = b"", *, prefix: bool = False, revision: int = 0, limit: int = 0,
+              keys_only: bool = False, count_only: bool = False, sort_target: int = 0, sort_order: int = 0,
+              serializable: bool = False) -> RangeResponse:
+        key, end = self._span(key, range_end, prefix)
+        request = Range(key, end, revision, limit, keys_only, count_only, sort_target, sort_order)
+        result, ser = self._call(encode_command(request), serializable)
+        assert isinstance(result, RangeResponse)
+        return replace(result, serializable=ser)
+
+    def delete(self, key: Key, range_end: Key = b"", *, prefix: bool = False, prev_kv: bool = False) -> DeleteResponse:
+        key, end = self._span(key, range_end, prefix)
+        result = self._write(DeleteRange(key, end, prev_kv))
+        assert isinstance(result, DeleteResponse)
+        return result
+
+    def txn(self, compares: Iterable[Compare] = (), success: Iterable[Op] = (),
+            failure: Iterable[Op] = ()) -> TxnResponse:
+        request = Txn(tuple(compares), tuple(success), tuple(failure))
+        if is_read_only(request):
+            result, _ = self._call(encode_command(request), False)
+        else:
+            result = self._write(request)
+        assert isinstance(result, TxnResponse)
+        return result
+
+    def compact(self, revision: int) -> CompactResponse:
+        result = self._write(Compact(revision))
+        assert isinstance(result, CompactResponse)
+        return result
+
+    def status(self, endpoint: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """One node's status (the current endpoint's by default); no retries."""
+        request_id = next(self._ids)
+        target = endpoint or self._endpoint
+        reply = self._attempt(target, encode_request(StatusRequest(request_id)), request_id,
+                              timeout or self.attempt_timeout)
+        if reply is None:
+            raise ClientTimeout(f"no status from {target}")
+        if not isinstance(reply, StatusReply):
+            raise UnexpectedReply(f"{target} answered a status request with {reply!r}")
+        return reply.status
+
+    @staticmethod
+    def _span(key: Key, range_end: Key, prefix: bool) -> tuple[bytes, bytes]:
+        key = _b(key)
+        if prefix:
+            return (key or ALL_KEYS_END), prefix_end(key)
+        return key, _b(range_end)
+
+    # -- sessions and retries ------------------------------------------------------
+
+    def _write(self, request: Request) -> Response:
+        if not self.exactly_once:
+            return self._call(encode_command(request), False)[0]
+        if not self.client_id:
+            opened, _ = self._call(encode_command(OpenSession()), False)
+            if not isinstance(opened, SessionOpened):
+                raise UnexpectedReply(f"OpenSession answered with {opened!r}")
+            self.client_id, self._seq = opened.client_id, 0
+        self._seq += 1
+        return self._call(encode_command(request, self.client_id, self._seq), False)[0]
+
+    def _call(self, command: bytes, serializable: bool) -> tuple[Response, bool]:
+        """Send `command` until a definite answer or the deadline. Every attempt
+        carries the same bytes, so retried writes are deduplicated by the session."""
+        request_id = next(self._ids)
+        frame = encode_request(KvRequest(request_id, command, serializable))
+        deadline = time.monotonic() + self.timeout
+        backoff = 0.02
+        last = "no attempt made"
+        while (remaining := deadline - time.monotonic()) > 0:
+            target = self._endpoint
+            reply = self._attempt(target, frame, request_id, min(self.attempt_timeout, remaining))
+            if reply is None:
+                last = f"no answer from {target}"
+                self._endpoint = self._next_endpoint(target)
+                continue
+            if isinstance(reply, KvReply):
+                return self._decode(reply), reply.serializable
+            if not isinstance(reply, ErrorReply):
+                raise UnexpectedReply(f"{target} answered with {reply!r}")
+            last = f"{target}: {reply.code.value}: {reply.reason}"
+            self._raise_if_final(reply)
+            if reply.code is ErrorCode.NOT_LEADER and reply.leader_client:
+                self._endpoint = reply.leader_client
+                if reply.leader_client not in self.endpoints:
+                    self.endpoints.append(reply.leader_client)
+                continue
+            if reply.code in (ErrorCode.NOT_LEADER, ErrorCode.NO_LEADER_YET):
+                self._endpoint = self._next_endpoint(target)
+            time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+            backoff = min(backoff * 2, 0.5)
+        raise ClientTimeout(f"no definite answer within {self.timeout}s (last: {last})")
+
+    @staticmethod
+    def _raise_if_final(reply: ErrorReply) -> None:
+        if reply.code is ErrorCode.INVALID_REQUEST:
+            raise InvalidRequestError(reply.reason)
+        if reply.code is ErrorCode.COMPACTED:
+            raise CompactedError(reply.reason)
+        if reply.code is ErrorCode.SESSION_EXPIRED:
+            raise SessionExpiredError(reply.reason)
+
+    @staticmethod
+    def _decode(reply: KvReply) -> Response:
+        try:
+            return decode_result(reply.result)
+        except ResultDecodeError as error:
+            raise UnexpectedReply(str(error)) from None
+
+    def _next_endpoint(self, current: str) -> str:
+        for _ in range(len(self.endpoints) + 1):
+            candidate = next(self._rotation)
+            if candidate != current or len(self.endpoints) == 1:
+                return candidate
+        return current
+
+    # -- sockets -----------------------------------------------------------------------
+
+    def _attempt(self, endpoint: str, frame: bytes, request_id: int,
+                 timeout: float) -> KvReply | StatusReply | ErrorReply | None:
+        """One send and the wait for its reply; None (and a fresh socket next time)
+        when nothing usable arrives in time."""
+        socket = self._connect(endpoint)
+        try:
+            socket.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            self._reset()
+            return None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not socket.poll(max(1, int(left * 1000)), zmq.POLLIN):
+                break
+            try:
+                reply = decode_reply(socket.recv(zmq.NOBLOCK))
+            except (ProtocolError, zmq.Again):
+                continue
+            if reply.request_id == request_id:
+                return reply
+        self._reset()  # drop queued requests: an unanswered one must not leave later
+        return None
+
+    def _connect(self, endpoint: str) -> zmq.Socket:
+        if self._socket is not None and self._socket_endpoint == endpoint:
+            return self._socket
+        self._reset()
+        socket = self._ctx.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.SNDHWM, 1000)
+        socket.setsockopt(zmq.RCVHWM, 1000)
+        socket.connect(endpoint)
+        self._socket, self._socket_endpoint = socket, endpoint
+        return socket
+
+    def _reset(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def close(self) -> None:
+        self._reset()
+        self._ctx.term()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

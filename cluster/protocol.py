@@ -1,0 +1,189 @@
+"""The client protocol: requests and replies between a client and a node, and bytes.
+
+One ZeroMQ frame per message (the node's client socket is a ROUTER; a client
+uses a DEALER). Each frame is a msgpack map with string keys:
+
+    request  {"v": 1, "id": request_id, "op": "kv", "cmd": command bytes, "ser": bool}
+             {"v": 1, "id": request_id, "op": "status"}
+    reply    {"v": 1, "id": request_id, "node": node_id, "ok": true, "result": bytes, "ser": bool}
+             {"v": 1, "id": request_id, "node": node_id, "ok": true, "status": {...}}
+             {"v": 1, "id": request_id, "node": node_id, "ok": false, "code": ErrorCode,
+              "reason": str, "leader": leader_id, "leader_client": address}
+
+`cmd` is a key-value command in the state machine's format (`cluster.commands`):
+exactly the bytes that become the log entry, carrying the client session
+(client_id, seq) that makes a retried write apply once. `result` is the state
+machine's result bytes. Errors are typed by a stable code (`ErrorCode`).
+
+Decoding never raises anything but `ProtocolError`: a node reads these bytes
+from anyone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Union
+
+import msgpack
+
+VERSION = 1
+#: Upper bound on a request id: ids are uint64 on the wire.
+MAX_ID = 2**64 - 1
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not a valid message of this protocol."""
+
+
+class ErrorCode(str, Enum):
+    """Stable error codes. Which are safe to retry is the client's business:
+    NOT_LEADER, NO_LEADER_YET and TOO_MANY_REQUESTS say nothing happened; TIMEOUT
+    says the outcome is unknown (a write retried with the same (client_id, seq) is
+    applied at most once)."""
+
+    NOT_LEADER = "not-leader"
+    NO_LEADER_YET = "no-leader-yet"
+    TIMEOUT = "timeout"
+    TOO_MANY_REQUESTS = "too-many-requests"
+    INVALID_REQUEST = "invalid-request"
+    COMPACTED = "compacted"
+    SESSION_EXPIRED = "session-expired"
+
+
+@dataclass(frozen=True, slots=True)
+class KvRequest:
+    request_id: int
+    command: bytes
+    serializable: bool = False  # reads only: serve from local state, possibly stale
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class KvReply:
+    request_id: int
+    node_id: int
+    result: bytes
+    serializable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply:
+    request_id: int
+    node_id: int
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    request_id: int
+    node_id: int
+    code: ErrorCode
+    reason: str = ""
+    leader_id: int = 0  # NOT_LEADER: the leader this node knows of
+    leader_client: str = ""  # NOT_LEADER: that leader's client address
+
+
+ClientRequest = Union[KvRequest, StatusRequest]
+Reply = Union[KvReply, StatusReply, ErrorReply]
+
+
+# --- encoding ----------------------------------------------------------------------
+
+
+def _pack(obj: dict[str, Any]) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def encode_request(request: ClientRequest) -> bytes:
+    match request:
+        case KvRequest(request_id, command, serializable):
+            return _pack({"v": VERSION, "id": request_id, "op": "kv", "cmd": command, "ser": serializable})
+        case StatusRequest(request_id):
+            return _pack({"v": VERSION, "id": request_id, "op": "status"})
+    raise TypeError(f"not a request: {request!r}")
+
+
+def encode_reply(reply: Reply) -> bytes:
+    head: dict[str, Any] = {"v": VERSION, "id": reply.request_id, "node": reply.node_id}
+    match reply:
+        case KvReply(_, _, result, serializable):
+            return _pack({**head, "ok": True, "result": result, "ser": serializable})
+        case StatusReply(_, _, status):
+            return _pack({**head, "ok": True, "status": status})
+        case ErrorReply(_, _, code, reason, leader_id, leader_client):
+            return _pack({**head, "ok": False, "code": code.value, "reason": reason,
+                          "leader": leader_id, "leader_client": leader_client})
+    raise TypeError(f"not a reply: {reply!r}")
+
+
+# --- decoding ----------------------------------------------------------------------
+
+
+def _unpack_map(data: bytes, max_bytes: int) -> dict[str, Any]:
+    if len(data) > max_bytes:
+        raise ProtocolError(f"frame of {len(data)} bytes exceeds {max_bytes}")
+    try:
+        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        raise ProtocolError(f"not msgpack ({type(error).__name__})") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("not a msgpack map")
+    if obj.get("v") != VERSION:
+        raise ProtocolError(f"unsupported protocol version {obj.get('v')!r}")
+    return obj
+
+
+def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(f"field {key!r} must be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value
+
+
+def _request_id(obj: dict[str, Any]) -> int:
+    request_id = _get(obj, "id", int)
+    if not 0 <= request_id <= MAX_ID:
+        raise ProtocolError(f"request id {request_id} out of range")
+    return request_id
+
+
+def decode_request(data: bytes, max_bytes: int = 16 << 20) -> ClientRequest:
+    obj = _unpack_map(data, max_bytes)
+    request_id = _request_id(obj)
+    op = obj.get("op")
+    if op == "kv":
+        return KvRequest(request_id, _get(obj, "cmd", bytes), bool(_get(obj, "ser", bool)))
+    if op == "status":
+        return StatusRequest(request_id)
+    raise ProtocolError(f"unknown op {op!r}")
+
+
+def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:
+    obj = _unpack_map(data, max_bytes)
+    request_id = _request_id(obj)
+    node_id = _get(obj, "node", int)
+    ok = _get(obj, "ok", bool)
+    if ok and "status" in obj:
+        return StatusReply(request_id, node_id, _get(obj, "status", dict))
+    if ok:
+        return KvReply(request_id, node_id, _get(obj, "result", bytes), _get(obj, "ser", bool))
+    try:
+        code = ErrorCode(obj.get("code"))
+    except ValueError:
+        raise ProtocolError(f"unknown error code {obj.get('code')!r}") from None
+    return ErrorReply(request_id, node_id, code, _get(obj, "reason", str),
+                      _get(obj, "leader", int), _get(obj, "leader_client", str))
+
+
+def peek_request_id(data: bytes, max_bytes: int = 16 << 20) -> int | None:
+    """The request id of a frame that failed to decode, if it has a readable one (so
+    the node can still answer invalid-request instead of leaving the client to time
+    out)."""
+    try:
+        return _request_id(_unpack_map(data, max_bytes))
+    except ProtocolError:
+        return None

@@ -1,0 +1,328 @@
+"""The cluster spec: one TOML file describing every member of a cluster.
+
+Read by the node (`python -m node --config ...`), the supervisor and the client, so
+it lives in `cluster` (which never imports `node`). A spec is validated once, at
+load time, and every problem names the offending field (`members[2].peer: ...`):
+a node with a bad config must refuse to start with a message an operator can act
+on, not fail later in a socket call.
+
+A config argument is either a path to a TOML file or the name of a config shipped
+in the `configs` package (`cluster-3` or `cluster-3.toml`), found with
+importlib.resources so it works from any working directory.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+#: ZeroMQ endpoints we accept: tcp://HOST:PORT (HOST a name, IPv4, `*` or [IPv6]).
+_TCP_ENDPOINT = re.compile(r"^tcp://(\*|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+_CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+FSYNC_POLICIES = ("always", "none")
+
+
+class SpecError(ValueError):
+    """A config problem; `field` is the dotted path of the bad field."""
+
+    def __init__(self, source: str, field_name: str, problem: str) -> None:
+        self.source = source
+        self.field = field_name
+        self.problem = problem
+        super().__init__(f"{source}: {field_name}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpec:
+    """One member: the address peers connect to and the address clients use.
+    `peer_bind`/`client_bind` default to the same addresses (set them to e.g.
+    `tcp://*:7101` when the advertised name is not a local interface)."""
+
+    id: int
+    peer: str
+    client: str
+    peer_bind: str = ""
+    client_bind: str = ""
+
+    @property
+    def peer_bind_address(self) -> str:
+        return self.peer_bind or self.peer
+
+    @property
+    def client_bind_address(self) -> str:
+        return self.client_bind or self.client
+
+
+@dataclass(frozen=True, slots=True)
+class TimingSpec:
+    tick_ms: int = 10
+    election_ticks: int = 30
+    heartbeat_ticks: int = 3
+    request_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSpec:
+    fsync: str = "always"
+    segment_bytes: int = 64 * 1024 * 1024
+    keep_snapshots: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSpec:
+    applied_entries: int = 10_000
+    wal_bytes: int = 256 * 1024 * 1024
+    chunk_bytes: int = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSpec:
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 256
+    max_append_bytes: int = 1024 * 1024
+    max_inflight_appends: int = 64
+    max_uncommitted_bytes: int = 64 * 1024 * 1024
+    max_pending_requests: int = 10_000
+    send_hwm: int = 10_000
+    recv_hwm: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    cluster_id: str
+    members: tuple[MemberSpec, ...]
+    data_dir: str = "data/{cluster}/node-{id}"
+    timing: TimingSpec = field(default_factory=TimingSpec)
+    storage: StorageSpec = field(default_factory=StorageSpec)
+    snapshot: SnapshotSpec = field(default_factory=SnapshotSpec)
+    limits: LimitsSpec = field(default_factory=LimitsSpec)
+    source: str = "<spec>"
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return tuple(m.id for m in self.members)
+
+    def member(self, node_id: int) -> MemberSpec:
+        for m in self.members:
+            if m.id == node_id:
+                return m
+        raise SpecError(self.source, "--id", f"node {node_id} is not a member (members: {list(self.ids)})")
+
+    def data_dir_for(self, node_id: int) -> Path:
+        return Path(self.data_dir.format(cluster=self.cluster_id, id=node_id))
+
+    def client_addresses(self) -> list[str]:
+        return [m.client for m in self.members]
+
+    def to_toml(self) -> str:
+        """The spec as TOML that `parse_spec` reads back to an equal spec (tests and
+        the supervisor write generated configs with it)."""
+        out = ["[cluster]", f"id = {_toml_value(self.cluster_id)}",
+               f"data_dir = {_toml_value(self.data_dir)}", ""]
+        for section, value in (("timing", self.timing), ("storage", self.storage),
+                               ("snapshot", self.snapshot), ("limits", self.limits)):
+            out.append(f"[{section}]")
+            out += [f"{f.name} = {_toml_value(getattr(value, f.name))}" for f in fields(value)]
+            out.append("")
+        for m in self.members:
+            out += ["[[members]]", f"id = {m.id}", f"peer = {_toml_value(m.peer)}",
+                    f"client = {_toml_value(m.client)}"]
+            if m.peer_bind:
+                out.append(f"peer_bind = {_toml_value(m.peer_bind)}")
+            if m.client_bind:
+                out.append(f"client_bind = {_toml_value(m.client_bind)}")
+            out.append("")
+        return "\n".join(out)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in the `configs` package."""
+    root = importlib.resources.files("configs")
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def load_spec(config: str | Path) -> ClusterSpec:
+    """Load and validate a spec from a path, or from a shipped config's name."""
+    path = Path(config)
+    if path.is_file():
+        return parse_spec(_read_toml(path.read_bytes(), str(path)), str(path))
+    if "/" not in str(config):
+        name = path.name if path.name.endswith(".toml") else f"{path.name}.toml"
+        resource = importlib.resources.files("configs").joinpath(name)
+        if resource.is_file():
+            return parse_spec(_read_toml(resource.read_bytes(), f"configs/{name}"), f"configs/{name}")
+    raise SpecError(str(config), "--config", "no such file, and not the name of a shipped config "
+                    f"(shipped: {', '.join(shipped_configs())})")
+
+
+def _read_toml(data: bytes, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SpecError(source, "(file)", f"not valid TOML: {error}") from None
+
+
+def parse_spec(doc: dict[str, Any], source: str = "<spec>") -> ClusterSpec:
+    """Validate a parsed TOML document; raises SpecError naming the bad field."""
+    _only_keys(doc, {"cluster", "timing", "storage", "snapshot", "limits", "members"}, "", source)
+    cluster = _table(doc, "cluster", source, required=True)
+    _only_keys(cluster, {"id", "data_dir"}, "cluster.", source)
+    cluster_id = _string(cluster, "id", "cluster.", source, required=True)
+    if not _CLUSTER_ID.match(cluster_id):
+        raise SpecError(source, "cluster.id", f"{cluster_id!r} must be 1-64 of [A-Za-z0-9._-]")
+    data_dir = _string(cluster, "data_dir", "cluster.", source) or ClusterSpec.data_dir
+    if "{id}" not in data_dir:
+        raise SpecError(source, "cluster.data_dir", "the template must contain {id}: members must not share a directory")
+    spec = ClusterSpec(
+        cluster_id=cluster_id,
+        members=_members(doc, source),
+        data_dir=data_dir,
+        timing=_section(doc, "timing", TimingSpec(), source),
+        storage=_section(doc, "storage", StorageSpec(), source),
+        snapshot=_section(doc, "snapshot", SnapshotSpec(), source),
+        limits=_section(doc, "limits", LimitsSpec(), source),
+        source=source,
+    )
+    _check_ranges(spec)
+    return spec
+
+
+def _members(doc: dict[str, Any], source: str) -> tuple[MemberSpec, ...]:
+    raw = doc.get("members")
+    if not isinstance(raw, list) or not raw:
+        raise SpecError(source, "members", "need at least one [[members]] table")
+    members: list[MemberSpec] = []
+    seen_addresses: dict[str, str] = {}
+    for i, table in enumerate(raw):
+        where = f"members[{i}]."
+        if not isinstance(table, dict):
+            raise SpecError(source, f"members[{i}]", "must be a table")
+        _only_keys(table, {"id", "peer", "client", "peer_bind", "client_bind"}, where, source)
+        node_id = _int(table, "id", where, source, required=True)
+        if node_id < 1:
+            raise SpecError(source, f"{where}id", f"must be >= 1 (0 means 'no node'), got {node_id}")
+        if any(m.id == node_id for m in members):
+            raise SpecError(source, f"{where}id", f"duplicate member id {node_id}")
+        member = MemberSpec(node_id, *(_endpoint(table, k, where, source, required=k in ("peer", "client"))
+                                       for k in ("peer", "client", "peer_bind", "client_bind")))
+        for key in ("peer", "client"):
+            address = getattr(member, key)
+            if address in seen_addresses:
+                raise SpecError(source, f"{where}{key}", f"{address} is already used by {seen_addresses[address]}")
+            seen_addresses[address] = f"{where}{key}"
+        members.append(member)
+    return tuple(members)
+
+
+def _section(doc: dict[str, Any], name: str, default: Any, source: str) -> Any:
+    table = _table(doc, name, source)
+    allowed = {f.name: f for f in fields(default)}
+    _only_keys(table, set(allowed), f"{name}.", source)
+    values: dict[str, Any] = {}
+    for key in table:
+        if isinstance(getattr(default, key), int):
+            values[key] = _int(table, key, f"{name}.", source)
+        else:
+            values[key] = _string(table, key, f"{name}.", source)
+    return replace(default, **values)
+
+
+_POSITIVE = {
+    "timing": ("tick_ms", "election_ticks", "heartbeat_ticks", "request_timeout_ms"),
+    "storage": ("segment_bytes", "keep_snapshots"),
+    "snapshot": ("applied_entries", "wal_bytes", "chunk_bytes"),
+    "limits": ("max_message_bytes", "max_batch", "max_append_bytes", "max_inflight_appends",
+               "max_pending_requests", "send_hwm", "recv_hwm"),
+}
+
+
+def _check_ranges(spec: ClusterSpec) -> None:
+    src = spec.source
+    for section, names in _POSITIVE.items():
+        for name in names:
+            if getattr(getattr(spec, section), name) < 1:
+                raise SpecError(src, f"{section}.{name}", f"must be >= 1, got {getattr(getattr(spec, section), name)}")
+    if spec.limits.max_uncommitted_bytes < 0:
+        raise SpecError(src, "limits.max_uncommitted_bytes", "must be >= 0 (0 = unlimited)")
+    if spec.timing.election_ticks <= spec.timing.heartbeat_ticks:
+        raise SpecError(src, "timing.election_ticks", f"({spec.timing.election_ticks}) must exceed "
+                        f"timing.heartbeat_ticks ({spec.timing.heartbeat_ticks})")
+    if spec.storage.fsync not in FSYNC_POLICIES:
+        raise SpecError(src, "storage.fsync", f"{spec.storage.fsync!r} is not one of {FSYNC_POLICIES}")
+    if spec.storage.segment_bytes < 4096:
+        raise SpecError(src, "storage.segment_bytes", "must be >= 4096")
+    # A snapshot chunk and a full AppendEntries must each fit in one frame, with room
+    # for the envelope.
+    for name in ("max_append_bytes",):
+        if getattr(spec.limits, name) * 2 > spec.limits.max_message_bytes:
+            raise SpecError(src, f"limits.{name}", "must be at most half of limits.max_message_bytes")
+    if spec.snapshot.chunk_bytes * 2 > spec.limits.max_message_bytes:
+        raise SpecError(src, "snapshot.chunk_bytes", "must be at most half of limits.max_message_bytes")
+
+
+# --- field readers -------------------------------------------------------------------
+
+
+def _only_keys(table: dict[str, Any], allowed: set[str], where: str, source: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpecError(source, f"{where}{key}", f"unknown field (expected one of {sorted(allowed)})")
+
+
+def _table(doc: dict[str, Any], name: str, source: str, required: bool = False) -> dict[str, Any]:
+    value = doc.get(name)
+    if value is None:
+        if required:
+            raise SpecError(source, name, "missing table")
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(source, name, "must be a table")
+    return value
+
+
+def _int(table: dict[str, Any], key: str, where: str, source: str, required: bool = False) -> int:
+    value = table.get(key)
+    if value is None and required:
+        raise SpecError(source, f"{where}{key}", "missing")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SpecError(source, f"{where}{key}", f"must be an integer, got {value!r}")
+    return value
+
+
+def _string(table: dict[str, Any], key: str, where: str, source: str, required: bool = False) -> str:
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise SpecError(source, f"{where}{key}", "missing")
+        return ""
+    if not isinstance(value, str):
+        raise SpecError(source, f"{where}{key}", f"must be a string, got {value!r}")
+    return value
+
+
+def _endpoint(table: dict[str, Any], key: str, where: str, source: str, required: bool) -> str:
+    value = _string(table, key, where, source, required)
+    if not value and not required:
+        return ""
+    match = _TCP_ENDPOINT.match(value)
+    if not match:
+        raise SpecError(source, f"{where}{key}", f"{value!r} is not a tcp://HOST:PORT address")
+    port = int(match.group(2))
+    if not 0 < port < 65536:
+        raise SpecError(source, f"{where}{key}", f"port {port} out of range")
+    return value

@@ -1,0 +1,99 @@
+"""`python -m node --config FILE --id N [--data-dir DIR]`: run one cluster member.
+
+Exit status: 0 after a graceful shutdown (SIGTERM or SIGINT), 2 for a bad command
+line or config (the message names the bad field), 1 for a fail-stop (storage or
+state-machine failure, a broken invariant): restart it and recovery reads the disk.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from cluster.spec import ClusterSpec, SpecError, load_spec
+from node.eventlog import LOGGER_NAME, configure
+
+DESCRIPTION = """\
+Run one member of a jangada cluster: a Raft-replicated, etcd-style key-value store.
+
+The node binds its peer and client addresses from the cluster config, connects to
+every other member, recovers its state from its data directory (write-ahead log +
+snapshots) and serves clients until SIGTERM or SIGINT. Logs go to stderr, one line
+per event, each with node id, term and index.
+"""
+
+EPILOG = """\
+examples:
+  python -m node --config cluster-3 --id 1                 # a shipped config, by name
+  python -m node --config my-cluster.toml --id 2 --data-dir /var/lib/jangada/2
+
+shipped configs (package `configs`): cluster-1, cluster-3, cluster-5 (127.0.0.1).
+exit status: 0 graceful stop, 1 fail-stop (storage/state-machine failure), 2 bad config.
+"""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m node", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, metavar="FILE",
+                        help="cluster config: a TOML file, or the name of a shipped config (e.g. cluster-3)")
+    parser.add_argument("--id", required=True, type=int, metavar="N",
+                        help="this node's id: one of the config's [[members]] ids")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="data directory (default: the config's cluster.data_dir template with {id} "
+                             "and {cluster} filled in)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="stderr log level (default INFO)")
+    return parser.parse_args(argv)
+
+
+def load(args: argparse.Namespace) -> tuple[ClusterSpec, Path]:
+    spec = load_spec(args.config)
+    spec.member(args.id)  # raises SpecError naming --id
+    return spec, args.data_dir or spec.data_dir_for(args.id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    configure(args.log_level)
+    log = logging.getLogger(LOGGER_NAME)
+    try:
+        spec, data_dir = load(args)
+    except SpecError as error:
+        print(f"jangada node: bad config: {error}", file=sys.stderr)
+        return 2
+    # Imported here so that `--help` and config errors stay fast and need no zmq.
+    import zmq
+
+    from node.actor import NodeActor
+    from node.storage import DataDirLocked
+    try:
+        actor = NodeActor(spec, args.id, data_dir)
+    except DataDirLocked as error:
+        print(f"jangada node {args.id}: {error}", file=sys.stderr)
+        return 2
+    except (OSError, zmq.ZMQError) as error:
+        # e.g. an address already in use, or an unwritable data directory
+        print(f"jangada node {args.id}: cannot start: {error}", file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("node=%d received %s: stopping", args.id, signal.Signals(signum).name)
+        actor.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        actor.run()
+    except Exception:  # fail-stop: log why, exit non-zero, recovery reads the disk
+        log.critical("node=%d fail-stop", args.id, exc_info=True)
+        return 1
+    log.info("node=%d stopped", args.id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

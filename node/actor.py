@@ -1,0 +1,482 @@
+"""The node's mailbox loop: one thread owns the Raft core, the disk and the state
+machine.
+
+Theory of operation
+-------------------
+Each turn of `run`:
+
+1. poll the peer and client sockets until input arrives or the next tick is due
+   (or not at all when background work is pending);
+2. drain up to `max_batch` frames from each socket: decode (bad bytes are dropped
+   and counted, never fatal), step the core with peer messages, turn client
+   requests into proposals / ReadIndex requests / local reads;
+3. tick the core for every tick interval that passed (at most a few at once: a
+   stalled loop must not fire a burst of elections);
+4. answer clients whose deadline passed, pump background work (a local snapshot
+   being written, snapshot streams to followers) a few chunks at a time;
+5. handle every Ready the core has, in `handle_ready`'s numbered order: everything
+   stepped in this turn shares one WAL write and one fsync (group commit).
+
+Storage and state-machine failures propagate out of `run`: the process exits
+non-zero and recovery reads the disk (fail-stop). Nothing a peer or a client sends
+can raise out of the loop.
+"""
+from __future__ import annotations
+
+import os
+import random
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cluster.protocol import (
+    ClientRequest, ErrorCode, KvRequest, ProtocolError, Reply, StatusReply, StatusRequest,
+    decode_request, encode_reply, peek_request_id,
+)
+from cluster.spec import ClusterSpec
+from node import answers
+from node.eventlog import EventLog
+from node.raft import (
+    ConfState, Config, Entry, EntryKind, InstallSnapshot, LeadershipTransferInProgress, Message,
+    NotLeader, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
+)
+from node.requests import PendingRequests, Waiter
+from node.snapshots import LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused
+from node.statemachine import KvError, StateMachine, decode_command
+from node.storage import (
+    CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError, StorageOptions, SyncPolicy,
+)
+from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
+from node.transport import Transport, TransportOptions
+from node import wire
+from node.wire import SnapshotChunk, WireError
+
+#: Ticks the loop may catch up at once after a stall (see step 3 above).
+MAX_CATCH_UP_TICKS = 3
+#: Background chunks per loop turn: bounds how long a turn spends on snapshots.
+CHUNKS_PER_TURN = 4
+
+
+class NodeActor:
+    def __init__(self, spec: ClusterSpec, node_id: int, data_dir: Path,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self.id = node_id
+        self.member = spec.member(node_id)
+        self.clock = clock
+        self.started = clock()
+        self.stopping = False
+        self.dropped: Counter[str] = Counter()
+        self.log = EventLog(self._position, clock=clock)
+        self.tick_seconds = spec.timing.tick_ms / 1000
+        self.request_timeout = spec.timing.request_timeout_ms / 1000
+        self.policy = CompactionPolicy(spec.snapshot.applied_entries, spec.snapshot.wal_bytes)
+        self.core: RaftCore | None = None
+        self.storage, recovered = DataDir.open(data_dir, spec.cluster_id, node_id, StorageOptions(
+            segment_bytes=spec.storage.segment_bytes, sync=SyncPolicy(spec.storage.fsync),
+            keep_snapshots=spec.storage.keep_snapshots, snapshot_chunk_bytes=spec.snapshot.chunk_bytes))
+        try:
+            ref = recovered.snapshot_ref
+            self.sm = (StateMachine.restore(ref.iter_data(spec.snapshot.chunk_bytes)) if ref
+                       else StateMachine())
+            self.core = RaftCore(self._raft_config(), ConfState(spec.ids), hard_state=recovered.hard_state,
+                                 snapshot=recovered.snapshot, entries=recovered.entries)
+            self.transport = Transport(node_id, self.member.peer_bind_address, self.member.client_bind_address,
+                                       {m.id: m.peer for m in spec.members if m.id != node_id},
+                                       TransportOptions(spec.limits.max_message_bytes, spec.limits.send_hwm,
+                                                        spec.limits.recv_hwm))
+        except BaseException:
+            self.storage.close()
+            raise
+        self.requests = PendingRequests(spec.limits.max_pending_requests)
+        self.local_snapshot: LocalSnapshot | None = None
+        self.senders: dict[int, SnapshotSender] = {}
+        self.intake: SnapshotIntake | None = None
+        self.unused_snapshot: SnapshotRef | None = None
+        self.unreachable: set[int] = set()
+        self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
+        self._ctx_counter = 0
+        self._next_expiry_sweep = 0.0
+        self.log.info(f"started: data dir {data_dir}, recovered {len(recovered.entries)} entries after "
+                      f"snapshot {recovered.snapshot.meta.index if recovered.snapshot else 0}, "
+                      f"peer {self.member.peer_bind_address}, client {self.member.client_bind_address}")
+
+    def _raft_config(self) -> Config:
+        t, lim = self.spec.timing, self.spec.limits
+        return Config(id=self.id, rng=random.Random(), election_ticks=t.election_ticks,
+                      heartbeat_ticks=t.heartbeat_ticks, max_size_per_msg=lim.max_append_bytes,
+                      max_inflight_msgs=lim.max_inflight_appends,
+                      max_uncommitted_bytes=lim.max_uncommitted_bytes)
+
+    def _position(self) -> str:
+        core = self.core
+        if core is None:
+            return f"node={self.id}"
+        return f"node={self.id} term={core.term} commit={core.log.committed} applied={self.sm.applied_index}"
+
+    @property
+    def raft(self) -> RaftCore:
+        assert self.core is not None
+        return self.core
+
+    # ======================================================================
+    # The loop
+    # ======================================================================
+    def run(self) -> None:
+        next_tick = self.clock() + self.tick_seconds
+        try:
+            while not self.stopping:
+                busy = self.local_snapshot is not None or bool(self.senders)
+                timeout_ms = 0.0 if busy else (next_tick - self.clock()) * 1000
+                peer_ready, client_ready = self.transport.poll(timeout_ms)
+                if peer_ready:
+                    self._drain_peers()
+                if client_ready:
+                    self._drain_clients()
+                next_tick = self._tick(next_tick)
+                self._drain_ready()
+                self._background()
+                self._drain_ready()
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its turn and shut down (signal-handler safe)."""
+        self.stopping = True
+
+    def _tick(self, next_tick: float) -> float:
+        now = self.clock()
+        ticks = 0
+        while now >= next_tick and ticks < MAX_CATCH_UP_TICKS:
+            self.raft.tick()
+            next_tick += self.tick_seconds
+            ticks += 1
+        if now >= next_tick:
+            next_tick = now + self.tick_seconds  # fell behind: skip, do not burst
+        if now >= self._next_expiry_sweep:
+            self._next_expiry_sweep = now + 0.05
+            for waiter in self.requests.expired(now):
+                self._reply(waiter.identity, answers.error(
+                    waiter.request_id, self.id, ErrorCode.TIMEOUT, "no outcome before the deadline: unknown"))
+        return next_tick
+
+    def _drain_ready(self) -> None:
+        core = self.raft
+        while core.has_ready():
+            self.handle_ready(core.ready())
+            self._after_advance()
+
+    # ======================================================================
+    # Ready handling: ARCHITECTURE.md's numbered order
+    # ======================================================================
+    def handle_ready(self, rd: Ready) -> None:
+        core = self.raft
+        if rd.soft_state is not None:
+            self._on_soft_state(rd)
+        # 1. snapshot: its file is already complete and verified (SnapshotIntake);
+        #    the WAL marker commits it, then the state machine takes its state.
+        if rd.snapshot is not None:
+            self._install_snapshot(rd.snapshot)
+        # 2. entries + hard state in one WAL write; one fsync iff must_sync.
+        if rd.entries or rd.hard_state is not None:
+            self.storage.append(rd.entries, rd.hard_state, sync=rd.must_sync)
+        # 3. the in-memory log view: the core holds it, and `advance` marks these
+        #    entries stable (a leader counts itself towards a quorum only then).
+        # 4. send: everything in this Ready is durable now, so both lists may go.
+        for m in rd.messages:
+            self._send(m)
+        for m in rd.messages_after_persist:
+            self._send(m)
+        # 5. apply committed entries, answer their clients, then serve reads.
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        for rs in rd.read_states:
+            self.requests.read_index_known(rs.ctx, rs.index)
+        self._serve_reads()
+        # 6. maybe snapshot: start writing it (pumped by `_background`; compaction
+        #    happens when it is committed, outside this Ready).
+        self._maybe_start_snapshot()
+        # 7.
+        core.advance(rd)
+
+    def _after_advance(self) -> None:
+        """Feedback for the core, which may not be called between ready() and advance()."""
+        core = self.raft
+        for peer in self.unreachable:
+            core.report_unreachable(peer)
+        self.unreachable.clear()
+        if self.unused_snapshot is not None:
+            remove_unused(self.unused_snapshot)
+            self.unused_snapshot = None
+
+    def _on_soft_state(self, rd: Ready) -> None:
+        ss = rd.soft_state
+        assert ss is not None
+        self.log.info(f"{ss.role.value}, leader {ss.lead or 'unknown'}")
+        # A ReadIndex request still waiting for its ReadState was lost with the old
+        # leader: tell the client now (a read is always safe to retry).
+        for waiter in self.requests.reads_without_index():
+            self._reply(waiter.identity, self._redirect_reply(waiter.request_id, ss.lead))
+        if ss.role is not Role.LEADER:
+            for sender in self.senders.values():
+                sender.close()
+            self.senders.clear()
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        ref = snapshot.data
+        assert isinstance(ref, SnapshotRef), "a snapshot to install must be a received file"
+        if self.local_snapshot is not None:
+            self.local_snapshot.abort()  # older than what we install now
+            self.local_snapshot = None
+        self.storage.commit_snapshot(ref)
+        self.sm = StateMachine.restore(ref.iter_data(self.spec.snapshot.chunk_bytes))
+        if self.unused_snapshot is not None and self.unused_snapshot.path == ref.path:
+            self.unused_snapshot = None
+        for waiter in self.requests.writes_up_to(snapshot.meta.index):
+            self._reply(waiter.identity, answers.error(
+                waiter.request_id, self.id, ErrorCode.TIMEOUT, "replaced by a snapshot: outcome unknown"))
+        self.log.info(f"installed snapshot {snapshot.meta.index}/{snapshot.meta.term}")
+
+    def _apply(self, entry: Entry) -> None:
+        if entry.kind is EntryKind.NORMAL:
+            result = self.sm.apply(entry.index, entry.data)
+        else:
+            self.sm.apply_empty(entry.index)
+            result = None
+        found = self.requests.write_applied(entry.index, entry.term)
+        if found is None:
+            return
+        waiter, ours = found
+        if ours and result is not None:
+            self._reply(waiter.identity, answers.result_reply(waiter.request_id, self.id, result))
+        else:
+            # Another leader's entry took this index: ours was never applied.
+            self._reply(waiter.identity, self._redirect_reply(waiter.request_id, self.raft.lead))
+
+    def _serve_reads(self) -> None:
+        for waiter in self.requests.reads_ready(self.sm.applied_index):
+            self._reply(waiter.identity, answers.result_reply(
+                waiter.request_id, self.id, self.sm.query(waiter.command)))
+
+    # ======================================================================
+    # Snapshots
+    # ======================================================================
+    def _maybe_start_snapshot(self) -> None:
+        if self.local_snapshot is not None:
+            return
+        applied = self.sm.applied_index
+        base = self.storage.snapshot.meta.index if self.storage.snapshot else 0
+        if applied <= base or not self.policy.should_snapshot(applied - base, self.storage.wal_bytes):
+            return
+        meta = SnapshotMeta(applied, self.raft.log.term_at(applied), ConfState(self.spec.ids))
+        self.local_snapshot = LocalSnapshot(self.storage, meta, self.sm.snapshot(self.spec.snapshot.chunk_bytes))
+
+    def _background(self) -> None:
+        job = self.local_snapshot
+        if job is not None:
+            ref = job.pump(CHUNKS_PER_TURN)
+            if ref is not None:
+                self.local_snapshot = None
+                self.raft.compact(Snapshot(ref.meta, ref))
+                removed = self.storage.compact(ref.meta.index)
+                self.log.info(f"snapshot {ref.meta.index}/{ref.meta.term} saved, "
+                              f"{len(removed)} WAL segments removed")
+        for peer, sender in list(self.senders.items()):
+            outcome = sender.pump(self._send_chunk, CHUNKS_PER_TURN)
+            if outcome is None:
+                continue
+            sender.close()
+            del self.senders[peer]
+            self.raft.report_snapshot(peer, outcome)
+            self.log.info(f"snapshot {sender.message.snapshot.meta.index} to node {peer}: "
+                          f"{'sent' if outcome else 'abandoned'}")
+
+    def _send_chunk(self, chunk: SnapshotChunk) -> bool:
+        return self.transport.send_peer(chunk.dst, wire.encode(self.spec.cluster_id, chunk))
+
+    def _on_chunk(self, chunk: SnapshotChunk) -> None:
+        if chunk.offset == 0:
+            if self.intake is not None:
+                self.intake.abort()
+            worth_keeping = chunk.meta.index > self.raft.log.committed
+            self.intake = SnapshotIntake(chunk, self.storage.receive_snapshot(chunk.meta) if worth_keeping else None)
+        intake = self.intake
+        if intake is None or not intake.matches(chunk):
+            self._drop("snapshot-chunk-out-of-order", f"chunk at {chunk.offset} from node {chunk.src}")
+            return
+        intake.write(chunk)
+        if not chunk.done:
+            return
+        self.intake = None
+        ref = intake.finish()  # raises storage's SnapshotCorrupt on a bad transfer
+        self.unused_snapshot = ref
+        self.raft.step(InstallSnapshot(chunk.src, self.id, chunk.term, Snapshot(chunk.meta, ref)))
+
+    # ======================================================================
+    # Peers
+    # ======================================================================
+    def _send(self, m: Message) -> None:
+        if isinstance(m, InstallSnapshot):
+            old = self.senders.pop(m.dst, None)
+            if old is not None:
+                old.close()
+            self.senders[m.dst] = SnapshotSender(m, self.spec.snapshot.chunk_bytes, self.clock)
+            self.log.info(f"streaming snapshot {m.snapshot.meta.index} to node {m.dst}")
+            return
+        if not self.transport.send_peer(m.dst, wire.encode(self.spec.cluster_id, m)):
+            self.unreachable.add(m.dst)
+
+    def _drain_peers(self) -> None:
+        for frames in self.transport.receive_batch(self.transport.peer_router, self.spec.limits.max_batch):
+            self._on_peer_frames(frames)
+
+    def _on_peer_frames(self, frames: list[bytes]) -> None:
+        if len(frames) != 2:
+            self._drop("peer-frame-count", f"{len(frames)} frames")
+            return
+        identity, data = frames
+        try:
+            message = wire.decode(data, self.spec.cluster_id, self.spec.limits.max_message_bytes)
+        except WireError as error:
+            self._drop(f"peer-{error.kind}", error.detail)
+            return
+        if message.dst != self.id or message.src not in self.spec.ids or message.src == self.id:
+            self._drop("peer-misaddressed", f"{type(message).__name__} {message.src}->{message.dst}")
+            return
+        if identity != str(message.src).encode():
+            self._drop("peer-identity", f"sender {message.src} on connection {identity[:16]!r}")
+            return
+        if isinstance(message, SnapshotChunk):
+            self._on_chunk_safely(message)
+        else:
+            self.raft.step(message)
+
+    def _on_chunk_safely(self, chunk: SnapshotChunk) -> None:
+        try:
+            self._on_chunk(chunk)
+        except (SnapshotFileCorrupt, SnapshotTransferError) as error:
+            # A bad transfer is the leader's or the network's fault, not our disk's:
+            # drop it; the leader retries the snapshot later.
+            if self.intake is not None:
+                self.intake.abort()
+            self.intake = None
+            self._drop("snapshot-rejected", str(error))
+
+    def _drop(self, kind: str, detail: str) -> None:
+        self.dropped[kind] += 1
+        self.log.rate_limited(kind, f"dropped frame ({kind}): {detail} [{self.dropped[kind]} so far]")
+
+    # ======================================================================
+    # Clients
+    # ======================================================================
+    def _drain_clients(self) -> None:
+        for frames in self.transport.receive_batch(self.transport.client_router, self.spec.limits.max_batch):
+            if len(frames) != 2:
+                self._drop("client-frame-count", f"{len(frames)} frames")
+                continue
+            identity, data = frames
+            try:
+                request = decode_request(data, self.spec.limits.max_message_bytes)
+            except ProtocolError as error:
+                self._drop("client-malformed", str(error))
+                request_id = peek_request_id(data, self.spec.limits.max_message_bytes)
+                if request_id is not None:
+                    self._reply(identity, answers.error(request_id, self.id, ErrorCode.INVALID_REQUEST, str(error)))
+                continue
+            self._on_request(identity, request)
+
+    def _on_request(self, identity: bytes, request: ClientRequest) -> None:
+        if isinstance(request, StatusRequest):
+            self._reply(identity, StatusReply(request.request_id, self.id, self.status()))
+            return
+        assert isinstance(request, KvRequest)
+        rid = request.request_id
+        try:
+            command = decode_command(request.command)
+        except KvError as error:
+            self._reply(identity, answers.error(rid, self.id, ErrorCode.INVALID_REQUEST, str(error)))
+            return
+        if answers.is_read(command.request) and request.serializable:
+            reply = answers.result_reply(rid, self.id, self.sm.query(request.command), serializable=True)
+            self._reply(identity, reply)
+            return
+        if self.requests.full():
+            self._reply(identity, answers.error(rid, self.id, ErrorCode.TOO_MANY_REQUESTS,
+                                                f"{len(self.requests)} requests already waiting"))
+            return
+        waiter = Waiter(identity, rid, request.command, self.clock() + self.request_timeout)
+        if answers.is_read(command.request):
+            self._read_index(waiter)
+        else:
+            self._propose(waiter)
+
+    def _read_index(self, waiter: Waiter) -> None:
+        self._ctx_counter += 1
+        ctx = self._ctx_prefix + struct.pack(">Q", self._ctx_counter)
+        try:
+            self.raft.read_index(ctx)
+        except NotLeader as error:
+            self._reply(waiter.identity, self._redirect_reply(waiter.request_id, error.leader_hint))
+            return
+        self.requests.add_read(ctx, waiter)
+
+    def _propose(self, waiter: Waiter) -> None:
+        core = self.raft
+        try:
+            index = core.propose(waiter.command)
+        except NotLeader as error:
+            self._reply(waiter.identity, self._redirect_reply(waiter.request_id, error.leader_hint))
+            return
+        except LeadershipTransferInProgress as error:
+            self._reply(waiter.identity, answers.error(waiter.request_id, self.id, ErrorCode.NO_LEADER_YET, str(error)))
+            return
+        except UncommittedBytesExceeded as error:
+            self._reply(waiter.identity, answers.error(waiter.request_id, self.id, ErrorCode.TOO_MANY_REQUESTS,
+                                                       str(error)))
+            return
+        self.requests.add_write(index, core.term, waiter)
+
+    def _redirect_reply(self, request_id: int, leader: int) -> Reply:
+        address = ""
+        if leader in self.spec.ids:
+            address = self.spec.member(leader).client
+        return answers.redirect(request_id, self.id, leader, address)
+
+    def _reply(self, identity: bytes, reply: Reply) -> None:
+        if not self.transport.send_client(identity, encode_reply(reply)):
+            self._drop("client-reply-dropped", "client queue full")
+
+    def status(self) -> dict[str, Any]:
+        st = self.raft.status()
+        snapshot = self.storage.snapshot
+        out: dict[str, Any] = {
+            "node_id": self.id, "cluster_id": self.spec.cluster_id, "role": st.role.value,
+            "term": st.term, "leader_id": st.lead, "commit_index": st.commit,
+            "applied_index": self.sm.applied_index, "last_index": st.last_index,
+            "snapshot_index": snapshot.meta.index if snapshot else 0, "wal_bytes": self.storage.wal_bytes,
+            "uptime_s": round(self.clock() - self.started, 3), "revision": self.sm.revision,
+            "pending_requests": len(self.requests), "dropped": dict(self.dropped),
+        }
+        if st.role is Role.LEADER:
+            out["progress"] = {str(peer): text for peer, text in st.progress.items()}
+        return out
+
+    # ======================================================================
+    # Shutdown
+    # ======================================================================
+    def _shutdown(self) -> None:
+        self.log.info("shutting down")
+        for waiter in self.requests.drain():
+            self._reply(waiter.identity, answers.error(
+                waiter.request_id, self.id, ErrorCode.TIMEOUT, "node shutting down: outcome unknown"))
+        if self.local_snapshot is not None:
+            self.local_snapshot.abort()
+        if self.intake is not None:
+            self.intake.abort()
+        for sender in self.senders.values():
+            sender.close()
+        self.transport.close()
+        self.storage.close()

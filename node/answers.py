@@ -1,0 +1,40 @@
+"""Turning state-machine results and core outcomes into client replies."""
+from __future__ import annotations
+
+from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
+from node.statemachine import (
+    Compacted, KvError, Range, Request, Result, SessionExpired, Txn, encode_result,
+)
+
+
+def is_read(request: Request) -> bool:
+    """Whether `request` can be served by ReadIndex instead of a log entry."""
+    if isinstance(request, Range):
+        return True
+    if isinstance(request, Txn):
+        return all(is_read(op) for op in request.success + request.failure)
+    return False
+
+
+def result_reply(request_id: int, node_id: int, result: Result, serializable: bool = False) -> Reply:
+    """A command's outcome: KvErrors are the client's typed errors."""
+    if isinstance(result, Compacted):
+        return ErrorReply(request_id, node_id, ErrorCode.COMPACTED, str(result))
+    if isinstance(result, SessionExpired):
+        return ErrorReply(request_id, node_id, ErrorCode.SESSION_EXPIRED, str(result))
+    if isinstance(result, KvError):
+        return ErrorReply(request_id, node_id, ErrorCode.INVALID_REQUEST, str(result))
+    return KvReply(request_id, node_id, encode_result(result), serializable)
+
+
+def redirect(request_id: int, node_id: int, leader: int, leader_client: str) -> ErrorReply:
+    """Not the leader: name it if known (clients follow the redirect), or say there
+    is none yet (clients back off and retry)."""
+    if leader and leader != node_id:
+        return ErrorReply(request_id, node_id, ErrorCode.NOT_LEADER,
+                          f"node {node_id} is not the leader; node {leader} is", leader, leader_client)
+    return ErrorReply(request_id, node_id, ErrorCode.NO_LEADER_YET, f"node {node_id} knows no leader yet")
+
+
+def error(request_id: int, node_id: int, code: ErrorCode, reason: str) -> ErrorReply:
+    return ErrorReply(request_id, node_id, code, reason)

@@ -1,0 +1,129 @@
+"""Snapshot work that must not stall the actor loop, done a few chunks per turn.
+
+* `LocalSnapshot`: write the state machine's snapshot stream to a snapshot file,
+  then commit its WAL marker. The state machine's stream is lazy and fixed at the
+  applied index it started at, so commands applied meanwhile do not leak into it.
+* `SnapshotSender`: stream a snapshot file to one follower as SnapshotChunks over
+  the peer socket (the leader's half of InstallSnapshot, Raft §7).
+* `SnapshotIntake`: the follower's half: chunks into a SnapshotReceiver, which
+  verifies magic, cluster, metadata and sha256 before the file is renamed in.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from node.raft import InstallSnapshot, SnapshotMeta
+from node.storage import DataDir, SnapshotReceiver, SnapshotRef
+from node.wire import SnapshotChunk
+
+#: A stream that has made no progress for this long is abandoned (the follower is
+#: gone or its queue stays full); the core is told and retries later.
+STALL_SECONDS = 5.0
+
+
+class LocalSnapshot:
+    def __init__(self, storage: DataDir, meta: SnapshotMeta, chunks: Iterator[bytes]) -> None:
+        self.meta = meta
+        self._storage = storage
+        self._chunks = chunks
+        self._writer = storage.begin_snapshot(meta)
+
+    def pump(self, budget: int) -> SnapshotRef | None:
+        """Write up to `budget` chunks; the committed snapshot once complete."""
+        for _ in range(budget):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                ref = self._writer.commit()
+                self._storage.commit_snapshot(ref)  # the WAL marker: the commit point
+                return ref
+            self._writer.write(chunk)
+        return None
+
+    def abort(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()  # lets the state machine run its deferred compaction
+        self._writer.abort()
+
+
+class SnapshotSender:
+    """Streams `message.snapshot`'s file to `message.dst`."""
+
+    def __init__(self, message: InstallSnapshot, chunk_bytes: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        ref = message.snapshot.data
+        if not isinstance(ref, SnapshotRef):
+            raise TypeError(f"the core's snapshot must carry a SnapshotRef, got {type(ref).__name__}")
+        self.message = message
+        self.peer = message.dst
+        self._size = ref.file_size
+        self._file: BinaryIO = ref.path.open("rb")  # stays readable if pruned meanwhile
+        self._chunk_bytes = chunk_bytes
+        self._offset = 0
+        self._pending: SnapshotChunk | None = None
+        self._clock = clock
+        self._last_progress = clock()
+
+    def _next_chunk(self) -> SnapshotChunk:
+        data = self._file.read(self._chunk_bytes)
+        m = self.message
+        done = self._offset + len(data) >= self._size
+        return SnapshotChunk(m.src, m.dst, m.term, m.snapshot.meta, self._offset, data, done)
+
+    def pump(self, send: Callable[[SnapshotChunk], bool], budget: int) -> bool | None:
+        """Send up to `budget` chunks: True when the last one left, False when the
+        stream is abandoned, None to be continued."""
+        for _ in range(budget):
+            chunk = self._pending or self._next_chunk()
+            if not send(chunk):
+                self._pending = chunk  # queue full: retry this chunk next turn
+                if self._clock() - self._last_progress > STALL_SECONDS:
+                    return False
+                return None
+            self._pending = None
+            self._last_progress = self._clock()
+            self._offset += len(chunk.data)
+            if chunk.done:
+                return True
+        return None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class SnapshotIntake:
+    """One incoming snapshot transfer. `receiver` is None when the snapshot is not
+    worth keeping (we already committed its index): the chunks are read and
+    dropped, and the core still gets the InstallSnapshot so it answers the leader."""
+
+    def __init__(self, first: SnapshotChunk, receiver: SnapshotReceiver | None) -> None:
+        self.src = first.src
+        self.term = first.term
+        self.meta = first.meta
+        self.receiver = receiver
+        self.received = 0
+
+    def matches(self, chunk: SnapshotChunk) -> bool:
+        return (chunk.src, chunk.term, chunk.meta, chunk.offset) == (
+            self.src, self.term, self.meta, self.received)
+
+    def write(self, chunk: SnapshotChunk) -> None:
+        if self.receiver is not None:
+            self.receiver.write(chunk.data, chunk.offset)
+        self.received += len(chunk.data)
+
+    def finish(self) -> SnapshotRef | None:
+        return self.receiver.finish() if self.receiver is not None else None
+
+    def abort(self) -> None:
+        if self.receiver is not None:
+            self.receiver.abort()
+
+
+def remove_unused(ref: SnapshotRef) -> None:
+    """A received snapshot the core did not install: it must not linger, or the
+    next recovery would set it aside as an orphan."""
+    Path(ref.path).unlink(missing_ok=True)

@@ -1,0 +1,117 @@
+"""ZeroMQ transport: moves frames, knows nothing about terms or logs.
+
+* One ROUTER bound for peers. Peers connect to it with a DEALER whose routing
+  identity is their node id, so a frame arrives as [identity, payload].
+* One ROUTER bound for clients: a frame arrives as [client identity, payload] and
+  the reply goes back to that identity (unroutable replies are silently dropped by
+  ZeroMQ: a client that left is not our problem).
+* One DEALER per peer, connected to the peer's ROUTER.
+
+Every socket has high-water marks (bounded memory for a slow or dead peer),
+LINGER=0 (close never blocks), a reconnect interval, and MAXMSGSIZE (ZeroMQ drops
+the connection of anyone who sends a larger frame, before we ever see it). Sends
+never block: a full queue raises EAGAIN, which we report as False so the actor can
+tell the Raft core the peer is unreachable (Raft retries; dropping is safe).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import zmq
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    max_message_bytes: int = 16 << 20
+    send_hwm: int = 10_000
+    recv_hwm: int = 10_000
+    reconnect_ivl_ms: int = 100
+    reconnect_ivl_max_ms: int = 1000
+
+
+class Transport:
+    """The node's sockets. Not thread-safe: owned by the actor thread."""
+
+    def __init__(self, node_id: int, peer_bind: str, client_bind: str, peers: dict[int, str],
+                 options: TransportOptions) -> None:
+        self.node_id = node_id
+        self.options = options
+        self.ctx = zmq.Context()
+        self.peer_router = self._socket(zmq.ROUTER)
+        self.client_router = self._socket(zmq.ROUTER)
+        # A restarted peer reconnects with the same identity: let it take over the old
+        # connection at once instead of being ignored until ZeroMQ notices the old one died.
+        self.peer_router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.dealers: dict[int, zmq.Socket] = {}
+        try:
+            self.peer_router.bind(peer_bind)
+            self.client_router.bind(client_bind)
+            for peer, address in sorted(peers.items()):
+                dealer = self._socket(zmq.DEALER)
+                dealer.setsockopt(zmq.IDENTITY, str(node_id).encode())
+                dealer.connect(address)
+                self.dealers[peer] = dealer
+        except zmq.ZMQError:
+            self.close()
+            raise
+        self.poller = zmq.Poller()
+        self.poller.register(self.peer_router, zmq.POLLIN)
+        self.poller.register(self.client_router, zmq.POLLIN)
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        s = self.ctx.socket(kind)
+        o = self.options
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, o.send_hwm)
+        s.setsockopt(zmq.RCVHWM, o.recv_hwm)
+        s.setsockopt(zmq.MAXMSGSIZE, o.max_message_bytes)
+        s.setsockopt(zmq.RECONNECT_IVL, o.reconnect_ivl_ms)
+        s.setsockopt(zmq.RECONNECT_IVL_MAX, o.reconnect_ivl_max_ms)
+        if kind == zmq.DEALER:
+            # Queue only for connected peers: messages to a peer that is down are
+            # refused at once (EAGAIN) instead of piling up for its return.
+            s.setsockopt(zmq.IMMEDIATE, 1)
+        return s
+
+    # -- sending -------------------------------------------------------------------
+
+    def send_peer(self, peer: int, frame: bytes) -> bool:
+        """Queue `frame` for `peer`; False if it was dropped (queue full, peer down)."""
+        dealer = self.dealers.get(peer)
+        if dealer is None:
+            return False
+        try:
+            dealer.send(frame, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        return True
+
+    def send_client(self, identity: bytes, frame: bytes) -> bool:
+        try:
+            self.client_router.send_multipart([identity, frame], zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        return True
+
+    # -- receiving -------------------------------------------------------------------
+
+    def poll(self, timeout_ms: float) -> tuple[bool, bool]:
+        """Wait up to `timeout_ms` for input; returns (peer ready, client ready)."""
+        events = dict(self.poller.poll(max(0, int(timeout_ms))))
+        return self.peer_router in events, self.client_router in events
+
+    @staticmethod
+    def receive_batch(socket: zmq.Socket, limit: int) -> list[list[bytes]]:
+        """Up to `limit` multipart messages already queued on `socket`."""
+        batch: list[list[bytes]] = []
+        while len(batch) < limit:
+            try:
+                batch.append(socket.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        return batch
+
+    def close(self) -> None:
+        for s in [self.peer_router, self.client_router, *self.dealers.values()]:
+            s.close(linger=0)
+        self.ctx.term()

@@ -1,0 +1,272 @@
+"""The peer wire format: where Raft messages meet bytes.
+
+Every peer frame is one msgpack array, the envelope:
+
+    [VERSION, cluster_id, sender_id, type_tag, payload]
+
+where `payload` is a msgpack array of the message's fields (below; `src` is the
+envelope's sender). Entries travel as `[term, index, kind, data]` and snapshot
+metadata as `[index, term, voters, learners]`.
+
+| tag | message | payload |
+| --- | --- | --- |
+| 1 | RequestVote | dst, term, last_log_index, last_log_term, pre_vote, transfer |
+| 2 | RequestVoteResponse | dst, term, granted, pre_vote |
+| 3 | AppendEntries | dst, term, prev_log_index, prev_log_term, [entry...], leader_commit |
+| 4 | AppendEntriesResponse | dst, term, success, index, hint_index, hint_term |
+| 5 | Heartbeat | dst, term, commit, ctx |
+| 6 | HeartbeatResponse | dst, term, ctx |
+| 7 | InstallSnapshot | dst, term, meta (the data travels as SnapshotChunks) |
+| 8 | TimeoutNow | dst, term |
+| 9 | ReadIndexRequest | dst, term, ctx |
+| 10 | ReadIndexResponse | dst, term, ctx, index |
+| 11 | SnapshotChunk | dst, term, meta, offset, data, done |
+
+Decoding checks the envelope and every field's type and range and raises only
+`WireError` (whose `kind` names the counter the node bumps): bytes from the
+network are never trusted, and a node never crashes on them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+import msgpack
+
+from node.raft import (
+    AppendEntries, AppendEntriesResponse, ConfState, Entry, EntryKind, Heartbeat,
+    HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
+    RequestVote, RequestVoteResponse, Snapshot, SnapshotMeta, TimeoutNow,
+)
+
+VERSION = 1
+_U64 = 2**64 - 1
+
+
+class WireError(ValueError):
+    """A peer frame we refuse. `kind` is one of: oversized, malformed, version,
+    wrong-cluster, unknown-type, bad-field."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{kind}: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotChunk:
+    """Leader -> follower: `data` is the snapshot file's bytes at `offset`. The chunk
+    with `done` completes the file; the follower then verifies it and steps the core
+    with the InstallSnapshot the leader's core asked for (Raft §7)."""
+
+    src: int
+    dst: int
+    term: int
+    meta: SnapshotMeta
+    offset: int
+    data: bytes
+    done: bool
+
+
+PeerMessage = Union[Message, SnapshotChunk]
+
+_TAGS: dict[type, int] = {
+    RequestVote: 1, RequestVoteResponse: 2, AppendEntries: 3, AppendEntriesResponse: 4,
+    Heartbeat: 5, HeartbeatResponse: 6, InstallSnapshot: 7, TimeoutNow: 8,
+    ReadIndexRequest: 9, ReadIndexResponse: 10, SnapshotChunk: 11,
+}
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+def encode(cluster_id: str, message: PeerMessage) -> bytes:
+    """The frame for `message`, sent by `message.src`."""
+    tag = _TAGS[type(message)]
+    return msgpack.packb([VERSION, cluster_id, message.src, tag, _payload(message)], use_bin_type=True)
+
+
+def _payload(m: PeerMessage) -> list[Any]:
+    match m:
+        case RequestVote():
+            return [m.dst, m.term, m.last_log_index, m.last_log_term, m.pre_vote, m.transfer]
+        case RequestVoteResponse():
+            return [m.dst, m.term, m.granted, m.pre_vote]
+        case AppendEntries():
+            return [m.dst, m.term, m.prev_log_index, m.prev_log_term,
+                    [[e.term, e.index, int(e.kind), e.data] for e in m.entries], m.leader_commit]
+        case AppendEntriesResponse():
+            return [m.dst, m.term, m.success, m.index, m.hint_index, m.hint_term]
+        case Heartbeat():
+            return [m.dst, m.term, m.commit, m.ctx]
+        case HeartbeatResponse():
+            return [m.dst, m.term, m.ctx]
+        case InstallSnapshot():
+            return [m.dst, m.term, _meta_fields(m.snapshot.meta)]
+        case TimeoutNow():
+            return [m.dst, m.term]
+        case ReadIndexRequest():
+            return [m.dst, m.term, m.ctx]
+        case ReadIndexResponse():
+            return [m.dst, m.term, m.ctx, m.index]
+        case SnapshotChunk():
+            return [m.dst, m.term, _meta_fields(m.meta), m.offset, m.data, m.done]
+    raise TypeError(f"not a peer message: {m!r}")
+
+
+def _meta_fields(meta: SnapshotMeta) -> list[Any]:
+    return [meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners)]
+
+
+# --- decoding ------------------------------------------------------------------------
+
+
+def decode(data: bytes, cluster_id: str, max_bytes: int) -> PeerMessage:
+    """The message in a peer frame; raises WireError for anything else."""
+    if len(data) > max_bytes:
+        raise WireError("oversized", f"{len(data)} bytes > {max_bytes}")
+    try:
+        obj = msgpack.unpackb(data, raw=False, use_list=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        raise WireError("malformed", f"not msgpack ({type(error).__name__})") from None
+    if not isinstance(obj, list) or len(obj) != 5:
+        raise WireError("malformed", "envelope is not a 5-element array")
+    version, cluster, sender, tag, payload = obj
+    if version != VERSION:
+        raise WireError("version", f"format version {version!r}, expected {VERSION}")
+    if cluster != cluster_id:
+        raise WireError("wrong-cluster", f"cluster {cluster!r}, expected {cluster_id!r}")
+    if not isinstance(payload, list):
+        raise WireError("malformed", "payload is not an array")
+    decoder = _DECODERS.get(tag) if isinstance(tag, int) and not isinstance(tag, bool) else None
+    if decoder is None:
+        raise WireError("unknown-type", f"type tag {tag!r}")
+    src = _uint(sender, "sender")
+    try:
+        return decoder(src, payload)
+    except (IndexError, TypeError, ValueError) as error:
+        if isinstance(error, WireError):
+            raise
+        raise WireError("bad-field", f"tag {tag}: {error}") from None
+
+
+def _uint(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _U64:
+        raise WireError("bad-field", f"{what} must be an unsigned integer, got {value!r}")
+    return value
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise WireError("bad-field", f"{what} must be a boolean, got {value!r}")
+    return value
+
+
+def _bytes(value: Any, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise WireError("bad-field", f"{what} must be bytes, got {type(value).__name__}")
+    return value
+
+
+def _arity(p: list[Any], n: int, name: str) -> None:
+    if len(p) != n:
+        raise WireError("bad-field", f"{name} has {len(p)} fields, expected {n}")
+
+
+def _entry(fields: Any) -> Entry:
+    if not isinstance(fields, list) or len(fields) != 4:
+        raise WireError("bad-field", "entry must be [term, index, kind, data]")
+    term, index = _uint(fields[0], "entry term"), _uint(fields[1], "entry index")
+    if term < 1 or index < 1:
+        raise WireError("bad-field", f"entry {term}/{index}: term and index must be >= 1")
+    try:
+        kind = EntryKind(_uint(fields[2], "entry kind"))
+    except ValueError:
+        raise WireError("bad-field", f"unknown entry kind {fields[2]!r}") from None
+    return Entry(term, index, _bytes(fields[3], "entry data"), kind)
+
+
+def _meta(fields: Any) -> SnapshotMeta:
+    if not isinstance(fields, list) or len(fields) != 4:
+        raise WireError("bad-field", "snapshot meta must be [index, term, voters, learners]")
+    voters, learners = fields[2], fields[3]
+    if not isinstance(voters, list) or not isinstance(learners, list):
+        raise WireError("bad-field", "voters and learners must be arrays")
+    conf = ConfState(tuple(_uint(v, "voter") for v in voters), tuple(_uint(v, "learner") for v in learners))
+    return SnapshotMeta(_uint(fields[0], "snapshot index"), _uint(fields[1], "snapshot term"), conf)
+
+
+def _request_vote(src: int, p: list[Any]) -> RequestVote:
+    _arity(p, 6, "RequestVote")
+    return RequestVote(src, _uint(p[0], "dst"), _uint(p[1], "term"), _uint(p[2], "last_log_index"),
+                       _uint(p[3], "last_log_term"), _bool(p[4], "pre_vote"), _bool(p[5], "transfer"))
+
+
+def _vote_response(src: int, p: list[Any]) -> RequestVoteResponse:
+    _arity(p, 4, "RequestVoteResponse")
+    return RequestVoteResponse(src, _uint(p[0], "dst"), _uint(p[1], "term"), _bool(p[2], "granted"),
+                               _bool(p[3], "pre_vote"))
+
+
+def _append(src: int, p: list[Any]) -> AppendEntries:
+    _arity(p, 6, "AppendEntries")
+    if not isinstance(p[4], list):
+        raise WireError("bad-field", "entries must be an array")
+    entries = tuple(_entry(e) for e in p[4])
+    prev = _uint(p[2], "prev_log_index")
+    for offset, e in enumerate(entries, start=1):
+        if e.index != prev + offset:
+            raise WireError("bad-field", f"entries not contiguous after {prev}: {e.index}")
+    return AppendEntries(src, _uint(p[0], "dst"), _uint(p[1], "term"), prev, _uint(p[3], "prev_log_term"),
+                         entries, _uint(p[5], "leader_commit"))
+
+
+def _append_response(src: int, p: list[Any]) -> AppendEntriesResponse:
+    _arity(p, 6, "AppendEntriesResponse")
+    return AppendEntriesResponse(src, _uint(p[0], "dst"), _uint(p[1], "term"), _bool(p[2], "success"),
+                                 _uint(p[3], "index"), _uint(p[4], "hint_index"), _uint(p[5], "hint_term"))
+
+
+def _heartbeat(src: int, p: list[Any]) -> Heartbeat:
+    _arity(p, 4, "Heartbeat")
+    return Heartbeat(src, _uint(p[0], "dst"), _uint(p[1], "term"), _uint(p[2], "commit"), _bytes(p[3], "ctx"))
+
+
+def _heartbeat_response(src: int, p: list[Any]) -> HeartbeatResponse:
+    _arity(p, 3, "HeartbeatResponse")
+    return HeartbeatResponse(src, _uint(p[0], "dst"), _uint(p[1], "term"), _bytes(p[2], "ctx"))
+
+
+def _install_snapshot(src: int, p: list[Any]) -> InstallSnapshot:
+    _arity(p, 3, "InstallSnapshot")
+    meta = _meta(p[2])
+    return InstallSnapshot(src, _uint(p[0], "dst"), _uint(p[1], "term"), Snapshot(meta, None))
+
+
+def _timeout_now(src: int, p: list[Any]) -> TimeoutNow:
+    _arity(p, 2, "TimeoutNow")
+    return TimeoutNow(src, _uint(p[0], "dst"), _uint(p[1], "term"))
+
+
+def _read_index_request(src: int, p: list[Any]) -> ReadIndexRequest:
+    _arity(p, 3, "ReadIndexRequest")
+    return ReadIndexRequest(src, _uint(p[0], "dst"), _uint(p[1], "term"), _bytes(p[2], "ctx"))
+
+
+def _read_index_response(src: int, p: list[Any]) -> ReadIndexResponse:
+    _arity(p, 4, "ReadIndexResponse")
+    return ReadIndexResponse(src, _uint(p[0], "dst"), _uint(p[1], "term"), _bytes(p[2], "ctx"),
+                             _uint(p[3], "index"))
+
+
+def _snapshot_chunk(src: int, p: list[Any]) -> SnapshotChunk:
+    _arity(p, 6, "SnapshotChunk")
+    return SnapshotChunk(src, _uint(p[0], "dst"), _uint(p[1], "term"), _meta(p[2]), _uint(p[3], "offset"),
+                         _bytes(p[4], "data"), _bool(p[5], "done"))
+
+
+_DECODERS = {
+    1: _request_vote, 2: _vote_response, 3: _append, 4: _append_response, 5: _heartbeat,
+    6: _heartbeat_response, 7: _install_snapshot, 8: _timeout_now, 9: _read_index_request,
+    10: _read_index_response, 11: _snapshot_chunk,
+}
