@@ -142,8 +142,13 @@ def _decode_request(obj: Any, depth: int) -> Request:
     fields = _array(obj, "request")
     tag = fields[0] if fields else None
     if tag == PUT and len(fields) == 5:
-        return Put(_bytes(fields[1], "key"), _bytes(fields[2], "value"),
-                   _uint(fields[3], "lease"), _bool(fields[4], "prev_kv"))
+        _, key, value, lease, prev_kv = fields
+        # The hot path: one combined check, the field-by-field one for the message.
+        if (type(key) is bytes and type(value) is bytes and type(lease) is int
+                and 0 <= lease <= INT64_MAX and type(prev_kv) is bool):
+            return Put(key, value, lease, prev_kv)
+        return Put(_bytes(key, "key"), _bytes(value, "value"), _uint(lease, "lease"),
+                   _bool(prev_kv, "prev_kv"))
     if tag == RANGE and len(fields) == 9:
         return _decode_range(fields)
     if tag == DELETE and len(fields) == 4:
@@ -314,6 +319,14 @@ def _result_from_fields(fields: list[Any]) -> Result:
 
 
 def kv_from_fields(obj: Any) -> KeyValue:
+    if type(obj) is list and len(obj) == 6:
+        key, value, create, mod, version, lease = obj
+        # The restore hot path: one combined check, the slow one for the message.
+        if (type(key) is bytes and type(value) is bytes and type(create) is int
+                and type(mod) is int and type(version) is int and type(lease) is int
+                and 0 <= min(create, mod, version, lease)
+                and max(create, mod, version, lease) <= INT64_MAX):
+            return KeyValue(key, value, create, mod, version, lease)
     fields = _array(obj, "kv")
     if len(fields) != 6:
         raise InvalidCommand("kv: expected 6 fields")

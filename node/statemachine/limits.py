@@ -45,6 +45,12 @@ class Limits:
 def check_request(request: Request, limits: Limits) -> None:
     """Raise InvalidCommand or LimitExceeded if `request` breaks a rule that
     does not depend on the state of the store."""
+    if type(request) is Put:  # the hot path, ahead of the general match
+        if not request.key or len(request.key) > limits.max_key_bytes:
+            _check_key(request.key, limits)
+        if len(request.value) > limits.max_value_bytes:
+            raise LimitExceeded("max_value_bytes", len(request.value), limits.max_value_bytes)
+        return
     match request:
         case Put(key, value):
             _check_key(key, limits)

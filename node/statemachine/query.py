@@ -69,4 +69,4 @@ def _take(
 
 
 def _count(found: Iterable[KeyValue]) -> int:
-    return sum(1 for _ in found)
+    return len(list(found))  # faster than sum() over a generator

@@ -73,6 +73,8 @@ def is_read_only(op: Op) -> bool:
 
 def check_state(store: MvccStore, leases: LeaseHook | None, op: Op) -> None:
     """Raise what `op` would fail with against the current store, if anything."""
+    if type(op) is Put and not op.lease:  # the hot path: nothing can fail
+        return
     match op:
         case Range(revision=revision):
             store.check_revision(revision)
@@ -86,6 +88,8 @@ def check_state(store: MvccStore, leases: LeaseHook | None, op: Op) -> None:
 
 def execute(store: MvccStore, leases: LeaseHook, op: Op) -> OpResult:
     """Run a checked op inside the write transaction in progress."""
+    if type(op) is Put:  # the hot path, ahead of the general match
+        return _put(store, leases, op)
     match op:
         case Put():
             return _put(store, leases, op)
