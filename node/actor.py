@@ -44,7 +44,9 @@ from node.raft import (
     NotLeader, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
 )
 from node.requests import PendingRequests, Waiter
-from node.snapshots import LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused
+from node.snapshots import (
+    LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused, unframe_chunks,
+)
 from node.statemachine import KvError, StateMachine, decode_command
 from node.storage import (
     CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError, StorageOptions, SyncPolicy,
@@ -80,7 +82,7 @@ class NodeActor:
             keep_snapshots=spec.storage.keep_snapshots, snapshot_chunk_bytes=spec.snapshot.chunk_bytes))
         try:
             ref = recovered.snapshot_ref
-            self.sm = (StateMachine.restore(ref.iter_data(spec.snapshot.chunk_bytes)) if ref
+            self.sm = (StateMachine.restore(unframe_chunks(ref.iter_data(spec.snapshot.chunk_bytes))) if ref
                        else StateMachine())
             self.core = RaftCore(self._raft_config(), ConfState(spec.ids), hard_state=recovered.hard_state,
                                  snapshot=recovered.snapshot, entries=recovered.entries)
@@ -232,7 +234,7 @@ class NodeActor:
             self.local_snapshot.abort()  # older than what we install now
             self.local_snapshot = None
         self.storage.commit_snapshot(ref)
-        self.sm = StateMachine.restore(ref.iter_data(self.spec.snapshot.chunk_bytes))
+        self.sm = StateMachine.restore(unframe_chunks(ref.iter_data(self.spec.snapshot.chunk_bytes)))
         if self.unused_snapshot is not None and self.unused_snapshot.path == ref.path:
             self.unused_snapshot = None
         for waiter in self.requests.writes_up_to(snapshot.meta.index):

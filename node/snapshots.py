@@ -10,8 +10,9 @@
 """
 from __future__ import annotations
 
+import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,11 +25,39 @@ from node.wire import SnapshotChunk
 STALL_SECONDS = 5.0
 
 
+_LENGTH = struct.Struct(">I")
+
+
+def frame_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The state machine's chunks, each length-prefixed: a snapshot file's data is
+    plain bytes (read back in arbitrary pieces), while the state machine restores
+    from the very chunks it produced."""
+    for chunk in chunks:
+        yield _LENGTH.pack(len(chunk)) + chunk
+
+
+def unframe_chunks(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The inverse of `frame_chunks` over arbitrarily split bytes; a truncated frame
+    yields a short final chunk, which the state machine rejects as corrupt."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer)
+            if len(buffer) < _LENGTH.size + length:
+                break
+            yield bytes(buffer[_LENGTH.size:_LENGTH.size + length])
+            del buffer[:_LENGTH.size + length]
+    if buffer:
+        yield bytes(buffer)
+
+
 class LocalSnapshot:
     def __init__(self, storage: DataDir, meta: SnapshotMeta, chunks: Iterator[bytes]) -> None:
         self.meta = meta
         self._storage = storage
-        self._chunks = chunks
+        self._source = chunks
+        self._chunks = frame_chunks(chunks)
         self._writer = storage.begin_snapshot(meta)
 
     def pump(self, budget: int) -> SnapshotRef | None:
@@ -43,7 +72,7 @@ class LocalSnapshot:
         return None
 
     def abort(self) -> None:
-        close = getattr(self._chunks, "close", None)
+        close = getattr(self._source, "close", None)
         if close is not None:
             close()  # lets the state machine run its deferred compaction
         self._writer.abort()

@@ -1,0 +1,170 @@
+"""Real `python -m node` processes on free loopback ports: for integration tests and
+`python -m node.measure` (the supervisor, issue #5, is the operator's tool).
+
+Every process is started by this object and ended by it, by pid: `close()` sends
+SIGTERM, waits a grace period, then SIGKILLs whatever is left. Waiting is always
+on a condition with a deadline, never a fixed sleep.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cluster.client import Client, ClientError
+from cluster.spec import ClusterSpec, MemberSpec, load_spec
+
+T = TypeVar("T")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out for 127.0.0.1 (all held open together so
+    they are distinct; a tiny race with other programs remains)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Poll `condition` until it returns something truthy; AssertionError naming
+    `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class LocalCluster:
+    def __init__(self, root: Path, size: int = 3, base: str = "cluster-3", **sections: dict[str, Any]) -> None:
+        """`sections` override config fields, e.g. snapshot={"applied_entries": 20}."""
+        self.root = root
+        ports = free_ports(2 * size)
+        members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{ports[2 * i - 2]}", f"tcp://127.0.0.1:{ports[2 * i - 1]}")
+                        for i in range(1, size + 1))
+        spec = replace(load_spec(base), cluster_id=f"test-{os.getpid()}-{ports[0]}", members=members,
+                       data_dir=str(root / "node-{id}"))
+        for name, fields in sections.items():
+            spec = replace(spec, **{name: replace(getattr(spec, name), **fields)})
+        self.spec: ClusterSpec = spec
+        self.config = root / "cluster.toml"
+        self.config.write_text(spec.to_toml())
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._clients: list[Client] = []
+
+    # -- processes -------------------------------------------------------------------
+
+    def start(self, node_id: int) -> None:
+        assert node_id not in self.procs or self.procs[node_id].poll() is not None, f"node {node_id} is running"
+        log = (self.root / f"node-{node_id}.log").open("ab")
+        try:
+            self.procs[node_id] = subprocess.Popen(
+                [sys.executable, "-m", "node", "--config", str(self.config), "--id", str(node_id)],
+                stdout=subprocess.DEVNULL, stderr=log, cwd=self.root)
+        finally:
+            log.close()
+
+    def start_all(self) -> None:
+        for node_id in self.spec.ids:
+            self.start(node_id)
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL, and reap."""
+        proc = self.procs.pop(node_id)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def stop(self, node_id: int, grace: float = 10.0) -> int:
+        """SIGTERM and wait (SIGKILL after `grace`); the exit status."""
+        proc = self.procs.pop(node_id)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(timeout=30)
+
+    def running(self) -> list[int]:
+        return [i for i, p in self.procs.items() if p.poll() is None]
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+        self.procs.clear()
+
+    def log_text(self, node_id: int) -> str:
+        path = self.root / f"node-{node_id}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # -- clients and status ------------------------------------------------------------
+
+    def client(self, endpoints: list[str] | None = None, **options: Any) -> Client:
+        options.setdefault("timeout", 20.0)
+        options.setdefault("attempt_timeout", 1.0)
+        client = Client(endpoints or self.spec.client_addresses(), **options)
+        self._clients.append(client)
+        return client
+
+    def address(self, node_id: int) -> str:
+        return self.spec.member(node_id).client
+
+    def status(self, node_id: int, timeout: float = 0.5) -> dict[str, Any] | None:
+        probe = Client([self.address(node_id)], attempt_timeout=timeout)
+        try:
+            return probe.status(timeout=timeout)
+        except ClientError:
+            return None
+        finally:
+            probe.close()
+
+    def leader(self) -> int | None:
+        """The leader of the highest term among running nodes, if one claims it."""
+        best: tuple[int, int] | None = None
+        for node_id in self.running():
+            st = self.status(node_id)
+            if st and st["role"] == "leader" and (best is None or st["term"] > best[0]):
+                best = (st["term"], node_id)
+        return best[1] if best else None
+
+    def wait_for_leader(self, timeout: float = 30.0) -> int:
+        return wait_for(self.leader, timeout, "a leader")
+
+    def wait_caught_up(self, node_id: int, index: int, timeout: float = 30.0) -> dict[str, Any]:
+        def caught_up() -> dict[str, Any] | None:
+            st = self.status(node_id)
+            return st if st and st["applied_index"] >= index else None
+        return wait_for(caught_up, timeout, f"node {node_id} to apply index {index}")
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
