@@ -38,6 +38,7 @@ from node.statemachine.keyvalue import KeyValue
 from node.statemachine.leases import LeaseHook, NoLeases
 from node.statemachine.limits import Limits
 from node.statemachine.machine import StateMachine
+from node.statemachine.txn import is_read_only
 from node.statemachine.results import (
     CompactResult,
     DeleteResult,
@@ -58,5 +59,6 @@ __all__ = [
     "OpenSession", "Put", "PutResult", "Range", "RangeResult", "Request", "Result",
     "SessionClosed", "SessionExpired", "SessionOpened", "SnapshotCorrupt",
     "SortOrder", "SortTarget", "StaleSequence", "StateMachine", "Txn", "TxnResult",
-    "decode_command", "decode_result", "encode_command", "encode_result", "prefix_end",
+    "decode_command", "decode_result", "encode_command", "encode_result", "is_read_only",
+    "prefix_end",
 ]

@@ -82,7 +82,8 @@ DECODE_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
 def pack(obj: Any) -> bytes:
     """msgpack with bytes as `bin`: the one packing used for commands,
     results and snapshots."""
-    return msgpack.packb(obj, use_bin_type=True)
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
 
 
 def unpack(data: bytes) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from typing import Any
 
 from node.statemachine.commands import (
     Compare,
@@ -29,7 +30,7 @@ from node.statemachine.mvcc import MvccStore
 from node.statemachine.query import run_range
 from node.statemachine.results import DeleteResult, OpResult, PutResult, TxnResult
 
-_COMPARE: dict[CompareOp, Callable[[object, object], bool]] = {
+_COMPARE: dict[CompareOp, Callable[[Any, Any], Any]] = {
     CompareOp.EQUAL: operator.eq,
     CompareOp.GREATER: operator.gt,
     CompareOp.LESS: operator.lt,
@@ -115,7 +116,7 @@ def compare_holds(store: MvccStore, compare: Compare) -> bool:
         actual: object = 0
     else:
         actual = kv[_FIELD[compare.target]]
-    return _COMPARE[compare.op](actual, compare.operand)
+    return bool(_COMPARE[compare.op](actual, compare.operand))
 
 
 def _put(store: MvccStore, leases: LeaseHook, op: Put) -> PutResult:
