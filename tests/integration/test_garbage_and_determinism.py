@@ -1,0 +1,161 @@
+"""Hostile bytes on every socket, and replicas that end up byte-identical."""
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from cluster.client import Compare, InvalidRequestError
+from cluster.commands import Put
+from cluster.protocol import ErrorCode, ErrorReply, decode_reply
+from node.localcluster import LocalCluster, wait_for
+from node.raft import Entry, EntryKind
+from node.snapshots import unframe_chunks
+from node.statemachine import StateMachine
+from node.storage import DataDir, StorageOptions
+
+pytestmark = pytest.mark.timeout(120)
+
+MakeCluster = Callable[..., LocalCluster]
+MAX_MESSAGE = 1 << 20
+
+
+def _garbage_frames(cluster_id: str, rng: random.Random) -> list[list[bytes]]:
+    pack = msgpack.packb
+    frames: list[list[bytes]] = [[rng.randbytes(rng.randrange(0, 300))] for _ in range(40)]
+    frames += [
+        [b""], [b"\xc1"], [pack(None)], [pack({"v": 1})], [pack([1, 2, 3])],
+        [pack([99, cluster_id, 2, 1, []])],                       # unknown version
+        [pack([1, "another-cluster", 2, 1, [1, 1, 0, 0, False, False]])],
+        [pack([1, cluster_id, 2, 77, []])],                       # unknown type
+        [pack([1, cluster_id, 2, 1, [1]])],                        # wrong arity
+        [pack([1, cluster_id, 2, 3, [1, 1, 0, 0, [[1, 1, 9, b""]], 0]])],  # bad entry kind
+        [pack([1, cluster_id, -5, 5, [1, 1, 0, b""]])],            # negative sender
+        [pack([1, cluster_id, 2, 5, [1, "x", 0, b""]])],           # string term
+        [pack([1, cluster_id, 2, 11, [1, 1, [5, 1, [1], [1]], 0, b"junk", True]])],  # snapshot chunk
+        [b"a", b"b", b"c"],                                        # wrong frame count
+        [pack({"v": 1, "id": 7, "op": "nope"})],
+        [pack({"v": 1, "id": 8, "op": "kv", "cmd": b"\x00garbage", "ser": False})],
+        [pack({"v": 1, "id": "x", "op": "kv"})],
+        [b"\xff" * (MAX_MESSAGE + 10)],                            # oversized
+    ]
+    return frames
+
+
+def _spray(endpoint: str, frames: list[list[bytes]], identity: bytes | None, wait: float) -> list[bytes]:
+    """Send every frame from one DEALER and return what comes back within `wait`
+    seconds of the last; then the oversized ones from another (ZeroMQ disconnects
+    whoever sends them, which would lose our replies)."""
+    small = [f for f in frames if sum(map(len, f)) <= MAX_MESSAGE]
+    large = [f for f in frames if sum(map(len, f)) > MAX_MESSAGE]
+    ctx = zmq.Context()
+    replies: list[bytes] = []
+    try:
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        if identity is not None:
+            s.setsockopt(zmq.IDENTITY, identity)
+        s.connect(endpoint)
+        for frame in small:
+            s.send_multipart(frame)
+        while s.poll(int(wait * 1000), zmq.POLLIN):
+            replies.append(s.recv())
+        s.close(linger=0)
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(endpoint)
+        for frame in large:
+            s.send_multipart(frame)
+        s.close(linger=200)
+    finally:
+        ctx.term()
+    return replies
+
+
+def _raw_tcp_garbage(endpoint: str, rng: random.Random) -> None:
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    for _ in range(5):
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(rng.randbytes(rng.randrange(1, 2000)))
+
+
+def test_garbage_on_every_socket_is_dropped_and_the_cluster_loses_nothing(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(limits={"max_message_bytes": MAX_MESSAGE, "max_append_bytes": 256 << 10},
+                           snapshot={"chunk_bytes": 64 << 10})
+    client = cluster.client()
+    cluster.wait_for_leader()
+    for i in range(30):
+        client.put(f"before/{i}", str(i))
+    rng = random.Random(4)
+    frames = _garbage_frames(cluster.spec.cluster_id, rng)
+    invalid_answers = 0
+    for member in cluster.spec.members:
+        for endpoint in (member.peer, member.client):
+            _raw_tcp_garbage(endpoint, rng)
+            wait = 0.5 if endpoint == member.client else 0.0
+            _spray(endpoint, frames, None, 0.0)
+            replies = _spray(endpoint, frames, b"2", wait)  # pretending to be node 2
+            invalid_answers += sum(1 for r in replies if isinstance(rep := decode_reply(r), ErrorReply)
+                                   and rep.code is ErrorCode.INVALID_REQUEST)
+    assert invalid_answers > 0  # readable request ids got a typed answer
+    assert sorted(cluster.running()) == list(cluster.spec.ids)
+    for i in range(30):
+        client.put(f"after/{i}", str(i))
+    got = cluster.client().range(b"", prefix=True)
+    assert got.count == 60
+    for node_id in cluster.spec.ids:
+        st = cluster.status(node_id)
+        assert st is not None and sum(st["dropped"].values()) > 0, st
+    with pytest.raises(InvalidRequestError):
+        client.put(b"", b"empty keys are refused")
+
+
+def _state_digest(data_dir: Path, cluster_id: str, node_id: int, index: int) -> str:
+    """Recover a stopped node's state machine from its disk at exactly `index`."""
+    storage, state = DataDir.open(data_dir, cluster_id, node_id, StorageOptions())
+    try:
+        ref = state.snapshot_ref
+        sm = StateMachine.restore(unframe_chunks(ref.iter_data())) if ref else StateMachine()
+        assert sm.applied_index <= index, f"node {node_id} snapshot is past {index}"
+        entries: list[Entry] = [e for e in state.entries if sm.applied_index < e.index <= index]
+        for e in entries:
+            if e.kind is EntryKind.NORMAL:
+                sm.apply(e.index, e.data)
+            else:
+                sm.apply_empty(e.index)
+        assert sm.applied_index == index
+        return hashlib.sha256(b"".join(sm.snapshot())).hexdigest()
+    finally:
+        storage.close()
+
+
+def test_replicas_hold_byte_identical_state_after_a_run(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(snapshot={"applied_entries": 30})
+    client = cluster.client()
+    leader = cluster.wait_for_leader()
+    for i in range(50):
+        client.put(f"k/{i % 17}", f"v{i}")
+    client.delete("k/1")
+    client.txn([Compare.value(b"k/2", "=", b"v2")], [Put(b"txn", b"yes")], [Put(b"txn", b"no")])
+    client.compact(client.put("last", "1").revision - 10)
+    commit = cluster.status(leader)["commit_index"]  # type: ignore[index]
+    for node_id in cluster.spec.ids:
+        cluster.wait_caught_up(node_id, commit)
+    for node_id in cluster.spec.ids:
+        assert cluster.stop(node_id) == 0
+    roots = {i: cluster.spec.data_dir_for(i) for i in cluster.spec.ids}
+    digests = {i: _state_digest(roots[i], cluster.spec.cluster_id, i, commit) for i in roots}
+    assert len(set(digests.values())) == 1, digests
+    # Snapshot files that two nodes took at the same index are the same bytes.
+    by_name: dict[str, set[bytes]] = {}
+    for root in roots.values():
+        for path in (root / "snap").glob("*.snap"):
+            by_name.setdefault(path.name, set()).add(hashlib.sha256(path.read_bytes()).digest())
+    assert by_name and all(len(v) == 1 for v in by_name.values()), by_name
+    wait_for(lambda: not cluster.running(), 5, "every node to have exited")
