@@ -28,13 +28,14 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any
 
+import msgpack
+
 from node.statemachine.codec import (
     DECODE_ERRORS,
     kv_from_fields,
     pack,
     result_from_fields,
     result_fields,
-    unpack,
 )
 from node.statemachine.errors import KvError, SnapshotCorrupt
 from node.statemachine.mvcc import MvccStore
@@ -116,8 +117,12 @@ def _session_batches(sessions: list[Session], chunk_bytes: int) -> Iterator[list
 
 def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable) -> int:
     """Fill an empty store and session table from a snapshot stream; return
-    its applied index. Raises SnapshotCorrupt on a bad or truncated stream."""
-    stream = (_unpack_chunk(chunk) for chunk in chunks)
+    its applied index. Raises SnapshotCorrupt on a bad or truncated stream.
+
+    `chunks` is a byte stream split anywhere: storage and transport re-chunk the
+    file (SnapshotRef.iter_data), so record boundaries are found by the unpacker,
+    not assumed to coincide with the pieces."""
+    stream = _unpack_stream(chunks)
     header = next(stream, None)
     if not (type(header) is list and len(header) == 5 and header[:2] == [MAGIC, FORMAT]):
         raise SnapshotCorrupt(f"bad header {header!r:.80}")
@@ -133,11 +138,19 @@ def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTa
     return applied_index
 
 
-def _unpack_chunk(chunk: bytes) -> Any:
+def _unpack_stream(pieces: Iterable[bytes]) -> Iterator[Any]:
+    """The msgpack values of a byte stream, whatever its split into pieces."""
+    unpacker = msgpack.Unpacker(raw=False, use_list=True)
+    fed = 0
     try:
-        return unpack(chunk)
+        for piece in pieces:
+            unpacker.feed(piece)
+            fed += len(piece)
+            yield from unpacker
     except DECODE_ERRORS as error:
         raise SnapshotCorrupt(f"chunk is not msgpack ({type(error).__name__})") from None
+    if unpacker.tell() != fed:
+        raise SnapshotCorrupt(f"truncated: {fed - unpacker.tell()} bytes of an unfinished chunk")
 
 
 def _ints(values: list[Any], what: str) -> list[int]:
