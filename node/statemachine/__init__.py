@@ -38,7 +38,6 @@ from node.statemachine.keyvalue import KeyValue
 from node.statemachine.leases import LeaseHook, NoLeases
 from node.statemachine.limits import Limits
 from node.statemachine.machine import StateMachine
-from node.statemachine.txn import is_read_only
 from node.statemachine.results import (
     CompactResult,
     DeleteResult,
@@ -50,6 +49,7 @@ from node.statemachine.results import (
     SessionOpened,
     TxnResult,
 )
+from node.statemachine.txn import is_read_only
 
 __all__ = [
     "ALL_KEYS_END", "CloseSession", "Command", "Compact", "CompactResult", "Compacted",

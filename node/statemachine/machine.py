@@ -74,7 +74,7 @@ class StateMachine:
             check_request(command.request, self.limits)
         except KvError as error:
             return error
-        return self.apply_command(index, command)
+        return self._apply_command(index, command)
 
     def apply_empty(self, index: int) -> None:
         """Entry `index` is committed but carries no command."""
@@ -85,9 +85,8 @@ class StateMachine:
         self.applied_index = index
         self._sessions.expire(index)
 
-    def apply_command(self, index: int, command: Command) -> Result:
-        """Apply an already decoded and checked command (`apply` minus bytes);
-        `index` must be the one just passed to `apply`/`_advance`."""
+    def _apply_command(self, index: int, command: Command) -> Result:
+        """The session rules (see `sessions`), then the request itself."""
         request, client_id = command.request, command.client_id
         if isinstance(request, (Range, OpenSession, CloseSession)) or not client_id:
             # Reads are not cached (re-running one is harmless); opening and

@@ -128,7 +128,7 @@ msgpack_values = st.recursive(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(st.integers(0, 7), msgpack_values, st.lists(msgpack_values, max_size=8))
 def test_well_formed_msgpack_of_any_shape_never_raises(tag, first, rest) -> None:  # type: ignore[no-untyped-def]
     data = msgpack.packb([1, 0, 0, [tag, first, *rest]])

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kv_driver import Driver
 from kv_reference import Reference
-from kv_strategies import requests, requests_at
+from kv_strategies import requests_at
 
-from node.statemachine import Range, Request, StateMachine
+from node.statemachine import Range, StateMachine
 
 EVERYTHING = Range(b"\0", b"\0")
 
@@ -21,7 +21,7 @@ def assert_same_history(machine: StateMachine, reference: Reference) -> None:
         assert machine.read(at) == reference.apply(at), f"at revision {revision}"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.data(), st.integers(0, 50))
 def test_every_result_matches_the_reference_model(data: st.DataObject, steps: int) -> None:
     kv, reference = Driver(), Reference()
@@ -31,13 +31,14 @@ def test_every_result_matches_the_reference_model(data: st.DataObject, steps: in
     assert_same_history(kv.machine, reference)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(requests, max_size=30), st.lists(requests, max_size=15), st.integers(40, 400))
+@settings(max_examples=40, deadline=None)
+@given(st.data(), st.integers(0, 30), st.integers(0, 15), st.integers(40, 400))
 def test_a_restored_snapshot_is_the_same_state_and_stays_so(
-    before: list[Request], after: list[Request], chunk_bytes: int
+    data: st.DataObject, before: int, after: int, chunk_bytes: int
 ) -> None:
     kv, reference = Driver(), Reference()
-    for request in before:
+    for _ in range(before):
+        request = data.draw(requests_at(reference.revision))
         kv(request)
         reference.apply(request)
     chunks = list(kv.machine.snapshot(chunk_bytes))
@@ -45,12 +46,13 @@ def test_a_restored_snapshot_is_the_same_state_and_stays_so(
     assert restored.machine == kv.machine
     assert list(restored.machine.snapshot(chunk_bytes)) == chunks
     assert_same_history(restored.machine, reference)
-    for request in after:
+    for _ in range(after):
+        request = data.draw(requests_at(reference.revision))
         assert restored(request) == kv(request) == reference.apply(request)
     assert restored.machine == kv.machine
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.data(), st.integers(0, 30), st.integers(1, 12), st.integers(1, 4))
 def test_a_lazy_snapshot_describes_the_state_when_it_was_taken(
     data: st.DataObject, before: int, during: int, pace: int
