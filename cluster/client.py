@@ -81,7 +81,7 @@ class Client:
         self.attempt_timeout = attempt_timeout
         self.exactly_once = exactly_once
         self._ctx = zmq.Context()
-        self._socket: zmq.Socket | None = None
+        self._socket: zmq.Socket[bytes] | None = None
         self._socket_endpoint = ""
         self._endpoint = self.endpoints[0]
         self._rotation = itertools.cycle(self.endpoints)
@@ -247,7 +247,7 @@ class Client:
         self._reset()  # drop queued requests: an unanswered one must not leave later
         return None
 
-    def _connect(self, endpoint: str) -> zmq.Socket:
+    def _connect(self, endpoint: str) -> zmq.Socket[bytes]:
         if self._socket is not None and self._socket_endpoint == endpoint:
             return self._socket
         self._reset()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import msgpack
 
@@ -150,7 +150,7 @@ def is_read_only(request: Request) -> bool:
 
 
 def encode_command(request: Request, client_id: int = 0, seq: int = 0) -> bytes:
-    return msgpack.packb([FORMAT, client_id, seq, _fields(request)], use_bin_type=True)
+    return cast(bytes, msgpack.packb([FORMAT, client_id, seq, _fields(request)], use_bin_type=True))
 
 
 def _fields(request: Request) -> list[Any]:

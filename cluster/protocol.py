@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import msgpack
 
@@ -95,7 +95,7 @@ Reply = Union[KvReply, StatusReply, ErrorReply]
 
 
 def _pack(obj: dict[str, Any]) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    return cast(bytes, msgpack.packb(obj, use_bin_type=True))
 
 
 def encode_request(request: ClientRequest) -> bytes:
@@ -145,7 +145,7 @@ def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
 
 
 def _request_id(obj: dict[str, Any]) -> int:
-    request_id = _get(obj, "id", int)
+    request_id: int = _get(obj, "id", int)
     if not 0 <= request_id <= MAX_ID:
         raise ProtocolError(f"request id {request_id} out of range")
     return request_id

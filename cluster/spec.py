@@ -23,6 +23,7 @@ from typing import Any
 _TCP_ENDPOINT = re.compile(r"^tcp://(\*|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 FSYNC_POLICIES = ("always", "none")
+DEFAULT_DATA_DIR = "data/{cluster}/node-{id}"
 
 
 class SpecError(ValueError):
@@ -94,7 +95,7 @@ class LimitsSpec:
 class ClusterSpec:
     cluster_id: str
     members: tuple[MemberSpec, ...]
-    data_dir: str = "data/{cluster}/node-{id}"
+    data_dir: str = DEFAULT_DATA_DIR
     timing: TimingSpec = field(default_factory=TimingSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
     snapshot: SnapshotSpec = field(default_factory=SnapshotSpec)
@@ -185,7 +186,7 @@ def parse_spec(doc: dict[str, Any], source: str = "<spec>") -> ClusterSpec:
     cluster_id = _string(cluster, "id", "cluster.", source, required=True)
     if not _CLUSTER_ID.match(cluster_id):
         raise SpecError(source, "cluster.id", f"{cluster_id!r} must be 1-64 of [A-Za-z0-9._-]")
-    data_dir = _string(cluster, "data_dir", "cluster.", source) or ClusterSpec.data_dir
+    data_dir = _string(cluster, "data_dir", "cluster.", source) or DEFAULT_DATA_DIR
     if "{id}" not in data_dir:
         raise SpecError(source, "cluster.data_dir", "the template must contain {id}: members must not share a directory")
     spec = ClusterSpec(

@@ -97,7 +97,7 @@ class PendingRequests:
             yield self.reads.pop(ctx).waiter
 
     def drain(self) -> Iterator[Waiter]:
-        for pending in [*self.writes.values(), *self.reads.values()]:
-            yield pending.waiter
+        waiters = [p.waiter for p in self.writes.values()] + [p.waiter for p in self.reads.values()]
+        yield from waiters
         self.writes.clear()
         self.reads.clear()

@@ -42,7 +42,7 @@ class Transport:
         # A restarted peer reconnects with the same identity: let it take over the old
         # connection at once instead of being ignored until ZeroMQ notices the old one died.
         self.peer_router.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self.dealers: dict[int, zmq.Socket] = {}
+        self.dealers: dict[int, zmq.Socket[bytes]] = {}
         try:
             self.peer_router.bind(peer_bind)
             self.client_router.bind(client_bind)
@@ -58,7 +58,7 @@ class Transport:
         self.poller.register(self.peer_router, zmq.POLLIN)
         self.poller.register(self.client_router, zmq.POLLIN)
 
-    def _socket(self, kind: int) -> zmq.Socket:
+    def _socket(self, kind: int) -> zmq.Socket[bytes]:
         s = self.ctx.socket(kind)
         o = self.options
         s.setsockopt(zmq.LINGER, 0)
@@ -101,7 +101,7 @@ class Transport:
         return self.peer_router in events, self.client_router in events
 
     @staticmethod
-    def receive_batch(socket: zmq.Socket, limit: int) -> list[list[bytes]]:
+    def receive_batch(socket: zmq.Socket[bytes], limit: int) -> list[list[bytes]]:
         """Up to `limit` multipart messages already queued on `socket`."""
         batch: list[list[bytes]] = []
         while len(batch) < limit:

@@ -29,7 +29,7 @@ network are never trusted, and a node never crashes on them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union, cast
 
 import msgpack
 
@@ -83,7 +83,7 @@ _TAGS: dict[type, int] = {
 def encode(cluster_id: str, message: PeerMessage) -> bytes:
     """The frame for `message`, sent by `message.src`."""
     tag = _TAGS[type(message)]
-    return msgpack.packb([VERSION, cluster_id, message.src, tag, _payload(message)], use_bin_type=True)
+    return cast(bytes, msgpack.packb([VERSION, cluster_id, message.src, tag, _payload(message)], use_bin_type=True))
 
 
 def _payload(m: PeerMessage) -> list[Any]:
@@ -265,7 +265,7 @@ def _snapshot_chunk(src: int, p: list[Any]) -> SnapshotChunk:
                          _bytes(p[4], "data"), _bool(p[5], "done"))
 
 
-_DECODERS = {
+_DECODERS: dict[int, Callable[[int, list[Any]], PeerMessage]] = {
     1: _request_vote, 2: _vote_response, 3: _append, 4: _append_response, 5: _heartbeat,
     6: _heartbeat_response, 7: _install_snapshot, 8: _timeout_now, 9: _read_index_request,
     10: _read_index_response, 11: _snapshot_chunk,
