@@ -45,7 +45,10 @@ MAGIC = "jangada-kv"
 FORMAT = 1
 DEFAULT_CHUNK_BYTES = 256 * 1024
 _KEYS_PER_LOOKUP = 512
-_RECORD_OVERHEAD = 32  # msgpack framing and integers of one record, roughly
+# An upper bound on a record's msgpack bytes beyond its key and value: two array
+# headers, two bin headers (<= 5 bytes each) and five integers (<= 9 bytes each).
+# Overestimating keeps every chunk within chunk_bytes plus one record.
+_RECORD_OVERHEAD = 64
 
 
 def stream_snapshot(
