@@ -131,8 +131,11 @@ class NodeActor:
         next_tick = self.clock() + self.tick_seconds
         try:
             while not self.stopping:
-                busy = self.local_snapshot is not None or bool(self.senders)
-                timeout_ms = 0.0 if busy else (next_tick - self.clock()) * 1000
+                timeout_ms = (next_tick - self.clock()) * 1000
+                if self.local_snapshot is not None or self.senders:
+                    # Background chunks are pending: look at the sockets, but do not
+                    # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
+                    timeout_ms = min(timeout_ms, 1.0)
                 peer_ready, client_ready = self.transport.poll(timeout_ms)
                 if peer_ready:
                     self._drain_peers()
