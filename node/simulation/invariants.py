@@ -45,7 +45,9 @@ class InvariantChecker:
                       "different entry or prefix than another log")
 
     def hard_state(self, node: int, old: HardState, new: HardState) -> None:
-        """Persisted term never decreases; at most one vote per term."""
+        """Persisted term and commit index never decrease; at most one vote per term."""
+        if new.commit < old.commit:
+            self.fail("Commit monotonicity", f"node {node} commit {old.commit} -> {new.commit}")
         if new.term < old.term:
             self.fail("Term monotonicity", f"node {node} term {old.term} -> {new.term}")
         if new.term == old.term and old.vote != NONE and new.vote != old.vote:

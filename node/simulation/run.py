@@ -159,6 +159,8 @@ class _Chaos:
 
     def _partition(self) -> set[tuple[int, int]]:
         rng, ids = self.rng, list(self.c.voters)
+        if len(ids) < 2:
+            return set()  # nothing to cut in a one-node cluster
         rng.shuffle(ids)
         kind = rng.choice(("isolate", "split", "one-way", "bridge"))
         if kind == "isolate":
