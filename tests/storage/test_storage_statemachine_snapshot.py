@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.raft.types import ConfState, SnapshotMeta
-from node.statemachine import DeleteRange, Put, StateMachine, encode_command
+from node.statemachine import (
+    DeleteRange, KvError, OpenSession, Put, SessionOpened, StateMachine, encode_command,
+)
 from node.storage import DataDir, StorageOptions
 
 keys = st.binary(min_size=1, max_size=6)
@@ -20,10 +22,18 @@ ops = st.lists(st.one_of(
 
 
 def _machine(script: list[tuple[str, bytes, bytes]]) -> StateMachine:
+    """Apply the script, half of it through an exactly-once session, so the snapshot
+    carries key history and the session table."""
     sm = StateMachine()
-    for index, (kind, key, value) in enumerate(script, start=1):
+    opened = sm.apply(1, encode_command(OpenSession()))
+    assert isinstance(opened, SessionOpened)
+    for index, (kind, key, value) in enumerate(script, start=2):
         request = Put(key, value) if kind == "put" else DeleteRange(key)
-        sm.apply(index, encode_command(request, client_id=7, seq=index))
+        client, seq = (opened.client_id, index) if index % 2 else (0, 0)
+        result = sm.apply(index, encode_command(request, client_id=client, seq=seq))
+        assert not isinstance(result, KvError), result
+    puts = sum(1 for kind, _, _ in script if kind == "put")
+    assert sm.revision >= 1 + puts, "every put must have been applied"
     return sm
 
 
@@ -35,7 +45,7 @@ def test_state_machine_snapshot_survives_disk_and_reopen(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
         storage, _ = DataDir.open(path, "c1", 1, StorageOptions())
-        meta = SnapshotMeta(max(sm.applied_index, 1), 1, ConfState((1, 2, 3)))
+        meta = SnapshotMeta(sm.applied_index, 1, ConfState((1, 2, 3)))
         with storage:
             storage.save_snapshot(meta, sm.snapshot(chunk))
         reopened, state = DataDir.open(path, "c1", 1, StorageOptions())
