@@ -1,23 +1,199 @@
-"""`python -m supervisor`: spawns and supervises a jangada cluster.
+"""`python -m supervisor COMMAND`: run a local jangada cluster, look at it, break it.
 
-The supervisor is issue #5. Until it lands this entry point says so plainly and
-exits non-zero: it must never pretend that a cluster is running.
+Thin: parse, dispatch, turn errors into one line and an exit status (0 ok, 1 the
+operation failed, 2 usage). The work is in launch/supervise/control/chaos/status.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import signal
 import sys
+from pathlib import Path
+
+from cluster.discovery import Layout, default_layout
+from cluster.output import format_table
+from supervisor import chaos as chaos_mod
+from supervisor import control, launch
+from supervisor.statefile import supervisor_process
+from supervisor.status import HEADERS, collect, table_rows
+
+DESCRIPTION = """\
+Run a jangada cluster on this machine: N `python -m node` processes on 127.0.0.1,
+supervised (a node that dies is restarted, with backoff), with their data and logs
+in ./jangada-data (or --data-dir, or $JANGADA_DATA_DIR). `python -m cluster` and
+the commands below find the running cluster there with no flags.
+"""
+
+EPILOG = """\
+examples:
+  python -m supervisor up 5                 # foreground: live status table, Ctrl-C stops it
+  python -m supervisor up 3 --detach        # background: returns once a leader exists
+  python -m supervisor status [--json]
+  python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
+  python -m supervisor chaos --duration 30 --interval 2 --pause
+  python -m supervisor logs 2 -f
+  python -m supervisor down [--purge]
+
+exit status: 0 ok, 1 the operation failed, 2 usage error.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR",
+                        help="the cluster's data directory (default ./jangada-data or $JANGADA_DATA_DIR)")
+    parser = _Parser(prog="python -m supervisor", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    up = sub.add_parser("up", parents=[common], help="start a cluster of N nodes (default 3)")
+    up.add_argument("size", nargs="?", type=int, metavar="N",
+                    help="number of nodes (1-99; default 3, or the size of the cluster already in --data-dir)")
+    up.add_argument("--detach", "-d", action="store_true", help="run in the background; return once a leader exists")
+    up.add_argument("--base-port", type=int, metavar="P",
+                    help="fixed ports: peer P+id, client P+100+id (default: free ports chosen at the first up)")
+    up.add_argument("--config", metavar="FILE", help="use this cluster config instead of generating one")
+    up.add_argument("--timeout", type=_positive, default=30.0, metavar="S",
+                    help="give up if no leader is elected within S seconds (default 30)")
+    up.add_argument("--grace", type=_positive, default=5.0, metavar="S",
+                    help="on stop, SIGKILL nodes still running S seconds after SIGTERM (default 5)")
+    up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)  # the detached child
+
+    status = sub.add_parser("status", parents=[common], help="every node: pid, role, term, indexes, WAL, RSS")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    down = sub.add_parser("down", parents=[common], help="stop the cluster (SIGTERM, then SIGKILL)")
+    down.add_argument("--purge", action="store_true", help="also remove the data directory")
+    down.add_argument("--grace", type=_positive, default=5.0, metavar="S")
+
+    kill = sub.add_parser("kill", parents=[common], help="signal one node (SIGKILL by default); it is restarted")
+    kill.add_argument("node", metavar="ID", help="node id, or `leader`")
+    kill.add_argument("--signal", "-s", default="KILL", metavar="SIG", help="KILL (default), TERM, INT, STOP, CONT")
+
+    restart = sub.add_parser("restart", parents=[common], help="stop one node gracefully and wait for its restart")
+    restart.add_argument("node", metavar="ID", help="node id, or `leader`")
+    restart.add_argument("--grace", type=_positive, default=5.0, metavar="S")
+    restart.add_argument("--timeout", type=_positive, default=30.0, metavar="S")
+
+    logs = sub.add_parser("logs", parents=[common], help="show a node's log")
+    logs.add_argument("node", metavar="ID")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is appended (Ctrl-C ends)")
+    logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+
+    ch = sub.add_parser("chaos", parents=[common], help="kill and pause random nodes for a while",
+                        description=chaos_mod.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ch.add_argument("--duration", type=_positive, default=30.0, metavar="S", help="seconds in all (<= 3600)")
+    ch.add_argument("--interval", type=_positive, default=2.0, metavar="S", help="seconds between events (0.1-60)")
+    ch.add_argument("--no-kill", dest="kill", action="store_false", help="do not SIGKILL nodes")
+    ch.add_argument("--pause", action="store_true", help="also SIGSTOP nodes, SIGCONT after --pause-for")
+    ch.add_argument("--pause-for", type=_positive, default=1.0, metavar="S")
+    ch.add_argument("--leader", action="store_true", help="aim at the current leader")
+    ch.add_argument("--max-faulty", type=int, metavar="K",
+                    help="at most K nodes dead or paused at once (default: a minority)")
+    ch.add_argument("--seed", type=int, help="random seed (events are then reproducible given the same status)")
+    return parser
+
+
+def _layout(args: argparse.Namespace) -> Layout:
+    data_dir: Path | None = getattr(args, "data_dir", None)
+    return Layout(data_dir.absolute()) if data_dir else default_layout()
+
+
+def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
+    if args.size is not None and not 1 <= args.size <= 99:
+        raise control.ControlError(f"N must be 1..99, got {args.size}", 2)
+    if not args.supervise:
+        launch.check_free(layout, sys.stdout)
+    spec = launch.prepare(layout, args.size, args.base_port, args.config)
+    if args.detach and not args.supervise:
+        return launch.up_detached(layout, spec, args.timeout, args.grace, sys.stdout)
+    return launch.up_foreground(layout, spec, args.timeout, args.grace)
+
+
+def cmd_status(args: argparse.Namespace, layout: Layout) -> int:
+    state = control.load_state(layout)
+    statuses = collect(state)
+    supervisor = supervisor_process(state) is not None
+    if args.json:
+        print(json.dumps({"cluster_id": state.cluster_id, "config": state.config, "data_dir": state.data_dir,
+                          "supervisor_pid": state.supervisor_pid, "supervisor_alive": supervisor,
+                          "nodes": [s.to_dict() for s in statuses]}, indent=2))
+        return 0
+    print(f"cluster {state.cluster_id}  supervisor pid {state.supervisor_pid}"
+          f"{'' if supervisor else ' (NOT RUNNING: stale state; `down` cleans up)'}  data {state.data_dir}")
+    print(format_table(HEADERS, table_rows(statuses)))
+    for s in statuses:
+        if s.last_exit:
+            print(f"node {s.id} last exit: {s.last_exit}")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace, layout: Layout) -> int:
+    name = args.signal.upper().removeprefix("SIG")
+    if name not in ("KILL", "TERM", "INT", "STOP", "CONT"):
+        raise control.ControlError(f"--signal {args.signal}: use KILL, TERM, INT, STOP or CONT", 2)
+    return control.kill(layout, args.node, signal.Signals[f"SIG{name}"], sys.stdout)
+
+
+def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
+    options = chaos_mod.ChaosOptions(duration=args.duration, interval=args.interval, kill=args.kill,
+                                     pause=args.pause, leader=args.leader, pause_for=args.pause_for,
+                                     max_faulty=args.max_faulty, seed=args.seed)
+    try:
+        options.check()
+    except ValueError as error:
+        raise control.ControlError(str(error), 2) from None
+    return chaos_mod.Chaos(layout, options, sys.stdout).run()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    wanted = " ".join(args) or "(no command)"
-    print(
-        f"jangada: `python -m supervisor {wanted}` is not available yet: the node process, "
-        "transport and supervisor are still being built (issues #3-#5).\n"
-        "What works today: the Raft core and its deterministic simulator -- run\n"
-        "    python -m node.simulation --seeds 1000",
-        file=sys.stderr,
-    )
+    parser = build_parser()
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    layout = _layout(args)
+    try:
+        match args.command:
+            case "up":
+                return cmd_up(args, layout)
+            case "status":
+                return cmd_status(args, layout)
+            case "down":
+                return control.down(layout, args.purge, args.grace, sys.stdout)
+            case "kill":
+                return cmd_kill(args, layout)
+            case "restart":
+                return control.restart(layout, args.node, args.grace, args.timeout, sys.stdout)
+            case "logs":
+                return control.logs(layout, args.node, args.follow, args.lines)
+            case "chaos":
+                return cmd_chaos(args, layout)
+    except control.ControlError as error:
+        print(f"jangada supervisor: {error}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
     return 2
 
 

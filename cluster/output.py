@@ -1,0 +1,146 @@
+"""How the CLI shows results: `-w simple`, `-w table` and `-w json`.
+
+Keys and values are bytes. Printable UTF-8 is shown as text; anything else is
+shown base64-encoded: `simple` and `table` prefix it with `base64:`, and the JSON
+form says which encoding each string uses (`"key_encoding": "utf-8" | "base64"`),
+so a script can always recover the exact bytes. The JSON shapes are documented in
+docs/operations.md and are stable: tests and scripts parse them.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from cluster.commands import (
+    CompactResponse, DeleteResponse, KeyValue, PutResponse, RangeResponse, Response, TxnResponse,
+)
+
+FORMATS = ("simple", "table", "json")
+
+
+def printable_text(data: bytes) -> str | None:
+    """`data` as text if it is UTF-8 whose characters are printable (or ordinary
+    whitespace), else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if all(c.isprintable() or c in "\n\t\r" for c in text) else None
+
+
+def show_bytes(data: bytes) -> str:
+    text = printable_text(data)
+    return text if text is not None else "base64:" + base64.b64encode(data).decode("ascii")
+
+
+def bytes_json(name: str, data: bytes) -> dict[str, str]:
+    text = printable_text(data)
+    if text is not None:
+        return {name: text, f"{name}_encoding": "utf-8"}
+    return {name: base64.b64encode(data).decode("ascii"), f"{name}_encoding": "base64"}
+
+
+def kv_json(kv: KeyValue, keys_only: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {**bytes_json("key", kv.key)}
+    if not keys_only:
+        out.update(bytes_json("value", kv.value))
+    out.update(create_revision=kv.create_revision, mod_revision=kv.mod_revision, version=kv.version,
+               lease=kv.lease)
+    return out
+
+
+def response_json(response: Response, keys_only: bool = False) -> dict[str, Any]:
+    """The JSON object for one response (etcdctl-like, with a `header.revision`)."""
+    head: dict[str, Any] = {"header": {"revision": response.revision}} if hasattr(response, "revision") else {}
+    match response:
+        case PutResponse(_, prev_kv):
+            return {**head, "prev_kv": kv_json(prev_kv) if prev_kv else None}
+        case RangeResponse(_, kvs, count, more, serializable):
+            return {**head, "kvs": [kv_json(kv, keys_only) for kv in kvs], "count": count, "more": more,
+                    "serializable": serializable}
+        case DeleteResponse(_, deleted, prev_kvs):
+            return {**head, "deleted": deleted, "prev_kvs": [kv_json(kv) for kv in prev_kvs]}
+        case TxnResponse(_, succeeded, responses):
+            return {**head, "succeeded": succeeded,
+                    "responses": [{"type": _kind(r), **response_json(r)} for r in responses]}
+        case CompactResponse(_, compact_revision):
+            return {**head, "compact_revision": compact_revision}
+    return head
+
+
+def _kind(response: Response) -> str:
+    return {PutResponse: "put", RangeResponse: "range", DeleteResponse: "delete",
+            TxnResponse: "txn"}.get(type(response), type(response).__name__)
+
+
+def response_simple(response: Response, keys_only: bool = False, count_only: bool = False,
+                    value_only: bool = False) -> list[str]:
+    """etcdctl's simple form: get prints key and value lines, put prints OK, del
+    prints the number deleted, txn prints SUCCESS/FAILURE then each response."""
+    match response:
+        case PutResponse(_, prev_kv):
+            return ["OK"] + ([show_bytes(prev_kv.key), show_bytes(prev_kv.value)] if prev_kv else [])
+        case RangeResponse(_, kvs, count):
+            if count_only:
+                return [str(count)]
+            lines: list[str] = []
+            for kv in kvs:
+                if not value_only:
+                    lines.append(show_bytes(kv.key))
+                if not keys_only:
+                    lines.append(show_bytes(kv.value))
+            return lines
+        case DeleteResponse(_, deleted, prev_kvs):
+            out = [str(deleted)]
+            for kv in prev_kvs:
+                out += [show_bytes(kv.key), show_bytes(kv.value)]
+            return out
+        case TxnResponse(_, succeeded, responses):
+            out = ["SUCCESS" if succeeded else "FAILURE"]
+            for r in responses:
+                out += [""] + response_simple(r)
+            return out
+        case CompactResponse(revision, compact_revision):
+            return [f"compacted revision {compact_revision}"]
+    return [repr(response)]
+
+
+KV_HEADERS = ["KEY", "VALUE", "CREATE_REV", "MOD_REV", "VERSION", "LEASE"]
+
+
+def response_table(response: Response, keys_only: bool = False, count_only: bool = False) -> str:
+    match response:
+        case RangeResponse(revision, kvs, count, more):
+            if count_only:
+                return format_table(["COUNT", "REVISION"], [[str(count), str(revision)]])
+            rows = [[show_bytes(kv.key), "" if keys_only else show_bytes(kv.value), str(kv.create_revision),
+                     str(kv.mod_revision), str(kv.version), str(kv.lease)] for kv in kvs]
+            return format_table(KV_HEADERS, rows)
+        case TxnResponse(revision, succeeded, responses):
+            parts = [format_table(["RESULT", "REVISION"], [["SUCCESS" if succeeded else "FAILURE", str(revision)]])]
+            return "\n".join(parts + [response_table(r) for r in responses])
+        case DeleteResponse(revision, deleted):
+            return format_table(["DELETED", "REVISION"], [[str(deleted), str(revision)]])
+        case PutResponse(revision):
+            return format_table(["RESULT", "REVISION"], [["OK", str(revision)]])
+        case CompactResponse(revision, compact_revision):
+            return format_table(["COMPACT_REVISION", "REVISION"], [[str(compact_revision), str(revision)]])
+    return repr(response)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An ASCII table in etcdctl's style (deterministic: no terminal width games)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def line(cells: Sequence[str]) -> str:
+        return "|" + "|".join(f" {cell:<{w}} " for cell, w in zip(cells, widths)) + "|"
+    return "\n".join([rule, line(headers), rule, *(line(r) for r in rows), rule])
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False)

@@ -1,0 +1,175 @@
+"""`python -m supervisor chaos`: SIGKILL and SIGSTOP/SIGCONT nodes of the running
+cluster at an interval, for a bounded duration, printing each event.
+
+Safety. A process is touched only if the state file names its pid, its start time
+matches (so a reused pid is never hit), its command line is `-m node --id N`, and
+its parent is the live supervisor of that state file. Every SIGSTOP is followed by
+a SIGCONT before chaos exits, however it exits (end of duration, Ctrl-C, error).
+At most `max_faulty` nodes are dead or paused at once (default: a minority, so the
+cluster stays available and a workload can keep writing).
+
+Not here yet: dropping traffic between chosen nodes. That needs an admin request
+to the node's transport (the node has none), so chaos does not pretend to do it.
+
+The choice of each event is a pure function of a seeded `random.Random` and the
+cluster's status (`choose`), tested without processes.
+"""
+from __future__ import annotations
+
+import random
+import signal
+import time
+from dataclasses import dataclass, replace
+from typing import TextIO
+
+import psutil
+
+from cluster.discovery import ClusterState, Layout
+from supervisor.control import ControlError, load_state
+from supervisor.display import timestamp
+from supervisor.statefile import node_process, supervisor_process
+from supervisor.status import NodeStatus, collect, leader_of
+
+MAX_DURATION = 3600.0
+INTERVAL_RANGE = (0.1, 60.0)
+PAUSE_RANGE = (0.05, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosOptions:
+    duration: float
+    interval: float
+    kill: bool = True
+    pause: bool = False
+    leader: bool = False  # aim at the leader (else a random node)
+    pause_for: float = 1.0
+    max_faulty: int | None = None  # None: a minority of the cluster
+    seed: int | None = None
+
+    def check(self) -> None:
+        """ValueError naming the bad option."""
+        if not 0 < self.duration <= MAX_DURATION:
+            raise ValueError(f"--duration must be in (0, {MAX_DURATION:.0f}] seconds, got {self.duration}")
+        if not INTERVAL_RANGE[0] <= self.interval <= INTERVAL_RANGE[1]:
+            raise ValueError(f"--interval must be in [{INTERVAL_RANGE[0]}, {INTERVAL_RANGE[1]}] seconds, "
+                             f"got {self.interval}")
+        if not PAUSE_RANGE[0] <= self.pause_for <= PAUSE_RANGE[1]:
+            raise ValueError(f"--pause-for must be in [{PAUSE_RANGE[0]}, {PAUSE_RANGE[1]}] seconds")
+        if not (self.kill or self.pause):
+            raise ValueError("nothing to do: enable --kill and/or --pause")
+        if self.max_faulty is not None and self.max_faulty < 1:
+            raise ValueError("--max-faulty must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    action: str  # "kill" | "pause"
+    node_id: int
+    was_leader: bool
+
+
+def choose(rng: random.Random, statuses: list[NodeStatus], options: ChaosOptions) -> Event | str:
+    """The next event, or the reason to skip this turn."""
+    limit = options.max_faulty if options.max_faulty is not None else max(1, (len(statuses) - 1) // 2)
+    faulty = [s for s in statuses if not s.alive or s.role in ("paused", "down")]
+    if len(faulty) >= limit:
+        return f"skipped: {len(faulty)} node(s) already down or paused (limit {limit})"
+    healthy = [s for s in statuses if s.alive and s.role not in ("paused", "down")]
+    if not healthy:
+        return "skipped: no live node"
+    leader = leader_of(statuses)
+    if options.leader and leader is not None and leader in healthy:
+        target = leader
+    else:
+        target = rng.choice(healthy)
+    actions = [a for a, on in (("kill", options.kill), ("pause", options.pause)) if on]
+    return Event(rng.choice(actions), target.id, leader is not None and target.id == leader.id)
+
+
+class Chaos:
+    def __init__(self, layout: Layout, options: ChaosOptions, out: TextIO) -> None:
+        self.layout = layout
+        self.options = options
+        self.out = out
+        self.rng = random.Random(options.seed)
+        self.paused: dict[int, tuple[psutil.Process, float]] = {}  # node id -> (process, resume at)
+
+    def say(self, message: str) -> None:
+        print(f"{timestamp()} chaos: {message}", file=self.out, flush=True)
+
+    def run(self) -> int:
+        state = load_state(self.layout)
+        if supervisor_process(state) is None:
+            raise ControlError("no supervisor is running for this cluster: chaos needs one to restart nodes")
+        o = self.options
+        self.say(f"for {o.duration:g} s, one event every {o.interval:g} s "
+                 f"({'kill ' if o.kill else ''}{'pause ' if o.pause else ''}{'aimed at the leader' if o.leader else 'random nodes'}"
+                 f"; seed {o.seed})")
+        end = time.monotonic() + o.duration
+        next_event = time.monotonic() + o.interval
+        counts = {"kill": 0, "pause": 0}
+        try:
+            while (now := time.monotonic()) < end:
+                self._resume_due(now)
+                if now >= next_event:
+                    counts_key = self._event()
+                    if counts_key:
+                        counts[counts_key] += 1
+                    next_event = now + o.interval
+                wake = min([next_event, end] + [at for _, at in self.paused.values()])
+                time.sleep(max(0.0, min(wake - time.monotonic(), 0.5)))
+        except KeyboardInterrupt:
+            self.say("interrupted")
+        finally:
+            self._resume_due(float("inf"))
+        self.say(f"done: {counts['kill']} kills, {counts['pause']} pauses")
+        return 0
+
+    def _event(self) -> str | None:
+        state = load_state(self.layout)
+        supervisor = supervisor_process(state)
+        if supervisor is None:
+            self.say("the supervisor is gone: stopping")
+            raise KeyboardInterrupt
+        statuses = collect(state, timeout=0.3)
+        # a node we paused counts as faulty even if it answered a moment ago
+        statuses = [_as_paused(s) if s.id in self.paused else s for s in statuses]
+        event = choose(self.rng, statuses, self.options)
+        if isinstance(event, str):
+            self.say(event)
+            return None
+        proc = self._target(state, event.node_id, supervisor.pid)
+        if proc is None:
+            self.say(f"skipped: node {event.node_id} is not a running child of the supervisor")
+            return None
+        role = " (leader)" if event.was_leader else ""
+        if event.action == "kill":
+            proc.send_signal(signal.SIGKILL)
+            self.say(f"SIGKILL node {event.node_id}{role}, pid {proc.pid}")
+        else:
+            proc.send_signal(signal.SIGSTOP)
+            self.paused[event.node_id] = (proc, time.monotonic() + self.options.pause_for)
+            self.say(f"SIGSTOP node {event.node_id}{role}, pid {proc.pid}, for {self.options.pause_for:g} s")
+        return event.action
+
+    @staticmethod
+    def _target(state: ClusterState, node_id: int, supervisor_pid: int) -> psutil.Process | None:
+        proc = node_process(state.node(node_id), state)
+        try:
+            return proc if proc is not None and proc.ppid() == supervisor_pid else None
+        except psutil.Error:
+            return None
+
+    def _resume_due(self, now: float) -> None:
+        for node_id, (proc, at) in list(self.paused.items()):
+            if at <= now:
+                del self.paused[node_id]
+                try:  # psutil refuses to signal a pid that now names another process
+                    proc.send_signal(signal.SIGCONT)
+                except psutil.NoSuchProcess:
+                    continue
+                self.say(f"SIGCONT node {node_id}, pid {proc.pid}")
+
+
+def _as_paused(status: NodeStatus) -> NodeStatus:
+    return replace(status, role="paused")

@@ -1,0 +1,113 @@
+"""A cluster config for N nodes on this machine, and its reuse across `up`s.
+
+Ports: by default the kernel hands out free loopback ports at the first `up`; with
+`--base-port P` they are fixed, peer P+id and client P+100+id (the shipped configs'
+scheme with P = 7100). Either way the generated config is written to the data
+directory and the next `up` on the same data reuses it unchanged, so a restarted
+cluster keeps its cluster id (which is in every WAL segment and snapshot) and its
+addresses. Timing, storage and limits come from the shipped `cluster-3` config.
+"""
+from __future__ import annotations
+
+import secrets
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+from cluster.discovery import Layout
+from cluster.spec import ClusterSpec, MemberSpec, SpecError, load_spec
+
+MAX_NODES = 99  # --base-port leaves room for 99 peer and 99 client ports
+HOST = "127.0.0.1"
+
+
+class ConfigConflict(Exception):
+    """The data directory holds a cluster that does not match what was asked for."""
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """Distinct ports the kernel just handed out (held open together; a small race
+    with other programs remains until the nodes bind them)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def member_ports(size: int, base_port: int | None) -> list[tuple[int, int]]:
+    """(peer, client) port per member, ids 1..size."""
+    if not 1 <= size <= MAX_NODES:
+        raise ValueError(f"cluster size must be 1..{MAX_NODES}, got {size}")
+    if base_port is None:
+        ports = free_ports(2 * size)
+        return [(ports[2 * i], ports[2 * i + 1]) for i in range(size)]
+    if not 1024 <= base_port <= 65535 - 100 - size:
+        raise ValueError(f"--base-port {base_port}: need 1024 <= P <= {65535 - 100 - size}")
+    return [(base_port + i, base_port + 100 + i) for i in range(1, size + 1)]
+
+
+def generate_spec(size: int, base_port: int | None = None, cluster_id: str | None = None,
+                  base: str = "cluster-3") -> ClusterSpec:
+    """A spec for `size` members on 127.0.0.1; data dirs `node-{id}` relative to the
+    data directory (the supervisor runs every node there)."""
+    members = tuple(MemberSpec(i, f"tcp://{HOST}:{peer}", f"tcp://{HOST}:{client}")
+                    for i, (peer, client) in enumerate(member_ports(size, base_port), start=1))
+    return replace(load_spec(base), cluster_id=cluster_id or f"jangada-{secrets.token_hex(4)}",
+                   members=members, data_dir="node-{id}", source="<generated>")
+
+
+def prepare_config(layout: Layout, size: int | None, base_port: int | None = None,
+                   config: str | None = None) -> ClusterSpec:
+    """The spec `up` runs, written to `layout.config`.
+
+    * `config` given: that file (or shipped name) is copied in; its members' data
+      dirs still live in the data directory.
+    * a config already in the data directory: reused, if `size` agrees with it (a
+      3-node data directory cannot be brought up as 5 nodes).
+    * otherwise a new one is generated.
+    Raises SpecError, ValueError or ConfigConflict with a message for the operator."""
+    existing = load_spec(layout.config) if layout.config.is_file() else None
+    if config is not None:
+        spec = replace(load_spec(config), data_dir="node-{id}")
+        if existing is not None and existing.cluster_id != spec.cluster_id:
+            raise ConfigConflict(f"{layout.root} holds cluster {existing.cluster_id!r}, not {spec.cluster_id!r} "
+                                 "from --config; run `python -m supervisor down --purge` first")
+    elif existing is not None:
+        if size is not None and size != len(existing.members):
+            raise ConfigConflict(
+                f"{layout.root} holds a {len(existing.members)}-node cluster ({existing.cluster_id}); "
+                f"run `python -m supervisor up {len(existing.members)}` to restart it, or "
+                "`python -m supervisor down --purge` to remove it first")
+        if base_port is not None and not _uses_base_port(existing, base_port):
+            raise ConfigConflict(f"{layout.root} holds a cluster on other ports; "
+                                 "`down --purge` first to change ports")
+        spec = existing
+    else:
+        spec = generate_spec(size or 3, base_port)
+    if size is not None and len(spec.members) != size:
+        raise ConfigConflict(f"--config has {len(spec.members)} members but `up {size}` was asked for")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    if existing != spec:
+        _write_atomically(layout.config, spec.to_toml())
+    return load_spec(layout.config)
+
+
+def _uses_base_port(spec: ClusterSpec, base_port: int) -> bool:
+    expected = [(f"tcp://{HOST}:{p}", f"tcp://{HOST}:{c}")
+                for p, c in member_ports(len(spec.members), base_port)]
+    return [(m.peer, m.client) for m in spec.members] == expected
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+__all__ = ["ConfigConflict", "SpecError", "generate_spec", "member_ports", "prepare_config", "free_ports"]

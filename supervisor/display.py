@@ -1,0 +1,76 @@
+"""What the foreground supervisor shows: timestamped event lines, and a live status
+table (rich) when stdout is a terminal. Detached, or piped, it writes plain lines
+only, plus one line whenever the leader changes."""
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+from cluster.discovery import ClusterState
+from supervisor.status import HEADERS, NodeStatus, table_rows
+
+
+def timestamp() -> str:
+    now = time.time()
+    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+
+
+class Display:
+    """Plain lines on a text stream."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def event(self, message: str) -> None:
+        print(f"{timestamp()} supervisor: {message}", file=self.stream, flush=True)
+
+    def ready(self, state: ClusterState, leader: NodeStatus) -> None:
+        self.event(f"leader: node {leader.id} (term {leader.term}); cluster ready")
+        for node in state.nodes:
+            self.event(f"node {node.id}: pid {node.pid}, client {node.client}, peer {node.peer}")
+        endpoints = ",".join(n.client.removeprefix("tcp://") for n in state.nodes)
+        self.event(f"endpoints: {endpoints}")
+        self.event("try: python -m cluster put greeting hello; python -m cluster get greeting; "
+                   "python -m supervisor status   (Ctrl-C here stops the cluster)")
+
+    @contextlib.contextmanager
+    def live(self, statuses: Callable[[], list[NodeStatus]]) -> Iterator[None]:
+        yield
+
+
+class RichDisplay(Display):
+    """Event lines scroll above a status table that refreshes twice a second."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+        from rich.console import Console
+        self.console = Console()
+
+    def event(self, message: str) -> None:
+        self.console.print(f"[dim]{timestamp()}[/dim] {message}", highlight=False)
+
+    @contextlib.contextmanager
+    def live(self, statuses: Callable[[], list[NodeStatus]]) -> Iterator[None]:
+        from rich.live import Live
+        from rich.table import Table
+
+        def render() -> Table:
+            table = Table(title="jangada cluster (Ctrl-C stops it)", title_justify="left")
+            for header in HEADERS:
+                table.add_column(header, justify="left" if header == "ROLE" else "right")
+            current = statuses()
+            for status, row in zip(current, table_rows(current)):
+                style = {"leader": "bold green", "down": "red", "paused": "yellow",
+                         "unreachable": "yellow"}.get(status.role)
+                table.add_row(*row, style=style)
+            return table
+
+        with Live(get_renderable=render, console=self.console, refresh_per_second=2, transient=True):
+            yield
+
+
+def display_for(stream: TextIO) -> Display:
+    return RichDisplay() if stream.isatty() else Display(stream)

@@ -1,0 +1,111 @@
+"""`up`: check the data directory, prepare the config, then supervise in the
+foreground or start a detached supervisor and wait until it reports a leader.
+
+Detach: the parent starts `python -m supervisor up --data-dir DIR --supervise` in
+a new session (so the terminal's Ctrl-C and hang-up do not reach it), with its
+output appended to `supervisor.log`, and watches the state file until that child
+writes `ready: true` (a leader exists), exits (its log tail is shown), or the
+timeout passes (the child is stopped). The child is an ordinary foreground
+supervisor with plain output.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import TextIO
+
+import psutil
+
+from cluster.discovery import DiscoveryError, Layout, read_state
+from cluster.spec import ClusterSpec, SpecError
+from supervisor.configgen import ConfigConflict, prepare_config
+from supervisor.control import ControlError
+from supervisor.display import Display, display_for
+from supervisor.spawn import terminate
+from supervisor.statefile import SupervisorLock, SupervisorRunning, inspect, remove_state
+from supervisor.supervise import Supervisor
+
+
+def check_free(layout: Layout, out: TextIO) -> None:
+    """Refuse if a supervisor or orphaned nodes are live here; clean a stale state file."""
+    existing = inspect(layout)
+    if existing.supervisor_alive or SupervisorLock(layout).is_held_elsewhere():
+        state = existing.state
+        who = f" (supervisor pid {state.supervisor_pid}, {len(state.nodes)} nodes)" if state else ""
+        raise ControlError(f"a cluster is already running in {layout.root}{who}. "
+                           "See `python -m supervisor status`; stop it with `python -m supervisor down`.")
+    if existing.orphans:
+        pids = ", ".join(str(n.pid) for n in existing.orphans)
+        raise ControlError(f"nodes of a supervisor that is gone are still running (pids {pids}): "
+                           "stop them with `python -m supervisor down`")
+    if existing.state is not None or layout.state.exists():
+        pid = existing.state.supervisor_pid if existing.state else "?"
+        print(f"removing a stale state file (its supervisor, pid {pid}, is gone)", file=out)
+        remove_state(layout)
+
+
+def prepare(layout: Layout, size: int | None, base_port: int | None, config: str | None) -> ClusterSpec:
+    try:
+        return prepare_config(layout, size, base_port, config)
+    except (SpecError, ValueError, ConfigConflict) as error:
+        raise ControlError(str(error), 2) from None
+
+
+def up_foreground(layout: Layout, spec: ClusterSpec, leader_timeout: float, grace: float,
+                  display: Display | None = None) -> int:
+    lock = SupervisorLock(layout)
+    try:
+        lock.acquire()
+    except SupervisorRunning as error:
+        raise ControlError(str(error)) from None
+    try:
+        supervisor = Supervisor(layout, spec, display or display_for(sys.stdout), grace=grace)
+        supervisor.install_signal_handlers()
+        return supervisor.run(leader_timeout)
+    finally:
+        lock.release()
+
+
+def up_detached(layout: Layout, spec: ClusterSpec, leader_timeout: float, grace: float, out: TextIO) -> int:
+    command = [sys.executable, "-m", "supervisor", "up", str(len(spec.members)), "--data-dir", str(layout.root),
+               "--supervise", "--timeout", str(leader_timeout), "--grace", str(grace)]
+    with layout.supervisor_log.open("ab") as log:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, cwd=layout.root)
+    deadline = time.monotonic() + leader_timeout + 15
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            print(f"the supervisor exited with status {child.returncode} before a leader was elected; "
+                  f"the end of {layout.supervisor_log}:", file=out)
+            print(_tail(layout, 20), file=out)
+            return 1
+        try:
+            state = read_state(layout)
+        except DiscoveryError:
+            state = None  # mid-write: read again
+        if state is not None and state.ready and state.supervisor_pid == child.pid:
+            print(f"cluster {state.cluster_id} is up: {len(state.nodes)} nodes, supervisor pid {child.pid} "
+                  f"(log: {layout.supervisor_log})", file=out)
+            for node in state.nodes:
+                print(f"  node {node.id}  pid {node.pid}  client {node.client}  log {layout.node_log(node.id)}",
+                      file=out)
+            endpoints = ",".join(n.client.removeprefix("tcp://") for n in state.nodes)
+            print(f"endpoints: {endpoints}", file=out)
+            print("try: python -m cluster put greeting hello; python -m supervisor status; "
+                  "python -m supervisor down", file=out)
+            return 0
+        time.sleep(0.05)
+    print(f"no leader within {leader_timeout:.0f} s; stopping the supervisor (see {layout.supervisor_log})",
+          file=out)
+    if child.poll() is None:  # our unreaped child: its pid cannot have been reused
+        terminate([psutil.Process(child.pid)], grace + 15)
+    child.wait()
+    return 1
+
+
+def _tail(layout: Layout, lines: int) -> str:
+    try:
+        return "\n".join(layout.supervisor_log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,26 @@
+"""When to restart a node that died: exponential backoff on crash loops.
+
+A node that ran for at least `stable_after` seconds before dying is restarted
+after `base` seconds; each further death within `stable_after` of its start
+doubles the delay, up to `cap`. One kill (chaos, an operator, an OOM) costs a
+fraction of a second; a node that cannot start (a corrupt disk, a port taken)
+is retried every `cap` seconds instead of spinning.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    base: float = 0.2
+    cap: float = 10.0
+    stable_after: float = 10.0
+
+    def quick_deaths(self, previous: int, uptime: float) -> int:
+        """The crash-loop count after a death `uptime` seconds after start."""
+        return previous + 1 if uptime < self.stable_after else 0
+
+    def delay(self, quick_deaths: int) -> float:
+        """Seconds to wait before the restart, given the crash-loop count."""
+        return min(self.cap, self.base * 2 ** min(quick_deaths, 32))

@@ -1,0 +1,209 @@
+"""The supervision loop: spawn every node, wait for a leader, restart what dies,
+stop everything on SIGTERM/SIGINT.
+
+Theory of operation. The supervisor is the only writer of the state file and the
+parent of every node, so it learns of a death by reaping the child (`poll`), with
+the exact exit status or signal. A dead node is restarted after the backoff of
+`RestartPolicy`; the state file is rewritten on every change (spawn, death,
+restart), so `status`, `kill` and `chaos` in other processes always see the
+current pids. A background thread asks every node for its status once a second
+(never the main loop: a paused node would stall restarts); the display shows it.
+On SIGTERM or SIGINT the loop ends, every node gets SIGTERM, then SIGKILL after
+the grace period, the state file is removed and the lock released.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import psutil
+
+from cluster.discovery import ClusterState, Layout, NodeRecord
+from cluster.spec import ClusterSpec
+from supervisor.display import Display
+from supervisor.restarts import RestartPolicy
+from supervisor.spawn import describe_exit, spawn_node, terminate
+from supervisor.statefile import create_time, remove_state, write_state
+from supervisor.status import NodeStatus, collect, leader_of
+
+LOOP_INTERVAL = 0.1  # how often dead children are reaped and due restarts run
+STATUS_INTERVAL = 1.0
+
+
+@dataclass(slots=True)
+class _Child:
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0  # monotonic
+    restart_at: float | None = None  # monotonic, while in backoff
+    quick_deaths: int = 0
+
+
+@dataclass(slots=True)
+class _Watch:
+    """The status thread's latest view (read by the display and the main loop)."""
+
+    statuses: list[NodeStatus] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Supervisor:
+    def __init__(self, layout: Layout, spec: ClusterSpec, display: Display, *,
+                 policy: RestartPolicy = RestartPolicy(), grace: float = 5.0) -> None:
+        self.layout = layout
+        self.spec = spec
+        self.display = display
+        self.policy = policy
+        self.grace = grace
+        self.children = {m.id: _Child() for m in spec.members}
+        me = os.getpid()
+        self.state = ClusterState(
+            cluster_id=spec.cluster_id, config=str(layout.config), data_dir=str(layout.root),
+            supervisor_pid=me, supervisor_create_time=create_time(me), started_at=time.time(),
+            nodes=[NodeRecord(m.id, m.client, m.peer) for m in spec.members])
+        self.stopping = threading.Event()
+        self.watch = _Watch()
+        self._leader: tuple[int, int] | None = None  # (id, term) last announced
+
+    # -- signals ---------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self.stopping.set()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    # -- the whole life ----------------------------------------------------------------
+
+    def run(self, leader_timeout: float) -> int:
+        """Start, supervise until told to stop, stop. The exit status of `up`."""
+        self.display.event(f"starting {len(self.spec.members)} nodes of cluster {self.spec.cluster_id} "
+                           f"(data: {self.layout.root})")
+        try:
+            for member in self.spec.members:
+                self._spawn(member.id)
+            self._save()
+            leader = self._wait_for_leader(leader_timeout)
+            if leader is None:
+                if not self.stopping.is_set():
+                    self.display.event(f"no leader after {leader_timeout:.0f} s: stopping "
+                                       f"(see the node logs in {self.layout.root})")
+                return 1
+            self.state.ready = True
+            self._save()
+            self.display.ready(self.state, leader)
+            watcher = threading.Thread(target=self._watch_loop, name="status", daemon=True)
+            watcher.start()
+            with self.display.live(self._latest):
+                while not self.stopping.wait(LOOP_INTERVAL):
+                    self.step(time.monotonic())
+                    self._announce_leader_change()
+            return 0
+        finally:
+            self.shutdown()
+
+    def _wait_for_leader(self, timeout: float) -> NodeStatus | None:
+        deadline = time.monotonic() + timeout
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            self.step(time.monotonic())
+            leader = leader_of(collect(self.state, timeout=0.3))
+            if leader is not None:
+                self._leader = (leader.id, leader.term or 0)
+                return leader
+            self.stopping.wait(LOOP_INTERVAL)
+        return None
+
+    # -- one turn --------------------------------------------------------------------
+
+    def step(self, now: float) -> None:
+        """Reap dead nodes and schedule their restart; restart those whose backoff
+        is over. Everything that changes is written to the state file."""
+        changed = False
+        for node_id, child in self.children.items():
+            if child.proc is not None and (code := child.proc.poll()) is not None:
+                self._on_death(node_id, child, code, now)
+                changed = True
+            elif child.proc is None and child.restart_at is not None and now >= child.restart_at:
+                record = self.state.node(node_id)
+                record.restarts += 1
+                self._spawn(node_id)
+                self.display.event(f"node {node_id}: restarted as pid {record.pid} (restart #{record.restarts})")
+                changed = True
+        if changed:
+            self._save()
+
+    def _on_death(self, node_id: int, child: _Child, code: int, now: float) -> None:
+        uptime = now - child.started
+        record = self.state.node(node_id)
+        how = describe_exit(code, uptime)
+        pid = record.pid
+        child.proc = None
+        child.quick_deaths = self.policy.quick_deaths(child.quick_deaths, uptime)
+        delay = self.policy.delay(child.quick_deaths)
+        child.restart_at = now + delay
+        record.last_exit, record.state, record.pid, record.create_time = how, "backoff", 0, 0.0
+        self.display.event(f"node {node_id}: pid {pid} {how}; restarting in {delay:.1f} s")
+
+    def _spawn(self, node_id: int) -> None:
+        child = self.children[node_id]
+        child.proc = spawn_node(self.layout, node_id)
+        child.started = time.monotonic()
+        child.restart_at = None
+        record = self.state.node(node_id)
+        record.pid, record.create_time, record.state = child.proc.pid, create_time(child.proc.pid), "running"
+
+    # -- status ------------------------------------------------------------------------
+
+    def _watch_loop(self) -> None:
+        while not self.stopping.is_set():
+            statuses = collect(self._snapshot_state())
+            with self.watch.lock:
+                self.watch.statuses = statuses
+            self.stopping.wait(STATUS_INTERVAL)
+
+    def _snapshot_state(self) -> ClusterState:
+        # The main thread mutates records; the watcher reads a copy.
+        return ClusterState.from_json(self.state.to_json())
+
+    def _latest(self) -> list[NodeStatus]:
+        with self.watch.lock:
+            return list(self.watch.statuses)
+
+    def _announce_leader_change(self) -> None:
+        leader = leader_of(self._latest())
+        if leader is None:
+            return
+        now = (leader.id, leader.term or 0)
+        if now != self._leader:
+            self._leader = now
+            self.display.event(f"leader: node {leader.id} (term {leader.term})")
+
+    # -- the end -----------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        procs: list[psutil.Process] = []
+        for child in self.children.values():
+            if child.proc is not None and child.proc.poll() is None:
+                try:
+                    procs.append(psutil.Process(child.proc.pid))
+                except psutil.NoSuchProcess:
+                    pass
+        if procs:
+            self.display.event(f"stopping {len(procs)} nodes (SIGTERM, SIGKILL after {self.grace:.0f} s)")
+        killed = terminate(procs, self.grace)
+        if killed:
+            self.display.event(f"SIGKILLed after the grace period: pids {killed}")
+        for child in self.children.values():
+            if child.proc is not None:
+                child.proc.wait()  # reap (terminate waited already; this is immediate)
+                child.proc = None
+        remove_state(self.layout)
+        self.display.event("cluster stopped")
+
+    def _save(self) -> None:
+        write_state(self.layout, self.state)
