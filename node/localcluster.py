@@ -127,7 +127,7 @@ class LocalCluster:
     # -- clients and status ------------------------------------------------------------
 
     def client(self, endpoints: list[str] | None = None, **options: Any) -> Client:
-        options.setdefault("timeout", 20.0)
+        options.setdefault("timeout", 30.0)
         options.setdefault("attempt_timeout", 1.0)
         client = Client(endpoints or self.spec.client_addresses(), **options)
         self._clients.append(client)
@@ -136,7 +136,7 @@ class LocalCluster:
     def address(self, node_id: int) -> str:
         return self.spec.member(node_id).client
 
-    def status(self, node_id: int, timeout: float = 0.5) -> dict[str, Any] | None:
+    def status(self, node_id: int, timeout: float = 1.0) -> dict[str, Any] | None:
         probe = Client([self.address(node_id)], attempt_timeout=timeout)
         try:
             return probe.status(timeout=timeout)
@@ -144,6 +144,10 @@ class LocalCluster:
             return None
         finally:
             probe.close()
+
+    def status_of(self, node_id: int, timeout: float = 60.0) -> dict[str, Any]:
+        """`status`, waiting (with a deadline) for the node to answer."""
+        return wait_for(lambda: self.status(node_id), timeout, f"node {node_id} to answer a status request")
 
     def leader(self) -> int | None:
         """The leader of the highest term among running nodes, if one claims it."""
@@ -154,10 +158,10 @@ class LocalCluster:
                 best = (st["term"], node_id)
         return best[1] if best else None
 
-    def wait_for_leader(self, timeout: float = 30.0) -> int:
+    def wait_for_leader(self, timeout: float = 60.0) -> int:
         return wait_for(self.leader, timeout, "a leader")
 
-    def wait_caught_up(self, node_id: int, index: int, timeout: float = 30.0) -> dict[str, Any]:
+    def wait_caught_up(self, node_id: int, index: int, timeout: float = 60.0) -> dict[str, Any]:
         def caught_up() -> dict[str, Any] | None:
             st = self.status(node_id)
             return st if st and st["applied_index"] >= index else None
