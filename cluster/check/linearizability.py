@@ -168,7 +168,7 @@ _GET, _PUT, _DELETE, _DELETE_HIT, _DELETE_MISS, _CAS_OK, _CAS_MISS, _CAS_MAYBE =
 Step = tuple[int, "Value | None", "Value | None"]
 
 
-def _compile(op: Operation) -> Step:
+def compile_op(op: Operation) -> Step:
     unknown = op.outcome is Outcome.INFO
     match op.kind:
         case OpKind.GET:
@@ -217,7 +217,7 @@ class _Search:
 
     def __init__(self, ops: Sequence[Operation], deadline: float, clock: Clock) -> None:
         self.ops = ops
-        self.steps_of = [_compile(op) for op in ops]
+        self.steps_of = [compile_op(op) for op in ops]
         self.deadline = deadline
         self.clock = clock
         self.steps = 0
