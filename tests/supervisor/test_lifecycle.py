@@ -1,0 +1,76 @@
+"""Supervisor life cycle on real processes: foreground `up` stops everything on
+SIGTERM; a second `up` refuses; `restart` and `logs`; a supervisor that died
+leaves a stale state file that the next `up` detects and cleans."""
+from __future__ import annotations
+
+import json
+import signal
+
+import psutil
+import pytest
+
+from tests.supervisor.harness import Session, wait_for
+
+
+@pytest.mark.timeout(120)
+def test_foreground_up_stops_every_node_on_sigterm(session: Session) -> None:
+    up = session.popen("supervisor", "up", "1")
+    state = wait_for(lambda: (s := session.state()) is not None and s.ready and s, 60, "the cluster to be ready")
+    session.track()
+    node_pid = state.nodes[0].pid
+    assert psutil.pid_exists(node_pid)
+    up.send_signal(signal.SIGTERM)
+    output, _ = up.communicate(timeout=30)
+    assert up.returncode == 0, output
+    assert "cluster stopped" in output and "leader: node 1" in output
+    assert not session.layout.state.exists()
+    assert session.alive() == []
+
+
+@pytest.mark.timeout(150)
+def test_refuse_restart_logs_and_stale_state(session: Session) -> None:
+    first = session.supervisor("up", "1", "--detach")
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    again = session.supervisor("up", "1", "--detach")
+    assert again.returncode == 1
+    assert "already running" in again.stderr
+
+    other_size = session.supervisor("up", "3")
+    assert other_size.returncode == 1 and "already running" in other_size.stderr
+
+    before = session.state()
+    assert before is not None
+    restarted = session.supervisor("restart", "1")
+    assert restarted.returncode == 0, restarted.stderr
+    after = session.state()
+    assert after is not None and after.nodes[0].pid != before.nodes[0].pid and after.nodes[0].restarts == 1
+    assert session.cli("put", "k", "v").returncode == 0
+
+    logs = session.supervisor("logs", "1", "-n", "50")
+    assert logs.returncode == 0 and "node=1" in logs.stdout
+    assert session.supervisor("logs", "9").returncode == 1
+    assert session.supervisor("kill", "9").returncode == 2
+
+    # The supervisor dies without cleaning up: its nodes follow it (PDEATHSIG),
+    # the state file stays behind, and the next `up` detects and removes it.
+    supervisor = psutil.Process(after.supervisor_pid)
+    assert abs(supervisor.create_time() - after.supervisor_create_time) < 0.5
+    supervisor.kill()
+    wait_for(lambda: session.alive() == [], 30, "the nodes to follow their supervisor")
+    assert session.layout.state.exists()
+    status = json.loads(session.supervisor("status", "--json").stdout)
+    assert status["supervisor_alive"] is False and not status["nodes"][0]["alive"]
+
+    second = session.supervisor("up", "--detach")  # no N: the cluster already in the data dir
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "stale state file" in second.stdout
+    get = session.cli("get", "k", "--print-value-only")
+    assert get.stdout == "v\n", get.stderr  # same config, same data: the write survived
+
+    mismatch = session.supervisor("down")
+    assert mismatch.returncode == 0
+    conflict = session.supervisor("up", "3", "--detach")
+    assert conflict.returncode == 2 and "1-node cluster" in conflict.stderr
+    assert session.supervisor("down", "--purge").returncode == 0
+    assert session.alive() == []
