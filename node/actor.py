@@ -356,6 +356,10 @@ class NodeActor:
             return
         if isinstance(message, SnapshotChunk):
             self._on_chunk_safely(message)
+        elif isinstance(message, InstallSnapshot):
+            # Snapshots arrive only as SnapshotChunks: an InstallSnapshot on the wire
+            # carries no data, and stepping it could make the core install nothing.
+            self._drop("peer-install-snapshot", f"bare InstallSnapshot from node {message.src}")
         else:
             self.raft.step(message)
 

@@ -39,6 +39,9 @@ def _garbage_frames(cluster_id: str, rng: random.Random) -> list[list[bytes]]:
         [pack([1, cluster_id, -5, 5, [1, 1, 0, b""]])],            # negative sender
         [pack([1, cluster_id, 2, 5, [1, "x", 0, b""]])],           # string term
         [pack([1, cluster_id, 2, 11, [1, 1, [5, 1, [1], [1]], 0, b"junk", True]])],  # snapshot chunk
+        [pack([1, cluster_id, 2, 7, [1, 99, [1000, 99, [1, 2, 3], []]]])],  # bare InstallSnapshot
+        [pack([1, cluster_id, 2, 7, [2, 99, [1000, 99, [1, 2, 3], []]]])],
+        [pack([1, cluster_id, 2, 7, [3, 99, [1000, 99, [1, 2, 3], []]]])],
         [b"a", b"b", b"c"],                                        # wrong frame count
         [pack({"v": 1, "id": 7, "op": "nope"})],
         [pack({"v": 1, "id": 8, "op": "kv", "cmd": b"\x00garbage", "ser": False})],
