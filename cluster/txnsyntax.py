@@ -50,9 +50,8 @@ def parse_txn(text: str) -> tuple[list[Compare], list[Op], list[Op]]:
         line = raw.strip()
         if line.startswith("#"):
             continue
-        if not line:
-            if sections[-1] or len(sections) > 1:
-                sections.append([])
+        if not line:  # every blank line ends a section (a leading one: no compares)
+            sections.append([])
             continue
         sections[-1].append((number, line))
     while len(sections) > 1 and not sections[-1]:

@@ -1,0 +1,75 @@
+"""`python -m cluster`: usage errors exit 2 with one line before anything connects;
+no cluster found exits 1 saying how to start one; --help from any directory."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster.cli import main
+
+
+@pytest.fixture(autouse=True)
+def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JANGADA_DATA_DIR", raising=False)
+    monkeypatch.delenv("JANGADA_ENDPOINTS", raising=False)
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "required"),
+    (["frob"], "invalid choice"),
+    (["get", "k", "--bogus"], "unrecognized arguments: --bogus"),
+    (["get", ""], "must not be empty"),
+    (["put", "", "v"], "must not be empty"),
+    (["del", ""], "must not be empty"),
+    (["get", "a", "--prefix", "--from-key"], "only one of"),
+    (["get", "a", "z", "--prefix"], "only one of"),
+    (["get", "a", "--limit", "-1"], "must be >= 0"),
+    (["get", "a", "--rev", "x"], "not an integer"),
+    (["get", "a", "-w", "yaml"], "invalid choice"),
+    (["get", "a", "--timeout", "0"], "must be in"),
+    (["compact"], "required"),
+    (["--endpoints", "nonsense", "get", "a"], "--endpoints"),
+    (["endpoint", "frob"], "invalid choice"),
+])
+def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_bad_txn_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text('size("k") = 1\n')
+    assert main(["txn", "--file", str(path)]) == 2
+    assert "txn line 1" in capsys.readouterr().err
+    assert main(["txn", "--file", str(tmp_path / "missing")]) == 2
+
+
+def test_no_cluster_here_exits_1_and_says_how_to_start_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["get", "k"]) == 1
+    assert "python -m supervisor up 3" in capsys.readouterr().err
+
+
+def test_nobody_listening_is_a_timeout_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    from supervisor.configgen import free_ports
+    port = free_ports(1)[0]
+    assert main(["--endpoints", f"127.0.0.1:{port}", "--timeout", "0.3", "put", "k", "v"]) == 1
+    assert "timeout" in capsys.readouterr().err
+
+
+def test_global_options_go_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-w", "json", "get", ""]) == 2
+    assert main(["get", "", "-w", "json"]) == 2
+
+
+def test_help_works_from_any_directory(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "cluster", "--help"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0
+    for word in ("put", "get", "del", "txn", "compact", "endpoint", "member", "--endpoints", "-w"):
+        assert word in out.stdout
