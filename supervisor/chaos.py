@@ -143,11 +143,14 @@ class Chaos:
             self.say(f"skipped: node {event.node_id} is not a running child of the supervisor")
             return None
         role = " (leader)" if event.was_leader else ""
+        try:  # psutil re-checks the process identity before signalling
+            proc.send_signal(signal.SIGKILL if event.action == "kill" else signal.SIGSTOP)
+        except psutil.NoSuchProcess:
+            self.say(f"skipped: node {event.node_id} exited just now")
+            return None
         if event.action == "kill":
-            proc.send_signal(signal.SIGKILL)
             self.say(f"SIGKILL node {event.node_id}{role}, pid {proc.pid}")
         else:
-            proc.send_signal(signal.SIGSTOP)
             self.paused[event.node_id] = (proc, time.monotonic() + self.options.pause_for)
             self.say(f"SIGSTOP node {event.node_id}{role}, pid {proc.pid}, for {self.options.pause_for:g} s")
         return event.action

@@ -13,6 +13,9 @@ from cluster.discovery import ClusterState
 from supervisor.status import HEADERS, NodeStatus, table_rows
 
 
+LIVE_HIDDEN = {"ALIVE", "LAST", "LEADER", "SNAPSHOT"}
+
+
 def timestamp() -> str:
     now = time.time()
     return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
@@ -57,15 +60,21 @@ class RichDisplay(Display):
         from rich.live import Live
         from rich.table import Table
 
+        from rich import box
+
+        # Fits 80 columns: `python -m supervisor status` has every column.
+        shown = [i for i, h in enumerate(HEADERS) if h not in LIVE_HIDDEN]
+
         def render() -> Table:
-            table = Table(title="jangada cluster (Ctrl-C stops it)", title_justify="left")
-            for header in HEADERS:
-                table.add_column(header, justify="left" if header == "ROLE" else "right")
+            table = Table(title="jangada cluster (Ctrl-C stops it)", title_justify="left", box=box.SIMPLE_HEAD,
+                          padding=(0, 1))
+            for i in shown:
+                table.add_column(HEADERS[i], justify="left" if HEADERS[i] == "ROLE" else "right", no_wrap=True)
             current = statuses()
             for status, row in zip(current, table_rows(current)):
                 style = {"leader": "bold green", "down": "red", "paused": "yellow",
                          "unreachable": "yellow"}.get(status.role)
-                table.add_row(*row, style=style)
+                table.add_row(*(row[i] for i in shown), style=style)
             return table
 
         with Live(get_renderable=render, console=self.console, refresh_per_second=2, transient=True):
