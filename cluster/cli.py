@@ -73,7 +73,7 @@ def _seconds(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     # Global options work before or after the command (SUPPRESS: a subcommand's
     # unset copy does not overwrite the value given before it).
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--endpoints", default=argparse.SUPPRESS, metavar="HOST:PORT,...",
                         help="client endpoints (default: $JANGADA_ENDPOINTS, else the supervisor's cluster here)")
     common.add_argument("-w", "--write-out", choices=FORMATS, default=argparse.SUPPRESS,

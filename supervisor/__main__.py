@@ -57,7 +57,7 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR",
                         help="the cluster's data directory (default ./jangada-data or $JANGADA_DATA_DIR)")
     parser = _Parser(prog="python -m supervisor", description=DESCRIPTION, epilog=EPILOG,

@@ -23,4 +23,4 @@ class RestartPolicy:
 
     def delay(self, quick_deaths: int) -> float:
         """Seconds to wait before the restart, given the crash-loop count."""
-        return min(self.cap, self.base * 2 ** min(quick_deaths, 32))
+        return float(min(self.cap, self.base * 2 ** min(quick_deaths, 32)))

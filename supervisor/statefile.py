@@ -40,7 +40,7 @@ def remove_state(layout: Layout) -> None:
 def create_time(pid: int) -> float:
     """The start time of process `pid` (psutil), 0.0 if there is none."""
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return 0.0
 
