@@ -134,7 +134,9 @@ class RaftCore:
     def read_index(self, ctx: bytes) -> None:
         """Request a linearizable read point for `ctx` (thesis §6.4). A ReadState with
         this ctx appears in a later Ready; a lost request simply never appears, so the
-        caller times out and retries with a fresh ctx."""
+        caller times out and retries with a fresh ctx. `ctx` must be unique across the
+        cluster (the leader keys pending reads by it; a duplicate of a pending ctx is
+        ignored): e.g. random bytes from the node plus a counter."""
         if self.role is Role.LEADER:
             self._leader_read_index(ctx, self.id)
         elif self.lead != NONE:
