@@ -16,7 +16,7 @@ from cluster.output import format_table
 from supervisor import chaos as chaos_mod
 from supervisor import control, launch
 from supervisor.statefile import supervisor_process
-from supervisor.status import HEADERS, collect, table_rows
+from supervisor.status import HEADERS, collect, leader_of, table_rows
 
 DESCRIPTION = """\
 Run a jangada cluster on this machine: N `python -m node` processes on 127.0.0.1,
@@ -30,6 +30,7 @@ examples:
   python -m supervisor up 5                 # foreground: live status table, Ctrl-C stops it
   python -m supervisor up 3 --detach        # background: returns once a leader exists
   python -m supervisor status [--json]
+  kill -9 $(python -m supervisor status --leader-pid)
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
   python -m supervisor chaos --duration 30 --interval 2 --pause
   python -m supervisor logs 2 -f
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", parents=[common], help="every node: pid, role, term, indexes, WAL, RSS")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--leader-pid", action="store_true",
+                        help="print only the leader's pid (exit 1 if no leader): kill -9 $(... --leader-pid)")
 
     down = sub.add_parser("down", parents=[common], help="stop the cluster (SIGTERM, then SIGKILL)")
     down.add_argument("--purge", action="store_true", help="also remove the data directory")
@@ -133,6 +136,12 @@ def cmd_status(args: argparse.Namespace, layout: Layout) -> int:
     state = control.load_state(layout)
     statuses = collect(state)
     supervisor = supervisor_process(state) is not None
+    if args.leader_pid:
+        leader = leader_of(statuses)
+        if leader is None:
+            raise control.ControlError("no node claims to be the leader right now")
+        print(leader.pid)
+        return 0
     if args.json:
         print(json.dumps({"cluster_id": state.cluster_id, "config": state.config, "data_dir": state.data_dir,
                           "supervisor_pid": state.supervisor_pid, "supervisor_alive": supervisor,

@@ -4,6 +4,7 @@ leaves a stale state file that the next `up` detects and cleans."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import psutil
@@ -12,17 +13,29 @@ import pytest
 from tests.supervisor.harness import Session, wait_for
 
 
-@pytest.mark.timeout(120)
-def test_foreground_up_stops_every_node_on_sigterm(session: Session) -> None:
-    up = session.popen("supervisor", "up", "1")
-    state = wait_for(lambda: (s := session.state()) is not None and s.ready and s, 60, "the cluster to be ready")
+@pytest.mark.timeout(150)
+def test_readme_quickstart_in_the_foreground(session: Session) -> None:
+    """The README's session: `up 5` in the foreground, put, get, status, kill -9 the
+    leader by pid, get still works; Ctrl-C (SIGINT) stops every node."""
+    up = session.popen("supervisor", "up", "5")
+    wait_for(lambda: (s := session.state()) is not None and s.ready, 90, "the cluster to be ready")
     session.track()
-    node_pid = state.nodes[0].pid
-    assert psutil.pid_exists(node_pid)
-    up.send_signal(signal.SIGTERM)
-    output, _ = up.communicate(timeout=30)
+    assert session.cli("put", "greeting", "hello").stdout == "OK\n"
+    assert session.cli("get", "greeting").stdout == "greeting\nhello\n"
+    status = session.supervisor("status")
+    assert status.returncode == 0 and status.stdout.count("leader ") == 1, status.stdout
+    leader_pid = session.supervisor("status", "--leader-pid")
+    assert leader_pid.returncode == 0, leader_pid.stderr
+    pid = int(leader_pid.stdout)
+    assert pid in session.tracked  # a node this test started, never anything else
+    os.kill(pid, signal.SIGKILL)
+    get = session.cli("get", "greeting", "--timeout", "5", "--attempt-timeout", "0.5")
+    assert get.stdout == "greeting\nhello\n", get.stderr
+
+    up.send_signal(signal.SIGINT)
+    output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
-    assert "cluster stopped" in output and "leader: node 1" in output
+    assert "killed by SIGKILL" in output and "cluster stopped" in output
     assert not session.layout.state.exists()
     assert session.alive() == []
 
