@@ -59,7 +59,7 @@ def describe_exit(returncode: int, uptime: float) -> str:
         except ValueError:
             name = f"signal {-returncode}"
         return f"killed by {name} {after}"
-    meaning = {0: "graceful stop", 1: "fail-stop: storage or state-machine failure, see its log",
+    meaning = {0: "graceful stop", 1: "fail-stop or cannot start: see its log",
                2: "bad config or data directory in use"}.get(returncode, "unexpected status")
     return f"exited with status {returncode} ({meaning}) {after}"
 

@@ -21,7 +21,7 @@ class NodeStatus:
     id: int
     pid: int
     alive: bool
-    role: str  # leader | follower | candidate | pre-candidate | paused | unreachable | down
+    role: str  # leader | follower | candidate | pre-candidate | paused | unreachable | foreign | down
     term: int | None
     leader: int | None
     commit_index: int | None
@@ -62,10 +62,16 @@ def _one(record: NodeRecord, state: ClusterState, timeout: float) -> NodeStatus:
         except psutil.Error:
             proc = None
     answer = query_status(record.client, timeout) if proc is not None and not paused else None
+    foreign = answer is not None and (answer.get("cluster_id") != state.cluster_id
+                                      or answer.get("node_id") != record.id)
     if proc is None:
         role = "down"
     elif paused:
         role = "paused"
+    elif foreign:
+        # Another process answers on this node's address (e.g. a port taken by another
+        # cluster while ours failed to bind): never mistake it for our node.
+        role, answer = "foreign", None
     elif answer is None:
         role = "unreachable"
     else:

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import psutil
@@ -74,8 +75,8 @@ class Supervisor:
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             self.stopping.set()
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # HUP: the terminal closed
+            signal.signal(signum, on_signal)
 
     # -- the whole life ----------------------------------------------------------------
 
@@ -147,6 +148,8 @@ class Supervisor:
         child.restart_at = now + delay
         record.last_exit, record.state, record.pid, record.create_time = how, "backoff", 0, 0.0
         self.display.event(f"node {node_id}: pid {pid} {how}; restarting in {delay:.1f} s")
+        if code > 0 and (last := last_line(self.layout.node_log(node_id))):
+            self.display.event(f"node {node_id}: its last log line: {last}")
 
     def _spawn(self, node_id: int) -> None:
         child = self.children[node_id]
@@ -207,3 +210,14 @@ class Supervisor:
 
     def _save(self) -> None:
         write_state(self.layout, self.state)
+
+
+def last_line(path: Path, max_bytes: int = 4096) -> str:
+    """The last non-empty line of a log file (why a node refused to start)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - max_bytes))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")

@@ -74,3 +74,24 @@ def test_chaos_bounds(options: ChaosOptions, problem: str) -> None:
 
 def test_byte_sizes_are_human() -> None:
     assert [human_bytes(v) for v in (None, 101, 2048, 3 * 2**20)] == ["-", "101 B", "2.0 KiB", "3.0 MiB"]
+
+
+def test_a_status_answer_from_another_cluster_is_never_taken_for_our_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our node failed to bind a port another cluster holds: whoever answers there is
+    `foreign`, so it can never count as our leader."""
+    import psutil
+
+    from cluster.discovery import ClusterState, NodeRecord
+    from supervisor import status as status_mod
+
+    me = psutil.Process()
+    state = ClusterState("ours", "c.toml", "d", me.pid, me.create_time(),
+                         nodes=[NodeRecord(1, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", me.pid, me.create_time())])
+    monkeypatch.setattr(status_mod, "node_process", lambda record, st: me)
+    answers = {"ours": {"cluster_id": "ours", "node_id": 1, "role": "leader", "term": 2},
+               "theirs": {"cluster_id": "theirs", "node_id": 1, "role": "leader", "term": 9}}
+    for name, expected in (("ours", "leader"), ("theirs", "foreign")):
+        monkeypatch.setattr(status_mod, "query_status", lambda endpoint, timeout, a=answers[name]: a)
+        [got] = status_mod.collect(state)
+        assert got.role == expected
+        assert (status_mod.leader_of([got]) is not None) == (expected == "leader")
