@@ -181,6 +181,12 @@ class NodeActor:
         core = self.raft
         if rd.soft_state is not None:
             self._on_soft_state(rd)
+        # 0. messages that do not depend on this Ready being durable: a leader's
+        #    AppendEntries leave before its own fsync, so the followers' disks work
+        #    in parallel with the leader's (thesis §10.2.1; the core counts the
+        #    leader towards a quorum only after `advance`).
+        for m in rd.messages:
+            self._send(m)
         # 1. snapshot: its file is already complete and verified (SnapshotIntake);
         #    the WAL marker commits it, then the state machine takes its state.
         if rd.snapshot is not None:
@@ -190,9 +196,8 @@ class NodeActor:
             self.storage.append(rd.entries, rd.hard_state, sync=rd.must_sync)
         # 3. the in-memory log view: the core holds it, and `advance` marks these
         #    entries stable (a leader counts itself towards a quorum only then).
-        # 4. send: everything in this Ready is durable now, so both lists may go.
-        for m in rd.messages:
-            self._send(m)
+        # 4. what promises durability (vote grants, append acknowledgements, and
+        #    everything of a Ready that changes term or vote) may go only now.
         for m in rd.messages_after_persist:
             self._send(m)
         # 5. apply committed entries, answer their clients, then serve reads.
