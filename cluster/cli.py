@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return 1
     except ClientError as error:
         status, message = _errors(error)
+        if isinstance(error, ClientTimeout) and not getattr(args, "explicit", True):
+            message += " -- is the cluster running? see `python -m supervisor status`"
         print(f"Error: {message}", file=sys.stderr)
         return status
     except KeyboardInterrupt:

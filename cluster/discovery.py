@@ -24,7 +24,10 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cluster.client import Client
 
 DATA_DIR_NAME = "jangada-data"
 ENV_DATA_DIR = "JANGADA_DATA_DIR"
@@ -165,3 +168,17 @@ def discover_endpoints(explicit: str | None = None, cwd: Path | None = None) -> 
             f"no cluster found: {layout.state} does not exist. Start one here with "
             "`python -m supervisor up 3`, or pass --endpoints HOST:PORT,...")
     return state.endpoints()
+
+
+def connect(endpoints: str | list[str] | None = None, cwd: Path | None = None, **options: Any) -> Client:
+    """A `Client` for `endpoints` (a list, or a `HOST:PORT,...` string), else for the
+    cluster found as `discover_endpoints` does:
+
+        with connect() as client:      # the cluster `python -m supervisor up` started here
+            client.put("greeting", "hello")
+    """
+    from cluster.client import Client  # here: reading a state file needs no zmq
+
+    found = discover_endpoints(endpoints if isinstance(endpoints, str) else None, cwd) \
+        if not isinstance(endpoints, list) else [normalize_endpoint(e) for e in endpoints]
+    return Client(found, **options)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.discovery import connect
 from tests.supervisor.harness import Session
 
 
@@ -65,3 +66,12 @@ def test_every_command_on_a_live_cluster(live: Session) -> None:
     assert [(m["id"], m["is_leader"]) for m in members] == [(1, True)]
     assert members[0]["peer"].startswith("tcp://127.0.0.1:")
     assert "| ID " in cli("member", "list", "-w", "table").stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_client_library_finds_the_cluster_from_the_state_file(live: Session) -> None:
+    with connect(cwd=live.cwd, timeout=20) as client:
+        client.put("lib", "works")
+        kv = client.get("lib")
+        assert kv is not None and kv.value == b"works"
+    assert live.cli("get", "lib", "--print-value-only").stdout == "works\n"
