@@ -91,7 +91,9 @@ class Chaos:
         self.layout = layout
         self.options = options
         self.out = out
-        self.rng = random.Random(options.seed)
+        # Always a known seed, printed, so a run's choices can be replayed.
+        self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
+        self.rng = random.Random(self.seed)
         self.paused: dict[int, tuple[psutil.Process, float]] = {}  # node id -> (process, resume at)
 
     def say(self, message: str) -> None:
@@ -102,9 +104,9 @@ class Chaos:
         if supervisor_process(state) is None:
             raise ControlError("no supervisor is running for this cluster: chaos needs one to restart nodes")
         o = self.options
-        self.say(f"for {o.duration:g} s, one event every {o.interval:g} s "
-                 f"({'kill ' if o.kill else ''}{'pause ' if o.pause else ''}{'aimed at the leader' if o.leader else 'random nodes'}"
-                 f"; seed {o.seed})")
+        actions = "+".join(a for a, on in (("kill", o.kill), ("pause", o.pause)) if on)
+        target = "the leader" if o.leader else "random nodes"
+        self.say(f"for {o.duration:g} s, one event every {o.interval:g} s: {actions} {target} (seed {self.seed})")
         end = time.monotonic() + o.duration
         next_event = time.monotonic() + o.interval
         counts = {"kill": 0, "pause": 0}
