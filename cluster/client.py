@@ -35,8 +35,8 @@ from cluster.commands import (
     SessionOpened, Txn, TxnResponse, decode_result, encode_command, is_read_only, prefix_end,
 )
 from cluster.protocol import (
-    ErrorCode, ErrorReply, KvReply, KvRequest, ProtocolError, StatusReply, StatusRequest,
-    decode_reply, encode_request,
+    DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest, ProtocolError, StatusReply,
+    StatusRequest, decode_reply, encode_request,
 )
 from cluster.spec import ClusterSpec
 
@@ -145,6 +145,21 @@ class Client:
             raise ClientTimeout(f"no status from {target}")
         if not isinstance(reply, StatusReply):
             raise UnexpectedReply(f"{target} answered a status request with {reply!r}")
+        return reply.status
+
+    def drop_traffic(self, endpoint: str, peers: Sequence[int], seconds: float,
+                     direction: str = "both", timeout: float | None = None) -> dict[str, Any]:
+        """Fault injection: ask the node at `endpoint` to drop peer traffic with `peers`
+        for `seconds` (0 lifts it); returns its status. No retries."""
+        request_id = next(self._ids)
+        request = DropTrafficRequest(request_id, tuple(peers), float(seconds), direction)
+        reply = self._attempt(endpoint, encode_request(request), request_id, timeout or self.attempt_timeout)
+        if reply is None:
+            raise ClientTimeout(f"no answer from {endpoint} to drop-traffic")
+        if isinstance(reply, ErrorReply):
+            self._raise_if_final(reply)
+        if not isinstance(reply, StatusReply):
+            raise UnexpectedReply(f"{endpoint} answered drop-traffic with {reply!r}")
         return reply.status
 
     @staticmethod

@@ -5,6 +5,8 @@ uses a DEALER). Each frame is a msgpack map with string keys:
 
     request  {"v": 1, "id": request_id, "op": "kv", "cmd": command bytes, "ser": bool}
              {"v": 1, "id": request_id, "op": "status"}
+             {"v": 1, "id": request_id, "op": "drop", "peers": [id...], "seconds": s,
+              "direction": "both"|"in"|"out"}      (fault injection; replies status)
     reply    {"v": 1, "id": request_id, "node": node_id, "ok": true, "result": bytes, "ser": bool}
              {"v": 1, "id": request_id, "node": node_id, "ok": true, "status": {...}}
              {"v": 1, "id": request_id, "node": node_id, "ok": false, "code": ErrorCode,
@@ -87,7 +89,24 @@ class ErrorReply:
     leader_client: str = ""  # NOT_LEADER: that leader's client address
 
 
-ClientRequest = Union[KvRequest, StatusRequest]
+#: Longest a drop-traffic fault may last: chaos is always bounded.
+MAX_DROP_SECONDS = 3600.0
+DROP_DIRECTIONS = ("both", "in", "out")
+
+
+@dataclass(frozen=True, slots=True)
+class DropTrafficRequest:
+    """Fault injection for chaos runs: the node drops every peer frame to ("out"),
+    from ("in") or both ways with `peers` for `seconds` (0 lifts it). The reply is a
+    StatusReply."""
+
+    request_id: int
+    peers: tuple[int, ...]
+    seconds: float
+    direction: str = "both"
+
+
+ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest]
 Reply = Union[KvReply, StatusReply, ErrorReply]
 
 
@@ -104,6 +123,9 @@ def encode_request(request: ClientRequest) -> bytes:
             return _pack({"v": VERSION, "id": request_id, "op": "kv", "cmd": command, "ser": serializable})
         case StatusRequest(request_id):
             return _pack({"v": VERSION, "id": request_id, "op": "status"})
+        case DropTrafficRequest(request_id, peers, seconds, direction):
+            return _pack({"v": VERSION, "id": request_id, "op": "drop", "peers": list(peers),
+                          "seconds": float(seconds), "direction": direction})
     raise TypeError(f"not a request: {request!r}")
 
 
@@ -159,7 +181,22 @@ def decode_request(data: bytes, max_bytes: int = 16 << 20) -> ClientRequest:
         return KvRequest(request_id, _get(obj, "cmd", bytes), bool(_get(obj, "ser", bool)))
     if op == "status":
         return StatusRequest(request_id)
+    if op == "drop":
+        return _drop_request(obj, request_id)
     raise ProtocolError(f"unknown op {op!r}")
+
+
+def _drop_request(obj: dict[str, Any], request_id: int) -> DropTrafficRequest:
+    peers = _get(obj, "peers", list)
+    if not peers or not all(type(p) is int and 1 <= p < 2**31 for p in peers):
+        raise ProtocolError("field 'peers' must be a non-empty list of node ids")
+    seconds = _get(obj, "seconds", (int, float))
+    if isinstance(seconds, bool) or not 0 <= seconds <= MAX_DROP_SECONDS:
+        raise ProtocolError(f"field 'seconds' must be in [0, {MAX_DROP_SECONDS:g}]")
+    direction = _get(obj, "direction", str)
+    if direction not in DROP_DIRECTIONS:
+        raise ProtocolError(f"field 'direction' must be one of {', '.join(DROP_DIRECTIONS)}")
+    return DropTrafficRequest(request_id, tuple(peers), float(seconds), direction)
 
 
 def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.protocol import (
-    ClientRequest, ErrorCode, KvRequest, ProtocolError, Reply, StatusReply, StatusRequest,
+    ClientRequest, DropTrafficRequest, ErrorCode, KvRequest, ProtocolError, Reply, StatusReply, StatusRequest,
     decode_request, encode_reply, peek_request_id,
 )
 from cluster.spec import ClusterSpec
@@ -163,6 +163,8 @@ class NodeActor:
             next_tick = now + self.tick_seconds  # fell behind: skip, do not burst
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 0.05
+            if self.transport.blocked:
+                self.transport.unblock_expired(now)
             for waiter in self.requests.expired(now):
                 self._reply(waiter.identity, answers.error(
                     waiter.request_id, self.id, ErrorCode.TIMEOUT, "no outcome before the deadline: unknown"))
@@ -348,6 +350,8 @@ class NodeActor:
             self._drop("peer-frame-count", f"{len(frames)} frames")
             return
         identity, data = frames
+        if not self.transport.accepts_from(identity):
+            return  # an injected partition (drop-traffic request)
         try:
             message = wire.decode(data, self.spec.cluster_id, self.spec.limits.max_message_bytes)
         except WireError as error:
@@ -406,6 +410,9 @@ class NodeActor:
         if isinstance(request, StatusRequest):
             self._reply(identity, StatusReply(request.request_id, self.id, self.status()))
             return
+        if isinstance(request, DropTrafficRequest):
+            self._drop_traffic(identity, request)
+            return
         assert isinstance(request, KvRequest)
         rid = request.request_id
         try:
@@ -463,6 +470,19 @@ class NodeActor:
         if not self.transport.send_client(identity, encode_reply(reply)):
             self._drop("client-reply-dropped", "client queue full")
 
+    def _drop_traffic(self, identity: bytes, request: DropTrafficRequest) -> None:
+        """Fault injection for chaos runs (`supervisor chaos --drop`)."""
+        unknown = [p for p in request.peers if p == self.id or p not in self.transport.dealers]
+        if unknown:
+            self._reply(identity, answers.error(request.request_id, self.id, ErrorCode.INVALID_REQUEST,
+                                                f"not a peer of node {self.id}: {unknown}"))
+            return
+        self.transport.block(request.peers, self.clock() + request.seconds, request.direction)
+        self.transport.unblock_expired(self.clock())
+        self.log.warning(f"fault injected: dropping traffic {request.direction} with peers "
+                         f"{list(request.peers)} for {request.seconds:g} s")
+        self._reply(identity, StatusReply(request.request_id, self.id, self.status()))
+
     def status(self) -> dict[str, Any]:
         st = self.raft.status()
         snapshot = self.storage.snapshot
@@ -473,6 +493,9 @@ class NodeActor:
             "snapshot_index": snapshot.meta.index if snapshot else 0, "wal_bytes": self.storage.wal_bytes,
             "uptime_s": round(self.clock() - self.started, 3), "revision": self.sm.revision,
             "pending_requests": len(self.requests), "dropped": dict(self.dropped),
+            "dropping": {str(peer): {"direction": direction, "remaining_s": round(until - self.clock(), 3)}
+                         for peer, (until, direction) in sorted(self.transport.blocked.items())},
+            "fault_dropped_frames": self.transport.blocked_frames,
         }
         if st.role is Role.LEADER:
             out["progress"] = {str(peer): text for peer, text in st.progress.items()}

@@ -12,9 +12,13 @@ LINGER=0 (close never blocks), a reconnect interval, and MAXMSGSIZE (ZeroMQ drop
 the connection of anyone who sends a larger frame, before we ever see it). Sends
 never block: a full queue raises EAGAIN, which we report as False so the actor can
 tell the Raft core the peer is unreachable (Raft retries; dropping is safe).
+
+For chaos testing, `block` drops frames to and/or from chosen peers until a
+deadline, silently, like a network partition (the drop-traffic admin request).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import zmq
@@ -36,6 +40,9 @@ class Transport:
                  options: TransportOptions) -> None:
         self.node_id = node_id
         self.options = options
+        # Injected faults (the drop-traffic admin request): peer -> (deadline, direction).
+        self.blocked: dict[int, tuple[float, str]] = {}
+        self.blocked_frames = 0
         self.ctx = zmq.Context()
         self.peer_router = self._socket(zmq.ROUTER)
         self.client_router = self._socket(zmq.ROUTER)
@@ -75,11 +82,45 @@ class Transport:
 
     # -- sending -------------------------------------------------------------------
 
+    # -- injected faults -------------------------------------------------------------
+
+    def block(self, peers: Iterable[int], until: float, direction: str) -> None:
+        """Silently drop frames to ("out"), from ("in") or both ways with `peers` until
+        the monotonic time `until` -- a network partition, as chaos tests want it: the
+        sender is not told, exactly as with lost packets."""
+        for peer in peers:
+            self.blocked[peer] = (until, direction)
+
+    def unblock_expired(self, now: float) -> None:
+        for peer in [p for p, (until, _) in self.blocked.items() if until <= now]:
+            del self.blocked[peer]
+
+    def _blocks(self, peer: int, direction: str) -> bool:
+        entry = self.blocked.get(peer)
+        if entry is None or entry[1] not in (direction, "both"):
+            return False
+        self.blocked_frames += 1
+        return True
+
+    def accepts_from(self, identity: bytes) -> bool:
+        """Whether a frame from the peer with this routing identity may be read."""
+        if not self.blocked:
+            return True
+        try:
+            peer = int(identity)
+        except ValueError:
+            return True  # not a peer id: the wire decoder rejects and counts it
+        return not self._blocks(peer, "in")
+
+    # -- sending -------------------------------------------------------------------
+
     def send_peer(self, peer: int, frame: bytes) -> bool:
         """Queue `frame` for `peer`; False if it was dropped (queue full, peer down)."""
         dealer = self.dealers.get(peer)
         if dealer is None:
             return False
+        if self.blocked and self._blocks(peer, "out"):
+            return True  # an injected partition: lost on the way, the sender never knows
         try:
             dealer.send(frame, zmq.NOBLOCK, copy=False)
         except zmq.Again:
