@@ -32,7 +32,7 @@ examples:
   python -m supervisor status [--json]
   kill -9 $(python -m supervisor status --leader-pid)
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
-  python -m supervisor chaos --duration 30 --interval 2 --pause
+  python -m supervisor chaos --duration 30 --interval 2 --pause --drop
   python -m supervisor logs 2 -f
   python -m supervisor down [--purge]
 
@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--no-kill", dest="kill", action="store_false", help="do not SIGKILL nodes")
     ch.add_argument("--pause", action="store_true", help="also SIGSTOP nodes, SIGCONT after --pause-for")
     ch.add_argument("--pause-for", type=_positive, default=1.0, metavar="S")
+    ch.add_argument("--drop", action="store_true",
+                    help="also isolate nodes: the node drops all peer traffic for --drop-for seconds")
+    ch.add_argument("--drop-for", type=_positive, default=1.0, metavar="S")
     ch.add_argument("--leader", action="store_true", help="aim at the current leader")
     ch.add_argument("--max-faulty", type=int, metavar="K",
                     help="at most K nodes dead or paused at once (default: a minority)")
@@ -165,7 +168,8 @@ def cmd_kill(args: argparse.Namespace, layout: Layout) -> int:
 
 def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     options = chaos_mod.ChaosOptions(duration=args.duration, interval=args.interval, kill=args.kill,
-                                     pause=args.pause, leader=args.leader, pause_for=args.pause_for,
+                                     pause=args.pause, drop=args.drop, drop_for=args.drop_for,
+                                     leader=args.leader, pause_for=args.pause_for,
                                      max_faulty=args.max_faulty, seed=args.seed)
     try:
         options.check()

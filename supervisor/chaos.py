@@ -8,8 +8,11 @@ a SIGCONT before chaos exits, however it exits (end of duration, Ctrl-C, error).
 At most `max_faulty` nodes are dead or paused at once (default: a minority, so the
 cluster stays available and a workload can keep writing).
 
-Not here yet: dropping traffic between chosen nodes. That needs an admin request
-to the node's transport (the node has none), so chaos does not pretend to do it.
+`--drop` isolates a node: it asks that node (the client protocol's drop-traffic
+admin request) to drop every peer frame to and from all other members for
+`--drop-for` seconds. The node lifts the fault by itself when the time is up, so
+even a chaos process killed mid-run leaves no partition behind; chaos also lifts
+any still in force when it ends.
 
 The choice of each event is a pure function of a seeded `random.Random` and the
 cluster's status (`choose`), tested without processes.
@@ -24,6 +27,7 @@ from typing import TextIO
 
 import psutil
 
+from cluster.client import Client, ClientError
 from cluster.discovery import ClusterState, Layout
 from supervisor.control import ControlError, load_state
 from supervisor.display import timestamp
@@ -31,6 +35,7 @@ from supervisor.statefile import node_process, supervisor_process
 from supervisor.status import NodeStatus, collect, leader_of
 
 MAX_DURATION = 3600.0
+FAULTY_ROLES = ("paused", "down", "isolated", "foreign", "unreachable")
 INTERVAL_RANGE = (0.1, 60.0)
 PAUSE_RANGE = (0.05, 30.0)
 
@@ -41,6 +46,8 @@ class ChaosOptions:
     interval: float
     kill: bool = True
     pause: bool = False
+    drop: bool = False  # isolate a node with the drop-traffic admin request
+    drop_for: float = 1.0
     leader: bool = False  # aim at the leader (else a random node)
     pause_for: float = 1.0
     max_faulty: int | None = None  # None: a minority of the cluster
@@ -55,15 +62,17 @@ class ChaosOptions:
                              f"got {self.interval}")
         if not PAUSE_RANGE[0] <= self.pause_for <= PAUSE_RANGE[1]:
             raise ValueError(f"--pause-for must be in [{PAUSE_RANGE[0]}, {PAUSE_RANGE[1]}] seconds")
-        if not (self.kill or self.pause):
-            raise ValueError("nothing to do: enable --kill and/or --pause")
+        if not PAUSE_RANGE[0] <= self.drop_for <= PAUSE_RANGE[1]:
+            raise ValueError(f"--drop-for must be in [{PAUSE_RANGE[0]}, {PAUSE_RANGE[1]}] seconds")
+        if not (self.kill or self.pause or self.drop):
+            raise ValueError("nothing to do: enable --kill, --pause and/or --drop")
         if self.max_faulty is not None and self.max_faulty < 1:
             raise ValueError("--max-faulty must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    action: str  # "kill" | "pause"
+    action: str  # "kill" | "pause" | "drop"
     node_id: int
     was_leader: bool
 
@@ -71,10 +80,10 @@ class Event:
 def choose(rng: random.Random, statuses: list[NodeStatus], options: ChaosOptions) -> Event | str:
     """The next event, or the reason to skip this turn."""
     limit = options.max_faulty if options.max_faulty is not None else max(1, (len(statuses) - 1) // 2)
-    faulty = [s for s in statuses if not s.alive or s.role in ("paused", "down")]
+    faulty = [s for s in statuses if not s.alive or s.role in FAULTY_ROLES]
     if len(faulty) >= limit:
-        return f"skipped: {len(faulty)} node(s) already down or paused (limit {limit})"
-    healthy = [s for s in statuses if s.alive and s.role not in ("paused", "down")]
+        return f"skipped: {len(faulty)} node(s) already down, paused, isolated or unreachable (limit {limit})"
+    healthy = [s for s in statuses if s.alive and s.role not in FAULTY_ROLES]
     if not healthy:
         return "skipped: no live node"
     leader = leader_of(statuses)
@@ -82,7 +91,7 @@ def choose(rng: random.Random, statuses: list[NodeStatus], options: ChaosOptions
         target = leader
     else:
         target = rng.choice(healthy)
-    actions = [a for a, on in (("kill", options.kill), ("pause", options.pause)) if on]
+    actions = [a for a, on in (("kill", options.kill), ("pause", options.pause), ("drop", options.drop)) if on]
     return Event(rng.choice(actions), target.id, leader is not None and target.id == leader.id)
 
 
@@ -95,6 +104,7 @@ class Chaos:
         self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
         self.rng = random.Random(self.seed)
         self.paused: dict[int, tuple[psutil.Process, float]] = {}  # node id -> (process, resume at)
+        self.isolated: dict[int, tuple[str, list[int], float]] = {}  # node id -> (client, peers, until)
 
     def say(self, message: str) -> None:
         print(f"{timestamp()} chaos: {message}", file=self.out, flush=True)
@@ -104,12 +114,12 @@ class Chaos:
         if supervisor_process(state) is None:
             raise ControlError("no supervisor is running for this cluster: chaos needs one to restart nodes")
         o = self.options
-        actions = "+".join(a for a, on in (("kill", o.kill), ("pause", o.pause)) if on)
+        actions = "+".join(a for a, on in (("kill", o.kill), ("pause", o.pause), ("drop", o.drop)) if on)
         target = "the leader" if o.leader else "random nodes"
         self.say(f"for {o.duration:g} s, one event every {o.interval:g} s: {actions} {target} (seed {self.seed})")
         end = time.monotonic() + o.duration
         next_event = time.monotonic() + o.interval
-        counts = {"kill": 0, "pause": 0}
+        counts = {"kill": 0, "pause": 0, "drop": 0}
         try:
             while (now := time.monotonic()) < end:
                 self._resume_due(now)
@@ -118,13 +128,14 @@ class Chaos:
                     if counts_key:
                         counts[counts_key] += 1
                     next_event = now + o.interval
-                wake = min([next_event, end] + [at for _, at in self.paused.values()])
+                wake = min([next_event, end] + [at for _, at in self.paused.values()]
+                           + [at for _, _, at in self.isolated.values()])
                 time.sleep(max(0.0, min(wake - time.monotonic(), 0.5)))
         except KeyboardInterrupt:
             self.say("interrupted")
         finally:
             self._resume_due(float("inf"))
-        self.say(f"done: {counts['kill']} kills, {counts['pause']} pauses")
+        self.say(f"done: {counts['kill']} kills, {counts['pause']} pauses, {counts['drop']} isolations")
         return 0
 
     def _event(self) -> str | None:
@@ -134,12 +145,15 @@ class Chaos:
             self.say("the supervisor is gone: stopping")
             raise KeyboardInterrupt
         statuses = collect(state, timeout=0.3)
-        # a node we paused counts as faulty even if it answered a moment ago
-        statuses = [_as_paused(s) if s.id in self.paused else s for s in statuses]
+        # a node we paused or isolated counts as faulty even if it answered a moment ago
+        statuses = [replace(s, role="paused") if s.id in self.paused
+                    else replace(s, role="isolated") if s.id in self.isolated else s for s in statuses]
         event = choose(self.rng, statuses, self.options)
         if isinstance(event, str):
             self.say(event)
             return None
+        if event.action == "drop":
+            return self._isolate(state, event)
         proc = self._target(state, event.node_id, supervisor.pid)
         if proc is None:
             self.say(f"skipped: node {event.node_id} is not a running child of the supervisor")
@@ -165,7 +179,35 @@ class Chaos:
         except psutil.Error:
             return None
 
+    def _isolate(self, state: ClusterState, event: Event) -> str | None:
+        record = state.node(event.node_id)
+        peers = [n.id for n in state.nodes if n.id != event.node_id]
+        if not peers:
+            self.say("skipped: a one-node cluster has no traffic to drop")
+            return None
+        seconds = self.options.drop_for
+        try:
+            _drop_traffic(record.client, peers, seconds)
+        except ClientError as error:
+            self.say(f"skipped: node {event.node_id} did not take the drop-traffic request ({error})")
+            return None
+        self.isolated[event.node_id] = (record.client, peers, time.monotonic() + seconds)
+        role = " (leader)" if event.was_leader else ""
+        self.say(f"DROP node {event.node_id}{role}: all traffic with nodes {peers} for {seconds:g} s")
+        return "drop"
+
     def _resume_due(self, now: float) -> None:
+        for node_id, (client, peers, at) in list(self.isolated.items()):
+            if at <= now:
+                del self.isolated[node_id]
+                if now != float("inf"):  # the node lifted it itself
+                    self.say(f"HEAL node {node_id}: traffic flows again")
+                    continue
+                try:
+                    _drop_traffic(client, peers, 0.0)
+                    self.say(f"HEAL node {node_id}: lifted early")
+                except ClientError as error:
+                    self.say(f"node {node_id}: could not lift early ({error}); it lifts itself when due")
         for node_id, (proc, at) in list(self.paused.items()):
             if at <= now:
                 del self.paused[node_id]
@@ -176,5 +218,9 @@ class Chaos:
                 self.say(f"SIGCONT node {node_id}, pid {proc.pid}")
 
 
-def _as_paused(status: NodeStatus) -> NodeStatus:
-    return replace(status, role="paused")
+def _drop_traffic(endpoint: str, peers: list[int], seconds: float) -> None:
+    client = Client([endpoint], timeout=1.0, attempt_timeout=1.0)
+    try:
+        client.drop_traffic(endpoint, peers, seconds, "both")
+    finally:
+        client.close()

@@ -64,7 +64,7 @@ def test_up_put_get_kill_leader_chaos_down(session: Session) -> None:
 
     # Chaos for a few seconds while writing through the CLI; every write succeeds.
     chaos = session.popen("supervisor", "chaos", "--duration", "4", "--interval", "0.5", "--pause",
-                          "--pause-for", "0.3", "--seed", "7")
+                          "--pause-for", "0.3", "--drop", "--drop-for", "0.5", "--seed", "7")
     writes = 0
     deadline = time.monotonic() + 60
     while chaos.poll() is None and time.monotonic() < deadline:
@@ -73,7 +73,7 @@ def test_up_put_get_kill_leader_chaos_down(session: Session) -> None:
         writes += 1
     output, _ = chaos.communicate(timeout=30)
     assert chaos.returncode == 0, output
-    events = [line for line in output.splitlines() if re.match(r"^\d\d:\d\d:\d\d\.\d{3} chaos: SIG(KILL|STOP)", line)]
+    events = [line for line in output.splitlines() if re.match(r"^\d\d:\d\d:\d\d\.\d{3} chaos: (SIGKILL|SIGSTOP|DROP)", line)]
     assert events, output
     assert writes >= 2
     count = session.cli("get", "chaos-", "--prefix", "--count-only")

@@ -95,3 +95,13 @@ def test_a_status_answer_from_another_cluster_is_never_taken_for_our_node(monkey
         [got] = status_mod.collect(state)
         assert got.role == expected
         assert (status_mod.leader_of([got]) is not None) == (expected == "leader")
+
+
+def test_chaos_can_isolate_and_counts_isolated_nodes_as_faulty() -> None:
+    options = ChaosOptions(duration=1, interval=1, kill=False, drop=True)
+    event = choose(random.Random(3), [node(1), node(2, "leader"), node(3)], options)
+    assert isinstance(event, Event) and event.action == "drop"
+    busy = [node(1, "isolated"), node(2, "leader"), node(3)]
+    assert isinstance(choose(random.Random(3), busy, options), str)
+    with pytest.raises(ValueError, match="--drop-for"):
+        ChaosOptions(duration=1, interval=1, drop=True, drop_for=100).check()
