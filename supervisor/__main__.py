@@ -14,7 +14,7 @@ from pathlib import Path
 from cluster.discovery import Layout, default_layout
 from cluster.output import format_table
 from supervisor import chaos as chaos_mod
-from supervisor import control, launch
+from supervisor import chaoscheck, control, launch
 from supervisor.statefile import supervisor_process
 from supervisor.status import HEADERS, collect, leader_of, table_rows
 
@@ -33,6 +33,7 @@ examples:
   kill -9 $(python -m supervisor status --leader-pid)
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
   python -m supervisor chaos --duration 30 --interval 2 --pause --drop
+  python -m supervisor chaos --check --duration 60   # workload + faults, then linearizable? lost? converged?
   python -m supervisor logs 2 -f
   python -m supervisor down [--purge]
 
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--max-faulty", type=int, metavar="K",
                     help="at most K nodes dead or paused at once (default: a minority)")
     ch.add_argument("--seed", type=int, help="random seed (events are then reproducible given the same status)")
+    ch.add_argument("--check", action="store_true",
+                    help="run a recorded workload during the chaos (all fault kinds on), heal, then check "
+                         "linearizability, lost writes and convergence; exit 1 unless all hold")
+    ch.add_argument("--clients", type=int, default=4, metavar="K", help="--check: workload client threads")
+    ch.add_argument("--keys", type=int, default=5, metavar="N", help="--check: size of the key set")
     return parser
 
 
@@ -175,6 +181,9 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
         options.check()
     except ValueError as error:
         raise control.ControlError(str(error), 2) from None
+    if args.check:
+        check = chaoscheck.CheckOptions(clients=args.clients, keys=args.keys)
+        return chaoscheck.run(layout, options, sys.stdout, check)
     return chaos_mod.Chaos(layout, options, sys.stdout).run()
 
 

@@ -49,6 +49,7 @@ class ChaosOptions:
     drop: bool = False  # isolate a node with the drop-traffic admin request
     drop_for: float = 1.0
     leader: bool = False  # aim at the leader (else a random node)
+    leader_odds: float = 0.0  # with leader False: aim at the leader with this probability
     pause_for: float = 1.0
     max_faulty: int | None = None  # None: a minority of the cluster
     seed: int | None = None
@@ -87,7 +88,8 @@ def choose(rng: random.Random, statuses: list[NodeStatus], options: ChaosOptions
     if not healthy:
         return "skipped: no live node"
     leader = leader_of(statuses)
-    if options.leader and leader is not None and leader in healthy:
+    aim = options.leader or (options.leader_odds > 0 and rng.random() < options.leader_odds)
+    if aim and leader is not None and leader in healthy:
         target = leader
     else:
         target = rng.choice(healthy)
