@@ -1,0 +1,112 @@
+"""A run's figures: the workers' results combined into one JSON-ready summary (its
+shape is stable: `SCHEMA` changes when it does), and the text an operator reads.
+
+    ops_per_s      ok operations / the measured wall time (first start to last completion)
+    latency_ms     p50 p90 p99 p99.9 max, mean: ok operations only, client-side, full round trip
+    errors         failed operations by error type (ClientTimeout = outcome unknown)
+    fsync          the cluster's storage.fsync ("always" | "none"), or "unknown"
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cluster.bench.histogram import Histogram
+from cluster.bench.options import BenchOptions
+from cluster.bench.worker import INTERVAL
+
+SCHEMA = 1
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
+SUMMARY_KEYS = ("schema", "workload", "options", "cluster", "elapsed_s", "ops", "ops_per_s", "latency_ms",
+                "errors", "kinds", "prefill_errors", "timeline")
+
+
+def fsync_setting(config: str | None, cwd: Path | None = None) -> str:
+    """The cluster's fsync policy from `config`, else from the config the supervisor's
+    state file here names; "unknown" when neither can be read (node status lacks it)."""
+    from cluster.discovery import DiscoveryError, default_layout, read_state
+    from cluster.spec import SpecError, load_spec
+
+    if config is None:
+        try:
+            state = read_state(default_layout(cwd))
+        except DiscoveryError:
+            state = None
+        config = state.config if state is not None else None
+    if config is None:
+        return "unknown"
+    try:
+        return load_spec(config).storage.fsync
+    except (SpecError, OSError):
+        return "unknown"
+
+
+def summarize(options: BenchOptions, results: list[dict[str, Any]], wall: float,
+              cluster: dict[str, Any]) -> dict[str, Any]:
+    latency = combined_latency(results)
+    errors: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    timeline: dict[int, int] = {}
+    for result in results:
+        for name, count in result["errors"].items():
+            errors[name] = errors.get(name, 0) + count
+        for name, count in result["kinds"].items():
+            kinds[name] = kinds.get(name, 0) + count
+        for slot, count in result["timeline"].items():
+            timeline[int(slot)] = timeline.get(int(slot), 0) + count
+    failed = sum(errors.values())
+    completed = sum(r["completed"] for r in results)
+    assert completed == latency.total + failed, "every completed op is either ok or failed"
+    return {
+        "schema": SCHEMA, "workload": options.workload, "options": asdict(options), "cluster": cluster,
+        "elapsed_s": round(wall, 6),
+        "ops": {"total": completed, "ok": latency.total, "failed": failed},
+        "ops_per_s": round(latency.total / wall, 1) if wall > 0 else 0.0,
+        "latency_ms": latency_ms(latency),
+        "errors": dict(sorted(errors.items())), "kinds": dict(sorted(kinds.items())),
+        "prefill_errors": sum(r["prefill_errors"] for r in results),
+        "timeline": {"interval_s": INTERVAL,
+                     "ops": [timeline.get(i, 0) for i in range(max(timeline, default=-1) + 1)]},
+    }
+
+
+def combined_latency(results: list[dict[str, Any]]) -> Histogram:
+    latency = Histogram()
+    for result in results:
+        latency.merge(Histogram.from_dict(result["latency"]))
+    return latency
+
+
+def latency_ms(hist: Histogram) -> dict[str, float]:
+    out = {name: hist.value_at(p) / 1000 for name, p in PERCENTILES}
+    out["max"] = hist.max / 1000
+    out["min"] = hist.min / 1000
+    out["mean"] = round(hist.mean / 1000, 3)
+    return out
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    opts, cluster, ops, lat = summary["options"], summary["cluster"], summary["ops"], summary["latency_ms"]
+    what = summary["workload"]
+    if what in ("get", "range", "mixed"):
+        what += " (serializable)" if opts["serializable"] else " (linearizable)"
+    lines = [
+        f"workload:   {what}, {opts['processes']} process(es) x {opts['in_flight']} in flight = "
+        f"{opts['processes'] * opts['in_flight']} clients, target {opts['target']}, "
+        f"{opts['keys']} keys, {opts['value_size']}-byte values",
+        f"cluster:    {len(cluster['endpoints'])} member(s), leader {cluster['leader'] or 'unknown'}, "
+        f"fsync {cluster['fsync']}",
+        f"ops:        {ops['total']} in {summary['elapsed_s']:.3f} s ({ops['ok']} ok, {ops['failed']} failed)",
+        f"throughput: {summary['ops_per_s']:.1f} ops/s",
+        "latency ms: " + "  ".join(f"{k} {lat[k]:.3f}" for k in ("p50", "p90", "p99", "p99.9", "max")),
+    ]
+    errors = summary["errors"]
+    lines.append("errors:     " + (", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "none"))
+    cas = summary["kinds"]
+    if "cas-succeeded" in cas or "cas-failed" in cas:
+        lines.append(f"cas:        {cas.get('cas-succeeded', 0)} succeeded, {cas.get('cas-failed', 0)} "
+                     "compare failed (counted ok)")
+    if summary["prefill_errors"]:
+        lines.append(f"prefill:    {summary['prefill_errors']} key(s) could not be written first")
+    return "\n".join(lines)

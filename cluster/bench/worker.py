@@ -1,0 +1,206 @@
+"""One load process: `in_flight` threads, each with its own `Client` (so its own
+socket and session: writes stay exactly-once), each keeping one request in flight.
+
+The process reports to the parent through `Shared` (multiprocessing primitives):
+it counts itself ready once every thread is connected (and, for read workloads, has
+written its share of the keys once), waits for `go`, then runs until its op budget
+is spent or the common deadline (`t0 + duration`) passes. A publisher loop copies
+the number of completed ops into `done[index]` for the progress bar; at the end it
+puts one `WorkerResult` dict on the results queue. Latencies are recorded only for
+ok ops; a failed op is counted under its error type.
+"""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cluster.bench.histogram import Histogram
+from cluster.bench.options import BenchOptions
+
+#: Throughput timeline resolution (seconds per bucket).
+INTERVAL = 0.25
+READY_TIMEOUT = 300.0
+
+
+@dataclass
+class Shared:
+    """What the parent and its load processes share (created from one mp context)."""
+
+    ready: Any  # Value('i'): processes connected and prefilled
+    go: Any  # Event: start measuring
+    stop: Any  # Event: the parent gave up: stop now
+    t0: Any  # Value('d'): time.monotonic() of the start (CLOCK_MONOTONIC is system-wide on Linux)
+    done: Any  # RawArray('q', processes): completed ops per process
+
+
+@dataclass
+class ThreadTally:
+    latency: Histogram = field(default_factory=Histogram)
+    errors: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+    timeline: Counter[int] = field(default_factory=Counter)
+    completed: int = 0
+    last: float = 0.0  # seconds after t0 of its last completion
+    prefill_errors: int = 0
+
+
+Op = Callable[[], str]  # performs one operation; returns its kind ("put", "get", "cas-ok", ...)
+
+
+def make_op(options: BenchOptions, client: Any, rng: random.Random, tag: str) -> Op:
+    """The thread's operation generator: one call = one request."""
+    keys = options.keys
+    value = rng.randbytes(options.value_size)
+    ser = options.serializable
+    prefix_end = _prefix_end(options.key_prefix.encode())
+    seen: dict[bytes, bytes | None] = {}
+    counter = iter(range(1 << 62))
+
+    def put() -> str:
+        client.put(options.key(rng.randrange(keys)), value)
+        return "put"
+
+    def get() -> str:
+        client.get(options.key(rng.randrange(keys)), serializable=ser)
+        return "get"
+
+    def range_() -> str:
+        client.range(options.key(rng.randrange(keys)), prefix_end, limit=options.range_limit, serializable=ser)
+        return "range"
+
+    def cas() -> str:
+        # Compare-and-set: put a new value if the key still holds the one this client
+        # last saw (absent: version 0); else learn the current value from the failure branch.
+        from cluster.commands import Compare, Put, Range
+        key = options.key(rng.randrange(keys))
+        expected = seen.get(key, prefill_value(options) if options.prefill else None)
+        compare = Compare.version(key, "=", 0) if expected is None else Compare.value(key, "=", expected)
+        new = f"{tag}.{next(counter)}.".encode().ljust(options.value_size, b"x")
+        reply = client.txn([compare], [Put(key, new)], [Range(key)])
+        if reply.succeeded:
+            seen[key] = new
+            return "cas-succeeded"
+        kvs = reply.responses[0].kvs if reply.responses else ()
+        seen[key] = kvs[0].value if kvs else None
+        return "cas-failed"
+
+    def mixed() -> str:
+        return get() if rng.random() < options.read_ratio else put()
+
+    return {"put": put, "get": get, "range": range_, "txn": cas, "mixed": mixed}[options.workload]
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    from cluster.commands import prefix_end
+    return prefix_end(prefix)
+
+
+def prefill_value(options: BenchOptions) -> bytes:
+    """What the prefill writes (the txn workload's first expected value)."""
+    return b"v" * options.value_size
+
+
+def prefill_keys(options: BenchOptions, thread: int, threads: int) -> range:
+    """The keys thread `thread` of `threads` writes before measuring (a partition)."""
+    return range(thread, options.keys, threads)
+
+
+def run_thread(options: BenchOptions, endpoints: list[str], budget: int | None, shared: Shared,
+               start: threading.Barrier, tally: ThreadTally, global_index: int, threads: int) -> None:
+    from cluster.client import Client, ClientError
+    import zmq
+
+    rng = random.Random(options.seed * 1_000_003 + global_index)
+    with Client(endpoints, timeout=options.timeout, attempt_timeout=min(1.0, options.timeout)) as client:
+        try:
+            if options.prefill and options.workload != "put":
+                for index in prefill_keys(options, global_index, threads):
+                    if shared.stop.is_set():
+                        break
+                    try:
+                        client.put(options.key(index), prefill_value(options))
+                    except (ClientError, zmq.ZMQError):
+                        tally.prefill_errors += 1  # reported: the reads may then miss a key
+            op = make_op(options, client, rng, f"{os.getpid()}.{global_index}")
+        except BaseException:
+            start.abort()  # the process stops waiting for this thread, and says so
+            raise
+        start.wait()
+        if shared.stop.is_set() or not shared.go.wait(READY_TIMEOUT):
+            return
+        measure(op, budget, shared.t0.value, options.duration, shared.stop.is_set, tally)
+
+
+def measure(op: Op, budget: int | None, t0: float, duration: float, stopped: Callable[[], bool],
+            tally: ThreadTally) -> None:
+    """Call `op` until `budget` ops are done or `t0 + duration` passes (or `stopped`).
+    An ok op's latency is recorded; a failed one is counted under its error type."""
+    from cluster.client import ClientError
+    import zmq
+
+    deadline = t0 + duration
+    remaining = budget
+    while (remaining is None or remaining > 0) and not stopped():
+        began = time.monotonic()
+        if began >= deadline:
+            break
+        try:
+            kind = op()
+        except (ClientError, zmq.ZMQError) as error:
+            kind = ""
+            tally.errors[type(error).__name__] += 1
+        ended = time.monotonic()
+        if kind:
+            tally.latency.record(round((ended - began) * 1e6))
+            tally.kinds[kind] += 1
+        tally.completed += 1
+        tally.last = ended - t0
+        tally.timeline[int(tally.last / INTERVAL)] += 1
+        if remaining is not None:
+            remaining -= 1
+
+
+def worker_main(index: int, options: BenchOptions, endpoints: list[list[str]], budgets: list[int | None],
+                first_thread: int, threads: int, shared: Shared, results: Any) -> None:
+    """The entry point of one load process (spawned; everything here is picklable)."""
+    tallies = [ThreadTally() for _ in endpoints]
+    start = threading.Barrier(len(endpoints) + 1)
+    workers = [threading.Thread(target=run_thread, daemon=True, name=f"bench-{index}.{i}",
+                                args=(options, endpoints[i], budgets[i], shared, start, tallies[i],
+                                      first_thread + i, threads))
+               for i in range(len(endpoints))]
+    for worker in workers:
+        worker.start()
+    try:
+        start.wait(READY_TIMEOUT)
+    except threading.BrokenBarrierError:
+        shared.stop.set()
+    with shared.ready.get_lock():
+        shared.ready.value += 1
+    while any(w.is_alive() for w in workers):
+        shared.done[index] = sum(t.completed for t in tallies)
+        time.sleep(0.1)
+    shared.done[index] = sum(t.completed for t in tallies)
+    results.put(merge_tallies(index, tallies))
+
+
+def merge_tallies(index: int, tallies: list[ThreadTally]) -> dict[str, Any]:
+    latency = Histogram()
+    errors: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    timeline: Counter[int] = Counter()
+    for tally in tallies:
+        latency.merge(tally.latency)
+        errors.update(tally.errors)
+        kinds.update(tally.kinds)
+        timeline.update(tally.timeline)
+    return {"process": index, "latency": latency.to_dict(), "errors": dict(errors), "kinds": dict(kinds),
+            "timeline": dict(timeline), "completed": sum(t.completed for t in tallies),
+            "last": max((t.last for t in tallies), default=0.0),
+            "prefill_errors": sum(t.prefill_errors for t in tallies)}
