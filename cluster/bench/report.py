@@ -5,6 +5,9 @@ shape is stable: `SCHEMA` changes when it does), and the text an operator reads.
     latency_ms     p50 p90 p99 p99.9 max, mean: ok operations only, client-side, full round trip
     errors         failed operations by error type (ClientTimeout = outcome unknown)
     fsync          the cluster's storage.fsync ("always" | "none"), or "unknown"
+    load_cpu       the load processes' own CPU while measuring: seconds, per op (us), and
+                   as cores busy (cpu_s / elapsed): near the machine's core count, the
+                   load generator, not the cluster, may be what limits the figure
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from cluster.bench.worker import INTERVAL
 SCHEMA = 1
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 SUMMARY_KEYS = ("schema", "workload", "options", "cluster", "elapsed_s", "ops", "ops_per_s", "latency_ms",
-                "errors", "kinds", "prefill_errors", "timeline")
+                "errors", "kinds", "prefill_errors", "load_cpu", "timeline")
 
 
 def fsync_setting(config: str | None, cwd: Path | None = None) -> str:
@@ -66,9 +69,15 @@ def summarize(options: BenchOptions, results: list[dict[str, Any]], wall: float,
         "latency_ms": latency_ms(latency),
         "errors": dict(sorted(errors.items())), "kinds": dict(sorted(kinds.items())),
         "prefill_errors": sum(r["prefill_errors"] for r in results),
+        "load_cpu": load_cpu(sum(r.get("cpu_s", 0.0) for r in results), completed, wall),
         "timeline": {"interval_s": INTERVAL,
                      "ops": [timeline.get(i, 0) for i in range(max(timeline, default=-1) + 1)]},
     }
+
+
+def load_cpu(cpu_s: float, ops: int, wall: float) -> dict[str, float]:
+    return {"cpu_s": round(cpu_s, 3), "us_per_op": round(cpu_s / ops * 1e6, 1) if ops else 0.0,
+            "cores": round(cpu_s / wall, 2) if wall > 0 else 0.0}
 
 
 def combined_latency(results: list[dict[str, Any]]) -> Histogram:
@@ -101,6 +110,8 @@ def render_text(summary: dict[str, Any]) -> str:
         f"throughput: {summary['ops_per_s']:.1f} ops/s",
         "latency ms: " + "  ".join(f"{k} {lat[k]:.3f}" for k in ("p50", "p90", "p99", "p99.9", "max")),
     ]
+    cpu = summary["load_cpu"]
+    lines.append(f"load cpu:   {cpu['us_per_op']:.0f} us/op, {cpu['cores']:.2f} cores busy generating load")
     errors = summary["errors"]
     lines.append("errors:     " + (", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "none"))
     cas = summary["kinds"]

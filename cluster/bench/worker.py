@@ -183,14 +183,15 @@ def worker_main(index: int, options: BenchOptions, endpoints: list[list[str]], b
         shared.stop.set()
     with shared.ready.get_lock():
         shared.ready.value += 1
+    cpu = time.process_time()  # this process's CPU (all threads) from here on: the load's cost
     while any(w.is_alive() for w in workers):
         shared.done[index] = sum(t.completed for t in tallies)
         time.sleep(0.1)
     shared.done[index] = sum(t.completed for t in tallies)
-    results.put(merge_tallies(index, tallies))
+    results.put(merge_tallies(index, tallies, time.process_time() - cpu))
 
 
-def merge_tallies(index: int, tallies: list[ThreadTally]) -> dict[str, Any]:
+def merge_tallies(index: int, tallies: list[ThreadTally], cpu_s: float = 0.0) -> dict[str, Any]:
     latency = Histogram()
     errors: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -203,4 +204,4 @@ def merge_tallies(index: int, tallies: list[ThreadTally]) -> dict[str, Any]:
     return {"process": index, "latency": latency.to_dict(), "errors": dict(errors), "kinds": dict(kinds),
             "timeline": dict(timeline), "completed": sum(t.completed for t in tallies),
             "last": max((t.last for t in tallies), default=0.0),
-            "prefill_errors": sum(t.prefill_errors for t in tallies)}
+            "prefill_errors": sum(t.prefill_errors for t in tallies), "cpu_s": cpu_s}

@@ -92,5 +92,6 @@ def test_the_json_summary_has_a_stable_shape_and_its_counts_add_up() -> None:
     assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
     assert sum(summary["timeline"]["ops"]) == 200 and summary["timeline"]["interval_s"] > 0
     assert summary["cluster"]["fsync"] == "always" and summary["options"]["in_flight"] == 2
+    assert set(summary["load_cpu"]) == {"cpu_s", "us_per_op", "cores"}
     text = render_text(summary)
     assert "fsync always" in text and "160 ok, 40 failed" in text and "ClientTimeout" in text
