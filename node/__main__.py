@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
 
 from cluster.spec import ClusterSpec, SpecError, load_spec
+from node import unsafe
 from node.eventlog import LOGGER_NAME, configure
 
 DESCRIPTION = """\
@@ -65,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"jangada node: bad config: {error}", file=sys.stderr)
         return 2
+    try:  # test-only broken builds (node/unsafe.py): refused unless confirmed
+        unsafe_mode = unsafe.requested(os.environ)
+    except unsafe.UnsafeRefused as error:
+        print(f"jangada node {args.id}: {error}", file=sys.stderr)
+        return 2
+    if unsafe_mode is not None:
+        unsafe.install(unsafe_mode, log)
     # Imported here so that `--help` and config errors stay fast and need no zmq.
     import zmq
 

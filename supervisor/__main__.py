@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "linearizability, lost writes and convergence; exit 1 unless all hold")
     ch.add_argument("--clients", type=int, default=4, metavar="K", help="--check: workload client threads")
     ch.add_argument("--keys", type=int, default=5, metavar="N", help="--check: size of the key set")
+    ch.add_argument("--heal-timeout", type=_positive, default=60.0, metavar="S",
+                    help="--check: wait at most S s for every node to be back (default 60)")
+    ch.add_argument("--converge-timeout", type=_positive, default=30.0, metavar="S",
+                    help="--check: wait at most S s for identical replicas (default 30)")
     return parser
 
 
@@ -174,7 +178,7 @@ def cmd_kill(args: argparse.Namespace, layout: Layout) -> int:
 
 def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     options = chaos_mod.ChaosOptions(duration=args.duration, interval=args.interval, kill=args.kill,
-                                     pause=args.pause, drop=args.drop, drop_for=args.drop_for,
+                                     pause=args.pause or args.check, drop=args.drop or args.check, drop_for=args.drop_for,
                                      leader=args.leader, pause_for=args.pause_for,
                                      max_faulty=args.max_faulty, seed=args.seed)
     try:
@@ -182,7 +186,8 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     except ValueError as error:
         raise control.ControlError(str(error), 2) from None
     if args.check:
-        check = chaoscheck.CheckOptions(clients=args.clients, keys=args.keys)
+        check = chaoscheck.CheckOptions(clients=args.clients, keys=args.keys, heal_timeout=args.heal_timeout,
+                                        converge_timeout=args.converge_timeout)
         return chaoscheck.run(layout, options, sys.stdout, check)
     return chaos_mod.Chaos(layout, options, sys.stdout).run()
 

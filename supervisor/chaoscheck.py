@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from cluster.check import Verdict, check_history, lost_writes, revision_regressions, save_jsonl, write_html
+from cluster.check import CheckResult, Verdict, check_history, lost_writes, revision_regressions, save_jsonl, write_html
 from cluster.check.__main__ import _describe_key
 from cluster.check.history import Operation, Outcome
 from cluster.client import ClientError
@@ -45,6 +45,8 @@ from supervisor.statefile import supervisor_process
 HEAL_TIMEOUT = 60.0
 CONVERGE_TIMEOUT = 30.0
 CHECK_TIMEOUT = 30.0  # search budget per key
+MINIMIZE_BUDGET = 3.0  # per failing key: the counterexample is shrunk this long at most
+MAX_KEY_LINES = 40  # of each failing key's description in the text report
 EVENT_WORDS = ("SIGKILL", "SIGSTOP", "SIGCONT", "DROP", "HEAL")
 
 
@@ -53,6 +55,8 @@ class CheckOptions:
     clients: int = 4
     keys: int = 5
     op_timeout: float = 2.0
+    heal_timeout: float = HEAL_TIMEOUT
+    converge_timeout: float = CONVERGE_TIMEOUT
 
 
 class RecordingChaos(Chaos):
@@ -79,14 +83,15 @@ class RecordingChaos(Chaos):
 
 
 def schedule(options: ChaosOptions, layout: Layout) -> ChaosOptions:
-    """The check's fault schedule: every fault kind on, half the faults aimed at the
-    leader (unless --leader: all), pauses at least 3x the longest election timeout."""
+    """The check's fault schedule: pauses and isolations on (kills too unless
+    --no-kill), half the faults aimed at the leader (--leader: all), pauses and
+    isolations at least 3x the longest election timeout."""
     try:
         timing = load_spec(layout.config).timing
         longest_election = 2 * timing.election_ticks * timing.tick_ms / 1000
     except (OSError, SpecError):
         longest_election = 1.0
-    return replace(options, kill=True, pause=True, drop=True,
+    return replace(options, pause=True, drop=True,
                    leader_odds=0.0 if options.leader else 0.5,
                    pause_for=max(options.pause_for, round(3 * longest_election, 2)),
                    drop_for=max(options.drop_for, round(3 * longest_election, 2)))
@@ -125,9 +130,9 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
         chaos_end = history.clock()
         workload.stop()
         workload.join()
-    healed = wait_healed(lambda: load_state(layout), HEAL_TIMEOUT)
+    healed = wait_healed(lambda: load_state(layout), check.heal_timeout)
     chaos.events.append((round(history.clock(), 3), "HEALED: every node up, one leader" if healed
-                         else f"NOT HEALED within {HEAL_TIMEOUT:g} s"))
+                         else f"NOT HEALED within {check.heal_timeout:g} s"))
     chaos.say(f"healed: {'yes' if healed else 'NO'}")
     keys = wopts.key_names()
     final: dict[str, Any] | None
@@ -136,18 +141,18 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     except ClientError as error:
         chaos.say(f"final reads failed: {error}")
         final = None
-    convergence = compare_replicas(load_state(layout), CONVERGE_TIMEOUT)
-    report = evaluate(history, chaos, final, convergence, chaos_end, healed)
-    _save(outdir, history, chaos, report)
+    convergence = compare_replicas(load_state(layout), check.converge_timeout)
+    report, result = evaluate(history, chaos, final, convergence, chaos_end, healed)
+    _save(outdir, history, chaos, report, result)
     print(format_report(report), file=out, flush=True)
     return 0 if report["passed"] else 1
 
 
 def evaluate(history: History, chaos: RecordingChaos, final: dict[str, Any] | None,
-             convergence: Convergence, chaos_end: float, healed: bool) -> dict[str, Any]:
+             convergence: Convergence, chaos_end: float, healed: bool) -> tuple[dict[str, Any], CheckResult]:
     ops = list(history.operations)
     started = time.monotonic()
-    result = check_history(ops, timeout=CHECK_TIMEOUT)
+    result = check_history(ops, timeout=CHECK_TIMEOUT, minimize_budget=MINIMIZE_BUDGET)
     lost = lost_writes(ops, final) if final is not None else []
     regressions = revision_regressions(ops)
     counts = {o.value: sum(1 for op in ops if op.outcome is o) for o in Outcome}
@@ -158,7 +163,7 @@ def evaluate(history: History, chaos: RecordingChaos, final: dict[str, Any] | No
         "passed": passed, "seed": chaos.seed, "duration_s": round(chaos_end, 3), "healed": healed,
         "verdict": result.verdict.value, "linearizable": linearizable,
         "check_seconds": round(time.monotonic() - started, 3),
-        "failing_keys": [_describe_key(k) for k in result.keys if k.verdict is not Verdict.LINEARIZABLE],
+        "failing_keys": [_shorten(_describe_key(k)) for k in result.keys if k.verdict is not Verdict.LINEARIZABLE],
         "final_reads": final, "lost_writes": len(lost) if final is not None else None,
         "lost": [w.describe() for w in lost[:20]],
         "revision_regressions": len(regressions), "regressions": [r.describe() for r in regressions[:20]],
@@ -169,7 +174,16 @@ def evaluate(history: History, chaos: RecordingChaos, final: dict[str, Any] | No
         "max_unavailable_s": round(gap, 3), "max_unavailable_at_s": round(gap_at, 3),
         "convergence": convergence.to_dict(), "converged": convergence.converged,
         "events": [{"t": t, "event": e} for t, e in chaos.events],
-    }
+    }, result
+
+
+def _shorten(text: str) -> str:
+    lines = text.splitlines()
+    if len(lines) <= MAX_KEY_LINES:
+        return text
+    half = MAX_KEY_LINES // 2
+    return "\n".join(lines[:half] + [f"    ... {len(lines) - 2 * half} lines left out (timeline.html has all)"]
+                     + lines[-half:])
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -196,7 +210,8 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _save(outdir: Path, history: History, chaos: RecordingChaos, report: dict[str, Any]) -> None:
+def _save(outdir: Path, history: History, chaos: RecordingChaos, report: dict[str, Any],
+          result: CheckResult) -> None:
     report["dir"] = str(outdir)
     save_jsonl(history.operations, outdir / "history.jsonl")
     (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -205,5 +220,5 @@ def _save(outdir: Path, history: History, chaos: RecordingChaos, report: dict[st
                      max(report["duration_s"], max((t for t, _ in chaos.events), default=0.0)),
                      f"chaos check {outdir.name}", summary)
     if not report["linearizable"]:
-        write_html(check_history(history.operations, timeout=CHECK_TIMEOUT), outdir / "timeline.html",
+        write_html(result, outdir / "timeline.html",
                    title=f"{outdir.name}/history.jsonl")

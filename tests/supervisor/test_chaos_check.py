@@ -46,3 +46,41 @@ def test_chaos_check_passes_on_a_three_node_cluster(session: Session) -> None:
     assert down.returncode == 0, down.stderr
     assert not session.alive()
     assert not Path(session.layout.root).exists()
+
+
+@pytest.mark.timeout(150)
+def test_chaos_check_catches_a_build_that_acks_before_commit(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check must be able to fail. node/unsafe.py's test-only mode makes a
+    leader commit (apply, acknowledge) what only its own log holds; pausing and
+    isolating the leader then loses or reorders acknowledged writes, and the
+    check must say so and exit 1."""
+    monkeypatch.setenv("JANGADA_TEST_UNSAFE", "ack-before-commit")
+    monkeypatch.setenv("JANGADA_TEST_UNSAFE_I_KNOW", "1")
+    up = session.supervisor("up", "3", "--detach")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "UNSAFE TEST BUILD" in session.layout.node_log(1).read_text()
+    run = session.supervisor("chaos", "--check", "--duration", "14", "--interval", "1.2", "--no-kill",
+                             "--leader", "--seed", "2", "--heal-timeout", "20", "--converge-timeout", "10",
+                             timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "chaos check: FAIL" in run.stdout
+    [outdir] = sorted(session.layout.root.glob("chaos-*"))
+    report = json.loads((outdir / "report.json").read_text())
+    assert report["faults_total"] >= 3, run.stdout
+    assert (not report["linearizable"] or report["lost_writes"] or report["revision_regressions"]
+            or not report["converged"])
+    if not report["linearizable"]:
+        assert (outdir / "timeline.html").exists()
+
+
+def test_the_unsafe_mode_is_refused_without_its_confirmation() -> None:
+    from node.unsafe import UnsafeRefused, requested
+
+    assert requested({}) is None
+    assert requested({"JANGADA_TEST_UNSAFE": "ack-before-commit",
+                      "JANGADA_TEST_UNSAFE_I_KNOW": "1"}) == "ack-before-commit"
+    with pytest.raises(UnsafeRefused, match="tests only"):
+        requested({"JANGADA_TEST_UNSAFE": "ack-before-commit"})
+    with pytest.raises(UnsafeRefused, match="not a known"):
+        requested({"JANGADA_TEST_UNSAFE": "yolo", "JANGADA_TEST_UNSAFE_I_KNOW": "1"})
