@@ -77,9 +77,14 @@ def _progress(options: BenchOptions, quiet: bool) -> Iterator[Progress | None]:
     with Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[figure]}"),
              TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("connecting", total=total, figure="")
+        running = False
 
         def update(phase: str, completed: int, elapsed: float) -> None:
+            nonlocal running
             if phase == "run":
+                if not running:  # the clock restarts: connecting and prefill are not measured
+                    running = True
+                    bar.reset(task, total=total)
                 rate = completed / elapsed if elapsed > 0 else 0.0
                 bar.update(task, description=options.workload, completed=completed if by_ops else elapsed,
                            figure=f"{completed} ops, {rate:,.0f} ops/s")
