@@ -12,7 +12,9 @@ cluster stays available and a workload can keep writing).
 admin request) to drop every peer frame to and from all other members for
 `--drop-for` seconds. The node lifts the fault by itself when the time is up, so
 even a chaos process killed mid-run leaves no partition behind; chaos also lifts
-any still in force when it ends.
+any still in force when it ends. `split` (used by `chaos --check` on 5+ nodes)
+does the same to a whole minority group at once, cutting it off from the
+majority: a two-sided partition.
 
 The choice of each event is a pure function of a seeded `random.Random` and the
 cluster's status (`choose`), tested without processes.
@@ -50,6 +52,7 @@ class ChaosOptions:
     drop_for: float = 1.0
     leader: bool = False  # aim at the leader (else a random node)
     leader_odds: float = 0.0  # with leader False: aim at the leader with this probability
+    split: bool = False  # also split the cluster into the largest minority | a majority (drop-traffic)
     pause_for: float = 1.0
     max_faulty: int | None = None  # None: a minority of the cluster
     seed: int | None = None
@@ -73,9 +76,10 @@ class ChaosOptions:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    action: str  # "kill" | "pause" | "drop"
+    action: str  # "kill" | "pause" | "drop" | "split"
     node_id: int
     was_leader: bool
+    group: tuple[int, ...] = ()  # split: the minority side (node_id among them)
 
 
 def choose(rng: random.Random, statuses: list[NodeStatus], options: ChaosOptions) -> Event | str:
@@ -94,7 +98,16 @@ def choose(rng: random.Random, statuses: list[NodeStatus], options: ChaosOptions
     else:
         target = rng.choice(healthy)
     actions = [a for a, on in (("kill", options.kill), ("pause", options.pause), ("drop", options.drop)) if on]
-    return Event(rng.choice(actions), target.id, leader is not None and target.id == leader.id)
+    was_leader = leader is not None and target.id == leader.id
+    minority = (len(statuses) - 1) // 2
+    if options.split and minority >= 2 and len(faulty) + minority <= limit:
+        actions.append("split")
+    action = rng.choice(actions)
+    if action != "split":
+        return Event(action, target.id, was_leader)
+    others = sorted(s.id for s in healthy if s.id != target.id)
+    group = tuple(sorted([target.id, *rng.sample(others, min(len(others), minority - 1))]))
+    return Event("split", target.id, was_leader, group)
 
 
 class Chaos:
@@ -121,7 +134,7 @@ class Chaos:
         self.say(f"for {o.duration:g} s, one event every {o.interval:g} s: {actions} {target} (seed {self.seed})")
         end = time.monotonic() + o.duration
         next_event = time.monotonic() + o.interval
-        counts = {"kill": 0, "pause": 0, "drop": 0}
+        counts = {"kill": 0, "pause": 0, "drop": 0, "split": 0}
         try:
             while (now := time.monotonic()) < end:
                 self._resume_due(now)
@@ -137,7 +150,8 @@ class Chaos:
             self.say("interrupted")
         finally:
             self._resume_due(float("inf"))
-        self.say(f"done: {counts['kill']} kills, {counts['pause']} pauses, {counts['drop']} isolations")
+        splits = f", {counts['split']} splits" if o.split else ""
+        self.say(f"done: {counts['kill']} kills, {counts['pause']} pauses, {counts['drop']} isolations{splits}")
         return 0
 
     def _event(self) -> str | None:
@@ -156,6 +170,8 @@ class Chaos:
             return None
         if event.action == "drop":
             return self._isolate(state, event)
+        if event.action == "split":
+            return self._split(state, event)
         proc = self._target(state, event.node_id, supervisor.pid)
         if proc is None:
             self.say(f"skipped: node {event.node_id} is not a running child of the supervisor")
@@ -197,6 +213,27 @@ class Chaos:
         role = " (leader)" if event.was_leader else ""
         self.say(f"DROP node {event.node_id}{role}: all traffic with nodes {peers} for {seconds:g} s")
         return "drop"
+
+    def _split(self, state: ClusterState, event: Event) -> str | None:
+        """Partition: every node of the minority `group` drops all traffic with the
+        rest (both directions), so the majority side can elect and commit alone."""
+        rest = [n.id for n in state.nodes if n.id not in event.group]
+        seconds = self.options.drop_for
+        done = []
+        for node_id in event.group:
+            record = state.node(node_id)
+            try:
+                _drop_traffic(record.client, rest, seconds)
+            except ClientError as error:
+                self.say(f"node {node_id} did not take the drop-traffic request ({error})")
+                continue
+            self.isolated[node_id] = (record.client, rest, time.monotonic() + seconds)
+            done.append(node_id)
+        if not done:
+            return None
+        role = " (leader among them)" if event.was_leader else ""
+        self.say(f"SPLIT nodes {list(event.group)}{role} | {rest} for {seconds:g} s")
+        return "split"
 
     def _resume_due(self, now: float) -> None:
         for node_id, (client, peers, at) in list(self.isolated.items()):

@@ -4,7 +4,8 @@
    get / delete / cas on a small key set, every op recorded on one clock);
 2. run the chaos schedule for --duration (SIGKILL random nodes and the leader,
    SIGSTOP pauses longer than the election timeout, drop-traffic isolating a
-   node - the leader or a follower, i.e. a minority/majority split);
+   node - the leader or a follower - and, with 5+ nodes, splitting the cluster
+   into its largest minority | a majority);
 3. heal: chaos SIGCONTs every paused node and lifts every drop as it ends; stop
    the workload; wait for the supervisor to have restarted every killed node and
    for one leader;
@@ -47,7 +48,7 @@ CONVERGE_TIMEOUT = 30.0
 CHECK_TIMEOUT = 30.0  # search budget per key
 MINIMIZE_BUDGET = 3.0  # per failing key: the counterexample is shrunk this long at most
 MAX_KEY_LINES = 40  # of each failing key's description in the text report
-EVENT_WORDS = ("SIGKILL", "SIGSTOP", "SIGCONT", "DROP", "HEAL")
+EVENT_WORDS = ("SIGKILL", "SIGSTOP", "SIGCONT", "DROP", "SPLIT", "HEAL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +67,13 @@ class RecordingChaos(Chaos):
         super().__init__(layout, options, out)
         self.history = history
         self.events: list[tuple[float, str]] = []
-        self.counts = {"kill": 0, "pause": 0, "drop": 0, "leader": 0}
+        self.counts = {"kill": 0, "pause": 0, "drop": 0, "split": 0, "leader": 0}
 
     def say(self, message: str) -> None:
         super().say(message)
         if message.startswith(EVENT_WORDS):
             self.events.append((round(self.history.clock(), 3), message))
-            if "(leader)" in message and message.startswith(("SIGKILL", "SIGSTOP", "DROP")):
+            if "(leader" in message and message.startswith(("SIGKILL", "SIGSTOP", "DROP", "SPLIT")):
                 self.counts["leader"] += 1
 
     def _event(self) -> str | None:
@@ -83,15 +84,16 @@ class RecordingChaos(Chaos):
 
 
 def schedule(options: ChaosOptions, layout: Layout) -> ChaosOptions:
-    """The check's fault schedule: pauses and isolations on (kills too unless
-    --no-kill), half the faults aimed at the leader (--leader: all), pauses and
-    isolations at least 3x the longest election timeout."""
+    """The check's fault schedule: pauses, isolations and (5+ nodes) minority |
+    majority splits on (kills too unless --no-kill), half the faults aimed at the
+    leader (--leader: all), pauses and drops at least 3x the longest election
+    timeout."""
     try:
         timing = load_spec(layout.config).timing
         longest_election = 2 * timing.election_ticks * timing.tick_ms / 1000
     except (OSError, SpecError):
         longest_election = 1.0
-    return replace(options, pause=True, drop=True,
+    return replace(options, pause=True, drop=True, split=True,
                    leader_odds=0.0 if options.leader else 0.5,
                    pause_for=max(options.pause_for, round(3 * longest_election, 2)),
                    drop_for=max(options.drop_for, round(3 * longest_election, 2)))
@@ -117,8 +119,10 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     outdir = layout.root / f"chaos-{stamp}"
     outdir.mkdir(parents=True, exist_ok=True)
     endpoints = [n.client for n in state.nodes]
+    # Fresh keys every run: the checker's model starts from "absent", so keys an
+    # earlier run (or anyone) wrote must not be reused.
     wopts = WorkloadOptions(clients=check.clients, keys=check.keys, duration=options.duration + 3600,
-                            op_timeout=check.op_timeout, seed=options.seed or 0)
+                            op_timeout=check.op_timeout, seed=options.seed or 0, key_prefix=f"chaos/{stamp}/k")
     history = History(time.monotonic())
     workload = Workload(endpoints, wopts, history)
     chaos = RecordingChaos(layout, schedule(options, layout), out, history)
@@ -170,7 +174,7 @@ def evaluate(history: History, chaos: RecordingChaos, final: dict[str, Any] | No
         "ops": len(ops), "ok": counts["ok"], "fail": counts["fail"], "info": counts["info"],
         "ok_per_s": round(counts["ok"] / chaos_end, 1) if chaos_end > 0 else 0.0,
         "faults": {k: v for k, v in chaos.counts.items()}, "faults_total": sum(
-            chaos.counts[k] for k in ("kill", "pause", "drop")),
+            chaos.counts[k] for k in ("kill", "pause", "drop", "split")),
         "max_unavailable_s": round(gap, 3), "max_unavailable_at_s": round(gap_at, 3),
         "convergence": convergence.to_dict(), "converged": convergence.converged,
         "events": [{"t": t, "event": e} for t, e in chaos.events],
@@ -198,7 +202,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"  ops:                 {report['ops']} ({report['ok']} ok, {report['fail']} fail, {report['info']} info;"
         f" {report['ok_per_s']} ok/s over {report['duration_s']} s)",
         f"  faults injected:     {report['faults_total']} ({faults['kill']} kills, {faults['pause']} pauses, "
-        f"{faults['drop']} isolations; {faults['leader']} aimed at the leader)",
+        f"{faults['drop']} isolations, {faults['split']} splits; {faults['leader']} aimed at the leader)",
         f"  max unavailability:  {report['max_unavailable_s']} s (from t={report['max_unavailable_at_s']} s)",
         f"  converged:           {'yes' if report['converged'] else 'NO'} ({conv['reason']}; applied index "
         f"{conv['applied_index']}, {len(conv['replicas'])} replicas)",

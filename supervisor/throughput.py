@@ -19,7 +19,7 @@ from cluster.check.history import Operation, Outcome
 _W, _H = 1000, 320
 _LEFT, _RIGHT, _TOP, _BOTTOM = 50, 20, 30, 40
 _COLOURS = {"ok": "#1b7f3b", "fail": "#e08a00", "info": "#b00020"}
-_EVENT_COLOURS = {"SIGKILL": "#b00020", "SIGSTOP": "#1f5fbf", "DROP": "#7b2cbf"}
+_EVENT_COLOURS = {"SIGKILL": "#b00020", "SIGSTOP": "#1f5fbf", "DROP": "#7b2cbf", "SPLIT": "#c2185b"}
 
 
 def per_second(ops: Sequence[Operation], end: float) -> dict[str, list[int]]:

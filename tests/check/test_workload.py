@@ -151,3 +151,14 @@ def test_leader_odds_aims_some_faults_at_the_leader() -> None:
     events = [choose(rng, statuses, options) for _ in range(200)]
     at_leader = sum(1 for e in events if not isinstance(e, str) and e.node_id == 1)
     assert 100 < at_leader < 200  # 1/2 aimed + 1/6 by chance
+
+
+def test_split_cuts_off_the_largest_minority_with_the_target_in_it() -> None:
+    statuses = [_status(1, "leader")] + [_status(i, "follower") for i in range(2, 6)]
+    options = ChaosOptions(duration=1, interval=1, kill=False, drop=True, split=True, leader=True)
+    events = [choose(random.Random(seed), statuses, options) for seed in range(40)]
+    splits = [e for e in events if not isinstance(e, str) and e.action == "split"]
+    assert splits and all(len(e.group) == 2 and 1 in e.group and e.was_leader for e in splits)
+    three = statuses[:3]
+    assert all(not isinstance(e, str) and e.action == "drop"
+               for e in (choose(random.Random(s), three, options) for s in range(20)))
