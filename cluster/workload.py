@@ -17,7 +17,8 @@ How an outcome is classified (the checker's three outcomes):
     fail  a typed refusal before anything was proposed: InvalidRequestError,
           CompactedError. Definitely not applied.
     info  anything else: ClientTimeout (no definite answer), SessionExpiredError
-          (the outcome of the last write is unknown), an unreadable reply, a
+          (the outcome of the last write is unknown; the client then opens a
+          new session for its next write), an unreadable reply, a
           socket error. It may take effect at any later time, or never.
 
 Values are unique per operation (`<process>.<n>`), so a read names the write it
@@ -35,7 +36,7 @@ import zmq
 
 from cluster.check.history import Operation, OpKind, Outcome, Value
 from cluster.client import (
-    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError,
+    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, SessionExpiredError,
 )
 from cluster.commands import Compare, Put
 
@@ -121,6 +122,9 @@ def perform(client: Client, call: Call) -> tuple[Outcome, Value | bool | None, i
                 return Outcome.OK, txn.succeeded, txn.revision
     except (InvalidRequestError, CompactedError):
         return Outcome.FAIL, None, None
+    except SessionExpiredError:
+        client.client_id = 0  # the next write opens a new session instead of failing forever
+        return Outcome.INFO, None, None
     except (ClientError, zmq.ZMQError):  # ClientTimeout, SessionExpiredError, UnexpectedReply
         return Outcome.INFO, None, None
     raise AssertionError(call.kind)

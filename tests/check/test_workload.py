@@ -25,6 +25,7 @@ class FakeClient:
         self.data: dict[str, str] = {}
         self.revision = 1
         self.fail_with: Exception | None = None
+        self.client_id = 5
 
     def _maybe_fail(self) -> None:
         if self.fail_with is not None:
@@ -75,6 +76,7 @@ def test_typed_errors_map_to_fail_or_info(error: Exception, outcome: Outcome) ->
     client.fail_with = error
     got, result, revision = perform(client, Call(OpKind.PUT, "k", "v"))  # type: ignore[arg-type]
     assert (got, result, revision) == (outcome, None, None)
+    assert client.client_id == (0 if isinstance(error, SessionExpiredError) else 5)
 
 
 def test_a_cas_whose_compare_fails_is_ok_with_result_false() -> None:
