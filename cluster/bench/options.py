@@ -34,6 +34,7 @@ class BenchOptions:
     timeout: float = 5.0  # one operation's deadline; past it the op counts as a ClientTimeout error
     prefill: bool = True
     seed: int = 0
+    pipeline: bool = False  # one socket per process with in_flight requests on it (cluster/bench/pipeline.py)
 
     @property
     def clients(self) -> int:
@@ -74,6 +75,11 @@ class BenchOptions:
             raise UsageError(f"--timeout must be in (0, 60] s, got {self.timeout:g}")
         if self.serializable and self.workload not in ("get", "range", "mixed"):
             raise UsageError("--serializable applies to the get, range and mixed workloads only")
+        if self.pipeline and self.workload == "txn":
+            raise UsageError("--pipeline supports put, get, mixed and range (txn needs the client's CAS loop)")
+        if self.pipeline and self.target != "leader" and (self.workload == "put" or (
+                self.workload == "mixed" and self.read_ratio < 1)):
+            raise UsageError("--pipeline does not follow redirects: writes need --target leader")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_number(float), default=5.0, help="one operation's deadline (default 5 s)")
     p.add_argument("--no-prefill", dest="prefill", action="store_false",
                    help="read workloads: do not write every key once before measuring")
+    p.add_argument("--pipeline", action="store_true",
+                   help="one socket per process with --in-flight requests on it, no threads and no retries: "
+                        "a cheaper load generator (errors are counted, not retried; keep --target leader)")
     p.add_argument("--seed", type=_number(int), default=0, help="key choice seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (stable; docs/benchmarks.md)")
     p.add_argument("--plot", metavar="FILE.png", help="draw throughput over time and the latency distribution "
@@ -153,6 +162,6 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         duration=DEFAULT_DURATION_CAP if duration is None else duration, keys=args.keys,
         value_size=args.value_size, serializable=args.serializable, read_ratio=args.read_ratio,
         range_limit=args.range_limit, target=args.target, timeout=args.timeout, prefill=args.prefill,
-        seed=args.seed)
+        seed=args.seed, pipeline=args.pipeline)
     options.check()
     return options

@@ -133,6 +133,9 @@ def _drive(options: BenchOptions, shared: Shared, results: Any, procs: list[Any]
         except queue.Empty:
             if any(p.exitcode not in (None, 0) for p in procs):
                 raise BenchError("a load process died (see its traceback above)") from None
+    failed = [r["setup_error"] for r in collected if r.get("setup_error")]
+    if failed:
+        raise BenchError(failed[0])
     wall = max((r["last"] for r in collected), default=0.0)
     if progress:
         progress("done", sum(r["completed"] for r in collected), wall)

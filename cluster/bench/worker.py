@@ -48,6 +48,7 @@ class ThreadTally:
     completed: int = 0
     last: float = 0.0  # seconds after t0 of its last completion
     prefill_errors: int = 0
+    setup_error: str = ""  # why this thread could not start measuring (the run is aborted)
 
 
 Op = Callable[[], str]  # performs one operation; returns its kind ("put", "get", "cas-ok", ...)
@@ -166,15 +167,59 @@ def measure(op: Op, budget: int | None, t0: float, duration: float, stopped: Cal
             remaining -= 1
 
 
+def run_pipeline(options: BenchOptions, endpoint: str, budget: int | None, shared: Shared,
+                 start: threading.Barrier, tally: ThreadTally, process: int, processes: int) -> None:
+    """--pipeline: this process's one socket with `in_flight` requests outstanding."""
+    from cluster.bench.pipeline import Pipeline, PipelineError, make_request, pump
+    from cluster.client import Client, ClientError
+    import zmq
+
+    rng = random.Random(options.seed * 1_000_003 + process)
+    pipe = Pipeline(endpoint, options.in_flight)
+    try:
+        try:
+            if options.workload in ("put", "mixed"):
+                pipe.open_sessions(options.timeout)
+            if options.prefill and options.workload != "put":
+                with Client([endpoint], timeout=options.timeout) as client:
+                    for index in prefill_keys(options, process, processes):
+                        try:
+                            client.put(options.key(index), prefill_value(options))
+                        except (ClientError, zmq.ZMQError):
+                            tally.prefill_errors += 1
+        except PipelineError as error:
+            tally.setup_error = f"load process {process}: {error}"
+            start.abort()
+            return
+        except BaseException:
+            start.abort()
+            raise
+        start.wait()
+        if shared.stop.is_set() or not shared.go.wait(READY_TIMEOUT):
+            return
+        pump(pipe, make_request(options, rng), budget, shared.t0.value, options.duration, options.timeout,
+             shared.stop.is_set, tally)
+    finally:
+        pipe.close()
+
+
 def worker_main(index: int, options: BenchOptions, endpoints: list[list[str]], budgets: list[int | None],
                 first_thread: int, threads: int, shared: Shared, results: Any) -> None:
     """The entry point of one load process (spawned; everything here is picklable)."""
-    tallies = [ThreadTally() for _ in endpoints]
-    start = threading.Barrier(len(endpoints) + 1)
-    workers = [threading.Thread(target=run_thread, daemon=True, name=f"bench-{index}.{i}",
-                                args=(options, endpoints[i], budgets[i], shared, start, tallies[i],
-                                      first_thread + i, threads))
-               for i in range(len(endpoints))]
+    if options.pipeline:
+        total = None if budgets[0] is None else sum(b or 0 for b in budgets)
+        tallies = [ThreadTally()]
+        start = threading.Barrier(2)
+        workers = [threading.Thread(target=run_pipeline, daemon=True, name=f"bench-{index}",
+                                    args=(options, endpoints[0][0], total, shared, start, tallies[0], index,
+                                          options.processes))]
+    else:
+        tallies = [ThreadTally() for _ in endpoints]
+        start = threading.Barrier(len(endpoints) + 1)
+        workers = [threading.Thread(target=run_thread, daemon=True, name=f"bench-{index}.{i}",
+                                    args=(options, endpoints[i], budgets[i], shared, start, tallies[i],
+                                          first_thread + i, threads))
+                   for i in range(len(endpoints))]
     for worker in workers:
         worker.start()
     try:
@@ -204,4 +249,5 @@ def merge_tallies(index: int, tallies: list[ThreadTally], cpu_s: float = 0.0) ->
     return {"process": index, "latency": latency.to_dict(), "errors": dict(errors), "kinds": dict(kinds),
             "timeline": dict(timeline), "completed": sum(t.completed for t in tallies),
             "last": max((t.last for t in tallies), default=0.0),
-            "prefill_errors": sum(t.prefill_errors for t in tallies), "cpu_s": cpu_s}
+            "prefill_errors": sum(t.prefill_errors for t in tallies), "cpu_s": cpu_s,
+            "setup_error": next((t.setup_error for t in tallies if t.setup_error), "")}

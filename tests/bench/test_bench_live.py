@@ -28,6 +28,11 @@ def test_a_tiny_run_against_a_one_node_cluster(session: Session) -> None:
     assert "get (serializable)" in get.stdout and "50 ok, 0 failed" in get.stdout
     assert "fsync always" in get.stdout and "p99.9" in get.stdout
 
+    piped = session.run("cluster.bench", "put", "--pipeline", "--ops", "100", "--in-flight", "4", "--json",
+                        "--quiet", timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["ops"] == {"total": 100, "ok": 100, "failed": 0}
+
     down = session.supervisor("down", "--purge", timeout=60)
     assert down.returncode == 0, down.stderr
     assert not session.alive()
