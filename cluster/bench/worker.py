@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -206,6 +207,7 @@ def run_pipeline(options: BenchOptions, endpoint: str, budget: int | None, share
 def worker_main(index: int, options: BenchOptions, endpoints: list[list[str]], budgets: list[int | None],
                 first_thread: int, threads: int, shared: Shared, results: Any) -> None:
     """The entry point of one load process (spawned; everything here is picklable)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
     if options.pipeline:
         total = None if budgets[0] is None else sum(b or 0 for b in budgets)
         tallies = [ThreadTally()]
