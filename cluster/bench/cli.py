@@ -51,8 +51,8 @@ def _bench(options: BenchOptions, endpoints: list[str], config: str | None, as_j
     cluster = {"endpoints": view.endpoints, "leader": view.leader, "roles": view.roles,
                "fsync": report.fsync_setting(config)}
     with _progress(options, quiet) as progress:
-        results, wall = runner.run(options, view, progress)
-    summary = report.summarize(options, results, wall, cluster)
+        results, wall, kills = runner.run(options, view, progress)
+    summary = report.summarize(options, results, wall, cluster, kills)
     if plot:
         from cluster.bench.plot import draw
         draw(summary, report.combined_latency(results), plot)

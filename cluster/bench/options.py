@@ -35,6 +35,8 @@ class BenchOptions:
     prefill: bool = True
     seed: int = 0
     pipeline: bool = False  # one socket per process with in_flight requests on it (cluster/bench/pipeline.py)
+    kill_leader: int = 0  # SIGKILL the leader this many times during the run (`python -m supervisor kill leader`)
+    kill_interval: float = 2.0  # seconds between kills (the first after one interval)
 
     @property
     def clients(self) -> int:
@@ -75,6 +77,17 @@ class BenchOptions:
             raise UsageError(f"--timeout must be in (0, 60] s, got {self.timeout:g}")
         if self.serializable and self.workload not in ("get", "range", "mixed"):
             raise UsageError("--serializable applies to the get, range and mixed workloads only")
+        if not 0 <= self.kill_leader <= 100:
+            raise UsageError(f"--kill-leader must be 0..100, got {self.kill_leader}")
+        if not 0.5 <= self.kill_interval <= 60:
+            raise UsageError(f"--kill-interval must be in [0.5, 60] s, got {self.kill_interval:g}")
+        if self.kill_leader and self.workload not in ("put", "txn", "mixed"):
+            raise UsageError("--kill-leader measures write unavailability: use put, txn or mixed")
+        if self.kill_leader and self.duration < (self.kill_leader + 1) * self.kill_interval:
+            raise UsageError(f"--duration must be at least (kills + 1) x --kill-interval = "
+                             f"{(self.kill_leader + 1) * self.kill_interval:g} s with --kill-leader")
+        if self.kill_leader and self.pipeline:
+            raise UsageError("--kill-leader needs the client's failover: drop --pipeline")
         if self.pipeline and self.workload == "txn":
             raise UsageError("--pipeline supports put, get, mixed and range (txn needs the client's CAS loop)")
         if self.pipeline and self.target != "leader" and (self.workload == "put" or (
@@ -142,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", action="store_true",
                    help="one socket per process with --in-flight requests on it, no threads and no retries: "
                         "a cheaper load generator (errors are counted, not retried; keep --target leader)")
+    p.add_argument("--kill-leader", type=_number(int), default=0, metavar="K",
+                   help="SIGKILL the leader K times during the run (the supervisor's cluster here: "
+                        "`python -m supervisor kill leader`) and report each write outage")
+    p.add_argument("--kill-interval", type=_number(float), default=2.0, metavar="S",
+                   help="seconds between kills (default 2)")
     p.add_argument("--seed", type=_number(int), default=0, help="key choice seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (stable; docs/benchmarks.md)")
     p.add_argument("--plot", metavar="FILE.png", help="draw throughput over time and the latency distribution "
@@ -162,6 +180,6 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         duration=DEFAULT_DURATION_CAP if duration is None else duration, keys=args.keys,
         value_size=args.value_size, serializable=args.serializable, read_ratio=args.read_ratio,
         range_limit=args.range_limit, target=args.target, timeout=args.timeout, prefill=args.prefill,
-        seed=args.seed, pipeline=args.pipeline)
+        seed=args.seed, pipeline=args.pipeline, kill_leader=args.kill_leader, kill_interval=args.kill_interval)
     options.check()
     return options

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.bench.options import BenchOptions
-from cluster.bench.worker import INTERVAL, ThreadTally
+from cluster.bench.worker import INTERVAL, WRITE_KINDS, ThreadTally
 
 ERROR_NAMES = {"invalid-request": "InvalidRequestError", "compacted": "CompactedError",
                "session-expired": "SessionExpiredError"}
@@ -157,6 +157,8 @@ def pump(pipe: Pipeline, request: Callable[[Slot], Request], budget: int | None,
         else:
             tally.latency.record(round((ended - slot.sent) * 1e6))
             tally.kinds[slot.kind] += 1
+            if tally.ok_write_times is not None and slot.kind in WRITE_KINDS:
+                tally.ok_write_times.append(ended - t0)
         tally.completed += 1
         tally.last = ended - t0
         tally.timeline[int(tally.last / INTERVAL)] += 1

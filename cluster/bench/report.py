@@ -5,24 +5,29 @@ shape is stable: `SCHEMA` changes when it does), and the text an operator reads.
     latency_ms     p50 p90 p99 p99.9 max, mean: ok operations only, client-side, full round trip
     errors         failed operations by error type (ClientTimeout = outcome unknown)
     fsync          the cluster's storage.fsync ("always" | "none"), or "unknown"
+    leader_kills   --kill-leader: per kill, the longest time without an ok write (null without it)
     load_cpu       the load processes' own CPU while measuring: seconds, per op (us), and
                    as cores busy (cpu_s / elapsed): near the machine's core count, the
                    load generator, not the cluster, may be what limits the figure
 """
 from __future__ import annotations
 
+import bisect
+import statistics
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from cluster.bench.histogram import Histogram
+from cluster.bench.killer import Kill
 from cluster.bench.options import BenchOptions
 from cluster.bench.worker import INTERVAL
 
 SCHEMA = 1
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 SUMMARY_KEYS = ("schema", "workload", "options", "cluster", "elapsed_s", "ops", "ops_per_s", "latency_ms",
-                "errors", "kinds", "prefill_errors", "load_cpu", "timeline")
+                "errors", "kinds", "prefill_errors", "load_cpu", "leader_kills", "timeline")
 
 
 def fsync_setting(config: str | None, cwd: Path | None = None) -> str:
@@ -46,7 +51,7 @@ def fsync_setting(config: str | None, cwd: Path | None = None) -> str:
 
 
 def summarize(options: BenchOptions, results: list[dict[str, Any]], wall: float,
-              cluster: dict[str, Any]) -> dict[str, Any]:
+              cluster: dict[str, Any], kills: Sequence[Kill] = ()) -> dict[str, Any]:
     latency = combined_latency(results)
     errors: dict[str, int] = {}
     kinds: dict[str, int] = {}
@@ -70,9 +75,34 @@ def summarize(options: BenchOptions, results: list[dict[str, Any]], wall: float,
         "errors": dict(sorted(errors.items())), "kinds": dict(sorted(kinds.items())),
         "prefill_errors": sum(r["prefill_errors"] for r in results),
         "load_cpu": load_cpu(sum(r.get("cpu_s", 0.0) for r in results), completed, wall),
+        "leader_kills": leader_kills(kills, results, wall) if options.kill_leader else None,
         "timeline": {"interval_s": INTERVAL,
                      "ops": [timeline.get(i, 0) for i in range(max(timeline, default=-1) + 1)]},
     }
+
+
+def outages(kills: Sequence[float], ok_writes: Sequence[float], end: float) -> list[float]:
+    """Per kill, the longest time without an ok write completing, from the kill until
+    the next kill (or `end`): what a client sees as the write outage. `ok_writes` sorted."""
+    out = []
+    for i, kill in enumerate(kills):
+        until = kills[i + 1] if i + 1 < len(kills) else max(end, kill)
+        previous, longest = kill, 0.0
+        for t in ok_writes[bisect.bisect_left(ok_writes, kill):bisect.bisect_left(ok_writes, until)]:
+            longest = max(longest, t - previous)
+            previous = t
+        out.append(round(max(longest, until - previous), 6))
+    return out
+
+
+def leader_kills(kills: Sequence[Kill], results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    done = [k for k in kills if k.ok]
+    ok_writes = sorted(t for r in results for t in r.get("ok_write_times", ()))
+    gaps = outages([k.at for k in done], ok_writes, wall)
+    return {"kills": len(done), "failed_kills": [k.detail for k in kills if not k.ok],
+            "at_s": [round(k.at, 3) for k in done], "outage_s": gaps,
+            "outage_median_s": round(statistics.median(gaps), 6) if gaps else None,
+            "outage_max_s": max(gaps) if gaps else None}
 
 
 def load_cpu(cpu_s: float, ops: int, wall: float) -> dict[str, float]:
@@ -112,6 +142,15 @@ def render_text(summary: dict[str, Any]) -> str:
     ]
     cpu = summary["load_cpu"]
     lines.append(f"load cpu:   {cpu['us_per_op']:.0f} us/op, {cpu['cores']:.2f} cores busy generating load")
+    kills = summary["leader_kills"]
+    if kills is not None:
+        line = f"kills:      {kills['kills']} leader SIGKILLs"
+        if kills["kills"]:
+            line += (f"; write outage median {kills['outage_median_s']:.3f} s, max {kills['outage_max_s']:.3f} s"
+                     f" (each: {', '.join(f'{g:.2f}' for g in kills['outage_s'])})")
+        if kills["failed_kills"]:
+            line += f"; {len(kills['failed_kills'])} kill(s) failed: {kills['failed_kills'][0]}"
+        lines.append(line)
     errors = summary["errors"]
     lines.append("errors:     " + (", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "none"))
     cas = summary["kinds"]

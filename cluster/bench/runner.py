@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cluster.bench.killer import Kill, LeaderKiller
 from cluster.bench.options import BenchOptions
 from cluster.bench.worker import READY_TIMEOUT, Shared, worker_main
 
+KILL_JOIN = 20.0  # a kill command in progress when the run ends: at most KILL_TIMEOUT
 GRACE = 30.0  # past the duration + one op timeout: the parent stops waiting
 
 
@@ -81,8 +83,10 @@ def split_budget(ops: int | None, clients: int) -> list[int | None]:
 Progress = Callable[[str, int, float], None]  # (phase, completed ops, elapsed s)
 
 
-def run(options: BenchOptions, view: ClusterView, progress: Progress | None = None) -> tuple[list[dict[str, Any]], float]:
-    """Run the load; the workers' result dicts and the measured wall time (s)."""
+def run(options: BenchOptions, view: ClusterView,
+        progress: Progress | None = None) -> tuple[list[dict[str, Any]], float, list[Kill]]:
+    """Run the load; the workers' result dicts, the measured wall time (s) and the
+    leader kills (--kill-leader)."""
     ctx = multiprocessing.get_context("spawn")
     shared = Shared(ready=ctx.Value("i", 0), go=ctx.Event(), stop=ctx.Event(), t0=ctx.Value("d", 0.0),
                     done=ctx.RawArray("q", options.processes))
@@ -108,7 +112,7 @@ def run(options: BenchOptions, view: ClusterView, progress: Progress | None = No
 
 
 def _drive(options: BenchOptions, shared: Shared, results: Any, procs: list[Any],
-           progress: Progress | None) -> tuple[list[dict[str, Any]], float]:
+           progress: Progress | None) -> tuple[list[dict[str, Any]], float, list[Kill]]:
     started = time.monotonic()
     while shared.ready.value < len(procs):
         if time.monotonic() - started > READY_TIMEOUT:
@@ -120,6 +124,25 @@ def _drive(options: BenchOptions, shared: Shared, results: Any, procs: list[Any]
         time.sleep(0.05)
     shared.t0.value = t0 = time.monotonic()
     shared.go.set()
+    killer = LeaderKiller(options.kill_leader, options.kill_interval, t0)
+    thread = killer.start() if options.kill_leader else None
+    try:
+        collected = _collect(options, shared, results, procs, progress, t0)
+    finally:
+        killer.stop.set()
+        if thread is not None:
+            thread.join(KILL_JOIN)
+    failed = [r["setup_error"] for r in collected if r.get("setup_error")]
+    if failed:
+        raise BenchError(failed[0])
+    wall = max((r["last"] for r in collected), default=0.0)
+    if progress:
+        progress("done", sum(r["completed"] for r in collected), wall)
+    return sorted(collected, key=lambda r: r["process"]), wall, list(killer.kills)
+
+
+def _collect(options: BenchOptions, shared: Shared, results: Any, procs: list[Any], progress: Progress | None,
+             t0: float) -> list[dict[str, Any]]:
     limit = options.duration + options.timeout + GRACE
     collected: list[dict[str, Any]] = []
     while len(collected) < len(procs):
@@ -133,10 +156,4 @@ def _drive(options: BenchOptions, shared: Shared, results: Any, procs: list[Any]
         except queue.Empty:
             if any(p.exitcode not in (None, 0) for p in procs):
                 raise BenchError("a load process died (see its traceback above)") from None
-    failed = [r["setup_error"] for r in collected if r.get("setup_error")]
-    if failed:
-        raise BenchError(failed[0])
-    wall = max((r["last"] for r in collected), default=0.0)
-    if progress:
-        progress("done", sum(r["completed"] for r in collected), wall)
-    return sorted(collected, key=lambda r: r["process"]), wall
+    return collected

@@ -24,6 +24,7 @@ from typing import Any
 from cluster.bench.histogram import Histogram
 from cluster.bench.options import BenchOptions
 
+WRITE_KINDS = frozenset({"put", "cas-succeeded", "cas-failed"})
 #: Throughput timeline resolution (seconds per bucket).
 INTERVAL = 0.25
 READY_TIMEOUT = 300.0
@@ -50,6 +51,7 @@ class ThreadTally:
     last: float = 0.0  # seconds after t0 of its last completion
     prefill_errors: int = 0
     setup_error: str = ""  # why this thread could not start measuring (the run is aborted)
+    ok_write_times: list[float] | None = None  # --kill-leader: when each ok write completed (s after t0)
 
 
 Op = Callable[[], str]  # performs one operation; returns its kind ("put", "get", "cas-ok", ...)
@@ -161,6 +163,8 @@ def measure(op: Op, budget: int | None, t0: float, duration: float, stopped: Cal
         if kind:
             tally.latency.record(round((ended - began) * 1e6))
             tally.kinds[kind] += 1
+            if tally.ok_write_times is not None and kind in WRITE_KINDS:
+                tally.ok_write_times.append(ended - t0)
         tally.completed += 1
         tally.last = ended - t0
         tally.timeline[int(tally.last / INTERVAL)] += 1
@@ -212,11 +216,13 @@ def worker_main(index: int, options: BenchOptions, endpoints: list[list[str]], b
         total = None if budgets[0] is None else sum(b or 0 for b in budgets)
         tallies = [ThreadTally()]
         start = threading.Barrier(2)
+        if options.kill_leader:
+            tallies[0].ok_write_times = []
         workers = [threading.Thread(target=run_pipeline, daemon=True, name=f"bench-{index}",
                                     args=(options, endpoints[0][0], total, shared, start, tallies[0], index,
                                           options.processes))]
     else:
-        tallies = [ThreadTally() for _ in endpoints]
+        tallies = [ThreadTally(ok_write_times=[] if options.kill_leader else None) for _ in endpoints]
         start = threading.Barrier(len(endpoints) + 1)
         workers = [threading.Thread(target=run_thread, daemon=True, name=f"bench-{index}.{i}",
                                     args=(options, endpoints[i], budgets[i], shared, start, tallies[i],
@@ -252,4 +258,5 @@ def merge_tallies(index: int, tallies: list[ThreadTally], cpu_s: float = 0.0) ->
             "timeline": dict(timeline), "completed": sum(t.completed for t in tallies),
             "last": max((t.last for t in tallies), default=0.0),
             "prefill_errors": sum(t.prefill_errors for t in tallies), "cpu_s": cpu_s,
-            "setup_error": next((t.setup_error for t in tallies if t.setup_error), "")}
+            "setup_error": next((t.setup_error for t in tallies if t.setup_error), ""),
+            "ok_write_times": sorted(x for t in tallies for x in (t.ok_write_times or ()))}

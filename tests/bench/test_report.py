@@ -95,3 +95,24 @@ def test_the_json_summary_has_a_stable_shape_and_its_counts_add_up() -> None:
     assert set(summary["load_cpu"]) == {"cpu_s", "us_per_op", "cores"}
     text = render_text(summary)
     assert "fsync always" in text and "160 ok, 40 failed" in text and "ClientTimeout" in text
+
+
+def test_an_outage_is_the_longest_time_without_an_ok_write_after_each_kill() -> None:
+    from cluster.bench.report import outages
+    writes = [0.1, 0.2, 1.0, 1.05, 1.6, 1.7, 1.8, 3.5, 3.6]
+    # kill at 0.5: next write 1.0 (0.5), then gaps 0.05, 0.55, 0.1, 0.1, until the kill at 2.0 (0.2)
+    # kill at 2.0: nothing until 3.5 (1.5), then 0.1, then to the end 4.0 (0.4)
+    assert outages([0.5, 2.0], writes, 4.0) == [0.55, 1.5]
+    assert outages([1.0], [], 3.0) == [2.0]  # no write at all after the kill: an outage to the end
+    assert outages([], writes, 4.0) == []
+
+
+def test_the_kill_summary_counts_only_kills_that_happened() -> None:
+    from cluster.bench.killer import Kill
+    from cluster.bench.report import leader_kills
+    results = [{"ok_write_times": [0.1, 1.2, 1.3]}, {"ok_write_times": [0.2, 1.25, 2.9]}]
+    kills = [Kill(1.0, True, "SIGKILL node 1"), Kill(2.0, False, "no node claims to be the leader")]
+    summary = leader_kills(kills, results, 3.0)
+    assert summary["kills"] == 1 and summary["at_s"] == [1.0]
+    assert summary["outage_s"] == [pytest.approx(1.6)] and summary["outage_max_s"] == pytest.approx(1.6)
+    assert summary["failed_kills"] == ["no node claims to be the leader"]

@@ -37,6 +37,11 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["put", "--serializable"], "--serializable applies"),
     (["put", "--plot", "out.svg"], ".png"),
     (["put", "--endpoints", "nonsense"], "--endpoints"),
+    (["get", "--kill-leader", "2", "-d", "10"], "write unavailability"),
+    (["put", "--kill-leader", "5", "-d", "4"], "at least (kills + 1)"),
+    (["put", "--kill-leader", "101"], "--kill-leader must be"),
+    (["put", "--kill-interval", "0.1"], "--kill-interval must be"),
+    (["put", "--kill-leader", "1", "-d", "5", "--pipeline"], "drop --pipeline"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
