@@ -191,6 +191,8 @@ class Workload:
         self.threads: list[threading.Thread] = []
         self.budget = threading.Semaphore(options.max_ops)
         self.errors: list[BaseException] = []
+        self.budget_spent = False
+        self.last_exit = 0.0  # history time at which the last client thread ended
 
     def start(self) -> None:
         self.deadline = time.monotonic() + self.options.duration
@@ -224,12 +226,14 @@ class Workload:
         try:
             while not self.stopping.is_set() and time.monotonic() < self.deadline:
                 if not self.budget.acquire(blocking=False):
+                    self.budget_spent = True
                     return
                 generator.observe(timed(self.history, process, client, generator.next()))
         except BaseException as error:  # recorded and re-raised by join(): never swallowed
             self.errors.append(error)
         finally:
             client.close()
+            self.last_exit = max(self.last_exit, self.history.clock())
 
 
 def _client(endpoints: Sequence[str], options: WorkloadOptions) -> Client:

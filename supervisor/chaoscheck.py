@@ -56,6 +56,7 @@ class CheckOptions:
     clients: int = 4
     keys: int = 5
     op_timeout: float = 2.0
+    max_ops: int = 1_000_000  # the workload's op budget, in all
     heal_timeout: float = HEAL_TIMEOUT
     converge_timeout: float = CONVERGE_TIMEOUT
 
@@ -122,7 +123,8 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     # Fresh keys every run: the checker's model starts from "absent", so keys an
     # earlier run (or anyone) wrote must not be reused.
     wopts = WorkloadOptions(clients=check.clients, keys=check.keys, duration=options.duration + 3600,
-                            op_timeout=check.op_timeout, seed=options.seed or 0, key_prefix=f"chaos/{stamp}/k")
+                            op_timeout=check.op_timeout, max_ops=check.max_ops, seed=options.seed or 0,
+                            key_prefix=f"chaos/{stamp}/k")
     history = History(time.monotonic())
     workload = Workload(endpoints, wopts, history)
     chaos = RecordingChaos(layout, schedule(options, layout), out, history)
@@ -146,7 +148,12 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
         chaos.say(f"final reads failed: {error}")
         final = None
     convergence = compare_replicas(load_state(layout), check.converge_timeout)
-    report, result = evaluate(history, chaos, final, convergence, chaos_end, healed)
+    # Unavailability is measured only while the workload ran (it stops early if
+    # its op budget runs out).
+    workload_end = min(chaos_end, workload.last_exit)
+    report, result = evaluate(history, chaos, final, convergence, workload_end, healed)
+    report["workload_budget_spent"] = workload.budget_spent
+    report["chaos_s"] = round(chaos_end, 3)
     _save(outdir, history, chaos, report, result)
     print(format_report(report), file=out, flush=True)
     return 0 if report["passed"] else 1
@@ -207,6 +214,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"  converged:           {'yes' if report['converged'] else 'NO'} ({conv['reason']}; applied index "
         f"{conv['applied_index']}, {len(conv['replicas'])} replicas)",
     ]
+    if report.get("workload_budget_spent"):
+        lines.append(f"  note: the workload spent its op budget (--max-ops) at t={report['duration_s']} s, "
+                     f"before the chaos ended at {report['chaos_s']} s")
     lines += [f"  {text}" for text in report["failing_keys"]]
     lines += [f"  {text}" for text in report["lost"] + report["regressions"]]
     if report.get("dir"):
