@@ -32,6 +32,7 @@ class BenchOptions:
     target: str = "leader"
     key_prefix: str = "bench/"
     timeout: float = 5.0  # one operation's deadline; past it the op counts as a ClientTimeout error
+    attempt_timeout: float = 1.0  # the client tries the next endpoint after this long without an answer
     prefill: bool = True
     seed: int = 0
     pipeline: bool = False  # one socket per process with in_flight requests on it (cluster/bench/pipeline.py)
@@ -75,6 +76,8 @@ class BenchOptions:
             raise UsageError(f"--target must be one of {', '.join(TARGETS)}")
         if not 0 < self.timeout <= 60:
             raise UsageError(f"--timeout must be in (0, 60] s, got {self.timeout:g}")
+        if not 0 < self.attempt_timeout <= self.timeout:
+            raise UsageError(f"--attempt-timeout must be in (0, --timeout], got {self.attempt_timeout:g}")
         if self.serializable and self.workload not in ("get", "range", "mixed"):
             raise UsageError("--serializable applies to the get, range and mixed workloads only")
         if not 0 <= self.kill_leader <= 100:
@@ -150,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which nodes the clients talk to first (writes and linearizable reads "
                         "are redirected to the leader anyway)")
     p.add_argument("--timeout", type=_number(float), default=5.0, help="one operation's deadline (default 5 s)")
+    p.add_argument("--attempt-timeout", type=_number(float), default=1.0, metavar="S",
+                   help="a client tries the next endpoint after S s without an answer (default 1, as the CLI); "
+                        "it bounds how fast clients leave a dead leader")
     p.add_argument("--no-prefill", dest="prefill", action="store_false",
                    help="read workloads: do not write every key once before measuring")
     p.add_argument("--pipeline", action="store_true",
@@ -179,7 +185,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         workload=args.workload, processes=args.processes, in_flight=args.in_flight, ops=ops,
         duration=DEFAULT_DURATION_CAP if duration is None else duration, keys=args.keys,
         value_size=args.value_size, serializable=args.serializable, read_ratio=args.read_ratio,
-        range_limit=args.range_limit, target=args.target, timeout=args.timeout, prefill=args.prefill,
-        seed=args.seed, pipeline=args.pipeline, kill_leader=args.kill_leader, kill_interval=args.kill_interval)
+        range_limit=args.range_limit, target=args.target, timeout=args.timeout,
+        attempt_timeout=args.attempt_timeout, prefill=args.prefill, seed=args.seed, pipeline=args.pipeline,
+        kill_leader=args.kill_leader, kill_interval=args.kill_interval)
     options.check()
     return options

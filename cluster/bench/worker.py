@@ -121,7 +121,7 @@ def run_thread(options: BenchOptions, endpoints: list[str], budget: int | None, 
     import zmq
 
     rng = random.Random(options.seed * 1_000_003 + global_index)
-    with Client(endpoints, timeout=options.timeout, attempt_timeout=min(1.0, options.timeout)) as client:
+    with Client(endpoints, timeout=options.timeout, attempt_timeout=options.attempt_timeout) as client:
         try:
             if options.prefill and options.workload != "put":
                 for index in prefill_keys(options, global_index, threads):

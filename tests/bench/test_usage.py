@@ -34,6 +34,7 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["range", "--range-limit", "0"], "--range-limit must be"),
     (["put", "--target", "nobody"], "invalid choice"),
     (["put", "--timeout", "0"], "--timeout must be"),
+    (["put", "--attempt-timeout", "6"], "--attempt-timeout must be"),
     (["put", "--serializable"], "--serializable applies"),
     (["put", "--plot", "out.svg"], ".png"),
     (["put", "--endpoints", "nonsense"], "--endpoints"),
