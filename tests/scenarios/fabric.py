@@ -110,10 +110,5 @@ class Fabric:
         return [e.term for e in self.cores[node].log.entries]
 
 
-def between(group: set[int]) -> Filter:
-    """Keep only messages whose sender and receiver are both in `group`."""
-    return lambda m: m.src in group and m.dst in group
-
-
 def isolate(node: int) -> Filter:
     return lambda m: m.src != node and m.dst != node
