@@ -76,6 +76,7 @@ class NodeActor:
         self.tick_seconds = spec.timing.tick_ms / 1000
         self.request_timeout = spec.timing.request_timeout_ms / 1000
         self.policy = CompactionPolicy(spec.snapshot.applied_entries, spec.snapshot.wal_bytes)
+        self._wal_at_snapshot = 0  # WAL bytes right after the last compaction (see the policy)
         self.core: RaftCore | None = None
         self.storage, recovered = DataDir.open(data_dir, spec.cluster_id, node_id, StorageOptions(
             segment_bytes=spec.storage.segment_bytes, sync=SyncPolicy(spec.storage.fsync),
@@ -281,7 +282,10 @@ class NodeActor:
             return
         applied = self.sm.applied_index
         base = self.storage.snapshot.meta.index if self.storage.snapshot else 0
-        if applied <= base or not self.policy.should_snapshot(applied - base, self.storage.wal_bytes):
+        last = self.storage.snapshot
+        wal = self.storage.wal_bytes
+        if applied <= base or not self.policy.should_snapshot(
+                applied - base, wal, wal - self._wal_at_snapshot, last.file_size if last else 0):
             return
         meta = SnapshotMeta(applied, self.raft.log.term_at(applied), ConfState(self.spec.ids))
         self.local_snapshot = LocalSnapshot(self.storage, meta, self.sm.snapshot(self.spec.snapshot.chunk_bytes))
@@ -294,6 +298,7 @@ class NodeActor:
                 self.local_snapshot = None
                 self.raft.compact(Snapshot(ref.meta, ref))
                 removed = self.storage.compact(ref.meta.index)
+                self._wal_at_snapshot = self.storage.wal_bytes
                 self.log.info(f"snapshot {ref.meta.index}/{ref.meta.term} saved, "
                               f"{len(removed)} WAL segments removed")
         for peer, sender in list(self.senders.items()):
