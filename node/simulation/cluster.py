@@ -241,17 +241,9 @@ class SimCluster:
         """The membership in effect is the latest conf-change entry in the (durable)
         log, else the snapshot's; the Ready stream reported exactly that."""
         disk = node.disk
-        expected = None
-        for e in reversed(disk.entries):
-            if e.kind is EntryKind.CONF_CHANGE:
-                expected = decode_conf_change(e.data).result
-                break
-        else:
-            if disk.snapshot is not None and (disk.snapshot.meta.conf.voters
-                                              or disk.snapshot.meta.conf.learners):
-                expected = disk.snapshot.meta.conf
-            elif disk.snapshot is None:
-                expected = node.boot_conf
+        expected = disk.latest_conf()
+        if expected is None and disk.snapshot is None:
+            expected = node.boot_conf
         if expected is not None and core.conf != expected:
             self.checker.fail("Configuration in effect", f"node {node.id} uses {core.conf}, "
                               f"its log says {expected}")
