@@ -34,6 +34,7 @@ from node.statemachine.errors import (
     SnapshotCorrupt,
     StaleSequence,
 )
+from node.statemachine.events import DELETE, PUT, Event, EventSlice, in_range
 from node.statemachine.keyvalue import KeyValue
 from node.statemachine.leases import LeaseHook, NoLeases
 from node.statemachine.limits import Limits
@@ -60,5 +61,5 @@ __all__ = [
     "SessionClosed", "SessionExpired", "SessionOpened", "SnapshotCorrupt",
     "SortOrder", "SortTarget", "StaleSequence", "StateMachine", "Txn", "TxnResult",
     "decode_command", "decode_result", "encode_command", "encode_result", "is_read_only",
-    "prefix_end",
+    "prefix_end", "PUT", "DELETE", "Event", "EventSlice", "in_range",
 ]
