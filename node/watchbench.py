@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from cluster.commands import Put, Txn
+from cluster.commands import Put
 from node.localcluster import LocalCluster
 from node.statemachine import Put as SmPut
 from node.statemachine import StateMachine, encode_command, prefix_end
