@@ -5,6 +5,7 @@ CLI. Every wait has a deadline; no assertion on wall-clock speed."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cluster.client import ClientError, WatchCompactedError
+from cluster.commands import Put
 from cluster.protocol import WatchEvent
 from node.localcluster import LocalCluster, wait_for
 
@@ -106,8 +108,7 @@ def test_resume_from_a_revision_on_another_node_and_the_compacted_error(make_clu
     client = cluster.client()
     for i in range(10):
         client.put(f"r/{i}", str(i))
-    client.txn(success=[__import__("cluster.commands", fromlist=["Put"]).Put(b"r/a", b"1"),
-                        __import__("cluster.commands", fromlist=["Put"]).Put(b"r/b", b"2")])
+    client.txn(success=[Put(b"r/a", b"1"), Put(b"r/b", b"2")])
     last = client.delete("r/0", prev_kv=True).revision
 
     on_two = cluster.client([cluster.address(2)]).watch("r/", prefix=True, start_revision=2, prev_kv=True)
@@ -153,14 +154,16 @@ def test_the_cli_streams_events_and_stops_after_max_events(make_cluster: MakeClu
     lines = cli("c/1", "--rev", "2", "--max-events", "2", "-w", "json", "--timeout", "30").stdout.splitlines()
     docs = [json.loads(line) for line in lines]
     assert [(d["type"], d["revision"], d["kv"]["value"]) for d in docs] == [("PUT", 2, "one"), ("PUT", 3, "two")]
-    # Live: start from now, then write.
+    def watches() -> int:
+        return sum(st["watches"] for st in map(cluster.status, cluster.spec.ids) if st)
+
+    # Live: the watch waits at the next revision (whenever it is created), then the write comes.
+    head = client.put("p", "x").revision
     proc = subprocess.Popen([sys.executable, "-m", "cluster", "watch", "--endpoints", endpoints, "live",
+                             "--rev", str(head + 1),
                              "--max-events", "1", "--timeout", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        def watching() -> bool:
-            return any(st and st.get("watches") for st in map(cluster.status, cluster.spec.ids))
-        wait_for(watching, 60, "the CLI's watch to be created")
         client.put("live", "now")
         out, err = proc.communicate(timeout=60)
     finally:
@@ -170,3 +173,16 @@ def test_the_cli_streams_events_and_stops_after_max_events(make_cluster: MakeClu
     assert proc.returncode == 0 and out == "PUT\nlive\nnow\n", err
     short = cli("never", "--max-events", "1", "--timeout", "1")
     assert short.returncode == 1 and "0 of 1 events" in short.stderr
+    # Ctrl-C ends an unbounded watch cleanly, exit 0.
+    wait_for(lambda: watches() == 0, 60, "the earlier watches to be gone")
+    endless = subprocess.Popen([sys.executable, "-m", "cluster", "watch", "--endpoints", endpoints, "x"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        wait_for(lambda: watches() == 1, 60, "the endless watch to be created")
+        endless.send_signal(signal.SIGINT)
+        out, err = endless.communicate(timeout=30)
+    finally:
+        if endless.poll() is None:
+            endless.kill()
+            endless.wait()
+    assert endless.returncode == 0 and out == "" and "Traceback" not in err, err
