@@ -14,7 +14,7 @@ import zmq
 
 from cluster.client import Compare, InvalidRequestError
 from cluster.commands import Put
-from cluster.protocol import ErrorCode, ErrorReply, decode_watch_frame
+from cluster.protocol import ErrorCode, ErrorReply, decode_watch_frames
 from node.localcluster import LocalCluster, wait_for
 from node.raft import Entry, EntryKind
 from node.snapshots import unframe_chunks
@@ -47,9 +47,11 @@ def _garbage_frames(cluster_id: str, rng: random.Random) -> list[list[bytes]]:
         [pack({"v": 1, "id": 7, "op": "nope"})],
         [pack({"v": 1, "id": 8, "op": "kv", "cmd": b"\x00garbage", "ser": False})],
         [pack({"v": 1, "id": "x", "op": "kv"})],
+        [pack([])], [pack([{"v": 1, "id": 9, "op": "status"}] * 1025)],  # empty / too big a batch
+        [pack([{"v": 1, "id": 10, "op": "nope"}, 5, {"v": 1, "id": "y"}])],  # a batch of bad elements
         # watch requests: malformed, over a limit, for an unknown watch, from a far future revision
-        [pack({"v": 1, "id": 9, "op": "watch", "wid": 1, "key": b"", "end": b""})],
-        [pack({"v": 1, "id": 10, "op": "watch", "wid": -1, "key": b"k", "end": b"", "start": 0,
+        [pack({"v": 1, "id": 19, "op": "watch", "wid": 1, "key": b"", "end": b""})],
+        [pack({"v": 1, "id": 20, "op": "watch", "wid": -1, "key": b"k", "end": b"", "start": 0,
                "prev_kv": False, "progress_ms": 1000})],
         [pack({"v": 1, "id": 11, "op": "watch", "wid": 2, "key": b"k" * 9000, "end": b"", "start": 0,
                "prev_kv": False, "progress_ms": 1000})],
@@ -58,6 +60,8 @@ def _garbage_frames(cluster_id: str, rng: random.Random) -> list[list[bytes]]:
         [pack({"v": 1, "id": 13, "op": "watch-progress", "wid": 12345, "ack": 99, "notify": True})],
         [pack({"v": 1, "id": 14, "op": "watch-progress", "wid": 3, "ack": 2**62, "notify": True})],
         [pack({"v": 1, "id": 15, "op": "watch-cancel", "wid": "x"})],
+        [pack([{"v": 1, "id": 16, "op": "watch-progress", "wid": 1, "ack": 0, "notify": False},
+               {"v": 1, "id": 17, "op": "watch", "wid": 4}])],             # watch requests in a batch
         [b"\xff" * (MAX_MESSAGE + 10)],                            # oversized
     ]
     return frames
@@ -116,8 +120,8 @@ def test_garbage_on_every_socket_is_dropped_and_the_cluster_loses_nothing(make_c
             wait = 0.5 if endpoint == member.client else 0.0
             _spray(endpoint, frames, None, 0.0)
             replies = _spray(endpoint, frames, b"2", wait)  # pretending to be node 2
-            invalid_answers += sum(1 for r in replies if isinstance(rep := decode_watch_frame(r), ErrorReply)
-                                   and rep.code is ErrorCode.INVALID_REQUEST)
+            invalid_answers += sum(1 for r in replies for rep in decode_watch_frames(r)
+                                   if isinstance(rep, ErrorReply) and rep.code is ErrorCode.INVALID_REQUEST)
     assert invalid_answers > 0  # readable request ids got a typed answer
     assert sorted(cluster.running()) == list(cluster.spec.ids)
     for i in range(30):
