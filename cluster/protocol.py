@@ -50,6 +50,7 @@ class ErrorCode(str, Enum):
     INVALID_REQUEST = "invalid-request"
     COMPACTED = "compacted"
     SESSION_EXPIRED = "session-expired"
+    LEASE_NOT_FOUND = "lease-not-found"  # never granted, revoked or expired
 
 
 @dataclass(frozen=True, slots=True)

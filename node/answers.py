@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
 from node.statemachine import (
-    Compacted, KvError, Range, Request, Result, SessionExpired, Txn, encode_result,
+    Compacted, KvError, LeaseNotFound, Range, Request, Result, SessionExpired, Txn, encode_result,
 )
 
 
@@ -22,6 +22,8 @@ def result_reply(request_id: int, node_id: int, result: Result, serializable: bo
         return ErrorReply(request_id, node_id, ErrorCode.COMPACTED, str(result))
     if isinstance(result, SessionExpired):
         return ErrorReply(request_id, node_id, ErrorCode.SESSION_EXPIRED, str(result))
+    if isinstance(result, LeaseNotFound):
+        return ErrorReply(request_id, node_id, ErrorCode.LEASE_NOT_FOUND, str(result))
     if isinstance(result, KvError):
         return ErrorReply(request_id, node_id, ErrorCode.INVALID_REQUEST, str(result))
     return KvReply(request_id, node_id, encode_result(result), serializable)

@@ -55,8 +55,8 @@ class Lease:
     keys: set[bytes] = field(default_factory=set)
 
 
-#: Outbox events: ("grant", id, ttl) and ("remove", id, 0).
-LeaseEvent = tuple[str, int, int]
+#: Outbox events: ("grant", id, ttl, granted_index) and ("remove", id, 0, 0).
+LeaseEvent = tuple[str, int, int, int]
 
 
 def splitmix64(x: int) -> int:
@@ -102,7 +102,7 @@ class LeaseTable:
             while lease_id in self._leases:
                 lease_id = lease_id % INT64_MAX + 1
         lease = self._leases[lease_id] = Lease(lease_id, ttl, index)
-        self._events.append(("grant", lease_id, ttl))
+        self._events.append(("grant", lease_id, ttl, index))
         return lease
 
     def get(self, lease_id: int) -> Lease | None:
@@ -110,7 +110,7 @@ class LeaseTable:
 
     def remove(self, lease_id: int) -> Lease:
         lease = self._leases.pop(lease_id)
-        self._events.append(("remove", lease_id, 0))
+        self._events.append(("remove", lease_id, 0, 0))
         return lease
 
     def drain_events(self) -> list[LeaseEvent]:

@@ -164,8 +164,8 @@ class StateMachine:
         return list(self._leases)
 
     def drain_lease_events(self) -> list[LeaseEvent]:
-        """Grants ("grant", id, ttl) and removals ("remove", id, 0) applied since
-        the last call, in order."""
+        """Grants ("grant", id, ttl, granted_index) and removals ("remove", id,
+        0, 0) applied since the last call, in order."""
         return self._leases.drain_events()
 
     def _compact(self, revision: int) -> CompactResult:
