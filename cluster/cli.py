@@ -6,6 +6,8 @@
     python -m cluster del app/ --prefix
     python -m cluster txn < ops.txt             # the format: cluster/txnsyntax.py
     python -m cluster compact 42
+    python -m cluster lease grant 10            # then: put --lease ID KEY VALUE
+    python -m cluster lease keepalive ID [--once] | lease revoke ID | lease timetolive ID [--keys] | lease list
     python -m cluster endpoint status | endpoint health | member list
 
 Endpoints: `--endpoints HOST:PORT,...`, else `$JANGADA_ENDPOINTS`, else the cluster
@@ -24,13 +26,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cluster.client import (
-    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, SessionExpiredError, UnexpectedReply,
+    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, LeaseNotFoundError, SessionExpiredError,
+    UnexpectedReply,
 )
 from cluster import txnsyntax
 from cluster.commands import Response
 from cluster.discovery import DiscoveryError, default_layout, discover_endpoints, read_state
 from cluster.output import (
-    FORMATS, dumps, format_table, response_json, response_simple, response_table,
+    FORMATS, dumps, format_table, lease_json, lease_simple, lease_table, response_json, response_simple,
+    response_table,
 )
 from cluster.txnsyntax import TxnSyntaxError, parse_txn, span
 
@@ -70,6 +74,27 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _lease_id(text: str) -> int:
+    """A lease id in hex, as etcdctl prints and reads them."""
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a lease id (hexadecimal)") from None
+    if not 0 < value < 2**63:
+        raise argparse.ArgumentTypeError(f"lease id {text} out of range (1 to 7fffffffffffffff)")
+    return value
+
+
+def _ttl(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 second, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Global options work before or after the command (SUPPRESS: a subcommand's
     # unset copy does not overwrite the value given before it).
@@ -91,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("key", metavar="KEY")
     put.add_argument("value", metavar="VALUE", nargs="?")
     put.add_argument("--prev-kv", action="store_true", help="also print the previous key-value")
+    put.add_argument("--lease", type=_lease_id, default=0, metavar="ID",
+                     help="attach the key to lease ID (hex); a put without --lease detaches it")
 
     get = sub.add_parser("get", parents=[common], help="get KEY [RANGE_END]")
     _range_args(get)
@@ -119,6 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     member = sub.add_parser("member", parents=[common], help="member list")
     member.add_argument("what", choices=["list"])
+
+    lease = sub.add_parser("lease", parents=[common], help="lease grant|keepalive|revoke|timetolive|list")
+    actions = lease.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    grant = actions.add_parser("grant", parents=[common], help="grant TTL: a new lease of TTL seconds")
+    grant.add_argument("ttl", type=_ttl, metavar="TTL")
+    grant.add_argument("--id", type=_lease_id, default=0, metavar="ID", help="ask for this id (hex)")
+    keepalive = actions.add_parser("keepalive", parents=[common],
+                                   help="keepalive ID: renew every TTL/3 until Ctrl-C (or once)")
+    keepalive.add_argument("id", type=_lease_id, metavar="ID")
+    keepalive.add_argument("--once", action="store_true", help="renew once and exit")
+    revoke = actions.add_parser("revoke", parents=[common], help="revoke ID: delete the lease and its keys")
+    revoke.add_argument("id", type=_lease_id, metavar="ID")
+    timetolive = actions.add_parser("timetolive", parents=[common], help="timetolive ID: granted and remaining TTL")
+    timetolive.add_argument("id", type=_lease_id, metavar="ID")
+    timetolive.add_argument("--keys", action="store_true", help="also list the attached keys")
+    actions.add_parser("list", parents=[common], help="every lease id")
     return parser
 
 
@@ -149,7 +193,7 @@ def prepare_put(args: argparse.Namespace) -> Call:
     if not args.key:
         raise UsageError("the key must not be empty")
     value = args.value if args.value is not None else sys.stdin.read()
-    return lambda client: client.put(args.key, value, prev_kv=args.prev_kv)
+    return lambda client: client.put(args.key, value, lease=args.lease, prev_kv=args.prev_kv)
 
 
 def prepare_get(args: argparse.Namespace) -> Call:
@@ -197,6 +241,39 @@ def print_response(response: Response, args: argparse.Namespace, out: TextIO) ->
         lines = response_simple(response, keys_only, count_only, getattr(args, "print_value_only", False))
         if lines:
             print("\n".join(lines), file=out)
+
+
+# -- leases ------------------------------------------------------------------------------
+
+
+def print_lease(response: Response, args: argparse.Namespace, out: TextIO) -> None:
+    lease_id = getattr(args, "id", 0)
+    if args.write_out == "json":
+        print(dumps(lease_json(response)), file=out)
+    elif args.write_out == "table":
+        print(lease_table(response, lease_id), file=out)
+    else:
+        print("\n".join(lease_simple(response, lease_id)), file=out)
+    out.flush()
+
+
+def cmd_lease(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "grant":
+        print_lease(client.lease_grant(args.ttl, args.id), args, out)
+    elif args.action == "revoke":
+        print_lease(client.lease_revoke(args.id), args, out)
+    elif args.action == "timetolive":
+        print_lease(client.lease_time_to_live(args.id, args.keys), args, out)
+    elif args.action == "list":
+        print_lease(client.lease_list(), args, out)
+    else:
+        while True:  # keepalive: until Ctrl-C, or the lease is gone (exit 1)
+            renewed = client.lease_keepalive(args.id)
+            print_lease(renewed, args, out)
+            if args.once:
+                break
+            time.sleep(max(renewed.ttl / 3, 0.1))
+    return 0
 
 
 # -- endpoint / member -------------------------------------------------------------------
@@ -286,6 +363,8 @@ def _errors(error: ClientError) -> tuple[int, str]:
         return 1, f"timeout: {error} (for a write: the outcome is unknown)"
     if isinstance(error, CompactedError):
         return 1, f"compacted: {error}"
+    if isinstance(error, LeaseNotFoundError):
+        return 1, f"lease not found: {error}"
     if isinstance(error, SessionExpiredError):
         return 1, f"session expired: {error} (the outcome of the write is unknown)"
     if isinstance(error, UnexpectedReply):
@@ -306,6 +385,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             return cmd_endpoint(client, args, endpoints, out)
         if args.command == "member":
             return cmd_member(client, args, endpoints, out)
+        if args.command == "lease":
+            return cmd_lease(client, args, out)
         assert call is not None
         response = call(client)
         print_response(response, args, out)

@@ -111,3 +111,34 @@ def test_leases_survive_a_full_cluster_restart(make_cluster: MakeCluster) -> Non
     assert client.lease_revoke(long).deleted == 1
     assert client.get("long") is None
     assert client.lease_list().ids == ()
+
+
+def test_the_lease_cli_on_a_live_cluster(make_cluster: MakeCluster) -> None:
+    import io
+    import json
+
+    from cluster.cli import main
+    cluster = make_cluster(3)
+    cluster.wait_for_leader()
+    endpoints = ",".join(a.removeprefix("tcp://") for a in cluster.spec.client_addresses())
+
+    def cli(*argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        status = main(["--endpoints", endpoints, *argv], out)
+        return status, out.getvalue()
+
+    status, text = cli("lease", "grant", "60", "--id", "abc")
+    assert (status, text) == (0, "lease abc granted with TTL(60s)\n")
+    assert cli("put", "--lease", "abc", "k", "v") == (0, "OK\n")
+    status, text = cli("lease", "timetolive", "abc", "--keys")
+    assert status == 0 and text.startswith("lease abc granted with TTL(60s), remaining(")
+    assert text.endswith("attached keys([k])\n")
+    doc = json.loads(cli("lease", "keepalive", "abc", "--once", "-w", "json")[1])
+    assert (doc["id"], doc["id_hex"], doc["ttl"]) == (0xABC, "abc", 60)
+    assert cli("lease", "list") == (0, "found 1 leases\nabc\n")
+    assert "| abc |" in cli("lease", "list", "-w", "table")[1]
+    assert cli("lease", "grant", "60", "--id", "abc")[0] == 2  # id collision: invalid request
+    assert cli("lease", "revoke", "abc") == (0, "lease abc revoked (1 keys deleted)\n")
+    assert cli("get", "k") == (0, "")
+    assert cli("lease", "keepalive", "abc", "--once")[0] == 1  # lease not found
+    assert cli("put", "--lease", "abc", "k", "v")[0] == 1
