@@ -153,7 +153,7 @@ def dumps(obj: Any) -> str:
 
 def lease_json(response: Response) -> dict[str, Any]:
     """The JSON object for a lease response: ids as integers plus `id_hex`."""
-    out: dict[str, Any] = {"header": {"revision": response.revision}}
+    out: dict[str, Any] = {"header": {"revision": getattr(response, "revision", 0)}}
     match response:
         case LeaseGrantResponse(_, lease_id, ttl) | LeaseKeepAliveResponse(_, lease_id, ttl):
             out.update(id=lease_id, id_hex=f"{lease_id:x}", ttl=ttl)

@@ -390,7 +390,8 @@ def _result_from_fields(fields: list[Any]) -> Result:
         return LeaseKeptAlive(*(_uint(f, "lease field") for f in fields[1:4]))
     if tag == LEASE_TTL:
         keys = tuple(_bytes(k, "key") for k in _array(fields[5], "keys"))
-        return LeaseTimeToLiveResult(*(_int(f, "lease field") for f in fields[1:5]), keys)
+        revision, lease, granted_ttl, ttl = (_int(f, "lease field") for f in fields[1:5])
+        return LeaseTimeToLiveResult(revision, lease, granted_ttl, ttl, keys)
     if tag == LEASE_LEASES:
         return LeaseList(_uint(fields[1], "revision"),
                          tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))

@@ -155,7 +155,8 @@ def test_the_node_sees_grants_and_removals_in_order() -> None:
     kv(LeaseGrant(5, 1))
     kv(LeaseGrant(6, 2))
     kv(LeaseRevoke(1))
-    assert kv.machine.drain_lease_events() == [("grant", 1, 5), ("grant", 2, 6), ("remove", 1, 0)]
+    assert kv.machine.drain_lease_events() == [("grant", 1, 5, 1), ("grant", 2, 6, 2),
+                                                  ("remove", 1, 0, 0)]
     assert kv.machine.drain_lease_events() == []
 
 
