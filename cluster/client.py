@@ -39,7 +39,7 @@ from cluster.commands import (
 )
 from cluster.protocol import (
     DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest, ProtocolError, StatusReply,
-    StatusRequest, decode_reply, encode_request,
+    StatusRequest, decode_replies, encode_request,
 )
 from cluster.spec import ClusterSpec
 
@@ -298,11 +298,12 @@ class Client:
             if not socket.poll(max(1, int(left * 1000)), zmq.POLLIN):
                 break
             try:
-                reply = decode_reply(socket.recv(zmq.NOBLOCK))
+                replies = decode_replies(socket.recv(zmq.NOBLOCK))
             except (ProtocolError, zmq.Again):
                 continue
-            if reply.request_id == request_id:
-                return reply
+            for reply in replies:
+                if reply.request_id == request_id:
+                    return reply
         self._reset()  # drop queued requests: an unanswered one must not leave later
         return None
 
