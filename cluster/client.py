@@ -42,6 +42,7 @@ from cluster.protocol import (
     StatusRequest, decode_replies, encode_request,
 )
 from cluster.spec import ClusterSpec
+from cluster.watch import Watch, WatchResponse  # noqa: F401  (re-exported)
 
 Key = bytes | str
 
@@ -60,6 +61,15 @@ class InvalidRequestError(ClientError):
 
 class CompactedError(ClientError):
     """The requested revision was compacted away."""
+
+
+class WatchCompactedError(CompactedError):
+    """A watch's next revision was compacted away: `compact_revision` + 1 is the
+    oldest revision a new watch can start from."""
+
+    def __init__(self, message: str, compact_revision: int) -> None:
+        super().__init__(message)
+        self.compact_revision = compact_revision
 
 
 class SessionExpiredError(ClientError):
@@ -203,6 +213,17 @@ class Client:
         if not isinstance(reply, StatusReply):
             raise UnexpectedReply(f"{endpoint} answered drop-traffic with {reply!r}")
         return reply.status
+
+    def watch(self, key: Key, range_end: Key = b"", *, prefix: bool = False, start_revision: int | None = None,
+              prev_kv: bool = False, progress_notify: bool = True, progress_interval: float = 1.0) -> Watch:
+        """Watch a key, a prefix or [key, range_end) from `start_revision` (None: from
+        now). Returns a `cluster.watch.Watch`: iterate it (or call `get(timeout)`) for
+        `WatchResponse`s; close it (or use `with`). See docs/watch.md."""
+        key_bytes, end = self._span(key, range_end, prefix)
+        if not key_bytes and not end:
+            raise InvalidRequestError("the key must not be empty (use prefix=True with b'' for every key)")
+        return Watch(self, key_bytes, end, start_revision=start_revision, prev_kv=prev_kv,
+                     progress_notify=progress_notify, progress_interval=progress_interval)
 
     @staticmethod
     def _span(key: Key, range_end: Key, prefix: bool) -> tuple[bytes, bytes]:

@@ -36,6 +36,7 @@ from cluster.protocol import (
     MAX_BATCH, BadRequest, ClientRequest, DropTrafficRequest, ErrorCode, KvRequest, ProtocolError, Reply, StatusReply,
     StatusRequest, decode_requests, encode_replies, peek_request_id,
 )
+from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
 from cluster.spec import ClusterSpec
 from node import answers
 from node.eventlog import EventLog
@@ -45,6 +46,7 @@ from node.raft import (
     NotLeader, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
 )
 from node.requests import PendingRequests, Waiter
+from node.watches import WatchHub
 from node.snapshots import (
     LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused, unframe_chunks,
 )
@@ -98,6 +100,7 @@ class NodeActor:
             self.storage.close()
             raise
         self.requests = PendingRequests(spec.limits.max_pending_requests)
+        self.watches = WatchHub(node_id, self.transport.send_client, self._refuse, self.log.rate_limited)
         self.local_snapshot: LocalSnapshot | None = None
         self.senders: dict[int, SnapshotSender] = {}
         self.intake: SnapshotIntake | None = None
@@ -141,7 +144,7 @@ class NodeActor:
         try:
             while not self.stopping:
                 timeout_ms = (next_tick - self.clock()) * 1000
-                if self.local_snapshot is not None or self.senders:
+                if self.local_snapshot is not None or self.senders or self.watches.busy:
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1.0)
@@ -154,6 +157,7 @@ class NodeActor:
                 self._drain_ready()
                 self._background()
                 self._drain_ready()
+                self.watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self._flush_replies()
         finally:
             self._shutdown()
@@ -489,6 +493,9 @@ class NodeActor:
         if isinstance(request, DropTrafficRequest):
             self._drop_traffic(identity, request)
             return
+        if isinstance(request, (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)):
+            self.watches.on_request(identity, request, self.sm, self.clock())
+            return
         assert isinstance(request, KvRequest)
         rid = request.request_id
         try:
@@ -565,6 +572,9 @@ class NodeActor:
                 if not self.transport.send_client(identity, encode_replies(replies[start:start + MAX_BATCH])):
                     self._drop("client-reply-dropped", "client queue full")
 
+    def _refuse(self, identity: bytes, request_id: int, code: ErrorCode, reason: str) -> None:
+        self._reply(identity, answers.error(request_id, self.id, code, reason))
+
     def _drop_traffic(self, identity: bytes, request: DropTrafficRequest) -> None:
         """Fault injection for chaos runs (`supervisor chaos --drop`)."""
         unknown = [p for p in request.peers if p == self.id or p not in self.transport.dealers]
@@ -592,6 +602,7 @@ class NodeActor:
                          for peer, (until, direction) in sorted(self.transport.blocked.items())},
             "fault_dropped_frames": self.transport.blocked_frames,
             "leases": len(self.lease_timers),
+            "watches": len(self.watches),
         }
         if st.role is Role.LEADER:
             out["progress"] = {str(peer): text for peer, text in st.progress.items()}
@@ -605,6 +616,7 @@ class NodeActor:
         for waiter in self.requests.drain():
             self._reply(waiter.identity, answers.error(
                 waiter.request_id, self.id, ErrorCode.TIMEOUT, "node shutting down: outcome unknown"))
+        self.watches.close(self.sm)
         if self.local_snapshot is not None:
             self.local_snapshot.abort()
         if self.intake is not None:

@@ -42,6 +42,7 @@ from node.statemachine.errors import (
     SnapshotCorrupt,
     StaleSequence,
 )
+from node.statemachine.events import DELETE, PUT, Event, EventSlice, in_range
 from node.statemachine.keyvalue import KeyValue
 from node.statemachine.leases import Lease, LeaseEvent, LeaseHook, LeaseTable
 from node.statemachine.limits import Limits
@@ -76,5 +77,5 @@ __all__ = [
     "SessionClosed", "SessionExpired", "SessionOpened", "SnapshotCorrupt",
     "SortOrder", "SortTarget", "StaleSequence", "StateMachine", "Txn", "TxnResult",
     "decode_command", "decode_result", "encode_command", "encode_result", "is_read_only",
-    "prefix_end",
+    "prefix_end", "PUT", "DELETE", "Event", "EventSlice", "in_range",
 ]

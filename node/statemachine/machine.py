@@ -45,6 +45,7 @@ from node.statemachine.commands import (
     Request,
     Txn,
 )
+from node.statemachine.events import EventSlice, read_events
 from node.statemachine.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
 from node.statemachine.keyvalue import KeyValue
 from node.statemachine.leases import Lease, LeaseEvent, LeaseTable
@@ -204,6 +205,12 @@ class StateMachine:
         Compacted or FutureRevision."""
         self._store.check_revision(revision)
         return self._store.get(key) if revision == 0 else self._store.get(key, revision)
+
+    def events(self, start: int, key: bytes, range_end: bytes = b"",
+               max_revisions: int = 1000, max_events: int = 1000) -> EventSlice:
+        """Watch events in [key, range_end) from revision `start` on, a bounded
+        slice (see `events`); raises Compacted if `start` <= the compact revision."""
+        return read_events(self._store, start, key, range_end, max_revisions, max_events)
 
     # --- snapshots -------------------------------------------------------------------
 
