@@ -8,6 +8,8 @@
     python -m cluster compact 42
     python -m cluster lease grant 10            # then: put --lease ID KEY VALUE
     python -m cluster lease keepalive ID [--once] | lease revoke ID | lease timetolive ID [--keys] | lease list
+    python -m cluster lock [--ttl S] [--wait S] NAME [-- COMMAND ...]    # a distributed lock
+    python -m cluster elect [--ttl S] NAME [PROPOSAL]    # campaign (with PROPOSAL) or observe
     python -m cluster endpoint status | endpoint health | member list
 
 Endpoints: `--endpoints HOST:PORT,...`, else `$JANGADA_ENDPOINTS`, else the cluster
@@ -19,7 +21,11 @@ over a size limit).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +36,7 @@ from cluster.client import (
     UnexpectedReply,
 )
 from cluster import txnsyntax
+from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.commands import Response
 from cluster.discovery import DiscoveryError, default_layout, discover_endpoints, read_state
 from cluster.output import (
@@ -163,6 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     timetolive.add_argument("id", type=_lease_id, metavar="ID")
     timetolive.add_argument("--keys", action="store_true", help="also list the attached keys")
     actions.add_parser("list", parents=[common], help="every lease id")
+
+    lock = sub.add_parser("lock", parents=[common], help="lock NAME [-- COMMAND ...]: a distributed lock",
+                          description="Acquire lock NAME, print its key, run COMMAND holding it and exit with "
+                                      "its status (without COMMAND: hold until Ctrl-C). Options go before NAME.")
+    lock.add_argument("--ttl", type=_ttl, default=10, metavar="S",
+                      help="session lease TTL: a dead holder releases the lock after S seconds (default 10)")
+    lock.add_argument("--wait", type=_seconds, default=None, metavar="S", help="give up acquiring after S seconds")
+    lock.add_argument("name", metavar="NAME")
+    lock.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+    elect = sub.add_parser("elect", parents=[common], help="elect NAME [PROPOSAL]: campaign, or observe leaders",
+                           description="With PROPOSAL: campaign, print the leader key and value once elected, "
+                                       "hold leadership until Ctrl-C (or --hold S). Without: print each leader.")
+    elect.add_argument("--ttl", type=_ttl, default=10, metavar="S", help="session lease TTL (default 10)")
+    elect.add_argument("--wait", type=_seconds, default=None, metavar="S", help="give up campaigning after S seconds")
+    elect.add_argument("--hold", type=_seconds, default=None, metavar="S", help="resign after S seconds as leader")
+    elect.add_argument("--count", type=_nonnegative, default=0, metavar="N",
+                       help="observing: exit after N leaders (0: until Ctrl-C)")
+    elect.add_argument("name", metavar="NAME")
+    elect.add_argument("proposal", metavar="PROPOSAL", nargs="?")
     return parser
 
 
@@ -276,6 +303,109 @@ def cmd_lease(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# -- lock / elect ------------------------------------------------------------------------
+
+
+def _print_holder(key: bytes, value: bytes | None, revision: int, args: argparse.Namespace, out: TextIO) -> None:
+    if args.write_out == "json":
+        print(dumps({"key": key.decode(errors="replace"), "revision": revision,
+                     **({} if value is None else {"value": value.decode(errors="replace")})}), file=out)
+    elif args.write_out == "table":
+        print(format_table(["KEY", "VALUE", "REVISION"], [[key.decode(errors="replace"),
+                                                          (value or b"").decode(errors="replace"), str(revision)]]),
+              file=out)
+    else:
+        print(key.decode(errors="replace"), file=out)
+        if value is not None:
+            print(value.decode(errors="replace"), file=out)
+    out.flush()
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM releases what we hold, like Ctrl-C (main thread only)."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _hold(session: Session, seconds: float | None) -> int:
+    """Until Ctrl-C/SIGTERM, `seconds`, or the session's end (exit 1)."""
+    end = None if seconds is None else time.monotonic() + seconds
+    try:
+        while not session.lost:
+            if end is not None and time.monotonic() >= end:
+                return 0
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        return 0
+    print("Error: the session's lease ended: no longer holding", file=sys.stderr)
+    return 1
+
+
+def _run_holding(command: list[str], key: bytes, revision: int, session: Session) -> int:
+    env = {**os.environ, "JANGADA_LOCK_KEY": key.decode(errors="replace"), "JANGADA_LOCK_REV": str(revision)}
+    try:
+        child = subprocess.Popen(command, env=env)
+    except OSError as error:
+        print(f"Error: cannot run {command[0]}: {error.strerror}", file=sys.stderr)
+        return 127
+    try:
+        while True:
+            try:
+                status = child.wait(timeout=0.05)
+                return status if status >= 0 else 128 - status
+            except subprocess.TimeoutExpired:
+                pass
+            if session.lost:
+                child.terminate()
+                child.wait()
+                print("Error: the lock's lease ended while COMMAND ran: it was terminated", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait()
+        return 130
+
+
+def cmd_lock(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    _sigterm_as_interrupt()
+    with Session(client, args.ttl) as session:
+        mutex = Mutex(client, session, args.name)
+        mutex.lock(timeout=args.wait)
+        try:
+            _print_holder(mutex.key, None, mutex.revision, args, out)
+            if command:
+                return _run_holding(command, mutex.key, mutex.revision, session)
+            return _hold(session, None)
+        finally:
+            mutex.unlock()
+
+
+def cmd_elect(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    _sigterm_as_interrupt()
+    if args.proposal is None:
+        seen = 0
+        try:
+            for leader in observe(client, args.name):
+                _print_holder(leader.key, leader.value, leader.create_revision, args, out)
+                seen += 1
+                if args.count and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
+        return 0
+    with Session(client, args.ttl) as session:
+        election = Election(client, session, args.name)
+        election.campaign(args.proposal, timeout=args.wait)
+        try:
+            _print_holder(election.key, args.proposal.encode(), election.revision, args, out)
+            return _hold(session, args.hold)
+        finally:
+            election.resign()
+
+
 # -- endpoint / member -------------------------------------------------------------------
 
 
@@ -365,6 +495,10 @@ def _errors(error: ClientError) -> tuple[int, str]:
         return 1, f"compacted: {error}"
     if isinstance(error, LeaseNotFoundError):
         return 1, f"lease not found: {error}"
+    if isinstance(error, LockTimeout):
+        return 1, f"timeout: {error}"
+    if isinstance(error, SessionLost):
+        return 1, f"session lost: {error}"
     if isinstance(error, SessionExpiredError):
         return 1, f"session expired: {error} (the outcome of the write is unknown)"
     if isinstance(error, UnexpectedReply):
@@ -387,6 +521,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             return cmd_member(client, args, endpoints, out)
         if args.command == "lease":
             return cmd_lease(client, args, out)
+        if args.command == "lock":
+            return cmd_lock(client, args, out)
+        if args.command == "elect":
+            return cmd_elect(client, args, out)
         assert call is not None
         response = call(client)
         print_response(response, args, out)
