@@ -62,15 +62,21 @@ sys.exit(7)
 
 
 class Processes:
-    """Processes started by one test; each ended by pid (SIGKILL) at teardown."""
+    """Processes started by one test; each ended by pid (SIGKILL) at teardown.
+    stderr goes to a file per process (printed at teardown: pytest shows it on failure)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self.procs: list[subprocess.Popen[str]] = []
 
     def start(self, *argv: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with (self.root / f"stderr-{len(self.procs)}.txt").open("w") as err:
+            proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=err, text=True)
         self.procs.append(proc)
         return proc
+
+    def stderr(self, proc: subprocess.Popen[str]) -> str:
+        return (self.root / f"stderr-{self.procs.index(proc)}.txt").read_text()
 
     def cli(self, endpoints: str, *argv: str) -> subprocess.Popen[str]:
         return self.start("-m", "cluster", "--endpoints", endpoints, *argv)
@@ -80,14 +86,16 @@ class Processes:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=30)
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        for i, proc in enumerate(self.procs):
+            print(f"----- process {i} {proc.args[1:5]} exit {proc.returncode} stderr -----")
+            print(self.stderr(proc)[-3000:])
 
 
 @pytest.fixture
-def procs() -> Iterator[Processes]:
-    started = Processes()
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    started = Processes(tmp_path)
     yield started
     started.close()
 
@@ -118,9 +126,9 @@ def test_contending_processes_never_hold_the_mutex_together(make_cluster: MakeCl
     by_cli = [procs.cli(endpoints, "lock", "--ttl", "5", "--wait", "60", "mutex/jobs", "--",
                         sys.executable, "-c", CRITICAL, str(log), endpoints) for _ in range(2)]
     for proc in contenders:
-        assert proc.wait(timeout=120) == 0, proc.stderr.read()  # type: ignore[union-attr]
+        assert proc.wait(timeout=120) == 0, procs.stderr(proc)
     for proc in by_cli:
-        assert proc.wait(timeout=120) == 7, proc.stderr.read()  # type: ignore[union-attr]  # COMMAND's status
+        assert proc.wait(timeout=120) == 7, procs.stderr(proc)  # COMMAND's status
         assert proc.stdout.read().startswith("mutex/jobs/")  # type: ignore[union-attr]  # the lock key
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) == 2 * (2 * 4 + 2)
@@ -169,8 +177,9 @@ def test_election_resign_hands_over_and_a_killed_leader_expires(make_cluster: Ma
     observed = [read_line(observer, 60, "the observer") for _ in range(2)]
     assert observed[1] == "alpha"
     second = procs.cli(endpoints, "elect", "--ttl", "2", "election/e", "beta")
+    wait_for(lambda: client.range("election/e/", prefix=True).count == 2, 60, "the second candidate to queue")
     third = procs.cli(endpoints, "elect", "--ttl", "2", "election/e", "gamma")
-    wait_for(lambda: client.range("election/e/", prefix=True).count == 3, 60, "three candidates")
+    wait_for(lambda: client.range("election/e/", prefix=True).count == 3, 60, "the third candidate to queue")
     first.terminate()  # SIGTERM: resign
     assert first.wait(timeout=30) == 0
     read_line(second, 60, "the second candidate")
