@@ -4,6 +4,8 @@ a full restart. Timing assertions only in the safe direction (a lease never ends
 before its TTL); upper bounds are generous deadlines."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -118,7 +120,7 @@ def test_the_lease_cli_on_a_live_cluster(make_cluster: MakeCluster) -> None:
     import json
 
     from cluster.cli import main
-    cluster = make_cluster(3)
+    cluster = make_cluster(1)
     cluster.wait_for_leader()
     endpoints = ",".join(a.removeprefix("tcp://") for a in cluster.spec.client_addresses())
 
@@ -142,3 +144,19 @@ def test_the_lease_cli_on_a_live_cluster(make_cluster: MakeCluster) -> None:
     assert cli("get", "k") == (0, "")
     assert cli("lease", "keepalive", "abc", "--once")[0] == 1  # lease not found
     assert cli("put", "--lease", "abc", "k", "v")[0] == 1
+    # keepalive without --once renews every TTL/3 until the lease is gone (exit 1)
+    assert cli("lease", "grant", "3", "--id", "def")[0] == 0
+    keeper = subprocess.Popen([sys.executable, "-m", "cluster", "--endpoints", endpoints, "lease", "keepalive", "def"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert keeper.stdout.readline() == "lease def keepalived with TTL(3)\n"  # type: ignore[union-attr]
+        assert keeper.stdout.readline() == "lease def keepalived with TTL(3)\n"  # type: ignore[union-attr]
+        assert cli("lease", "revoke", "def")[0] == 0
+        assert keeper.wait(timeout=30) == 1
+        assert "lease not found" in keeper.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if keeper.poll() is None:
+            keeper.kill()
+        keeper.wait(timeout=30)
+        keeper.stdout.close()  # type: ignore[union-attr]
+        keeper.stderr.close()  # type: ignore[union-attr]
