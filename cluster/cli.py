@@ -10,6 +10,7 @@
     python -m cluster lease keepalive ID [--once] | lease revoke ID | lease timetolive ID [--keys] | lease list
     python -m cluster lock [--ttl S] [--wait S] NAME [-- COMMAND ...]    # a distributed lock
     python -m cluster elect [--ttl S] NAME [PROPOSAL]    # campaign (with PROPOSAL) or observe
+    python -m cluster watch app/ --prefix [--rev R] [--prev-kv] [--max-events N] [--timeout S]
     python -m cluster endpoint status | endpoint health | member list
 
 Endpoints: `--endpoints HOST:PORT,...`, else `$JANGADA_ENDPOINTS`, else the cluster
@@ -21,6 +22,7 @@ over a size limit).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -40,8 +42,8 @@ from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLo
 from cluster.commands import Response
 from cluster.discovery import DiscoveryError, default_layout, discover_endpoints, read_state
 from cluster.output import (
-    FORMATS, dumps, format_table, lease_json, lease_simple, lease_table, response_json, response_simple,
-    response_table,
+    FORMATS, dumps, format_table, kv_json, lease_json, lease_simple, lease_table, response_json,
+    response_simple, response_table, show_bytes,
 )
 from cluster.txnsyntax import TxnSyntaxError, parse_txn, span
 
@@ -190,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="observing: exit after N leaders (0: until Ctrl-C)")
     elect.add_argument("name", metavar="NAME")
     elect.add_argument("proposal", metavar="PROPOSAL", nargs="?")
+    _watch_parser(sub, common)
     return parser
 
 
@@ -508,12 +511,15 @@ def _errors(error: ClientError) -> tuple[int, str]:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     call = KV_COMMANDS[args.command](args) if args.command in KV_COMMANDS else None
+    watch_span = prepare_watch(args) if args.command == "watch" else None
     explicit = getattr(args, "endpoints", None)
     try:
         endpoints = discover_endpoints(explicit)
     except ValueError as error:
         raise UsageError(f"--endpoints: {error}") from None
     args.explicit = explicit is not None
+    if watch_span is not None:
+        return run_watch(args, watch_span, endpoints, out)
     with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout)) as client:
         if args.command == "endpoint":
             return cmd_endpoint(client, args, endpoints, out)
@@ -536,6 +542,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        args.timeout_given = hasattr(args, "timeout")  # watch: no timeout unless asked for
         for name, default in (("write_out", "simple"), ("timeout", 10.0), ("attempt_timeout", 1.0)):
             if not hasattr(args, name):
                 setattr(args, name, default)
@@ -556,3 +563,88 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return status
     except KeyboardInterrupt:
         return 130
+
+
+# -- watch -------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = _nonnegative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _watch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    watch = sub.add_parser(
+        "watch", parents=[common], help="watch KEY [RANGE_END]: stream events until Ctrl-C",
+        description="Stream the events of a key, a prefix or a range, in revision order, each once, "
+                    "across node failures (docs/watch.md). simple output: PUT|DELETE, [prev key, prev value,] "
+                    "key, value lines per event; json: one object per line. Exit 0 on Ctrl-C, after "
+                    "--max-events, or at --timeout (1 if --max-events were not all seen by then).")
+    _range_args(watch)
+    watch.add_argument("--rev", type=_nonnegative, default=0, metavar="R",
+                       help="start at revision R (0: from now); R <= the compact revision fails")
+    watch.add_argument("--prev-kv", action="store_true", help="also print each key's previous version")
+    watch.add_argument("--max-events", type=_positive, metavar="N", help="exit 0 after N events")
+    watch.add_argument("--progress", action="store_true",
+                       help="also print progress notifications (simple: PROGRESS REV)")
+    watch.add_argument("--progress-interval", type=_seconds, default=1.0, metavar="S",
+                       help="the node confirms an idle watch every S seconds (default 1)")
+
+
+def watch_event_lines(event: Any, prev_kv: bool) -> list[str]:
+    """etcdctl's simple form: the type, then (with --prev-kv) the previous key and
+    value, then the key and value (empty for a DELETE)."""
+    lines = [event.type_name]
+    if prev_kv and event.prev_kv is not None:
+        lines += [show_bytes(event.prev_kv.key), show_bytes(event.prev_kv.value)]
+    return lines + [show_bytes(event.kv.key), show_bytes(event.kv.value)]
+
+
+def watch_event_json(event: Any) -> dict[str, Any]:
+    return {"type": event.type_name, "revision": event.kv.mod_revision, "kv": kv_json(event.kv),
+            "prev_kv": kv_json(event.prev_kv) if event.prev_kv is not None else None}
+
+
+def prepare_watch(args: argparse.Namespace) -> tuple[bytes, bytes]:
+    """Check a watch command line before any connection; the span to watch."""
+    if args.write_out == "table":
+        raise UsageError("watch prints simple or json (-w table is not supported)")
+    return _range_span(args)
+
+
+def run_watch(args: argparse.Namespace, span: tuple[bytes, bytes], endpoints: list[str], out: TextIO) -> int:
+    key, end = span
+    deadline = time.monotonic() + args.timeout if args.timeout_given else None
+    wanted = args.max_events
+    seen = 0
+    with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout)) as client:
+        watch = client.watch(key, end, start_revision=args.rev or None, prev_kv=args.prev_kv,
+                             progress_notify=args.progress, progress_interval=args.progress_interval)
+        try:
+            while wanted is None or seen < wanted:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                response = watch.get(timeout=left)
+                if response is None:
+                    continue
+                for event in response.events[:None if wanted is None else wanted - seen]:
+                    if args.write_out == "json":
+                        print(json.dumps(watch_event_json(event)), file=out)  # one object per line
+                    else:
+                        print("\n".join(watch_event_lines(event, args.prev_kv)), file=out)
+                    seen += 1
+                if response.progress:
+                    print(json.dumps({"progress": True, "revision": response.revision}) if args.write_out == "json"
+                          else f"PROGRESS {response.revision}", file=out)
+                out.flush()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            watch.close()
+    if wanted is not None and seen < wanted:
+        print(f"Error: timeout: {seen} of {wanted} events within {args.timeout:g} s", file=sys.stderr)
+        return 1
+    return 0

@@ -23,6 +23,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
@@ -116,6 +117,7 @@ class Client:
         self._ids = itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
         self.client_id = 0
         self._seq = 0
+        self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()  # closed with the client
 
     @classmethod
     def from_spec(cls, spec: ClusterSpec, **options: Any) -> Client:
@@ -232,8 +234,10 @@ class Client:
         key_bytes, end = self._span(key, range_end, prefix)
         if not key_bytes and not end:
             raise InvalidRequestError("the key must not be empty (use prefix=True with b'' for every key)")
-        return Watch(self, key_bytes, end, start_revision=start_revision, prev_kv=prev_kv,
-                     progress_notify=progress_notify, progress_interval=progress_interval)
+        watch = Watch(self, key_bytes, end, start_revision=start_revision, prev_kv=prev_kv,
+                      progress_notify=progress_notify, progress_interval=progress_interval)
+        self._watches.add(watch)
+        return watch
 
     @staticmethod
     def _span(key: Key, range_end: Key, prefix: bool) -> tuple[bytes, bytes]:
@@ -367,6 +371,8 @@ class Client:
 
     def close(self) -> None:
         self._reset()
+        for watch in list(self._watches):
+            watch.close()
         self._ctx.term()
 
     def __enter__(self) -> Client:

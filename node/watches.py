@@ -66,8 +66,8 @@ class WatchLimits:
     window_frames: int = 64
     window_bytes: int = 8 << 20
     frame_bytes: int = 256 << 10  # events per frame, roughly (a revision is never split)
-    turn_revisions: int = 5_000  # scanned per loop turn, all watches together
-    turn_events: int = 5_000  # sent per loop turn, all watches together
+    turn_revisions: int = 2_000  # scanned per loop turn, all watches together
+    turn_events: int = 1_000  # sent per loop turn, all watches together (~5 ms of loop)
     stall_seconds: float = 10.0
     expiry_intervals: int = 5
     min_expiry_seconds: float = 5.0

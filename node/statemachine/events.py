@@ -108,8 +108,14 @@ def _range(store: MvccStore, start: int, key: bytes, range_end: bytes,
     changes, base = store.changes, store.changes_from
     out: list[tuple[int, list[Event]]] = []
     count = 0
+    every_key_from = range_end == ALL_KEYS_END
     for revision in range(start, stop):
-        matching = [k for k in changes[revision - base] if in_range(k, key, range_end)]
+        keys = changes[revision - base]
+        # in_range, inlined: this is the per-write cost of every range watch.
+        if every_key_from:
+            matching = [k for k in keys if k >= key]
+        else:
+            matching = [k for k in keys if key <= k < range_end]
         if not matching:
             continue
         if count >= max_events:
