@@ -189,8 +189,10 @@ class Client:
         assert isinstance(result, LeaseTimeToLiveResponse)
         return result
 
-    def lease_list(self) -> LeaseLeasesResponse:
-        result, _ = self._call(encode_command(LeaseLeases()), False)
+    def lease_list(self, serializable: bool = False) -> LeaseLeasesResponse:
+        """Every lease id (from the leader; `serializable`: whichever node answers,
+        from its applied state, possibly stale)."""
+        result, _ = self._call(encode_command(LeaseLeases()), serializable)
         assert isinstance(result, LeaseLeasesResponse)
         return result
 

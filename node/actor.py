@@ -50,7 +50,9 @@ from node.watches import WatchHub
 from node.snapshots import (
     LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused, unframe_chunks,
 )
-from node.statemachine import LEASE_QUERIES, KvError, LeaseExpire, StateMachine, decode_command, encode_command
+from node.statemachine import (
+    LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseList, StateMachine, decode_command, encode_command,
+)
 from node.storage import (
     CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError, StorageOptions, SyncPolicy,
 )
@@ -504,6 +506,11 @@ class NodeActor:
             self._reply(identity, answers.error(rid, self.id, ErrorCode.INVALID_REQUEST, str(error)))
             return
         if isinstance(command.request, LEASE_QUERIES):
+            if request.serializable and isinstance(command.request, LeaseLeases):
+                # This replica's lease ids, possibly stale (e.g. to compare replicas).
+                listing = LeaseList(self.sm.revision, tuple(lease.id for lease in self.sm.leases()))
+                self._reply(identity, answers.result_reply(rid, self.id, listing, serializable=True))
+                return
             self._lease_query(identity, rid, command.request)
             return
         if isinstance(command.request, LeaseExpire):

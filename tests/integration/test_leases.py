@@ -33,10 +33,12 @@ def test_an_expired_lease_deletes_its_keys_on_every_replica_at_one_revision(make
     client.put("stays", "1")
     ttl = client.lease_time_to_live(lease, keys=True)
     assert (ttl.granted_ttl, ttl.keys) == (2, (b"a", b"b"))
+    per_node = {i: cluster.client([cluster.address(i)]) for i in cluster.spec.ids}
+    wait_for(lambda: all(c.lease_list(serializable=True).ids == (lease,) for c in per_node.values()), 30,
+             "every replica to list the lease")
     for _ in range(3):
         last_keepalive = time.monotonic()
         assert client.lease_keepalive(lease).ttl == 2
-    per_node = {i: cluster.client([cluster.address(i)]) for i in cluster.spec.ids}
     wait_for(lambda: gone_everywhere(cluster, per_node, b"a"), 30, "the leased keys to vanish everywhere",
              interval=0.01)
     vanished = time.monotonic()
@@ -51,6 +53,7 @@ def test_an_expired_lease_deletes_its_keys_on_every_replica_at_one_revision(make
         before = c.range("a", "c", revision=now - 1, serializable=True)
         assert [kv.key for kv in before.kvs] == [b"a", b"b"], node_id  # both alive one revision earlier
     assert len(revisions) == 1  # and gone at the same revision on every replica
+    assert {c.lease_list(serializable=True).ids for c in per_node.values()} == {()}  # each replica's own list
     with pytest.raises(LeaseNotFoundError):
         client.lease_keepalive(lease)
     with pytest.raises(LeaseNotFoundError):
