@@ -22,10 +22,9 @@ def result_reply(request_id: int, node_id: int, result: Result, serializable: bo
         return ErrorReply(request_id, node_id, ErrorCode.COMPACTED, str(result))
     if isinstance(result, SessionExpired):
         return ErrorReply(request_id, node_id, ErrorCode.SESSION_EXPIRED, str(result))
-    if isinstance(result, LeaseNotFound):
-        return ErrorReply(request_id, node_id, ErrorCode.LEASE_NOT_FOUND, str(result))
     if isinstance(result, KvError):
-        return ErrorReply(request_id, node_id, ErrorCode.INVALID_REQUEST, str(result))
+        code = ErrorCode.LEASE_NOT_FOUND if isinstance(result, LeaseNotFound) else ErrorCode.INVALID_REQUEST
+        return ErrorReply(request_id, node_id, code, str(result))
     return KvReply(request_id, node_id, encode_result(result), serializable)
 
 
