@@ -197,3 +197,50 @@ def test_election_resign_hands_over_and_a_killed_leader_expires(make_cluster: Ma
     third.terminate()
     assert third.wait(timeout=30) == 0
     assert client.range("election/e/", prefix=True).count == 0
+
+
+def test_each_waiter_watches_only_its_immediate_predecessor(make_cluster: MakeCluster,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """No herd: a release wakes exactly one waiter, whatever the queue's length."""
+    import threading
+
+    from cluster.client import Client
+    from cluster.concurrency import Mutex, Session, _Queue
+    cluster = make_cluster(1)
+    cluster.wait_for_leader()
+    watched: dict[bytes, list[bytes]] = {}
+    original = _Queue._wait_deleted
+
+    def recording(self: _Queue, key: bytes, start_revision: int, deadline: float | None) -> None:
+        watched.setdefault(self.key, []).append(key)
+        original(self, key, start_revision, deadline)
+    monkeypatch.setattr(_Queue, "_wait_deleted", recording)
+    clients = [Client(cluster.spec.client_addresses(), timeout=30) for _ in range(4)]
+    sessions = [Session(c, ttl=10) for c in clients]
+    try:
+        mutexes = [Mutex(c, s, "herd") for c, s in zip(clients, sessions)]
+        mutexes[0].lock()
+        acquired: list[int] = []
+
+        def contend(i: int) -> None:
+            mutexes[i].lock(timeout=60)
+            acquired.append(i)
+            mutexes[i].unlock()
+        threads = []
+        for i in (1, 2, 3):  # queue one at a time: the queue's order is create revision order
+            threads.append(threading.Thread(target=contend, args=(i,)))
+            threads[-1].start()
+            wait_for(lambda i=i: len(watched) == i, 60, f"waiter {i} to watch")
+        keys = [m.key for m in mutexes]
+        assert watched == {keys[i]: [keys[i - 1]] for i in (1, 2, 3)}
+        mutexes[0].unlock()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert acquired == [1, 2, 3]
+        # each waiter watched one key once: a release woke only its successor
+        assert watched == {keys[i]: [keys[i - 1]] for i in (1, 2, 3)}
+    finally:
+        for session in sessions:
+            session.close()
+        for client in clients:
+            client.close()
