@@ -399,6 +399,7 @@ class Lease:
     def __init__(self, endpoints: Sequence[str], ttl: int, lease_id: int = 0, *,
                  attempt_timeout: float = 1.0) -> None:
         self._client = Client(endpoints, timeout=max(1.0, ttl / 3), attempt_timeout=min(attempt_timeout, 1.0))
+        sent = time.monotonic()
         try:
             granted = self._client.lease_grant(ttl, lease_id)
         except BaseException:
@@ -407,7 +408,10 @@ class Lease:
         self.id, self.ttl = granted.id, granted.ttl
         self.lost = threading.Event()
         self.keepalives = 0  # successful renewals so far
-        self._expires = time.monotonic() + granted.ttl
+        #: When the last successful grant or keepalive was sent (time.monotonic()):
+        #: the cluster's deadline for the lease is at least this + ttl.
+        self.renewed_at = sent
+        self._expires = sent + granted.ttl
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep_alive, name=f"lease-{self.id:x}", daemon=True)
         self._thread.start()
@@ -428,6 +432,7 @@ class Lease:
                 interval = 0.1  # retry soon: the TTL is running
                 continue
             self._expires = sent + renewed.ttl
+            self.renewed_at = sent
             self.keepalives += 1
             interval = max(self.ttl / 3, 0.05)
 

@@ -147,17 +147,17 @@ def test_a_sigkilled_holder_releases_the_lock_after_its_ttl(make_cluster: MakeCl
     cluster.wait_for_leader()
     endpoints = endpoints_of(cluster)
     client = cluster.client()
-    holder = procs.cli(endpoints, "lock", "--ttl", "2", "mutex/k")
+    holder = procs.cli(endpoints, "lock", "--ttl", "3", "mutex/k")
     holder_key = read_line(holder, 60, "the holder")
     assert holder_key.startswith("mutex/k/")
-    waiter = procs.cli(endpoints, "lock", "--ttl", "2", "--wait", "60", "mutex/k", "--",
+    waiter = procs.cli(endpoints, "lock", "--ttl", "3", "--wait", "60", "mutex/k", "--",
                        sys.executable, "-c", "print('got it')")
     wait_for(lambda: client.range("mutex/k/", prefix=True).count == 2, 60, "the waiter to queue")
     assert waiter.poll() is None  # queued behind the holder
     holder.kill()
     killed = time.monotonic()
     assert waiter.wait(timeout=60) == 0
-    print(f"lock released {time.monotonic() - killed:.2f} s after the holder's SIGKILL (TTL 2 s)")
+    print(f"lock released {time.monotonic() - killed:.2f} s after the holder's SIGKILL (TTL 3 s)")
     out = waiter.stdout.read()  # type: ignore[union-attr]
     lines = out.splitlines()
     assert lines[0].startswith("mutex/k/") and lines[0] != holder_key and lines[1] == "got it"
@@ -171,14 +171,14 @@ def test_election_resign_hands_over_and_a_killed_leader_expires(make_cluster: Ma
     endpoints = endpoints_of(cluster)
     client = cluster.client()
     observer = procs.cli(endpoints, "elect", "--count", "3", "election/e")
-    first = procs.cli(endpoints, "elect", "--ttl", "2", "election/e", "alpha")
+    first = procs.cli(endpoints, "elect", "--ttl", "3", "election/e", "alpha")
     assert read_line(first, 60, "the first candidate").startswith("election/e/")
     assert read_line(first, 5, "the first candidate") == "alpha"
     observed = [read_line(observer, 60, "the observer") for _ in range(2)]
     assert observed[1] == "alpha"
-    second = procs.cli(endpoints, "elect", "--ttl", "2", "election/e", "beta")
+    second = procs.cli(endpoints, "elect", "--ttl", "3", "election/e", "beta")
     wait_for(lambda: client.range("election/e/", prefix=True).count == 2, 60, "the second candidate to queue")
-    third = procs.cli(endpoints, "elect", "--ttl", "2", "election/e", "gamma")
+    third = procs.cli(endpoints, "elect", "--ttl", "3", "election/e", "gamma")
     wait_for(lambda: client.range("election/e/", prefix=True).count == 3, 60, "the third candidate to queue")
     first.terminate()  # SIGTERM: resign
     assert first.wait(timeout=30) == 0
@@ -189,7 +189,7 @@ def test_election_resign_hands_over_and_a_killed_leader_expires(make_cluster: Ma
     killed = time.monotonic()
     read_line(third, 60, "the third candidate")
     assert read_line(third, 5, "the third candidate") == "gamma"
-    print(f"leadership moved {time.monotonic() - killed:.2f} s after the leader's SIGKILL (TTL 2 s)")
+    print(f"leadership moved {time.monotonic() - killed:.2f} s after the leader's SIGKILL (TTL 3 s)")
     assert observer.wait(timeout=60) == 0
     observed += observer.stdout.read().splitlines()  # type: ignore[union-attr]
     assert observed[1::2] == ["alpha", "beta", "gamma"]  # each leader once, in order
