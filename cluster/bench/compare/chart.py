@@ -34,6 +34,7 @@ def draw(measurements: Sequence[Measurement], path: str, title: str) -> None:
         bottom.bar(xs, [m.latency_ms["p50"] if m else 0 for m in ms], width, color=COLORS.get(system),
                    label=f"{system} p50")
     top.set_yscale("log")
+    top.set_ylim(top=max([m.ops_per_s for m in measurements] + [1]) * 5)  # room for the bar labels
     top.set_ylabel("ok ops/s (log)")
     top.set_title(title)
     top.legend(fontsize=8)

@@ -204,6 +204,9 @@ def write_outputs(where: Path, measurements: list[Measurement], skipped: dict[st
     (where / "compare.json").write_text(json.dumps(doc, indent=2) + "\n")
     print_table(measurements, skipped, out)
     chart = where / "compare.png"
+    if not measurements:
+        print(f"nothing was measured; wrote {where / 'compare.md'}, {where / 'compare.json'}", file=out)
+        return
     try:
         from cluster.bench.compare.chart import draw
         draw(measurements, str(chart), f"jangada vs etcd vs PySyncObj, {started}, {duration:g} s per workload, "

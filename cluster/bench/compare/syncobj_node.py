@@ -28,6 +28,7 @@ from typing import Any
 from cluster.bench.histogram import Histogram
 
 MAX_OPS = 50_000_000  # every loop is bounded in count as well as in time
+PREFILL_TIMEOUT = 30.0
 
 
 def make_store(self_addr: str, partners: list[str], journal: str | None) -> Any:
@@ -50,8 +51,9 @@ def make_store(self_addr: str, partners: list[str], journal: str | None) -> Any:
     return Store()
 
 
-def closed_loop(call: Any, clients: int, duration: float, keys: int, value: bytes) -> dict[str, Any]:
-    """`clients` replicated calls in flight until `duration` passes."""
+def closed_loop(call: Any, clients: int, duration: float, keys: int, value: bytes,
+                budget: int = MAX_OPS) -> dict[str, Any]:
+    """`clients` replicated calls in flight until `duration` passes or `budget` calls."""
     hist = Histogram()
     errors = 0
     lock = threading.RLock()  # a full queue calls the callback at once, inside issue()
@@ -63,7 +65,7 @@ def closed_loop(call: Any, clients: int, duration: float, keys: int, value: byte
 
     def issue() -> None:
         # Called with `lock` held.
-        if time.monotonic() >= deadline or state["issued"] >= MAX_OPS:
+        if time.monotonic() >= deadline or state["issued"] >= budget:
             if state["in_flight"] == 0:
                 idle.set()
             return
@@ -114,9 +116,10 @@ def local_reads(store: Any, duration: float, keys: int) -> dict[str, Any]:
 def run(store: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     keys, clients, duration = int(cmd["keys"]), int(cmd["clients"]), float(cmd["duration"])
     value = b"v" * int(cmd["value_size"])
-    if cmd["op"] == "get":  # prefill, not measured: every key once
-        for i in range(keys):
-            store.put(f"bench/{i:08d}", value, sync=True, timeout=10)
+    if cmd["op"] == "get":  # prefill, not measured: every key once, `clients` at a time
+        prefill = iter(range(keys))
+        closed_loop(lambda k, v, cb: store.put(f"bench/{next(prefill, 0):08d}", v, callback=cb), clients,
+                    PREFILL_TIMEOUT, keys, value, budget=keys)
     cpu, term = time.process_time(), store.getStatus()["raft_term"]
     if cmd["op"] == "put":
         out = closed_loop(lambda k, v, cb: store.put(k, v, callback=cb), clients, duration, keys, value)
