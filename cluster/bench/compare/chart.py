@@ -12,9 +12,9 @@ COLORS = {"jangada": "tab:blue", "etcd": "tab:green", "pysyncobj": "tab:orange"}
 
 
 def draw(measurements: Sequence[Measurement], path: str, title: str) -> None:
-    import matplotlib  # type: ignore[import-not-found]
+    import matplotlib  # type: ignore[import-not-found, unused-ignore]
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # type: ignore[import-not-found]
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
 
     keys = [w.key for w in WORKLOADS if any(m.workload == w.key for m in measurements)]
     systems = [s for s in SYSTEMS if any(m.system == s for m in measurements)]

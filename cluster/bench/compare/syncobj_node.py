@@ -32,19 +32,19 @@ PREFILL_TIMEOUT = 30.0
 
 
 def make_store(self_addr: str, partners: list[str], journal: str | None) -> Any:
-    from pysyncobj import SyncObj, SyncObjConf, replicated  # type: ignore[import-not-found]
+    from pysyncobj import SyncObj, SyncObjConf, replicated  # type: ignore[import-not-found, unused-ignore]
 
-    class Store(SyncObj):  # type: ignore[misc]
+    class Store(SyncObj):  # type: ignore[misc, unused-ignore]
         def __init__(self) -> None:
             conf = SyncObjConf(appendEntriesUseBatch=False, journalFile=journal, dynamicMembershipChange=False)
             super().__init__(self_addr, partners, conf)
             self.data: dict[str, bytes] = {}
 
-        @replicated  # type: ignore[misc]
+        @replicated  # type: ignore[misc, untyped-decorator, unused-ignore]
         def put(self, key: str, value: bytes) -> None:
             self.data[key] = value
 
-        @replicated  # type: ignore[misc]
+        @replicated  # type: ignore[misc, untyped-decorator, unused-ignore]
         def read(self, key: str) -> bytes | None:
             return self.data.get(key)
 

@@ -34,12 +34,12 @@ def pysyncobj_missing(find: Callable[[str], object] = importlib.util.find_spec) 
     return [] if find("pysyncobj") is not None else ["pysyncobj"]
 
 
-def missing(system: str, **probes: Callable[..., object]) -> list[str]:
+def missing(system: str) -> list[str]:
     """The packages `system` lacks here ([] = runnable; jangada is always)."""
     if system == "etcd":
-        return etcd_missing(**probes)  # type: ignore[arg-type]
+        return etcd_missing()
     if system == "pysyncobj":
-        return pysyncobj_missing(**probes)  # type: ignore[arg-type]
+        return pysyncobj_missing()
     return []
 
 
