@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cluster.bench.compare import cli, etcd, jangada, syncobj, systems, table
-from cluster.bench.compare.plan import WORKLOADS, Measurement
+from cluster.bench.compare.plan import WORKLOADS, Measurement, Settings
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -88,9 +88,10 @@ def test_a_saturated_load_generator_is_flagged_per_process() -> None:
 
 
 def test_the_json_document_schema_is_stable() -> None:
-    doc = table.document(FIXED, {"etcd": "why"}, "2026-11-22T00:00:00", 8.0, {"cpus": 2})
+    doc = table.document(FIXED, {"etcd": "why"}, "2026-11-22T00:00:00", Settings(8.0), {"cpus": 2})
     assert tuple(doc) == table.DOC_KEYS and doc["schema"] == table.SCHEMA == 1
     assert all(tuple(x) == table.MEASUREMENT_KEYS for x in doc["measurements"])
+    assert (doc["duration_s"], doc["keys"], doc["value_size"]) == (8.0, 1000, 100)
     assert doc["skipped"] == {"etcd": "why"} and doc["systems"] == ["etcd", "jangada", "pysyncobj"]
     assert json.loads(json.dumps(doc)) == doc
 
@@ -122,11 +123,12 @@ def test_the_etcdload_parser_rejects_what_is_not_a_result(stdout: str, message: 
 
 
 def test_etcdload_arguments_per_workload() -> None:
-    by = {w.key: etcd.etcdload_args(w, ["127.0.0.1:1", "127.0.0.1:2"], 8.0) for w in WORKLOADS[:5]}
+    by = {w.key: etcd.etcdload_args(w, ["127.0.0.1:1", "127.0.0.1:2"], Settings(8.0, keys=50)) for w in WORKLOADS[:5]}
     assert by["put-64"][:4] == ["-workload", "put", "-clients", "64"] and by["put-64"][-1] == "leader"
     assert by["get-lin-16"][1] == "get" and by["get-lin-16"][-1] == "leader"
     assert by["get-ser-16"][1] == "get-serializable" and by["get-ser-16"][-1] == "all"
-    assert "127.0.0.1:1,127.0.0.1:2" in by["put-1"] and "100" in by["put-1"]
+    assert "127.0.0.1:1,127.0.0.1:2" in by["put-1"]
+    assert by["put-1"][by["put-1"].index("-keys") + 1] == "50" and "-value-size" in by["put-1"]
 
 
 def test_a_cached_etcdload_is_not_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,6 +180,7 @@ def test_a_system_that_is_not_installed_is_skipped_in_the_output_table_and_json(
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
     (["--duration", "x"], "invalid float"),
+    (["--keys", "0"], "--keys must be"),
     (["--bogus"], "unrecognized"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
@@ -185,6 +188,13 @@ def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_the_chart_is_drawn_with_unfsynced_systems_named(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from cluster.bench.compare.chart import draw
+    draw(FIXED, str(tmp_path / "c.png"), "title")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.CaptureFixture[str]) -> None:

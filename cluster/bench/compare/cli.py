@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from cluster.bench.compare import systems as available
 from cluster.bench.compare import table
-from cluster.bench.compare.plan import SYSTEMS, WORKLOADS, Measurement, Workload
+from cluster.bench.compare.plan import KEYS, SYSTEMS, WORKLOADS, Measurement, Settings, Workload
 
 DEFAULT_DURATION = 8.0
 MAX_DURATION = 120.0
@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 EPILOG = f"""\
-workloads (100-byte values, 1000 keys, closed loop):
+workloads (100-byte values, --keys keys, closed loop):
   {chr(10).join(f'{w.key:<12}{w.label}' + ('' if len(w.systems) == 3 else ' (jangada only)') for w in WORKLOADS).replace(chr(10), chr(10) + '  ')}
 
 examples:
@@ -62,11 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which workloads (default: all, listed below)")
     p.add_argument("-d", "--duration", type=float, default=DEFAULT_DURATION,
                    help=f"seconds per workload per system (default {DEFAULT_DURATION:g}, max {MAX_DURATION:g})")
+    p.add_argument("--keys", type=int, default=KEYS,
+                   help=f"key space, chosen uniformly (default {KEYS}); reads first write every key once")
     p.add_argument("--out", default="compare-results", metavar="DIR",
                    help="where compare.md, compare.json and compare.png go (default ./compare-results)")
     p.add_argument("--install", action="store_true",
                    help="install what a system lacks (apt-get: etcd-server golang-go golang-etcd-server-dev; "
                         "pip: pysyncobj); also JANGADA_BENCH_INSTALL=1. Without it a missing system is skipped")
+    p.add_argument("--no-chart", dest="chart", action="store_false", help="skip compare.png (no matplotlib needed)")
     p.add_argument("--keep-data", action="store_true", help="keep the clusters' data and logs (path printed)")
     p.add_argument("--quiet", action="store_true", help="no per-measurement progress lines on stderr")
     return p
@@ -84,6 +87,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     args.systems = _names(args.systems, SYSTEMS, "systems")
     args.workloads = _names(args.workloads, tuple(w.key for w in WORKLOADS), "workloads")
+    if not 1 <= args.keys <= 1_000_000:
+        raise UsageError(f"--keys must be 1..1000000, got {args.keys}")
     if not 0 < args.duration <= MAX_DURATION:
         raise UsageError(f"--duration must be in (0, {MAX_DURATION:g}] s, got {args.duration:g}")
     return args
@@ -135,7 +140,7 @@ def check_systems(wanted: list[str], install: bool, say: Callable[[str], None]) 
     return skipped
 
 
-def run_system(system: str, workloads: list[Workload], root: Path, duration: float,
+def run_system(system: str, workloads: list[Workload], root: Path, settings: Settings,
                each: Callable[[Measurement], None]) -> list[Measurement]:
     from cluster.bench.compare.ports import free_ports
     mine = [w for w in workloads if system in w.systems]
@@ -145,12 +150,12 @@ def run_system(system: str, workloads: list[Workload], root: Path, duration: flo
     home.mkdir(parents=True, exist_ok=True)
     if system == "jangada":
         from cluster.bench.compare import jangada
-        return jangada.run(mine, home, duration, each=each)
+        return jangada.run(mine, home, settings, each=each)
     if system == "etcd":
         from cluster.bench.compare import etcd
-        return etcd.run(mine, home, free_ports(6), duration, each=each)
+        return etcd.run(mine, home, free_ports(6), settings, each=each)
     from cluster.bench.compare import syncobj
-    return syncobj.run(mine, home, free_ports(3), duration, each=each)
+    return syncobj.run(mine, home, free_ports(3), settings, each=each)
 
 
 def machine() -> dict[str, Any]:
@@ -165,6 +170,7 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
     for system, why in skipped.items():
         print(f"{system} skipped: {why}", file=out)
     workloads = [w for w in WORKLOADS if w.key in args.workloads]
+    settings = Settings(args.duration, args.keys)
     started, at_start, t0 = time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine(), time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="jangada-compare-"))
     measurements: list[Measurement] = []
@@ -180,7 +186,7 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
         for system in (s for s in args.systems if s not in skipped):
             say(f"{system}: starting a cluster ...")
             try:
-                run_system(system, workloads, root, args.duration, each)
+                run_system(system, workloads, root, settings, each)
             except Exception as error:  # noqa: BLE001 -- one system's failure is reported, the others still run
                 failed = True
                 skipped[system] = f"FAILED: {type(error).__name__}: {error}"
@@ -192,24 +198,25 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
             shutil.rmtree(root, ignore_errors=True)
     info = dict(at_start, loadavg_end=[round(x, 2) for x in os.getloadavg()],
                 wall_s=round(time.monotonic() - t0, 1))
-    write_outputs(Path(args.out), measurements, skipped, started, args.duration, info, out)
+    write_outputs(Path(args.out), measurements, skipped, started, settings, info, out, args.chart)
     return 1 if failed else 0
 
 
 def write_outputs(where: Path, measurements: list[Measurement], skipped: dict[str, str], started: str,
-                  duration: float, info: dict[str, Any], out: TextIO) -> None:
+                  settings: Settings, info: dict[str, Any], out: TextIO, chart_wanted: bool = True) -> None:
     where.mkdir(parents=True, exist_ok=True)
     (where / "compare.md").write_text(table.markdown(measurements, skipped))
-    doc = table.document(measurements, skipped, started, duration, info)
+    doc = table.document(measurements, skipped, started, settings, info)
     (where / "compare.json").write_text(json.dumps(doc, indent=2) + "\n")
     print_table(measurements, skipped, out)
     chart = where / "compare.png"
-    if not measurements:
-        print(f"nothing was measured; wrote {where / 'compare.md'}, {where / 'compare.json'}", file=out)
+    if not measurements or not chart_wanted:
+        why = "nothing was measured" if not measurements else "no chart asked for"
+        print(f"{why}; wrote {where / 'compare.md'}, {where / 'compare.json'}", file=out)
         return
     try:
         from cluster.bench.compare.chart import draw
-        draw(measurements, str(chart), f"jangada vs etcd vs PySyncObj, {started}, {duration:g} s per workload, "
+        draw(measurements, str(chart), f"jangada vs etcd vs PySyncObj, {started}, {settings.duration:g} s per workload, "
                                        f"load avg {info['loadavg'][0]:.1f}")
         wrote = f"{where / 'compare.md'}, {where / 'compare.json'}, {chart}"
     except ImportError:

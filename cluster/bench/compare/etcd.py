@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cluster.bench.compare.plan import KEYS, VALUE_SIZE, Measurement, Workload
+from cluster.bench.compare.plan import Measurement, Settings, Workload
 
 ETCD = "/usr/bin/etcd"
 GOPATH = "/usr/share/gocode"
@@ -117,11 +117,13 @@ class EtcdCluster:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
-    def close(self) -> None:
+    def close(self, grace: float = 2.0) -> None:
+        # SIGTERM to all at once: members then wait in vain to hand leadership over
+        # (seconds); the data is throwaway, so past a short grace they get SIGKILL.
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + grace
         for proc in self.procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -131,13 +133,13 @@ class EtcdCluster:
         self.procs.clear()
 
 
-def etcdload_args(w: Workload, endpoints: list[str], duration: float) -> list[str]:
+def etcdload_args(w: Workload, endpoints: list[str], settings: Settings) -> list[str]:
     kind = "put" if w.op == "put" else ("get-serializable" if w.serializable else "get")
     # Writes and linearizable reads go to the leader (as jangada's); serializable
     # reads spread over every member (as jangada's --target all).
     target = "all" if w.serializable else "leader"
-    return ["-workload", kind, "-clients", str(w.clients), "-duration", f"{duration:g}",
-            "-value-size", str(VALUE_SIZE), "-keys", str(KEYS), "-endpoints", ",".join(endpoints),
+    return ["-workload", kind, "-clients", str(w.clients), "-duration", f"{settings.duration:g}",
+            "-value-size", str(settings.value_size), "-keys", str(settings.keys), "-endpoints", ",".join(endpoints),
             "-target", target]
 
 
@@ -170,9 +172,10 @@ def measurement(w: Workload, doc: dict[str, Any]) -> Measurement:
         error_kinds={str(k): int(v) for k, v in (doc.get("error_kinds") or {}).items()})
 
 
-def run_workload(binary: Path, w: Workload, endpoints: list[str], duration: float) -> Measurement:
+def run_workload(binary: Path, w: Workload, endpoints: list[str], settings: Settings) -> Measurement:
+    duration = settings.duration
     try:
-        done = subprocess.run([str(binary), *etcdload_args(w, endpoints, duration)], capture_output=True,
+        done = subprocess.run([str(binary), *etcdload_args(w, endpoints, settings)], capture_output=True,
                               text=True, timeout=duration + 120)
     except subprocess.TimeoutExpired:
         raise EtcdError(f"etcdload {w.key} did not finish within {duration + 120:g} s") from None
@@ -181,7 +184,7 @@ def run_workload(binary: Path, w: Workload, endpoints: list[str], duration: floa
     return measurement(w, parse_etcdload(done.stdout))
 
 
-def run(workloads: list[Workload], root: Path, ports: list[int], duration: float,
+def run(workloads: list[Workload], root: Path, ports: list[int], settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
         each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
     """Build etcdload, start the cluster, run every workload, stop the cluster."""
@@ -192,7 +195,7 @@ def run(workloads: list[Workload], root: Path, ports: list[int], duration: float
         started(cluster.pids())
         out = []
         for w in workloads:
-            m = run_workload(binary, w, cluster.endpoints, duration)
+            m = run_workload(binary, w, cluster.endpoints, settings)
             each(m)
             out.append(m)
         return out

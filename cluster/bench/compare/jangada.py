@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cluster.bench.compare.plan import KEYS, VALUE_SIZE, Measurement, Workload
+from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.bench.compare.ports import free_ports
 
 LEADER_TIMEOUT = 60.0
@@ -96,13 +96,14 @@ def durability(fsync: str) -> str:
     return "fsync" if fsync == "always" else f"NO fsync (storage.fsync = {fsync})"
 
 
-def measure(w: Workload, endpoints: list[str], duration: float, fsync: str) -> Measurement:
+def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str) -> Measurement:
     from cluster.bench import report, runner
     from cluster.bench.options import BenchOptions
 
     shape = SHAPES[w.key]
     options = BenchOptions(workload=w.op, processes=shape.processes, in_flight=shape.in_flight, ops=None,
-                           duration=duration, keys=KEYS, value_size=VALUE_SIZE, serializable=w.serializable,
+                           duration=settings.duration, keys=settings.keys, value_size=settings.value_size,
+                           serializable=w.serializable,
                            target=shape.target, pipeline=True)
     options.check()
     view = runner.survey(endpoints)
@@ -121,7 +122,7 @@ def measure(w: Workload, endpoints: list[str], duration: float, fsync: str) -> M
         generator_processes=shape.processes, error_kinds=dict(summary["errors"]))
 
 
-def run(workloads: list[Workload], root: Path, duration: float,
+def run(workloads: list[Workload], root: Path, settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
         each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
     """One cluster per member count, in the order the workloads come; each stopped
@@ -137,7 +138,7 @@ def run(workloads: list[Workload], root: Path, duration: float,
             cluster.wait_for_leader()
             fsync = cluster.spec.storage.fsync
             for w in (w for w in workloads if w.members == members):
-                m = measure(w, cluster.spec.client_addresses(), duration, fsync)
+                m = measure(w, cluster.spec.client_addresses(), settings, fsync)
                 each(m)
                 out.append(m)
         finally:

@@ -13,6 +13,15 @@ SATURATED_CORES = 0.9
 
 
 @dataclass(frozen=True, slots=True)
+class Settings:
+    """What every workload of a run shares."""
+
+    duration: float  # seconds measured per workload per system
+    keys: int = KEYS  # key space, chosen uniformly; reads find every key written first
+    value_size: int = VALUE_SIZE
+
+
+@dataclass(frozen=True, slots=True)
 class Workload:
     key: str  # stable name in the JSON and the table
     op: str  # "put" | "get"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cluster.bench.compare.plan import KEYS, VALUE_SIZE, Measurement, Workload
+from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.bench.histogram import Histogram
 
 DURABILITY = "NO fsync"  # PySyncObj writes its journal file (mmap) and never fsyncs it
@@ -108,7 +108,7 @@ def measurement(w: Workload, doc: dict[str, Any]) -> Measurement:
         load_cpu_s=None, generator=generator, note=note, server_cpu_s=float(doc["process_cpu_s"]))
 
 
-def run(workloads: list[Workload], root: Path, ports: list[int], duration: float,
+def run(workloads: list[Workload], root: Path, ports: list[int], settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
         each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
     cluster = SyncObjCluster(root, ports)
@@ -119,8 +119,8 @@ def run(workloads: list[Workload], root: Path, ports: list[int], duration: float
         for w in workloads:
             leader = cluster.leader()
             cmd = {"cmd": "run", "op": w.op, "clients": w.clients, "serializable": w.serializable,
-                   "duration": duration, "keys": KEYS, "value_size": VALUE_SIZE}
-            m = measurement(w, cluster.ask(leader, cmd, duration + 90))
+                   "duration": settings.duration, "keys": settings.keys, "value_size": settings.value_size}
+            m = measurement(w, cluster.ask(leader, cmd, settings.duration + 90))
             each(m)
             out.append(m)
         return out

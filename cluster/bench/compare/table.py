@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cluster.bench.compare.plan import SATURATED_CORES, WORKLOADS, Measurement, workload
+from cluster.bench.compare.plan import SATURATED_CORES, WORKLOADS, Measurement, Settings, workload
 
 SCHEMA = 1
-DOC_KEYS = ("schema", "started", "duration_s", "machine", "systems", "skipped", "measurements", "ratios",
+DOC_KEYS = ("schema", "started", "duration_s", "keys", "value_size", "machine", "systems", "skipped", "measurements", "ratios",
             "five_vs_three", "caveats")
 MEASUREMENT_KEYS = ("system", "workload", "members", "durability", "ops_per_s", "ok", "errors", "elapsed_s",
                     "latency_ms", "load_cpu_s", "generator", "generator_processes", "note", "server_cpu_s", "error_kinds",
@@ -137,10 +137,11 @@ def markdown(measurements: Sequence[Measurement], skipped: dict[str, str]) -> st
     return "\n".join(lines + [""] + [f"* {line}" for line in footnotes(measurements, skipped)]) + "\n"
 
 
-def document(measurements: Sequence[Measurement], skipped: dict[str, str], started: str, duration: float,
+def document(measurements: Sequence[Measurement], skipped: dict[str, str], started: str, settings: Settings,
              machine: dict[str, Any]) -> dict[str, Any]:
     doc = {
-        "schema": SCHEMA, "started": started, "duration_s": duration, "machine": machine,
+        "schema": SCHEMA, "started": started, "duration_s": settings.duration, "keys": settings.keys,
+        "value_size": settings.value_size, "machine": machine,
         "systems": sorted({m.system for m in measurements}), "skipped": dict(skipped),
         "measurements": [m.to_dict() for m in measurements], "ratios": ratios(measurements),
         "five_vs_three": five_vs_three(measurements), "caveats": caveats(measurements, skipped),
