@@ -175,6 +175,27 @@ def test_a_system_that_is_not_installed_is_skipped_in_the_output_table_and_json(
     assert "| pysyncobj | - | - | - | skipped |" in (tmp_path / "compare.md").read_text()
 
 
+def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lacking = {"etcd": ["etcd-server"], "pysyncobj": ["pysyncobj"]}
+    tried: list[str] = []
+
+    def install(system: str, packages: list[str]) -> str | None:
+        tried.append(system)
+        if system == "pysyncobj":
+            lacking["pysyncobj"] = []  # installed
+            return None
+        return "apt-get install failed: E: Unable to locate package"
+
+    monkeypatch.setattr(systems, "missing", lambda system: lacking.get(system, []))
+    monkeypatch.setattr(systems, "install", install)
+    assert cli.check_systems(["jangada", "etcd"], False, print) == {
+        "etcd": systems.skip_message("etcd", ["etcd-server"])} and tried == []
+    skipped = cli.check_systems(["jangada", "etcd", "pysyncobj"], True, print)
+    assert tried == ["etcd", "pysyncobj"]
+    assert skipped == {"etcd": "install failed: apt-get install failed: E: Unable to locate package"}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--systems", "redis"], "choose from jangada, etcd, pysyncobj"),
     (["--workloads", "put-2"], "--workloads"),

@@ -166,9 +166,9 @@ func main() {
 		wg.Wait()
 	}
 
-	var budget []int
+	var budget []int // per client; -1: until the deadline
 	for c := 0; c < *clients; c++ {
-		n := 0
+		n := -1
 		if *ops > 0 {
 			n = *ops / *clients
 			if c < *ops%*clients {
@@ -197,7 +197,7 @@ func main() {
 				opts = append(opts, clientv3.WithSerializable())
 			}
 			var end time.Time
-			for n := 0; (budget[c] == 0 || n < budget[c]) && time.Now().Before(deadline); n++ {
+			for n := 0; (budget[c] < 0 || n < budget[c]) && time.Now().Before(deadline); n++ {
 				k := key(rng.Intn(*keys))
 				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 				began := time.Now()
