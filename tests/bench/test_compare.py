@@ -54,6 +54,26 @@ def test_the_table_orders_rows_by_workload_then_system_and_shows_ratios() -> Non
     assert dict(zip(table.COLUMNS, rows[2]))["load CPU us/op"] == "in leader: 100 w/ server"
 
 
+def test_cluster_cpu_per_op_counts_every_member_over_every_op() -> None:
+    row = m("etcd", "put-16", 1000.0, cluster_cpu_s=2.4)  # 8,000 ops in 8 s
+    assert row.cluster_us_per_op == pytest.approx(300.0) and row.to_dict()["cluster_us_per_op"] == 300.0
+    assert dict(zip(table.COLUMNS, table.rows([row], {})[0]))["cluster CPU us/op"] == "300"
+    assert m("etcd", "put-16", 1000.0).cluster_us_per_op is None
+
+
+def test_server_cpu_reads_the_processes_it_was_given() -> None:
+    import os
+    import time
+    from cluster.bench.compare.cpu import ServerCpu
+    cpu = ServerCpu([os.getpid()])
+    cpu.begin()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    used = cpu.end()
+    assert used is not None and used >= 0.04 and cpu.end() == used  # read once
+
+
 def test_durability_labels_say_who_fsyncs() -> None:
     assert jangada.durability("always") == "fsync" and etcd.DURABILITY == "fsync"
     assert jangada.durability("none").startswith("NO fsync") and syncobj.DURABILITY.startswith("NO fsync")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cluster.bench.compare.cpu import ServerCpu
 from cluster.bench.compare.plan import Measurement, Settings, Workload
 
 ETCD = "/usr/bin/etcd"
@@ -27,6 +28,7 @@ GOPATH = "/usr/share/gocode"
 CLIENTV3 = Path(GOPATH) / "src/go.etcd.io/etcd/clientv3"
 SOURCE = Path(__file__).resolve().parent.parent / "etcdload" / "main.go"
 BUILD_TIMEOUT = 300.0
+MEASURING_LINE = "etcdload: measuring"  # main.go's MeasuringLine, on stderr
 DURABILITY = "fsync"  # etcd 3.4 fsyncs its WAL before acknowledging, always (no switch to turn it off)
 
 
@@ -159,7 +161,7 @@ def parse_etcdload(stdout: str) -> dict[str, Any]:
     raise EtcdError(f"etcdload printed no result: {stdout.strip()[-300:]!r}")
 
 
-def measurement(w: Workload, doc: dict[str, Any]) -> Measurement:
+def measurement(w: Workload, doc: dict[str, Any], cluster_cpu_s: float | None = None) -> Measurement:
     lat = doc["latency_ms"]
     return Measurement(
         system="etcd", workload=w.key, members=w.members, durability=DURABILITY,
@@ -169,19 +171,33 @@ def measurement(w: Workload, doc: dict[str, Any]) -> Measurement:
         load_cpu_s=float(doc["cpu_s"]),
         generator=f"etcdload (Go, clientv3): {w.clients} goroutines over {doc.get('conns', '?')} gRPC conns, "
                   f"target {doc.get('target', '?')}",
-        error_kinds={str(k): int(v) for k, v in (doc.get("error_kinds") or {}).items()})
+        error_kinds={str(k): int(v) for k, v in (doc.get("error_kinds") or {}).items()}, cluster_cpu_s=cluster_cpu_s)
 
 
-def run_workload(binary: Path, w: Workload, endpoints: list[str], settings: Settings) -> Measurement:
-    duration = settings.duration
-    try:
-        done = subprocess.run([str(binary), *etcdload_args(w, endpoints, settings)], capture_output=True,
-                              text=True, timeout=duration + 120)
-    except subprocess.TimeoutExpired:
-        raise EtcdError(f"etcdload {w.key} did not finish within {duration + 120:g} s") from None
-    if done.returncode != 0:
-        raise EtcdError(f"etcdload {w.key} failed: {done.stderr.strip()[-500:]}")
-    return measurement(w, parse_etcdload(done.stdout))
+def run_workload(binary: Path, w: Workload, endpoints: list[str], settings: Settings,
+                 pids: list[int]) -> Measurement:
+    """Run etcdload once; etcd's CPU is counted from its "measuring" line to its exit."""
+    limit = settings.duration + 120
+    cpu = ServerCpu(pids)
+    with subprocess.Popen([str(binary), *etcdload_args(w, endpoints, settings)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        before = []
+        for line in proc.stderr:  # etcdload bounds its own connect and prefill
+            if line.strip() == MEASURING_LINE:
+                cpu.begin()
+                break
+            before.append(line)
+        try:
+            stdout, stderr = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # ours, by handle
+            proc.communicate()
+            raise EtcdError(f"etcdload {w.key} did not finish within {limit:g} s") from None
+        used = cpu.end()
+    if proc.returncode != 0:
+        raise EtcdError(f"etcdload {w.key} failed: {(''.join(before) + stderr).strip()[-500:]}")
+    return measurement(w, parse_etcdload(stdout), used)
 
 
 def run(workloads: list[Workload], root: Path, ports: list[int], settings: Settings,
@@ -195,7 +211,7 @@ def run(workloads: list[Workload], root: Path, ports: list[int], settings: Setti
         started(cluster.pids())
         out = []
         for w in workloads:
-            m = run_workload(binary, w, cluster.endpoints, settings)
+            m = run_workload(binary, w, cluster.endpoints, settings, cluster.pids())
             each(m)
             out.append(m)
         return out

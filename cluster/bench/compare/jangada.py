@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cluster.bench.compare.cpu import ServerCpu
 from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.bench.compare.ports import free_ports
 
@@ -96,7 +97,7 @@ def durability(fsync: str) -> str:
     return "fsync" if fsync == "always" else f"NO fsync (storage.fsync = {fsync})"
 
 
-def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str) -> Measurement:
+def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, pids: list[int]) -> Measurement:
     from cluster.bench import report, runner
     from cluster.bench.options import BenchOptions
 
@@ -107,7 +108,17 @@ def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str) -
                            target=shape.target, pipeline=True)
     options.check()
     view = runner.survey(endpoints)
-    results, wall, _ = runner.run(options, view)
+    cpu = ServerCpu(pids)
+
+    def window(phase: str, completed: int, elapsed: float) -> None:
+        # The runner reports "run" from the start of the measured window (after
+        # connecting and prefill) and "done" once every load process has reported.
+        if phase == "run" and cpu.start is None:
+            cpu.begin()
+        elif phase == "done":
+            cpu.end()
+
+    results, wall, _ = runner.run(options, view, window)
     summary = report.summarize(options, results, wall, {"endpoints": endpoints, "leader": view.leader,
                                                          "roles": view.roles, "fsync": fsync})
     lat = summary["latency_ms"]
@@ -119,7 +130,7 @@ def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str) -
         load_cpu_s=float(summary["load_cpu"]["cpu_s"]),
         generator=f"cluster.bench --pipeline: {shape.processes} process(es) x {shape.in_flight} in flight, "
                   f"target {shape.target}",
-        generator_processes=shape.processes, error_kinds=dict(summary["errors"]))
+        generator_processes=shape.processes, error_kinds=dict(summary["errors"]), cluster_cpu_s=cpu.used)
 
 
 def run(workloads: list[Workload], root: Path, settings: Settings,
@@ -138,7 +149,7 @@ def run(workloads: list[Workload], root: Path, settings: Settings,
             cluster.wait_for_leader()
             fsync = cluster.spec.storage.fsync
             for w in (w for w in workloads if w.members == members):
-                m = measure(w, cluster.spec.client_addresses(), settings, fsync)
+                m = measure(w, cluster.spec.client_addresses(), settings, fsync, [p.pid for p in cluster.procs])
                 each(m)
                 out.append(m)
         finally:

@@ -77,6 +77,7 @@ class Measurement:
     generator_processes: int = 1  # OS processes the generator ran as (its CPU is their sum)
     note: str = ""
     server_cpu_s: float | None = None  # PySyncObj: the leader process's CPU, load and server together
+    cluster_cpu_s: float | None = None  # every member process's CPU while measuring (PySyncObj: with its load)
     error_kinds: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -85,6 +86,13 @@ class Measurement:
         if self.load_cpu_s is None or not total:
             return None
         return self.load_cpu_s / total * 1e6
+
+    @property
+    def cluster_us_per_op(self) -> float | None:
+        total = self.ok + self.errors
+        if self.cluster_cpu_s is None or not total:
+            return None
+        return self.cluster_cpu_s / total * 1e6
 
     @property
     def load_cores(self) -> float | None:
@@ -103,5 +111,6 @@ class Measurement:
         doc = asdict(self)
         doc["load_us_per_op"] = None if self.load_us_per_op is None else round(self.load_us_per_op, 1)
         doc["load_cores"] = None if self.load_cores is None else round(self.load_cores, 3)
+        doc["cluster_us_per_op"] = None if self.cluster_us_per_op is None else round(self.cluster_us_per_op, 1)
         doc["saturated"] = self.saturated
         return doc

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cluster.bench.compare.cpu import ServerCpu
 from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.bench.histogram import Histogram
 
@@ -105,7 +106,8 @@ def measurement(w: Workload, doc: dict[str, Any]) -> Measurement:
         elapsed_s=elapsed,
         latency_ms={"p50": hist.value_at(50) / 1000, "p90": hist.value_at(90) / 1000,
                     "p99": hist.value_at(99) / 1000, "p99.9": hist.value_at(99.9) / 1000, "max": hist.max / 1000},
-        load_cpu_s=None, generator=generator, note=note, server_cpu_s=float(doc["process_cpu_s"]))
+        load_cpu_s=None, generator=generator, note=note, server_cpu_s=float(doc["process_cpu_s"]),
+        cluster_cpu_s=doc.get("cluster_cpu_s"))
 
 
 def run(workloads: list[Workload], root: Path, ports: list[int], settings: Settings,
@@ -120,7 +122,13 @@ def run(workloads: list[Workload], root: Path, ports: list[int], settings: Setti
             leader = cluster.leader()
             cmd = {"cmd": "run", "op": w.op, "clients": w.clients, "serializable": w.serializable,
                    "duration": settings.duration, "keys": settings.keys, "value_size": settings.value_size}
-            m = measurement(w, cluster.ask(leader, cmd, settings.duration + 90))
+            if w.op == "get":
+                cluster.ask(leader, dict(cmd, cmd="prefill"), 60)
+            cpu = ServerCpu(cluster.pids())
+            cpu.begin()
+            doc = cluster.ask(leader, cmd, settings.duration + 90)
+            doc["cluster_cpu_s"] = cpu.end()
+            m = measurement(w, doc)
             each(m)
             out.append(m)
         return out

@@ -113,13 +113,18 @@ def local_reads(store: Any, duration: float, keys: int) -> dict[str, Any]:
     return {"hist": hist, "errors": 0, "elapsed": now - t0}
 
 
+def prefill(store: Any, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Every key once, `clients` at a time (before a read workload; not measured)."""
+    keys, value = int(cmd["keys"]), b"v" * int(cmd["value_size"])
+    order = iter(range(keys))
+    out = closed_loop(lambda k, v, cb: store.put(f"bench/{next(order, 0):08d}", v, callback=cb),
+                      int(cmd["clients"]), PREFILL_TIMEOUT, keys, value, budget=keys)
+    return {"ok": out["hist"].total, "errors": out["errors"]}
+
+
 def run(store: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     keys, clients, duration = int(cmd["keys"]), int(cmd["clients"]), float(cmd["duration"])
     value = b"v" * int(cmd["value_size"])
-    if cmd["op"] == "get":  # prefill, not measured: every key once, `clients` at a time
-        prefill = iter(range(keys))
-        closed_loop(lambda k, v, cb: store.put(f"bench/{next(prefill, 0):08d}", v, callback=cb), clients,
-                    PREFILL_TIMEOUT, keys, value, budget=keys)
     cpu, term = time.process_time(), store.getStatus()["raft_term"]
     if cmd["op"] == "put":
         out = closed_loop(lambda k, v, cb: store.put(k, v, callback=cb), clients, duration, keys, value)
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             leader = store._getLeader()
             answer: dict[str, Any] = {"ready": bool(store.isReady()), "self": args.self_addr,
                                       "leader": None if leader is None else str(getattr(leader, "address", leader))}
+        elif cmd["cmd"] == "prefill":
+            answer = prefill(store, cmd)
         else:
             answer = run(store, cmd)
         print(json.dumps(answer), flush=True)

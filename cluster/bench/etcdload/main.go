@@ -28,6 +28,9 @@ import (
 	"go.etcd.io/etcd/clientv3"
 )
 
+// MeasuringLine goes to stderr when the measured window starts (after connecting and prefill).
+const MeasuringLine = "etcdload: measuring"
+
 type result struct {
 	Workload  string             `json:"workload"`
 	Clients   int                `json:"clients"`
@@ -178,6 +181,8 @@ func main() {
 		budget = append(budget, n)
 	}
 	tallies := make([]*tally, *clients)
+	// The parent reads this line to start its clock on etcd's own CPU.
+	fmt.Fprintln(os.Stderr, MeasuringLine)
 	start := time.Now()
 	deadline := start.Add(time.Duration(*duration * float64(time.Second)))
 	cpu0 := cpuSeconds()
