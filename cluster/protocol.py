@@ -462,9 +462,17 @@ def _kv_fields(kv: Any) -> list[Any]:
     return [kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease]
 
 
+def decode_watch_frames(data: bytes, max_bytes: int = 256 << 20) -> list[WatchFrame | Reply]:
+    """What a watch socket receives: a pushed WatchFrame, or ordinary replies (an
+    error answering a watch request; maybe a batch). Raises ProtocolError only."""
+    obj = _unpack(data, max_bytes)
+    if isinstance(obj, list):
+        return list(decode_replies(data, max_bytes))
+    return [decode_watch_frame(data, max_bytes)]
+
+
 def decode_watch_frame(data: bytes, max_bytes: int = 256 << 20) -> WatchFrame | Reply:
-    """A frame on a watch socket: a pushed WatchFrame, or an ordinary reply (an
-    error answering a malformed watch request). Raises ProtocolError only."""
+    """One pushed WatchFrame, or one ordinary reply. Raises ProtocolError only."""
     obj = _unpack_map(data, max_bytes)
     if "watch" not in obj:
         return decode_reply(data, max_bytes)

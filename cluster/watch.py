@@ -35,7 +35,7 @@ import zmq
 
 from cluster.protocol import (
     ErrorCode, ErrorReply, ProtocolError, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
-    WatchProgressRequest, decode_watch_frame, encode_request,
+    WatchProgressRequest, decode_watch_frames, encode_request,
 )
 
 if TYPE_CHECKING:
@@ -151,15 +151,17 @@ class Watch:
 
     def _receive(self, socket: zmq.Socket[bytes]) -> WatchResponse | None:
         try:
-            frame = decode_watch_frame(socket.recv(zmq.NOBLOCK))
+            frames = decode_watch_frames(socket.recv(zmq.NOBLOCK))
         except (ProtocolError, zmq.Again):
             return None
-        if isinstance(frame, ErrorReply):
-            if frame.request_id == self._request_id:
-                self._refused(frame)
-            return None
-        if not isinstance(frame, WatchFrame) or frame.watch_id != self._watch_id:
-            return None  # a previous connection's leftovers
+        for item in frames:  # one watch frame, or replies (maybe a batch)
+            if isinstance(item, ErrorReply) and item.request_id == self._request_id:
+                self._refused(item)
+            elif isinstance(item, WatchFrame) and item.watch_id == self._watch_id:
+                return self._on_frame(item)
+        return None  # nothing for us, or a previous connection's leftovers
+
+    def _on_frame(self, frame: WatchFrame) -> WatchResponse | None:
         self._heard = time.monotonic()
         if frame.seq != self._expected:
             self._reconnect(f"frame {frame.seq} where {self._expected} was due")

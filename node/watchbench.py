@@ -18,10 +18,11 @@ import threading
 import time
 from pathlib import Path
 
-from cluster.commands import Put, Txn
+from cluster.commands import Put
 from node.localcluster import LocalCluster
 from node.statemachine import Put as SmPut
 from node.statemachine import StateMachine, encode_command, prefix_end
+from node.statemachine import Txn as SmTxn
 from node.watches import WatchHub, WatchLimits
 from cluster.protocol import WatchCreateRequest, WatchProgressRequest, decode_watch_frame, WatchFrame
 
@@ -30,10 +31,14 @@ def in_process(revisions: int, per_txn: int, limits: WatchLimits) -> None:
     sm = StateMachine()
     for i in range(revisions):
         ops = tuple(SmPut(b"k/%06d" % ((i * per_txn + j) % 50_000), b"v" * 100) for j in range(per_txn))
-        from node.statemachine import Txn as SmTxn
         sm.apply(i + 1, encode_command(SmTxn((), ops, ()) if per_txn > 1 else ops[0]))
     frames: list[bytes] = []
-    hub = WatchHub(1, lambda identity, data: frames.append(data) or True, lambda *a: None, lambda k, m: None, limits)
+
+    def send(identity: bytes, data: bytes) -> bool:
+        frames.append(data)
+        return True
+
+    hub = WatchHub(1, send, lambda *a: None, lambda k, m: None, limits)
     hub.on_request(b"c", WatchCreateRequest(1, 1, b"k/", prefix_end(b"k/"), 1, False, 1000), sm, 0.0)
     turns: list[float] = []
     events = 0

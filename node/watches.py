@@ -288,7 +288,7 @@ class WatchHub:
         start = watch.next_rev
         piece = sm.events(start, watch.key, watch.range_end, budget[0], budget[1])
         budget[0] -= piece.next_revision - start
-        budget[1] -= piece.count
+        budget[1] -= piece.event_count
         frame: list[object] = []
         size = 0
         revisions = piece.revisions

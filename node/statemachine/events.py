@@ -45,7 +45,7 @@ class EventSlice(NamedTuple):
 
     revisions: list[tuple[int, list[Event]]]
     next_revision: int
-    count: int
+    event_count: int
 
 
 def in_range(key: bytes, start: bytes, range_end: bytes) -> bool:

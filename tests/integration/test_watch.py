@@ -5,6 +5,7 @@ CLI. Every wait has a deadline; no assertion on wall-clock speed."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from cluster.cli import main
 from cluster.client import ClientError, WatchCompactedError
+from cluster.commands import Put
 from cluster.protocol import WatchEvent
 from node.localcluster import LocalCluster, wait_for
 
@@ -106,8 +109,7 @@ def test_resume_from_a_revision_on_another_node_and_the_compacted_error(make_clu
     client = cluster.client()
     for i in range(10):
         client.put(f"r/{i}", str(i))
-    client.txn(success=[__import__("cluster.commands", fromlist=["Put"]).Put(b"r/a", b"1"),
-                        __import__("cluster.commands", fromlist=["Put"]).Put(b"r/b", b"2")])
+    client.txn(success=[Put(b"r/a", b"1"), Put(b"r/b", b"2")])
     last = client.delete("r/0", prev_kv=True).revision
 
     on_two = cluster.client([cluster.address(2)]).watch("r/", prefix=True, start_revision=2, prev_kv=True)
@@ -133,7 +135,8 @@ def test_resume_from_a_revision_on_another_node_and_the_compacted_error(make_clu
 
 
 @pytest.mark.timeout(120)
-def test_the_cli_streams_events_and_stops_after_max_events(make_cluster: MakeCluster, tmp_path: Path) -> None:
+def test_the_cli_streams_events_and_stops_after_max_events(make_cluster: MakeCluster, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     cluster = make_cluster(3)
     cluster.wait_for_leader()
     client = cluster.client()
@@ -142,31 +145,41 @@ def test_the_cli_streams_events_and_stops_after_max_events(make_cluster: MakeClu
     client.delete("c/1")
     endpoints = ",".join(cluster.spec.client_addresses())
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cluster", "watch", "--endpoints", endpoints, *args],
-                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    def cli(*args: str) -> tuple[int, str, str]:
+        """`python -m cluster watch ...` in this process (`main` is the whole CLI)."""
+        status = main(["watch", "--endpoints", endpoints, *args])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
 
-    simple = cli("c/", "--prefix", "--rev", "1", "--prev-kv", "--max-events", "3", "--timeout", "30")
-    assert simple.returncode == 0, simple.stderr
-    assert simple.stdout.splitlines() == ["PUT", "c/1", "one", "PUT", "c/1", "one", "c/1", "two",
-                                          "DELETE", "c/1", "two", "c/1", ""]
-    lines = cli("c/1", "--rev", "2", "--max-events", "2", "-w", "json", "--timeout", "30").stdout.splitlines()
-    docs = [json.loads(line) for line in lines]
+    status, out, err = cli("c/", "--prefix", "--rev", "1", "--prev-kv", "--max-events", "3", "--timeout", "30")
+    assert status == 0, err
+    assert out.splitlines() == ["PUT", "c/1", "one", "PUT", "c/1", "one", "c/1", "two",
+                                "DELETE", "c/1", "two", "c/1", ""]
+    status, out, err = cli("c/1", "--rev", "2", "--max-events", "2", "-w", "json", "--timeout", "30")
+    docs = [json.loads(line) for line in out.splitlines()]
     assert [(d["type"], d["revision"], d["kv"]["value"]) for d in docs] == [("PUT", 2, "one"), ("PUT", 3, "two")]
-    # Live: start from now, then write.
-    proc = subprocess.Popen([sys.executable, "-m", "cluster", "watch", "--endpoints", endpoints, "live",
-                             "--max-events", "1", "--timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    head = client.put("live", "now").revision  # a watch starting at a revision still to come waits there
+    client.put("live", "later")
+    assert cli("live", "--rev", str(head + 1), "--max-events", "1", "--timeout", "30")[1] == "PUT\nlive\nlater\n"
+    status, out, err = cli("never", "--max-events", "1", "--timeout", "1")
+    assert status == 1 and "0 of 1 events" in err
+    client.compact(head)
+    status, out, err = cli("c/", "--prefix", "--rev", "2", "--timeout", "30")
+    assert status == 1 and "compacted" in err
+
+    # A real process: Ctrl-C ends an unbounded watch cleanly, exit 0.
+    def watches() -> int:
+        return sum(st["watches"] for st in map(cluster.status, cluster.spec.ids) if st)
+
+    wait_for(lambda: watches() == 0, 60, "the earlier watches to be gone")
+    endless = subprocess.Popen([sys.executable, "-m", "cluster", "watch", "--endpoints", endpoints, "x"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        def watching() -> bool:
-            return any(st and st.get("watches") for st in map(cluster.status, cluster.spec.ids))
-        wait_for(watching, 60, "the CLI's watch to be created")
-        client.put("live", "now")
-        out, err = proc.communicate(timeout=60)
+        wait_for(lambda: watches() == 1, 60, "the endless watch to be created")
+        endless.send_signal(signal.SIGINT)
+        out, err = endless.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0 and out == "PUT\nlive\nnow\n", err
-    short = cli("never", "--max-events", "1", "--timeout", "1")
-    assert short.returncode == 1 and "0 of 1 events" in short.stderr
+        if endless.poll() is None:
+            endless.kill()
+            endless.wait()
+    assert endless.returncode == 0 and out == "" and "Traceback" not in err, err

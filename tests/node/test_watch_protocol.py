@@ -67,7 +67,7 @@ def test_malformed_frames_are_protocol_errors(events: list[object]) -> None:
         decode_watch_frame(encode_watch_frame(1, 1, 1, 1, "bogus", 1, 1))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.dictionaries(st.sampled_from(["v", "id", "op", "wid", "key", "end", "start", "prev_kv", "progress_ms",
                                         "ack", "notify"]),
                        st.one_of(st.integers(-2**63, 2**64 - 1), st.binary(max_size=5), st.booleans(), st.none(),
@@ -79,7 +79,7 @@ def test_random_watch_shaped_maps_raise_only_protocol_error(fields: dict[str, ob
         pass
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.dictionaries(st.sampled_from(["v", "id", "node", "ok", "watch", "seq", "kind", "rev", "head", "events",
                                         "compact", "code", "reason", "interval_ms"]),
                        st.one_of(st.integers(-2**63, 2**64 - 1), st.binary(max_size=5), st.text(max_size=5),

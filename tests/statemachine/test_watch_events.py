@@ -32,7 +32,7 @@ def flatten(sm: StateMachine, start: int, key: bytes, end: bytes, **limits: int)
         piece = sm.events(start, key, end, **limits)
         assert piece.next_revision > start, "a slice must make progress"
         assert all(start <= r < piece.next_revision for r, _ in piece.revisions)
-        assert piece.count == sum(len(events) for _, events in piece.revisions)
+        assert piece.event_count == sum(len(events) for _, events in piece.revisions)
         out.extend(piece.revisions)
         start = piece.next_revision
     return out
