@@ -113,6 +113,7 @@ class NodeActor:
         self._outbox: dict[bytes, list[Reply]] = {}
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
+        self._turn_reads: list[Waiter] = []  # linearizable reads of the drain in progress
         self._next_expiry_sweep = 0.0
         self.lease_timers = LeaseTimers()
         self._reset_lease_timers()
@@ -487,6 +488,7 @@ class NodeActor:
                                                             ErrorCode.INVALID_REQUEST, request.reason))
                 else:
                     self._on_request(identity, request)
+        self._register_reads()
 
     def _on_request(self, identity: bytes, request: ClientRequest) -> None:
         if isinstance(request, StatusRequest):
@@ -521,7 +523,7 @@ class NodeActor:
             reply = answers.result_reply(rid, self.id, self.sm.query(request.command), serializable=True)
             self._reply(identity, reply)
             return
-        if self.requests.full():
+        if len(self.requests) + len(self._turn_reads) >= self.requests.limit:
             self._reply(identity, answers.error(rid, self.id, ErrorCode.TOO_MANY_REQUESTS,
                                                 f"{len(self.requests)} requests already waiting"))
             return
@@ -532,14 +534,23 @@ class NodeActor:
             self._propose(waiter)
 
     def _read_index(self, waiter: Waiter) -> None:
+        self._turn_reads.append(waiter)  # registered together at the end of the drain
+
+    def _register_reads(self) -> None:
+        """One ReadIndex request for every linearizable read of this drain (as etcd's
+        server batches them): the core's per-read work is per batch."""
+        waiters, self._turn_reads = self._turn_reads, []
+        if not waiters:
+            return
         self._ctx_counter += 1
         ctx = self._ctx_prefix + struct.pack(">Q", self._ctx_counter)
         try:
             self.raft.read_index(ctx)
         except NotLeader as error:
-            self._reply(waiter.identity, self._redirect_reply(waiter.request_id, error.leader_hint))
+            for waiter in waiters:
+                self._reply(waiter.identity, self._redirect_reply(waiter.request_id, error.leader_hint))
             return
-        self.requests.add_read(ctx, waiter)
+        self.requests.add_reads(ctx, waiters)
 
     def _propose(self, waiter: Waiter) -> None:
         core = self.raft
