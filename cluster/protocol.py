@@ -63,6 +63,7 @@ class ErrorCode(str, Enum):
     INVALID_REQUEST = "invalid-request"
     COMPACTED = "compacted"
     SESSION_EXPIRED = "session-expired"
+    LEASE_NOT_FOUND = "lease-not-found"  # never granted, revoked or expired
     WATCH_CANCELLED = "watch-cancelled"  # a watch the node ended: resume from the revision given
 
 

@@ -119,6 +119,7 @@ examples:
   python -m cluster.bench get --serializable --target all --duration 10
   python -m cluster.bench mixed --read-ratio 0.8 --json
   python -m cluster.bench txn --plot txn.png
+  python -m cluster.bench compare --help                       # jangada vs etcd vs PySyncObj
 
 exit status: 0 the run finished (failed operations are counted, not fatal), 1 no
 cluster / every operation failed, 2 usage error. Figures: docs/benchmarks.md.

@@ -47,6 +47,11 @@ def _garbage_frames(cluster_id: str, rng: random.Random) -> list[list[bytes]]:
         [pack({"v": 1, "id": 7, "op": "nope"})],
         [pack({"v": 1, "id": 8, "op": "kv", "cmd": b"\x00garbage", "ser": False})],
         [pack({"v": 1, "id": "x", "op": "kv"})],
+        # lease commands: malformed, out of range, and the leader-only expiry
+        *[[pack({"v": 1, "id": 20 + i, "op": "kv", "cmd": pack([1, 0, 0, fields]), "ser": False})]
+          for i, fields in enumerate([[8, -5, 0], [8, 2**62, 0], [8, 5, -1], [8, "5", 0], [9, None],
+                                      [10, 2**63 - 1], [10, [1]], [11, 1, "yes"], [12, 1], [13, 1, 1],
+                                      [13, "a", 1], [{}, 1]])],
         [pack([])], [pack([{"v": 1, "id": 9, "op": "status"}] * 1025)],  # empty / too big a batch
         [pack([{"v": 1, "id": 10, "op": "nope"}, 5, {"v": 1, "id": "y"}])],  # a batch of bad elements
         # watch requests: malformed, over a limit, for an unknown watch, from a far future revision
@@ -178,6 +183,12 @@ def test_replicas_hold_byte_identical_state_after_a_run(make_cluster: MakeCluste
     client.delete("k/1")
     client.txn([Compare.value(b"k/2", "=", b"v2")], [Put(b"txn", b"yes")], [Put(b"txn", b"no")])
     client.compact(client.put("last", "1").revision - 10)
+    expiring = client.lease_grant(1).id
+    client.put("leased/expiring", "1", lease=expiring)
+    client.put("leased/revoked", "1", lease=client.lease_grant(60).id)
+    client.lease_revoke(client.get("leased/revoked").lease)  # type: ignore[union-attr]
+    client.put("leased/kept", "1", lease=client.lease_grant(600).id)
+    wait_for(lambda: client.get("leased/expiring") is None, 30, "the 1 s lease to expire")
     commit = cluster.status_of(leader)["commit_index"]
     for node_id in cluster.spec.ids:
         cluster.wait_caught_up(node_id, commit)
