@@ -492,13 +492,12 @@ class RaftCore:
         can_vote = (self.vote == m.src
                     or (self.vote == NONE and self.lead == NONE)
                     or (m.pre_vote and m.term > self.term))
-        # A node that is not a member in its own log never votes: a joiner's empty log
-        # is "up to date" with anything, and a stale candidate may count this id from
-        # a configuration where it named an earlier incarnation (docs/raft-core.md,
-        # "Membership"). Refusing a vote is always safe. Learners do vote: they may
-        # have been promoted in a log they have not seen yet (as in etcd).
-        if can_vote and (self.id in self.voters or self.id in self.learners) \
-                and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+        # A joiner that knows no membership yet never votes: its empty log is "up to
+        # date" with anything. (Refusing is always safe; refusing more -- e.g. every
+        # node its own log calls removed -- is not live: that log may hold a stale,
+        # uncommitted removal whose truncation needs this very vote.) Learners vote:
+        # they may have been promoted in a log they have not seen yet (as in etcd).
+        if can_vote and (self.voters or self.learners) and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
             self._send(RequestVoteResponse(self.id, m.src, m.term, True, m.pre_vote))
             if not m.pre_vote:
                 self.election_elapsed = 0

@@ -164,7 +164,7 @@ def test_promotion_after_compaction_waits_for_the_snapshot() -> None:
     change(h, 1, PROMOTE, 4)
 
 
-def test_a_node_outside_its_configuration_never_votes() -> None:
+def test_a_joiner_that_knows_no_membership_never_votes() -> None:
     """A joiner's empty log is 'up to date' with any candidate's: were it to vote, a
     candidate with a stale configuration naming this id could win on it."""
     h = Harness(3, election_ticks=T)
@@ -310,6 +310,25 @@ def test_a_removed_node_that_keeps_running_does_not_disrupt() -> None:
         h.stabilize()
     assert any(isinstance(m, RequestVote) and m.src == 3 for m in h.delivered)
     assert h.leaders() == [1] and h[1].term == h[2].term == term
+
+
+def test_a_node_with_a_stale_removal_of_itself_still_votes() -> None:
+    """Liveness (simulator seed 5186 of --membership): node 3 holds its own removal,
+    uncommitted, from a deposed leader; the cluster needs its vote to elect the
+    leader that will truncate that entry."""
+    h = Harness(3, election_ticks=T, check_quorum=False)
+    h.elect(3)
+    h.isolate(3)
+    h[3].propose_conf_change(cc(REMOVE, 3))
+    h.stabilize()
+    assert h[3].conf == ConfState((1, 2)) and h[3].role is Role.LEADER
+    h.elect(2)  # term 2, with 1: the removal never reached them
+    h.heal()
+    h.isolate(2)
+    h.elect(1)  # term 3 needs 3's vote: 1 and 3 of voters (1, 2, 3)
+    h.tick(1, 1)
+    h.stabilize()
+    assert h[3].conf == ConfState((1, 2, 3)), "the stale removal was truncated"
 
 
 def test_a_removed_follower_is_no_longer_replicated_to() -> None:
