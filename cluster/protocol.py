@@ -7,8 +7,13 @@ uses a DEALER). Each frame is a msgpack map with string keys:
              {"v": 1, "id": request_id, "op": "status"}
              {"v": 1, "id": request_id, "op": "drop", "peers": [id...], "seconds": s,
               "direction": "both"|"in"|"out"}      (fault injection; replies status)
+             {"v": 1, "id": request_id, "op": "members", "leader": bool}
+             {"v": 1, "id": request_id, "op": "conf", "change": "add-learner"|"promote"|"remove",
+              "node": id, "peer": address, "client": address}   (replies members, once applied)
+             {"v": 1, "id": request_id, "op": "transfer", "to": id}   (replies status)
     reply    {"v": 1, "id": request_id, "node": node_id, "ok": true, "result": bytes, "ser": bool}
              {"v": 1, "id": request_id, "node": node_id, "ok": true, "status": {...}}
+             {"v": 1, "id": request_id, "node": node_id, "ok": true, "members": {...}}
              {"v": 1, "id": request_id, "node": node_id, "ok": false, "code": ErrorCode,
               "reason": str, "leader": leader_id, "leader_client": address}
 
@@ -50,6 +55,12 @@ class ErrorCode(str, Enum):
     INVALID_REQUEST = "invalid-request"
     COMPACTED = "compacted"
     SESSION_EXPIRED = "session-expired"
+    #: membership: the leader cannot take the change now (another is pending, or it
+    #: has not committed in its term yet); nothing happened, retry shortly
+    BUSY = "busy"
+    #: membership: refused for a reason that may pass (a learner not caught up yet);
+    #: nothing happened, the reason says why
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +117,53 @@ class DropTrafficRequest:
     direction: str = "both"
 
 
-ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest]
-Reply = Union[KvReply, StatusReply, ErrorReply]
+CONF_CHANGES = ("add-learner", "promote", "remove")
+_MAX_ADDRESS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class MembersRequest:
+    """The membership as the answering node sees it; with `leader_only` a follower
+    answers not-leader (the leader alone knows how far each learner lags)."""
+
+    request_id: int
+    leader_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChangeRequest:
+    """A membership change, answered with a MembersReply once it is applied.
+    `peer` and `client` (tcp://HOST:PORT) are required for add-learner only."""
+
+    request_id: int
+    change: str
+    node: int
+    peer: str = ""
+    client: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """Move leadership to voter `to` (answered with a StatusReply once started)."""
+
+    request_id: int
+    to: int
+
+
+@dataclass(frozen=True, slots=True)
+class MembersReply:
+    """`members`: {"voters", "learners", "members": [{"id", "peer", "client", "voter",
+    "match", "lag"}], "leader_id", "term", "last_index", "commit_index", "from_leader"}
+    (`match`/`lag` are null unless the answer comes from the leader)."""
+
+    request_id: int
+    node_id: int
+    members: dict[str, Any] = field(default_factory=dict)
+
+
+ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, MembersRequest, ConfChangeRequest,
+                      TransferRequest]
+Reply = Union[KvReply, StatusReply, ErrorReply, MembersReply]
 
 
 # --- encoding ----------------------------------------------------------------------
@@ -126,6 +182,13 @@ def encode_request(request: ClientRequest) -> bytes:
         case DropTrafficRequest(request_id, peers, seconds, direction):
             return _pack({"v": VERSION, "id": request_id, "op": "drop", "peers": list(peers),
                           "seconds": float(seconds), "direction": direction})
+        case MembersRequest(request_id, leader_only):
+            return _pack({"v": VERSION, "id": request_id, "op": "members", "leader": leader_only})
+        case ConfChangeRequest(request_id, change, node, peer, client):
+            return _pack({"v": VERSION, "id": request_id, "op": "conf", "change": change, "node": node,
+                          "peer": peer, "client": client})
+        case TransferRequest(request_id, to):
+            return _pack({"v": VERSION, "id": request_id, "op": "transfer", "to": to})
     raise TypeError(f"not a request: {request!r}")
 
 
@@ -136,6 +199,8 @@ def encode_reply(reply: Reply) -> bytes:
             return _pack({**head, "ok": True, "result": result, "ser": serializable})
         case StatusReply(_, _, status):
             return _pack({**head, "ok": True, "status": status})
+        case MembersReply(_, _, members):
+            return _pack({**head, "ok": True, "members": members})
         case ErrorReply(_, _, code, reason, leader_id, leader_client):
             return _pack({**head, "ok": False, "code": code.value, "reason": reason,
                           "leader": leader_id, "leader_client": leader_client})
@@ -183,6 +248,12 @@ def decode_request(data: bytes, max_bytes: int = 16 << 20) -> ClientRequest:
         return StatusRequest(request_id)
     if op == "drop":
         return _drop_request(obj, request_id)
+    if op == "members":
+        return MembersRequest(request_id, bool(_get(obj, "leader", bool)))
+    if op == "conf":
+        return _conf_request(obj, request_id)
+    if op == "transfer":
+        return TransferRequest(request_id, _node_id(obj, "to"))
     raise ProtocolError(f"unknown op {op!r}")
 
 
@@ -199,6 +270,26 @@ def _drop_request(obj: dict[str, Any], request_id: int) -> DropTrafficRequest:
     return DropTrafficRequest(request_id, tuple(peers), float(seconds), direction)
 
 
+def _node_id(obj: dict[str, Any], key: str) -> int:
+    value: int = _get(obj, key, int)
+    if not 1 <= value < 2**63:
+        raise ProtocolError(f"field {key!r} must be a node id >= 1")
+    return value
+
+
+def _conf_request(obj: dict[str, Any], request_id: int) -> ConfChangeRequest:
+    change = _get(obj, "change", str)
+    if change not in CONF_CHANGES:
+        raise ProtocolError(f"field 'change' must be one of {', '.join(CONF_CHANGES)}")
+    node = _node_id(obj, "node")
+    peer, client = _get(obj, "peer", str), _get(obj, "client", str)
+    if len(peer) > _MAX_ADDRESS or len(client) > _MAX_ADDRESS:
+        raise ProtocolError("addresses must be at most 256 characters")
+    if change == "add-learner" and not (peer.startswith("tcp://") and client.startswith("tcp://")):
+        raise ProtocolError("add-learner needs 'peer' and 'client' addresses (tcp://HOST:PORT)")
+    return ConfChangeRequest(request_id, change, node, peer, client)
+
+
 def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:
     obj = _unpack_map(data, max_bytes)
     request_id = _request_id(obj)
@@ -206,6 +297,8 @@ def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:
     ok = _get(obj, "ok", bool)
     if ok and "status" in obj:
         return StatusReply(request_id, node_id, _get(obj, "status", dict))
+    if ok and "members" in obj:
+        return MembersReply(request_id, node_id, _get(obj, "members", dict))
     if ok:
         return KvReply(request_id, node_id, _get(obj, "result", bytes), _get(obj, "ser", bool))
     try:
