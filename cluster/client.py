@@ -95,6 +95,7 @@ class Client:
         self._ids = itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
         self.client_id = 0
         self._seq = 0
+        self._attempts = 0  # of the last admin request
 
     @classmethod
     def from_spec(cls, spec: ClusterSpec, **options: Any) -> Client:
@@ -178,14 +179,32 @@ class Client:
     def member_add(self, node_id: int, peer: str, client: str) -> dict[str, Any]:
         """Add `node_id` as a learner reachable at `peer` / `client`; returns the
         membership once the change is applied."""
-        return self._admin(lambda rid: ConfChangeRequest(rid, "add-learner", node_id, peer, client))
+        return self._conf_change(ConfChangeRequest(0, "add-learner", node_id, peer, client),
+                                 lambda m: node_id in m.get("learners", []) + m.get("voters", []))
 
     def member_promote(self, node_id: int) -> dict[str, Any]:
         """Make learner `node_id` a voter (RefusedError while it lags)."""
-        return self._admin(lambda rid: ConfChangeRequest(rid, "promote", node_id))
+        return self._conf_change(ConfChangeRequest(0, "promote", node_id),
+                                 lambda m: node_id in m.get("voters", []))
 
     def member_remove(self, node_id: int) -> dict[str, Any]:
-        return self._admin(lambda rid: ConfChangeRequest(rid, "remove", node_id))
+        """Remove `node_id` (a voter, a learner, or the leader itself)."""
+        return self._conf_change(ConfChangeRequest(0, "remove", node_id),
+                                 lambda m: node_id not in m.get("learners", []) + m.get("voters", []))
+
+    def _conf_change(self, request: ConfChangeRequest, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """A conf change is not idempotent: if an attempt went unanswered (e.g. the
+        leader removing itself took longer than `attempt_timeout`) a retry may be told
+        `invalid-request` (already added / not a member) for the very change the
+        first attempt made. Then the leader's member list decides."""
+        try:
+            return self._admin(lambda rid: replace(request, request_id=rid))
+        except InvalidRequestError:
+            if self._attempts > 1:
+                members = self.members()
+                if done(members):
+                    return members
+            raise
 
     def move_leader(self, to: int, poll: float = 0.05) -> dict[str, Any]:
         """Transfer leadership to voter `to` and wait (until `timeout`) until it leads;
@@ -217,8 +236,10 @@ class Client:
         deadline = deadline if deadline is not None else time.monotonic() + self.timeout
         backoff = 0.02
         last = "no attempt made"
+        self._attempts = 0
         while (remaining := deadline - time.monotonic()) > 0:
             target = self._endpoint
+            self._attempts += 1
             reply = self._attempt(target, frame, request_id, min(self.attempt_timeout, remaining))
             if reply is None:
                 last = f"no answer from {target}"

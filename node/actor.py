@@ -101,7 +101,7 @@ class NodeActor:
             self.transport = Transport(node_id, self.member.peer_bind_address, self.member.client_bind_address,
                                        {}, TransportOptions(spec.limits.max_message_bytes, spec.limits.send_hwm,
                                                             spec.limits.recv_hwm))
-            self._connect_members(self.core.conf)
+            self._connect_members()
         except BaseException:
             self.storage.close()
             raise
@@ -135,10 +135,18 @@ class NodeActor:
             self.membership.restore(ref.meta.conf, {})
         return StateMachine.restore(chunks)
 
-    def _connect_members(self, conf: ConfState) -> None:
-        """One DEALER per member of `conf` but us; none for anyone else. A member
-        whose address is unknown is logged (messages to it are dropped and counted)."""
-        members = (set(conf.voters) | set(conf.learners)) - {self.id}
+    def _peers(self) -> set[int]:
+        """Who we talk to: the members of the configuration in effect, plus those of
+        the last *applied* one and the leader we follow. A member being removed stays
+        reachable until its removal commits: a leader removing itself still needs
+        the followers' acknowledgements to commit that very change (thesis §4.2.2)."""
+        conf, applied = self.raft.conf, self.membership.applied_conf
+        return {*conf.voters, *conf.learners, *applied.voters, *applied.learners, self.raft.lead} - {self.id, 0}
+
+    def _connect_members(self) -> None:
+        """One DEALER per peer (`_peers`); none for anyone else. A member whose
+        address is unknown is logged (messages to it are dropped and counted)."""
+        members = self._peers()
         for peer in list(self.transport.dealers):
             if peer not in members:
                 self.transport.remove_peer(peer)
@@ -284,7 +292,7 @@ class NodeActor:
 
     def _on_conf(self, conf: ConfState) -> None:
         self.log.info(f"membership in effect: voters {list(conf.voters)}, learners {list(conf.learners)}")
-        self._connect_members(conf)
+        self._connect_members()
 
     def _install_snapshot(self, snapshot: Snapshot) -> None:
         ref = snapshot.data
@@ -294,7 +302,7 @@ class NodeActor:
             self.local_snapshot = None
         self.storage.commit_snapshot(ref)
         self.sm = self._restore(ref)
-        self._connect_members(self.raft.conf)
+        self._connect_members()
         if self.unused_snapshot is not None and self.unused_snapshot.path == ref.path:
             self.unused_snapshot = None
         for waiter in self.requests.writes_up_to(snapshot.meta.index):
@@ -443,12 +451,13 @@ class NodeActor:
             self.raft.step(message)
 
     def _accepts_src(self, src: int) -> bool:
-        """Only members may talk to us (a removed node that keeps running cannot
-        disturb the cluster) -- unless we are not a member ourselves: a joining
-        node hears from the leader before its log names anyone."""
-        conf = self.raft.conf
-        if src in conf.voters or src in conf.learners:
+        """Only peers (`_peers`: members, a member whose removal is not applied
+        yet, the leader) may talk to us, so a removed node that keeps running cannot
+        disturb the cluster -- unless we are not a member ourselves: a joining node
+        hears from the leader before its log names anyone."""
+        if src in self.transport.dealers or src in self._peers():
             return True
+        conf = self.raft.conf
         return self.id not in conf.voters and self.id not in conf.learners
 
     def _on_chunk_safely(self, chunk: SnapshotChunk) -> None:
@@ -599,6 +608,7 @@ class NodeActor:
                       + (f"; voters {list(conf.voters)}, learners {list(conf.learners)}" if conf else ""))
         if cc.kind is ConfChangeKind.REMOVE and cc.node_id == self.id:
             self.log.warning("this node was removed from the cluster: it takes no further part (stop it)")
+        self._connect_members()
 
     def members(self) -> dict[str, Any]:
         """The membership in effect as this node sees it (a MembersReply's body)."""
