@@ -58,7 +58,7 @@ from node.storage import (
 from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
 from node.transport import Transport, TransportOptions
 from node import wire
-from node.wire import SnapshotChunk, WireError
+from node.wire import SnapshotChunk, SnapshotChunkAck, WireError
 
 #: Ticks the loop may catch up at once after a stall (see step 3 above).
 MAX_CATCH_UP_TICKS = 3
@@ -387,11 +387,20 @@ class NodeActor:
             return
         intake.write(chunk)
         if not chunk.done:
+            self._ack_chunk(chunk, intake.received)
             return
         self.intake = None
         ref = intake.finish()  # raises storage's SnapshotCorrupt on a bad transfer
         self.unused_snapshot = ref
         self.raft.step(InstallSnapshot(chunk.src, self.id, chunk.term, Snapshot(chunk.meta, ref)))
+        self._ack_chunk(chunk, intake.received)
+
+    def _ack_chunk(self, chunk: SnapshotChunk, received: int) -> None:
+        """Flow control for the leader's stream (node/snapshots.py): bytes written."""
+        if chunk.src not in self.transport.dealers and not self._dial(chunk.src):
+            return
+        ack = SnapshotChunkAck(self.id, chunk.src, chunk.term, chunk.meta.index, received)
+        self.transport.send_peer(chunk.src, wire.encode(self.spec.cluster_id, ack))
 
     # ======================================================================
     # Peers
@@ -443,6 +452,11 @@ class NodeActor:
             return
         if isinstance(message, SnapshotChunk):
             self._on_chunk_safely(message)
+        elif isinstance(message, SnapshotChunkAck):
+            sender = self.senders.get(message.src)
+            if sender is not None and (message.term, message.index) == (
+                    sender.message.term, sender.message.snapshot.meta.index):
+                sender.acknowledged(message.received)
         elif isinstance(message, InstallSnapshot):
             # Snapshots arrive only as SnapshotChunks: an InstallSnapshot on the wire
             # carries no data, and stepping it could make the core install nothing.
