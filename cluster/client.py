@@ -36,7 +36,7 @@ from cluster.commands import (
 )
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
-    MembersReply, MembersRequest, ProtocolError, StatusReply, StatusRequest, TransferRequest, decode_reply,
+    MembersReply, MembersRequest, ProtocolError, StatusReply, StatusRequest, TransferRequest, decode_replies,
     encode_request,
 )
 from cluster.spec import ClusterSpec
@@ -360,11 +360,12 @@ class Client:
             if not socket.poll(max(1, int(left * 1000)), zmq.POLLIN):
                 break
             try:
-                reply = decode_reply(socket.recv(zmq.NOBLOCK))
+                replies = decode_replies(socket.recv(zmq.NOBLOCK))
             except (ProtocolError, zmq.Again):
                 continue
-            if reply.request_id == request_id:
-                return reply
+            for reply in replies:
+                if reply.request_id == request_id:
+                    return reply
         self._reset()  # drop queued requests: an unanswered one must not leave later
         return None
 

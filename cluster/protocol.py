@@ -17,6 +17,15 @@ uses a DEALER). Each frame is a msgpack map with string keys:
              {"v": 1, "id": request_id, "node": node_id, "ok": false, "code": ErrorCode,
               "reason": str, "leader": leader_id, "leader_client": address}
 
+Batches: a request frame may instead be a msgpack array of request maps (at
+most `MAX_BATCH`), and a reply frame an array of reply maps. A node answers each
+request of a batch on its own (a bad element gets its own invalid-request reply,
+the others go on) and packs the replies to one client that are ready in the same
+loop turn into one frame. A pipelined client thus costs one ZeroMQ message per
+turn instead of one per request, which is where per-message time goes (a send
+wakes ZeroMQ's I/O thread: two system calls and a thread switch). Clients must
+accept both shapes (`decode_replies`).
+
 `cmd` is a key-value command in the state machine's format (`cluster.commands`):
 exactly the bytes that become the log entry, carrying the client session
 (client_id, seq) that makes a retried write apply once. `result` is the state
@@ -34,6 +43,8 @@ from typing import Any, Union, cast
 import msgpack
 
 VERSION = 1
+#: Most requests a client may pack into one frame.
+MAX_BATCH = 1024
 #: Upper bound on a request id: ids are uint64 on the wire.
 MAX_ID = 2**64 - 1
 
@@ -117,6 +128,14 @@ class DropTrafficRequest:
     direction: str = "both"
 
 
+@dataclass(frozen=True, slots=True)
+class BadRequest:
+    """An element of a request batch that did not decode (its id, if readable)."""
+
+    reason: str
+    request_id: int | None = None
+
+
 CONF_CHANGES = ("add-learner", "promote", "remove")
 _MAX_ADDRESS = 256
 
@@ -174,49 +193,80 @@ def _pack(obj: dict[str, Any]) -> bytes:
 
 
 def encode_request(request: ClientRequest) -> bytes:
+    return _pack(_request_map(request))
+
+
+def _request_map(request: ClientRequest) -> dict[str, Any]:
     match request:
         case KvRequest(request_id, command, serializable):
-            return _pack({"v": VERSION, "id": request_id, "op": "kv", "cmd": command, "ser": serializable})
+            return {"v": VERSION, "id": request_id, "op": "kv", "cmd": command, "ser": serializable}
         case StatusRequest(request_id):
-            return _pack({"v": VERSION, "id": request_id, "op": "status"})
+            return {"v": VERSION, "id": request_id, "op": "status"}
         case DropTrafficRequest(request_id, peers, seconds, direction):
-            return _pack({"v": VERSION, "id": request_id, "op": "drop", "peers": list(peers),
-                          "seconds": float(seconds), "direction": direction})
+            return {"v": VERSION, "id": request_id, "op": "drop", "peers": list(peers),
+                    "seconds": float(seconds), "direction": direction}
         case MembersRequest(request_id, leader_only):
-            return _pack({"v": VERSION, "id": request_id, "op": "members", "leader": leader_only})
+            return {"v": VERSION, "id": request_id, "op": "members", "leader": leader_only}
         case ConfChangeRequest(request_id, change, node, peer, client):
-            return _pack({"v": VERSION, "id": request_id, "op": "conf", "change": change, "node": node,
-                          "peer": peer, "client": client})
+            return {"v": VERSION, "id": request_id, "op": "conf", "change": change, "node": node,
+                    "peer": peer, "client": client}
         case TransferRequest(request_id, to):
-            return _pack({"v": VERSION, "id": request_id, "op": "transfer", "to": to})
+            return {"v": VERSION, "id": request_id, "op": "transfer", "to": to}
     raise TypeError(f"not a request: {request!r}")
 
 
+def encode_requests(requests: list[ClientRequest]) -> bytes:
+    """Several requests in one frame (a msgpack array of request maps)."""
+    if not 1 <= len(requests) <= MAX_BATCH:
+        raise ValueError(f"a batch holds 1 to {MAX_BATCH} requests, not {len(requests)}")
+    if len(requests) == 1:
+        return encode_request(requests[0])
+    return cast(bytes, msgpack.packb([_request_map(r) for r in requests], use_bin_type=True))
+
+
 def encode_reply(reply: Reply) -> bytes:
+    return _pack(_reply_map(reply))
+
+
+def encode_replies(replies: list[Reply]) -> bytes:
+    """Several replies to one client in one frame (one reply: a plain reply frame)."""
+    if len(replies) == 1:
+        return encode_reply(replies[0])
+    return cast(bytes, msgpack.packb([_reply_map(r) for r in replies], use_bin_type=True))
+
+
+def _reply_map(reply: Reply) -> dict[str, Any]:
     head: dict[str, Any] = {"v": VERSION, "id": reply.request_id, "node": reply.node_id}
     match reply:
         case KvReply(_, _, result, serializable):
-            return _pack({**head, "ok": True, "result": result, "ser": serializable})
+            return {**head, "ok": True, "result": result, "ser": serializable}
         case StatusReply(_, _, status):
-            return _pack({**head, "ok": True, "status": status})
+            return {**head, "ok": True, "status": status}
         case MembersReply(_, _, members):
-            return _pack({**head, "ok": True, "members": members})
+            return {**head, "ok": True, "members": members}
         case ErrorReply(_, _, code, reason, leader_id, leader_client):
-            return _pack({**head, "ok": False, "code": code.value, "reason": reason,
-                          "leader": leader_id, "leader_client": leader_client})
+            return {**head, "ok": False, "code": code.value, "reason": reason,
+                    "leader": leader_id, "leader_client": leader_client}
     raise TypeError(f"not a reply: {reply!r}")
 
 
 # --- decoding ----------------------------------------------------------------------
 
 
-def _unpack_map(data: bytes, max_bytes: int) -> dict[str, Any]:
+def _unpack(data: bytes, max_bytes: int) -> Any:
     if len(data) > max_bytes:
         raise ProtocolError(f"frame of {len(data)} bytes exceeds {max_bytes}")
     try:
-        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+        return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except (ValueError, TypeError, msgpack.UnpackException) as error:
         raise ProtocolError(f"not msgpack ({type(error).__name__})") from None
+
+
+def _unpack_map(data: bytes, max_bytes: int) -> dict[str, Any]:
+    return _checked_map(_unpack(data, max_bytes))
+
+
+def _checked_map(obj: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ProtocolError("not a msgpack map")
     if obj.get("v") != VERSION:
@@ -239,7 +289,34 @@ def _request_id(obj: dict[str, Any]) -> int:
 
 
 def decode_request(data: bytes, max_bytes: int = 16 << 20) -> ClientRequest:
-    obj = _unpack_map(data, max_bytes)
+    return _request(_unpack_map(data, max_bytes))
+
+
+def decode_requests(data: bytes, max_bytes: int = 16 << 20) -> list[ClientRequest | BadRequest]:
+    """A frame holding one request or a batch: each element decoded on its own,
+    so one bad element does not cost the others. Raises ProtocolError only when
+    the frame as a whole is unreadable."""
+    obj = _unpack(data, max_bytes)
+    if not isinstance(obj, list):
+        return [_request(_checked_map(obj))]
+    if not obj or len(obj) > MAX_BATCH:
+        raise ProtocolError(f"a batch must hold 1 to {MAX_BATCH} requests, not {len(obj)}")
+    out: list[ClientRequest | BadRequest] = []
+    for element in obj:
+        try:
+            out.append(_request(_checked_map(element)))
+        except ProtocolError as error:
+            request_id = None
+            if isinstance(element, dict):
+                try:
+                    request_id = _request_id(element)
+                except ProtocolError:
+                    pass
+            out.append(BadRequest(str(error), request_id))
+    return out
+
+
+def _request(obj: dict[str, Any]) -> ClientRequest:
     request_id = _request_id(obj)
     op = obj.get("op")
     if op == "kv":
@@ -291,7 +368,18 @@ def _conf_request(obj: dict[str, Any], request_id: int) -> ConfChangeRequest:
 
 
 def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:
-    obj = _unpack_map(data, max_bytes)
+    return _reply(_unpack_map(data, max_bytes))
+
+
+def decode_replies(data: bytes, max_bytes: int = 64 << 20) -> list[Reply]:
+    """The replies in a frame: one, or a batch (see the module docstring)."""
+    obj = _unpack(data, max_bytes)
+    if isinstance(obj, list):
+        return [_reply(_checked_map(element)) for element in obj]
+    return [_reply(_checked_map(obj))]
+
+
+def _reply(obj: dict[str, Any]) -> Reply:
     request_id = _request_id(obj)
     node_id = _get(obj, "node", int)
     ok = _get(obj, "ok", bool)

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from cluster.protocol import (
-    ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, KvRequest, MembersReply, MembersRequest,
-    ProtocolError,
-    Reply, StatusReply, StatusRequest, TransferRequest, decode_request, encode_reply, peek_request_id,
+    MAX_BATCH, BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, KvRequest,
+    MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
+    decode_requests, encode_replies, peek_request_id,
 )
 from cluster.spec import ClusterSpec, MemberSpec
 from node import answers, membership
@@ -87,6 +87,7 @@ class NodeActor:
         self.tick_seconds = spec.timing.tick_ms / 1000
         self.request_timeout = spec.timing.request_timeout_ms / 1000
         self.policy = CompactionPolicy(spec.snapshot.applied_entries, spec.snapshot.wal_bytes)
+        self._wal_at_snapshot = 0  # WAL bytes right after the last compaction (see the policy)
         self.core: RaftCore | None = None
         self.storage, recovered = DataDir.open(data_dir, spec.cluster_id, node_id, StorageOptions(
             segment_bytes=spec.storage.segment_bytes, sync=SyncPolicy(spec.storage.fsync),
@@ -111,6 +112,9 @@ class NodeActor:
         self.intake: SnapshotIntake | None = None
         self.unused_snapshot: SnapshotRef | None = None
         self.unreachable: set[int] = set()
+        # Replies wait here until the end of the Ready or loop turn that made them, so
+        # a pipelining client gets one frame per turn (see cluster.protocol).
+        self._outbox: dict[bytes, list[Reply]] = {}
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
         self._next_expiry_sweep = 0.0
@@ -191,6 +195,7 @@ class NodeActor:
                 self._drain_ready()
                 self._background()
                 self._drain_ready()
+                self._flush_replies()
         finally:
             self._shutdown()
 
@@ -261,6 +266,7 @@ class NodeActor:
         for rs in rd.read_states:
             self.requests.read_index_known(rs.ctx, rs.index)
         self._serve_reads()
+        self._flush_replies()
         # 6. maybe snapshot: start writing it (pumped by `_background`; compaction
         #    happens when it is committed, outside this Ready).
         self._maybe_start_snapshot()
@@ -345,7 +351,10 @@ class NodeActor:
             return
         applied = self.sm.applied_index
         base = self.storage.snapshot.meta.index if self.storage.snapshot else 0
-        if applied <= base or not self.policy.should_snapshot(applied - base, self.storage.wal_bytes):
+        last = self.storage.snapshot
+        wal = self.storage.wal_bytes
+        if applied <= base or not self.policy.should_snapshot(
+                applied - base, wal, wal - self._wal_at_snapshot, last.file_size if last else 0):
             return
         conf = self.raft.conf_at(applied)
         meta = SnapshotMeta(applied, self.raft.log.term_at(applied), conf)
@@ -360,6 +369,7 @@ class NodeActor:
                 self.local_snapshot = None
                 self.raft.compact(Snapshot(ref.meta, ref))
                 removed = self.storage.compact(ref.meta.index)
+                self._wal_at_snapshot = self.storage.wal_bytes
                 self.log.info(f"snapshot {ref.meta.index}/{ref.meta.term} saved, "
                               f"{len(removed)} WAL segments removed")
         for peer, sender in list(self.senders.items()):
@@ -499,14 +509,21 @@ class NodeActor:
                 continue
             identity, data = frames
             try:
-                request = decode_request(data, self.spec.limits.max_message_bytes)
+                requests = decode_requests(data, self.spec.limits.max_message_bytes)
             except ProtocolError as error:
                 self._drop("client-malformed", str(error))
                 request_id = peek_request_id(data, self.spec.limits.max_message_bytes)
                 if request_id is not None:
                     self._reply(identity, answers.error(request_id, self.id, ErrorCode.INVALID_REQUEST, str(error)))
                 continue
-            self._on_request(identity, request)
+            for request in requests:
+                if isinstance(request, BadRequest):
+                    self._drop("client-malformed", request.reason)
+                    if request.request_id is not None:
+                        self._reply(identity, answers.error(request.request_id, self.id,
+                                                            ErrorCode.INVALID_REQUEST, request.reason))
+                else:
+                    self._on_request(identity, request)
 
     def _on_request(self, identity: bytes, request: ClientRequest) -> None:
         if isinstance(request, StatusRequest):
@@ -569,8 +586,20 @@ class NodeActor:
         return answers.redirect(request_id, self.id, leader, self.membership.client_address(leader))
 
     def _reply(self, identity: bytes, reply: Reply) -> None:
-        if not self.transport.send_client(identity, encode_reply(reply)):
-            self._drop("client-reply-dropped", "client queue full")
+        queued = self._outbox.get(identity)
+        if queued is None:
+            self._outbox[identity] = [reply]
+        else:
+            queued.append(reply)
+
+    def _flush_replies(self) -> None:
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, {}
+        for identity, replies in outbox.items():
+            for start in range(0, len(replies), MAX_BATCH):
+                if not self.transport.send_client(identity, encode_replies(replies[start:start + MAX_BATCH])):
+                    self._drop("client-reply-dropped", "client queue full")
 
     # ======================================================================
     # Membership requests (docs/operations.md, "Changing membership")
@@ -685,5 +714,6 @@ class NodeActor:
             self.intake.abort()
         for sender in self.senders.values():
             sender.close()
+        self._flush_replies()
         self.transport.close()
         self.storage.close()

@@ -189,7 +189,21 @@ def _arity(p: list[Any], n: int, name: str) -> None:
         raise WireError("bad-field", f"{name} has {len(p)} fields, expected {n}")
 
 
+_KINDS = {int(kind): kind for kind in EntryKind}
+
+
 def _entry(fields: Any) -> Entry:
+    # The fast path for a well-formed entry (the common case, per entry on the hot
+    # path: ~2x cheaper than the checks below, which name what is wrong).
+    if type(fields) is list and len(fields) == 4:
+        term, index, kind, data = fields
+        if (type(term) is int and type(index) is int and type(data) is bytes
+                and 1 <= term <= _U64 and 1 <= index <= _U64 and type(kind) is int and kind in _KINDS):
+            return Entry(term, index, data, _KINDS[kind])
+    return _checked_entry(fields)
+
+
+def _checked_entry(fields: Any) -> Entry:
     if not isinstance(fields, list) or len(fields) != 4:
         raise WireError("bad-field", "entry must be [term, index, kind, data]")
     term, index = _uint(fields[0], "entry term"), _uint(fields[1], "entry index")

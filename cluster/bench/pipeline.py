@@ -53,18 +53,30 @@ class Pipeline:
         self.sock.connect(endpoint)
         self.slots = [Slot() for _ in range(slots)]
         self.pending: dict[int, Slot] = {}
+        self.outgoing: list[Any] = []  # requests to send in one frame at the next flush
         self._ids = itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
 
     def send(self, slot: Slot, kind: str, command: bytes, serializable: bool = False) -> None:
-        from cluster.protocol import KvRequest, encode_request
+        """Queue a request; `flush` sends every queued one in one frame (the node
+        answers a batch in as few frames: see cluster.protocol)."""
+        from cluster.protocol import MAX_BATCH, KvRequest
         request_id = next(self._ids)
         slot.kind, slot.sent = kind, time.monotonic()
         self.pending[request_id] = slot
-        self.sock.send(encode_request(KvRequest(request_id, command, serializable)))
+        self.outgoing.append(KvRequest(request_id, command, serializable))
+        if len(self.outgoing) >= MAX_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        from cluster.protocol import encode_requests
+        if self.outgoing:
+            self.sock.send(encode_requests(self.outgoing))
+            self.outgoing = []
 
     def replies(self, wait_s: float) -> list[tuple[Slot, Any]]:
         """(slot, reply) for every reply to a pending request that arrives within wait_s."""
-        from cluster.protocol import ProtocolError, decode_reply
+        from cluster.protocol import ProtocolError, decode_replies
+        self.flush()
         out: list[tuple[Slot, Any]] = []
         if not self.sock.poll(max(0, int(wait_s * 1000)), self.zmq.POLLIN):
             return out
@@ -74,12 +86,13 @@ class Pipeline:
             except self.zmq.Again:
                 return out
             try:
-                reply = decode_reply(data)
+                replies = decode_replies(data)
             except ProtocolError:
                 continue
-            slot = self.pending.pop(reply.request_id, None)
-            if slot is not None:  # else: the answer to a request already counted as timed out
-                out.append((slot, reply))
+            for reply in replies:
+                slot = self.pending.pop(reply.request_id, None)
+                if slot is not None:  # else: the answer to a request already counted as timed out
+                    out.append((slot, reply))
 
     def expired(self, timeout: float) -> list[Slot]:
         now = time.monotonic()

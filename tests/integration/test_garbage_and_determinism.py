@@ -13,7 +13,7 @@ import zmq
 
 from cluster.client import Compare, InvalidRequestError
 from cluster.commands import Put
-from cluster.protocol import ErrorCode, ErrorReply, decode_reply
+from cluster.protocol import ErrorCode, ErrorReply, decode_replies
 from node.localcluster import LocalCluster, wait_for
 from node.raft import Entry, EntryKind
 from node.snapshots import unframe_chunks
@@ -47,6 +47,8 @@ def _garbage_frames(cluster_id: str, rng: random.Random) -> list[list[bytes]]:
         [pack({"v": 1, "id": 7, "op": "nope"})],
         [pack({"v": 1, "id": 8, "op": "kv", "cmd": b"\x00garbage", "ser": False})],
         [pack({"v": 1, "id": "x", "op": "kv"})],
+        [pack([])], [pack([{"v": 1, "id": 9, "op": "status"}] * 1025)],  # empty / too big a batch
+        [pack([{"v": 1, "id": 10, "op": "nope"}, 5, {"v": 1, "id": "y"}])],  # a batch of bad elements
         [b"\xff" * (MAX_MESSAGE + 10)],                            # oversized
     ]
     return frames
@@ -105,8 +107,8 @@ def test_garbage_on_every_socket_is_dropped_and_the_cluster_loses_nothing(make_c
             wait = 0.5 if endpoint == member.client else 0.0
             _spray(endpoint, frames, None, 0.0)
             replies = _spray(endpoint, frames, b"2", wait)  # pretending to be node 2
-            invalid_answers += sum(1 for r in replies if isinstance(rep := decode_reply(r), ErrorReply)
-                                   and rep.code is ErrorCode.INVALID_REQUEST)
+            invalid_answers += sum(1 for r in replies for rep in decode_replies(r)
+                                   if isinstance(rep, ErrorReply) and rep.code is ErrorCode.INVALID_REQUEST)
     assert invalid_answers > 0  # readable request ids got a typed answer
     assert sorted(cluster.running()) == list(cluster.spec.ids)
     for i in range(30):
