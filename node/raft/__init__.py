@@ -5,27 +5,31 @@ See docs/raft-core.md for the input/output contract and a worked example.
 from .config import Config
 from .core import RaftCore, Status, boot
 from .errors import (
-    InvalidRequest, LeadershipTransferInProgress, LogCompacted, NotLeader, ProposalDropped,
+    ConfChangePending, InvalidConfChange, InvalidRequest, LeaderNotReady,
+    LeadershipTransferInProgress, LearnerLagging, LogCompacted, NotLeader, ProposalDropped,
     RaftError, UncommittedBytesExceeded,
 )
+from .membership import check_conf_change, describe_conf, describe_conf_change
 from .messages import (
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
     Message, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, TimeoutNow,
 )
 from .ready import Ready, Role, SoftState
 from .types import (
-    NONE, ConfState, Entry, EntryKind, HardState, Index, NodeId, ReadState, Snapshot,
-    SnapshotMeta, Term,
+    NONE, ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, Index, NodeId,
+    ReadState, Snapshot, SnapshotMeta, Term, decode_conf_change, encode_conf_change,
 )
 
 __all__ = [
     "Config", "RaftCore", "Status", "boot",
-    "InvalidRequest", "LeadershipTransferInProgress", "LogCompacted", "NotLeader",
+    "ConfChangePending", "InvalidConfChange", "InvalidRequest", "LeaderNotReady",
+    "LeadershipTransferInProgress", "LearnerLagging", "LogCompacted", "NotLeader",
     "ProposalDropped", "RaftError", "UncommittedBytesExceeded",
+    "check_conf_change", "describe_conf", "describe_conf_change",
     "AppendEntries", "AppendEntriesResponse", "Heartbeat", "HeartbeatResponse",
     "InstallSnapshot", "Message", "ReadIndexRequest", "ReadIndexResponse", "RequestVote",
     "RequestVoteResponse", "TimeoutNow",
     "Ready", "Role", "SoftState",
-    "NONE", "ConfState", "Entry", "EntryKind", "HardState", "Index", "NodeId", "ReadState",
-    "Snapshot", "SnapshotMeta", "Term",
+    "NONE", "ConfChange", "ConfChangeKind", "ConfState", "Entry", "EntryKind", "HardState", "Index", "NodeId", "ReadState",
+    "Snapshot", "SnapshotMeta", "Term", "decode_conf_change", "encode_conf_change",
 ]

@@ -25,6 +25,8 @@ class Config:
     * max_size_per_msg: payload bytes per AppendEntries (at least one entry is sent).
     * max_inflight_msgs: AppendEntries in flight per follower in replicate state.
     * max_uncommitted_bytes: proposal backpressure; 0 disables the limit.
+    * max_learner_lag: a learner is promoted only when its match index is at most this
+      many entries behind the leader's last index (thesis §4.2.1).
     """
 
     id: int
@@ -36,6 +38,7 @@ class Config:
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_bytes: int = 64 << 20
+    max_learner_lag: int = 1000
 
     def __post_init__(self) -> None:
         problems = []
@@ -56,5 +59,7 @@ class Config:
             problems.append(f"max_inflight_msgs must be >= 1, got {self.max_inflight_msgs}")
         if self.max_uncommitted_bytes < 0:
             problems.append("max_uncommitted_bytes must be >= 0 (0 = unlimited)")
+        if self.max_learner_lag < 0:
+            problems.append(f"max_learner_lag must be >= 0, got {self.max_learner_lag}")
         if problems:
             raise ValueError("invalid raft config: " + "; ".join(problems))

@@ -8,7 +8,8 @@ simulator) feeds it:
 
 * `tick()` -- one unit of logical time;
 * `step(message)` -- a message from a peer;
-* `propose(data)`, `read_index(ctx)`, `transfer_leadership(to)`, `campaign()`;
+* `propose(data)`, `propose_conf_change(cc)`, `read_index(ctx)`,
+  `transfer_leadership(to)`, `campaign()`;
 * `report_unreachable(peer)`, `report_snapshot(peer, ok)`, `compact(snapshot)`.
 
 and then asks `ready()` for a `Ready` batch: what to persist, send and apply. After
@@ -31,10 +32,11 @@ from dataclasses import dataclass
 
 from .config import Config
 from .errors import (
-    InvalidRequest, LeadershipTransferInProgress, LogCompacted, NotLeader,
-    UncommittedBytesExceeded,
+    ConfChangePending, InvalidRequest, LeaderNotReady, LeadershipTransferInProgress,
+    LearnerLagging, LogCompacted, NotLeader, UncommittedBytesExceeded,
 )
 from .log import RaftLog
+from .membership import check_conf_change
 from .messages import (
     RESPONSES_AFTER_PERSIST, AppendEntries, AppendEntriesResponse, Heartbeat,
     HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
@@ -44,7 +46,10 @@ from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
 from .read_only import ReadOnly
 from .ready import Ready, Role, SoftState
-from .types import NONE, ConfState, Entry, EntryKind, HardState, ReadState, Snapshot
+from .types import (
+    NONE, ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, ReadState,
+    Snapshot, decode_conf_change, encode_conf_change,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,11 @@ class Status:
     last_index: int
     snapshot_index: int
     progress: dict[int, str]
+    voters: tuple[int, ...] = ()
+    learners: tuple[int, ...] = ()
+    conf_index: int = 0  # the log index of the conf change in effect (0: below the log)
+    learner_match: dict[int, int] | None = None  # leader only: learner -> match index
+    learner_lag: dict[int, int] | None = None  # leader only: learner -> entries behind
 
 
 class RaftCore:
@@ -72,10 +82,17 @@ class RaftCore:
         self.id = config.id
         hs = hard_state or HardState()
         self.log = RaftLog(snapshot, entries, hs.commit)
-        if snapshot is not None and snapshot.meta.conf.voters:
+        if snapshot is not None and (snapshot.meta.conf.voters or snapshot.meta.conf.learners):
             conf = snapshot.meta.conf
-        if not conf.voters:
-            raise ValueError("a raft group needs at least one voter")
+        # Membership (thesis §4.1): `conf` is the configuration in effect -- that of the
+        # latest CONF_CHANGE entry in the log (committed or not), else `_base_conf`,
+        # the one below the log (the snapshot's, or the boot configuration, which is
+        # empty for a node joining an existing cluster). `voters`/`learners` mirror it.
+        self._base_conf = conf
+        self.conf = conf
+        self.conf_index = 0  # index of the entry `conf` comes from; 0 = `_base_conf`
+        self._conf_source: tuple[int, int] | None = None  # (index, term) of that entry
+        self._prev_conf = conf  # the last configuration reported in a Ready
         self.voters: frozenset[int] = frozenset(conf.voters)
         self.learners: frozenset[int] = frozenset(conf.learners)
         self.term = hs.term
@@ -96,6 +113,8 @@ class RaftCore:
         self._read_heartbeat_pending = False
         self._prev_hard_state = hs
         self._prev_soft_state = SoftState(NONE, Role.FOLLOWER, hs.term)
+        self._refresh_conf()  # a restart recovers the membership from the log
+        self._prev_conf = self.conf
         self.become_follower(self.term, NONE)
 
     # ======================================================================
@@ -120,6 +139,8 @@ class RaftCore:
             raise NotLeader(self.lead)
         if self.lead_transferee != NONE:
             raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
+        if kind is EntryKind.CONF_CHANGE:
+            raise InvalidRequest("membership changes go through propose_conf_change()")
         limit = self.cfg.max_uncommitted_bytes
         size = len(data)
         if limit and self.uncommitted_size > 0 and self.uncommitted_size + size > limit:
@@ -130,6 +151,50 @@ class RaftCore:
         self.log.append([Entry(self.term, index, data, kind)])
         self._broadcast_pending = True  # one AppendEntries per follower per Ready: batching
         return index
+
+    def propose_conf_change(self, cc: ConfChange) -> int:
+        """Append the membership change `cc`; returns its log index. It takes effect
+        at once (thesis §4.1) and is reported in the next Ready's `conf`; it is done
+        when that index commits with the term this call saw. Refusals are typed:
+        NotLeader, LeadershipTransferInProgress, ConfChangePending, LeaderNotReady,
+        LearnerLagging (retry later) and InvalidConfChange (makes no sense)."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee != NONE:
+            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
+        log = self.log
+        if self.conf_index > log.committed:
+            raise ConfChangePending(f"the change at index {self.conf_index} is not committed "
+                                    f"yet (commit index {log.committed})")
+        if log.term_at(log.committed) != self.term:
+            # Without this a change could be appended while an uncommitted change of an
+            # earlier term is still in some logs: two disjoint majorities (raft-dev 2015).
+            raise LeaderNotReady(f"term {self.term} has no committed entry yet "
+                                 f"(commit index {log.committed})")
+        result = check_conf_change(self.conf, cc)
+        if cc.kind is ConfChangeKind.PROMOTE:
+            lag = log.last_index() - self.prs[cc.node_id].match
+            if lag > self.cfg.max_learner_lag:
+                raise LearnerLagging(cc.node_id, lag, self.cfg.max_learner_lag)
+        data = encode_conf_change(ConfChange(cc.kind, cc.node_id, cc.context, result))
+        index = log.last_index() + 1
+        log.append([Entry(self.term, index, data, EntryKind.CONF_CHANGE)])
+        self.uncommitted_size += len(data)
+        self._refresh_conf()
+        self._broadcast_pending = True
+        self._maybe_commit()  # a removal shrinks the quorum: earlier entries may commit
+        return index
+
+    def conf_at(self, index: int) -> ConfState:
+        """The membership in effect after entry `index`: what a snapshot taken at
+        `index` must carry in its meta. Raises LogCompacted below the snapshot."""
+        log = self.log
+        if index < log.snapshot_index:
+            raise LogCompacted(f"index {index} is compacted (snapshot at {log.snapshot_index})")
+        for i in reversed(log.conf_indexes):
+            if i <= index:
+                return self._conf_of_entry(i)
+        return self._base_conf
 
     def read_index(self, ctx: bytes) -> None:
         """Request a linearizable read point for `ctx` (thesis §6.4). A ReadState with
@@ -153,7 +218,7 @@ class RaftCore:
         if to == self.id:
             return
         if to not in self.voters:
-            kind = "a learner" if to in self.learners else "not a member"
+            kind = "a learner (promote it first)" if to in self.learners else "not a member"
             raise InvalidRequest(f"cannot transfer leadership to node {to}: {kind}")
         if self.lead_transferee == to:
             return
@@ -182,15 +247,34 @@ class RaftCore:
 
     def compact(self, snapshot: Snapshot) -> None:
         """The caller saved `snapshot` (taken at an applied index): drop the log prefix
-        it covers and use it for followers that fall behind."""
+        it covers and use it for followers that fall behind. Its meta.conf must be
+        `conf_at(meta.index)`: followers that install it adopt that membership."""
+        meta = snapshot.meta
+        if meta.index <= self.log.snapshot_index:
+            return
+        expected = self.conf_at(meta.index)
+        if (set(meta.conf.voters), set(meta.conf.learners)) != (
+                set(expected.voters), set(expected.learners)):
+            raise ValueError(f"snapshot at {meta.index} carries conf {meta.conf}, but the "
+                             f"membership there is {expected}: use core.conf_at(index)")
         self.log.compact(snapshot)
+        self._base_conf = expected
+        self._conf_source = None
+        self._refresh_conf()
 
     def status(self) -> Status:
+        learner_match = learner_lag = None
+        if self.role is Role.LEADER:
+            last = self.log.last_index()
+            learner_match = {p: self.prs[p].match for p in sorted(self.learners)}
+            learner_lag = {p: last - m for p, m in learner_match.items()}
         return Status(
             id=self.id, role=self.role, term=self.term, vote=self.vote, lead=self.lead,
             commit=self.log.committed, applied=self.log.applied,
             last_index=self.log.last_index(), snapshot_index=self.log.snapshot_index,
             progress={p: repr(pr) for p, pr in sorted(self.prs.items())},
+            voters=self.conf.voters, learners=self.conf.learners, conf_index=self.conf_index,
+            learner_match=learner_match, learner_lag=learner_lag,
         )
 
     # ======================================================================
@@ -210,6 +294,7 @@ class RaftCore:
             or log.committed != prev_hs.commit
             or self.lead != prev_ss.lead or self.role is not prev_ss.role
             or self.term != prev_ss.term
+            or self.conf is not self._prev_conf
         )
 
     def ready(self) -> Ready:
@@ -224,6 +309,8 @@ class RaftCore:
         rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
                    snapshot=log.pending_snapshot, read_states=self.read_states)
         self.read_states = []
+        if self.conf is not self._prev_conf:
+            rd.conf = self.conf
         prev_ss = self._prev_soft_state
         if self.lead != prev_ss.lead or self.role is not prev_ss.role or self.term != prev_ss.term:
             rd.soft_state = SoftState(self.lead, self.role, self.term)
@@ -249,6 +336,8 @@ class RaftCore:
             self._prev_soft_state = rd.soft_state
         if rd.hard_state is not None:
             self._prev_hard_state = rd.hard_state
+        if rd.conf is not None:
+            self._prev_conf = rd.conf
         if rd.snapshot is not None:
             self.log.snapshot_installed(rd.snapshot)
         if rd.entries:
@@ -510,6 +599,8 @@ class RaftCore:
             return
         last_new = log.maybe_append(m.prev_log_index, m.prev_log_term, m.leader_commit, m.entries)
         if last_new is not None:
+            if m.entries:
+                self._refresh_conf()  # appended or truncated a membership change
             self._send(AppendEntriesResponse(self.id, m.src, self.term, True, last_new))
             return
         hint_index, hint_term = log.find_conflict_by_term(
@@ -531,21 +622,70 @@ class RaftCore:
             log.commit_to(meta.index)  # we have the entries: just fast-forward commit
         else:
             log.restore(m.snapshot)
-            if meta.conf.voters:
-                self._apply_conf(meta.conf)
+            if meta.conf.voters or meta.conf.learners:
+                self._base_conf = meta.conf
+            else:  # a snapshot that does not know its membership: keep ours
+                self._base_conf = self.conf
+            self._conf_source = None
+            self._refresh_conf()
         self._send(AppendEntriesResponse(self.id, m.src, self.term, True, log.committed))
 
+    # ======================================================================
+    # Membership (thesis §4.1-4.3; docs/raft-core.md "Membership")
+    # ======================================================================
+    def _conf_of_entry(self, index: int) -> ConfState:
+        result = decode_conf_change(self.log.entry_at(index).data).result
+        assert result is not None, f"conf change entry {index} carries no configuration"
+        return result
+
+    def _refresh_conf(self) -> None:
+        """Make the membership in effect that of the latest CONF_CHANGE entry in the
+        log, committed or not -- applied on append, reverted on truncation (§4.1) --
+        or, with none, the one below the log."""
+        log = self.log
+        if log.conf_indexes:
+            index = log.conf_indexes[-1]
+            source = (index, log.entry_at(index).term)
+            if source == self._conf_source:
+                return
+            conf = self._conf_of_entry(index)
+        else:
+            source = (0, 0)
+            if source == self._conf_source:
+                return
+            conf = self._base_conf
+        self._conf_source = source
+        self.conf_index = source[0]
+        if conf != self.conf:
+            self._apply_conf(conf)
+
     def _apply_conf(self, conf: ConfState) -> None:
+        self.conf = conf
         self.voters = frozenset(conf.voters)
         self.learners = frozenset(conf.learners)
         next_index = self.log.last_index() + 1
         members = self.voters | self.learners
+        if self.role is Role.LEADER:
+            members |= {self.id}  # a leader removing itself leads until that commits (§4.2.2)
+            if self.lead_transferee not in self.voters:
+                self.lead_transferee = NONE
         for peer in members - self.prs.keys():
             self.prs[peer] = Progress(next_index, self.cfg.max_inflight_msgs, peer in self.learners)
         for peer in self.prs.keys() - members:
             del self.prs[peer]
         for peer, pr in self.prs.items():
             pr.is_learner = peer in self.learners
+
+    def _step_down_removed(self) -> None:
+        """The change removing this leader committed (thesis §4.2.2): tell followers
+        the commit index, hand over to an up-to-date voter, and stop leading. Not
+        being a voter, it never campaigns again."""
+        self._broadcast_append()
+        last = self.log.last_index()
+        ready = [v for v in sorted(self.voters) if self.prs[v].match == last]
+        if ready:
+            self._send(TimeoutNow(self.id, ready[0], self.term))
+        self.become_follower(self.term, NONE)
 
     # ======================================================================
     # Leader side of replication
@@ -610,6 +750,8 @@ class RaftCore:
                 pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot):
             pr.become_replicate()
         if self._maybe_commit():
+            if self.role is not Role.LEADER:
+                return  # this leader's removal committed: it stepped down
             self._broadcast_pending = True
         elif was_paused:
             self._send_append(m.src)
@@ -654,6 +796,9 @@ class RaftCore:
         if ci <= log.committed or log.term_at(ci) != self.term:
             return False
         log.commit_to(ci)
+        if self.id not in self.voters and ci >= self.conf_index:
+            self._step_down_removed()
+            return True
         for ctx, origin in self.read_only.take_awaiting_commit():
             self._leader_read_index(ctx, origin)
         return True
@@ -683,6 +828,8 @@ class RaftCore:
             self._send(ReadIndexResponse(self.id, origin, self.term, rs.ctx, rs.index))
 
 
-def boot(config: Config, voters: Iterable[int], learners: Iterable[int] = ()) -> RaftCore:
-    """A brand-new member of a brand-new cluster (empty log, term 0)."""
+def boot(config: Config, voters: Iterable[int] = (), learners: Iterable[int] = ()) -> RaftCore:
+    """A brand-new member with an empty log (term 0): of a brand-new cluster with
+    these voters and learners, or -- with none -- a node joining an existing cluster,
+    which learns the membership from the leader's log or snapshot."""
     return RaftCore(config, ConfState(tuple(sorted(voters)), tuple(sorted(learners))))

@@ -5,13 +5,19 @@ from .messages import (
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
     Message, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, TimeoutNow,
 )
+from .membership import describe_conf, describe_conf_change
 from .ready import Ready
-from .types import Entry, EntryKind, HardState
+from .types import Entry, EntryKind, HardState, decode_conf_change
 
 
 def describe_entry(e: Entry) -> str:
     if e.kind is EntryKind.NOOP:
         return f"{e.term}/{e.index} noop"
+    if e.kind is EntryKind.CONF_CHANGE:
+        try:
+            return f"{e.term}/{e.index} conf {describe_conf_change(decode_conf_change(e.data))}"
+        except ValueError:
+            return f"{e.term}/{e.index} conf <undecodable {len(e.data)} bytes>"
     body = e.data[:16].decode("utf-8", "replace")
     more = "..." if len(e.data) > 16 else ""
     kind = "" if e.kind is EntryKind.NORMAL else f" {e.kind.name.lower()}"
@@ -58,6 +64,8 @@ def describe_message(m: Message) -> str:
 
 def describe_ready(rd: Ready) -> str:
     lines = []
+    if rd.conf is not None:
+        lines.append(f"conf: {describe_conf(rd.conf)}")
     if rd.soft_state is not None:
         ss = rd.soft_state
         lines.append(f"soft state: {ss.role.value} lead={ss.lead}")

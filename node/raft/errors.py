@@ -38,9 +38,42 @@ class UncommittedBytesExceeded(ProposalDropped):
     reason = "too many uncommitted bytes"
 
 
+class ConfChangePending(ProposalDropped):
+    """A membership change is appended but not committed yet: one at a time (thesis
+    §4.1). Retry once it commits."""
+
+    reason = "a membership change is already pending"
+
+
+class LeaderNotReady(ProposalDropped):
+    """A new leader must commit an entry of its own term (its no-op) before it may
+    append a membership change (the one-server-at-a-time fix, Ongaro, raft-dev 2015).
+    Retry shortly."""
+
+    reason = "the leader has not committed an entry in its term yet"
+
+
+class LearnerLagging(ProposalDropped):
+    """Promoting a learner that is far behind would stall commitment while it catches
+    up (thesis §4.2.1): wait until its match index is within `limit` of the leader's
+    last index."""
+
+    reason = "learner is not caught up"
+
+    def __init__(self, node_id: int, lag: int, limit: int) -> None:
+        self.node_id, self.lag, self.limit = node_id, lag, limit
+        super().__init__(f"node {node_id} lags the leader's log by {lag} entries "
+                         f"(at most {limit} allowed)")
+
+
 class InvalidRequest(RaftError):
     """The request makes no sense in the current configuration (e.g. transferring
     leadership to an unknown node or a learner)."""
+
+
+class InvalidConfChange(InvalidRequest):
+    """The membership change makes no sense in the configuration in effect (adding a
+    member twice, promoting a non-learner, removing an unknown id or the last voter)."""
 
 
 class LogCompacted(RaftError):

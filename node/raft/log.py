@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import LogCompacted
-from .types import Entry, Snapshot
+from .types import Entry, EntryKind, Snapshot
 
 
 class RaftLog:
     __slots__ = (
         "entries", "snapshot_index", "snapshot_term", "snapshot", "stable_index",
-        "committed", "applied", "pending_snapshot",
+        "committed", "applied", "pending_snapshot", "conf_indexes",
     )
 
     def __init__(self, snapshot: Snapshot | None = None, entries: Sequence[Entry] = (),
@@ -36,6 +36,10 @@ class RaftLog:
         for k, e in enumerate(self.entries):
             if e.index != self.snapshot_index + 1 + k:
                 raise ValueError(f"log entries are not contiguous after the snapshot at {e}")
+        # Indexes of the CONF_CHANGE entries in `entries`, ascending: the core reads the
+        # membership in effect from the last one (thesis §4.1).
+        self.conf_indexes: list[int] = [
+            e.index for e in self.entries if e.kind is EntryKind.CONF_CHANGE]
         self.stable_index = self.last_index()
         if committed > self.last_index():
             # Storage lost entries it had acknowledged: never paper over that.
@@ -99,6 +103,11 @@ class RaftLog:
                 return out[:k]
         return out
 
+    def entry_at(self, index: int) -> Entry:
+        """The entry at `index`, which must be in memory (snapshot_index < index <= last)."""
+        assert self.snapshot_index < index <= self.last_index(), f"no entry {index} in memory"
+        return self.entries[index - self.snapshot_index - 1]
+
     def unstable_entries(self) -> list[Entry]:
         return self.entries[self.stable_index - self.snapshot_index:]
 
@@ -146,6 +155,10 @@ class RaftLog:
         assert first <= self.last_index() + 1, f"gap: appending {first} after {self.last_index()}"
         del self.entries[first - self.snapshot_index - 1:]
         self.entries.extend(entries)
+        conf = self.conf_indexes
+        while conf and conf[-1] >= first:
+            conf.pop()  # a truncated membership change is no longer in effect
+        conf.extend(e.index for e in entries if e.kind is EntryKind.CONF_CHANGE)
         if self.stable_index >= first:
             self.stable_index = first - 1
 
@@ -181,6 +194,7 @@ class RaftLog:
     def restore(self, snapshot: Snapshot) -> None:
         """Replace the whole log by `snapshot` (InstallSnapshot, Raft §7)."""
         self.entries = []
+        self.conf_indexes = []
         self.snapshot = snapshot
         self.snapshot_index = snapshot.meta.index
         self.snapshot_term = snapshot.meta.term
@@ -203,6 +217,7 @@ class RaftLog:
         if self.term_at(index) != snapshot.meta.term:
             raise ValueError(f"snapshot term {snapshot.meta.term} != log term at {index}")
         del self.entries[:index - self.snapshot_index]
+        self.conf_indexes = [i for i in self.conf_indexes if i > index]
         self.snapshot = snapshot
         self.snapshot_index = index
         self.snapshot_term = snapshot.meta.term

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .messages import Message
-from .types import Entry, HardState, ReadState, Snapshot
+from .types import ConfState, Entry, HardState, ReadState, Snapshot
 
 
 class Role(Enum):
@@ -28,6 +28,8 @@ class SoftState:
 class Ready:
     """Everything the caller must do, in this order (docs/raft-core.md):
 
+    0. if `conf` is set, the membership in effect changed: add/remove transport peers
+       (messages below may be addressed to a member added by this very Ready);
     1. send `messages` (they do not depend on anything below being durable);
     2. persist: install `snapshot` if any, append `entries` (truncating the log from
        entries[0].index), write `hard_state` if any -- with one fsync when `must_sync`;
@@ -47,3 +49,4 @@ class Ready:
     messages_after_persist: list[Message] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     must_sync: bool = False
+    conf: ConfState | None = None

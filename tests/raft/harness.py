@@ -94,6 +94,7 @@ class Harness:
         self.delivered: list[Message] = []
         self.dropped: list[Message] = []
         self.cut: set[int] = set()  # nodes isolated from everyone
+        self.boot_conf: dict[int, ConfState] = {}  # what each node was booted with
         for node_id in self.voters + self.learners:
             st = MemoryStorage(
                 hard_state=(hard_states or {}).get(node_id, HardState()),
@@ -102,13 +103,25 @@ class Harness:
             self.applied[node_id] = []
             self.read_states[node_id] = []
             self.readies[node_id] = []
+            self.boot_conf[node_id] = self.conf
             self.cores[node_id] = self._start(node_id)
 
     # -- nodes ---------------------------------------------------------------
     def _start(self, node_id: int) -> RaftCore:
         st = self.storage[node_id]
-        return RaftCore(make_config(node_id, self.seed, **self.config), self.conf,
+        return RaftCore(make_config(node_id, self.seed, **self.config), self.boot_conf[node_id],
                         hard_state=st.hard_state, snapshot=st.snapshot, entries=st.entries)
+
+    def join(self, node_id: int) -> RaftCore:
+        """Start a brand-new node with an empty disk and an EMPTY configuration: it
+        learns the membership from the leader's log or snapshot."""
+        self.storage[node_id] = MemoryStorage()
+        self.applied[node_id] = []
+        self.read_states[node_id] = []
+        self.readies[node_id] = []
+        self.boot_conf[node_id] = ConfState()
+        self.cores[node_id] = self._start(node_id)
+        return self.cores[node_id]
 
     def restart(self, node_id: int) -> RaftCore:
         """Crash `node_id` and start it again from what it persisted."""
@@ -186,7 +199,8 @@ class Harness:
         batch = self.take(select)
         out = []
         for m in batch:
-            if self._blocked(m) or (drop is not None and drop(m)):
+            if (self._blocked(m) or (drop is not None and drop(m))
+                    or m.dst not in self.cores):  # to a node that is not running
                 self.dropped.append(m)
                 continue
             self.delivered.append(m)
