@@ -39,8 +39,8 @@ EPILOG = """\
 examples:
   python -m node --config cluster-3 --id 1                 # a shipped config, by name
   python -m node --config my-cluster.toml --id 2 --data-dir /var/lib/jangada/2
-  python -m node --config my-cluster.toml --id 4 --join 127.0.0.1:7201 \
-      --peer tcp://127.0.0.1:7104 --client tcp://127.0.0.1:7204     # a new member
+  python -m node --config my-cluster.toml --id 4 --join 127.0.0.1:7201 --peer tcp://127.0.0.1:7104 \\
+      --client tcp://127.0.0.1:7204        # a new member (then: python -m cluster member add ...)
 
 shipped configs (package `configs`): cluster-1, cluster-3, cluster-5 (127.0.0.1).
 exit status: 0 graceful stop, 1 fail-stop (storage/state-machine failure), 2 bad config.
@@ -89,6 +89,8 @@ def load(args: argparse.Namespace) -> tuple[ClusterSpec, Path]:
     return spec, args.data_dir or spec.data_dir_for(args.id)
 
 
+#: How long a restarted --join node asks for addresses before relying on its log.
+RESTART_ASK_SECONDS = 3.0
 _TCP = re.compile(r"^tcp://[^\s:]+:\d{1,5}$")
 
 
@@ -128,13 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     fetched: dict[int, Address] = {}
     if args.join is not None:
         join = Address(args.peer, args.client)
-        if is_fresh(data_dir):
-            from node.joining import JoinFailed, fetch_addresses
-            try:
-                fetched = fetch_addresses(join_endpoints(args, spec), spec.cluster_id, args.join_timeout, log)
-            except JoinFailed as error:
+        from node.joining import JoinFailed, fetch_addresses
+        fresh = is_fresh(data_dir)
+        try:
+            # A fresh node cannot answer a leader it has no address for: it must ask.
+            # A restarted one has its log (and snapshot); asking is only a courtesy,
+            # kept short so a whole-cluster restart does not wait on it.
+            fetched = fetch_addresses(join_endpoints(args, spec), spec.cluster_id,
+                                      args.join_timeout if fresh else RESTART_ASK_SECONDS, log)
+        except JoinFailed as error:
+            if fresh:
                 print(f"jangada node {args.id}: cannot join: {error}", file=sys.stderr)
                 return 1
+            log.info("node=%d restarting without asking for addresses: %s", args.id, error)
     try:
         actor = NodeActor(spec, args.id, data_dir, join=join, fetched=fetched)
     except DataDirLocked as error:
