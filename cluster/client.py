@@ -41,6 +41,16 @@ from cluster.protocol import (
 )
 from cluster.spec import ClusterSpec
 
+#: How long an attempt waits for a connection to the node (loopback connects in
+#: about a millisecond; a node that is down refuses at once and never connects).
+CONNECT_WAIT_S = 0.1
+#: While waiting for a reply, the connection is checked this often, so a node
+#: killed mid-request costs this much instead of the whole attempt timeout.
+LIVENESS_SLICE_S = 0.02
+#: Backoff between attempts while there is no leader: short, since an election
+#: takes a few hundred milliseconds and asking a follower costs one round trip.
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.01, 0.1
+
 Key = bytes | str
 
 
@@ -294,7 +304,7 @@ class Client:
         request_id = next(self._ids)
         frame = encode_request(KvRequest(request_id, command, serializable))
         deadline = time.monotonic() + self.timeout
-        backoff = 0.02
+        backoff = BACKOFF_FIRST_S
         last = "no attempt made"
         while (remaining := deadline - time.monotonic()) > 0:
             target = self._endpoint
@@ -317,7 +327,7 @@ class Client:
             if reply.code in (ErrorCode.NOT_LEADER, ErrorCode.NO_LEADER_YET):
                 self._endpoint = self._next_endpoint(target)
             time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-            backoff = min(backoff * 2, 0.5)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
         raise ClientTimeout(f"no definite answer within {self.timeout}s (last: {last})")
 
     @staticmethod
@@ -350,6 +360,13 @@ class Client:
         """One send and the wait for its reply; None (and a fresh socket next time)
         when nothing usable arrives in time."""
         socket = self._connect(endpoint)
+        # The socket is IMMEDIATE: writable only over a live connection. A node that
+        # is down refuses the connection, so this fails fast instead of waiting out
+        # the attempt; a node killed while we wait drops the connection, which the
+        # loop below notices within one slice.
+        if not socket.poll(max(1, int(min(timeout, CONNECT_WAIT_S) * 1000)), zmq.POLLOUT):
+            self._reset()
+            return None
         try:
             socket.send(frame, zmq.NOBLOCK)
         except zmq.Again:
@@ -357,8 +374,10 @@ class Client:
             return None
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            if not socket.poll(max(1, int(left * 1000)), zmq.POLLIN):
-                break
+            if not socket.poll(max(1, int(min(left, LIVENESS_SLICE_S) * 1000)), zmq.POLLIN):
+                if not socket.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+                    break  # the connection is gone: the node died or restarted
+                continue
             try:
                 replies = decode_replies(socket.recv(zmq.NOBLOCK))
             except (ProtocolError, zmq.Again):
@@ -377,6 +396,7 @@ class Client:
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.SNDHWM, 1000)
         socket.setsockopt(zmq.RCVHWM, 1000)
+        socket.setsockopt(zmq.IMMEDIATE, 1)
         socket.connect(endpoint)
         self._socket, self._socket_endpoint = socket, endpoint
         return socket
