@@ -244,7 +244,7 @@ class Client:
         request_id = next(self._ids)
         frame = encode_request(make(request_id))
         deadline = deadline if deadline is not None else time.monotonic() + self.timeout
-        backoff = 0.02
+        backoff = BACKOFF_FIRST_S
         last = "no attempt made"
         self._attempts = 0
         while (remaining := deadline - time.monotonic()) > 0:
@@ -275,7 +275,7 @@ class Client:
             if reply.code in (ErrorCode.NOT_LEADER, ErrorCode.NO_LEADER_YET):
                 self._endpoint = self._next_endpoint(target)
             time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-            backoff = min(backoff * 2, 0.5)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
         raise ClientTimeout(f"no definite answer within {self.timeout}s (last: {last})")
 
     @staticmethod
