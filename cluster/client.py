@@ -105,7 +105,7 @@ class Client:
         self._ids = itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
         self.client_id = 0
         self._seq = 0
-        self._attempts = 0  # of the last admin request
+        self._unanswered = 0  # attempts of the last admin request that got no answer
 
     @classmethod
     def from_spec(cls, spec: ClusterSpec, **options: Any) -> Client:
@@ -206,11 +206,11 @@ class Client:
         """A conf change is not idempotent: if an attempt went unanswered (e.g. the
         leader removing itself took longer than `attempt_timeout`) a retry may be told
         `invalid-request` (already added / not a member) for the very change the
-        first attempt made. Then the leader's member list decides."""
+        unanswered attempt made. Then, and only then, the leader's member list decides."""
         try:
             return self._admin(lambda rid: replace(request, request_id=rid))
         except InvalidRequestError:
-            if self._attempts > 1:
+            if self._unanswered:
                 members = self.members()
                 if done(members):
                     return members
@@ -246,12 +246,12 @@ class Client:
         deadline = deadline if deadline is not None else time.monotonic() + self.timeout
         backoff = BACKOFF_FIRST_S
         last = "no attempt made"
-        self._attempts = 0
+        self._unanswered = 0
         while (remaining := deadline - time.monotonic()) > 0:
             target = self._endpoint
-            self._attempts += 1
             reply = self._attempt(target, frame, request_id, min(self.attempt_timeout, remaining))
             if reply is None:
+                self._unanswered += 1  # it may have been delivered and acted on
                 last = f"no answer from {target}"
                 self._endpoint = self._next_endpoint(target)
                 continue
