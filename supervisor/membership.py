@@ -86,7 +86,7 @@ def add(layout: Layout, timeout: float, out: TextIO) -> int:
         _say(out, f"node {node_id}: started as pid {pid} (peer {member.peer}, client {member.client}, "
                   f"data {layout.node_dir(node_id)})")
         try:
-            client.member_add(node_id, member.peer, member.client)
+            added = client.member_add(node_id, member.peer, member.client)
         except ClientError as error:
             roster.forget_added(node_id)
             save_roster(layout, roster)
@@ -94,7 +94,7 @@ def add(layout: Layout, timeout: float, out: TextIO) -> int:
             raise ControlError(f"adding node {node_id} as a learner failed ({type(error).__name__}: {error}); "
                                "the process was stopped") from None
         _say(out, f"node {node_id}: added as a learner")
-        _wait_caught_up(client, node_id, deadline, out)
+        _wait_caught_up(client, node_id, int(added.get("commit_index", 0)), deadline, out)
         _promote(client, node_id, deadline)
         _say(out, f"node {node_id}: promoted to voter; the cluster has {len(roster.current(spec))} members")
     return 0
@@ -120,23 +120,26 @@ def _wait_spawned(layout: Layout, node_id: int, deadline: float) -> int:
     return found["pid"]
 
 
-def _learner_lag(members: dict[str, Any], node_id: int) -> int | None:
+def _learner_progress(members: dict[str, Any], node_id: int) -> tuple[int, int | None]:
+    """(match, lag) of learner `node_id` as the leader reports them."""
     for row in members.get("members", []):
         if row.get("id") == node_id:
             lag = row.get("lag")
-            return int(lag) if lag is not None else None
-    return None
+            return int(row.get("match") or 0), int(lag) if lag is not None else None
+    return 0, None
 
 
-def _wait_caught_up(client: Client, node_id: int, deadline: float, out: TextIO) -> None:
+def _wait_caught_up(client: Client, node_id: int, added_at: int, deadline: float, out: TextIO) -> None:
+    """Caught up: it holds at least the entry that added it (so it is really there,
+    not just "close" to a young, short log) and lags at most CAUGHT_UP_LAG entries."""
     next_report = time.monotonic()
     lag: int | None = None
     while time.monotonic() < deadline:
         try:
-            lag = _learner_lag(client.members(), node_id)
+            match, lag = _learner_progress(client.members(), node_id)
         except ClientError:
-            lag = None
-        if lag is not None and lag <= CAUGHT_UP_LAG:
+            match, lag = 0, None
+        if lag is not None and match >= added_at and lag <= CAUGHT_UP_LAG:
             _say(out, f"node {node_id}: caught up (lag {lag} entries)")
             return
         if time.monotonic() >= next_report:

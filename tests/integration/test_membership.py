@@ -38,12 +38,13 @@ def add_member(cluster: LocalCluster, client: Client) -> int:
     up, promote it; its id."""
     member = cluster.new_member()
     cluster.start(member.id)
-    client.member_add(member.id, member.peer, member.client)
+    added = client.member_add(member.id, member.peer, member.client)
 
     def promoted() -> bool:
         members = _try(client.members)
         row = next((r for r in (members or {}).get("members", []) if r["id"] == member.id), None)
-        if row is None or row["lag"] is None or row["lag"] > 50:
+        # Caught up: it holds at least the entry that added it, and lags little.
+        if row is None or row["lag"] is None or row["match"] < added["commit_index"] or row["lag"] > 50:
             return False
         return _try(lambda: client.member_promote(member.id)) is not None
     wait_for(promoted, 90, f"node {member.id} to catch up and be promoted", interval=0.1)
@@ -132,6 +133,36 @@ def test_a_dead_member_is_replaced_by_a_fresh_node_that_catches_up_from_a_stream
     cluster.stop(other)
     client.put("needs-the-new-voter", "yes")
     print(f"fresh node: {keys} keys from a streamed snapshot, learner to voter in {caught_up:.2f} s")
+
+
+def test_addresses_survive_a_full_restart_after_the_log_is_compacted_past_the_change(
+        make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(3, snapshot={"applied_entries": 50, "wal_bytes": 1 << 30})
+    cluster.wait_for_leader()
+    client = cluster.client(timeout=30.0)
+    added = add_member(cluster, client)
+    change = cluster.status_of(1)["commit_index"]  # the ADD_LEARNER entry is at or below this
+    for i in range(120):
+        client.put(f"k{i}", "v")
+    # Node 1 compacts its log past the change: only its snapshot's members frame
+    # still says where node `added` lives.
+    wait_for(lambda: (cluster.status(1) or {}).get("snapshot_index", 0) > change, 60,
+             "node 1 to compact past the membership change")
+    cluster.wait_caught_up(added, cluster.status_of(1)["commit_index"])
+    for node_id in list(cluster.running()):
+        cluster.stop(node_id)
+    # The added node comes back first, with nobody to ask: it relies on its disk.
+    cluster.start(added)
+    wait_for(lambda: "restarting without asking" in cluster.log_text(added), 60, "the added node's own recovery")
+    cluster.start(1)
+    cluster.start(3)
+    # Voters 1, 2, 3 and `added`; node 2 stays down, so every write needs all three
+    # others: the leader reaches node `added` at the address its disk gave it.
+    writer = cluster.client([cluster.address(i) for i in (1, 3, added)], timeout=60.0)
+    writer.put("after-restart", "yes")
+    restarted = cluster.log_text(1).split("received SIGTERM")[-1]
+    assert f"connected to node {added}" in restarted
+    assert writer.get("after-restart") is not None
 
 
 def test_a_removed_member_that_keeps_running_does_not_disturb_the_cluster(
