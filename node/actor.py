@@ -45,7 +45,6 @@ from node.raft import (
     ConfState, Config, Entry, EntryKind, InstallSnapshot, InvalidRequest, LeadershipTransferInProgress,
     Message, NotLeader, ProposalDropped, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
 )
-from node.raft.errors import LearnerLagging
 from node.raft.types import ConfChangeKind
 from node.requests import PendingRequests, Waiter
 from node.snapshots import (
@@ -628,14 +627,8 @@ class NodeActor:
         except NotLeader as error:
             self._reply(identity, self._redirect_reply(rid, error.leader_hint))
             return
-        except LearnerLagging as error:
-            self._reply(identity, answers.error(rid, self.id, ErrorCode.REFUSED, str(error)))
-            return
-        except ProposalDropped as error:  # pending change, leader not ready, transfer, backpressure
-            self._reply(identity, answers.error(rid, self.id, ErrorCode.BUSY, str(error)))
-            return
-        except InvalidRequest as error:  # add twice, remove unknown or the last voter, ...
-            self._reply(identity, answers.error(rid, self.id, ErrorCode.INVALID_REQUEST, str(error)))
+        except (ProposalDropped, InvalidRequest) as error:
+            self._reply(identity, answers.error(rid, self.id, membership.refusal_code(error), str(error)))
             return
         self.log.info(f"proposed {request.change} of node {request.node} at index {index}")
         waiter = Waiter(identity, rid, b"", self.clock() + self.request_timeout)
@@ -655,16 +648,7 @@ class NodeActor:
 
     def members(self) -> dict[str, Any]:
         """The membership in effect as this node sees it (a MembersReply's body)."""
-        st = self.raft.status()
-        conf = ConfState(st.voters, st.learners)
-        rows = self.membership.describe(conf)
-        for row in rows:
-            match = (st.learner_match or {}).get(row["id"])
-            row["match"] = match
-            row["lag"] = (st.learner_lag or {}).get(row["id"])
-        return {"node_id": self.id, "voters": list(st.voters), "learners": list(st.learners),
-                "members": rows, "leader_id": st.lead, "term": st.term, "last_index": st.last_index,
-                "commit_index": st.commit, "from_leader": st.role is Role.LEADER}
+        return self.membership.view(self.raft.status())
 
     def _drop_traffic(self, identity: bytes, request: DropTrafficRequest) -> None:
         """Fault injection for chaos runs (`supervisor chaos --drop`)."""

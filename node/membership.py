@@ -37,8 +37,9 @@ from typing import Any, cast
 
 import msgpack
 
-from cluster.protocol import ConfChangeRequest
-from node.raft import ConfState, Entry, EntryKind
+from cluster.protocol import ConfChangeRequest, ErrorCode
+from node.raft import ConfState, Entry, EntryKind, InvalidRequest, ProposalDropped, Role, Status
+from node.raft.errors import LearnerLagging
 from node.raft.types import ConfChange, ConfChangeKind, decode_conf_change
 
 #: The members frame's first field: tells it from the state machine's header chunk
@@ -100,6 +101,19 @@ def conf_change_for(request: ConfChangeRequest) -> ConfChange:
     kind = _KINDS[request.change]
     context = encode_context(Address(request.peer, request.client)) if kind is ConfChangeKind.ADD_LEARNER else b""
     return ConfChange(kind, request.node, context)
+
+
+def refusal_code(error: ProposalDropped | InvalidRequest) -> ErrorCode:
+    """The client's code for a change (or transfer) the core refused: `refused` for
+    a lagging learner (the reason says by how much), `busy` for what passes by
+    itself (a change pending, a leader not ready yet, a transfer, backpressure),
+    `invalid-request` for what makes no sense (adding twice, removing an unknown id
+    or the last voter, promoting a voter, transferring to a learner)."""
+    if isinstance(error, LearnerLagging):
+        return ErrorCode.REFUSED
+    if isinstance(error, ProposalDropped):
+        return ErrorCode.BUSY
+    return ErrorCode.INVALID_REQUEST
 
 
 class Membership:
@@ -170,15 +184,20 @@ class Membership:
         address = self.applied.get(node_id) or self.known.get(node_id)
         return (address.peer, address.client) if address else ("", "")
 
-    def describe(self, conf: ConfState) -> list[dict[str, Any]]:
-        """Rows for the client's member list: every member of `conf`."""
+    def view(self, st: Status) -> dict[str, Any]:
+        """A MembersReply's body: the configuration in effect (`st` is the core's
+        status), every member's addresses and, from the leader, each learner's
+        match index and lag."""
         rows = []
-        for node_id in sorted(set(conf.voters) | set(conf.learners)):
+        for node_id in sorted(set(st.voters) | set(st.learners)):
             address = self.known.get(node_id)
             rows.append({"id": node_id, "peer": address.peer if address else "",
-                         "client": address.client if address else "",
-                         "voter": node_id in conf.voters})
-        return rows
+                         "client": address.client if address else "", "voter": node_id in st.voters,
+                         "match": (st.learner_match or {}).get(node_id),
+                         "lag": (st.learner_lag or {}).get(node_id)})
+        return {"node_id": self.id, "voters": list(st.voters), "learners": list(st.learners),
+                "members": rows, "leader_id": st.lead, "term": st.term, "last_index": st.last_index,
+                "commit_index": st.commit, "from_leader": st.role is Role.LEADER}
 
 
 def parse_members_frame(chunk: bytes) -> tuple[ConfState, dict[int, Address]] | None:

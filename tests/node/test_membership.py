@@ -145,3 +145,15 @@ def test_join_arguments_are_checked_and_exit_2(argv: list[str], field: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", "cluster-3", *argv]) == 2
     assert field in capsys.readouterr().err
+
+
+def test_core_refusals_become_client_codes() -> None:
+    from cluster.protocol import ErrorCode
+    from node.membership import refusal_code
+    from node.raft import InvalidRequest, LeadershipTransferInProgress
+    from node.raft.errors import ConfChangePending, InvalidConfChange, LeaderNotReady, LearnerLagging
+    assert refusal_code(LearnerLagging(4, 2000, 1000)) is ErrorCode.REFUSED
+    for busy in (ConfChangePending(), LeaderNotReady(), LeadershipTransferInProgress()):
+        assert refusal_code(busy) is ErrorCode.BUSY
+    for invalid in (InvalidConfChange("cannot remove node 9: not a member"), InvalidRequest("a learner")):
+        assert refusal_code(invalid) is ErrorCode.INVALID_REQUEST
