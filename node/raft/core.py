@@ -285,7 +285,8 @@ class RaftCore:
         prev_hs, prev_ss = self._prev_hard_state, self._prev_soft_state
         # Field comparisons, not fresh dataclasses: this runs after every event.
         return bool(
-            self._broadcast_pending or self._read_heartbeat_pending or self.msgs
+            self._broadcast_pending or self.msgs
+            or (self._read_heartbeat_pending and self.read_only.round_done())
             or self.read_states
             or log.stable_index < log.snapshot_index + len(log.entries)
             or log.pending_snapshot is not None
@@ -300,10 +301,15 @@ class RaftCore:
     def ready(self) -> Ready:
         if self._broadcast_pending:
             self._broadcast_append()
-        if self._read_heartbeat_pending:
-            # One heartbeat round confirms every read registered since the last Ready.
+        if self._read_heartbeat_pending and self.read_only.round_done():
+            # One heartbeat round confirms every read registered before it was sent;
+            # while a round is out, new reads wait for it to end and then share the
+            # next one: rounds are as large as the reads that arrive in one round trip.
+            # (A lost round ends when any later heartbeat, e.g. the periodic one,
+            # which carries the newest context, is confirmed.)
             self._read_heartbeat_pending = False
             if self.role is Role.LEADER:
+                self.read_only.in_flight = self.read_only.last_ctx() or None
                 self._broadcast_heartbeat()
         log = self.log
         rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
@@ -787,6 +793,8 @@ class RaftCore:
             self._send_append(m.src)
         if m.ctx:
             self._ack_read(m.ctx, m.src)
+            if self.read_only.queue and self.read_only.round_done():
+                self._read_heartbeat_pending = True  # reads that waited for this round
 
     def _maybe_commit(self) -> bool:
         """Advance commit to the quorum-replicated index, but only by counting replicas

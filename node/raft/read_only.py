@@ -23,13 +23,17 @@ class PendingRead:
 
 
 class ReadOnly:
-    __slots__ = ("pending", "queue", "awaiting_commit")
+    __slots__ = ("pending", "queue", "awaiting_commit", "in_flight")
 
     def __init__(self) -> None:
         self.pending: dict[bytes, PendingRead] = {}
         self.queue: deque[bytes] = deque()
         # Reads that arrived before the leader committed an entry of its term.
         self.awaiting_commit: list[tuple[bytes, int]] = []
+        # The context of the read round (heartbeat) sent and not yet confirmed by a
+        # quorum: while one is out, reads that arrive wait for the next round, so a
+        # round confirms every read that arrived during the previous one.
+        self.in_flight: bytes | None = None
 
     def add(self, ctx: bytes, index: int, origin: int, leader: int) -> bool:
         """Register a read; False when `ctx` is already pending (ctx must be unique)."""
@@ -38,6 +42,12 @@ class ReadOnly:
         self.pending[ctx] = PendingRead(ctx, index, origin, {leader})
         self.queue.append(ctx)
         return True
+
+    def round_done(self) -> bool:
+        """No read round is waiting for its quorum (a confirmed or dropped one is over)."""
+        if self.in_flight is not None and self.in_flight not in self.pending:
+            self.in_flight = None
+        return self.in_flight is None
 
     def last_ctx(self) -> bytes:
         """The context to put in the next heartbeat."""
@@ -68,3 +78,4 @@ class ReadOnly:
         self.pending.clear()
         self.queue.clear()
         self.awaiting_commit.clear()
+        self.in_flight = None

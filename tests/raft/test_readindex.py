@@ -86,3 +86,44 @@ def test_partitioned_leader_never_yields_a_read_state(check_quorum: bool) -> Non
         h.stabilize()
     assert h.read_states[1] == []
     assert len(h.leaders()) == (1 if not check_quorum else 0) + 1  # 2 or 3 took over
+
+
+def test_reads_arriving_while_a_round_is_out_share_the_next_round() -> None:
+    """Batching (not in the paper, safe by §6.4's rule): a read is confirmed only by
+    a heartbeat sent after it was registered. While one round is out, later reads
+    wait and then share one round, instead of a round each."""
+    h = Harness(3)
+    h.elect(1)
+    commit = h[1].log.committed
+    h[1].read_index(b"r1")
+    h.persist(1)
+    assert sorted(m.ctx for m in h.peek(Heartbeat, src=1)) == [b"r1", b"r1"]
+    for ctx in (b"r2", b"r3", b"r4"):
+        h[1].read_index(ctx)
+        h.persist(1)
+    assert sorted(m.ctx for m in h.peek(Heartbeat, src=1)) == [b"r1", b"r1"], "a second round while one is out"
+    h.deliver(lambda m: isinstance(m, Heartbeat))  # the first round reaches both followers
+    h.persist_all()
+    h.deliver(lambda m: isinstance(m, HeartbeatResponse))
+    h.persist(1)
+    assert h.read_states[1] == [ReadState(commit, b"r1")]
+    beats = h.peek(Heartbeat, src=1)
+    assert sorted(m.ctx for m in beats) == [b"r4", b"r4"], "the waiting reads share one new round"
+    h.stabilize()
+    assert h.read_states[1] == [ReadState(commit, c) for c in (b"r1", b"r2", b"r3", b"r4")]
+
+
+def test_a_lost_read_round_is_ended_by_the_periodic_heartbeat() -> None:
+    h = Harness(3)
+    h.elect(1)
+    h[1].read_index(b"lost")
+    h.persist(1)
+    h.take(lambda m: isinstance(m, Heartbeat))  # the round is lost on the way
+    h[1].read_index(b"later")
+    h.persist(1)
+    assert not h.peek(Heartbeat, src=1)
+    h.tick(1, h[1].cfg.heartbeat_ticks)  # the periodic heartbeat carries the newest ctx
+    h.persist(1)
+    assert sorted(m.ctx for m in h.peek(Heartbeat, src=1)) == [b"later", b"later"]
+    h.stabilize()
+    assert [rs.ctx for rs in h.read_states[1]] == [b"lost", b"later"]
