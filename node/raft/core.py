@@ -68,7 +68,7 @@ class Status:
     progress: dict[int, str]
     voters: tuple[int, ...] = ()
     learners: tuple[int, ...] = ()
-    conf_index: int = 0  # the log index of the conf change in effect (0: below the log)
+    conf_index: int = 0  # where the membership in effect starts: its entry, or the snapshot
     learner_match: dict[int, int] | None = None  # leader only: learner -> match index
     learner_lag: dict[int, int] | None = None  # leader only: learner -> entries behind
 
@@ -90,7 +90,9 @@ class RaftCore:
         # empty for a node joining an existing cluster). `voters`/`learners` mirror it.
         self._base_conf = conf
         self.conf = conf
-        self.conf_index = 0  # index of the entry `conf` comes from; 0 = `_base_conf`
+        # The index `conf` is in effect from: its entry's, or the snapshot's for
+        # `_base_conf` (0 for a boot configuration).
+        self.conf_index = 0
         self._conf_source: tuple[int, int] | None = None  # (index, term) of that entry
         self._prev_conf = conf  # the last configuration reported in a Ready
         self.voters: frozenset[int] = frozenset(conf.voters)
@@ -173,9 +175,14 @@ class RaftCore:
                                  f"(commit index {log.committed})")
         result = check_conf_change(self.conf, cc)
         if cc.kind is ConfChangeKind.PROMOTE:
-            lag = log.last_index() - self.prs[cc.node_id].match
-            if lag > self.cfg.max_learner_lag:
-                raise LearnerLagging(cc.node_id, lag, self.cfg.max_learner_lag)
+            match = self.prs[cc.node_id].match
+            lag = log.last_index() - match
+            if lag > self.cfg.max_learner_lag or match < self.conf_index:
+                # The learner must hold the latest (committed) conf entry, which names
+                # it: only then does it count itself a member and vote, so the new
+                # voter set never waits forever for a vote it cannot give.
+                raise LearnerLagging(cc.node_id, lag, self.cfg.max_learner_lag,
+                                     self.conf_index if match < self.conf_index else 0)
         data = encode_conf_change(ConfChange(cc.kind, cc.node_id, cc.context, result))
         index = log.last_index() + 1
         log.append([Entry(self.term, index, data, EntryKind.CONF_CHANGE)])
@@ -485,7 +492,13 @@ class RaftCore:
         can_vote = (self.vote == m.src
                     or (self.vote == NONE and self.lead == NONE)
                     or (m.pre_vote and m.term > self.term))
-        if can_vote and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+        # A node that is not a member in its own log never votes: a joiner's empty log
+        # is "up to date" with anything, and a stale candidate may count this id from
+        # a configuration where it named an earlier incarnation (docs/raft-core.md,
+        # "Membership"). Refusing a vote is always safe. Learners do vote: they may
+        # have been promoted in a log they have not seen yet (as in etcd).
+        if can_vote and (self.id in self.voters or self.id in self.learners) \
+                and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
             self._send(RequestVoteResponse(self.id, m.src, m.term, True, m.pre_vote))
             if not m.pre_vote:
                 self.election_elapsed = 0
@@ -656,7 +669,8 @@ class RaftCore:
                 return
             conf = self._conf_of_entry(index)
         else:
-            source = (0, 0)
+            # Below the log: in effect as of the snapshot (index 0 for a boot conf).
+            source = (log.snapshot_index, log.snapshot_term)
             if source == self._conf_source:
                 return
             conf = self._base_conf

@@ -56,14 +56,16 @@ class LeaderNotReady(ProposalDropped):
 class LearnerLagging(ProposalDropped):
     """Promoting a learner that is far behind would stall commitment while it catches
     up (thesis §4.2.1): wait until its match index is within `limit` of the leader's
-    last index."""
+    last index (and covers the latest membership entry, which names it)."""
 
     reason = "learner is not caught up"
 
-    def __init__(self, node_id: int, lag: int, limit: int) -> None:
+    def __init__(self, node_id: int, lag: int, limit: int, needs_index: int = 0) -> None:
         self.node_id, self.lag, self.limit = node_id, lag, limit
-        super().__init__(f"node {node_id} lags the leader's log by {lag} entries "
-                         f"(at most {limit} allowed)")
+        detail = f"node {node_id} lags the leader's log by {lag} entries (at most {limit} allowed"
+        if needs_index:
+            detail += f", and it must hold the membership entry at index {needs_index}"
+        super().__init__(detail + ")")
 
 
 class InvalidRequest(RaftError):

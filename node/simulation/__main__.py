@@ -2,6 +2,7 @@
 
     python -m node.simulation --seed 42 --nodes 5 --ticks 2000   # replay one run
     python -m node.simulation --seeds 100000 --jobs 2            # soak, progress bar
+    python -m node.simulation --membership --seeds 5000          # soak with membership changes
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="cluster sizes, comma separated; a soak alternates them (default 3,5)")
     p.add_argument("--ticks", type=int, default=2000, help="ticks of faults per run (default 2000)")
     p.add_argument("--jobs", type=int, default=0, help="soak: worker processes (default: all cores)")
+    p.add_argument("--membership", action="store_true",
+                   help="add random membership changes (add learner, promote, remove, re-add)")
     return p
 
 
@@ -32,9 +35,9 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _run(seed: int, nodes: int, ticks: int) -> tuple[int, str | None]:
+def _run(seed: int, nodes: int, ticks: int, membership: bool) -> tuple[int, str | None]:
     try:
-        run_seed(seed, nodes, ticks)
+        run_seed(seed, nodes, ticks, membership)
     except SimulationFailure as exc:
         return seed, str(exc)
     return seed, None
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.seed is not None:
         try:
-            result = run_seed(args.seed, sizes[0], args.ticks)
+            result = run_seed(args.seed, sizes[0], args.ticks, args.membership)
         except SimulationFailure as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -69,7 +72,7 @@ def _soak(args: argparse.Namespace, sizes: list[int]) -> int:
     with Progress(*columns) as bar, ProcessPoolExecutor(jobs) as pool:
         task = bar.add_task("simulating", total=args.seeds)
         seeds = range(args.start, args.start + args.seeds)
-        futures = [pool.submit(_run, s, sizes[s % len(sizes)], args.ticks) for s in seeds]
+        futures = [pool.submit(_run, s, sizes[s % len(sizes)], args.ticks, args.membership) for s in seeds]
         for fut in as_completed(futures):
             seed, error = fut.result()
             if error:

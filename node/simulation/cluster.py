@@ -13,8 +13,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from node.raft import (
-    Config, InstallSnapshot, ConfState, Entry, EntryKind, ProposalDropped, RaftCore, RaftError, Ready,
-    ReadState, Role, Snapshot, SnapshotMeta,
+    Config, ConfChange, ConfChangeKind, InstallSnapshot, ConfState, Entry, EntryKind,
+    ProposalDropped, RaftCore, RaftError, Ready, ReadState, Role, Snapshot, SnapshotMeta,
+    decode_conf_change,
 )
 
 from .disk import SimDisk
@@ -66,8 +67,13 @@ class ClientRead:
 
 
 class SimNode:
-    def __init__(self, node_id: int, checker: InvariantChecker) -> None:
+    def __init__(self, node_id: int, checker: InvariantChecker,
+                 boot_conf: ConfState = ConfState()) -> None:
         self.id = node_id
+        # What this node boots with: the initial voters, or nothing for a joiner.
+        self.boot_conf = boot_conf
+        self.reported_conf: ConfState | None = None  # the last Ready.conf, or core.conf at start
+        self.applied_conf: ConfState | None = None  # membership as of the applied index
         self.disk = SimDisk(node_id, checker)
         self.core: RaftCore | None = None
         self.sm = SimStateMachine()
@@ -96,7 +102,10 @@ class SimCluster:
                               max_size_per_msg=max_size_per_msg, max_inflight_msgs=max_inflight,
                               pre_vote=pre_vote, check_quorum=check_quorum)
         self.snapshot_every = snapshot_every
-        self.nodes = {i: SimNode(i, self.checker) for i in self.voters}
+        initial = ConfState(self.voters)
+        self.nodes = {i: SimNode(i, self.checker, initial) for i in self.voters}
+        self.next_id = n_nodes + 1  # for nodes that join later
+        self.conf_changes = 0  # membership changes appended
         self.ops: dict[bytes, ClientOp] = {}
         self.unacked: dict[bytes, ClientOp] = {}  # insertion-ordered: deterministic
         self.acked: list[bytes] = []
@@ -112,10 +121,13 @@ class SimCluster:
         assert node.core is None
         disk = node.disk
         cfg = Config(id=node_id, rng=random.Random(self.rng.getrandbits(64)), **self.config_kw)
-        node.core = RaftCore(cfg, ConfState(self.voters), hard_state=disk.hard_state,
+        node.core = RaftCore(cfg, node.boot_conf, hard_state=disk.hard_state,
                              snapshot=disk.snapshot, entries=list(disk.entries))
         node.sm = (SimStateMachine.restore(disk.snapshot.data) if disk.snapshot
                    else SimStateMachine())
+        node.reported_conf = node.core.conf
+        node.applied_conf = disk.snapshot.meta.conf if disk.snapshot else node.boot_conf
+        self._check_conf(node, node.core)
         node.read_states = []
         node.crash_in_ready = None
         node.led_term = 0
@@ -136,7 +148,9 @@ class SimCluster:
                 node.core.tick()
                 self.drain(node)
         for m in self.net.due(self.now):
-            node = self.nodes[m.dst]
+            node = self.nodes.get(m.dst)
+            if node is None:
+                continue  # to an id that never ran (a learner added, its node not started)
             if node.core is not None:
                 node.core.step(m)
                 self.drain(node)
@@ -172,6 +186,7 @@ class SimCluster:
         if rd.snapshot is not None:
             disk.install_snapshot(rd.snapshot)
             node.sm = SimStateMachine.restore(rd.snapshot.data)
+            node.applied_conf = rd.snapshot.meta.conf
         if rd.entries:
             if (core.role is Role.LEADER and node.led_term == core.term
                     and rd.entries[0].index <= disk.last_index()):
@@ -190,14 +205,19 @@ class SimCluster:
         for m in rd.messages_after_persist:
             self.net.send(self.now, m)
         # 4. apply, then serve reads that are now safe
+        if rd.conf is not None:
+            node.reported_conf = rd.conf  # the node would add/remove transport peers here
         for e in rd.committed_entries:
             self.checker.applied(node.id, e)
+            if e.kind is EntryKind.CONF_CHANGE:
+                self._applied_conf_change(node, e)
             node.sm.apply(e)
             self._maybe_ack(node, core, e)
         node.read_states.extend(rd.read_states)
         if node.read_states:
             self._serve_reads(node)
         core.advance(rd)
+        self._check_conf(node, core)
         # 5. maybe snapshot and compact
         if self.snapshot_every and node.sm.applied_index - disk.snapshot_index >= self.snapshot_every:
             self._snapshot(node, core)
@@ -211,10 +231,71 @@ class SimCluster:
 
     def _snapshot(self, node: SimNode, core: RaftCore) -> None:
         index = node.sm.applied_index
-        meta = SnapshotMeta(index, core.log.term_at(index), ConfState(self.voters))
+        meta = SnapshotMeta(index, core.log.term_at(index), core.conf_at(index))
         snap = Snapshot(meta, node.sm.snapshot_data())
         core.compact(snap)
         node.disk.compact(snap)
+
+    # -- membership (thesis §4.1-4.3) ---------------------------------------------
+    def _check_conf(self, node: SimNode, core: RaftCore) -> None:
+        """The membership in effect is the latest conf-change entry in the (durable)
+        log, else the snapshot's; the Ready stream reported exactly that."""
+        disk = node.disk
+        expected = disk.latest_conf()
+        if expected is None and disk.snapshot is None:
+            expected = node.boot_conf
+        if expected is not None and core.conf != expected:
+            self.checker.fail("Configuration in effect", f"node {node.id} uses {core.conf}, "
+                              f"its log says {expected}")
+        if node.reported_conf != core.conf:
+            self.checker.fail("Ready.conf", f"node {node.id} uses {core.conf}, its Readies "
+                              f"reported {node.reported_conf}")
+
+    def _applied_conf_change(self, node: SimNode, e: Entry) -> None:
+        """One server at a time: consecutive configurations differ by one voter."""
+        result = decode_conf_change(e.data).result
+        assert result is not None, f"conf change {e} without a configuration"
+        old = node.applied_conf
+        if old is not None and (old.voters or old.learners):
+            diff = set(old.voters) ^ set(result.voters)
+            if len(diff) > 1:
+                self.checker.fail("One server at a time", f"node {node.id} applied {e.index}: "
+                                  f"voters {old.voters} -> {result.voters}")
+        node.applied_conf = result
+
+    def members(self) -> tuple[int, ...]:
+        """Voters and learners as the current leader (else node 1's view) sees them."""
+        leader = self.leader()
+        core = leader.core if leader is not None else None
+        if core is None:
+            core = next((n.core for n in self.nodes.values() if n.core is not None), None)
+        if core is None:
+            return tuple(self.nodes)
+        return core.conf.voters + core.conf.learners
+
+    def conf_change(self, kind: ConfChangeKind, node_id: int) -> bool:
+        """Ask the leader for a membership change; True when it was appended. Adding
+        an id starts a brand-new node (empty disk, empty configuration) under it,
+        replacing any removed node that still ran with that id."""
+        leader = self.leader()
+        if leader is None or leader.core is None:
+            return False
+        core = leader.core
+        try:
+            core.propose_conf_change(ConfChange(kind, node_id, b"sim://%d" % node_id))
+        except RaftError:
+            return False
+        self.conf_changes += 1
+        self.trace.append((self.now, f"conf {kind.name} {node_id} by {leader.id} -> {core.conf}"))
+        if kind is ConfChangeKind.ADD_LEARNER:
+            old = self.nodes.get(node_id)
+            if old is not None and old.core is not None:
+                self.crash(node_id)
+            self.net.purge(node_id)
+            self.nodes[node_id] = SimNode(node_id, self.checker, ConfState())
+            self.start(node_id)
+        self.drain(leader)
+        return True
 
     # -- clients -----------------------------------------------------------------
     def leader(self) -> SimNode | None:
@@ -262,7 +343,10 @@ class SimCluster:
         if leader is None or leader.core is None:
             return
         self.trace.append((self.now, f"transfer {leader.id} -> {to}"))
-        leader.core.transfer_leadership(to)
+        try:
+            leader.core.transfer_leadership(to)
+        except RaftError:
+            return  # a learner or a removed node: refused
         self.drain(leader)
 
     def start_read(self, node_id: int) -> None:
@@ -307,18 +391,27 @@ class SimCluster:
         last = leader.core.log.last_index()  # type: ignore[union-attr]
         if leader.core.log.committed != last:  # type: ignore[union-attr]
             return False
-        return all(n.core is not None and n.sm.applied_index == last for n in self.nodes.values())
+        return all(self.nodes[i].core is not None and self.nodes[i].sm.applied_index == last
+                   for i in self.members())
 
     def check_final(self) -> None:
-        """Nothing acknowledged is lost: every node holds every acked op, once."""
+        """Nothing acknowledged is lost: every member holds every acked op, once; a
+        removed node holds a prefix of the same history."""
+        members = self.members()
+        first = self.nodes[members[0]].sm.ops
         for node in self.nodes.values():
+            if node.id not in members:
+                if node.sm.ops != first[:len(node.sm.ops)]:
+                    self.checker.fail("State Machine Safety", f"removed node {node.id} "
+                                      "applied a different history")
+                continue
             missing = [op for op in self.acked if op not in node.sm.op_set]
             if missing:
                 self.checker.fail("Acknowledged writes survive", f"node {node.id} lacks {missing[:5]}")
             if len(node.sm.ops) != len(node.sm.op_set):
                 self.checker.fail("Exactly once", f"node {node.id} applied an op twice")
-        first = self.nodes[self.voters[0]].sm.ops
-        for node in self.nodes.values():
+        for node_id in members:
+            node = self.nodes[node_id]
             if node.sm.ops != first:
                 self.checker.fail("State Machine Safety", f"node {node.id} applied ops in a "
                                   "different order")

@@ -2,7 +2,7 @@
 'fsynced' the moment it happens; what a crash loses is what never reached it."""
 from __future__ import annotations
 
-from node.raft import Entry, HardState, Snapshot
+from node.raft import ConfState, Entry, EntryKind, HardState, Snapshot, decode_conf_change
 
 from .invariants import InvariantChecker, chain_hash
 
@@ -16,6 +16,17 @@ class SimDisk:
         self.entries: list[Entry] = []
         self.hashes: list[int] = []  # chain hash of each entry, parallel to `entries`
         self.base_hash = 0  # chain hash at the snapshot index
+        self.conf_entries: list[Entry] = []  # the CONF_CHANGE entries in `entries`
+
+    def latest_conf(self) -> ConfState | None:
+        """The membership the durable log says is in effect: its latest conf entry's,
+        else its snapshot's (None when neither says)."""
+        if self.conf_entries:
+            return decode_conf_change(self.conf_entries[-1].data).result
+        if self.snapshot is not None:
+            conf = self.snapshot.meta.conf
+            return conf if conf.voters or conf.learners else None
+        return None
 
     @property
     def snapshot_index(self) -> int:
@@ -40,6 +51,9 @@ class SimDisk:
         assert 0 <= cut <= len(self.entries), f"node {self.node}: append at {first} leaves a gap"
         del self.entries[cut:]
         del self.hashes[cut:]
+        while self.conf_entries and self.conf_entries[-1].index >= first:
+            self.conf_entries.pop()
+        self.conf_entries.extend(e for e in entries if e.kind is EntryKind.CONF_CHANGE)
         prev = self.hashes[-1] if self.hashes else self.base_hash
         for e in entries:
             prev = chain_hash(prev, e)
@@ -68,6 +82,7 @@ class SimDisk:
         self.snapshot = snapshot
         self.entries = []
         self.hashes = []
+        self.conf_entries = []
         self.base_hash = base or 0
 
     def compact(self, snapshot: Snapshot) -> None:
@@ -77,5 +92,6 @@ class SimDisk:
         cut = index - self.snapshot_index
         del self.entries[:cut]
         del self.hashes[:cut]
+        self.conf_entries = [e for e in self.conf_entries if e.index > index]
         self.snapshot = snapshot
         self.base_hash = h

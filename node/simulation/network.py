@@ -67,6 +67,20 @@ class SimNetwork:
         if isinstance(m, InstallSnapshot):
             self.failed_snapshots.append(m)
 
+    def purge(self, node_id: int) -> None:
+        """Forget every message in flight from or to `node_id`: its old incarnation is
+        gone before the id is reused (docs/raft-core.md, "Membership": reusing an id
+        while the old incarnation's messages can still arrive is unsafe)."""
+        keep = []
+        for item in self._queue:
+            m = item[2]
+            if node_id in (m.src, m.dst):
+                self._drop(m)
+            else:
+                keep.append(item)
+        heapq.heapify(keep)
+        self._queue = keep
+
     def heal(self) -> None:
         self.faults = NetworkFaults()
 

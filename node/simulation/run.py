@@ -3,7 +3,9 @@ liveness. Everything is derived from the seed, so a failure replays exactly."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from node.raft import ConfChangeKind
 
 from .cluster import SimCluster
 from .invariants import InvariantViolation
@@ -27,6 +29,9 @@ class FaultProfile:
     heartbeat_ticks: int
     snapshot_every: int  # 0 = never snapshot
     max_size_per_msg: int
+    membership_rate: float = 0.0  # membership changes attempted, per tick
+    max_members: int = 7  # voters + learners
+    promote_bias: float = 0.7  # chance to promote a learner rather than change more
 
     @classmethod
     def draw(cls, rng: random.Random) -> FaultProfile:
@@ -58,13 +63,16 @@ class SimResult:
     messages: int
     crashes: int
     heal_ticks: int  # ticks after healing until the cluster converged
+    conf_changes: int = 0  # membership changes appended
+    final_conf: str = ""
 
 
 class SimulationFailure(AssertionError):
-    def __init__(self, seed: int, nodes: int, ticks: int, cause: BaseException, trace: str) -> None:
+    def __init__(self, seed: int, nodes: int, ticks: int, cause: BaseException, trace: str,
+                 membership: bool = False) -> None:
         self.seed = seed
         self.replay = (f"SIM_SEED={seed} python -m node.simulation --seed {seed} "
-                       f"--nodes {nodes} --ticks {ticks}")
+                       f"--nodes {nodes} --ticks {ticks}" + (" --membership" if membership else ""))
         super().__init__(f"seed {seed} ({nodes} nodes, {ticks} ticks) failed: {cause}\n"
                          f"replay: {self.replay}\nlast events:\n{trace}")
 
@@ -74,10 +82,17 @@ ELECTION_TICKS = 10
 HEAL_BOUND = 40 * ELECTION_TICKS
 
 
-def run_seed(seed: int, nodes: int = 3, ticks: int = 2000) -> SimResult:
-    """Run one simulation; raises SimulationFailure naming the replay command."""
+def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = False) -> SimResult:
+    """Run one simulation; raises SimulationFailure naming the replay command. With
+    `membership`, random membership changes join the faults (drawn from a separate
+    generator, so the other seeds' schedules are unchanged)."""
     rng = random.Random(seed)
     profile = FaultProfile.draw(rng)
+    if membership:
+        mrng = random.Random(seed ^ 0x9E3779B97F4A7C15)
+        profile = replace(profile, membership_rate=mrng.choice((0.005, 0.02, 0.05)),
+                          max_members=mrng.choice((4, 5, 7)),
+                          promote_bias=mrng.choice((0.2, 0.5, 0.8)))
     cluster = SimCluster(nodes, seed=rng.getrandbits(64), election_ticks=ELECTION_TICKS,
                          heartbeat_ticks=profile.heartbeat_ticks,
                          snapshot_every=profile.snapshot_every,
@@ -90,9 +105,13 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000) -> SimResult:
         heal_ticks = _heal_and_converge(cluster, chaos)
         cluster.check_final()
     except (InvariantViolation, AssertionError) as exc:
-        raise SimulationFailure(seed, nodes, ticks, exc, cluster.describe_trace()) from exc
+        raise SimulationFailure(seed, nodes, ticks, exc, cluster.describe_trace(),
+                                membership) from exc
+    leader = cluster.leader()
+    final = str(leader.core.conf) if leader is not None and leader.core is not None else ""
     return SimResult(seed, nodes, ticks, len(cluster.acked), cluster.reads_served,
-                     cluster.net.sent, sum(n.restarts for n in cluster.nodes.values()), heal_ticks)
+                     cluster.net.sent, sum(n.restarts for n in cluster.nodes.values()), heal_ticks,
+                     cluster.conf_changes, final)
 
 
 def _heal_and_converge(cluster: SimCluster, chaos: _Chaos) -> int:
@@ -101,15 +120,20 @@ def _heal_and_converge(cluster: SimCluster, chaos: _Chaos) -> int:
         node.crash_in_ready = None
         if node.core is None:
             cluster.start(node_id)
-    for t in range(HEAL_BOUND):
+    bound = HEAL_BOUND
+    if chaos.p.membership_rate:
+        # A member that joined late may need the whole log, one small message per
+        # entry when snapshots are off: allow one more tick per entry.
+        bound += max(n.disk.last_index() for n in cluster.nodes.values())
+    for t in range(bound):
         cluster.client_tick(retry_after=4 * ELECTION_TICKS)
         cluster.tick()
         if cluster.converged():
             return t
     leader = cluster.leader()
     raise InvariantViolation(
-        f"Liveness: {HEAL_BOUND} ticks after healing, leader={leader and leader.id}, "
-        f"{cluster.pending_ops()} ops unacknowledged, applied="
+        f"Liveness: {bound} ticks after healing, leader={leader and leader.id}, "
+        f"{cluster.pending_ops()} ops unacknowledged, members={cluster.members()}, applied="
         f"{ {i: n.sm.applied_index for i, n in cluster.nodes.items()} }")
 
 
@@ -137,7 +161,8 @@ class _Chaos:
         for node_id, at in list(self.restart_at.items()):
             if at <= now:
                 del self.restart_at[node_id]
-                c.start(node_id)
+                if not c.nodes[node_id].alive:  # (a re-added id already runs afresh)
+                    c.start(node_id)
         if p.crash_rate and rng.random() < p.crash_rate:
             self._crash()
         self._schedule_restarts()
@@ -146,19 +171,53 @@ class _Chaos:
                 del self.slow_until[node_id]
                 faults.slow.pop(node_id, None)
         if p.slow_rate and rng.random() < p.slow_rate:
-            node_id = rng.choice(c.voters)
+            node_id = rng.choice(self._ids())
             faults.slow[node_id] = rng.randint(2, 12)
             self.slow_until[node_id] = now + rng.randint(20, 200)
         if rng.random() < p.write_rate and c.pending_ops() < 20:
             c.new_op()
         c.client_tick(retry_after=4 * ELECTION_TICKS)
         if p.read_rate and rng.random() < p.read_rate:
-            c.start_read(rng.choice(c.voters))
+            c.start_read(rng.choice(self._ids()))
         if p.transfer_rate and rng.random() < p.transfer_rate:
-            c.transfer_leadership(rng.choice(c.voters))
+            c.transfer_leadership(rng.choice(self._ids()))
+        if p.membership_rate and rng.random() < p.membership_rate:
+            self._membership_change()
+
+    def _ids(self) -> list[int]:
+        """Every node that exists (members, removed nodes still running, joiners)."""
+        return sorted(self.c.nodes)
+
+    def _membership_change(self) -> None:
+        """Promote a caught-up learner, else add a learner (a new id, or a removed one
+        coming back as a fresh node with an empty disk), else remove a random member,
+        the leader included. The core refuses what is not allowed right now."""
+        c, rng = self.c, self.rng
+        leader = c.leader()
+        if leader is None or leader.core is None:
+            return
+        conf = leader.core.conf
+        members = conf.voters + conf.learners
+        if conf.learners and rng.random() < self.p.promote_bias:
+            c.conf_change(ConfChangeKind.PROMOTE, rng.choice(conf.learners))
+            return
+        if len(members) < self.p.max_members and rng.random() < 0.5:
+            removed = [i for i in c.nodes if i not in members]
+            if removed and rng.random() < 0.5:
+                node_id = rng.choice(removed)
+            else:
+                node_id = c.next_id
+                c.next_id += 1
+            c.conf_change(ConfChangeKind.ADD_LEARNER, node_id)
+            return
+        if len(conf.voters) > 2 or len(members) > len(conf.voters):
+            victim = rng.choice(members)
+            if victim in conf.voters and len(conf.voters) <= 2:
+                return
+            c.conf_change(ConfChangeKind.REMOVE, victim)
 
     def _partition(self) -> set[tuple[int, int]]:
-        rng, ids = self.rng, list(self.c.voters)
+        rng, ids = self.rng, self._ids()
         if len(ids) < 2:
             return set()  # nothing to cut in a one-node cluster
         rng.shuffle(ids)

@@ -7,7 +7,7 @@ import pytest
 from node.raft import (
     AppendEntries, ConfChange, ConfChangeKind, ConfChangePending, ConfState, EntryKind,
     Heartbeat, InstallSnapshot, InvalidConfChange, InvalidRequest, LeaderNotReady,
-    LearnerLagging, NotLeader, RequestVote, Role, Snapshot, SnapshotMeta, TimeoutNow,
+    LearnerLagging, NotLeader, RequestVote, RequestVoteResponse, Role, Snapshot, SnapshotMeta, TimeoutNow,
     decode_conf_change, encode_conf_change,
 )
 from node.raft.describe import describe_entry
@@ -124,6 +124,57 @@ def test_a_lagging_learner_is_not_promoted() -> None:
     assert h[1].status().learner_lag == {4: 0}
     change(h, 1, PROMOTE, 4)
     assert h[1].status().voters == (1, 2, 3, 4)
+
+
+def test_promotion_waits_until_the_learner_holds_its_membership_entry() -> None:
+    """However generous max_learner_lag is, a learner that has not received the
+    entry naming it would not count itself a member, and so would refuse the votes
+    its new voter set needs."""
+    h = Harness(3, election_ticks=T, max_learner_lag=1000)
+    h.elect(1)
+    h.join(4)
+    h.isolate(4)
+    index = change(h, 1, ADD, 4)
+    with pytest.raises(LearnerLagging, match=f"membership entry at index {index}"):
+        h[1].propose_conf_change(cc(PROMOTE, 4))
+
+
+def test_promotion_after_compaction_waits_for_the_snapshot() -> None:
+    """Once the entry naming the learner is compacted away, the membership comes from
+    the snapshot: the learner must hold at least that much. (The simulator found the
+    promotion of an empty learner when this was missing, and the cluster then waited
+    forever for the vote of a node that did not know it was a member.)"""
+    h = Harness(3, election_ticks=T)
+    h.elect(1)
+    h.join(4)
+    h.isolate(4)
+    change(h, 1, ADD, 4)
+    h.propose(1, b"a", b"b")
+    h.stabilize()
+    leader = h[1]
+    applied = leader.log.applied
+    leader.compact(Snapshot(SnapshotMeta(applied, leader.log.term_at(applied),
+                                         leader.conf_at(applied))))
+    assert leader.conf_index == applied
+    with pytest.raises(LearnerLagging, match=f"membership entry at index {applied}"):
+        leader.propose_conf_change(cc(PROMOTE, 4))
+    h.heal()
+    h.tick(1, 1)
+    h.stabilize()
+    change(h, 1, PROMOTE, 4)
+
+
+def test_a_node_outside_its_configuration_never_votes() -> None:
+    """A joiner's empty log is 'up to date' with any candidate's: were it to vote, a
+    candidate with a stale configuration naming this id could win on it."""
+    h = Harness(3, election_ticks=T)
+    joiner = h.join(4)
+    joiner.step(RequestVote(2, 4, 5, 0, 0, True, False))
+    joiner.step(RequestVote(2, 4, 5, 0, 0, False, False))
+    h.persist(4)
+    answers = h.peek(RequestVoteResponse, src=4)
+    assert len(answers) == 2 and not any(a.granted for a in answers)
+    assert joiner.vote == 0
 
 
 def test_proposing_a_conf_change_entry_by_hand_is_refused() -> None:
