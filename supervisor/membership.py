@@ -13,7 +13,6 @@ supervisor, which stops that process and forgets it in the state file.
 """
 from __future__ import annotations
 
-
 import signal
 import time
 from typing import Any, TextIO
@@ -212,6 +211,3 @@ def remove(layout: Layout, which: str, timeout: float, out: TextIO) -> int:
 def _member_ids(client: Client) -> set[int]:
     members = client.members()
     return set(members.get("voters", [])) | set(members.get("learners", []))
-
-
-
