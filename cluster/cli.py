@@ -6,6 +6,11 @@
     python -m cluster del app/ --prefix
     python -m cluster txn < ops.txt             # the format: cluster/txnsyntax.py
     python -m cluster compact 42
+    python -m cluster lease grant 10            # then: put --lease ID KEY VALUE
+    python -m cluster lease keepalive ID [--once] | lease revoke ID | lease timetolive ID [--keys] | lease list
+    python -m cluster lock [--ttl S] [--wait S] NAME [-- COMMAND ...]    # a distributed lock
+    python -m cluster elect [--ttl S] NAME [PROPOSAL]    # campaign (with PROPOSAL) or observe
+    python -m cluster watch app/ --prefix [--rev R] [--prev-kv] [--max-events N] [--timeout S]
     python -m cluster endpoint status | endpoint health
     python -m cluster member list | member add ID --peer HOST:PORT --client HOST:PORT
     python -m cluster member promote ID | member remove ID
@@ -20,23 +25,31 @@ over a size limit).
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from cluster.client import (
-    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, RefusedError, SessionExpiredError,
+    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, LeaseNotFoundError, RefusedError,
+    SessionExpiredError,
     UnexpectedReply,
 )
 from cluster import txnsyntax
+from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.commands import Response
 from cluster.discovery import (
     DiscoveryError, discover_endpoints, normalize_endpoint,
 )
 from cluster.output import (
-    FORMATS, dumps, format_table, response_json, response_simple, response_table,
+    FORMATS, dumps, format_table, kv_json, lease_json, lease_simple, lease_table, response_json,
+    response_simple, response_table, show_bytes,
 )
 from cluster.txnsyntax import TxnSyntaxError, parse_txn, span
 
@@ -76,6 +89,27 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _lease_id(text: str) -> int:
+    """A lease id in hex, as etcdctl prints and reads them."""
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a lease id (hexadecimal)") from None
+    if not 0 < value < 2**63:
+        raise argparse.ArgumentTypeError(f"lease id {text} out of range (1 to 7fffffffffffffff)")
+    return value
+
+
+def _ttl(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 second, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Global options work before or after the command (SUPPRESS: a subcommand's
     # unset copy does not overwrite the value given before it).
@@ -97,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("key", metavar="KEY")
     put.add_argument("value", metavar="VALUE", nargs="?")
     put.add_argument("--prev-kv", action="store_true", help="also print the previous key-value")
+    put.add_argument("--lease", type=_lease_id, default=0, metavar="ID",
+                     help="attach the key to lease ID (hex); a put without --lease detaches it")
 
     get = sub.add_parser("get", parents=[common], help="get KEY [RANGE_END]")
     _range_args(get)
@@ -139,6 +175,44 @@ def build_parser() -> argparse.ArgumentParser:
     move = sub.add_parser("move-leader", parents=[common],
                           help="transfer leadership to voter ID and wait until it leads")
     move.add_argument("member_id", type=_node_id, metavar="ID")
+
+    lease = sub.add_parser("lease", parents=[common], help="lease grant|keepalive|revoke|timetolive|list")
+    actions = lease.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    grant = actions.add_parser("grant", parents=[common], help="grant TTL: a new lease of TTL seconds")
+    grant.add_argument("ttl", type=_ttl, metavar="TTL")
+    grant.add_argument("--id", type=_lease_id, default=0, metavar="ID", help="ask for this id (hex)")
+    keepalive = actions.add_parser("keepalive", parents=[common],
+                                   help="keepalive ID: renew every TTL/3 until Ctrl-C (or once)")
+    keepalive.add_argument("id", type=_lease_id, metavar="ID")
+    keepalive.add_argument("--once", action="store_true", help="renew once and exit")
+    revoke = actions.add_parser("revoke", parents=[common], help="revoke ID: delete the lease and its keys")
+    revoke.add_argument("id", type=_lease_id, metavar="ID")
+    timetolive = actions.add_parser("timetolive", parents=[common], help="timetolive ID: granted and remaining TTL")
+    timetolive.add_argument("id", type=_lease_id, metavar="ID")
+    timetolive.add_argument("--keys", action="store_true", help="also list the attached keys")
+    actions.add_parser("list", parents=[common], help="every lease id")
+
+    lock = sub.add_parser("lock", parents=[common], help="lock NAME [-- COMMAND ...]: a distributed lock",
+                          description="Acquire lock NAME, print its key, run COMMAND holding it and exit with "
+                                      "its status (without COMMAND: hold until Ctrl-C). Options go before NAME.")
+    lock.add_argument("--ttl", type=_ttl, default=10, metavar="S",
+                      help="session lease TTL: a dead holder releases the lock after S seconds (default 10)")
+    lock.add_argument("--wait", type=_seconds, default=None, metavar="S", help="give up acquiring after S seconds")
+    lock.add_argument("name", metavar="NAME")
+    lock.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+    elect = sub.add_parser("elect", parents=[common], help="elect NAME [PROPOSAL]: campaign, or observe leaders",
+                           description="With PROPOSAL: campaign, print the leader key and value once elected, "
+                                       "hold leadership until Ctrl-C (or --hold S). Without: print each leader.")
+    elect.add_argument("--ttl", type=_ttl, default=10, metavar="S", help="session lease TTL (default 10)")
+    elect.add_argument("--wait", type=_seconds, default=None, metavar="S", help="give up campaigning after S seconds")
+    elect.add_argument("--hold", type=_seconds, default=None, metavar="S", help="resign after S seconds as leader")
+    elect.add_argument("--count", type=_nonnegative, default=0, metavar="N",
+                       help="observing: exit after N leaders (0: until Ctrl-C)")
+    elect.add_argument("name", metavar="NAME")
+    elect.add_argument("proposal", metavar="PROPOSAL", nargs="?")
+    _watch_parser(sub, common)
     return parser
 
 
@@ -186,7 +260,7 @@ def prepare_put(args: argparse.Namespace) -> Call:
     if not args.key:
         raise UsageError("the key must not be empty")
     value = args.value if args.value is not None else sys.stdin.read()
-    return lambda client: client.put(args.key, value, prev_kv=args.prev_kv)
+    return lambda client: client.put(args.key, value, lease=args.lease, prev_kv=args.prev_kv)
 
 
 def prepare_get(args: argparse.Namespace) -> Call:
@@ -234,6 +308,142 @@ def print_response(response: Response, args: argparse.Namespace, out: TextIO) ->
         lines = response_simple(response, keys_only, count_only, getattr(args, "print_value_only", False))
         if lines:
             print("\n".join(lines), file=out)
+
+
+# -- leases ------------------------------------------------------------------------------
+
+
+def print_lease(response: Response, args: argparse.Namespace, out: TextIO) -> None:
+    lease_id = getattr(args, "id", 0)
+    if args.write_out == "json":
+        print(dumps(lease_json(response)), file=out)
+    elif args.write_out == "table":
+        print(lease_table(response, lease_id), file=out)
+    else:
+        print("\n".join(lease_simple(response, lease_id)), file=out)
+    out.flush()
+
+
+def cmd_lease(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "grant":
+        print_lease(client.lease_grant(args.ttl, args.id), args, out)
+    elif args.action == "revoke":
+        print_lease(client.lease_revoke(args.id), args, out)
+    elif args.action == "timetolive":
+        print_lease(client.lease_time_to_live(args.id, args.keys), args, out)
+    elif args.action == "list":
+        print_lease(client.lease_list(), args, out)
+    else:
+        while True:  # keepalive: until Ctrl-C, or the lease is gone (exit 1)
+            renewed = client.lease_keepalive(args.id)
+            print_lease(renewed, args, out)
+            if args.once:
+                break
+            time.sleep(max(renewed.ttl / 3, 0.1))
+    return 0
+
+
+# -- lock / elect ------------------------------------------------------------------------
+
+
+def _print_holder(key: bytes, value: bytes | None, revision: int, args: argparse.Namespace, out: TextIO) -> None:
+    if args.write_out == "json":
+        print(dumps({"key": key.decode(errors="replace"), "revision": revision,
+                     **({} if value is None else {"value": value.decode(errors="replace")})}), file=out)
+    elif args.write_out == "table":
+        print(format_table(["KEY", "VALUE", "REVISION"], [[key.decode(errors="replace"),
+                                                          (value or b"").decode(errors="replace"), str(revision)]]),
+              file=out)
+    else:
+        print(key.decode(errors="replace"), file=out)
+        if value is not None:
+            print(value.decode(errors="replace"), file=out)
+    out.flush()
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM releases what we hold, like Ctrl-C (main thread only)."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _hold(session: Session, seconds: float | None) -> int:
+    """Until Ctrl-C/SIGTERM, `seconds`, or the session's end (exit 1)."""
+    end = None if seconds is None else time.monotonic() + seconds
+    try:
+        while not session.lost:
+            if end is not None and time.monotonic() >= end:
+                return 0
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        return 0
+    print("Error: the session's lease ended: no longer holding", file=sys.stderr)
+    return 1
+
+
+def _run_holding(command: list[str], key: bytes, revision: int, session: Session) -> int:
+    env = {**os.environ, "JANGADA_LOCK_KEY": key.decode(errors="replace"), "JANGADA_LOCK_REV": str(revision)}
+    try:
+        child = subprocess.Popen(command, env=env)
+    except OSError as error:
+        print(f"Error: cannot run {command[0]}: {error.strerror}", file=sys.stderr)
+        return 127
+    try:
+        while True:
+            try:
+                status = child.wait(timeout=0.05)
+                return status if status >= 0 else 128 - status
+            except subprocess.TimeoutExpired:
+                pass
+            if session.lost:
+                child.terminate()
+                child.wait()
+                print("Error: the lock's lease ended while COMMAND ran: it was terminated", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait()
+        return 130
+
+
+def cmd_lock(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    _sigterm_as_interrupt()
+    with Session(client, args.ttl) as session:
+        mutex = Mutex(client, session, args.name)
+        mutex.lock(timeout=args.wait)
+        try:
+            _print_holder(mutex.key, None, mutex.revision, args, out)
+            if command:
+                return _run_holding(command, mutex.key, mutex.revision, session)
+            return _hold(session, None)
+        finally:
+            mutex.unlock()
+
+
+def cmd_elect(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    _sigterm_as_interrupt()
+    if args.proposal is None:
+        seen = 0
+        try:
+            for leader in observe(client, args.name):
+                _print_holder(leader.key, leader.value, leader.create_revision, args, out)
+                seen += 1
+                if args.count and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
+        return 0
+    with Session(client, args.ttl) as session:
+        election = Election(client, session, args.name)
+        election.campaign(args.proposal, timeout=args.wait)
+        try:
+            _print_holder(election.key, args.proposal.encode(), election.revision, args, out)
+            return _hold(session, args.hold)
+        finally:
+            election.resign()
 
 
 # -- endpoint / member -------------------------------------------------------------------
@@ -355,6 +565,12 @@ def _errors(error: ClientError) -> tuple[int, str]:
         return 1, f"timeout: {error} (for a write: the outcome is unknown)"
     if isinstance(error, CompactedError):
         return 1, f"compacted: {error}"
+    if isinstance(error, LeaseNotFoundError):
+        return 1, f"lease not found: {error}"
+    if isinstance(error, LockTimeout):
+        return 1, f"timeout: {error}"
+    if isinstance(error, SessionLost):
+        return 1, f"session lost: {error}"
     if isinstance(error, SessionExpiredError):
         return 1, f"session expired: {error} (the outcome of the write is unknown)"
     if isinstance(error, UnexpectedReply):
@@ -366,12 +582,15 @@ def _errors(error: ClientError) -> tuple[int, str]:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     call = KV_COMMANDS[args.command](args) if args.command in KV_COMMANDS else None
+    watch_span = prepare_watch(args) if args.command == "watch" else None
     explicit = getattr(args, "endpoints", None)
     try:
         endpoints = discover_endpoints(explicit)
     except ValueError as error:
         raise UsageError(f"--endpoints: {error}") from None
     args.explicit = explicit is not None
+    if watch_span is not None:
+        return run_watch(args, watch_span, endpoints, out)
     with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout)) as client:
         if args.command == "endpoint":
             return cmd_endpoint(client, args, endpoints, out)
@@ -379,6 +598,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             return cmd_member(client, args, endpoints, out)
         if args.command == "move-leader":
             return cmd_move_leader(client, args, out)
+        if args.command == "lease":
+            return cmd_lease(client, args, out)
+        if args.command == "lock":
+            return cmd_lock(client, args, out)
+        if args.command == "elect":
+            return cmd_elect(client, args, out)
         assert call is not None
         response = call(client)
         print_response(response, args, out)
@@ -390,6 +615,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        args.timeout_given = hasattr(args, "timeout")  # watch: no timeout unless asked for
         for name, default in (("write_out", "simple"), ("timeout", 10.0), ("attempt_timeout", 1.0)):
             if not hasattr(args, name):
                 setattr(args, name, default)
@@ -410,3 +636,88 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return status
     except KeyboardInterrupt:
         return 130
+
+
+# -- watch -------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = _nonnegative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _watch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    watch = sub.add_parser(
+        "watch", parents=[common], help="watch KEY [RANGE_END]: stream events until Ctrl-C",
+        description="Stream the events of a key, a prefix or a range, in revision order, each once, "
+                    "across node failures (docs/watch.md). simple output: PUT|DELETE, [prev key, prev value,] "
+                    "key, value lines per event; json: one object per line. Exit 0 on Ctrl-C, after "
+                    "--max-events, or at --timeout (1 if --max-events were not all seen by then).")
+    _range_args(watch)
+    watch.add_argument("--rev", type=_nonnegative, default=0, metavar="R",
+                       help="start at revision R (0: from now); R <= the compact revision fails")
+    watch.add_argument("--prev-kv", action="store_true", help="also print each key's previous version")
+    watch.add_argument("--max-events", type=_positive, metavar="N", help="exit 0 after N events")
+    watch.add_argument("--progress", action="store_true",
+                       help="also print progress notifications (simple: PROGRESS REV)")
+    watch.add_argument("--progress-interval", type=_seconds, default=1.0, metavar="S",
+                       help="the node confirms an idle watch every S seconds (default 1)")
+
+
+def watch_event_lines(event: Any, prev_kv: bool) -> list[str]:
+    """etcdctl's simple form: the type, then (with --prev-kv) the previous key and
+    value, then the key and value (empty for a DELETE)."""
+    lines = [event.type_name]
+    if prev_kv and event.prev_kv is not None:
+        lines += [show_bytes(event.prev_kv.key), show_bytes(event.prev_kv.value)]
+    return lines + [show_bytes(event.kv.key), show_bytes(event.kv.value)]
+
+
+def watch_event_json(event: Any) -> dict[str, Any]:
+    return {"type": event.type_name, "revision": event.kv.mod_revision, "kv": kv_json(event.kv),
+            "prev_kv": kv_json(event.prev_kv) if event.prev_kv is not None else None}
+
+
+def prepare_watch(args: argparse.Namespace) -> tuple[bytes, bytes]:
+    """Check a watch command line before any connection; the span to watch."""
+    if args.write_out == "table":
+        raise UsageError("watch prints simple or json (-w table is not supported)")
+    return _range_span(args)
+
+
+def run_watch(args: argparse.Namespace, span: tuple[bytes, bytes], endpoints: list[str], out: TextIO) -> int:
+    key, end = span
+    deadline = time.monotonic() + args.timeout if args.timeout_given else None
+    wanted = args.max_events
+    seen = 0
+    with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout)) as client:
+        watch = client.watch(key, end, start_revision=args.rev or None, prev_kv=args.prev_kv,
+                             progress_notify=args.progress, progress_interval=args.progress_interval)
+        try:
+            while wanted is None or seen < wanted:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                response = watch.get(timeout=left)
+                if response is None:
+                    continue
+                for event in response.events[:None if wanted is None else wanted - seen]:
+                    if args.write_out == "json":
+                        print(json.dumps(watch_event_json(event)), file=out)  # one object per line
+                    else:
+                        print("\n".join(watch_event_lines(event, args.prev_kv)), file=out)
+                    seen += 1
+                if response.progress:
+                    print(json.dumps({"progress": True, "revision": response.revision}) if args.write_out == "json"
+                          else f"PROGRESS {response.revision}", file=out)
+                out.flush()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            watch.close()
+    if wanted is not None and seen < wanted:
+        print(f"Error: timeout: {seen} of {wanted} events within {args.timeout:g} s", file=sys.stderr)
+        return 1
+    return 0

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
@@ -30,9 +32,11 @@ from typing import Any
 import zmq
 
 from cluster.commands import (
-    ALL_KEYS_END, Compact, CompactResponse, Compare, DeleteRange, DeleteResponse, KeyValue, Op,
-    OpenSession, Put, PutResponse, Range, RangeResponse, Request, Response, ResultDecodeError,
-    SessionOpened, Txn, TxnResponse, decode_result, encode_command, is_read_only, prefix_end,
+    ALL_KEYS_END, Compact, CompactResponse, Compare, DeleteRange, DeleteResponse, KeyValue, LeaseGrant,
+    LeaseGrantResponse, LeaseKeepAlive, LeaseKeepAliveResponse, LeaseLeases, LeaseLeasesResponse,
+    LeaseRevoke, LeaseRevokeResponse, LeaseTimeToLive, LeaseTimeToLiveResponse, Op, OpenSession, Put,
+    PutResponse, Range, RangeResponse, Request, Response, ResultDecodeError, SessionOpened, Txn,
+    TxnResponse, decode_result, encode_command, is_read_only, prefix_end,
 )
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
@@ -40,6 +44,7 @@ from cluster.protocol import (
     encode_request,
 )
 from cluster.spec import ClusterSpec
+from cluster.watch import Watch, WatchResponse  # noqa: F401  (re-exported)
 
 #: How long an attempt waits for a connection to the node (loopback connects in
 #: about a millisecond; a node that is down refuses at once and never connects).
@@ -70,12 +75,25 @@ class CompactedError(ClientError):
     """The requested revision was compacted away."""
 
 
+class WatchCompactedError(CompactedError):
+    """A watch's next revision was compacted away: `compact_revision` + 1 is the
+    oldest revision a new watch can start from."""
+
+    def __init__(self, message: str, compact_revision: int) -> None:
+        super().__init__(message)
+        self.compact_revision = compact_revision
+
+
 class SessionExpiredError(ClientError):
     """The client's session was evicted: the outcome of its last write is unknown."""
 
 
 class UnexpectedReply(ClientError):
     """A node answered with something this client cannot read."""
+
+
+class LeaseNotFoundError(ClientError):
+    """The lease does not exist: never granted, revoked, or expired."""
 
 
 class RefusedError(ClientError):
@@ -106,6 +124,7 @@ class Client:
         self.client_id = 0
         self._seq = 0
         self._unanswered = 0  # attempts of the last admin request that got no answer
+        self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()  # closed with the client
 
     @classmethod
     def from_spec(cls, spec: ClusterSpec, **options: Any) -> Client:
@@ -152,6 +171,43 @@ class Client:
         assert isinstance(result, CompactResponse)
         return result
 
+    # -- leases (etcd v3 semantics; docs/leases.md) ------------------------------------
+
+    def lease_grant(self, ttl: int, lease_id: int = 0) -> LeaseGrantResponse:
+        """A new lease of `ttl` seconds (`lease_id` 0: the cluster picks the id)."""
+        result = self._write(LeaseGrant(ttl, lease_id))
+        assert isinstance(result, LeaseGrantResponse)
+        return result
+
+    def lease_revoke(self, lease_id: int) -> LeaseRevokeResponse:
+        """Delete the lease and all its keys (one revision); LeaseNotFoundError if gone."""
+        result = self._write(LeaseRevoke(lease_id))
+        assert isinstance(result, LeaseRevokeResponse)
+        return result
+
+    def lease_keepalive(self, lease_id: int) -> LeaseKeepAliveResponse:
+        """Renew once (answered by the leader); LeaseNotFoundError if it expired."""
+        result, _ = self._call(encode_command(LeaseKeepAlive(lease_id)), False)
+        assert isinstance(result, LeaseKeepAliveResponse)
+        return result
+
+    def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTimeToLiveResponse:
+        result, _ = self._call(encode_command(LeaseTimeToLive(lease_id, keys)), False)
+        assert isinstance(result, LeaseTimeToLiveResponse)
+        return result
+
+    def lease_list(self, serializable: bool = False) -> LeaseLeasesResponse:
+        """Every lease id (from the leader; `serializable`: whichever node answers,
+        from its applied state, possibly stale)."""
+        result, _ = self._call(encode_command(LeaseLeases()), serializable)
+        assert isinstance(result, LeaseLeasesResponse)
+        return result
+
+    def lease(self, ttl: int, lease_id: int = 0) -> Lease:
+        """Grant a lease and keep it alive from a background thread until
+        `Lease.close()` (see `Lease`)."""
+        return Lease(self.endpoints, ttl, lease_id, attempt_timeout=self.attempt_timeout)
+
     def status(self, endpoint: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         """One node's status (the current endpoint's by default); no retries."""
         request_id = next(self._ids)
@@ -178,6 +234,19 @@ class Client:
         if not isinstance(reply, StatusReply):
             raise UnexpectedReply(f"{endpoint} answered drop-traffic with {reply!r}")
         return reply.status
+
+    def watch(self, key: Key, range_end: Key = b"", *, prefix: bool = False, start_revision: int | None = None,
+              prev_kv: bool = False, progress_notify: bool = True, progress_interval: float = 1.0) -> Watch:
+        """Watch a key, a prefix or [key, range_end) from `start_revision` (None: from
+        now). Returns a `cluster.watch.Watch`: iterate it (or call `get(timeout)`) for
+        `WatchResponse`s; close it (or use `with`). See docs/watch.md."""
+        key_bytes, end = self._span(key, range_end, prefix)
+        if not key_bytes and not end:
+            raise InvalidRequestError("the key must not be empty (use prefix=True with b'' for every key)")
+        watch = Watch(self, key_bytes, end, start_revision=start_revision, prev_kv=prev_kv,
+                      progress_notify=progress_notify, progress_interval=progress_interval)
+        self._watches.add(watch)
+        return watch
 
     # -- membership ------------------------------------------------------------------
 
@@ -338,6 +407,8 @@ class Client:
             raise CompactedError(reply.reason)
         if reply.code is ErrorCode.SESSION_EXPIRED:
             raise SessionExpiredError(reply.reason)
+        if reply.code is ErrorCode.LEASE_NOT_FOUND:
+            raise LeaseNotFoundError(reply.reason)
 
     @staticmethod
     def _decode(reply: KvReply) -> Response:
@@ -408,9 +479,84 @@ class Client:
 
     def close(self) -> None:
         self._reset()
+        for watch in list(self._watches):
+            watch.close()
         self._ctx.term()
 
     def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Lease:
+    """A granted lease kept alive by a background thread, as etcd's clientv3
+    KeepAlive: a keepalive every TTL/3 through its own `Client` (ZeroMQ sockets
+    belong to one thread). `lost` is set when the cluster says the lease is gone,
+    or when no keepalive succeeded before the TTL last granted ran out: from then
+    on its keys may be deleted at any moment. `close()` stops the keepalives and,
+    by default, revokes the lease (deleting its keys at once).
+
+        with client.lease(10) as lease:
+            client.put("service/a", "up", lease=lease.id)
+    """
+
+    def __init__(self, endpoints: Sequence[str], ttl: int, lease_id: int = 0, *,
+                 attempt_timeout: float = 1.0) -> None:
+        self._client = Client(endpoints, timeout=max(1.0, ttl / 3), attempt_timeout=min(attempt_timeout, 1.0))
+        sent = time.monotonic()
+        try:
+            granted = self._client.lease_grant(ttl, lease_id)
+        except BaseException:
+            self._client.close()
+            raise
+        self.id, self.ttl = granted.id, granted.ttl
+        self.lost = threading.Event()
+        self.keepalives = 0  # successful renewals so far
+        #: When the last successful grant or keepalive was sent (time.monotonic()):
+        #: the cluster's deadline for the lease is at least this + ttl.
+        self.renewed_at = sent
+        self._expires = sent + granted.ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep_alive, name=f"lease-{self.id:x}", daemon=True)
+        self._thread.start()
+
+    def _keep_alive(self) -> None:
+        interval = max(self.ttl / 3, 0.05)
+        while not self._stop.wait(interval):
+            sent = time.monotonic()
+            try:
+                renewed = self._client.lease_keepalive(self.id)
+            except LeaseNotFoundError:
+                self.lost.set()
+                return
+            except ClientError:
+                if time.monotonic() >= self._expires:
+                    self.lost.set()
+                    return
+                interval = 0.1  # retry soon: the TTL is running
+                continue
+            self._expires = sent + renewed.ttl
+            self.renewed_at = sent
+            self.keepalives += 1
+            interval = max(self.ttl / 3, 0.05)
+
+    def close(self, revoke: bool = True) -> None:
+        """Stop the keepalives; revoke the lease unless `revoke` is False (then it
+        expires after its TTL) or it is already lost."""
+        self._stop.set()
+        self._thread.join()
+        try:
+            if revoke and not self.lost.is_set():
+                try:
+                    self._client.lease_revoke(self.id)
+                except LeaseNotFoundError:
+                    pass  # expired meanwhile: its keys are gone either way
+        finally:
+            self._client.close()
+
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

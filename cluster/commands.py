@@ -13,11 +13,16 @@ so this module is the client's implementation of the same documented format:
     compare     = [key, target, op, operand]
     Compact     = [5, revision]
     OpenSession = [6]
+    LeaseGrant  = [8, ttl, id]       LeaseRevoke = [9, id]
+    LeaseKeepAlive = [10, id]        LeaseTimeToLive = [11, id, keys]     LeaseLeases = [12]
+    (the node's LeaseExpire = [13, id, granted_index] is proposed by leaders only)
 
     KeyValue    = [key, value, create_revision, mod_revision, version, lease]
     result      = [1, revision, kv|nil] | [2, revision, [kv...], count, more]
                 | [3, revision, deleted, [kv...]] | [4, revision, succeeded, [result...]]
                 | [5, revision, compact_revision] | [6, client_id] | [7, client_id, existed]
+                | [8, revision, id, ttl] | [9, revision, deleted] | [10, revision, id, ttl]
+                | [11, revision, id, granted_ttl, ttl, [key...]] | [12, revision, [id...]]
 
 `tests/node/test_client_commands.py` checks that both sides produce and read the
 same bytes, so the two implementations cannot drift apart silently.
@@ -33,6 +38,7 @@ import msgpack
 FORMAT = 1
 ALL_KEYS_END = b"\0"
 PUT, RANGE, DELETE, TXN, COMPACT, OPEN_SESSION, CLOSE_SESSION = 1, 2, 3, 4, 5, 6, 7
+LEASE_GRANT, LEASE_REVOKE, LEASE_KEEPALIVE, LEASE_TTL, LEASE_LEASES = 8, 9, 10, 11, 12
 
 
 class ResultDecodeError(ValueError):
@@ -118,6 +124,10 @@ class Compare:
     def mod_revision(cls, key: bytes, op: str, operand: int) -> Compare:
         return cls(key, CompareTarget.MOD, _SYMBOLS[op], operand)
 
+    @classmethod
+    def lease(cls, key: bytes, op: str, operand: int) -> Compare:
+        return cls(key, CompareTarget.LEASE, _SYMBOLS[op], operand)
+
 
 @dataclass(frozen=True, slots=True)
 class Txn:
@@ -136,8 +146,43 @@ class OpenSession:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    ttl: int  # seconds
+    id: int = 0  # 0: the cluster picks one
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevoke:
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseKeepAlive:
+    """Answered by the leader, never logged."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTimeToLive:
+    """Answered by the leader, never logged."""
+
+    id: int
+    keys: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLeases:
+    """Answered by the leader, never logged."""
+
+
+#: Lease requests the leader answers without the log (sent without a session).
+LEASE_QUERIES = (LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
+
 Op = Union[Put, Range, DeleteRange, Txn]
-Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession]
+Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession, LeaseGrant, LeaseRevoke, LeaseKeepAlive,
+                LeaseTimeToLive, LeaseLeases]
 
 
 def is_read_only(request: Request) -> bool:
@@ -170,6 +215,16 @@ def _fields(request: Request) -> list[Any]:
             return [COMPACT, revision]
         case OpenSession():
             return [OPEN_SESSION]
+        case LeaseGrant(ttl, lease):
+            return [LEASE_GRANT, ttl, lease]
+        case LeaseRevoke(lease):
+            return [LEASE_REVOKE, lease]
+        case LeaseKeepAlive(lease):
+            return [LEASE_KEEPALIVE, lease]
+        case LeaseTimeToLive(lease, keys):
+            return [LEASE_TTL, lease, keys]
+        case LeaseLeases():
+            return [LEASE_LEASES]
     raise TypeError(f"not a request: {request!r}")
 
 
@@ -232,8 +287,44 @@ class SessionClosed:
     existed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseGrantResponse:
+    revision: int
+    id: int
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevokeResponse:
+    revision: int
+    deleted: int  # keys deleted with the lease (one revision)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseKeepAliveResponse:
+    revision: int
+    id: int
+    ttl: int  # the renewed remaining TTL, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTimeToLiveResponse:
+    revision: int
+    id: int
+    granted_ttl: int
+    ttl: int  # remaining seconds, rounded up
+    keys: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLeasesResponse:
+    revision: int
+    ids: tuple[int, ...]
+
+
 Response = Union[PutResponse, RangeResponse, DeleteResponse, TxnResponse, CompactResponse,
-                 SessionOpened, SessionClosed]
+                 SessionOpened, SessionClosed, LeaseGrantResponse, LeaseRevokeResponse,
+                 LeaseKeepAliveResponse, LeaseTimeToLiveResponse, LeaseLeasesResponse]
 
 
 def decode_result(data: bytes) -> Response:
@@ -261,6 +352,19 @@ def _result(fields: list[Any]) -> Response:
         return SessionOpened(int(fields[1]))
     if tag == CLOSE_SESSION:
         return SessionClosed(int(fields[1]), bool(fields[2]))
+    if tag == LEASE_GRANT:
+        return LeaseGrantResponse(int(fields[1]), int(fields[2]), int(fields[3]))
+    if tag == LEASE_REVOKE:
+        return LeaseRevokeResponse(int(fields[1]), int(fields[2]))
+    if tag == LEASE_KEEPALIVE:
+        return LeaseKeepAliveResponse(int(fields[1]), int(fields[2]), int(fields[3]))
+    if tag == LEASE_TTL:
+        keys = tuple(fields[5])
+        if not all(isinstance(k, bytes) for k in keys):
+            raise TypeError("lease keys must be bytes")
+        return LeaseTimeToLiveResponse(int(fields[1]), int(fields[2]), int(fields[3]), int(fields[4]), keys)
+    if tag == LEASE_LEASES:
+        return LeaseLeasesResponse(int(fields[1]), tuple(int(i) for i in fields[2]))
     raise ValueError(f"unknown result tag {tag!r}")
 
 

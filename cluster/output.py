@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from cluster.commands import (
-    CompactResponse, DeleteResponse, KeyValue, PutResponse, RangeResponse, Response, TxnResponse,
+    CompactResponse, DeleteResponse, KeyValue, LeaseGrantResponse, LeaseKeepAliveResponse,
+    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, PutResponse, RangeResponse,
+    Response, TxnResponse,
 )
 
 FORMATS = ("simple", "table", "json")
@@ -144,3 +146,54 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
+
+
+# -- leases (etcdctl's wording; ids in hex as etcdctl prints them) ----------------------------
+
+
+def lease_json(response: Response) -> dict[str, Any]:
+    """The JSON object for a lease response: ids as integers plus `id_hex`."""
+    out: dict[str, Any] = {"header": {"revision": getattr(response, "revision", 0)}}
+    match response:
+        case LeaseGrantResponse(_, lease_id, ttl) | LeaseKeepAliveResponse(_, lease_id, ttl):
+            out.update(id=lease_id, id_hex=f"{lease_id:x}", ttl=ttl)
+        case LeaseRevokeResponse(_, deleted):
+            out.update(deleted=deleted)
+        case LeaseTimeToLiveResponse(_, lease_id, granted_ttl, ttl, keys):
+            out.update(id=lease_id, id_hex=f"{lease_id:x}", granted_ttl=granted_ttl, ttl=ttl,
+                       keys=[bytes_json("key", k) for k in keys])
+        case LeaseLeasesResponse(_, ids):
+            out.update(leases=[{"id": i, "id_hex": f"{i:x}"} for i in ids])
+    return out
+
+
+def lease_simple(response: Response, lease_id: int = 0) -> list[str]:
+    match response:
+        case LeaseGrantResponse(_, granted, ttl):
+            return [f"lease {granted:x} granted with TTL({ttl}s)"]
+        case LeaseKeepAliveResponse(_, renewed, ttl):
+            return [f"lease {renewed:x} keepalived with TTL({ttl})"]
+        case LeaseRevokeResponse(_, deleted):
+            return [f"lease {lease_id:x} revoked ({deleted} keys deleted)"]
+        case LeaseTimeToLiveResponse(_, found, granted_ttl, ttl, keys):
+            line = f"lease {found:x} granted with TTL({granted_ttl}s), remaining({ttl}s)"
+            if keys:
+                line += ", attached keys([" + " ".join(show_bytes(k) for k in keys) + "])"
+            return [line]
+        case LeaseLeasesResponse(_, ids):
+            return [f"found {len(ids)} leases"] + [f"{i:x}" for i in ids]
+    return [repr(response)]
+
+
+def lease_table(response: Response, lease_id: int = 0) -> str:
+    match response:
+        case LeaseGrantResponse(revision, granted, ttl) | LeaseKeepAliveResponse(revision, granted, ttl):
+            return format_table(["ID", "TTL", "REVISION"], [[f"{granted:x}", str(ttl), str(revision)]])
+        case LeaseRevokeResponse(revision, deleted):
+            return format_table(["ID", "DELETED", "REVISION"], [[f"{lease_id:x}", str(deleted), str(revision)]])
+        case LeaseTimeToLiveResponse(_, found, granted_ttl, ttl, keys):
+            return format_table(["ID", "GRANTED_TTL", "REMAINING", "KEYS"],
+                                [[f"{found:x}", str(granted_ttl), str(ttl), " ".join(show_bytes(k) for k in keys)]])
+        case LeaseLeasesResponse(_, ids):
+            return format_table(["ID"], [[f"{i:x}"] for i in ids])
+    return repr(response)

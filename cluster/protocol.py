@@ -42,6 +42,8 @@ from typing import Any, Union, cast
 
 import msgpack
 
+from cluster.commands import KeyValue
+
 VERSION = 1
 #: Most requests a client may pack into one frame.
 MAX_BATCH = 1024
@@ -66,6 +68,8 @@ class ErrorCode(str, Enum):
     INVALID_REQUEST = "invalid-request"
     COMPACTED = "compacted"
     SESSION_EXPIRED = "session-expired"
+    LEASE_NOT_FOUND = "lease-not-found"  # never granted, revoked or expired
+    WATCH_CANCELLED = "watch-cancelled"  # a watch the node ended: resume from the revision given
     #: membership: the leader cannot take the change now (another is pending, or it
     #: has not committed in its term yet); nothing happened, retry shortly
     BUSY = "busy"
@@ -180,8 +184,8 @@ class MembersReply:
     members: dict[str, Any] = field(default_factory=dict)
 
 
-ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, MembersRequest, ConfChangeRequest,
-                      TransferRequest]
+ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, "WatchRequest", MembersRequest,
+                      ConfChangeRequest, TransferRequest]
 Reply = Union[KvReply, StatusReply, ErrorReply, MembersReply]
 
 
@@ -212,6 +216,8 @@ def _request_map(request: ClientRequest) -> dict[str, Any]:
                     "peer": peer, "client": client}
         case TransferRequest(request_id, to):
             return {"v": VERSION, "id": request_id, "op": "transfer", "to": to}
+        case WatchCreateRequest() | WatchCancelRequest() | WatchProgressRequest():
+            return _watch_request_map(request)
     raise TypeError(f"not a request: {request!r}")
 
 
@@ -331,6 +337,8 @@ def _request(obj: dict[str, Any]) -> ClientRequest:
         return _conf_request(obj, request_id)
     if op == "transfer":
         return TransferRequest(request_id, _node_id(obj, "to"))
+    if op in WATCH_OPS:
+        return _watch_request(obj, request_id, op)
     raise ProtocolError(f"unknown op {op!r}")
 
 
@@ -405,3 +413,184 @@ def peek_request_id(data: bytes, max_bytes: int = 16 << 20) -> int | None:
         return _request_id(_unpack_map(data, max_bytes))
     except ProtocolError:
         return None
+
+
+# --- watch (docs/watch.md) ----------------------------------------------------------
+#
+#   request  {"v": 1, "id", "op": "watch", "wid": watch_id, "key": bytes, "end": bytes,
+#             "start": revision (0 = from now), "prev_kv": bool, "progress_ms": int}
+#            {"v": 1, "id", "op": "watch-cancel", "wid"}
+#            {"v": 1, "id", "op": "watch-progress", "wid", "ack": seq, "notify": bool}
+#   pushed   {"v": 1, "id": the create's request id, "node", "ok": bool, "watch": watch_id,
+#             "seq": n, "kind": "created"|"events"|"progress"|"cancelled", "rev": r,
+#             "head": h, "events": [[type, kv, prev_kv|nil]...], "compact": c,
+#             "code": str, "reason": str, "interval_ms": int}
+#
+# A watch's frames are numbered 0, 1, 2... (`seq`; 0 is "created" or the
+# cancellation of a refused create), so a client sees any lost frame as a gap.
+# `rev`: every event of a revision <= rev in the watched range has been sent
+# (the resume point is rev + 1). `head`: the node's applied revision.
+# `watch-progress` acknowledges the frames up to `ack` (flow control and
+# keepalive) and, with `notify`, asks for a progress frame now.
+
+WATCH_OPS = ("watch", "watch-cancel", "watch-progress")
+WATCH_FRAME_KINDS = ("created", "events", "progress", "cancelled")
+#: Bounds of a watch's progress interval (the node's heartbeat to the watcher).
+MIN_PROGRESS_MS, MAX_PROGRESS_MS = 20, 60_000
+MAX_WATCH_ID = 2**63 - 1
+EVENT_PUT, EVENT_DELETE = 0, 1  # etcd's mvccpb.Event.EventType
+
+
+@dataclass(frozen=True, slots=True)
+class WatchCreateRequest:
+    request_id: int
+    watch_id: int
+    key: bytes
+    range_end: bytes = b""  # etcd's convention: b"" one key, b"\0" every key >= key
+    start_revision: int = 0  # 0: from the node's current revision + 1
+    prev_kv: bool = False
+    progress_ms: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WatchCancelRequest:
+    request_id: int
+    watch_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchProgressRequest:
+    request_id: int
+    watch_id: int
+    ack: int = 0  # every frame with seq <= ack was received
+    notify: bool = False  # send a progress frame now
+
+
+WatchRequest = Union[WatchCreateRequest, WatchCancelRequest, WatchProgressRequest]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: int  # EVENT_PUT or EVENT_DELETE
+    kv: Any  # cluster.commands.KeyValue (a DELETE's kv: key and mod_revision only)
+    prev_kv: Any = None  # the key's previous version, if asked for and it existed
+
+    @property
+    def type_name(self) -> str:
+        return "PUT" if self.type == EVENT_PUT else "DELETE"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchFrame:
+    request_id: int
+    node_id: int
+    watch_id: int
+    seq: int
+    kind: str
+    revision: int
+    head: int
+    events: tuple[WatchEvent, ...] = ()
+    compact_revision: int = 0
+    code: str = ""
+    reason: str = ""
+    interval_ms: int = 0
+
+
+def encode_watch_request(request: WatchRequest) -> bytes:
+    return _pack(_watch_request_map(request))
+
+
+def _watch_request_map(request: WatchRequest) -> dict[str, Any]:
+    head: dict[str, Any] = {"v": VERSION, "id": request.request_id, "wid": request.watch_id}
+    match request:
+        case WatchCreateRequest(_, _, key, range_end, start, prev_kv, progress_ms):
+            return {**head, "op": "watch", "key": key, "end": range_end, "start": start,
+                    "prev_kv": prev_kv, "progress_ms": progress_ms}
+        case WatchCancelRequest():
+            return {**head, "op": "watch-cancel"}
+        case WatchProgressRequest(_, _, ack, notify):
+            return {**head, "op": "watch-progress", "ack": ack, "notify": notify}
+    raise TypeError(f"not a watch request: {request!r}")
+
+
+def _uint(obj: dict[str, Any], key: str, maximum: int) -> int:
+    value: int = _get(obj, key, int)
+    if not 0 <= value <= maximum:
+        raise ProtocolError(f"field {key!r} must be in [0, {maximum}], got {value}")
+    return value
+
+
+def _watch_request(obj: dict[str, Any], request_id: int, op: str) -> WatchRequest:
+    watch_id = _uint(obj, "wid", MAX_WATCH_ID)
+    if op == "watch-cancel":
+        return WatchCancelRequest(request_id, watch_id)
+    if op == "watch-progress":
+        return WatchProgressRequest(request_id, watch_id, _uint(obj, "ack", 2**63 - 1), _get(obj, "notify", bool))
+    key, end = _get(obj, "key", bytes), _get(obj, "end", bytes)
+    if not key and not end:
+        raise ProtocolError("field 'key' must not be empty (use end b'\\x00' for every key)")
+    progress_ms = _get(obj, "progress_ms", int)
+    if isinstance(progress_ms, bool) or not MIN_PROGRESS_MS <= progress_ms <= MAX_PROGRESS_MS:
+        raise ProtocolError(f"field 'progress_ms' must be in [{MIN_PROGRESS_MS}, {MAX_PROGRESS_MS}]")
+    return WatchCreateRequest(request_id, watch_id, key, end, _uint(obj, "start", 2**62),
+                              _get(obj, "prev_kv", bool), progress_ms)
+
+
+def encode_watch_frame(request_id: int, node_id: int, watch_id: int, seq: int, kind: str, revision: int,
+                       head: int, events: Any = (), compact_revision: int = 0, code: str = "",
+                       reason: str = "", interval_ms: int = 0) -> bytes:
+    """A pushed frame. `events`: `[type, kv, prev_kv|None]` sequences whose kvs are
+    `[key, value, create, mod, version, lease]` sequences (the node's KeyValue
+    tuples pack as such); a WatchEvent list is converted."""
+    if events and isinstance(events[0], WatchEvent):
+        events = [[e.type, _kv_fields(e.kv), None if e.prev_kv is None else _kv_fields(e.prev_kv)]
+                  for e in events]
+    return _pack({"v": VERSION, "id": request_id, "node": node_id, "ok": kind != "cancelled",
+                  "watch": watch_id, "seq": seq, "kind": kind, "rev": revision, "head": head,
+                  "events": events, "compact": compact_revision, "code": code, "reason": reason,
+                  "interval_ms": interval_ms})
+
+
+def _kv_fields(kv: Any) -> list[Any]:
+    return [kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease]
+
+
+def decode_watch_frames(data: bytes, max_bytes: int = 256 << 20) -> list[WatchFrame | Reply]:
+    """What a watch socket receives: a pushed WatchFrame, or ordinary replies (an
+    error answering a watch request; maybe a batch). Raises ProtocolError only."""
+    obj = _unpack(data, max_bytes)
+    if isinstance(obj, list):
+        return list(decode_replies(data, max_bytes))
+    return [decode_watch_frame(data, max_bytes)]
+
+
+def decode_watch_frame(data: bytes, max_bytes: int = 256 << 20) -> WatchFrame | Reply:
+    """One pushed WatchFrame, or one ordinary reply. Raises ProtocolError only."""
+    obj = _unpack_map(data, max_bytes)
+    if "watch" not in obj:
+        return decode_reply(data, max_bytes)
+    kind = _get(obj, "kind", str)
+    if kind not in WATCH_FRAME_KINDS:
+        raise ProtocolError(f"unknown watch frame kind {kind!r}")
+    raw_events = _get(obj, "events", list)
+    try:
+        events = tuple(_watch_event(e) for e in raw_events)
+    except (TypeError, ValueError, IndexError) as error:
+        raise ProtocolError(f"malformed watch event: {error}") from None
+    return WatchFrame(_request_id(obj), _get(obj, "node", int), _uint(obj, "watch", MAX_WATCH_ID),
+                      _uint(obj, "seq", 2**63 - 1), kind, _uint(obj, "rev", 2**63 - 1),
+                      _uint(obj, "head", 2**63 - 1), events, _uint(obj, "compact", 2**63 - 1),
+                      _get(obj, "code", str), _get(obj, "reason", str), _uint(obj, "interval_ms", 2**31))
+
+
+def _watch_event(fields: Any) -> WatchEvent:
+    def kv(f: Any) -> Any:
+        if not isinstance(f, list) or len(f) != 6 or not isinstance(f[0], bytes) or not isinstance(f[1], bytes):
+            raise ValueError("a kv is [key, value, create, mod, version, lease]")
+        if not all(type(n) is int for n in f[2:]):
+            raise ValueError("kv revisions must be integers")
+        return KeyValue(*f)
+
+    if not isinstance(fields, list) or len(fields) != 3 or fields[0] not in (EVENT_PUT, EVENT_DELETE):
+        raise ValueError("an event is [type, kv, prev_kv]")
+    return WatchEvent(fields[0], kv(fields[1]), None if fields[2] is None else kv(fields[2]))

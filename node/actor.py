@@ -37,9 +37,11 @@ from cluster.protocol import (
     MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
     decode_requests, encode_replies, peek_request_id,
 )
+from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
 from cluster.spec import ClusterSpec, MemberSpec
 from node import answers, membership
 from node.eventlog import EventLog
+from node.leases import LeaseTimers, answer_query
 from node.membership import Address, Membership, split_members, with_members
 from node.raft import (
     ConfState, Config, Entry, EntryKind, InstallSnapshot, InvalidRequest, LeadershipTransferInProgress,
@@ -47,10 +49,13 @@ from node.raft import (
 )
 from node.raft.types import ConfChangeKind
 from node.requests import PendingRequests, Waiter
+from node.watches import WatchHub
 from node.snapshots import (
     LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused, unframe_chunks,
 )
-from node.statemachine import KvError, StateMachine, decode_command
+from node.statemachine import (
+    LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseList, StateMachine, decode_command, encode_command,
+)
 from node.storage import (
     CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError, StorageOptions, SyncPolicy,
 )
@@ -63,6 +68,8 @@ from node.wire import SnapshotChunk, SnapshotChunkAck, WireError
 MAX_CATCH_UP_TICKS = 3
 #: Background chunks per loop turn: bounds how long a turn spends on snapshots.
 CHUNKS_PER_TURN = 4
+#: Lease expiries a leader proposes per sweep (every 50 ms): bounds the revoke rate.
+EXPIRIES_PER_SWEEP = 100
 
 
 class NodeActor:
@@ -106,6 +113,7 @@ class NodeActor:
             self.storage.close()
             raise
         self.requests = PendingRequests(spec.limits.max_pending_requests)
+        self.watches = WatchHub(node_id, self.transport.send_client, self._refuse, self.log.rate_limited)
         self.local_snapshot: LocalSnapshot | None = None
         self.senders: dict[int, SnapshotSender] = {}
         self.intake: SnapshotIntake | None = None
@@ -116,7 +124,10 @@ class NodeActor:
         self._outbox: dict[bytes, list[Reply]] = {}
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
+        self._turn_reads: list[Waiter] = []  # linearizable reads of the drain in progress
         self._next_expiry_sweep = 0.0
+        self.lease_timers = LeaseTimers()
+        self._reset_lease_timers()
         self.log.info(f"started: data dir {data_dir}, recovered {len(recovered.entries)} entries after "
                       f"snapshot {recovered.snapshot.meta.index if recovered.snapshot else 0}, "
                       f"peer {self.member.peer_bind_address}, client {self.member.client_bind_address}")
@@ -181,7 +192,7 @@ class NodeActor:
         try:
             while not self.stopping:
                 timeout_ms = (next_tick - self.clock()) * 1000
-                if self.local_snapshot is not None or self.senders:
+                if self.local_snapshot is not None or self.senders or self.watches.busy:
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1.0)
@@ -194,6 +205,7 @@ class NodeActor:
                 self._drain_ready()
                 self._background()
                 self._drain_ready()
+                self.watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self._flush_replies()
         finally:
             self._shutdown()
@@ -215,6 +227,8 @@ class NodeActor:
             self._next_expiry_sweep = now + 0.05
             if self.transport.blocked:
                 self.transport.unblock_expired(now)
+            if self.raft.role is Role.LEADER and self.lease_timers:
+                self._expire_leases(now)
             for waiter in self.requests.expired(now):
                 self._reply(waiter.identity, answers.error(
                     waiter.request_id, self.id, ErrorCode.TIMEOUT, "no outcome before the deadline: unknown"))
@@ -262,6 +276,8 @@ class NodeActor:
         # 5. apply committed entries, answer their clients, then serve reads.
         for entry in rd.committed_entries:
             self._apply(entry)
+        if rd.committed_entries:
+            self._sync_lease_timers()
         for rs in rd.read_states:
             self.requests.read_index_known(rs.ctx, rs.index)
         self._serve_reads()
@@ -286,6 +302,8 @@ class NodeActor:
         ss = rd.soft_state
         assert ss is not None
         self.log.info(f"{ss.role.value}, leader {ss.lead or 'unknown'}")
+        if ss.role is Role.LEADER:
+            self.lease_timers.promote(self.clock())  # never cut a TTL short (node/leases.py)
         # A ReadIndex request still waiting for its ReadState was lost with the old
         # leader: tell the client now (a read is always safe to retry).
         for waiter in self.requests.reads_without_index():
@@ -308,6 +326,7 @@ class NodeActor:
         self.storage.commit_snapshot(ref)
         self.sm = self._restore(ref)
         self._connect_members()
+        self._reset_lease_timers()
         if self.unused_snapshot is not None and self.unused_snapshot.path == ref.path:
             self.unused_snapshot = None
         for waiter in self.requests.writes_up_to(snapshot.meta.index):
@@ -341,6 +360,53 @@ class NodeActor:
         for waiter in self.requests.reads_ready(self.sm.applied_index):
             self._reply(waiter.identity, answers.result_reply(
                 waiter.request_id, self.id, self.sm.query(waiter.command)))
+
+    # ======================================================================
+    # Leases: deadlines on this node's clock; only the leader acts on them
+    # ======================================================================
+    def _reset_lease_timers(self) -> None:
+        now = self.clock()
+        self.sm.drain_lease_events()
+        self.lease_timers.reset(((lease.id, lease.ttl, lease.granted_index) for lease in self.sm.leases()), now)
+        if self.core is not None and self.core.role is Role.LEADER:
+            self.lease_timers.promote(now)
+
+    def _sync_lease_timers(self) -> None:
+        events = self.sm.drain_lease_events()
+        if events:
+            now = self.clock()
+            for kind, lease_id, ttl, granted_index in events:
+                if kind == "grant":
+                    self.lease_timers.granted(lease_id, ttl, granted_index, now)
+                else:
+                    self.lease_timers.removed(lease_id)
+
+    def _expire_leases(self, now: float) -> None:
+        """Propose the revoke of every lease whose deadline passed (leader only)."""
+        for lease_id, granted_index in self.lease_timers.expired(now, EXPIRIES_PER_SWEEP):
+            try:
+                self.raft.propose(encode_command(LeaseExpire(lease_id, granted_index)))
+            except (NotLeader, LeadershipTransferInProgress, UncommittedBytesExceeded):
+                self.lease_timers.retry(lease_id, now)
+                continue
+            self.log.rate_limited("lease-expired", f"lease {lease_id:x} expired: revoke proposed")
+
+    def _lease_query(self, identity: bytes, request_id: int, request: Any) -> None:
+        """Keepalive, time-to-live, list: answered by the leader at once, from its
+        clock and applied state, once it has applied everything committed before
+        its term (so it knows every acknowledged grant). CheckQuorum bounds how
+        long a deposed leader can go on answering (docs/leases.md)."""
+        core = self.raft
+        if core.role is not Role.LEADER:
+            self._reply(identity, self._redirect_reply(request_id, core.lead))
+            return
+        committed = core.log.committed
+        if core.log.term_at(committed) != core.term or self.sm.applied_index < committed:
+            self._reply(identity, answers.error(request_id, self.id, ErrorCode.NO_LEADER_YET,
+                                                "new leader still applying the log"))
+            return
+        result = answer_query(request, self.sm, self.lease_timers, self.clock())
+        self._reply(identity, answers.result_reply(request_id, self.id, result))
 
     # ======================================================================
     # Snapshots
@@ -523,6 +589,7 @@ class NodeActor:
                                                             ErrorCode.INVALID_REQUEST, request.reason))
                 else:
                     self._on_request(identity, request)
+        self._register_reads()
 
     def _on_request(self, identity: bytes, request: ClientRequest) -> None:
         if isinstance(request, StatusRequest):
@@ -534,6 +601,9 @@ class NodeActor:
         if isinstance(request, (MembersRequest, ConfChangeRequest, TransferRequest)):
             self._on_admin(identity, request)
             return
+        if isinstance(request, (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)):
+            self.watches.on_request(identity, request, self.sm, self.clock())
+            return
         assert isinstance(request, KvRequest)
         rid = request.request_id
         try:
@@ -541,11 +611,23 @@ class NodeActor:
         except KvError as error:
             self._reply(identity, answers.error(rid, self.id, ErrorCode.INVALID_REQUEST, str(error)))
             return
+        if isinstance(command.request, LEASE_QUERIES):
+            if request.serializable and isinstance(command.request, LeaseLeases):
+                # This replica's lease ids, possibly stale (e.g. to compare replicas).
+                listing = LeaseList(self.sm.revision, tuple(lease.id for lease in self.sm.leases()))
+                self._reply(identity, answers.result_reply(rid, self.id, listing, serializable=True))
+                return
+            self._lease_query(identity, rid, command.request)
+            return
+        if isinstance(command.request, LeaseExpire):
+            self._reply(identity, answers.error(rid, self.id, ErrorCode.INVALID_REQUEST,
+                                                "LeaseExpire is proposed by the leader only"))
+            return
         if answers.is_read(command.request) and request.serializable:
             reply = answers.result_reply(rid, self.id, self.sm.query(request.command), serializable=True)
             self._reply(identity, reply)
             return
-        if self.requests.full():
+        if len(self.requests) + len(self._turn_reads) >= self.requests.limit:
             self._reply(identity, answers.error(rid, self.id, ErrorCode.TOO_MANY_REQUESTS,
                                                 f"{len(self.requests)} requests already waiting"))
             return
@@ -556,14 +638,23 @@ class NodeActor:
             self._propose(waiter)
 
     def _read_index(self, waiter: Waiter) -> None:
+        self._turn_reads.append(waiter)  # registered together at the end of the drain
+
+    def _register_reads(self) -> None:
+        """One ReadIndex request for every linearizable read of this drain (as etcd's
+        server batches them): the core's per-read work is per batch."""
+        waiters, self._turn_reads = self._turn_reads, []
+        if not waiters:
+            return
         self._ctx_counter += 1
         ctx = self._ctx_prefix + struct.pack(">Q", self._ctx_counter)
         try:
             self.raft.read_index(ctx)
         except NotLeader as error:
-            self._reply(waiter.identity, self._redirect_reply(waiter.request_id, error.leader_hint))
+            for waiter in waiters:
+                self._reply(waiter.identity, self._redirect_reply(waiter.request_id, error.leader_hint))
             return
-        self.requests.add_read(ctx, waiter)
+        self.requests.add_reads(ctx, waiters)
 
     def _propose(self, waiter: Waiter) -> None:
         core = self.raft
@@ -650,6 +741,9 @@ class NodeActor:
         """The membership in effect as this node sees it (a MembersReply's body)."""
         return self.membership.view(self.raft.status())
 
+    def _refuse(self, identity: bytes, request_id: int, code: ErrorCode, reason: str) -> None:
+        self._reply(identity, answers.error(request_id, self.id, code, reason))
+
     def _drop_traffic(self, identity: bytes, request: DropTrafficRequest) -> None:
         """Fault injection for chaos runs (`supervisor chaos --drop`)."""
         unknown = [p for p in request.peers if p == self.id or p not in self.transport.dealers]
@@ -679,6 +773,8 @@ class NodeActor:
             "dropping": {str(peer): {"direction": direction, "remaining_s": round(until - self.clock(), 3)}
                          for peer, (until, direction) in sorted(self.transport.blocked.items())},
             "fault_dropped_frames": self.transport.blocked_frames,
+            "leases": len(self.lease_timers),
+            "watches": len(self.watches),
         }
         if st.role is Role.LEADER:
             out["progress"] = {str(peer): text for peer, text in st.progress.items()}
@@ -692,6 +788,7 @@ class NodeActor:
         for waiter in self.requests.drain():
             self._reply(waiter.identity, answers.error(
                 waiter.request_id, self.id, ErrorCode.TIMEOUT, "node shutting down: outcome unknown"))
+        self.watches.close(self.sm)
         if self.local_snapshot is not None:
             self.local_snapshot.abort()
         if self.intake is not None:

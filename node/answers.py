@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
 from node.statemachine import (
-    Compacted, KvError, Range, Request, Result, SessionExpired, Txn, encode_result,
+    Compacted, KvError, LeaseNotFound, Range, Request, Result, SessionExpired, Txn, encode_result,
 )
 
 
@@ -23,7 +23,8 @@ def result_reply(request_id: int, node_id: int, result: Result, serializable: bo
     if isinstance(result, SessionExpired):
         return ErrorReply(request_id, node_id, ErrorCode.SESSION_EXPIRED, str(result))
     if isinstance(result, KvError):
-        return ErrorReply(request_id, node_id, ErrorCode.INVALID_REQUEST, str(result))
+        code = ErrorCode.LEASE_NOT_FOUND if isinstance(result, LeaseNotFound) else ErrorCode.INVALID_REQUEST
+        return ErrorReply(request_id, node_id, code, str(result))
     return KvReply(request_id, node_id, encode_result(result), serializable)
 
 

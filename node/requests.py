@@ -8,7 +8,8 @@ can be tested directly:
   `term` (a different term there means a new leader overwrote it: it was never
   applied, and the client may retry safely with the same (client_id, seq));
 * a read is safe once a ReadState for its context arrived and `applied >= index`
-  (Raft thesis §6.4);
+  (Raft thesis §6.4); every read a loop turn receives shares one context (one
+  ReadIndex request for the batch, as etcd's server does);
 * anything still waiting at its deadline is answered `timeout` (outcome unknown).
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ class PendingWrite:
 
 @dataclass(slots=True)
 class PendingRead:
-    waiter: Waiter
+    waiters: list[Waiter]
     index: int = -1  # -1 until the ReadState arrives
 
 
@@ -44,9 +45,10 @@ class PendingRequests:
     limit: int
     writes: dict[int, PendingWrite] = field(default_factory=dict)  # by log index
     reads: dict[bytes, PendingRead] = field(default_factory=dict)  # by ReadIndex ctx
+    read_count: int = 0  # waiters in `reads`
 
     def __len__(self) -> int:
-        return len(self.writes) + len(self.reads)
+        return len(self.writes) + self.read_count
 
     def full(self) -> bool:
         return len(self) >= self.limit
@@ -58,7 +60,16 @@ class PendingRequests:
         self.writes[index] = PendingWrite(waiter, term)
 
     def add_read(self, ctx: bytes, waiter: Waiter) -> None:
-        self.reads[ctx] = PendingRead(waiter)
+        self.add_reads(ctx, [waiter])
+
+    def add_reads(self, ctx: bytes, waiters: list[Waiter]) -> None:
+        """Reads that share the ReadIndex request `ctx`."""
+        pending = self.reads.get(ctx)
+        if pending is None:
+            self.reads[ctx] = PendingRead(list(waiters))
+        else:
+            pending.waiters.extend(waiters)
+        self.read_count += len(waiters)
 
     def write_applied(self, index: int, term: int) -> tuple[Waiter, bool] | None:
         """The waiter for the entry applied at `index`, and whether it is the entry
@@ -75,14 +86,19 @@ class PendingRequests:
 
     def reads_ready(self, applied: int) -> list[Waiter]:
         """Remove and return the reads whose read index is applied."""
-        ready = [ctx for ctx, p in self.reads.items() if 0 <= p.index <= applied]
-        return [self.reads.pop(ctx).waiter for ctx in ready]
+        return self._take_reads([ctx for ctx, p in self.reads.items() if 0 <= p.index <= applied])
 
     def reads_without_index(self) -> list[Waiter]:
         """Remove and return reads still waiting for a ReadState (their ReadIndex
         request died with a leadership change)."""
-        lost = [ctx for ctx, p in self.reads.items() if p.index < 0]
-        return [self.reads.pop(ctx).waiter for ctx in lost]
+        return self._take_reads([ctx for ctx, p in self.reads.items() if p.index < 0])
+
+    def _take_reads(self, contexts: list[bytes]) -> list[Waiter]:
+        out: list[Waiter] = []
+        for ctx in contexts:
+            out += self.reads.pop(ctx).waiters
+        self.read_count -= len(out)
+        return out
 
     def writes_up_to(self, index: int) -> list[Waiter]:
         """Remove and return writes at or below `index` (a snapshot replaced them:
@@ -93,11 +109,19 @@ class PendingRequests:
     def expired(self, now: float) -> Iterator[Waiter]:
         for index in [i for i, p in self.writes.items() if p.waiter.deadline <= now]:
             yield self.writes.pop(index).waiter
-        for ctx in [c for c, p in self.reads.items() if p.waiter.deadline <= now]:
-            yield self.reads.pop(ctx).waiter
+        late: list[Waiter] = []
+        for ctx, pending in list(self.reads.items()):
+            if any(w.deadline <= now for w in pending.waiters):
+                late += [w for w in pending.waiters if w.deadline <= now]
+                pending.waiters = [w for w in pending.waiters if w.deadline > now]
+                if not pending.waiters:
+                    del self.reads[ctx]
+        self.read_count -= len(late)
+        yield from late
 
     def drain(self) -> Iterator[Waiter]:
-        waiters = [p.waiter for p in self.writes.values()] + [p.waiter for p in self.reads.values()]
+        waiters = [p.waiter for p in self.writes.values()] + [w for p in self.reads.values() for w in p.waiters]
         yield from waiters
         self.writes.clear()
         self.reads.clear()
+        self.read_count = 0

@@ -7,7 +7,8 @@ every node answers its status with the same `applied_index` (equal to its
 `commit_index`), then read ALL keys from each node with a *serializable* range
 (served from that node's own state machine, not forwarded to the leader) and
 digest it: sha256 over the header revision and every key-value with its
-create/mod revision, version and lease. Then we ask each node's status again:
+create/mod revision, version and lease, plus the node's lease ids (a
+serializable lease list, also served from that node's state machine). Then we ask each node's status again:
 only if every applied index is still the one we started from do the digests
 count (the reads then belong to that applied index); otherwise (an election
 appended a no-op entry meanwhile) we try again, a bounded number of times.
@@ -68,11 +69,13 @@ def wait_healed(load: Callable[[], ClusterState], timeout: float) -> bool:
     return False
 
 
-def digest(response: RangeResponse) -> str:
+def digest(response: RangeResponse, leases: tuple[int, ...] = ()) -> str:
     h = hashlib.sha256(f"revision {response.revision}\n".encode())
     for kv in response.kvs:
         h.update(repr((kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease)).encode())
         h.update(b"\n")
+    if leases:
+        h.update(f"leases {list(leases)}\n".encode())
     return h.hexdigest()
 
 
@@ -91,11 +94,12 @@ def _read_all(node_id: int, endpoint: str) -> Replica | None:
     client = Client([endpoint], timeout=2.0, attempt_timeout=1.0)
     try:
         response = client.range(b"", prefix=True, serializable=True)
+        leases = client.lease_list(serializable=True).ids
     except ClientError:
         return None
     finally:
         client.close()
-    return Replica(node_id, 0, response.revision, len(response.kvs), digest(response))
+    return Replica(node_id, 0, response.revision, len(response.kvs), digest(response, leases))
 
 
 def compare_replicas(state: ClusterState, timeout: float = 30.0) -> Convergence:

@@ -15,6 +15,10 @@ from cluster.bench.runner import BenchError, Progress
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:  # jangada vs etcd vs PySyncObj: cluster/bench/compare/
+        from cluster.bench.compare.cli import main as compare
+        return compare(argv[1:], out)
     try:
         args = build_parser().parse_args(argv)
         options = options_from_args(args)

@@ -119,6 +119,7 @@ examples:
   python -m cluster.bench get --serializable --target all --duration 10
   python -m cluster.bench mixed --read-ratio 0.8 --json
   python -m cluster.bench txn --plot txn.png
+  python -m cluster.bench compare --help                       # jangada vs etcd vs PySyncObj
 
 exit status: 0 the run finished (failed operations are counted, not fatal), 1 no
 cluster / every operation failed, 2 usage error. Figures: docs/benchmarks.md.
@@ -165,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SIGKILL the leader K times during the run (the supervisor's cluster here: "
                         "`python -m supervisor kill leader`) and report each write outage")
     p.add_argument("--kill-interval", type=_number(float), default=2.0, metavar="S",
-                   help="seconds between kills (default 2)")
+                   help="seconds to wait, once every member is up and caught up again, before "
+                        "the next kill (default 2)")
     p.add_argument("--seed", type=_number(int), default=0, help="key choice seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (stable; docs/benchmarks.md)")
     p.add_argument("--plot", metavar="FILE.png", help="draw throughput over time and the latency distribution "

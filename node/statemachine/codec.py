@@ -13,6 +13,12 @@ array whose first element is a small integer tag; bytes are msgpack `bin`:
     Compact    = [5, revision]
     OpenSession= [6]
     CloseSession=[7, client_id]
+    LeaseGrant = [8, ttl, id]                      (id 0: the state machine picks)
+    LeaseRevoke= [9, id]
+    LeaseKeepAlive  = [10, id]                     (served by the leader, never logged)
+    LeaseTimeToLive = [11, id, keys]               (served by the leader, never logged)
+    LeaseLeases     = [12]                         (served by the leader, never logged)
+    LeaseExpire= [13, id, granted_index]           (proposed by the leader's node)
 
     KeyValue   = [key, value, create_revision, mod_revision, version, lease]
     result     = [1, revision, kv|nil]                         PutResult
@@ -22,6 +28,11 @@ array whose first element is a small integer tag; bytes are msgpack `bin`:
                | [5, revision, compact_revision]               CompactResult
                | [6, client_id]                                SessionOpened
                | [7, client_id, existed]                       SessionClosed
+               | [8, revision, id, ttl]                        LeaseGranted
+               | [9, revision, deleted]                        LeaseRevoked
+               | [10, revision, id, ttl]                       LeaseKeptAlive
+               | [11, revision, id, granted_ttl, ttl, [key...]] LeaseTimeToLiveResult
+               | [12, revision, [id...]]                       LeaseList
                | [0, error_tag, *error_args]                   KvError
 
 Command bytes come from clients, so decoding checks every field's type and
@@ -42,6 +53,12 @@ from node.statemachine.commands import (
     CompareOp,
     CompareTarget,
     DeleteRange,
+    LeaseExpire,
+    LeaseGrant,
+    LeaseKeepAlive,
+    LeaseLeases,
+    LeaseRevoke,
+    LeaseTimeToLive,
     OpenSession,
     Op,
     Put,
@@ -56,6 +73,11 @@ from node.statemachine.keyvalue import KeyValue
 from node.statemachine.results import (
     CompactResult,
     DeleteResult,
+    LeaseGranted,
+    LeaseKeptAlive,
+    LeaseList,
+    LeaseRevoked,
+    LeaseTimeToLiveResult,
     PutResult,
     RangeResult,
     Result,
@@ -74,6 +96,7 @@ MAX_DECODE_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 PUT, RANGE, DELETE, TXN, COMPACT, OPEN_SESSION, CLOSE_SESSION = 1, 2, 3, 4, 5, 6, 7
+LEASE_GRANT, LEASE_REVOKE, LEASE_KEEPALIVE, LEASE_TTL, LEASE_LEASES, LEASE_EXPIRE = 8, 9, 10, 11, 12, 13
 ERROR = 0
 
 DECODE_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
@@ -118,6 +141,18 @@ def _request_fields(request: Request) -> list[Any]:
             return [OPEN_SESSION]
         case CloseSession(client_id):
             return [CLOSE_SESSION, client_id]
+        case LeaseGrant(ttl, lease):
+            return [LEASE_GRANT, ttl, lease]
+        case LeaseRevoke(lease):
+            return [LEASE_REVOKE, lease]
+        case LeaseKeepAlive(lease):
+            return [LEASE_KEEPALIVE, lease]
+        case LeaseTimeToLive(lease, keys):
+            return [LEASE_TTL, lease, keys]
+        case LeaseLeases():
+            return [LEASE_LEASES]
+        case LeaseExpire(lease, granted_index):
+            return [LEASE_EXPIRE, lease, granted_index]
     raise TypeError(f"not a request: {request!r}")
 
 
@@ -163,7 +198,30 @@ def _decode_request(obj: Any, depth: int) -> Request:
         return OpenSession()
     if tag == CLOSE_SESSION and len(fields) == 2:
         return CloseSession(_uint(fields[1], "client_id"))
+    if type(tag) is int and tag in _LEASE_TAGS:
+        return _decode_lease(tag, fields)
     raise InvalidCommand(f"unknown request tag {tag!r} with {len(fields)} fields")
+
+
+_LEASE_TAGS = {LEASE_GRANT: 3, LEASE_REVOKE: 2, LEASE_KEEPALIVE: 2, LEASE_TTL: 3, LEASE_LEASES: 1,
+               LEASE_EXPIRE: 3}
+
+
+def _decode_lease(tag: int, fields: list[Any]) -> Request:
+    if len(fields) != _LEASE_TAGS[tag]:
+        raise InvalidCommand(f"unknown request tag {tag!r} with {len(fields)} fields")
+    if tag == LEASE_GRANT:
+        return LeaseGrant(_int(fields[1], "ttl"), _uint(fields[2], "lease"))
+    if tag == LEASE_LEASES:
+        return LeaseLeases()
+    lease = _uint(fields[1], "lease")
+    if tag == LEASE_REVOKE:
+        return LeaseRevoke(lease)
+    if tag == LEASE_KEEPALIVE:
+        return LeaseKeepAlive(lease)
+    if tag == LEASE_TTL:
+        return LeaseTimeToLive(lease, _bool(fields[2], "keys"))
+    return LeaseExpire(lease, _uint(fields[2], "granted_index"))
 
 
 def _decode_range(fields: list[Any]) -> Range:
@@ -272,6 +330,16 @@ def result_fields(result: Result) -> list[Any]:
             return [OPEN_SESSION, client_id]
         case SessionClosed(client_id, existed):
             return [CLOSE_SESSION, client_id, existed]
+        case LeaseGranted(revision, lease, ttl):
+            return [LEASE_GRANT, revision, lease, ttl]
+        case LeaseRevoked(revision, deleted):
+            return [LEASE_REVOKE, revision, deleted]
+        case LeaseKeptAlive(revision, lease, ttl):
+            return [LEASE_KEEPALIVE, revision, lease, ttl]
+        case LeaseTimeToLiveResult(revision, lease, granted_ttl, ttl, keys):
+            return [LEASE_TTL, revision, lease, granted_ttl, ttl, list(keys)]
+        case LeaseList(revision, ids):
+            return [LEASE_LEASES, revision, list(ids)]
         case KvError():
             return [ERROR, result.tag, *result.args]
     raise TypeError(f"not a result: {result!r}")
@@ -314,6 +382,19 @@ def _result_from_fields(fields: list[Any]) -> Result:
         return SessionOpened(_uint(fields[1], "client_id"))
     if tag == CLOSE_SESSION:
         return SessionClosed(_uint(fields[1], "client_id"), _bool(fields[2], "existed"))
+    if tag == LEASE_GRANT:
+        return LeaseGranted(*(_uint(f, "lease field") for f in fields[1:4]))
+    if tag == LEASE_REVOKE:
+        return LeaseRevoked(_uint(fields[1], "revision"), _uint(fields[2], "deleted"))
+    if tag == LEASE_KEEPALIVE:
+        return LeaseKeptAlive(*(_uint(f, "lease field") for f in fields[1:4]))
+    if tag == LEASE_TTL:
+        keys = tuple(_bytes(k, "key") for k in _array(fields[5], "keys"))
+        revision, lease, granted_ttl, ttl = (_int(f, "lease field") for f in fields[1:5])
+        return LeaseTimeToLiveResult(revision, lease, granted_ttl, ttl, keys)
+    if tag == LEASE_LEASES:
+        return LeaseList(_uint(fields[1], "revision"),
+                         tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))
     if tag == ERROR:
         return ERROR_TYPES[fields[1]](*fields[2:])
     raise InvalidCommand(f"unknown result tag {tag!r}")

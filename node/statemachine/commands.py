@@ -192,8 +192,61 @@ class CloseSession:
     client_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    """Create a lease of `ttl` seconds (etcd's LeaseGrantRequest); `id` 0 lets
+    the state machine pick one (deterministically, from the log index)."""
+
+    ttl: int
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevoke:
+    """Delete a lease and every key attached to it, in one revision."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseExpire:
+    """The leader's verdict that lease `id` expired: a revoke that applies only
+    to the lease granted at log index `granted_index` (so a late verdict can
+    never revoke a lease re-granted later with the same id). Proposed by the
+    leader's node, never by clients."""
+
+    id: int
+    granted_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseKeepAlive:
+    """Renew lease `id`; served by the leader from its clock, never logged."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTimeToLive:
+    """Granted and remaining TTL of lease `id` (and its keys); served by the leader."""
+
+    id: int
+    keys: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLeases:
+    """Every lease id; served by the leader."""
+
+
+#: Lease requests that never go through the log: the leader answers them from
+#: its clock and the applied state (see `node/leases.py`).
+LEASE_QUERIES = (LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
+
 Op = Union[Put, Range, DeleteRange, Txn]
-Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession, CloseSession]
+LeaseRequest = Union[LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases]
+Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession, CloseSession,
+                LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases]
 
 
 @dataclass(frozen=True, slots=True)

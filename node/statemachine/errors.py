@@ -126,7 +126,8 @@ class StaleSequence(KvError):
 
 
 class LeaseNotFound(KvError):
-    """A put names a lease the lease hook does not know (issue #8)."""
+    """A request names a lease that does not exist (never granted, revoked or
+    expired)."""
 
     tag = 7
 
@@ -151,6 +152,19 @@ class SnapshotCorrupt(KvError):
         return f"corrupt snapshot: {self.reason}"
 
 
+class LeaseExists(KvError):
+    """A grant asks for a lease id that is already in use."""
+
+    tag = 9
+
+    def __init__(self, lease: int) -> None:
+        super().__init__(lease)
+        self.lease = lease
+
+    def __str__(self) -> str:
+        return f"lease {self.lease} already exists"
+
+
 ERROR_TYPES: dict[int, type[KvError]] = {
     cls.tag: cls
     for cls in (
@@ -162,5 +176,6 @@ ERROR_TYPES: dict[int, type[KvError]] = {
         StaleSequence,
         LeaseNotFound,
         SnapshotCorrupt,
+        LeaseExists,
     )
 }

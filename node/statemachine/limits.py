@@ -14,6 +14,7 @@ from node.statemachine.commands import (
     Compact,
     Compare,
     DeleteRange,
+    LeaseGrant,
     OpenSession,
     Put,
     Range,
@@ -35,6 +36,9 @@ class Limits:
     max_sessions: int = 10_000  # least recently used sessions are evicted beyond this
     # A session idle for this many log entries expires (see sessions.py).
     session_ttl_entries: int = 1_000_000
+    # etcd's MaxLeaseTTL (seconds), and a bound on live leases (etcd has none).
+    max_lease_ttl: int = 9_000_000_000
+    max_leases: int = 100_000
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -64,7 +68,12 @@ def check_request(request: Request, limits: Limits) -> None:
             ops = _check_txn(request, limits, depth=1)
             if ops > limits.max_txn_ops:
                 raise LimitExceeded("max_txn_ops", ops, limits.max_txn_ops)
-        case Compact() | OpenSession() | CloseSession():
+        case LeaseGrant(ttl):
+            if ttl < 1:
+                raise InvalidCommand(f"lease TTL must be at least 1 second, got {ttl}")
+            if ttl > limits.max_lease_ttl:
+                raise LimitExceeded("max_lease_ttl", ttl, limits.max_lease_ttl)
+        case _:
             pass
 
 

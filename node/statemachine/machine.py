@@ -18,6 +18,12 @@ the command (shape and `Limits`), consults the session table (exactly-once:
 see `sessions`), and runs the request against the MVCC store (see `mvcc`,
 `txn`). Reads can also be served without a log entry (`read`, `query`, `get`):
 serializable, from the state applied so far.
+
+Leases (see `leases`): `LeaseGrant`, `LeaseRevoke` and the leader's
+`LeaseExpire` are log commands; a revoke or an expiry deletes every attached key
+in one revision. Keepalives and TTL queries need a clock, so the leader's node
+answers them (`lease`, `lease_ids` give it the replicated half); applied through
+the log they are refused.
 """
 from __future__ import annotations
 
@@ -29,32 +35,39 @@ from node.statemachine.commands import (
     Command,
     Compact,
     DeleteRange,
+    LEASE_QUERIES,
+    LeaseExpire,
+    LeaseGrant,
+    LeaseRevoke,
     OpenSession,
     Put,
     Range,
     Request,
     Txn,
 )
-from node.statemachine.errors import Compacted, FutureRevision, InvalidCommand, KvError
+from node.statemachine.events import EventSlice, read_events
+from node.statemachine.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
 from node.statemachine.keyvalue import KeyValue
-from node.statemachine.leases import LeaseHook, NoLeases
+from node.statemachine.leases import Lease, LeaseEvent, LeaseTable
 from node.statemachine.limits import Limits, check_request
 from node.statemachine.mvcc import MvccStore
-from node.statemachine.results import CompactResult, Result, SessionClosed, SessionOpened
+from node.statemachine.results import (
+    CompactResult, LeaseGranted, LeaseRevoked, Result, SessionClosed, SessionOpened,
+)
 from node.statemachine.sessions import SessionTable
 from node.statemachine.snapshot import DEFAULT_CHUNK_BYTES, load_snapshot, stream_snapshot
 from node.statemachine.txn import is_read_only, run_read, run_write
 
 
 class StateMachine:
-    """The etcd-style MVCC key-value store plus the client session table."""
+    """The etcd-style MVCC key-value store, the client session table and the leases."""
 
-    def __init__(self, limits: Limits = Limits(), leases: LeaseHook | None = None) -> None:
+    def __init__(self, limits: Limits = Limits()) -> None:
         self.limits = limits
         self.applied_index = 0
         self._store = MvccStore()
         self._sessions = SessionTable(limits.max_sessions, limits.session_ttl_entries)
-        self._leases: LeaseHook = leases if leases is not None else NoLeases()
+        self._leases = LeaseTable(limits.max_leases)
 
     @property
     def revision(self) -> int:
@@ -116,9 +129,45 @@ class StateMachine:
                     return SessionOpened(self._sessions.open(index))
                 case CloseSession(client_id):
                     return SessionClosed(client_id, self._sessions.close(client_id))
+                case LeaseGrant(ttl, lease_id):
+                    return LeaseGranted(self._store.revision, self._leases.grant(index, lease_id, ttl).id, ttl)
+                case LeaseRevoke(lease_id):
+                    return self._revoke(lease_id, None)
+                case LeaseExpire(lease_id, granted_index):
+                    return self._revoke(lease_id, granted_index)
+                case _ if isinstance(request, LEASE_QUERIES):
+                    raise InvalidCommand(f"{type(request).__name__} is answered by the leader, not the log")
         except KvError as error:
             return error
         raise AssertionError(f"not a request: {request!r}")
+
+    def _revoke(self, lease_id: int, granted_index: int | None) -> LeaseRevoked:
+        """Delete the lease and all its keys in one revision (none if it had no
+        live keys). An expiry applies only to the grant it was decided for."""
+        lease = self._leases.get(lease_id)
+        if lease is None or (granted_index is not None and lease.granted_index != granted_index):
+            raise LeaseNotFound(lease_id)
+        store = self._store
+        store.begin_write()
+        deleted = sum(store.delete(key) is not None for key in sorted(lease.keys))
+        store.end_write()
+        self._leases.remove(lease_id)
+        return LeaseRevoked(store.revision, deleted)
+
+    # --- leases for the node (which keeps their clocks) ---------------------------------
+
+    def lease(self, lease_id: int) -> Lease | None:
+        """The lease `lease_id` as applied so far (do not mutate)."""
+        return self._leases.get(lease_id)
+
+    def leases(self) -> list[Lease]:
+        """Every lease, ascending id."""
+        return list(self._leases)
+
+    def drain_lease_events(self) -> list[LeaseEvent]:
+        """Grants ("grant", id, ttl, granted_index) and removals ("remove", id,
+        0, 0) applied since the last call, in order."""
+        return self._leases.drain_events()
 
     def _compact(self, revision: int) -> CompactResult:
         store = self._store
@@ -157,23 +206,25 @@ class StateMachine:
         self._store.check_revision(revision)
         return self._store.get(key) if revision == 0 else self._store.get(key, revision)
 
+    def events(self, start: int, key: bytes, range_end: bytes = b"",
+               max_revisions: int = 1000, max_events: int = 1000) -> EventSlice:
+        """Watch events in [key, range_end) from revision `start` on, a bounded
+        slice (see `events`); raises Compacted if `start` <= the compact revision."""
+        return read_events(self._store, start, key, range_end, max_revisions, max_events)
+
     # --- snapshots -------------------------------------------------------------------
 
     def snapshot(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
         """The whole state as msgpack chunks (see `snapshot` for the format)."""
-        return stream_snapshot(self._store, self._sessions, self.applied_index, chunk_bytes)
+        return stream_snapshot(self._store, self._sessions, self._leases, self.applied_index, chunk_bytes)
 
     @classmethod
-    def restore(
-        cls,
-        chunks: Iterable[bytes],
-        limits: Limits = Limits(),
-        leases: LeaseHook | None = None,
-    ) -> StateMachine:
+    def restore(cls, chunks: Iterable[bytes], limits: Limits = Limits()) -> StateMachine:
         """A state machine holding the state of a snapshot stream; raises
         SnapshotCorrupt if the stream is bad or truncated."""
-        machine = cls(limits, leases)
-        machine.applied_index = load_snapshot(chunks, machine._store, machine._sessions)
+        machine = cls(limits)
+        machine.applied_index = load_snapshot(chunks, machine._store, machine._sessions, machine._leases)
+        machine._leases.drain_events()
         return machine
 
     def __eq__(self, other: object) -> bool:
@@ -183,6 +234,7 @@ class StateMachine:
             self.applied_index == other.applied_index
             and self._store == other._store
             and self._sessions == other._sessions
+            and self._leases == other._leases
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable

@@ -21,17 +21,26 @@ and everything after C. Only keys with more than one record can lose anything,
 so they are tracked in `_compactable` and compaction never walks the others.
 While a snapshot is being streamed the physical drop is deferred (the snapshot
 reads the histories lazily); the logical compact revision moves at once.
+
+The change index (for watches) lists, per revision after the compact revision,
+the keys written at it in sub-revision order: `changes[r - changes_from]`.
+Every revision after the first is made by exactly one write transaction, so the
+list is dense. It is what a watch enumerates from: the events of revisions >= R
+cost O(writes since R), whatever the number of keys. It is dropped up to the
+compact revision by `compact` (at once: a watch from there fails anyway) and
+rebuilt from the retained records by `finish_load` (every record after the
+compact revision is retained, so the rebuilt index is complete).
 """
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from operator import attrgetter, itemgetter
 
 from sortedcontainers import SortedList
 
 from node.statemachine.commands import ALL_KEYS_END
-from node.statemachine.errors import Compacted, FutureRevision
+from node.statemachine.errors import Compacted, FutureRevision, SnapshotCorrupt
 from node.statemachine.keyvalue import KeyValue, tombstone
 
 #: "No revision bound": reads the latest version, including the writes of the
@@ -107,6 +116,10 @@ class MvccStore:
         self._compactable: set[bytes] = set()
         self._streams = 0  # snapshots being streamed: defer physical compaction
         self._compacted_to = 0  # physical compaction done up to this revision
+        # The change index (see the module docstring); revision 1 is the empty store.
+        self.changes: list[list[bytes]] = []
+        self.changes_from = 2
+        self._changed: list[bytes] = []  # keys written by the transaction in progress
 
     # --- write transactions ----------------------------------------------------
 
@@ -124,6 +137,8 @@ class MvccStore:
         if self._sub:
             self.revision += 1
             self._sub = 0
+            self.changes.append(self._changed)
+            self._changed = []
         return self.revision
 
     @property
@@ -138,6 +153,7 @@ class MvccStore:
         main = self.revision + 1
         sub = self._sub
         self._sub = sub + 1
+        self._changed.append(key)
         history = self._histories.get(key)
         if history is None:
             self._histories[key] = KeyHistory(main, sub, KeyValue(key, value, main, main, 1, lease))
@@ -164,6 +180,7 @@ class MvccStore:
         main = self.revision + 1
         history.append(main, self._sub, tombstone(key, main))
         self._sub += 1
+        self._changed.append(key)
         self._compactable.add(key)
         return prev
 
@@ -210,8 +227,15 @@ class MvccStore:
         """Forget history superseded at or before `revision` (checked by the caller)."""
         assert self.compact_revision < revision <= self.revision
         self.compact_revision = revision
+        self._drop_changes_to(revision)
         if not self._streams and not self._writing:
             self._compact_now(revision)
+
+    def _drop_changes_to(self, revision: int) -> None:
+        drop = revision + 1 - self.changes_from
+        if drop > 0:
+            del self.changes[:drop]
+            self.changes_from += drop
 
     def _compact_now(self, revision: int) -> None:
         histories = self._histories
@@ -251,6 +275,9 @@ class MvccStore:
     def history(self, key: bytes) -> KeyHistory:
         return self._histories[key]
 
+    def find_history(self, key: bytes) -> KeyHistory | None:
+        return self._histories.get(key)
+
     def load(self, key: bytes, main: int, sub: int, kv: KeyValue) -> None:
         """Restore one history record; keys must come in order (the caller checks)."""
         history = self._histories.get(key)
@@ -265,6 +292,24 @@ class MvccStore:
         self._index = SortedList(self._histories)
         self.revision = revision
         self.compact_revision = self._compacted_to = compact_revision
+        self._rebuild_changes()
+
+    def _rebuild_changes(self) -> None:
+        """The change index from the retained records: every record after the
+        compact revision (all of them are retained), grouped by revision."""
+        start = max(self.compact_revision + 1, 2)
+        records: list[tuple[int, int, bytes]] = []
+        for key, history in self._histories.items():
+            mains = history.mains
+            for i in range(bisect_left(mains, start), len(mains)):
+                records.append((mains[i], history.subs[i], key))
+        records.sort()
+        changes: list[list[bytes]] = [[] for _ in range(self.revision + 1 - start)]
+        for main, _, key in records:
+            changes[main - start].append(key)
+        if not all(changes):
+            raise SnapshotCorrupt("a revision after the compact revision has no record")
+        self.changes, self.changes_from = changes, start
 
     def __len__(self) -> int:
         """How many keys have retained history (live or not)."""

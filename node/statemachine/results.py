@@ -60,6 +60,44 @@ class SessionClosed:
     existed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseGranted:
+    revision: int
+    id: int
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevoked:
+    """A revoke or an expiry: the lease is gone with its `deleted` keys (one
+    revision if any)."""
+
+    revision: int
+    deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseKeptAlive:
+    revision: int
+    id: int
+    ttl: int  # the renewed remaining TTL, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTimeToLiveResult:
+    revision: int
+    id: int
+    granted_ttl: int
+    ttl: int  # remaining seconds (rounded up)
+    keys: tuple[bytes, ...] = ()  # sorted; only when asked for
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseList:
+    revision: int
+    ids: tuple[int, ...]  # ascending
+
+
 OpResult = Union[PutResult, RangeResult, DeleteResult, TxnResult]
 Result = Union[
     PutResult,
@@ -69,5 +107,10 @@ Result = Union[
     CompactResult,
     SessionOpened,
     SessionClosed,
+    LeaseGranted,
+    LeaseRevoked,
+    LeaseKeptAlive,
+    LeaseTimeToLiveResult,
+    LeaseList,
     KvError,
 ]

@@ -5,9 +5,15 @@ Stream layout, one msgpack array per chunk:
     ["jangada-kv", FORMAT, applied_index, revision, compact_revision]   header
     ["kvs", [[sub, kv], ...]]          history records, keys ascending, then
                                        revisions ascending (main = kv.mod_revision)
+    ["leases", [[id, ttl, granted_index], ...]]       ids ascending (FORMAT 2)
     ["sessions", [[client_id, last_seq, last_index, result|nil], ...]]
                                        least recently used first
-    ["end", record_count, session_count]                                trailer
+    ["end", record_count, session_count, lease_count]               trailer
+
+FORMAT 2 added the leases. Which keys are attached to a lease is not written: it
+is each live key's latest `lease` field, re-attached on load (a key naming a
+lease that is not in the table stays unattached). FORMAT 1 streams (no leases
+chunk, a 3-field trailer) still load, with no leases.
 
 A chunk holds records until it reaches `chunk_bytes`, so no chunk is larger
 than `chunk_bytes` plus one record (a key and value within `Limits`). Equal
@@ -37,12 +43,16 @@ from node.statemachine.codec import (
     result_from_fields,
     result_fields,
 )
+from node.statemachine.commands import ALL_KEYS_END
 from node.statemachine.errors import KvError, SnapshotCorrupt
+from node.statemachine.leases import INT64_MAX, LeaseTable
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.sessions import Session, SessionTable
 
 MAGIC = "jangada-kv"
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+_LEASE_RECORD_BYTES = 32  # an upper bound: an array header and three int64s
 DEFAULT_CHUNK_BYTES = 256 * 1024
 _KEYS_PER_LOOKUP = 512
 # An upper bound on a record's msgpack bytes beyond its key and value: two array
@@ -52,10 +62,10 @@ _RECORD_OVERHEAD = 64
 
 
 def stream_snapshot(
-    store: MvccStore, sessions: SessionTable, applied_index: int, chunk_bytes: int
+    store: MvccStore, sessions: SessionTable, leases: LeaseTable, applied_index: int, chunk_bytes: int
 ) -> Iterator[bytes]:
     """The chunks of a snapshot of the state as it is now."""
-    chunks = _chunks(store, sessions, applied_index, chunk_bytes)
+    chunks = _chunks(store, sessions, leases, applied_index, chunk_bytes)
     # Run up to the first yield now: this fixes the state the stream describes
     # and enters the try block, so dropping the iterator closes the stream.
     header = next(chunks)
@@ -63,10 +73,11 @@ def stream_snapshot(
 
 
 def _chunks(
-    store: MvccStore, sessions: SessionTable, applied_index: int, chunk_bytes: int
+    store: MvccStore, sessions: SessionTable, leases: LeaseTable, applied_index: int, chunk_bytes: int
 ) -> Iterator[bytes]:
     revision, compact_revision = store.revision, store.compact_revision
     saved_sessions = list(sessions)
+    saved_leases = [[lease.id, lease.ttl, lease.granted_index] for lease in leases]
     store.open_stream()
     try:
         yield pack([MAGIC, FORMAT, applied_index, revision, compact_revision])
@@ -74,9 +85,12 @@ def _chunks(
         for records in _record_batches(store, revision, compact_revision, chunk_bytes):
             count += len(records)
             yield pack(["kvs", records])
+        per_chunk = max(1, chunk_bytes // _LEASE_RECORD_BYTES)
+        for start in range(0, len(saved_leases), per_chunk):
+            yield pack(["leases", saved_leases[start:start + per_chunk]])
         for batch in _session_batches(saved_sessions, chunk_bytes):
             yield pack(["sessions", batch])
-        yield pack(["end", count, len(saved_sessions)])
+        yield pack(["end", count, len(saved_sessions), len(saved_leases)])
     finally:
         store.close_stream()
 
@@ -118,26 +132,32 @@ def _session_batches(sessions: list[Session], chunk_bytes: int) -> Iterator[list
         yield batch
 
 
-def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable) -> int:
-    """Fill an empty store and session table from a snapshot stream; return
-    its applied index. Raises SnapshotCorrupt on a bad or truncated stream.
+def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable,
+                  leases: LeaseTable) -> int:
+    """Fill an empty store, session table and lease table from a snapshot
+    stream; return its applied index. Raises SnapshotCorrupt on a bad or
+    truncated stream.
 
     `chunks` is a byte stream split anywhere: storage and transport re-chunk the
     file (SnapshotRef.iter_data), so record boundaries are found by the unpacker,
     not assumed to coincide with the pieces."""
     stream = _unpack_stream(chunks)
     header = next(stream, None)
-    if not (type(header) is list and len(header) == 5 and header[:2] == [MAGIC, FORMAT]):
+    if not (type(header) is list and len(header) == 5 and header[0] == MAGIC
+            and type(header[1]) is int and header[1] in READABLE_FORMATS):
         raise SnapshotCorrupt(f"bad header {header!r:.80}")
     applied_index, revision, compact_revision = _ints(header[2:], "header")
-    loader = _Loader(store, revision, compact_revision)
+    loader = _Loader(store, revision, compact_revision, header[1])
     for chunk in stream:
         if loader.done:
             raise SnapshotCorrupt("data after the end chunk")
-        loader.take(chunk, sessions)
+        loader.take(chunk, sessions, leases)
     if not loader.done:
         raise SnapshotCorrupt("truncated: no end chunk")
     store.finish_load(revision, compact_revision)
+    for kv in store.scan(b"", ALL_KEYS_END):
+        if kv.lease and leases.exists(kv.lease):
+            leases.attach(kv.lease, kv.key)
     return applied_index
 
 
@@ -165,31 +185,53 @@ def _ints(values: list[Any], what: str) -> list[int]:
 class _Loader:
     """Checks the order of a snapshot's chunks and records while loading them."""
 
-    def __init__(self, store: MvccStore, revision: int, compact_revision: int) -> None:
+    def __init__(self, store: MvccStore, revision: int, compact_revision: int, version: int) -> None:
         self.store = store
         self.revision = revision
         self.compact_revision = compact_revision
+        self.version = version
         self.records = 0
         self.last: tuple[bytes, int, int] = (b"", 0, 0)
         self.sessions: list[Session] = []
-        self.done = False
+        self.leases: list[list[int]] = []
+        self.phase = 0  # 0 kvs, 1 leases, 2 sessions: sections come in this order
 
-    def take(self, chunk: Any, sessions: SessionTable) -> None:
+    @property
+    def done(self) -> bool:
+        return self.phase == 3
+
+    def take(self, chunk: Any, sessions: SessionTable, leases: LeaseTable) -> None:
         if type(chunk) is not list or len(chunk) < 2:
             raise SnapshotCorrupt(f"bad chunk {chunk!r:.80}")
         match chunk[0]:
-            case "kvs" if not self.sessions:
+            case "kvs" if self.phase == 0:
                 for record in _records(chunk[1]):
                     self._load_record(record)
-            case "sessions":
+            case "leases" if self.version >= 2 and self.phase <= 1:
+                self.phase = 1
+                self.leases.extend(self._lease(record) for record in _records(chunk[1]))
+            case "sessions" if self.phase <= 2:
+                self.phase = 2
                 self.sessions.extend(_session(record) for record in _records(chunk[1]))
-            case "end" if len(chunk) == 3:
-                if _ints(chunk[1:], "end") != [self.records, len(self.sessions)]:
+            case "end" if len(chunk) == (4 if self.version >= 2 else 3):
+                counts = [self.records, len(self.sessions)] + ([len(self.leases)] if self.version >= 2 else [])
+                if _ints(chunk[1:], "end") != counts:
                     raise SnapshotCorrupt("record counts do not match the end chunk")
                 sessions.load(self.sessions)
-                self.done = True
+                for lease_id, ttl, granted_index in self.leases:
+                    leases.load(lease_id, ttl, granted_index)
+                self.phase = 3
             case _:
                 raise SnapshotCorrupt(f"unexpected chunk {chunk[0]!r:.40}")
+
+    def _lease(self, record: Any) -> list[int]:
+        if type(record) is not list or len(record) != 3:
+            raise SnapshotCorrupt(f"bad lease {record!r:.80}")
+        lease_id, ttl, granted_index = _ints(record, "lease")
+        previous = self.leases[-1][0] if self.leases else 0
+        if not previous < lease_id <= INT64_MAX or ttl < 1:
+            raise SnapshotCorrupt(f"lease out of order or out of range: {record!r:.80}")
+        return record
 
     def _load_record(self, record: Any) -> None:
         if type(record) is not list or len(record) != 2 or type(record[0]) is not int:

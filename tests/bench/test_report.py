@@ -116,3 +116,18 @@ def test_the_kill_summary_counts_only_kills_that_happened() -> None:
     assert summary["kills"] == 1 and summary["at_s"] == [1.0]
     assert summary["outage_s"] == [pytest.approx(1.6)] and summary["outage_max_s"] == pytest.approx(1.6)
     assert summary["failed_kills"] == ["no node claims to be the leader"]
+
+
+def test_the_leader_killer_waits_for_a_healthy_cluster() -> None:
+    from cluster.bench.killer import HEALTHY_LAG, healthy
+
+    def node(role: str, applied: int, commit: int = 5000, alive: bool = True) -> dict:
+        return {"role": role, "alive": alive, "applied_index": applied, "commit_index": commit}
+
+    up = [node("leader", 5000), node("follower", 5000), node("follower", 5000 - HEALTHY_LAG)]
+    assert healthy({"nodes": up})
+    assert not healthy({"nodes": up[:2] + [node("follower", 5000 - HEALTHY_LAG - 1)]})  # still replaying
+    assert not healthy({"nodes": up[:2] + [node("follower", 5000, alive=False)]})
+    assert not healthy({"nodes": [node("follower", 5000)] * 3})  # no leader yet
+    assert not healthy({"nodes": up[:2] + [{"role": "follower", "alive": True, "applied_index": None}]})
+    assert not healthy(None) and not healthy({"nodes": []})

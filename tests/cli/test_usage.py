@@ -34,6 +34,16 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["compact"], "required"),
     (["--endpoints", "nonsense", "get", "a"], "--endpoints"),
     (["endpoint", "frob"], "invalid choice"),
+    (["lease"], "required"),
+    (["lease", "grant"], "required"),
+    (["lease", "grant", "0"], "must be >= 1 second"),
+    (["lease", "grant", "1.5"], "not a whole number"),
+    (["lease", "grant", "5", "--id", "0"], "out of range"),
+    (["lease", "revoke", "xyz"], "not a lease id"),
+    (["lease", "keepalive", "8000000000000000"], "out of range"),
+    (["lease", "timetolive"], "required"),
+    (["lease", "list", "extra"], "unrecognized arguments"),
+    (["put", "--lease", "zz", "k", "v"], "not a lease id"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import random
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import zmq
 
 from cluster.client import Compare, InvalidRequestError
 from cluster.commands import Put
-from cluster.protocol import ErrorCode, ErrorReply, decode_replies
+from cluster.protocol import ErrorCode, ErrorReply, decode_watch_frames
 from node.localcluster import LocalCluster, wait_for
 from node.raft import Entry, EntryKind
 from node.snapshots import unframe_chunks
@@ -47,8 +48,26 @@ def _garbage_frames(cluster_id: str, rng: random.Random) -> list[list[bytes]]:
         [pack({"v": 1, "id": 7, "op": "nope"})],
         [pack({"v": 1, "id": 8, "op": "kv", "cmd": b"\x00garbage", "ser": False})],
         [pack({"v": 1, "id": "x", "op": "kv"})],
+        # lease commands: malformed, out of range, and the leader-only expiry
+        *[[pack({"v": 1, "id": 20 + i, "op": "kv", "cmd": pack([1, 0, 0, fields]), "ser": False})]
+          for i, fields in enumerate([[8, -5, 0], [8, 2**62, 0], [8, 5, -1], [8, "5", 0], [9, None],
+                                      [10, 2**63 - 1], [10, [1]], [11, 1, "yes"], [12, 1], [13, 1, 1],
+                                      [13, "a", 1], [{}, 1]])],
         [pack([])], [pack([{"v": 1, "id": 9, "op": "status"}] * 1025)],  # empty / too big a batch
         [pack([{"v": 1, "id": 10, "op": "nope"}, 5, {"v": 1, "id": "y"}])],  # a batch of bad elements
+        # watch requests: malformed, over a limit, for an unknown watch, from a far future revision
+        [pack({"v": 1, "id": 19, "op": "watch", "wid": 1, "key": b"", "end": b""})],
+        [pack({"v": 1, "id": 20, "op": "watch", "wid": -1, "key": b"k", "end": b"", "start": 0,
+               "prev_kv": False, "progress_ms": 1000})],
+        [pack({"v": 1, "id": 11, "op": "watch", "wid": 2, "key": b"k" * 9000, "end": b"", "start": 0,
+               "prev_kv": False, "progress_ms": 1000})],
+        [pack({"v": 1, "id": 12, "op": "watch", "wid": 3, "key": b"k", "end": b"\0", "start": 2**62,
+               "prev_kv": True, "progress_ms": 60000})],
+        [pack({"v": 1, "id": 13, "op": "watch-progress", "wid": 12345, "ack": 99, "notify": True})],
+        [pack({"v": 1, "id": 14, "op": "watch-progress", "wid": 3, "ack": 2**62, "notify": True})],
+        [pack({"v": 1, "id": 15, "op": "watch-cancel", "wid": "x"})],
+        [pack([{"v": 1, "id": 16, "op": "watch-progress", "wid": 1, "ack": 0, "notify": False},
+               {"v": 1, "id": 17, "op": "watch", "wid": 4}])],             # watch requests in a batch
         [b"\xff" * (MAX_MESSAGE + 10)],                            # oversized
     ]
     return frames
@@ -107,7 +126,7 @@ def test_garbage_on_every_socket_is_dropped_and_the_cluster_loses_nothing(make_c
             wait = 0.5 if endpoint == member.client else 0.0
             _spray(endpoint, frames, None, 0.0)
             replies = _spray(endpoint, frames, b"2", wait)  # pretending to be node 2
-            invalid_answers += sum(1 for r in replies for rep in decode_replies(r)
+            invalid_answers += sum(1 for r in replies for rep in decode_watch_frames(r)
                                    if isinstance(rep, ErrorReply) and rep.code is ErrorCode.INVALID_REQUEST)
     assert invalid_answers > 0  # readable request ids got a typed answer
     assert sorted(cluster.running()) == list(cluster.spec.ids)
@@ -120,6 +139,21 @@ def test_garbage_on_every_socket_is_dropped_and_the_cluster_loses_nothing(make_c
         assert sum(st["dropped"].values()) > 0, st
     with pytest.raises(InvalidRequestError):
         client.put(b"", b"empty keys are refused")
+    # Every node still serves watches, up to what it has applied. (A follower may
+    # lag here: the spoofed identity b"2" on its peer socket can displace node 2's
+    # real connection for a while -- ROUTER_HANDOVER.)
+    written = sorted(cluster.client().range("after/", prefix=True).kvs, key=lambda kv: kv.mod_revision)
+    for node_id in cluster.spec.ids:
+        applied = cluster.status_of(node_id)["revision"]
+        watch = cluster.client([cluster.address(node_id)]).watch("after/", prefix=True, start_revision=1)
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while watch.revision is None or watch.revision < applied:
+            response = watch.get(timeout=max(0.0, deadline - time.monotonic()))
+            assert response is not None, f"node {node_id}: watch stalled after {len(seen)} events at {watch.revision}"
+            seen += [e.kv.key for e in response.events]
+        assert seen == [kv.key for kv in written if kv.mod_revision <= watch.revision]
+        watch.close()
 
 
 def _state_digest(data_dir: Path, cluster_id: str, node_id: int, index: int) -> str:
@@ -151,6 +185,12 @@ def test_replicas_hold_byte_identical_state_after_a_run(make_cluster: MakeCluste
     client.delete("k/1")
     client.txn([Compare.value(b"k/2", "=", b"v2")], [Put(b"txn", b"yes")], [Put(b"txn", b"no")])
     client.compact(client.put("last", "1").revision - 10)
+    expiring = client.lease_grant(1).id
+    client.put("leased/expiring", "1", lease=expiring)
+    client.put("leased/revoked", "1", lease=client.lease_grant(60).id)
+    client.lease_revoke(client.get("leased/revoked").lease)  # type: ignore[union-attr]
+    client.put("leased/kept", "1", lease=client.lease_grant(600).id)
+    wait_for(lambda: client.get("leased/expiring") is None, 30, "the 1 s lease to expire")
     commit = cluster.status_of(leader)["commit_index"]
     for node_id in cluster.spec.ids:
         cluster.wait_caught_up(node_id, commit)

@@ -19,6 +19,14 @@ PAIRS = [
             (sm.Put(b"k", b"w"), sm.Range(b"k")), (sm.DeleteRange(b"k"),))),
     (client.Compact(5), sm.Compact(5)),
     (client.OpenSession(), sm.OpenSession()),
+    (client.LeaseGrant(5), sm.LeaseGrant(5)),
+    (client.LeaseGrant(5, 99), sm.LeaseGrant(5, 99)),
+    (client.LeaseRevoke(99), sm.LeaseRevoke(99)),
+    (client.LeaseKeepAlive(99), sm.LeaseKeepAlive(99)),
+    (client.LeaseTimeToLive(99, True), sm.LeaseTimeToLive(99, True)),
+    (client.LeaseLeases(), sm.LeaseLeases()),
+    (client.Txn((client.Compare.lease(b"k", "=", 9),), (client.Put(b"k", b"v", 9),)),
+     sm.Txn((sm.Compare.lease(b"k", "=", 9),), (sm.Put(b"k", b"v", 9),))),
 ]
 
 
@@ -46,6 +54,15 @@ def test_client_decodes_every_result_the_state_machine_produces() -> None:
     assert isinstance(txn, client.TxnResponse) and txn.succeeded and len(txn.responses) == 2
     assert run(sm.DeleteRange(b"a", b"\0")) == client.DeleteResponse(5, 2)
     assert run(sm.Compact(4)) == client.CompactResponse(5, 4)
+    granted = run(sm.LeaseGrant(5, 9))
+    assert granted == client.LeaseGrantResponse(5, 9, 5)
+    run(sm.Put(b"k", b"v", lease=9))
+    assert run(sm.LeaseRevoke(9)) == client.LeaseRevokeResponse(7, 1)
+    for result, mine in ((sm.LeaseKeptAlive(7, 9, 5), client.LeaseKeepAliveResponse(7, 9, 5)),
+                         (sm.LeaseTimeToLiveResult(7, 9, 5, 2, (b"a",)),
+                          client.LeaseTimeToLiveResponse(7, 9, 5, 2, (b"a",))),
+                         (sm.LeaseList(7, (1, 9)), client.LeaseLeasesResponse(7, (1, 9)))):
+        assert client.decode_result(sm.encode_result(result)) == mine
 
 
 def test_read_only_classification_agrees() -> None:

@@ -38,3 +38,18 @@ def test_deadlines_limits_and_snapshots() -> None:
     assert sorted(w.request_id for w in pending.expired(now=2.0)) == [1, 3]
     assert [w.request_id for w in pending.writes_up_to(2)] == [2]
     assert not pending.full() and list(pending.drain()) == []
+
+
+def test_reads_of_one_turn_share_a_context_and_expire_one_by_one() -> None:
+    pending = PendingRequests(limit=10)
+    pending.add_reads(b"turn", [_waiter(1, deadline=1.0), _waiter(2, deadline=5.0)])
+    pending.add_reads(b"turn", [_waiter(3, deadline=5.0)])
+    assert len(pending) == 3
+    assert [w.request_id for w in pending.expired(now=2.0)] == [1]
+    assert len(pending) == 2
+    pending.read_index_known(b"turn", 4)
+    assert [w.request_id for w in pending.reads_ready(applied=4)] == [2, 3]
+    assert len(pending) == 0 and pending.reads == {}
+    pending.add_reads(b"lost", [_waiter(4), _waiter(5)])
+    assert [w.request_id for w in pending.reads_without_index()] == [4, 5]
+    assert len(pending) == 0

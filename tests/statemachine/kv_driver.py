@@ -2,7 +2,7 @@
 increasing log indexes), so every test also exercises the command codec."""
 from __future__ import annotations
 
-from node.statemachine import Limits, Request, Result, StateMachine, encode_command
+from node.statemachine import LeaseGrant, Limits, Request, Result, StateMachine, encode_command
 
 
 class Driver:
@@ -16,6 +16,15 @@ class Driver:
     def raw(self, data: bytes) -> Result:
         self.index += 1
         return self.machine.apply(self.index, data)
+
+    @classmethod
+    def with_leases(cls, *ids: int, ttl: int = 60) -> Driver:
+        """A driver whose machine already holds these leases (granted at the first
+        indexes; grants make no revision), so puts may name them."""
+        kv = cls()
+        for lease in ids:
+            kv(LeaseGrant(ttl, lease))
+        return kv
 
     def skip(self, entries: int = 1) -> None:
         """Entries without a command (leader no-ops)."""

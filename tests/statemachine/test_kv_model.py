@@ -24,7 +24,7 @@ def assert_same_history(machine: StateMachine, reference: Reference) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.data(), st.integers(0, 50))
 def test_every_result_matches_the_reference_model(data: st.DataObject, steps: int) -> None:
-    kv, reference = Driver(), Reference()
+    kv, reference = Driver.with_leases(3), Reference()  # the strategies put with lease 3
     for _ in range(steps):
         request = data.draw(requests_at(reference.revision))
         assert kv(request) == reference.apply(request), request
@@ -36,7 +36,7 @@ def test_every_result_matches_the_reference_model(data: st.DataObject, steps: in
 def test_a_restored_snapshot_is_the_same_state_and_stays_so(
     data: st.DataObject, before: int, after: int, chunk_bytes: int
 ) -> None:
-    kv, reference = Driver(), Reference()
+    kv, reference = Driver.with_leases(3), Reference()  # the strategies put with lease 3
     for _ in range(before):
         request = data.draw(requests_at(reference.revision))
         kv(request)
@@ -58,7 +58,7 @@ def test_a_lazy_snapshot_describes_the_state_when_it_was_taken(
     data: st.DataObject, before: int, during: int, pace: int
 ) -> None:
     """Applying (and compacting) while a snapshot streams does not change it."""
-    kv = Driver()
+    kv = Driver.with_leases(3)
     for _ in range(before):
         kv(data.draw(requests_at(kv.machine.revision)))
     expected = list(kv.machine.snapshot(64))

@@ -16,6 +16,7 @@ from node.statemachine import (
     FutureRevision,
     InvalidCommand,
     KeyValue,
+    LeaseGrant,
     LeaseNotFound,
     LimitExceeded,
     Limits,
@@ -57,6 +58,7 @@ def test_each_put_makes_one_new_revision(kv: Driver) -> None:
 
 
 def test_put_sets_create_mod_revision_and_version(kv: Driver) -> None:
+    kv(LeaseGrant(10, 7))
     kv(Put(b"a", b"1"))
     kv(Put(b"a", b"2", lease=7))
     assert kv.machine.get(b"a") == KeyValue(b"a", b"2", 2, 3, 2, 7)
@@ -77,9 +79,11 @@ def test_put_after_delete_starts_a_new_generation(kv: Driver) -> None:
 
 
 def test_put_without_lease_detaches_the_key_from_its_lease(kv: Driver) -> None:
+    kv(LeaseGrant(10, 9))
     kv(Put(b"a", b"1", lease=9))
     kv(Put(b"a", b"2"))
     assert kv.machine.get(b"a").lease == 0  # type: ignore[union-attr]
+    assert kv.machine.lease(9).keys == set()  # type: ignore[union-attr]
 
 
 # --- range --------------------------------------------------------------------------
@@ -348,23 +352,8 @@ def test_empty_key_is_invalid(kv: Driver) -> None:
     assert kv(Range(b"")) == InvalidCommand("key is empty")
 
 
-class OnlyLease5:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int, bytes]] = []
-
-    def exists(self, lease: int) -> bool:
-        return lease == 5
-
-    def attach(self, lease: int, key: bytes) -> None:
-        self.events.append(("attach", lease, key))
-
-    def detach(self, lease: int, key: bytes) -> None:
-        self.events.append(("detach", lease, key))
-
-
-def test_lease_hook_rejects_unknown_leases_and_sees_attach_detach() -> None:
-    hook = OnlyLease5()
-    kv = Driver(machine=StateMachine(leases=hook))
+def test_a_put_naming_an_unknown_lease_fails_before_any_write(kv: Driver) -> None:
+    kv(LeaseGrant(10, 5))
     assert kv(Put(b"a", b"1", lease=6)) == LeaseNotFound(6)
     assert kv(Txn((), (Put(b"b", b"1"), Put(b"a", b"1", lease=6)), ())) == LeaseNotFound(6)
     assert kv.machine.revision == 1
@@ -372,9 +361,9 @@ def test_lease_hook_rejects_unknown_leases_and_sees_attach_detach() -> None:
     kv(Put(b"a", b"2", lease=5))
     kv(Put(b"b", b"1", lease=5))
     kv(Put(b"b", b"2"))
+    assert kv.machine.lease(5).keys == {b"a"}  # type: ignore[union-attr]
     kv(DeleteRange(b"a"))
-    assert hook.events == [("attach", 5, b"a"), ("attach", 5, b"b"), ("detach", 5, b"b"),
-                           ("detach", 5, b"a")]
+    assert kv.machine.lease(5).keys == set()  # type: ignore[union-attr]
 
 
 # --- serializable reads ----------------------------------------------------------------------

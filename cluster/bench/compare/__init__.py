@@ -1,0 +1,17 @@
+"""`python -m cluster.bench compare`: jangada, etcd and PySyncObj side by side, in one
+run on this machine (issue 7).
+
+Each system gets its own cluster on loopback (fresh data in a temporary directory,
+free ports, every process ended by its pid at the end) and the same workloads,
+driven by the best load generator it has:
+
+    jangada     cluster.bench's own machinery (load processes, pipelined), in-process
+    etcd        etcdload, our Go program over etcd's own clientv3 (cluster/bench/etcdload)
+    PySyncObj   a closed loop inside the leader process itself: no client hop at all
+
+Modules, one concept each: `plan` (the workloads), `systems` (is each system here;
+installing it on request), `jangada`, `etcd`, `syncobj` (+ `syncobj_node`, the node
+process) run one system each and return `Measurement`s; `table` (durability
+labels, ratios vs etcd, markdown and the JSON document), `chart` (matplotlib),
+`cli` (main). docs/benchmarks.md, "Comparison", says what each figure means.
+"""

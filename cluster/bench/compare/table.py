@@ -1,0 +1,151 @@
+"""The comparison's figures: ratios vs etcd, the markdown table, the JSON document
+(its shape is stable: `SCHEMA` changes when it does). Pure functions of the
+measurements, so tests build them from fixed inputs."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cluster.bench.compare.plan import SATURATED_CORES, WORKLOADS, Measurement, Settings, workload
+
+SCHEMA = 1
+DOC_KEYS = ("schema", "started", "duration_s", "keys", "value_size", "machine", "systems", "skipped", "measurements", "ratios",
+            "five_vs_three", "caveats")
+MEASUREMENT_KEYS = ("system", "workload", "members", "durability", "ops_per_s", "ok", "errors", "elapsed_s",
+                    "latency_ms", "load_cpu_s", "generator", "generator_processes", "note", "server_cpu_s", "cluster_cpu_s",
+                    "error_kinds", "load_us_per_op", "load_cores", "cluster_us_per_op", "saturated")
+#: The issue's target: 5 members keep at least this share of 3 members' put-64 throughput.
+FIVE_MEMBER_TARGET = 0.70
+COLUMNS = ("system", "members", "durability", "workload", "ops/s", "p50 ms", "p99 ms", "load CPU us/op",
+           "cluster CPU us/op", "ops/s vs etcd", "p50 vs etcd", "notes")
+#: What each system's durability label means (printed under the table).
+DURABILITY_LEGEND = {
+    "jangada": "fsync = storage.fsync \"always\" (the shipped default): a write is acknowledged once a quorum "
+               "has fsynced it",
+    "etcd": "fsync = etcd 3.4's only mode: the WAL is fsynced before a write is acknowledged",
+    "pysyncobj": "NO fsync = PySyncObj writes its journal file and never fsyncs it: a machine crash can lose "
+                 "acknowledged writes",
+}
+
+
+def fsyncs(durability: str) -> bool:
+    """Whether a durability label promises an fsync before the acknowledgement."""
+    return durability == "fsync"
+
+
+def ratios(measurements: Sequence[Measurement]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """system -> workload -> {ops_per_s, p50}: this system's figure / etcd's for the
+    same workload in the same run (None without an etcd figure to divide by)."""
+    etcd = {m.workload: m for m in measurements if m.system == "etcd" and m.members == 3}
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for m in measurements:
+        base = etcd.get(m.workload) if m.members == 3 else None
+        ops = m.ops_per_s / base.ops_per_s if base and base.ops_per_s > 0 else None
+        p50 = m.latency_ms["p50"] / base.latency_ms["p50"] if base and base.latency_ms["p50"] > 0 else None
+        out.setdefault(m.system, {})[m.workload] = {
+            "ops_per_s": None if ops is None else round(ops, 3), "p50": None if p50 is None else round(p50, 3)}
+    return out
+
+
+def five_vs_three(measurements: Sequence[Measurement]) -> dict[str, Any] | None:
+    """jangada put-64 with 5 members / with 3 (the issue's >= 70% target)."""
+    figures = {m.workload: m.ops_per_s for m in measurements if m.system == "jangada"}
+    if not figures.get("put-64") or "put-64-5m" not in figures:
+        return None
+    share = figures["put-64-5m"] / figures["put-64"]
+    return {"ratio": round(share, 3), "target": FIVE_MEMBER_TARGET, "met": share >= FIVE_MEMBER_TARGET}
+
+
+def caveats(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[str]:
+    out = []
+    mixed = {fsyncs(m.durability) for m in measurements if workload(m.workload).op == "put"}
+    if len(mixed) > 1:
+        unsynced = sorted({m.system for m in measurements if not fsyncs(m.durability)})
+        out.append(f"durability differs: {', '.join(unsynced)} acknowledged writes WITHOUT fsync: those put "
+                   "figures are not comparable to the fsync'd rows")
+    for m in measurements:
+        if m.saturated:
+            out.append(f"{m.system} {m.workload}: the load generator was saturated ({m.load_cores:.2f} cores "
+                       f"over {m.generator_processes} process(es), > {SATURATED_CORES:.0%} each): "
+                       "the figure may be the generator's limit")
+        if m.errors:
+            out.append(f"{m.system} {m.workload}: {m.errors} failed operation(s) {m.error_kinds}")
+    for system, why in skipped.items():
+        out.append(f"{system} skipped: {why}")
+    return out
+
+
+def _fmt(x: float | None, digits: int = 0) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def ms(x: float) -> str:
+    return f"{x:.3f}" if x < 0.1 else f"{x:,.2f}"
+
+
+def load_cpu_cell(m: Measurement) -> str:
+    if m.load_us_per_op is not None:
+        return _fmt(m.load_us_per_op) + (" SATURATED" if m.saturated else "")
+    if m.server_cpu_s is not None and m.ok + m.errors:
+        return f"in leader: {m.server_cpu_s / (m.ok + m.errors) * 1e6:,.0f} w/ server"
+    return "n/a"
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def rows(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[list[str]]:
+    """The table's cells, in COLUMNS order: measured rows by workload then system,
+    then one row per skipped system."""
+    order = {w.key: i for i, w in enumerate(WORKLOADS)}
+    systems = {s: i for i, s in enumerate(("jangada", "etcd", "pysyncobj"))}
+    rel = ratios(measurements)
+    out = []
+    for m in sorted(measurements, key=lambda m: (order.get(m.workload, 99), systems.get(m.system, 9))):
+        r = rel[m.system][m.workload]
+        note = "; ".join(x for x in (m.note, f"{m.errors} errors" if m.errors else "") if x)
+        out.append([m.system, str(m.members), m.durability, m.workload, _fmt(m.ops_per_s),
+                     ms(m.latency_ms["p50"]), ms(m.latency_ms["p99"]), load_cpu_cell(m),
+                     _fmt(m.cluster_us_per_op),
+                     "-" if m.system == "etcd" else _ratio(r["ops_per_s"]),
+                     "-" if m.system == "etcd" else _ratio(r["p50"]), note])
+    for system, why in skipped.items():
+        out.append([system, "-", "-", "-", "skipped", "-", "-", "-", "-", "-", "-", why])
+    return out
+
+
+def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[str]:
+    """The lines under the table: the 5-member target, durability legend, caveats."""
+    lines = []
+    five = five_vs_three(measurements)
+    if five is not None:
+        lines.append(f"jangada put-64, 5 members / 3 members: {five['ratio']:.2f} "
+                     f"(target >= {five['target']:.2f}: {'met' if five['met'] else 'NOT met'})")
+    present = dict.fromkeys(m.system for m in measurements)
+    lines += [f"durability, {system}: {DURABILITY_LEGEND[system]}" for system in present if system in
+              DURABILITY_LEGEND]
+    lines += ["workloads: " + "; ".join(f"{w.key} = {w.label}" for w in WORKLOADS
+                                        if any(m.workload == w.key for m in measurements))]
+    return lines + caveats(measurements, skipped)
+
+
+def markdown(measurements: Sequence[Measurement], skipped: dict[str, str]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows(measurements, skipped)]
+    return "\n".join(lines + [""] + [f"* {line}" for line in footnotes(measurements, skipped)]) + "\n"
+
+
+def document(measurements: Sequence[Measurement], skipped: dict[str, str], started: str, settings: Settings,
+             machine: dict[str, Any]) -> dict[str, Any]:
+    doc = {
+        "schema": SCHEMA, "started": started, "duration_s": settings.duration, "keys": settings.keys,
+        "value_size": settings.value_size, "machine": machine,
+        "systems": sorted({m.system for m in measurements}), "skipped": dict(skipped),
+        "measurements": [m.to_dict() for m in measurements], "ratios": ratios(measurements),
+        "five_vs_three": five_vs_three(measurements), "caveats": caveats(measurements, skipped),
+    }
+    assert tuple(doc) == DOC_KEYS
+    return doc

@@ -1,0 +1,245 @@
+"""`python -m cluster.bench compare`: the comparison's own correctness, from fixed
+inputs (no cluster): ratios, the table, durability labels, the JSON schema, the
+skip message for a system that is not installed, etcdload's output parser."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.bench.compare import cli, etcd, jangada, syncobj, systems, table
+from cluster.bench.compare.plan import WORKLOADS, Measurement, Settings
+
+pytestmark = pytest.mark.timeout(30)
+
+LAT = {"p50": 2.0, "p90": 3.0, "p99": 8.0, "p99.9": 9.0, "max": 10.0}
+
+
+def m(system: str, workload: str, ops: float, p50: float = 2.0, members: int = 3, cpu: float | None = 0.5,
+      durability: str = "fsync", processes: int = 1, elapsed: float = 8.0, **extra: Any) -> Measurement:
+    return Measurement(system=system, workload=workload, members=members, durability=durability, ops_per_s=ops,
+                       ok=int(ops * elapsed), errors=0, elapsed_s=elapsed, latency_ms=dict(LAT, p50=p50),
+                       load_cpu_s=cpu, generator="g", generator_processes=processes, **extra)
+
+
+FIXED = [
+    m("etcd", "put-16", 4000.0, p50=4.0),
+    m("jangada", "put-16", 2000.0, p50=8.0, processes=2),
+    m("pysyncobj", "put-16", 6000.0, p50=2.0, cpu=None, durability=syncobj.DURABILITY, server_cpu_s=4.8),
+    m("jangada", "put-64", 4000.0),
+    m("jangada", "put-64-5m", 3000.0, members=5),
+]
+
+
+def test_ratios_divide_by_etcd_in_the_same_run_for_the_same_workload() -> None:
+    r = table.ratios(FIXED)
+    assert r["jangada"]["put-16"] == {"ops_per_s": 0.5, "p50": 2.0}
+    assert r["pysyncobj"]["put-16"] == {"ops_per_s": 1.5, "p50": 0.5}
+    assert r["etcd"]["put-16"] == {"ops_per_s": 1.0, "p50": 1.0}
+    assert r["jangada"]["put-64"] == {"ops_per_s": None, "p50": None}  # no etcd put-64 in this run
+    assert r["jangada"]["put-64-5m"] == {"ops_per_s": None, "p50": None}  # 5 members vs 3: no ratio
+
+
+def test_the_table_orders_rows_by_workload_then_system_and_shows_ratios() -> None:
+    rows = table.rows(FIXED, {})
+    assert [(r[0], r[3]) for r in rows] == [("jangada", "put-16"), ("etcd", "put-16"), ("pysyncobj", "put-16"),
+                                            ("jangada", "put-64"), ("jangada", "put-64-5m")]
+    jangada_16 = dict(zip(table.COLUMNS, rows[0]))
+    assert jangada_16["ops/s"] == "2,000" and jangada_16["ops/s vs etcd"] == "0.50x"
+    assert jangada_16["p50 vs etcd"] == "2.00x" and jangada_16["load CPU us/op"] == "31"
+    assert dict(zip(table.COLUMNS, rows[1]))["ops/s vs etcd"] == "-"
+    # PySyncObj's load runs inside its leader: the CPU shown is server and load together, and says so.
+    assert dict(zip(table.COLUMNS, rows[2]))["load CPU us/op"] == "in leader: 100 w/ server"
+
+
+def test_cluster_cpu_per_op_counts_every_member_over_every_op() -> None:
+    row = m("etcd", "put-16", 1000.0, cluster_cpu_s=2.4)  # 8,000 ops in 8 s
+    assert row.cluster_us_per_op == pytest.approx(300.0) and row.to_dict()["cluster_us_per_op"] == 300.0
+    assert dict(zip(table.COLUMNS, table.rows([row], {})[0]))["cluster CPU us/op"] == "300"
+    assert m("etcd", "put-16", 1000.0).cluster_us_per_op is None
+
+
+def test_server_cpu_reads_the_processes_it_was_given() -> None:
+    import os
+    import time
+    from cluster.bench.compare.cpu import ServerCpu
+    cpu = ServerCpu([os.getpid()])
+    cpu.begin()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    used = cpu.end()
+    assert used is not None and used >= 0.04 and cpu.end() == used  # read once
+
+
+def test_durability_labels_say_who_fsyncs() -> None:
+    assert jangada.durability("always") == "fsync" and etcd.DURABILITY == "fsync"
+    assert jangada.durability("none").startswith("NO fsync") and syncobj.DURABILITY.startswith("NO fsync")
+    assert table.fsyncs("fsync") and not table.fsyncs(syncobj.DURABILITY)
+    md = table.markdown(FIXED, {})
+    assert "| pysyncobj | 3 | NO fsync |" in md and "| jangada | 3 | fsync |" in md
+    assert "durability differs: pysyncobj acknowledged writes WITHOUT fsync" in md
+    assert "PySyncObj writes its journal file and never fsyncs it" in md
+
+
+def test_jangada_without_fsync_next_to_an_fsyncing_system_is_called_out() -> None:
+    rows = [m("etcd", "put-16", 4000.0), m("jangada", "put-16", 9000.0, durability=jangada.durability("none"))]
+    assert any(c.startswith("durability differs: jangada") for c in table.caveats(rows, {}))
+    same = [m("etcd", "put-16", 4000.0), m("jangada", "put-16", 3000.0)]
+    assert not any("durability differs" in c for c in table.caveats(same, {}))
+
+
+def test_five_members_against_the_70_percent_target() -> None:
+    assert table.five_vs_three(FIXED) == {"ratio": 0.75, "target": 0.70, "met": True}
+    low = [m("jangada", "put-64", 4000.0), m("jangada", "put-64-5m", 2000.0, members=5)]
+    assert table.five_vs_three(low) == {"ratio": 0.5, "target": 0.70, "met": False}
+    assert "NOT met" in table.markdown(low, {})
+    assert table.five_vs_three(FIXED[:3]) is None
+
+
+def test_a_saturated_load_generator_is_flagged_per_process() -> None:
+    busy = m("etcd", "put-64", 5000.0, cpu=7.6, elapsed=8.0)  # 0.95 of one core
+    two = m("jangada", "put-64", 4000.0, cpu=12.0, processes=2, elapsed=8.0)  # 0.75 of each of 2
+    assert busy.saturated and not two.saturated and busy.load_cores == pytest.approx(0.95)
+    assert "SATURATED" in table.rows([busy], {})[0][7]
+    assert any("load generator was saturated" in c for c in table.caveats([busy, two], {}))
+
+
+def test_the_json_document_schema_is_stable() -> None:
+    doc = table.document(FIXED, {"etcd": "why"}, "2026-11-22T00:00:00", Settings(8.0), {"cpus": 2})
+    assert tuple(doc) == table.DOC_KEYS and doc["schema"] == table.SCHEMA == 1
+    assert all(tuple(x) == table.MEASUREMENT_KEYS for x in doc["measurements"])
+    assert (doc["duration_s"], doc["keys"], doc["value_size"]) == (8.0, 1000, 100)
+    assert doc["skipped"] == {"etcd": "why"} and doc["systems"] == ["etcd", "jangada", "pysyncobj"]
+    assert json.loads(json.dumps(doc)) == doc
+
+
+ETCDLOAD_OUT = ('{"level":"warn","msg":"retrying of unary invoker failed"}\n'
+                '{"workload":"put","clients":16,"conns":8,"target":"leader","count":40000,"ok":39998,"errors":2,'
+                '"error_kinds":{"rpctypes.EtcdError":2},"elapsed_s":8.0,"ops_per_s":4999.75,'
+                '"latency_ms":{"max":40.1,"p50":3.1,"p90":5.2,"p99":9.9,"p99.9":20.0},"cpu_s":2.4}\n')
+
+
+def test_the_etcdload_parser_takes_its_last_json_line() -> None:
+    doc = etcd.parse_etcdload(ETCDLOAD_OUT)
+    assert doc["ok"] == 39998 and doc["latency_ms"]["p99.9"] == 20.0
+    got = etcd.measurement(WORKLOADS[1], doc)
+    assert (got.system, got.workload, got.durability, got.ops_per_s, got.errors) == (
+        "etcd", "put-16", "fsync", 4999.75, 2)
+    assert got.error_kinds == {"rpctypes.EtcdError": 2} and got.load_us_per_op == pytest.approx(60.0)
+    assert "16 goroutines over 8 gRPC conns" in got.generator
+
+
+@pytest.mark.parametrize("stdout, message", [
+    ("", "printed no result"),
+    ("panic: boom\n", "printed no result"),
+    ('{"count": 1}\n', "lacks"),
+])
+def test_the_etcdload_parser_rejects_what_is_not_a_result(stdout: str, message: str) -> None:
+    with pytest.raises(etcd.EtcdError, match=message):
+        etcd.parse_etcdload(stdout)
+
+
+def test_etcdload_arguments_per_workload() -> None:
+    by = {w.key: etcd.etcdload_args(w, ["127.0.0.1:1", "127.0.0.1:2"], Settings(8.0, keys=50)) for w in WORKLOADS[:5]}
+    assert by["put-64"][:4] == ["-workload", "put", "-clients", "64"] and by["put-64"][-1] == "leader"
+    assert by["get-lin-16"][1] == "get" and by["get-lin-16"][-1] == "leader"
+    assert by["get-ser-16"][1] == "get-serializable" and by["get-ser-16"][-1] == "all"
+    assert "127.0.0.1:1,127.0.0.1:2" in by["put-1"]
+    assert by["put-1"][by["put-1"].index("-keys") + 1] == "50" and "-value-size" in by["put-1"]
+
+
+def test_a_cached_etcdload_is_not_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "main.go"
+    source.write_text("package main\n")
+    import hashlib
+    home = tmp_path / "cache" / hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    home.mkdir(parents=True)
+    (home / "etcdload").write_text("")
+    monkeypatch.setattr(etcd, "go_binary", lambda: None)  # building now would fail
+    assert etcd.build_etcdload(source, tmp_path / "cache") == home / "etcdload"
+    source.write_text("package main\n// changed\n")
+    with pytest.raises(etcd.EtcdError, match="golang-go"):
+        etcd.build_etcdload(source, tmp_path / "cache")
+
+
+def test_missing_packages_are_named() -> None:
+    nothing = systems.etcd_missing(exists=lambda path: False, which=lambda name: None)
+    assert nothing == ["etcd-server", "golang-go", "golang-etcd-server-dev"]
+    assert systems.etcd_missing(exists=lambda path: True, which=lambda name: "/usr/bin/go") == []
+    assert systems.pysyncobj_missing(find=lambda name: None) == ["pysyncobj"]
+    assert systems.missing("jangada") == []
+
+
+def test_the_skip_message_says_what_is_missing_and_how_to_install_it() -> None:
+    msg = systems.skip_message("etcd", ["etcd-server", "golang-go"])
+    assert "missing etcd-server, golang-go" in msg and "--install" in msg
+    assert "apt-get install -y etcd-server golang-go" in msg
+    assert "pip install pysyncobj" in systems.skip_message("pysyncobj", ["pysyncobj"])
+    assert systems.install_requested(False, {"JANGADA_BENCH_INSTALL": "1"})
+    assert not systems.install_requested(False, {}) and systems.install_requested(True, {})
+
+
+def test_a_system_that_is_not_installed_is_skipped_in_the_output_table_and_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(systems, "missing", lambda system: ["pysyncobj"] if system == "pysyncobj" else [])
+    monkeypatch.delenv("JANGADA_BENCH_INSTALL", raising=False)
+    code = cli.main(["--systems", "pysyncobj", "--out", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "pysyncobj skipped: not installed here (missing pysyncobj); rerun with --install" in out
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    assert doc["measurements"] == [] and "missing pysyncobj" in doc["skipped"]["pysyncobj"]
+    assert "| pysyncobj | - | - | - | skipped |" in (tmp_path / "compare.md").read_text()
+
+
+def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lacking = {"etcd": ["etcd-server"], "pysyncobj": ["pysyncobj"]}
+    tried: list[str] = []
+
+    def install(system: str, packages: list[str]) -> str | None:
+        tried.append(system)
+        if system == "pysyncobj":
+            lacking["pysyncobj"] = []  # installed
+            return None
+        return "apt-get install failed: E: Unable to locate package"
+
+    monkeypatch.setattr(systems, "missing", lambda system: lacking.get(system, []))
+    monkeypatch.setattr(systems, "install", install)
+    assert cli.check_systems(["jangada", "etcd"], False, print) == {
+        "etcd": systems.skip_message("etcd", ["etcd-server"])} and tried == []
+    skipped = cli.check_systems(["jangada", "etcd", "pysyncobj"], True, print)
+    assert tried == ["etcd", "pysyncobj"]
+    assert skipped == {"etcd": "install failed: apt-get install failed: E: Unable to locate package"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--systems", "redis"], "choose from jangada, etcd, pysyncobj"),
+    (["--workloads", "put-2"], "--workloads"),
+    (["--duration", "0"], "--duration must be"),
+    (["--duration", "x"], "invalid float"),
+    (["--keys", "0"], "--keys must be"),
+    (["--bogus"], "unrecognized"),
+])
+def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_the_chart_is_drawn_with_unfsynced_systems_named(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from cluster.bench.compare.chart import draw
+    draw(FIXED, str(tmp_path / "c.png"), "title")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from cluster.bench.cli import main
+    assert main(["compare", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: python -m cluster.bench compare" in out and "put-64-5m" in out

@@ -1,0 +1,68 @@
+"""`python -m cluster.bench compare` for real, tiny: real clusters, a fraction of a
+second per workload. etcd and PySyncObj run when installed here; when not, the
+output must say they were skipped and why (never a silent pass). Nothing here
+asserts on speed. The command ends every process it started (by pid); if it
+overruns, it gets SIGTERM, which it turns into that same cleanup."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster.bench.compare import systems, table
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def compare(tmp_path: Path, *args: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+    command = [sys.executable, "-m", "cluster.bench", "compare", "--out", str(tmp_path / "out"), "--quiet",
+               "--keys", "50", "--no-chart", *args]  # the chart: test_compare.py
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # ours, by pid: it stops its clusters and exits 130
+        out, err = proc.communicate(timeout=20)
+        raise AssertionError(f"compare overran: {out}\n{err}") from None
+    assert proc.returncode == 0, out + err
+    return proc.returncode, out, json.loads((tmp_path / "out" / "compare.json").read_text())
+
+
+def check_measured(doc: dict, system: str, workloads: list[str]) -> None:  # type: ignore[type-arg]
+    got = [x for x in doc["measurements"] if x["system"] == system]
+    assert [x["workload"] for x in got] == workloads
+    for x in got:
+        assert x["ok"] > 0 and x["errors"] == 0 and x["ops_per_s"] > 0 and x["latency_ms"]["p50"] >= 0
+
+
+def test_jangada_tiny(tmp_path: Path) -> None:
+    code, out, doc = compare(tmp_path, "--systems", "jangada", "--workloads", "put-1,get-lin-16", "--duration", "0.5")
+    assert tuple(doc) == table.DOC_KEYS and "jangada vs etcd vs PySyncObj" in out
+    check_measured(doc, "jangada", ["put-1", "get-lin-16"])
+    assert all(x["durability"] == "fsync" and x["load_cpu_s"] > 0 for x in doc["measurements"])
+    assert (tmp_path / "out" / "compare.md").exists() and "no chart asked for" in out
+
+
+def test_pysyncobj_tiny(tmp_path: Path) -> None:
+    code, out, doc = compare(tmp_path, "--systems", "pysyncobj", "--workloads", "put-16,get-ser-16",
+                             "--duration", "0.5")
+    if systems.missing("pysyncobj"):
+        assert "pysyncobj skipped: not installed here" in out and "pysyncobj" in doc["skipped"]
+        return
+    check_measured(doc, "pysyncobj", ["put-16", "get-ser-16"])
+    assert all(x["durability"].startswith("NO fsync") and x["load_cpu_s"] is None for x in doc["measurements"])
+    assert "NOT linearizable" in doc["measurements"][1]["note"] and "durability differs" not in out  # no fsync'd row
+
+
+def test_etcd_tiny(tmp_path: Path) -> None:
+    code, out, doc = compare(tmp_path, "--systems", "etcd", "--workloads", "put-16,get-lin-16",
+                             "--duration", "0.5")
+    if systems.missing("etcd"):
+        assert "etcd skipped: not installed here" in out and "etcd" in doc["skipped"]
+        return
+    check_measured(doc, "etcd", ["put-16", "get-lin-16"])
+    assert all(x["durability"] == "fsync" and x["load_cpu_s"] > 0 for x in doc["measurements"])
