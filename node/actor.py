@@ -23,6 +23,7 @@ can raise out of the loop.
 """
 from __future__ import annotations
 
+import gc
 import os
 import random
 import struct
@@ -434,6 +435,7 @@ class NodeActor:
                 self.local_snapshot = None
                 self.raft.compact(Snapshot(ref.meta, ref))
                 removed = self.storage.compact(ref.meta.index)
+                gc.freeze()  # the state that lived this long: out of the collector's way
                 self._wal_at_snapshot = self.storage.wal_bytes
                 self.log.info(f"snapshot {ref.meta.index}/{ref.meta.term} saved, "
                               f"{len(removed)} WAL segments removed")

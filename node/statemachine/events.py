@@ -110,7 +110,8 @@ def _range(store: MvccStore, start: int, key: bytes, range_end: bytes,
     count = 0
     every_key_from = range_end == ALL_KEYS_END
     for revision in range(start, stop):
-        keys = changes[revision - base]
+        written = changes[revision - base]
+        keys: tuple[bytes, ...] = (written,) if isinstance(written, bytes) else written
         # in_range, inlined: this is the per-write cost of every range watch.
         if every_key_from:
             matching = [k for k in keys if k >= key]

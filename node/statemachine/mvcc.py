@@ -117,7 +117,9 @@ class MvccStore:
         self._streams = 0  # snapshots being streamed: defer physical compaction
         self._compacted_to = 0  # physical compaction done up to this revision
         # The change index (see the module docstring); revision 1 is the empty store.
-        self.changes: list[list[bytes]] = []
+        # A revision that wrote one key holds that key itself (no container: 8 bytes
+        # per revision instead of ~90), else a tuple of keys.
+        self.changes: list[bytes | tuple[bytes, ...]] = []
         self.changes_from = 2
         self._changed: list[bytes] = []  # keys written by the transaction in progress
 
@@ -137,8 +139,9 @@ class MvccStore:
         if self._sub:
             self.revision += 1
             self._sub = 0
-            self.changes.append(self._changed)
-            self._changed = []
+            changed = self._changed
+            self.changes.append(changed[0] if len(changed) == 1 else tuple(changed))
+            changed.clear()
         return self.revision
 
     @property
@@ -309,7 +312,8 @@ class MvccStore:
             changes[main - start].append(key)
         if not all(changes):
             raise SnapshotCorrupt("a revision after the compact revision has no record")
-        self.changes, self.changes_from = changes, start
+        self.changes = [keys[0] if len(keys) == 1 else tuple(keys) for keys in changes]
+        self.changes_from = start
 
     def __len__(self) -> int:
         """How many keys have retained history (live or not)."""

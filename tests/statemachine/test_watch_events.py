@@ -10,8 +10,8 @@ import random
 import pytest
 
 from node.statemachine import (
-    DELETE, PUT, Compact, Compacted, DeleteRange, Event, KeyValue, Put, StateMachine, Txn,
-    encode_command, prefix_end,
+    DELETE, PUT, Compact, Compacted, DeleteRange, Event, KeyValue, LeaseGrant, LeaseRevoke, Put, StateMachine,
+    Txn, encode_command, prefix_end,
 )
 
 
@@ -172,3 +172,16 @@ def test_a_future_start_gives_an_empty_slice_waiting_there() -> None:
     m.run(Put(b"k", b"v"))
     piece = m.sm.events(m.sm.revision + 5, b"k", b"")
     assert piece.revisions == [] and piece.next_revision == m.sm.revision + 5
+
+
+def test_revoking_a_lease_deletes_its_keys_as_events_of_one_revision() -> None:
+    m = Machine()
+    m.run(LeaseGrant(ttl=60, id=7))
+    m.run(Put(b"l/a", b"1", lease=7))
+    m.run(Put(b"l/b", b"2", lease=7))
+    m.run(Put(b"l/c", b"3"))
+    m.run(LeaseRevoke(7))
+    *_, (revision, events) = flatten(m.sm, 1, b"l/", prefix_end(b"l/"))
+    assert revision == m.sm.revision and [(e.type, e.kv.key, e.prev_kv.lease) for e in events] == [
+        (DELETE, b"l/a", 7), (DELETE, b"l/b", 7)]
+    assert [e.kv.lease for _, ev in flatten(m.sm, 1, b"l/a", b"") for e in ev][0] == 7  # the lease id is in the kv
