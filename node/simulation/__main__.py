@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ticks", type=int, default=2000, help="ticks of faults per run (default 2000)")
     p.add_argument("--jobs", type=int, default=0, help="soak: worker processes (default: all cores)")
     p.add_argument("--membership", action="store_true",
-                   help="add random membership changes (add learner, promote, remove, re-add)")
+                   help="add random membership changes (add learner, promote, remove)")
+    p.add_argument("--reuse-ids", action="store_true",
+                   help="with --membership: re-add removed ids as fresh nodes (known unsafe)")
     return p
 
 
@@ -35,9 +37,10 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _run(seed: int, nodes: int, ticks: int, membership: bool) -> tuple[int, str | None]:
+def _run(seed: int, nodes: int, ticks: int, membership: bool,
+         reuse_ids: bool) -> tuple[int, str | None]:
     try:
-        run_seed(seed, nodes, ticks, membership)
+        run_seed(seed, nodes, ticks, membership, reuse_ids)
     except SimulationFailure as exc:
         return seed, str(exc)
     return seed, None
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.seed is not None:
         try:
-            result = run_seed(args.seed, sizes[0], args.ticks, args.membership)
+            result = run_seed(args.seed, sizes[0], args.ticks, args.membership, args.reuse_ids)
         except SimulationFailure as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -72,7 +75,8 @@ def _soak(args: argparse.Namespace, sizes: list[int]) -> int:
     with Progress(*columns) as bar, ProcessPoolExecutor(jobs) as pool:
         task = bar.add_task("simulating", total=args.seeds)
         seeds = range(args.start, args.start + args.seeds)
-        futures = [pool.submit(_run, s, sizes[s % len(sizes)], args.ticks, args.membership) for s in seeds]
+        futures = [pool.submit(_run, s, sizes[s % len(sizes)], args.ticks, args.membership,
+                               args.reuse_ids) for s in seeds]
         for fut in as_completed(futures):
             seed, error = fut.result()
             if error:

@@ -32,6 +32,7 @@ class FaultProfile:
     membership_rate: float = 0.0  # membership changes attempted, per tick
     max_members: int = 7  # voters + learners
     promote_bias: float = 0.7  # chance to promote a learner rather than change more
+    reuse_ids: bool = False  # re-add removed ids as fresh nodes (unsafe: docs/raft-core.md)
 
     @classmethod
     def draw(cls, rng: random.Random) -> FaultProfile:
@@ -69,10 +70,11 @@ class SimResult:
 
 class SimulationFailure(AssertionError):
     def __init__(self, seed: int, nodes: int, ticks: int, cause: BaseException, trace: str,
-                 membership: bool = False) -> None:
+                 membership: bool = False, reuse_ids: bool = False) -> None:
         self.seed = seed
         self.replay = (f"SIM_SEED={seed} python -m node.simulation --seed {seed} "
-                       f"--nodes {nodes} --ticks {ticks}" + (" --membership" if membership else ""))
+                       f"--nodes {nodes} --ticks {ticks}" + (" --membership" if membership else "")
+                       + (" --reuse-ids" if reuse_ids else ""))
         super().__init__(f"seed {seed} ({nodes} nodes, {ticks} ticks) failed: {cause}\n"
                          f"replay: {self.replay}\nlast events:\n{trace}")
 
@@ -82,7 +84,8 @@ ELECTION_TICKS = 10
 HEAL_BOUND = 40 * ELECTION_TICKS
 
 
-def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = False) -> SimResult:
+def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = False,
+             reuse_ids: bool = False) -> SimResult:
     """Run one simulation; raises SimulationFailure naming the replay command. With
     `membership`, random membership changes join the faults (drawn from a separate
     generator, so the other seeds' schedules are unchanged)."""
@@ -92,7 +95,7 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = Fa
         mrng = random.Random(seed ^ 0x9E3779B97F4A7C15)
         profile = replace(profile, membership_rate=mrng.choice((0.005, 0.02, 0.05)),
                           max_members=mrng.choice((4, 5, 7)),
-                          promote_bias=mrng.choice((0.2, 0.5, 0.8)))
+                          promote_bias=mrng.choice((0.2, 0.5, 0.8)), reuse_ids=reuse_ids)
     cluster = SimCluster(nodes, seed=rng.getrandbits(64), election_ticks=ELECTION_TICKS,
                          heartbeat_ticks=profile.heartbeat_ticks,
                          snapshot_every=profile.snapshot_every,
@@ -106,7 +109,7 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = Fa
         cluster.check_final()
     except (InvariantViolation, AssertionError) as exc:
         raise SimulationFailure(seed, nodes, ticks, exc, cluster.describe_trace(),
-                                membership) from exc
+                                membership, reuse_ids) from exc
     leader = cluster.leader()
     final = str(leader.core.conf) if leader is not None and leader.core is not None else ""
     return SimResult(seed, nodes, ticks, len(cluster.acked), cluster.reads_served,
@@ -203,7 +206,7 @@ class _Chaos:
             return
         if len(members) < self.p.max_members and rng.random() < 0.5:
             removed = [i for i in c.nodes if i not in members]
-            if removed and rng.random() < 0.5:
+            if removed and rng.random() < 0.5 and self.p.reuse_ids:
                 node_id = rng.choice(removed)
             else:
                 node_id = c.next_id

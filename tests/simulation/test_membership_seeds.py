@@ -1,11 +1,12 @@
 """The seeded simulator with membership changes: learners added, caught up and
-promoted, voters (the leader included) removed, removed ids re-added as fresh nodes
-with empty disks -- interleaved with crashes, partitions, drops, duplicates and
+promoted, voters (the leader included) removed, fresh nodes with empty disks joining
+-- interleaved with crashes, partitions, drops, duplicates and
 delays. Every invariant is checked after every event, across configurations, and
 liveness is demanded after healing with whatever the final configuration is.
 
 The long soak is `python -m node.simulation --membership --seeds 5000`
-(docs/raft-core.md, "The simulator").
+(docs/raft-core.md, "The simulator"). Re-adding removed ids (`--reuse-ids`) is known
+unsafe and not run here (docs/raft-core.md, "Never reuse an id").
 """
 from __future__ import annotations
 
