@@ -71,7 +71,7 @@ def test_catches_two_pending_changes(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_catches_learners_counted_in_the_quorum(monkeypatch: pytest.MonkeyPatch) -> None:
     """Learners counted towards commitment: with 3 voters and 2 learners the leader
     commits with one voter, and the other two elect a leader without the entry.
-    (Found at seed 133 when this test was written; random search needs ~130 seeds,
+    (Found at seed 66 when this test was written; random search needs ~60 seeds,
     so the test starts near it.)"""
     def counts_learners(self: RaftCore) -> bool:
         log = self.log
@@ -83,7 +83,7 @@ def test_catches_learners_counted_in_the_quorum(monkeypatch: pytest.MonkeyPatch)
         return True
 
     monkeypatch.setattr(RaftCore, "_maybe_commit", counts_learners)
-    failure = _first_failure(range(130, 140))
+    failure = _first_failure(range(60, 70))
     assert any(rule in str(failure) for rule in (
         "Leader Completeness", "Committed entries agree", "State Machine Safety",
         "Acknowledged writes", "overwriting committed"))
