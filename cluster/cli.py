@@ -11,7 +11,10 @@
     python -m cluster lock [--ttl S] [--wait S] NAME [-- COMMAND ...]    # a distributed lock
     python -m cluster elect [--ttl S] NAME [PROPOSAL]    # campaign (with PROPOSAL) or observe
     python -m cluster watch app/ --prefix [--rev R] [--prev-kv] [--max-events N] [--timeout S]
-    python -m cluster endpoint status | endpoint health | member list
+    python -m cluster endpoint status | endpoint health
+    python -m cluster member list | member add ID --peer HOST:PORT --client HOST:PORT
+    python -m cluster member promote ID | member remove ID
+    python -m cluster move-leader ID
 
 Endpoints: `--endpoints HOST:PORT,...`, else `$JANGADA_ENDPOINTS`, else the cluster
 that `python -m supervisor up` started in this directory (its state file).
@@ -34,13 +37,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cluster.client import (
-    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, LeaseNotFoundError, SessionExpiredError,
+    Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, LeaseNotFoundError, RefusedError,
+    SessionExpiredError,
     UnexpectedReply,
 )
 from cluster import txnsyntax
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.commands import Response
-from cluster.discovery import DiscoveryError, default_layout, discover_endpoints, read_state
+from cluster.discovery import (
+    DiscoveryError, discover_endpoints, normalize_endpoint,
+)
 from cluster.output import (
     FORMATS, dumps, format_table, kv_json, lease_json, lease_simple, lease_table, response_json,
     response_simple, response_table, show_bytes,
@@ -153,8 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint = sub.add_parser("endpoint", parents=[common], help="endpoint status | endpoint health")
     endpoint.add_argument("what", choices=["status", "health"])
 
-    member = sub.add_parser("member", parents=[common], help="member list")
-    member.add_argument("what", choices=["list"])
+    member = sub.add_parser("member", parents=[common], help="member list | add | promote | remove")
+    members = member.add_subparsers(dest="what", metavar="list|add|promote|remove", parser_class=_Parser)
+    members.required = True
+    members.add_parser("list", parents=[common], help="members: id, addresses, voter or learner (and its lag)")
+    add = members.add_parser("add", parents=[common], help="add a new member as a learner")
+    add.add_argument("member_id", type=_node_id, metavar="ID")
+    add.add_argument("--peer", required=True, type=_address, metavar="HOST:PORT", help="its peer address")
+    add.add_argument("--client", required=True, type=_address, metavar="HOST:PORT", help="its client address")
+    promote = members.add_parser("promote", parents=[common], help="make a caught-up learner a voter")
+    promote.add_argument("member_id", type=_node_id, metavar="ID")
+    remove = members.add_parser("remove", parents=[common], help="remove a member (the leader too)")
+    remove.add_argument("member_id", type=_node_id, metavar="ID")
+
+    move = sub.add_parser("move-leader", parents=[common],
+                          help="transfer leadership to voter ID and wait until it leads")
+    move.add_argument("member_id", type=_node_id, metavar="ID")
 
     lease = sub.add_parser("lease", parents=[common], help="lease grant|keepalive|revoke|timetolive|list")
     actions = lease.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -194,6 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
     elect.add_argument("proposal", metavar="PROPOSAL", nargs="?")
     _watch_parser(sub, common)
     return parser
+
+
+def _node_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a node id") from None
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"node ids are >= 1, got {value}")
+    return value
+
+
+def _address(text: str) -> str:
+    try:
+        return normalize_endpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _range_args(parser: argparse.ArgumentParser) -> None:
@@ -459,29 +496,61 @@ def cmd_endpoint(client: Client, args: argparse.Namespace, endpoints: list[str],
 
 
 def cmd_member(client: Client, args: argparse.Namespace, endpoints: list[str], out: TextIO) -> int:
-    peers: dict[str, str] = {}
-    state = read_state(default_layout()) if not args.explicit else None
-    if state is not None:
-        peers = {n.client: n.peer for n in state.nodes}
-    rows = endpoint_statuses(client, endpoints, args.attempt_timeout)
-    leader_ids = {r["status"].get("leader_id") for r in rows if "status" in r}
-    members = []
-    for row in rows:
-        st = row.get("status", {})
-        node_id = st.get("node_id")
-        members.append({"id": node_id, "status": "started" if st else "unreachable",
-                        "peer": peers.get(row["endpoint"], ""), "client": row["endpoint"],
-                        "is_leader": node_id is not None and node_id in leader_ids})
-    if args.write_out == "json":
-        print(dumps({"members": members}), file=out)
+    """`member list` from the leader's membership (voters, learners, addresses, the
+    learners' lag); add / promote / remove through the leader, printed once applied."""
+    if args.what == "add":
+        members = client.member_add(args.member_id, args.peer, args.client)
+        done = f"added node {args.member_id} as a learner"
+    elif args.what == "promote":
+        members = client.member_promote(args.member_id)
+        done = f"promoted node {args.member_id} to voter"
+    elif args.what == "remove":
+        members = client.member_remove(args.member_id)
+        done = f"removed node {args.member_id}"
     else:
-        cells = [[str(m["id"] if m["id"] is not None else "-"), m["status"], m["peer"] or "-", m["client"],
-                  str(m["is_leader"]).lower()] for m in members]
-        if args.write_out == "table":
-            print(format_table(["ID", "STATUS", "PEER", "CLIENT", "IS_LEADER"], cells), file=out)
-        else:
-            for c in cells:
-                print(", ".join(c), file=out)
+        members = client.members()
+        done = ""
+    rows = member_rows(members, client, args.attempt_timeout)
+    if args.write_out == "json":
+        print(dumps({"members": rows, "leader_id": members.get("leader_id"), "term": members.get("term"),
+                     **({"done": done} if done else {})}), file=out)
+        return 0
+    if done:
+        print(done, file=out)
+    cells = [[str(m["id"]), m["status"], m["role"], m["peer"] or "-", m["client"] or "-",
+              str(m["is_leader"]).lower(), "-" if m["lag"] is None else str(m["lag"])] for m in rows]
+    if args.write_out == "table":
+        print(format_table(["ID", "STATUS", "ROLE", "PEER", "CLIENT", "IS_LEADER", "LAG"], cells), file=out)
+    else:
+        for c in cells:
+            print(", ".join(c), file=out)
+    return 0
+
+
+def member_rows(members: dict[str, Any], client: Client, timeout: float) -> list[dict[str, Any]]:
+    """One row per member; `status` says whether it answers a status request."""
+    rows = []
+    leader = members.get("leader_id")
+    for m in members.get("members", []):
+        started = False
+        if m.get("client"):
+            try:
+                client.status(m["client"], timeout=timeout)
+                started = True
+            except ClientError:
+                started = False
+        rows.append({"id": m["id"], "status": "started" if started else "unreachable",
+                     "role": "voter" if m.get("voter") else "learner", "peer": m.get("peer", ""),
+                     "client": m.get("client", ""), "is_leader": m["id"] == leader, "lag": m.get("lag")})
+    return rows
+
+
+def cmd_move_leader(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    members = client.move_leader(args.member_id)
+    if args.write_out == "json":
+        print(dumps({"leader_id": members.get("leader_id"), "term": members.get("term")}), file=out)
+    else:
+        print(f"leadership moved to node {members.get('leader_id')} (term {members.get('term')})", file=out)
     return 0
 
 
@@ -506,6 +575,8 @@ def _errors(error: ClientError) -> tuple[int, str]:
         return 1, f"session expired: {error} (the outcome of the write is unknown)"
     if isinstance(error, UnexpectedReply):
         return 1, f"unexpected reply: {error}"
+    if isinstance(error, RefusedError):
+        return 1, f"refused: {error}"
     return 1, f"{type(error).__name__}: {error}"
 
 
@@ -525,6 +596,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             return cmd_endpoint(client, args, endpoints, out)
         if args.command == "member":
             return cmd_member(client, args, endpoints, out)
+        if args.command == "move-leader":
+            return cmd_move_leader(client, args, out)
         if args.command == "lease":
             return cmd_lease(client, args, out)
         if args.command == "lock":

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -39,8 +39,9 @@ from cluster.commands import (
     TxnResponse, decode_result, encode_command, is_read_only, prefix_end,
 )
 from cluster.protocol import (
-    DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest, ProtocolError, StatusReply,
-    StatusRequest, decode_replies, encode_request,
+    ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
+    MembersReply, MembersRequest, ProtocolError, StatusReply, StatusRequest, TransferRequest, decode_replies,
+    encode_request,
 )
 from cluster.spec import ClusterSpec
 from cluster.watch import Watch, WatchResponse  # noqa: F401  (re-exported)
@@ -95,6 +96,11 @@ class LeaseNotFoundError(ClientError):
     """The lease does not exist: never granted, revoked, or expired."""
 
 
+class RefusedError(ClientError):
+    """The leader refused a membership change for a reason that may pass (e.g. the
+    learner is not caught up yet); nothing happened. The message is the core's reason."""
+
+
 def _b(key: Key) -> bytes:
     return key.encode() if isinstance(key, str) else key
 
@@ -117,6 +123,7 @@ class Client:
         self._ids = itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
         self.client_id = 0
         self._seq = 0
+        self._unanswered = 0  # attempts of the last admin request that got no answer
         self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()  # closed with the client
 
     @classmethod
@@ -241,6 +248,105 @@ class Client:
         self._watches.add(watch)
         return watch
 
+    # -- membership ------------------------------------------------------------------
+
+    def members(self, leader: bool = True) -> dict[str, Any]:
+        """The membership: voters, learners, each member's addresses and (from the
+        leader) each learner's lag. `leader=False` takes any node's view."""
+        return self._admin(lambda rid: MembersRequest(rid, leader))
+
+    def member_add(self, node_id: int, peer: str, client: str) -> dict[str, Any]:
+        """Add `node_id` as a learner reachable at `peer` / `client`; returns the
+        membership once the change is applied."""
+        return self._conf_change(ConfChangeRequest(0, "add-learner", node_id, peer, client),
+                                 lambda m: node_id in m.get("learners", []) + m.get("voters", []))
+
+    def member_promote(self, node_id: int) -> dict[str, Any]:
+        """Make learner `node_id` a voter (RefusedError while it lags)."""
+        return self._conf_change(ConfChangeRequest(0, "promote", node_id),
+                                 lambda m: node_id in m.get("voters", []))
+
+    def member_remove(self, node_id: int) -> dict[str, Any]:
+        """Remove `node_id` (a voter, a learner, or the leader itself)."""
+        return self._conf_change(ConfChangeRequest(0, "remove", node_id),
+                                 lambda m: node_id not in m.get("learners", []) + m.get("voters", []))
+
+    def _conf_change(self, request: ConfChangeRequest, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """A conf change is not idempotent: if an attempt went unanswered (e.g. the
+        leader removing itself took longer than `attempt_timeout`) a retry may be told
+        `invalid-request` (already added / not a member) for the very change the
+        unanswered attempt made. Then, and only then, the leader's member list decides."""
+        try:
+            return self._admin(lambda rid: replace(request, request_id=rid))
+        except InvalidRequestError:
+            if self._unanswered:
+                members = self.members()
+                if done(members):
+                    return members
+            raise
+
+    def move_leader(self, to: int, poll: float = 0.05) -> dict[str, Any]:
+        """Transfer leadership to voter `to` and wait (until `timeout`) until it leads;
+        returns the membership as the new leader reports it. A transfer the core gave
+        up on (one election timeout) is asked for again while time remains."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            members = self.members()
+            if members.get("leader_id") == to and members.get("from_leader"):
+                return members
+            if time.monotonic() >= deadline:
+                raise ClientTimeout(f"node {to} did not become the leader within {self.timeout}s")
+            self._admin(lambda rid: TransferRequest(rid, to), deadline=deadline)
+            settle = min(deadline, time.monotonic() + 1.0)
+            while time.monotonic() < settle:
+                time.sleep(poll)
+                try:
+                    members = self.members()
+                except ClientTimeout:
+                    continue
+                if members.get("leader_id") == to and members.get("from_leader"):
+                    return members
+
+    def _admin(self, make: Callable[[int], ClientRequest], deadline: float | None = None) -> dict[str, Any]:
+        """An admin request: follow redirects, back off on busy / no leader, raise
+        typed errors for final answers. A `timeout` reply is final (unknown outcome)."""
+        request_id = next(self._ids)
+        frame = encode_request(make(request_id))
+        deadline = deadline if deadline is not None else time.monotonic() + self.timeout
+        backoff = BACKOFF_FIRST_S
+        last = "no attempt made"
+        self._unanswered = 0
+        while (remaining := deadline - time.monotonic()) > 0:
+            target = self._endpoint
+            reply = self._attempt(target, frame, request_id, min(self.attempt_timeout, remaining))
+            if reply is None:
+                self._unanswered += 1  # it may have been delivered and acted on
+                last = f"no answer from {target}"
+                self._endpoint = self._next_endpoint(target)
+                continue
+            if isinstance(reply, MembersReply):
+                return reply.members
+            if isinstance(reply, StatusReply):
+                return reply.status
+            if not isinstance(reply, ErrorReply):
+                raise UnexpectedReply(f"{target} answered with {reply!r}")
+            last = f"{target}: {reply.code.value}: {reply.reason}"
+            self._raise_if_final(reply)
+            if reply.code is ErrorCode.REFUSED:
+                raise RefusedError(reply.reason)
+            if reply.code is ErrorCode.TIMEOUT:
+                raise ClientTimeout(f"{target}: {reply.reason}")
+            if reply.code is ErrorCode.NOT_LEADER and reply.leader_client:
+                self._endpoint = reply.leader_client
+                if reply.leader_client not in self.endpoints:
+                    self.endpoints.append(reply.leader_client)
+                continue
+            if reply.code in (ErrorCode.NOT_LEADER, ErrorCode.NO_LEADER_YET):
+                self._endpoint = self._next_endpoint(target)
+            time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+        raise ClientTimeout(f"no definite answer within {self.timeout}s (last: {last})")
+
     @staticmethod
     def _span(key: Key, range_end: Key, prefix: bool) -> tuple[bytes, bytes]:
         key = _b(key)
@@ -321,7 +427,7 @@ class Client:
     # -- sockets -----------------------------------------------------------------------
 
     def _attempt(self, endpoint: str, frame: bytes, request_id: int,
-                 timeout: float) -> KvReply | StatusReply | ErrorReply | None:
+                 timeout: float) -> KvReply | StatusReply | ErrorReply | MembersReply | None:
         """One send and the wait for its reply; None (and a fresh socket next time)
         when nothing usable arrives in time."""
         socket = self._connect(endpoint)

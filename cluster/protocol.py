@@ -7,8 +7,13 @@ uses a DEALER). Each frame is a msgpack map with string keys:
              {"v": 1, "id": request_id, "op": "status"}
              {"v": 1, "id": request_id, "op": "drop", "peers": [id...], "seconds": s,
               "direction": "both"|"in"|"out"}      (fault injection; replies status)
+             {"v": 1, "id": request_id, "op": "members", "leader": bool}
+             {"v": 1, "id": request_id, "op": "conf", "change": "add-learner"|"promote"|"remove",
+              "node": id, "peer": address, "client": address}   (replies members, once applied)
+             {"v": 1, "id": request_id, "op": "transfer", "to": id}   (replies status)
     reply    {"v": 1, "id": request_id, "node": node_id, "ok": true, "result": bytes, "ser": bool}
              {"v": 1, "id": request_id, "node": node_id, "ok": true, "status": {...}}
+             {"v": 1, "id": request_id, "node": node_id, "ok": true, "members": {...}}
              {"v": 1, "id": request_id, "node": node_id, "ok": false, "code": ErrorCode,
               "reason": str, "leader": leader_id, "leader_client": address}
 
@@ -65,6 +70,12 @@ class ErrorCode(str, Enum):
     SESSION_EXPIRED = "session-expired"
     LEASE_NOT_FOUND = "lease-not-found"  # never granted, revoked or expired
     WATCH_CANCELLED = "watch-cancelled"  # a watch the node ended: resume from the revision given
+    #: membership: the leader cannot take the change now (another is pending, or it
+    #: has not committed in its term yet); nothing happened, retry shortly
+    BUSY = "busy"
+    #: membership: refused for a reason that may pass (a learner not caught up yet);
+    #: nothing happened, the reason says why
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +140,53 @@ class BadRequest:
     request_id: int | None = None
 
 
-ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, "WatchRequest"]
-Reply = Union[KvReply, StatusReply, ErrorReply]
+CONF_CHANGES = ("add-learner", "promote", "remove")
+_MAX_ADDRESS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class MembersRequest:
+    """The membership as the answering node sees it; with `leader_only` a follower
+    answers not-leader (the leader alone knows how far each learner lags)."""
+
+    request_id: int
+    leader_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChangeRequest:
+    """A membership change, answered with a MembersReply once it is applied.
+    `peer` and `client` (tcp://HOST:PORT) are required for add-learner only."""
+
+    request_id: int
+    change: str
+    node: int
+    peer: str = ""
+    client: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """Move leadership to voter `to` (answered with a StatusReply once started)."""
+
+    request_id: int
+    to: int
+
+
+@dataclass(frozen=True, slots=True)
+class MembersReply:
+    """`members`: {"voters", "learners", "members": [{"id", "peer", "client", "voter",
+    "match", "lag"}], "leader_id", "term", "last_index", "commit_index", "from_leader"}
+    (`match`/`lag` are null unless the answer comes from the leader)."""
+
+    request_id: int
+    node_id: int
+    members: dict[str, Any] = field(default_factory=dict)
+
+
+ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, "WatchRequest", MembersRequest,
+                      ConfChangeRequest, TransferRequest]
+Reply = Union[KvReply, StatusReply, ErrorReply, MembersReply]
 
 
 # --- encoding ----------------------------------------------------------------------
@@ -153,6 +209,13 @@ def _request_map(request: ClientRequest) -> dict[str, Any]:
         case DropTrafficRequest(request_id, peers, seconds, direction):
             return {"v": VERSION, "id": request_id, "op": "drop", "peers": list(peers),
                     "seconds": float(seconds), "direction": direction}
+        case MembersRequest(request_id, leader_only):
+            return {"v": VERSION, "id": request_id, "op": "members", "leader": leader_only}
+        case ConfChangeRequest(request_id, change, node, peer, client):
+            return {"v": VERSION, "id": request_id, "op": "conf", "change": change, "node": node,
+                    "peer": peer, "client": client}
+        case TransferRequest(request_id, to):
+            return {"v": VERSION, "id": request_id, "op": "transfer", "to": to}
         case WatchCreateRequest() | WatchCancelRequest() | WatchProgressRequest():
             return _watch_request_map(request)
     raise TypeError(f"not a request: {request!r}")
@@ -185,6 +248,8 @@ def _reply_map(reply: Reply) -> dict[str, Any]:
             return {**head, "ok": True, "result": result, "ser": serializable}
         case StatusReply(_, _, status):
             return {**head, "ok": True, "status": status}
+        case MembersReply(_, _, members):
+            return {**head, "ok": True, "members": members}
         case ErrorReply(_, _, code, reason, leader_id, leader_client):
             return {**head, "ok": False, "code": code.value, "reason": reason,
                     "leader": leader_id, "leader_client": leader_client}
@@ -266,6 +331,12 @@ def _request(obj: dict[str, Any]) -> ClientRequest:
         return StatusRequest(request_id)
     if op == "drop":
         return _drop_request(obj, request_id)
+    if op == "members":
+        return MembersRequest(request_id, bool(_get(obj, "leader", bool)))
+    if op == "conf":
+        return _conf_request(obj, request_id)
+    if op == "transfer":
+        return TransferRequest(request_id, _node_id(obj, "to"))
     if op in WATCH_OPS:
         return _watch_request(obj, request_id, op)
     raise ProtocolError(f"unknown op {op!r}")
@@ -282,6 +353,26 @@ def _drop_request(obj: dict[str, Any], request_id: int) -> DropTrafficRequest:
     if direction not in DROP_DIRECTIONS:
         raise ProtocolError(f"field 'direction' must be one of {', '.join(DROP_DIRECTIONS)}")
     return DropTrafficRequest(request_id, tuple(peers), float(seconds), direction)
+
+
+def _node_id(obj: dict[str, Any], key: str) -> int:
+    value: int = _get(obj, key, int)
+    if not 1 <= value < 2**63:
+        raise ProtocolError(f"field {key!r} must be a node id >= 1")
+    return value
+
+
+def _conf_request(obj: dict[str, Any], request_id: int) -> ConfChangeRequest:
+    change = _get(obj, "change", str)
+    if change not in CONF_CHANGES:
+        raise ProtocolError(f"field 'change' must be one of {', '.join(CONF_CHANGES)}")
+    node = _node_id(obj, "node")
+    peer, client = _get(obj, "peer", str), _get(obj, "client", str)
+    if len(peer) > _MAX_ADDRESS or len(client) > _MAX_ADDRESS:
+        raise ProtocolError("addresses must be at most 256 characters")
+    if change == "add-learner" and not (peer.startswith("tcp://") and client.startswith("tcp://")):
+        raise ProtocolError("add-learner needs 'peer' and 'client' addresses (tcp://HOST:PORT)")
+    return ConfChangeRequest(request_id, change, node, peer, client)
 
 
 def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:
@@ -302,6 +393,8 @@ def _reply(obj: dict[str, Any]) -> Reply:
     ok = _get(obj, "ok", bool)
     if ok and "status" in obj:
         return StatusReply(request_id, node_id, _get(obj, "status", dict))
+    if ok and "members" in obj:
+        return MembersReply(request_id, node_id, _get(obj, "members", dict))
     if ok:
         return KvReply(request_id, node_id, _get(obj, "result", bytes), _get(obj, "ser", bool))
     try:

@@ -29,23 +29,26 @@ import random
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from cluster.protocol import (
-    MAX_BATCH, BadRequest, ClientRequest, DropTrafficRequest, ErrorCode, KvRequest, ProtocolError, Reply, StatusReply,
-    StatusRequest, decode_requests, encode_replies, peek_request_id,
+    MAX_BATCH, BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, KvRequest,
+    MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
+    decode_requests, encode_replies, peek_request_id,
 )
 from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
-from cluster.spec import ClusterSpec
-from node import answers
+from cluster.spec import ClusterSpec, MemberSpec
+from node import answers, membership
 from node.eventlog import EventLog
 from node.leases import LeaseTimers, answer_query
+from node.membership import Address, Membership, split_members, with_members
 from node.raft import (
-    ConfState, Config, Entry, EntryKind, InstallSnapshot, LeadershipTransferInProgress, Message,
-    NotLeader, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
+    ConfState, Config, Entry, EntryKind, InstallSnapshot, InvalidRequest, LeadershipTransferInProgress,
+    Message, NotLeader, ProposalDropped, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
 )
+from node.raft.types import ConfChangeKind
 from node.requests import PendingRequests, Waiter
 from node.watches import WatchHub
 from node.snapshots import (
@@ -60,7 +63,7 @@ from node.storage import (
 from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
 from node.transport import Transport, TransportOptions
 from node import wire
-from node.wire import SnapshotChunk, WireError
+from node.wire import SnapshotChunk, SnapshotChunkAck, WireError
 
 #: Ticks the loop may catch up at once after a stall (see step 3 above).
 MAX_CATCH_UP_TICKS = 3
@@ -72,10 +75,17 @@ EXPIRIES_PER_SWEEP = 100
 
 class NodeActor:
     def __init__(self, spec: ClusterSpec, node_id: int, data_dir: Path,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, join: Address | None = None,
+                 fetched: Mapping[int, Address] | None = None) -> None:
+        """`join`: this node's addresses when it is not one of the config's initial
+        members (`python -m node --join`); it boots with an empty membership and learns
+        it from the leader. `fetched`: member addresses an existing member told it."""
         self.spec = spec
         self.id = node_id
-        self.member = spec.member(node_id)
+        self.member = spec.member(node_id) if join is None else MemberSpec(node_id, join.peer, join.client)
+        self.membership = Membership(node_id, {m.id: Address(m.peer, m.client) for m in spec.members},
+                                     ConfState(spec.ids) if join is None else ConfState())
+        self.membership.learn(fetched or {})
         self.clock = clock
         self.started = clock()
         self.stopping = False
@@ -91,14 +101,15 @@ class NodeActor:
             keep_snapshots=spec.storage.keep_snapshots, snapshot_chunk_bytes=spec.snapshot.chunk_bytes))
         try:
             ref = recovered.snapshot_ref
-            self.sm = (StateMachine.restore(unframe_chunks(ref.iter_data(spec.snapshot.chunk_bytes))) if ref
-                       else StateMachine())
-            self.core = RaftCore(self._raft_config(), ConfState(spec.ids), hard_state=recovered.hard_state,
-                                 snapshot=recovered.snapshot, entries=recovered.entries)
+            self.sm = self._restore(ref) if ref else StateMachine()
+            self.core = RaftCore(self._raft_config(), self.membership.applied_conf,
+                                 hard_state=recovered.hard_state, snapshot=recovered.snapshot,
+                                 entries=recovered.entries)
+            self.membership.on_appended(recovered.entries)
             self.transport = Transport(node_id, self.member.peer_bind_address, self.member.client_bind_address,
-                                       {m.id: m.peer for m in spec.members if m.id != node_id},
-                                       TransportOptions(spec.limits.max_message_bytes, spec.limits.send_hwm,
-                                                        spec.limits.recv_hwm))
+                                       {}, TransportOptions(spec.limits.max_message_bytes, spec.limits.send_hwm,
+                                                            spec.limits.recv_hwm))
+            self._connect_members()
         except BaseException:
             self.storage.close()
             raise
@@ -128,6 +139,40 @@ class NodeActor:
                       heartbeat_ticks=t.heartbeat_ticks, max_size_per_msg=lim.max_append_bytes,
                       max_inflight_msgs=lim.max_inflight_appends,
                       max_uncommitted_bytes=lim.max_uncommitted_bytes)
+
+    def _restore(self, ref: SnapshotRef) -> StateMachine:
+        """The state machine from a snapshot file, and the members frame that leads it
+        (node/membership.py) into the address book."""
+        members, chunks = split_members(unframe_chunks(ref.iter_data(self.spec.snapshot.chunk_bytes)))
+        if members is not None:
+            self.membership.restore(*members)
+        elif ref.meta.conf.voters or ref.meta.conf.learners:
+            self.membership.restore(ref.meta.conf, {})
+        return StateMachine.restore(chunks)
+
+    def _peers(self) -> set[int]:
+        """Who we talk to: the members of the configuration in effect, plus those of
+        the last *applied* one and the leader we follow. A member being removed stays
+        reachable until its removal commits: a leader removing itself still needs
+        the followers' acknowledgements to commit that very change (thesis §4.2.2)."""
+        conf, applied = self.raft.conf, self.membership.applied_conf
+        return {*conf.voters, *conf.learners, *applied.voters, *applied.learners, self.raft.lead} - {self.id, 0}
+
+    def _connect_members(self) -> None:
+        """One DEALER per peer (`_peers`); none for anyone else. A member whose
+        address is unknown is logged (messages to it are dropped and counted)."""
+        members = self._peers()
+        for peer in list(self.transport.dealers):
+            if peer not in members:
+                self.transport.remove_peer(peer)
+                self.log.info(f"disconnected from node {peer}: no longer a member")
+        for peer in sorted(members):
+            address = self.membership.address(peer)
+            if address is None:
+                self.log.warning(f"node {peer} is a member but its address is unknown")
+            elif self.transport.addresses.get(peer) != address.peer:
+                self.transport.add_peer(peer, address.peer)
+                self.log.info(f"connected to node {peer} at {address.peer}")
 
     def _position(self) -> str:
         core = self.core
@@ -203,6 +248,13 @@ class NodeActor:
         core = self.raft
         if rd.soft_state is not None:
             self._on_soft_state(rd)
+        # -1. membership: addresses from appended conf changes, then connect to every
+        #     member of the configuration in effect (messages below may be addressed
+        #     to a member this very Ready added).
+        if rd.entries:
+            self.membership.on_appended(rd.entries)
+        if rd.conf is not None:
+            self._on_conf(rd.conf)
         # 0. messages that do not depend on this Ready being durable: a leader's
         #    AppendEntries leave before its own fsync, so the followers' disks work
         #    in parallel with the leader's (thesis §10.2.1; the core counts the
@@ -262,6 +314,10 @@ class NodeActor:
                 sender.close()
             self.senders.clear()
 
+    def _on_conf(self, conf: ConfState) -> None:
+        self.log.info(f"membership in effect: voters {list(conf.voters)}, learners {list(conf.learners)}")
+        self._connect_members()
+
     def _install_snapshot(self, snapshot: Snapshot) -> None:
         ref = snapshot.data
         assert isinstance(ref, SnapshotRef), "a snapshot to install must be a received file"
@@ -269,7 +325,8 @@ class NodeActor:
             self.local_snapshot.abort()  # older than what we install now
             self.local_snapshot = None
         self.storage.commit_snapshot(ref)
-        self.sm = StateMachine.restore(unframe_chunks(ref.iter_data(self.spec.snapshot.chunk_bytes)))
+        self.sm = self._restore(ref)
+        self._connect_members()
         self._reset_lease_timers()
         if self.unused_snapshot is not None and self.unused_snapshot.path == ref.path:
             self.unused_snapshot = None
@@ -282,13 +339,19 @@ class NodeActor:
         if entry.kind is EntryKind.NORMAL:
             result = self.sm.apply(entry.index, entry.data)
         else:
+            # NOOPs and membership changes are not commands: the state machine only
+            # moves its applied index. A conf change's addresses go to the book.
             self.sm.apply_empty(entry.index)
             result = None
+            if entry.kind is EntryKind.CONF_CHANGE:
+                self._on_conf_applied(entry)
         found = self.requests.write_applied(entry.index, entry.term)
         if found is None:
             return
         waiter, ours = found
-        if ours and result is not None:
+        if ours and entry.kind is EntryKind.CONF_CHANGE:
+            self._reply(waiter.identity, MembersReply(waiter.request_id, self.id, self.members()))
+        elif ours and result is not None:
             self._reply(waiter.identity, answers.result_reply(waiter.request_id, self.id, result))
         else:
             # Another leader's entry took this index: ours was never applied.
@@ -359,8 +422,10 @@ class NodeActor:
         if applied <= base or not self.policy.should_snapshot(
                 applied - base, wal, wal - self._wal_at_snapshot, last.file_size if last else 0):
             return
-        meta = SnapshotMeta(applied, self.raft.log.term_at(applied), ConfState(self.spec.ids))
-        self.local_snapshot = LocalSnapshot(self.storage, meta, self.sm.snapshot(self.spec.snapshot.chunk_bytes))
+        conf = self.raft.conf_at(applied)
+        meta = SnapshotMeta(applied, self.raft.log.term_at(applied), conf)
+        chunks = with_members(self.membership.members_frame(conf), self.sm.snapshot(self.spec.snapshot.chunk_bytes))
+        self.local_snapshot = LocalSnapshot(self.storage, meta, chunks)
 
     def _background(self) -> None:
         job = self.local_snapshot
@@ -399,11 +464,20 @@ class NodeActor:
             return
         intake.write(chunk)
         if not chunk.done:
+            self._ack_chunk(chunk, intake.received)
             return
         self.intake = None
         ref = intake.finish()  # raises storage's SnapshotCorrupt on a bad transfer
         self.unused_snapshot = ref
         self.raft.step(InstallSnapshot(chunk.src, self.id, chunk.term, Snapshot(chunk.meta, ref)))
+        self._ack_chunk(chunk, intake.received)
+
+    def _ack_chunk(self, chunk: SnapshotChunk, received: int) -> None:
+        """Flow control for the leader's stream (node/snapshots.py): bytes written."""
+        if chunk.src not in self.transport.dealers and not self._dial(chunk.src):
+            return
+        ack = SnapshotChunkAck(self.id, chunk.src, chunk.term, chunk.meta.index, received)
+        self.transport.send_peer(chunk.src, wire.encode(self.spec.cluster_id, ack))
 
     # ======================================================================
     # Peers
@@ -416,8 +490,20 @@ class NodeActor:
             self.senders[m.dst] = SnapshotSender(m, self.spec.snapshot.chunk_bytes, self.clock)
             self.log.info(f"streaming snapshot {m.snapshot.meta.index} to node {m.dst}")
             return
+        if m.dst not in self.transport.dealers and not self._dial(m.dst):
+            self._drop("peer-no-address", f"{type(m).__name__} to node {m.dst}")
+            return
         if not self.transport.send_peer(m.dst, wire.encode(self.spec.cluster_id, m)):
             self.unreachable.add(m.dst)
+
+    def _dial(self, peer: int) -> bool:
+        """Connect to a peer that is not (yet) a member of our configuration: a
+        joining node answers the leader before its log says who the leader is."""
+        address = self.membership.address(peer)
+        if address is None or peer == self.id:
+            return False
+        self.transport.add_peer(peer, address.peer)
+        return True
 
     def _drain_peers(self) -> None:
         for frames in self.transport.receive_batch(self.transport.peer_router, self.spec.limits.max_batch):
@@ -435,7 +521,7 @@ class NodeActor:
         except WireError as error:
             self._drop(f"peer-{error.kind}", error.detail)
             return
-        if message.dst != self.id or message.src not in self.spec.ids or message.src == self.id:
+        if message.dst != self.id or message.src == self.id or not self._accepts_src(message.src):
             self._drop("peer-misaddressed", f"{type(message).__name__} {message.src}->{message.dst}")
             return
         if identity != str(message.src).encode():
@@ -443,12 +529,27 @@ class NodeActor:
             return
         if isinstance(message, SnapshotChunk):
             self._on_chunk_safely(message)
+        elif isinstance(message, SnapshotChunkAck):
+            sender = self.senders.get(message.src)
+            if sender is not None and (message.term, message.index) == (
+                    sender.message.term, sender.message.snapshot.meta.index):
+                sender.acknowledged(message.received)
         elif isinstance(message, InstallSnapshot):
             # Snapshots arrive only as SnapshotChunks: an InstallSnapshot on the wire
             # carries no data, and stepping it could make the core install nothing.
             self._drop("peer-install-snapshot", f"bare InstallSnapshot from node {message.src}")
         else:
             self.raft.step(message)
+
+    def _accepts_src(self, src: int) -> bool:
+        """Only peers (`_peers`: members, a member whose removal is not applied
+        yet, the leader) may talk to us, so a removed node that keeps running cannot
+        disturb the cluster -- unless we are not a member ourselves: a joining node
+        hears from the leader before its log names anyone."""
+        if src in self.transport.dealers or src in self._peers():
+            return True
+        conf = self.raft.conf
+        return self.id not in conf.voters and self.id not in conf.learners
 
     def _on_chunk_safely(self, chunk: SnapshotChunk) -> None:
         try:
@@ -498,6 +599,9 @@ class NodeActor:
             return
         if isinstance(request, DropTrafficRequest):
             self._drop_traffic(identity, request)
+            return
+        if isinstance(request, (MembersRequest, ConfChangeRequest, TransferRequest)):
+            self._on_admin(identity, request)
             return
         if isinstance(request, (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)):
             self.watches.on_request(identity, request, self.sm, self.clock())
@@ -571,10 +675,7 @@ class NodeActor:
         self.requests.add_write(index, core.term, waiter)
 
     def _redirect_reply(self, request_id: int, leader: int) -> Reply:
-        address = ""
-        if leader in self.spec.ids:
-            address = self.spec.member(leader).client
-        return answers.redirect(request_id, self.id, leader, address)
+        return answers.redirect(request_id, self.id, leader, self.membership.client_address(leader))
 
     def _reply(self, identity: bytes, reply: Reply) -> None:
         queued = self._outbox.get(identity)
@@ -591,6 +692,56 @@ class NodeActor:
             for start in range(0, len(replies), MAX_BATCH):
                 if not self.transport.send_client(identity, encode_replies(replies[start:start + MAX_BATCH])):
                     self._drop("client-reply-dropped", "client queue full")
+
+    # ======================================================================
+    # Membership requests (docs/operations.md, "Changing membership")
+    # ======================================================================
+    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest) -> None:
+        rid = request.request_id
+        core = self.raft
+        leader = core.role is Role.LEADER
+        if isinstance(request, MembersRequest):
+            if request.leader_only and not leader:
+                self._reply(identity, self._redirect_reply(rid, core.lead))
+            else:
+                self._reply(identity, MembersReply(rid, self.id, self.members()))
+            return
+        if self.requests.full():
+            self._reply(identity, answers.error(rid, self.id, ErrorCode.TOO_MANY_REQUESTS,
+                                                f"{len(self.requests)} requests already waiting"))
+            return
+        try:
+            if isinstance(request, TransferRequest):
+                core.transfer_leadership(request.to)
+                self.log.info(f"leadership transfer to node {request.to} requested by a client")
+                self._reply(identity, StatusReply(rid, self.id, self.status()))
+                return
+            index = core.propose_conf_change(membership.conf_change_for(request))
+        except NotLeader as error:
+            self._reply(identity, self._redirect_reply(rid, error.leader_hint))
+            return
+        except (ProposalDropped, InvalidRequest) as error:
+            self._reply(identity, answers.error(rid, self.id, membership.refusal_code(error), str(error)))
+            return
+        self.log.info(f"proposed {request.change} of node {request.node} at index {index}")
+        waiter = Waiter(identity, rid, b"", self.clock() + self.request_timeout)
+        self.requests.add_write(index, core.term, waiter)
+
+    def _on_conf_applied(self, entry: Entry) -> None:
+        cc = self.membership.on_applied(entry)
+        if cc is None:
+            self._drop("conf-change-undecodable", f"entry {entry.index}")
+            return
+        conf = cc.result
+        self.log.info(f"membership change applied at {entry.index}: {cc.kind.name.lower()} node {cc.node_id}"
+                      + (f"; voters {list(conf.voters)}, learners {list(conf.learners)}" if conf else ""))
+        if cc.kind is ConfChangeKind.REMOVE and cc.node_id == self.id:
+            self.log.warning("this node was removed from the cluster: it takes no further part (stop it)")
+        self._connect_members()
+
+    def members(self) -> dict[str, Any]:
+        """The membership in effect as this node sees it (a MembersReply's body)."""
+        return self.membership.view(self.raft.status())
 
     def _refuse(self, identity: bytes, request_id: int, code: ErrorCode, reason: str) -> None:
         self._reply(identity, answers.error(request_id, self.id, code, reason))
@@ -611,8 +762,11 @@ class NodeActor:
     def status(self) -> dict[str, Any]:
         st = self.raft.status()
         snapshot = self.storage.snapshot
+        learner = self.id in st.learners
         out: dict[str, Any] = {
-            "node_id": self.id, "cluster_id": self.spec.cluster_id, "role": st.role.value,
+            "node_id": self.id, "cluster_id": self.spec.cluster_id,
+            "role": "learner" if learner and st.role is Role.FOLLOWER else st.role.value,
+            "voters": list(st.voters), "learners": list(st.learners),
             "term": st.term, "leader_id": st.lead, "commit_index": st.commit,
             "applied_index": self.sm.applied_index, "last_index": st.last_index,
             "snapshot_index": snapshot.meta.index if snapshot else 0, "wal_bytes": self.storage.wal_bytes,

@@ -68,16 +68,33 @@ class LocalCluster:
         self.config.write_text(spec.to_toml())
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._clients: list[Client] = []
+        #: members added after the config's (started with --join), by id
+        self.joined: dict[int, MemberSpec] = {}
+
+    def new_member(self) -> MemberSpec:
+        """A member for the next unused id, on fresh ports (not started, not added)."""
+        node_id = max([*self.spec.ids, *self.joined]) + 1
+        peer, client = free_ports(2)
+        member = MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}")
+        self.joined[node_id] = member
+        return member
+
+    @property
+    def ids(self) -> list[int]:
+        return [*self.spec.ids, *self.joined]
 
     # -- processes -------------------------------------------------------------------
 
     def start(self, node_id: int) -> None:
         assert node_id not in self.procs or self.procs[node_id].poll() is not None, f"node {node_id} is running"
         log = (self.root / f"node-{node_id}.log").open("ab")
+        command = [sys.executable, "-m", "node", "--config", str(self.config), "--id", str(node_id)]
+        if node_id in self.joined:
+            member = self.joined[node_id]
+            ask = ",".join(self.address(i) for i in self.running())
+            command += ["--join", ask, "--peer", member.peer, "--client", member.client]
         try:
-            self.procs[node_id] = subprocess.Popen(
-                [sys.executable, "-m", "node", "--config", str(self.config), "--id", str(node_id)],
-                stdout=subprocess.DEVNULL, stderr=log, cwd=self.root)
+            self.procs[node_id] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=self.root)
         finally:
             log.close()
 
@@ -129,11 +146,13 @@ class LocalCluster:
     def client(self, endpoints: list[str] | None = None, **options: Any) -> Client:
         options.setdefault("timeout", 30.0)
         options.setdefault("attempt_timeout", 1.0)
-        client = Client(endpoints or self.spec.client_addresses(), **options)
+        client = Client(endpoints or [self.address(i) for i in self.ids], **options)
         self._clients.append(client)
         return client
 
     def address(self, node_id: int) -> str:
+        if node_id in self.joined:
+            return self.joined[node_id].client
         return self.spec.member(node_id).client
 
     def status(self, node_id: int, timeout: float = 1.0) -> dict[str, Any] | None:

@@ -5,6 +5,15 @@
   applied index it started at, so commands applied meanwhile do not leak into it.
 * `SnapshotSender`: stream a snapshot file to one follower as SnapshotChunks over
   the peer socket (the leader's half of InstallSnapshot, Raft §7).
+
+Flow control: the follower acknowledges every chunk it has written
+(`SnapshotChunkAck`, carrying the bytes received so far) and the sender keeps at
+most `window_chunks` chunks unacknowledged, so one stream holds at most
+`window_chunks x chunk_bytes` in the ZeroMQ queues and the follower's socket
+(2 MiB with the defaults: 8 x 256 KiB), however slow the follower's disk is. The
+stream is done when the follower acknowledges the whole file (it verified the
+sha256 and stepped its core); no progress for STALL_SECONDS abandons it, and the
+core retries later.
 * `SnapshotIntake`: the follower's half: chunks into a SnapshotReceiver, which
   verifies magic, cluster, metadata and sha256 before the file is renamed in.
 """
@@ -21,8 +30,10 @@ from node.storage import DataDir, SnapshotReceiver, SnapshotRef
 from node.wire import SnapshotChunk
 
 #: A stream that has made no progress for this long is abandoned (the follower is
-#: gone or its queue stays full); the core is told and retries later.
+#: gone, its queue stays full, or it rejected the file); the core retries later.
 STALL_SECONDS = 5.0
+#: Chunks a stream may have sent but not yet acknowledged (module docstring).
+WINDOW_CHUNKS = 8
 
 
 _LENGTH = struct.Struct(">I")
@@ -82,7 +93,7 @@ class SnapshotSender:
     """Streams `message.snapshot`'s file to `message.dst`."""
 
     def __init__(self, message: InstallSnapshot, chunk_bytes: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, window_chunks: int = WINDOW_CHUNKS) -> None:
         ref = message.snapshot.data
         if not isinstance(ref, SnapshotRef):
             raise TypeError(f"the core's snapshot must carry a SnapshotRef, got {type(ref).__name__}")
@@ -91,7 +102,9 @@ class SnapshotSender:
         self._size = ref.file_size
         self._file: BinaryIO = ref.path.open("rb")  # stays readable if pruned meanwhile
         self._chunk_bytes = chunk_bytes
-        self._offset = 0
+        self._offset = 0  # bytes handed to the socket
+        self._acked = 0  # bytes the follower says it has written
+        self._window = window_chunks * chunk_bytes
         self._pending: SnapshotChunk | None = None
         self._clock = clock
         self._last_progress = clock()
@@ -102,21 +115,37 @@ class SnapshotSender:
         done = self._offset + len(data) >= self._size
         return SnapshotChunk(m.src, m.dst, m.term, m.snapshot.meta, self._offset, data, done)
 
+    @property
+    def in_flight(self) -> int:
+        """Bytes sent and not yet acknowledged."""
+        return self._offset - self._acked
+
+    def acknowledged(self, received: int) -> None:
+        """The follower has written `received` bytes (acks may arrive out of order
+        or twice: only progress counts)."""
+        if self._acked < received <= self._offset:
+            self._acked = received
+            self._last_progress = self._clock()
+
     def pump(self, send: Callable[[SnapshotChunk], bool], budget: int) -> bool | None:
-        """Send up to `budget` chunks: True when the last one left, False when the
-        stream is abandoned, None to be continued."""
+        """Send up to `budget` chunks within the window: True once the follower
+        acknowledged the whole file, False when the stream is abandoned, None to be
+        continued."""
+        if self._acked >= self._size:
+            return True
         for _ in range(budget):
+            if self._offset >= self._size or self.in_flight >= self._window:
+                break  # everything sent, or the window is full: wait for acks
             chunk = self._pending or self._next_chunk()
             if not send(chunk):
                 self._pending = chunk  # queue full: retry this chunk next turn
-                if self._clock() - self._last_progress > STALL_SECONDS:
-                    return False
-                return None
+                break
             self._pending = None
-            self._last_progress = self._clock()
             self._offset += len(chunk.data)
             if chunk.done:
-                return True
+                break
+        if self._clock() - self._last_progress > STALL_SECONDS:
+            return False
         return None
 
     def close(self) -> None:

@@ -5,7 +5,9 @@
 * One ROUTER bound for clients: a frame arrives as [client identity, payload] and
   the reply goes back to that identity (unroutable replies are silently dropped by
   ZeroMQ: a client that left is not our problem).
-* One DEALER per peer, connected to the peer's ROUTER.
+* One DEALER per peer, connected to the peer's ROUTER. Membership changes add and
+  remove them at run time (`add_peer`, `remove_peer`); a frame for a peer with no
+  DEALER is refused like one for a peer that is down.
 
 Every socket has high-water marks (bounded memory for a slow or dead peer),
 LINGER=0 (close never blocks), a reconnect interval, and MAXMSGSIZE (ZeroMQ drops
@@ -55,14 +57,12 @@ class Transport:
         # connection at once instead of being ignored until ZeroMQ notices the old one died.
         self.peer_router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.dealers: dict[int, zmq.Socket[bytes]] = {}
+        self.addresses: dict[int, str] = {}
         try:
             self.peer_router.bind(peer_bind)
             self.client_router.bind(client_bind)
             for peer, address in sorted(peers.items()):
-                dealer = self._socket(zmq.DEALER)
-                dealer.setsockopt(zmq.IDENTITY, str(node_id).encode())
-                dealer.connect(address)
-                self.dealers[peer] = dealer
+                self.add_peer(peer, address)
         except zmq.ZMQError:
             self.close()
             raise
@@ -85,7 +85,31 @@ class Transport:
             s.setsockopt(zmq.IMMEDIATE, 1)
         return s
 
-    # -- sending -------------------------------------------------------------------
+    # -- peers (membership changes add and remove them at run time) -------------------
+
+    def add_peer(self, peer: int, address: str) -> None:
+        """Connect a DEALER to `peer` at `address` (a no-op if already connected
+        there; a new address replaces the old connection)."""
+        if self.addresses.get(peer) == address:
+            return
+        self.remove_peer(peer)
+        dealer = self._socket(zmq.DEALER)
+        try:
+            dealer.setsockopt(zmq.IDENTITY, str(self.node_id).encode())
+            dealer.connect(address)
+        except zmq.ZMQError:
+            dealer.close(linger=0)
+            raise
+        self.dealers[peer] = dealer
+        self.addresses[peer] = address
+
+    def remove_peer(self, peer: int) -> None:
+        """Close the connection to `peer`; later sends to it are dropped."""
+        dealer = self.dealers.pop(peer, None)
+        self.addresses.pop(peer, None)
+        self.blocked.pop(peer, None)
+        if dealer is not None:
+            dealer.close(linger=0)
 
     # -- injected faults -------------------------------------------------------------
 
@@ -120,7 +144,8 @@ class Transport:
     # -- sending -------------------------------------------------------------------
 
     def send_peer(self, peer: int, frame: bytes) -> bool:
-        """Queue `frame` for `peer`; False if it was dropped (queue full, peer down)."""
+        """Queue `frame` for `peer`; False if it was dropped (queue full, peer down,
+        or no connection to it: not a member, or its address is unknown)."""
         dealer = self.dealers.get(peer)
         if dealer is None:
             return False

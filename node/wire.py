@@ -21,6 +21,7 @@ metadata as `[index, term, voters, learners]`.
 | 9 | ReadIndexRequest | dst, term, ctx |
 | 10 | ReadIndexResponse | dst, term, ctx, index |
 | 11 | SnapshotChunk | dst, term, meta, offset, data, done |
+| 12 | SnapshotChunkAck | dst, term, index, received |
 
 Decoding checks the envelope and every field's type and range and raises only
 `WireError` (whose `kind` names the counter the node bumps): bytes from the
@@ -68,12 +69,25 @@ class SnapshotChunk:
     done: bool
 
 
-PeerMessage = Union[Message, SnapshotChunk]
+@dataclass(frozen=True, slots=True)
+class SnapshotChunkAck:
+    """Follower -> leader: `received` bytes of the snapshot at `index` are written
+    (the whole file once the last chunk is verified). The leader keeps a bounded
+    window of unacknowledged bytes per stream (node/snapshots.py): flow control."""
+
+    src: int
+    dst: int
+    term: int
+    index: int
+    received: int
+
+
+PeerMessage = Union[Message, SnapshotChunk, SnapshotChunkAck]
 
 _TAGS: dict[type, int] = {
     RequestVote: 1, RequestVoteResponse: 2, AppendEntries: 3, AppendEntriesResponse: 4,
     Heartbeat: 5, HeartbeatResponse: 6, InstallSnapshot: 7, TimeoutNow: 8,
-    ReadIndexRequest: 9, ReadIndexResponse: 10, SnapshotChunk: 11,
+    ReadIndexRequest: 9, ReadIndexResponse: 10, SnapshotChunk: 11, SnapshotChunkAck: 12,
 }
 
 
@@ -111,6 +125,8 @@ def _payload(m: PeerMessage) -> list[Any]:
             return [m.dst, m.term, m.ctx, m.index]
         case SnapshotChunk():
             return [m.dst, m.term, _meta_fields(m.meta), m.offset, m.data, m.done]
+        case SnapshotChunkAck():
+            return [m.dst, m.term, m.index, m.received]
     raise TypeError(f"not a peer message: {m!r}")
 
 
@@ -279,8 +295,14 @@ def _snapshot_chunk(src: int, p: list[Any]) -> SnapshotChunk:
                          _bytes(p[4], "data"), _bool(p[5], "done"))
 
 
+def _snapshot_chunk_ack(src: int, p: list[Any]) -> SnapshotChunkAck:
+    _arity(p, 4, "SnapshotChunkAck")
+    return SnapshotChunkAck(src, _uint(p[0], "dst"), _uint(p[1], "term"), _uint(p[2], "index"),
+                            _uint(p[3], "received"))
+
+
 _DECODERS: dict[int, Callable[[int, list[Any]], PeerMessage]] = {
     1: _request_vote, 2: _vote_response, 3: _append, 4: _append_response, 5: _heartbeat,
     6: _heartbeat_response, 7: _install_snapshot, 8: _timeout_now, 9: _read_index_request,
-    10: _read_index_response, 11: _snapshot_chunk,
+    10: _read_index_response, 11: _snapshot_chunk, 12: _snapshot_chunk_ack,
 }

@@ -14,7 +14,7 @@ from pathlib import Path
 from cluster.discovery import Layout, default_layout
 from cluster.output import format_table
 from supervisor import chaos as chaos_mod
-from supervisor import chaoscheck, control, launch
+from supervisor import chaoscheck, control, launch, membership
 from supervisor.statefile import supervisor_process
 from supervisor.status import HEADERS, collect, leader_of, table_rows
 
@@ -35,6 +35,8 @@ examples:
   python -m supervisor chaos --duration 30 --interval 2 --pause --drop
   python -m supervisor chaos --check --duration 60   # workload + faults, then linearizable? lost? converged?
   python -m supervisor logs 2 -f
+  python -m supervisor add                  # a new member: learner, catch up, voter
+  python -m supervisor remove 2             # take node 2 out of the cluster, then stop it
   python -m supervisor down [--purge]
 
 exit status: 0 ok, 1 the operation failed, 2 usage error.
@@ -102,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("node", metavar="ID")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is appended (Ctrl-C ends)")
     logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+
+    add = sub.add_parser("add", parents=[common], help="add a member: start it, add as learner, promote",
+                         description=membership.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add.add_argument("--timeout", type=_positive, default=120.0, metavar="S",
+                     help="give up if the new member is not a voter within S seconds (default 120)")
+    remove = sub.add_parser("remove", parents=[common], help="remove member ID from the cluster, then stop it",
+                            description=membership.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    remove.add_argument("node", metavar="ID")
+    remove.add_argument("--timeout", type=_positive, default=60.0, metavar="S")
 
     ch = sub.add_parser("chaos", parents=[common], help="kill and pause random nodes for a while",
                         description=chaos_mod.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                 return control.logs(layout, args.node, args.follow, args.lines)
             case "chaos":
                 return cmd_chaos(args, layout)
+            case "add":
+                return membership.add(layout, args.timeout, sys.stdout)
+            case "remove":
+                return membership.remove(layout, args.node, args.timeout, sys.stdout)
     except control.ControlError as error:
         print(f"jangada supervisor: {error}", file=sys.stderr)
         return error.status

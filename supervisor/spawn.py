@@ -18,13 +18,19 @@ from collections.abc import Callable, Iterable
 import psutil
 
 from cluster.discovery import Layout
+from supervisor.roster import Member
 
 _PR_SET_PDEATHSIG = 1
 
 
-def node_command(layout: Layout, node_id: int) -> list[str]:
-    return [sys.executable, "-m", "node", "--config", str(layout.config), "--id", str(node_id),
-            "--data-dir", str(layout.node_dir(node_id))]
+def node_command(layout: Layout, node_id: int, join: Member | None = None) -> list[str]:
+    """The node's command line; a member added after the initial config (`join`)
+    also gets `--join ENDPOINTS --peer P --client C`."""
+    command = [sys.executable, "-m", "node", "--config", str(layout.config), "--id", str(node_id),
+               "--data-dir", str(layout.node_dir(node_id))]
+    if join is not None:
+        command += ["--join", ",".join(join.join or ()), "--peer", join.peer, "--client", join.client]
+    return command
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -40,12 +46,12 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def spawn_node(layout: Layout, node_id: int) -> subprocess.Popen[bytes]:
+def spawn_node(layout: Layout, node_id: int, join: Member | None = None) -> subprocess.Popen[bytes]:
     """Start node `node_id`; the caller owns the process. Must be called from the
     main thread: PDEATHSIG fires when the *thread* that forked exits."""
     layout.node_dir(node_id).mkdir(parents=True, exist_ok=True)
     with layout.node_log(node_id).open("ab") as log:
-        return subprocess.Popen(node_command(layout, node_id), cwd=layout.root, stdin=subprocess.DEVNULL,
+        return subprocess.Popen(node_command(layout, node_id, join), cwd=layout.root, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent(),
                                 start_new_session=True)
 

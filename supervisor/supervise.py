@@ -10,6 +10,11 @@ current pids. A background thread asks every node for its status once a second
 (never the main loop: a paused node would stall restarts); the display shows it.
 On SIGTERM or SIGINT the loop ends, every node gets SIGTERM, then SIGKILL after
 the grace period, the state file is removed and the lock released.
+
+Membership (supervisor/roster.py): the nodes run are the roster's members, not just
+the config's. `python -m supervisor add` / `remove` rewrite `members.json` and send
+SIGUSR1; the loop then reconciles: it spawns members that are new (with `--join`) and
+stops and forgets those that are gone.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from cluster.discovery import ClusterState, Layout, NodeRecord
 from cluster.spec import ClusterSpec
 from supervisor.display import Display
 from supervisor.restarts import RestartPolicy
+from supervisor.roster import RosterError, load_roster
 from supervisor.spawn import describe_exit, spawn_node, terminate
 from supervisor.statefile import create_time, remove_state, write_state
 from supervisor.status import NodeStatus, collect, leader_of
@@ -60,13 +66,16 @@ class Supervisor:
         self.display = display
         self.policy = policy
         self.grace = grace
-        self.children = {m.id: _Child() for m in spec.members}
+        members = load_roster(layout).current(spec)
+        self.joins = {m.id: m for m in members if m.join is not None}
+        self.children = {m.id: _Child() for m in members}
         me = os.getpid()
         self.state = ClusterState(
             cluster_id=spec.cluster_id, config=str(layout.config), data_dir=str(layout.root),
             supervisor_pid=me, supervisor_create_time=create_time(me), started_at=time.time(),
-            nodes=[NodeRecord(m.id, m.client, m.peer) for m in spec.members])
+            nodes=[NodeRecord(m.id, m.client, m.peer) for m in members])
         self.stopping = threading.Event()
+        self.roster_changed = threading.Event()
         self.watch = _Watch()
         self._leader: tuple[int, int] | None = None  # (id, term) last announced
 
@@ -77,16 +86,17 @@ class Supervisor:
             self.stopping.set()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # HUP: the terminal closed
             signal.signal(signum, on_signal)
+        signal.signal(signal.SIGUSR1, lambda _signum, _frame: self.roster_changed.set())
 
     # -- the whole life ----------------------------------------------------------------
 
     def run(self, leader_timeout: float) -> int:
         """Start, supervise until told to stop, stop. The exit status of `up`."""
-        self.display.event(f"starting {len(self.spec.members)} nodes of cluster {self.spec.cluster_id} "
+        self.display.event(f"starting {len(self.children)} nodes of cluster {self.spec.cluster_id} "
                            f"(data: {self.layout.root})")
         try:
-            for member in self.spec.members:
-                self._spawn(member.id)
+            for node_id in self.children:
+                self._spawn(node_id)
             self._save()
             leader = self._wait_for_leader(leader_timeout)
             if leader is None:
@@ -124,6 +134,9 @@ class Supervisor:
         """Reap dead nodes and schedule their restart; restart those whose backoff
         is over. Everything that changes is written to the state file."""
         changed = False
+        if self.roster_changed.is_set():
+            self.roster_changed.clear()
+            changed = self._reconcile()
         for node_id, child in self.children.items():
             if child.proc is not None and (code := child.proc.poll()) is not None:
                 self._on_death(node_id, child, code, now)
@@ -151,9 +164,40 @@ class Supervisor:
         if code > 0 and (last := last_line(self.layout.node_log(node_id))):
             self.display.event(f"node {node_id}: its last log line: {last}")
 
+    def _reconcile(self) -> bool:
+        """Run exactly the roster's members: spawn the new, stop and forget the gone."""
+        try:
+            members = load_roster(self.layout).current(self.spec)
+        except RosterError as error:
+            self.display.event(f"roster not reloaded: {error}")
+            return False
+        wanted = {m.id: m for m in members}
+        changed = False
+        for node_id in [i for i in self.children if i not in wanted]:
+            child = self.children.pop(node_id)
+            self.state.nodes = [n for n in self.state.nodes if n.id != node_id]
+            if child.proc is not None and child.proc.poll() is None:
+                terminate([psutil.Process(child.proc.pid)], self.grace)
+            if child.proc is not None:
+                child.proc.wait()
+            self.display.event(f"node {node_id}: removed from the cluster; stopped and forgotten")
+            changed = True
+        for node_id, member in wanted.items():
+            if node_id in self.children:
+                continue
+            if member.join is not None:
+                self.joins[node_id] = member
+            self.children[node_id] = _Child()
+            self.state.nodes.append(NodeRecord(node_id, member.client, member.peer))
+            self._spawn(node_id)
+            self.display.event(f"node {node_id}: new member, started as pid {self.state.node(node_id).pid} "
+                               f"(client {member.client}, peer {member.peer})")
+            changed = True
+        return changed
+
     def _spawn(self, node_id: int) -> None:
         child = self.children[node_id]
-        child.proc = spawn_node(self.layout, node_id)
+        child.proc = spawn_node(self.layout, node_id, self.joins.get(node_id))
         child.started = time.monotonic()
         child.restart_at = None
         record = self.state.node(node_id)

@@ -18,6 +18,7 @@ from cluster.protocol import ErrorCode, ErrorReply, decode_watch_frames
 from node.localcluster import LocalCluster, wait_for
 from node.raft import Entry, EntryKind
 from node.snapshots import unframe_chunks
+from node.membership import split_members
 from node.statemachine import StateMachine
 from node.storage import DataDir, StorageOptions
 
@@ -160,7 +161,8 @@ def _state_digest(data_dir: Path, cluster_id: str, node_id: int, index: int) -> 
     storage, state = DataDir.open(data_dir, cluster_id, node_id, StorageOptions())
     try:
         ref = state.snapshot_ref
-        sm = StateMachine.restore(unframe_chunks(ref.iter_data())) if ref else StateMachine()
+        # A node's snapshot leads with its members frame (node/membership.py).
+        sm = StateMachine.restore(split_members(unframe_chunks(ref.iter_data()))[1]) if ref else StateMachine()
         assert sm.applied_index <= index, f"node {node_id} snapshot is past {index}"
         entries: list[Entry] = [e for e in state.entries if sm.applied_index < e.index <= index]
         for e in entries:

@@ -10,7 +10,7 @@ from node.raft import (
     InstallSnapshot, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, Snapshot,
     SnapshotMeta, TimeoutNow,
 )
-from node.wire import SnapshotChunk, WireError, decode, encode
+from node.wire import SnapshotChunk, SnapshotChunkAck, WireError, decode, encode
 
 CLUSTER = "c1"
 LIMIT = 1 << 20
@@ -30,6 +30,7 @@ EVERY_MESSAGE = [
     ReadIndexRequest(2, 1, 5, b"\x00\x01"),
     ReadIndexResponse(1, 2, 5, b"\x00\x01", 42),
     SnapshotChunk(1, 2, 5, META, 4096, b"bytes", True),
+    SnapshotChunkAck(2, 1, 5, 10, 8192),
 ]
 
 

@@ -1,0 +1,67 @@
+"""`python -m supervisor add` / `remove` as an operator runs them: real subprocesses
+in a tmp working directory with no flags; every process ended by pid."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.supervisor.harness import Session
+
+
+def status_nodes(session: Session) -> dict[int, dict[str, Any]]:
+    out = session.supervisor("status", "--json")
+    assert out.returncode == 0, out.stderr
+    return {n["id"]: n for n in json.loads(out.stdout)["nodes"]}
+
+
+def members(session: Session) -> dict[str, Any]:
+    out = session.cli("member", "list", "-w", "json")
+    assert out.returncode == 0, out.stderr
+    doc: dict[str, Any] = json.loads(out.stdout)
+    return doc
+
+
+@pytest.mark.timeout(240)
+def test_supervisor_add_grows_the_cluster_and_remove_takes_out_the_leader(session: Session) -> None:
+    up = session.supervisor("up", "3", "--detach")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert session.cli("put", "before", "1").returncode == 0
+
+    added = session.supervisor("add")
+    assert added.returncode == 0, added.stdout + added.stderr
+    for step in ("node 4: started as pid", "node 4: added as a learner", "node 4: caught up",
+                 "node 4: promoted to voter"):
+        assert step in added.stdout, added.stdout
+    nodes = status_nodes(session)
+    assert sorted(nodes) == [1, 2, 3, 4]
+    assert nodes[4]["pid"] and nodes[4]["client"].startswith("tcp://127.0.0.1:")
+    listed = members(session)
+    assert sorted(m["id"] for m in listed["members"] if m["role"] == "voter") == [1, 2, 3, 4]
+    assert session.cli("get", "before", "--print-value-only", "--endpoints",
+                       nodes[4]["client"], "--serializable").stdout == "1\n"
+
+    leader = listed["leader_id"]
+    removed = session.supervisor("remove", str(leader))
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert f"node {leader}: stopped and forgotten" in removed.stdout
+    assert sorted(status_nodes(session)) == sorted({1, 2, 3, 4} - {leader})
+    assert session.cli("put", "after", "2").returncode == 0  # a new leader, among the rest
+    after = members(session)
+    assert after["leader_id"] not in (0, leader)
+    assert sorted(m["id"] for m in after["members"] if m["role"] == "voter") == sorted({1, 2, 3, 4} - {leader})
+
+    # A second remove of the same id, an unknown id, and --help.
+    again = session.supervisor("remove", str(leader))
+    assert again.returncode == 2 and "no member" in again.stderr
+    assert session.supervisor("add", "--help").returncode == 0
+    assert session.supervisor("remove", "--help").returncode == 0
+
+    # The roster survives a full restart: the added member comes back, the removed one does not.
+    assert session.supervisor("down").returncode == 0
+    up = session.supervisor("up", "--detach")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert sorted(status_nodes(session)) == sorted({1, 2, 3, 4} - {leader})
+    assert session.cli("get", "after", "--print-value-only").stdout == "2\n"
+    assert session.supervisor("down", "--purge").returncode == 0
