@@ -48,6 +48,7 @@ from node.raft import (
     ConfState, Config, Entry, EntryKind, InstallSnapshot, InvalidRequest, LeadershipTransferInProgress,
     Message, NotLeader, ProposalDropped, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
 )
+from node.raft.errors import InvalidConfChange
 from node.raft.types import ConfChangeKind
 from node.requests import PendingRequests, Waiter
 from node.watches import WatchHub
@@ -716,6 +717,10 @@ class NodeActor:
                 self.log.info(f"leadership transfer to node {request.to} requested by a client")
                 self._reply(identity, StatusReply(rid, self.id, self.status()))
                 return
+            if request.change == "add-learner" and self._was_member(request.node):
+                raise InvalidConfChange(
+                    f"node {request.node} was a member before: ids are never reused (a fresh node "
+                    f"under a removed id could vote as its old incarnation); add it under a new id")
             index = core.propose_conf_change(membership.conf_change_for(request))
         except NotLeader as error:
             self._reply(identity, self._redirect_reply(rid, error.leader_hint))
@@ -726,6 +731,15 @@ class NodeActor:
         self.log.info(f"proposed {request.change} of node {request.node} at index {index}")
         waiter = Waiter(identity, rid, b"", self.clock() + self.request_timeout)
         self.requests.add_write(index, core.term, waiter)
+
+    def _was_member(self, node_id: int) -> bool:
+        """Whether `node_id` is a former member this node knows of: one in the
+        initial config or added by a conf change it saw, and not a member now. (A
+        snapshot's members frame holds only the members of its time, so a node that
+        recovered from one remembers fewer; the supervisor never reuses ids.)"""
+        conf = self.raft.conf
+        current = set(conf.voters) | set(conf.learners)
+        return node_id not in current and (node_id in self.membership.applied or node_id in self.spec.ids)
 
     def _on_conf_applied(self, entry: Entry) -> None:
         cc = self.membership.on_applied(entry)

@@ -226,3 +226,16 @@ def test_move_leader_to_a_chosen_voter_and_refuse_a_learner_or_an_unknown_id(
     assert rows[learner.id]["role"] == "learner" and rows[learner.id]["lag"] is not None
     assert rows[target]["is_leader"] and rows[target]["role"] == "voter"
     assert cluster.leader() == target
+
+
+def test_a_removed_id_is_never_added_again(make_cluster: Callable[..., LocalCluster]) -> None:
+    """A fresh node under a removed id could vote as its old incarnation while it
+    replays history (simulator seed 3245 with --reuse-ids): the leader refuses."""
+    cluster = make_cluster(3)
+    cluster.wait_for_leader()
+    client = cluster.client()
+    client.member_add(4, "tcp://127.0.0.1:9", "tcp://127.0.0.1:9")  # a learner that never comes
+    client.member_remove(4)
+    with pytest.raises(InvalidRequestError, match="ids are never reused"):
+        client.member_add(4, "tcp://127.0.0.1:9", "tcp://127.0.0.1:9")
+    assert 4 not in client.members()["learners"] + client.members()["voters"]

@@ -1,5 +1,6 @@
-"""The seeded simulator as a test: thousands of random fault schedules, every Raft
-invariant checked after every event, liveness demanded after healing.
+"""The seeded simulator as a test: 800 random fault schedules (membership changes
+are in test_membership_seeds.py), every Raft invariant checked after every event,
+liveness demanded after healing.
 
 A failure message carries the one-line command that replays the seed exactly.
 The long soak is `python -m node.simulation --seeds 100000` (docs/raft-core.md).
@@ -11,9 +12,11 @@ import pytest
 from node.simulation import run_seed
 
 CHUNK = 50
-#: (first seed, cluster size, ticks of faults): 1,200 three-node and 800 five-node runs.
-BATCHES = ([(s, 3, 1500) for s in range(0, 1200, CHUNK)]
-           + [(s, 5, 1000) for s in range(100_000, 100_800, CHUNK)])
+#: (first seed, cluster size, ticks of faults): 500 three-node and 300 five-node runs
+#: (the suite's budget; soaks of thousands more are in the closing notes and
+#: docs/raft-core.md).
+BATCHES = ([(s, 3, 1500) for s in range(0, 500, CHUNK)]
+           + [(s, 5, 1000) for s in range(100_000, 100_300, CHUNK)])
 
 
 @pytest.mark.timeout(600)
