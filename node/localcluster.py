@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,24 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cluster.client import Client, ClientError
+from cluster.ports import free_ports
 from cluster.spec import ClusterSpec, MemberSpec, load_spec
 
 T = TypeVar("T")
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out for 127.0.0.1 (all held open together so
-    they are distinct; a tiny race with other programs remains)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:

@@ -10,11 +10,11 @@ addresses. Timing, storage and limits come from the shipped `cluster-3` config.
 from __future__ import annotations
 
 import secrets
-import socket
 from dataclasses import replace
 from pathlib import Path
 
 from cluster.discovery import Layout
+from cluster.ports import free_ports
 from cluster.spec import ClusterSpec, MemberSpec, SpecError, load_spec
 
 MAX_NODES = 99  # --base-port leaves room for 99 peer and 99 client ports
@@ -23,21 +23,6 @@ HOST = "127.0.0.1"
 
 class ConfigConflict(Exception):
     """The data directory holds a cluster that does not match what was asked for."""
-
-
-def free_ports(count: int, host: str = HOST) -> list[int]:
-    """Distinct ports the kernel just handed out (held open together; a small race
-    with other programs remains until the nodes bind them)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def member_ports(size: int, base_port: int | None) -> list[tuple[int, int]]:

@@ -142,7 +142,7 @@ def check_systems(wanted: list[str], install: bool, say: Callable[[str], None]) 
 
 def run_system(system: str, workloads: list[Workload], root: Path, settings: Settings,
                each: Callable[[Measurement], None]) -> list[Measurement]:
-    from cluster.bench.compare.ports import free_ports
+    from cluster.ports import free_ports
     mine = [w for w in workloads if system in w.systems]
     if not mine:
         return []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cluster.bench.compare.cpu import ServerCpu
 from cluster.bench.compare.plan import Measurement, Settings, Workload
-from cluster.bench.compare.ports import free_ports
+from cluster.ports import free_ports
 
 LEADER_TIMEOUT = 60.0
 
