@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
@@ -40,11 +40,13 @@ from cluster.commands import (
 )
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
-    MembersReply, MembersRequest, ProtocolError, StatusReply, StatusRequest, TransferRequest, decode_replies,
-    encode_request,
+    MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
+    decode_replies, encode_request,
 )
 from cluster.spec import ClusterSpec
 from cluster.watch import Watch, WatchResponse  # noqa: F401  (re-exported)
+
+T = TypeVar("T")
 
 #: How long an attempt waits for a connection to the node (loopback connects in
 #: about a millisecond; a node that is down refuses at once and never connects).
@@ -313,39 +315,25 @@ class Client:
         request_id = next(self._ids)
         frame = encode_request(make(request_id))
         deadline = deadline if deadline is not None else time.monotonic() + self.timeout
-        backoff = BACKOFF_FIRST_S
-        last = "no attempt made"
         self._unanswered = 0
-        while (remaining := deadline - time.monotonic()) > 0:
-            target = self._endpoint
-            reply = self._attempt(target, frame, request_id, min(self.attempt_timeout, remaining))
-            if reply is None:
-                self._unanswered += 1  # it may have been delivered and acted on
-                last = f"no answer from {target}"
-                self._endpoint = self._next_endpoint(target)
-                continue
+
+        def silence() -> None:
+            self._unanswered += 1  # it may have been delivered and acted on
+
+        def answer(reply: Reply, target: str) -> dict[str, Any]:
             if isinstance(reply, MembersReply):
                 return reply.members
             if isinstance(reply, StatusReply):
                 return reply.status
-            if not isinstance(reply, ErrorReply):
-                raise UnexpectedReply(f"{target} answered with {reply!r}")
-            last = f"{target}: {reply.code.value}: {reply.reason}"
-            self._raise_if_final(reply)
+            raise UnexpectedReply(f"{target} answered with {reply!r}")
+
+        def refused(reply: ErrorReply, target: str) -> None:
             if reply.code is ErrorCode.REFUSED:
                 raise RefusedError(reply.reason)
             if reply.code is ErrorCode.TIMEOUT:
                 raise ClientTimeout(f"{target}: {reply.reason}")
-            if reply.code is ErrorCode.NOT_LEADER and reply.leader_client:
-                self._endpoint = reply.leader_client
-                if reply.leader_client not in self.endpoints:
-                    self.endpoints.append(reply.leader_client)
-                continue
-            if reply.code in (ErrorCode.NOT_LEADER, ErrorCode.NO_LEADER_YET):
-                self._endpoint = self._next_endpoint(target)
-            time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
-        raise ClientTimeout(f"no definite answer within {self.timeout}s (last: {last})")
+
+        return self._exchange(frame, request_id, deadline, answer, refused, silence)
 
     @staticmethod
     def _span(key: Key, range_end: Key, prefix: bool) -> tuple[bytes, bytes]:
@@ -372,22 +360,38 @@ class Client:
         carries the same bytes, so retried writes are deduplicated by the session."""
         request_id = next(self._ids)
         frame = encode_request(KvRequest(request_id, command, serializable))
-        deadline = time.monotonic() + self.timeout
+        def answer(reply: Reply, target: str) -> tuple[Response, bool]:
+            if isinstance(reply, KvReply):
+                return self._decode(reply), reply.serializable
+            raise UnexpectedReply(f"{target} answered with {reply!r}")
+
+        return self._exchange(frame, request_id, time.monotonic() + self.timeout, answer)
+
+    def _exchange(self, frame: bytes, request_id: int, deadline: float, answer: Callable[[Reply, str], T],
+                  refused: Callable[[ErrorReply, str], None] | None = None,
+                  silence: Callable[[], None] | None = None) -> T:
+        """Send `frame` until a definite answer or the deadline: follow redirects to
+        the leader, move on from silent nodes, back off while there is no leader.
+        `answer` turns a reply into the result, `refused` raises for error codes
+        final to the caller, `silence` hears of each unanswered attempt. Every
+        attempt carries the same bytes, so retried writes are deduplicated."""
         backoff = BACKOFF_FIRST_S
         last = "no attempt made"
         while (remaining := deadline - time.monotonic()) > 0:
             target = self._endpoint
             reply = self._attempt(target, frame, request_id, min(self.attempt_timeout, remaining))
             if reply is None:
+                if silence is not None:
+                    silence()
                 last = f"no answer from {target}"
                 self._endpoint = self._next_endpoint(target)
                 continue
-            if isinstance(reply, KvReply):
-                return self._decode(reply), reply.serializable
             if not isinstance(reply, ErrorReply):
-                raise UnexpectedReply(f"{target} answered with {reply!r}")
+                return answer(reply, target)
             last = f"{target}: {reply.code.value}: {reply.reason}"
             self._raise_if_final(reply)
+            if refused is not None:
+                refused(reply, target)
             if reply.code is ErrorCode.NOT_LEADER and reply.leader_client:
                 self._endpoint = reply.leader_client
                 if reply.leader_client not in self.endpoints:
