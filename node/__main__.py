@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from node.actor import NodeActor
     from node.storage import DataDirLocked
-    from node.membership import Address
+    from node.address_book import Address
     join: Address | None = None
     fetched: dict[int, Address] = {}
     if args.join is not None:

@@ -40,10 +40,10 @@ from cluster.protocol import (
 )
 from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
 from cluster.spec import ClusterSpec, MemberSpec
-from node import answers, membership
+from node import address_book, answers
 from node.eventlog import EventLog
-from node.leases import LeaseTimers, answer_query
-from node.membership import Address, Membership, split_members, with_members
+from node.lease_timers import LeaseTimers, answer_query
+from node.address_book import Address, Membership, split_members, with_members
 from node.raft import (
     ConfState, Config, Entry, EntryKind, InstallSnapshot, InvalidRequest, LeadershipTransferInProgress,
     Message, NotLeader, ProposalDropped, RaftCore, Ready, Role, Snapshot, SnapshotMeta, UncommittedBytesExceeded,
@@ -52,7 +52,7 @@ from node.raft.errors import InvalidConfChange
 from node.raft.types import ConfChangeKind
 from node.requests import PendingRequests, Waiter
 from node.watches import WatchHub
-from node.snapshots import (
+from node.snapshot_transfer import (
     LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused, unframe_chunks,
 )
 from node.statemachine import (
@@ -143,7 +143,7 @@ class NodeActor:
 
     def _restore(self, ref: SnapshotRef) -> StateMachine:
         """The state machine from a snapshot file, and the members frame that leads it
-        (node/membership.py) into the address book."""
+        (node/address_book.py) into the address book."""
         members, chunks = split_members(unframe_chunks(ref.iter_data(self.spec.snapshot.chunk_bytes)))
         if members is not None:
             self.membership.restore(*members)
@@ -305,7 +305,7 @@ class NodeActor:
         assert ss is not None
         self.log.info(f"{ss.role.value}, leader {ss.lead or 'unknown'}")
         if ss.role is Role.LEADER:
-            self.lease_timers.promote(self.clock())  # never cut a TTL short (node/leases.py)
+            self.lease_timers.promote(self.clock())  # never cut a TTL short (node/lease_timers.py)
         # A ReadIndex request still waiting for its ReadState was lost with the old
         # leader: tell the client now (a read is always safe to retry).
         for waiter in self.requests.reads_without_index():
@@ -474,7 +474,7 @@ class NodeActor:
         self._ack_chunk(chunk, intake.received)
 
     def _ack_chunk(self, chunk: SnapshotChunk, received: int) -> None:
-        """Flow control for the leader's stream (node/snapshots.py): bytes written."""
+        """Flow control for the leader's stream (node/snapshot_transfer.py): bytes written."""
         if chunk.src not in self.transport.dealers and not self._dial(chunk.src):
             return
         ack = SnapshotChunkAck(self.id, chunk.src, chunk.term, chunk.meta.index, received)
@@ -721,12 +721,12 @@ class NodeActor:
                 raise InvalidConfChange(
                     f"node {request.node} was a member before: ids are never reused (a fresh node "
                     f"under a removed id could vote as its old incarnation); add it under a new id")
-            index = core.propose_conf_change(membership.conf_change_for(request))
+            index = core.propose_conf_change(address_book.conf_change_for(request))
         except NotLeader as error:
             self._reply(identity, self._redirect_reply(rid, error.leader_hint))
             return
         except (ProposalDropped, InvalidRequest) as error:
-            self._reply(identity, answers.error(rid, self.id, membership.refusal_code(error), str(error)))
+            self._reply(identity, answers.error(rid, self.id, address_book.refusal_code(error), str(error)))
             return
         self.log.info(f"proposed {request.change} of node {request.node} at index {index}")
         waiter = Waiter(identity, rid, b"", self.clock() + self.request_timeout)

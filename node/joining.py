@@ -5,7 +5,7 @@ members; the leader that will replicate to it may be a member added later. So a
 node started with `--join` and an empty data directory first asks any member it
 can reach (client protocol `members`, any node's view) for every member's
 addresses, retrying until `timeout`. After that the log and snapshots keep its
-address book current (node/membership.py).
+address book current (node/address_book.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from cluster.client import Client, ClientError
-from node.membership import Address
+from node.address_book import Address
 
 
 class JoinFailed(Exception):

@@ -73,7 +73,7 @@ class SnapshotChunk:
 class SnapshotChunkAck:
     """Follower -> leader: `received` bytes of the snapshot at `index` are written
     (the whole file once the last chunk is verified). The leader keeps a bounded
-    window of unacknowledged bytes per stream (node/snapshots.py): flow control."""
+    window of unacknowledged bytes per stream (node/snapshot_transfer.py): flow control."""
 
     src: int
     dst: int

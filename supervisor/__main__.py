@@ -14,7 +14,7 @@ from pathlib import Path
 from cluster.discovery import Layout, default_layout
 from cluster.output import format_table
 from supervisor import chaos as chaos_mod
-from supervisor import chaoscheck, control, launch, membership
+from supervisor import chaoscheck, control, launch, member_changes
 from supervisor.statefile import supervisor_process
 from supervisor.status import HEADERS, collect, leader_of, table_rows
 
@@ -106,11 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
 
     add = sub.add_parser("add", parents=[common], help="add a member: start it, add as learner, promote",
-                         description=membership.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=member_changes.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add.add_argument("--timeout", type=_positive, default=120.0, metavar="S",
                      help="give up if the new member is not a voter within S seconds (default 120)")
     remove = sub.add_parser("remove", parents=[common], help="remove member ID from the cluster, then stop it",
-                            description=membership.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=member_changes.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     remove.add_argument("node", metavar="ID")
     remove.add_argument("--timeout", type=_positive, default=60.0, metavar="S")
 
@@ -229,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             case "chaos":
                 return cmd_chaos(args, layout)
             case "add":
-                return membership.add(layout, args.timeout, sys.stdout)
+                return member_changes.add(layout, args.timeout, sys.stdout)
             case "remove":
-                return membership.remove(layout, args.node, args.timeout, sys.stdout)
+                return member_changes.remove(layout, args.node, args.timeout, sys.stdout)
     except control.ControlError as error:
         print(f"jangada supervisor: {error}", file=sys.stderr)
         return error.status

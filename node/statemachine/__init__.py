@@ -44,7 +44,7 @@ from node.statemachine.errors import (
 )
 from node.statemachine.events import DELETE, PUT, Event, EventSlice, in_range
 from node.statemachine.keyvalue import KeyValue
-from node.statemachine.leases import Lease, LeaseEvent, LeaseHook, LeaseTable
+from node.statemachine.lease_table import Lease, LeaseEvent, LeaseHook, LeaseTable
 from node.statemachine.limits import Limits
 from node.statemachine.machine import StateMachine
 from node.statemachine.results import (

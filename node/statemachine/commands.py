@@ -240,7 +240,7 @@ class LeaseLeases:
 
 
 #: Lease requests that never go through the log: the leader answers them from
-#: its clock and the applied state (see `node/leases.py`).
+#: its clock and the applied state (see `node/lease_timers.py`).
 LEASE_QUERIES = (LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
 
 Op = Union[Put, Range, DeleteRange, Txn]

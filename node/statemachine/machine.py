@@ -48,14 +48,14 @@ from node.statemachine.commands import (
 from node.statemachine.events import EventSlice, read_events
 from node.statemachine.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
 from node.statemachine.keyvalue import KeyValue
-from node.statemachine.leases import Lease, LeaseEvent, LeaseTable
+from node.statemachine.lease_table import Lease, LeaseEvent, LeaseTable
 from node.statemachine.limits import Limits, check_request
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.results import (
     CompactResult, LeaseGranted, LeaseRevoked, Result, SessionClosed, SessionOpened,
 )
 from node.statemachine.sessions import SessionTable
-from node.statemachine.snapshot import DEFAULT_CHUNK_BYTES, load_snapshot, stream_snapshot
+from node.statemachine.snapshot_stream import DEFAULT_CHUNK_BYTES, load_snapshot, stream_snapshot
 from node.statemachine.txn import is_read_only, run_read, run_write
 
 

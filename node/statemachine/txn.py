@@ -25,7 +25,7 @@ from node.statemachine.commands import (
 )
 from node.statemachine.errors import LeaseNotFound
 from node.statemachine.keyvalue import KeyValue
-from node.statemachine.leases import LeaseHook
+from node.statemachine.lease_table import LeaseHook
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.query import run_range
 from node.statemachine.results import DeleteResult, OpResult, PutResult, TxnResult

@@ -20,7 +20,7 @@ from .errors import (
 )
 from .options import CompactionPolicy, StorageOptions, SyncPolicy
 from .repair import RepairReport, repair
-from .snapshot import SnapshotReceiver, SnapshotRef, SnapshotWriter
+from .snapshot_file import SnapshotReceiver, SnapshotRef, SnapshotWriter
 from .wal import TornTailDropped
 
 __all__ = [

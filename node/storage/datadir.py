@@ -28,7 +28,7 @@ from .errors import DataDirLocked, SegmentMissing, SnapshotCorrupt, SnapshotMiss
 from .options import StorageOptions, SyncPolicy
 from .records import SnapshotMarker
 from .segment import Identity, list_segments
-from .snapshot import SnapshotReceiver, SnapshotRef, SnapshotStore, SnapshotWriter, verify_snapshot
+from .snapshot_file import SnapshotReceiver, SnapshotRef, SnapshotStore, SnapshotWriter, verify_snapshot
 from .wal import TornTailDropped, WalRecovery, WriteAheadLog
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from cluster.commands import Put
 from cluster.protocol import ErrorCode, ErrorReply, decode_watch_frames
 from node.localcluster import LocalCluster, wait_for
 from node.raft import Entry, EntryKind
-from node.snapshots import unframe_chunks
-from node.membership import split_members
+from node.snapshot_transfer import unframe_chunks
+from node.address_book import split_members
 from node.statemachine import StateMachine
 from node.storage import DataDir, StorageOptions
 
@@ -161,7 +161,7 @@ def _state_digest(data_dir: Path, cluster_id: str, node_id: int, index: int) -> 
     storage, state = DataDir.open(data_dir, cluster_id, node_id, StorageOptions())
     try:
         ref = state.snapshot_ref
-        # A node's snapshot leads with its members frame (node/membership.py).
+        # A node's snapshot leads with its members frame (node/address_book.py).
         sm = StateMachine.restore(split_members(unframe_chunks(ref.iter_data()))[1]) if ref else StateMachine()
         assert sm.applied_index <= index, f"node {node_id} snapshot is past {index}"
         entries: list[Entry] = [e for e in state.entries if sm.applied_index < e.index <= index]

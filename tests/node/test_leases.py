@@ -1,7 +1,7 @@
-"""The leader's lease clock (node/leases.py), with `now` passed in: no sleeping."""
+"""The leader's lease clock (node/lease_timers.py), with `now` passed in: no sleeping."""
 from __future__ import annotations
 
-from node.leases import LeaseTimers, answer_query
+from node.lease_timers import LeaseTimers, answer_query
 from node.statemachine import (
     LeaseGrant, LeaseKeepAlive, LeaseKeptAlive, LeaseLeases, LeaseList, LeaseNotFound, LeaseTimeToLive,
     LeaseTimeToLiveResult, Put, StateMachine, encode_command,

@@ -1,4 +1,4 @@
-"""The node's address book (node/membership.py), the membership requests of the
+"""The node's address book (node/address_book.py), the membership requests of the
 client protocol, run-time transport peers and `python -m node --join` arguments."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cluster.protocol import (
 )
 from node.__main__ import main
 from node.localcluster import free_ports
-from node.membership import (
+from node.address_book import (
     Address, Membership, conf_change_for, decode_context, encode_context, parse_members_frame,
     split_members, with_members,
 )
@@ -149,7 +149,7 @@ def test_join_arguments_are_checked_and_exit_2(argv: list[str], field: str,
 
 def test_core_refusals_become_client_codes() -> None:
     from cluster.protocol import ErrorCode
-    from node.membership import refusal_code
+    from node.address_book import refusal_code
     from node.raft import InvalidRequest, LeadershipTransferInProgress
     from node.raft.errors import ConfChangePending, InvalidConfChange, LeaderNotReady, LearnerLagging
     assert refusal_code(LearnerLagging(4, 2000, 1000)) is ErrorCode.REFUSED

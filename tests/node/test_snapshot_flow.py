@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.raft import ConfState, InstallSnapshot, Snapshot, SnapshotMeta
-from node.snapshots import STALL_SECONDS, SnapshotSender
-from node.storage.snapshot import SnapshotStore
+from node.snapshot_transfer import STALL_SECONDS, SnapshotSender
+from node.storage.snapshot_file import SnapshotStore
 from node.wire import SnapshotChunk
 
 CHUNK = 1024

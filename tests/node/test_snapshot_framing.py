@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from node.snapshots import frame_chunks, unframe_chunks
+from node.snapshot_transfer import frame_chunks, unframe_chunks
 from node.statemachine import Put, StateMachine, encode_command
 
 

@@ -1,7 +1,7 @@
 """Record framing and payload codecs: round trips, and how damage is classified."""
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from node.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
@@ -39,7 +39,11 @@ def test_a_cut_inside_the_final_record_is_a_torn_tail_that_drops_only_it(items, 
     last_start = len(whole) - HEADER_SIZE - len(items[-1][1])
     cut = data.draw(st.integers(last_start + 1, len(whole) - 1))
     zeros = data.draw(st.integers(0, 64))
-    scan = scan_frames(whole[:cut] + bytes(zeros), is_last=True, valid_kinds=KINDS)
+    damaged = whole[:cut] + bytes(zeros)
+    # A cut inside the final payload's trailing zero bytes that the zero fill gives
+    # back is no damage at all: the record is whole again (found by hypothesis).
+    assume(not damaged.startswith(whole))
+    scan = scan_frames(damaged, is_last=True, valid_kinds=KINDS)
     assert isinstance(scan.end, TornTail)
     assert scan.end.offset == last_start and scan.end.dropped == cut + zeros - last_start
     assert [(f.kind, f.payload) for f in scan.frames] == items[:-1]

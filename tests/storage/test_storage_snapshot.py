@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from node.raft.types import ConfState, Entry, SnapshotMeta
 from node.storage import DataDir, SnapshotCorrupt, SnapshotTransferError, StorageOptions
-from node.storage.snapshot import SnapshotStore
+from node.storage.snapshot_file import SnapshotStore
 
 META = SnapshotMeta(42, 7, ConfState((1, 2, 3), (4,)))
 

@@ -7,7 +7,7 @@ A lease's existence, granted TTL, grant index and attached keys are state-machin
 state: `LeaseGrant` and `LeaseRevoke` are log commands, and a key joins a lease
 when a put names it (a put without a lease, or with another one, detaches it; a
 delete detaches it). *Time* is not here: the state machine has no clock. The
-leader's node decides when a lease expires (`node/leases.py`) and proposes a
+leader's node decides when a lease expires (`node/lease_timers.py`) and proposes a
 `LeaseExpire(id, granted_index)`, so every replica deletes the keys at the same
 revision. Naming the grant index makes a late verdict harmless: it cannot revoke
 a lease re-granted later under the same id.

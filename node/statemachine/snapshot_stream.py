@@ -45,7 +45,7 @@ from node.statemachine.codec import (
 )
 from node.statemachine.commands import ALL_KEYS_END
 from node.statemachine.errors import KvError, SnapshotCorrupt
-from node.statemachine.leases import INT64_MAX, LeaseTable
+from node.statemachine.lease_table import INT64_MAX, LeaseTable
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.sessions import Session, SessionTable
 
