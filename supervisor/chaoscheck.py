@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cluster.check import CheckResult, Verdict, check_history, lost_writes, revision_regressions, save_jsonl, write_html
-from cluster.check.__main__ import _describe_key
 from cluster.check.history import Operation, Outcome
 from cluster.client import ClientError
 from cluster.discovery import Layout
@@ -174,7 +173,7 @@ def evaluate(history: History, chaos: RecordingChaos, final: dict[str, Any] | No
         "passed": passed, "seed": chaos.seed, "duration_s": round(chaos_end, 3), "healed": healed,
         "verdict": result.verdict.value, "linearizable": linearizable,
         "check_seconds": round(time.monotonic() - started, 3),
-        "failing_keys": [_shorten(_describe_key(k)) for k in result.keys if k.verdict is not Verdict.LINEARIZABLE],
+        "failing_keys": [_shorten(k.describe()) for k in result.keys if k.verdict is not Verdict.LINEARIZABLE],
         "final_reads": final, "lost_writes": len(lost) if final is not None else None,
         "lost": [w.describe() for w in lost[:20]],
         "revision_regressions": len(regressions), "regressions": [r.describe() for r in regressions[:20]],

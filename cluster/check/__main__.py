@@ -17,7 +17,7 @@ from typing import TextIO
 
 from .direct import revision_regressions
 from .history import HistoryError, Operation
-from .linearizability import CheckResult, KeyResult, Verdict, check_history
+from .linearizability import CheckResult, Verdict, check_history
 from .loading import load_history
 from .timeline import write_html
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     print(_summary(ops, result), file=out)
     for key_result in result.keys:
         if key_result.verdict is not Verdict.LINEARIZABLE:
-            print(_describe_key(key_result), file=out)
+            print(key_result.describe(), file=out)
     regressions = revision_regressions(ops)
     if any(op.revision is not None for op in ops):
         print(f"revision order: {len(regressions)} regression(s)", file=out)
@@ -78,23 +78,6 @@ def _summary(ops: Sequence[Operation], result: CheckResult) -> str:
     return (f"{len(ops)} operations ({counts['ok']} ok, {counts['fail']} fail, "
             f"{counts['info']} info) on {len(result.keys)} key(s); "
             f"{len(result.failures)} not linearizable, {len(result.unknown)} unknown")
-
-
-def _describe_key(result: KeyResult) -> str:
-    lines = [f"key {result.key}: {result.verdict.value} ({len(result.ops)} operations, "
-             f"{result.steps} search steps, {result.seconds:.3f} s)"]
-    example = result.counterexample
-    if example is None:
-        return "\n".join(lines)
-    lines.append(f"  counterexample: {len(example.ops)} operations, not linearizable on their own:")
-    lines += [f"    #{op.id} {op.describe()}  [{op.invoke:g}, "
-              f"{'?' if op.complete is None or op.outcome.value == 'info' else format(op.complete, 'g')}]"
-              for op in sorted(example.ops, key=lambda op: (op.invoke, op.id))]
-    lines.append("  linearized in this order:")
-    lines += [f"    {n}. #{op.id} {op.describe()}" for n, op in enumerate(example.linearized, 1)]
-    if example.blocked is not None:
-        lines.append(f"  then could not place: #{example.blocked.id} {example.blocked.describe()}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,25 @@ class KeyResult:
     steps: int = 0
     seconds: float = 0.0
 
+    def describe(self) -> str:
+        """The verdict as the checker's CLI and the chaos report print it: one line,
+        then the counterexample (its operations, the order that linearized, the one
+        that could not be placed) when there is one."""
+        lines = [f"key {self.key}: {self.verdict.value} ({len(self.ops)} operations, "
+                 f"{self.steps} search steps, {self.seconds:.3f} s)"]
+        example = self.counterexample
+        if example is None:
+            return "\n".join(lines)
+        lines.append(f"  counterexample: {len(example.ops)} operations, not linearizable on their own:")
+        lines += [f"    #{op.id} {op.describe()}  [{op.invoke:g}, "
+                  f"{'?' if op.complete is None or op.outcome.value == 'info' else format(op.complete, 'g')}]"
+                  for op in sorted(example.ops, key=lambda op: (op.invoke, op.id))]
+        lines.append("  linearized in this order:")
+        lines += [f"    {n}. #{op.id} {op.describe()}" for n, op in enumerate(example.linearized, 1)]
+        if example.blocked is not None:
+            lines.append(f"  then could not place: #{example.blocked.id} {example.blocked.describe()}")
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:

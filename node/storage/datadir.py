@@ -13,7 +13,6 @@ without one is what a crash between the two steps leaves, and is set aside.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ from typing import Iterable, Sequence
 
 from node.raft.types import Entry, HardState, Snapshot, SnapshotMeta
 
+from .dir_lock import lock_data_dir
 from .durable import ensure_dir, sync_dir
-from .errors import DataDirLocked, SegmentMissing, SnapshotCorrupt, SnapshotMissing
+from .errors import SegmentMissing, SnapshotCorrupt, SnapshotMissing
 from .options import StorageOptions, SyncPolicy
 from .records import SnapshotMarker
 from .segment import Identity, list_segments
@@ -86,7 +86,7 @@ class DataDir:
         restart must not paper over; see docs/storage.md for each case."""
         path = Path(path)
         ensure_dir(path)
-        lock_fd = _lock(path)
+        lock_fd = lock_data_dir(path)
         try:
             return cls._recover(path, lock_fd, Identity(cluster_id, node_id), options)
         except BaseException:
@@ -179,16 +179,6 @@ class DataDir:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
-
-
-def _lock(path: Path) -> int:
-    fd = os.open(path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise DataDirLocked(path) from None
-    return fd
 
 
 def _load_committed(snapshots: SnapshotStore, recovered: WalRecovery) -> SnapshotRef | None:

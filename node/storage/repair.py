@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datadir import _lock
+from .dir_lock import lock_data_dir
 from .durable import sync_dir, truncate_durably
 from .errors import CorruptionError
 from .segment import Identity, SegmentName, find_segments, first_missing, read_segment
@@ -51,7 +51,7 @@ def repair(data_dir: Path | str, cluster_id: str, node_id: int) -> RepairReport:
     """Truncate the WAL of ``data_dir`` at its first bad record (a CRC mismatch,
     garbage, a foreign header, or the segment after a missing one)."""
     data_dir = Path(data_dir)
-    lock_fd = _lock(data_dir)
+    lock_fd = lock_data_dir(data_dir)
     try:
         return _repair_wal(data_dir / "wal", Identity(cluster_id, node_id))
     finally:
