@@ -43,6 +43,10 @@ from cluster.protocol import (
     MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
     decode_replies, encode_request,
 )
+from cluster.errors import (  # noqa: F401  (re-exported: callers catch them from here)
+    ClientError, ClientTimeout, CompactedError, InvalidRequestError, LeaseNotFoundError, RefusedError,
+    SessionExpiredError, UnexpectedReply, WatchCompactedError,
+)
 from cluster.spec import ClusterSpec
 from cluster.watch import Watch, WatchResponse  # noqa: F401  (re-exported)
 
@@ -59,48 +63,6 @@ LIVENESS_SLICE_S = 0.02
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.01, 0.1
 
 Key = bytes | str
-
-
-class ClientError(Exception):
-    """Base of the client's typed errors."""
-
-
-class ClientTimeout(ClientError):
-    """No definite answer before the deadline: the outcome is unknown."""
-
-
-class InvalidRequestError(ClientError):
-    """The cluster refused the request as malformed or over a limit; retrying won't help."""
-
-
-class CompactedError(ClientError):
-    """The requested revision was compacted away."""
-
-
-class WatchCompactedError(CompactedError):
-    """A watch's next revision was compacted away: `compact_revision` + 1 is the
-    oldest revision a new watch can start from."""
-
-    def __init__(self, message: str, compact_revision: int) -> None:
-        super().__init__(message)
-        self.compact_revision = compact_revision
-
-
-class SessionExpiredError(ClientError):
-    """The client's session was evicted: the outcome of its last write is unknown."""
-
-
-class UnexpectedReply(ClientError):
-    """A node answered with something this client cannot read."""
-
-
-class LeaseNotFoundError(ClientError):
-    """The lease does not exist: never granted, revoked, or expired."""
-
-
-class RefusedError(ClientError):
-    """The leader refused a membership change for a reason that may pass (e.g. the
-    learner is not caught up yet); nothing happened. The message is the core's reason."""
 
 
 def _b(key: Key) -> bytes:
@@ -131,6 +93,22 @@ class Client:
     @classmethod
     def from_spec(cls, spec: ClusterSpec, **options: Any) -> Client:
         return cls(spec.client_addresses(), **options)
+
+    # -- what a watch borrows from its client (cluster.watch.WatchHost) -------------
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint the next request goes to: the leader's, once one redirected here."""
+        return self._endpoint
+
+    @property
+    def context(self) -> zmq.Context[zmq.Socket[bytes]]:
+        """The ZeroMQ context the client's sockets (and its watches') live in."""
+        return self._ctx
+
+    def next_request_id(self) -> int:
+        """A request id unique to this client (and, by its random base, to this run)."""
+        return next(self._ids)
 
     # -- the key-value API ---------------------------------------------------------
 

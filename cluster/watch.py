@@ -29,17 +29,37 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import zmq
 
+from cluster.errors import InvalidRequestError, WatchCompactedError
 from cluster.protocol import (
     ErrorCode, ErrorReply, ProtocolError, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
     WatchProgressRequest, decode_watch_frames, encode_request,
 )
 
-if TYPE_CHECKING:
-    from cluster.client import Client
+
+class WatchHost(Protocol):
+    """What a watch borrows from the `cluster.client.Client` that opened it: where to
+    connect first (the leader, if the client knows it), where else to go, how long a
+    node may take to answer a create, the ZeroMQ context, and request ids that never
+    collide with the client's own. A Protocol, so this module needs no import of the
+    client (which imports this module to build watches)."""
+
+    @property
+    def endpoints(self) -> Sequence[str]: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def attempt_timeout(self) -> float: ...
+
+    @property
+    def context(self) -> zmq.Context[zmq.Socket[bytes]]: ...
+
+    def next_request_id(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +80,8 @@ ACK_EVERY = 16
 
 
 class Watch:
-    def __init__(self, client: Client, key: bytes, range_end: bytes, *, start_revision: int | None,
+    def __init__(self, client: WatchHost, key: bytes, range_end: bytes, *, start_revision: int | None,
                  prev_kv: bool, progress_notify: bool, progress_interval: float) -> None:
-        from cluster.client import InvalidRequestError
         if start_revision is not None and start_revision < 1:
             raise InvalidRequestError(f"start revision must be >= 1, got {start_revision}")
         if not 0.02 <= progress_interval <= 60:
@@ -78,7 +97,7 @@ class Watch:
         self.closed = False
         self._endpoints: Sequence[str] = client.endpoints
         self._rotation = itertools.cycle(range(len(self._endpoints)))
-        self._endpoint = client._endpoint
+        self._endpoint = client.endpoint
         self._socket: zmq.Socket[bytes] | None = None
         self._watch_id = 0
         self._request_id = 0
@@ -125,7 +144,7 @@ class Watch:
     def request_progress(self) -> None:
         """Ask the node for a progress notification (yielded even if progress_notify is off)."""
         self._force_progress = True
-        self._send(WatchProgressRequest(next(self.client._ids), self._watch_id, max(self._acked, 0), True))
+        self._send(WatchProgressRequest(self.client.next_request_id(), self._watch_id, max(self._acked, 0), True))
 
     def cancel(self) -> None:
         """Stop watching (tells the node; idempotent)."""
@@ -133,7 +152,7 @@ class Watch:
             return
         self.closed = True
         if self._socket is not None and self._created:
-            self._send(WatchCancelRequest(next(self.client._ids), self._watch_id))
+            self._send(WatchCancelRequest(self.client.next_request_id(), self._watch_id))
             self._close_socket(linger_ms=100)  # let the cancel leave (a dead node: expiry covers it)
         self._close_socket()
 
@@ -191,17 +210,15 @@ class Watch:
         if (frame.kind == "progress" or frame.seq - self._acked >= ACK_EVERY
                 or now - self._acked_at >= self.interval):
             self._acked, self._acked_at = frame.seq, now
-            self._send(WatchProgressRequest(next(self.client._ids), self._watch_id, frame.seq, False))
+            self._send(WatchProgressRequest(self.client.next_request_id(), self._watch_id, frame.seq, False))
 
     def _cancelled(self, frame: WatchFrame) -> None:
-        from cluster.client import WatchCompactedError
         if frame.code == ErrorCode.COMPACTED.value:
             self.cancel()
             raise WatchCompactedError(frame.reason, frame.compact_revision)
         self._reconnect(f"cancelled by node {frame.node_id}: {frame.reason}")
 
     def _refused(self, reply: ErrorReply) -> None:
-        from cluster.client import InvalidRequestError
         if reply.code is ErrorCode.INVALID_REQUEST:
             self.cancel()
             raise InvalidRequestError(reply.reason)
@@ -217,13 +234,13 @@ class Watch:
     def _open(self) -> None:
         if self._failures:
             time.sleep(min(0.05 * 2 ** min(self._failures, 5), 1.0))
-        socket = self.client._ctx.socket(zmq.DEALER)
+        socket = self.client.context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.RCVHWM, 100_000)
         socket.connect(self._endpoint)
         self._socket = socket
         self._watch_id = int.from_bytes(os.urandom(7), "big")
-        self._request_id = next(self.client._ids)
+        self._request_id = self.client.next_request_id()
         self._created = False
         self._expected = 0
         self._acked = -1
@@ -239,7 +256,7 @@ class Watch:
         self.reconnects += 1
         self._failures += 1
         if self._socket is not None and self._created:
-            self._send(WatchCancelRequest(next(self.client._ids), self._watch_id))
+            self._send(WatchCancelRequest(self.client.next_request_id(), self._watch_id))
         self._close_socket()
         if len(self._endpoints) > 1:
             current = self._endpoint
