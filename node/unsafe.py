@@ -55,7 +55,7 @@ def requested(environ: Mapping[str, str]) -> str | None:
 
 def install(mode: str, log: logging.Logger) -> None:
     """Break this process's Raft core as `mode` says. Called once, before the core exists."""
-    from node.raft import core
+    from node.raft import core  # here: `python -m node --help` imports this module, not the core
 
     if mode == "ack-before-commit":
         def own_log_commits(voters: Collection[int], match: Mapping[int, int]) -> int:

@@ -6,11 +6,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cluster.bench.options import BenchOptions, UsageError, build_parser, options_from_args
 from cluster.bench.plot import PlotUnavailable, require_matplotlib
-from cluster.bench.runner import BenchError, Progress
+from cluster.discovery import DiscoveryError, discover_endpoints
+
+if TYPE_CHECKING:
+    from cluster.bench.runner import Progress
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
@@ -24,7 +27,6 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         options = options_from_args(args)
         if args.plot:
             require_matplotlib()
-        from cluster.discovery import DiscoveryError, discover_endpoints
         endpoints = discover_endpoints(args.endpoints)
     except ValueError as error:  # a malformed --endpoints / $JANGADA_ENDPOINTS
         print(f"Error: --endpoints: {error}", file=sys.stderr)
@@ -37,33 +39,34 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     except DiscoveryError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
+    return _bench(options, endpoints, args.config, args.json, args.plot, args.quiet, out)
+
+
+def _bench(options: BenchOptions, endpoints: list[str], config: str | None, as_json: bool, plot: str | None,
+           quiet: bool, out: TextIO) -> int:
+    # Here, not at the top: the run's machinery (zmq, the client, the load processes)
+    # loads only once a run is asked for, so --help and usage errors stay fast.
+    from cluster.bench import report, runner
     try:
-        return _bench(options, endpoints, args.config, args.json, args.plot, args.quiet, out)
-    except (BenchError, DiscoveryError) as error:
+        view = runner.survey(endpoints)
+        cluster = {"endpoints": view.endpoints, "leader": view.leader, "roles": view.roles,
+                   "fsync": report.fsync_setting(config)}
+        with _progress(options, quiet) as progress:
+            results, wall, kills = runner.run(options, view, progress)
+        summary = report.summarize(options, results, wall, cluster, kills)
+        if plot:
+            from cluster.bench.plot import draw  # matplotlib: optional, only for --plot
+            draw(summary, report.combined_latency(results), plot)
+        print(json.dumps(summary, indent=2) if as_json else report.render_text(summary), file=out)
+        if plot and not as_json:
+            print(f"plot:       {plot}", file=out)
+        return 0 if summary["ops"]["ok"] else 1
+    except (runner.BenchError, DiscoveryError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130
-
-
-def _bench(options: BenchOptions, endpoints: list[str], config: str | None, as_json: bool, plot: str | None,
-           quiet: bool, out: TextIO) -> int:
-    from cluster.bench import report, runner
-
-    view = runner.survey(endpoints)
-    cluster = {"endpoints": view.endpoints, "leader": view.leader, "roles": view.roles,
-               "fsync": report.fsync_setting(config)}
-    with _progress(options, quiet) as progress:
-        results, wall, kills = runner.run(options, view, progress)
-    summary = report.summarize(options, results, wall, cluster, kills)
-    if plot:
-        from cluster.bench.plot import draw
-        draw(summary, report.combined_latency(results), plot)
-    print(json.dumps(summary, indent=2) if as_json else report.render_text(summary), file=out)
-    if plot and not as_json:
-        print(f"plot:       {plot}", file=out)
-    return 0 if summary["ops"]["ok"] else 1
 
 
 @contextmanager

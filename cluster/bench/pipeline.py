@@ -20,8 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import zmq
+
 from cluster.bench.options import BenchOptions
-from cluster.bench.worker import INTERVAL, WRITE_KINDS, ThreadTally
+from cluster.bench.tally import INTERVAL, WRITE_KINDS, ThreadTally
+from cluster.commands import OpenSession, Put, Range, SessionOpened, decode_result, encode_command, prefix_end
+from cluster.protocol import MAX_BATCH, KvReply, KvRequest, ProtocolError, decode_replies, encode_requests
 
 ERROR_NAMES = {"invalid-request": "InvalidRequestError", "compacted": "CompactedError",
                "session-expired": "SessionExpiredError"}
@@ -43,8 +47,6 @@ class Pipeline:
     """One socket; `send(slot, kind, command, serializable)` and `collect(...)`."""
 
     def __init__(self, endpoint: str, slots: int) -> None:
-        import zmq
-        self.zmq = zmq
         self.ctx = zmq.Context(io_threads=1)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -59,7 +61,6 @@ class Pipeline:
     def send(self, slot: Slot, kind: str, command: bytes, serializable: bool = False) -> None:
         """Queue a request; `flush` sends every queued one in one frame (the node
         answers a batch in as few frames: see cluster.protocol)."""
-        from cluster.protocol import MAX_BATCH, KvRequest
         request_id = next(self._ids)
         slot.kind, slot.sent = kind, time.monotonic()
         self.pending[request_id] = slot
@@ -68,22 +69,20 @@ class Pipeline:
             self.flush()
 
     def flush(self) -> None:
-        from cluster.protocol import encode_requests
         if self.outgoing:
             self.sock.send(encode_requests(self.outgoing))
             self.outgoing = []
 
     def replies(self, wait_s: float) -> list[tuple[Slot, Any]]:
         """(slot, reply) for every reply to a pending request that arrives within wait_s."""
-        from cluster.protocol import ProtocolError, decode_replies
         self.flush()
         out: list[tuple[Slot, Any]] = []
-        if not self.sock.poll(max(0, int(wait_s * 1000)), self.zmq.POLLIN):
+        if not self.sock.poll(max(0, int(wait_s * 1000)), zmq.POLLIN):
             return out
         while True:
             try:
-                data = self.sock.recv(self.zmq.NOBLOCK)
-            except self.zmq.Again:
+                data = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
                 return out
             try:
                 replies = decode_replies(data)
@@ -100,8 +99,6 @@ class Pipeline:
         return [self.pending.pop(rid) for rid in late]
 
     def open_sessions(self, timeout: float) -> None:
-        from cluster.commands import OpenSession, SessionOpened, decode_result, encode_command
-        from cluster.protocol import KvReply
         for slot in self.slots:
             self.send(slot, "open", encode_command(OpenSession()))
         deadline = time.monotonic() + timeout
@@ -126,7 +123,6 @@ Request = tuple[str, bytes, bool]  # kind, command, serializable
 
 
 def make_request(options: BenchOptions, rng: random.Random) -> Callable[[Slot], Request]:
-    from cluster.commands import Put, Range, encode_command, prefix_end
     value = rng.randbytes(options.value_size)
     end = prefix_end(options.key_prefix.encode())
 
@@ -151,7 +147,6 @@ def make_request(options: BenchOptions, rng: random.Random) -> Callable[[Slot], 
 def pump(pipe: Pipeline, request: Callable[[Slot], Request], budget: int | None, t0: float,
          duration: float, timeout: float, stopped: Callable[[], bool], tally: ThreadTally) -> None:
     """Keep every slot busy until the budget or the deadline; count each answer."""
-    from cluster.protocol import KvReply
     deadline = t0 + duration
     remaining = [budget]
 

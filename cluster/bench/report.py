@@ -22,7 +22,9 @@ from typing import Any
 from cluster.bench.histogram import Histogram
 from cluster.bench.killer import Kill
 from cluster.bench.options import BenchOptions
-from cluster.bench.worker import INTERVAL
+from cluster.bench.tally import INTERVAL
+from cluster.discovery import DiscoveryError, default_layout, read_state
+from cluster.spec import SpecError, load_spec
 
 SCHEMA = 1
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
@@ -33,9 +35,6 @@ SUMMARY_KEYS = ("schema", "workload", "options", "cluster", "elapsed_s", "ops", 
 def fsync_setting(config: str | None, cwd: Path | None = None) -> str:
     """The cluster's fsync policy from `config`, else from the config the supervisor's
     state file here names; "unknown" when neither can be read (node status lacks it)."""
-    from cluster.discovery import DiscoveryError, default_layout, read_state
-    from cluster.spec import SpecError, load_spec
-
     if config is None:
         try:
             state = read_state(default_layout(cwd))

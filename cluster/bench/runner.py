@@ -12,9 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import zmq
+
 from cluster.bench.killer import Kill, LeaderKiller
 from cluster.bench.options import BenchOptions
 from cluster.bench.worker import READY_TIMEOUT, Shared, worker_main
+from cluster.client import Client, ClientError
 
 KILL_JOIN = 20.0  # a kill command in progress when the run ends: at most KILL_TIMEOUT
 GRACE = 30.0  # past the duration + one op timeout: the parent stops waiting
@@ -33,9 +36,6 @@ class ClusterView:
 
 def survey(endpoints: list[str], timeout: float = 1.0) -> ClusterView:
     """Ask every endpoint for its status once."""
-    from cluster.client import Client, ClientError
-    import zmq
-
     roles: dict[str, str] = {}
     leader = None
     with Client(endpoints, timeout=timeout, attempt_timeout=timeout) as client:

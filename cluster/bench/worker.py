@@ -16,17 +16,18 @@ import random
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from cluster.bench.histogram import Histogram
-from cluster.bench.options import BenchOptions
+import zmq
 
-WRITE_KINDS = frozenset({"put", "cas-succeeded", "cas-failed"})
-#: Throughput timeline resolution (seconds per bucket).
-INTERVAL = 0.25
+from cluster.bench.options import BenchOptions
+from cluster.bench.pipeline import Pipeline, PipelineError, make_request, pump
+from cluster.bench.tally import INTERVAL, WRITE_KINDS, ThreadTally, merge_tallies
+from cluster.client import Client, ClientError
+from cluster.commands import Compare, Put, Range, prefix_end
+
 READY_TIMEOUT = 300.0
 
 
@@ -41,28 +42,15 @@ class Shared:
     done: Any  # RawArray('q', processes): completed ops per process
 
 
-@dataclass
-class ThreadTally:
-    latency: Histogram = field(default_factory=Histogram)
-    errors: Counter[str] = field(default_factory=Counter)
-    kinds: Counter[str] = field(default_factory=Counter)
-    timeline: Counter[int] = field(default_factory=Counter)
-    completed: int = 0
-    last: float = 0.0  # seconds after t0 of its last completion
-    prefill_errors: int = 0
-    setup_error: str = ""  # why this thread could not start measuring (the run is aborted)
-    ok_write_times: list[float] | None = None  # --kill-leader: when each ok write completed (s after t0)
-
-
 Op = Callable[[], str]  # performs one operation; returns its kind ("put", "get", "cas-ok", ...)
 
 
-def make_op(options: BenchOptions, client: Any, rng: random.Random, tag: str) -> Op:
+def make_op(options: BenchOptions, client: Client, rng: random.Random, tag: str) -> Op:
     """The thread's operation generator: one call = one request."""
     keys = options.keys
     value = rng.randbytes(options.value_size)
     ser = options.serializable
-    prefix_end = _prefix_end(options.key_prefix.encode())
+    range_end = prefix_end(options.key_prefix.encode())
     seen: dict[bytes, bytes | None] = {}
     counter = iter(range(1 << 62))
 
@@ -75,13 +63,12 @@ def make_op(options: BenchOptions, client: Any, rng: random.Random, tag: str) ->
         return "get"
 
     def range_() -> str:
-        client.range(options.key(rng.randrange(keys)), prefix_end, limit=options.range_limit, serializable=ser)
+        client.range(options.key(rng.randrange(keys)), range_end, limit=options.range_limit, serializable=ser)
         return "range"
 
     def cas() -> str:
         # Compare-and-set: put a new value if the key still holds the one this client
         # last saw (absent: version 0); else learn the current value from the failure branch.
-        from cluster.commands import Compare, Put, Range
         key = options.key(rng.randrange(keys))
         expected = seen.get(key, prefill_value(options) if options.prefill else None)
         compare = Compare.version(key, "=", 0) if expected is None else Compare.value(key, "=", expected)
@@ -100,11 +87,6 @@ def make_op(options: BenchOptions, client: Any, rng: random.Random, tag: str) ->
     return {"put": put, "get": get, "range": range_, "txn": cas, "mixed": mixed}[options.workload]
 
 
-def _prefix_end(prefix: bytes) -> bytes:
-    from cluster.commands import prefix_end
-    return prefix_end(prefix)
-
-
 def prefill_value(options: BenchOptions) -> bytes:
     """What the prefill writes (the txn workload's first expected value)."""
     return b"v" * options.value_size
@@ -117,9 +99,6 @@ def prefill_keys(options: BenchOptions, thread: int, threads: int) -> range:
 
 def run_thread(options: BenchOptions, endpoints: list[str], budget: int | None, shared: Shared,
                start: threading.Barrier, tally: ThreadTally, global_index: int, threads: int) -> None:
-    from cluster.client import Client, ClientError
-    import zmq
-
     rng = random.Random(options.seed * 1_000_003 + global_index)
     with Client(endpoints, timeout=options.timeout, attempt_timeout=options.attempt_timeout) as client:
         try:
@@ -145,9 +124,6 @@ def measure(op: Op, budget: int | None, t0: float, duration: float, stopped: Cal
             tally: ThreadTally) -> None:
     """Call `op` until `budget` ops are done or `t0 + duration` passes (or `stopped`).
     An ok op's latency is recorded; a failed one is counted under its error type."""
-    from cluster.client import ClientError
-    import zmq
-
     deadline = t0 + duration
     remaining = budget
     while (remaining is None or remaining > 0) and not stopped():
@@ -175,10 +151,6 @@ def measure(op: Op, budget: int | None, t0: float, duration: float, stopped: Cal
 def run_pipeline(options: BenchOptions, endpoint: str, budget: int | None, shared: Shared,
                  start: threading.Barrier, tally: ThreadTally, process: int, processes: int) -> None:
     """--pipeline: this process's one socket with `in_flight` requests outstanding."""
-    from cluster.bench.pipeline import Pipeline, PipelineError, make_request, pump
-    from cluster.client import Client, ClientError
-    import zmq
-
     rng = random.Random(options.seed * 1_000_003 + process)
     pipe = Pipeline(endpoint, options.in_flight)
     try:
@@ -242,21 +214,3 @@ def worker_main(index: int, options: BenchOptions, endpoints: list[list[str]], b
         time.sleep(0.1)
     shared.done[index] = sum(t.completed for t in tallies)
     results.put(merge_tallies(index, tallies, time.process_time() - cpu))
-
-
-def merge_tallies(index: int, tallies: list[ThreadTally], cpu_s: float = 0.0) -> dict[str, Any]:
-    latency = Histogram()
-    errors: Counter[str] = Counter()
-    kinds: Counter[str] = Counter()
-    timeline: Counter[int] = Counter()
-    for tally in tallies:
-        latency.merge(tally.latency)
-        errors.update(tally.errors)
-        kinds.update(tally.kinds)
-        timeline.update(tally.timeline)
-    return {"process": index, "latency": latency.to_dict(), "errors": dict(errors), "kinds": dict(kinds),
-            "timeline": dict(timeline), "completed": sum(t.completed for t in tallies),
-            "last": max((t.last for t in tallies), default=0.0),
-            "prefill_errors": sum(t.prefill_errors for t in tallies), "cpu_s": cpu_s,
-            "setup_error": next((t.setup_error for t in tallies if t.setup_error), ""),
-            "ok_write_times": sorted(x for t in tallies for x in (t.ok_write_times or ()))}

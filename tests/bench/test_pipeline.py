@@ -11,7 +11,7 @@ import pytest
 from cluster.bench.cli import main
 from cluster.bench.options import BenchOptions
 from cluster.bench.pipeline import Slot, make_request, pump
-from cluster.bench.worker import ThreadTally
+from cluster.bench.tally import ThreadTally
 from cluster.protocol import ErrorCode, ErrorReply, KvReply
 
 

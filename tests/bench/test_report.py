@@ -12,7 +12,8 @@ import pytest
 from cluster.bench.options import BenchOptions
 from cluster.bench.report import SCHEMA, SUMMARY_KEYS, render_text, summarize
 from cluster.bench.runner import BenchError, ClusterView, client_endpoints, split_budget
-from cluster.bench.worker import ThreadTally, measure, merge_tallies
+from cluster.bench.tally import ThreadTally, merge_tallies
+from cluster.bench.worker import measure
 from cluster.client import ClientTimeout, InvalidRequestError
 
 A, B, C = "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "tcp://127.0.0.1:3"

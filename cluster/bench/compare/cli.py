@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from cluster.bench.compare import systems as available
 from cluster.bench.compare import table
 from cluster.bench.compare.plan import KEYS, SYSTEMS, WORKLOADS, Measurement, Settings, Workload
+from cluster.ports import free_ports
 
 DEFAULT_DURATION = 8.0
 MAX_DURATION = 120.0
@@ -142,12 +143,13 @@ def check_systems(wanted: list[str], install: bool, say: Callable[[str], None]) 
 
 def run_system(system: str, workloads: list[Workload], root: Path, settings: Settings,
                each: Callable[[Measurement], None]) -> list[Measurement]:
-    from cluster.ports import free_ports
     mine = [w for w in workloads if system in w.systems]
     if not mine:
         return []
     home = root / system
     home.mkdir(parents=True, exist_ok=True)
+    # Each system's driver loads only when that system runs (jangada's brings zmq and
+    # the client), so `compare --help` and a run of the others stay light.
     if system == "jangada":
         from cluster.bench.compare import jangada
         return jangada.run(mine, home, settings, each=each)
@@ -215,7 +217,7 @@ def write_outputs(where: Path, measurements: list[Measurement], skipped: dict[st
         print(f"{why}; wrote {where / 'compare.md'}, {where / 'compare.json'}", file=out)
         return
     try:
-        from cluster.bench.compare.chart import draw
+        from cluster.bench.compare.chart import draw  # matplotlib: optional (ImportError below)
         draw(measurements, str(chart), f"jangada vs etcd vs PySyncObj, {started}, {settings.duration:g} s per workload, "
                                        f"load avg {info['loadavg'][0]:.1f}")
         wrote = f"{where / 'compare.md'}, {where / 'compare.json'}, {chart}"

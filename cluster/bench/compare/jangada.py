@@ -19,9 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cluster.bench import report, runner
 from cluster.bench.compare.cpu import ServerCpu
 from cluster.bench.compare.plan import Measurement, Settings, Workload
+from cluster.bench.options import BenchOptions
 from cluster.ports import free_ports
+from cluster.spec import MemberSpec, load_spec
 
 LEADER_TIMEOUT = 60.0
 
@@ -34,7 +37,6 @@ class JangadaCluster:
     """`size` members with data under `root`; `close()` ends each by its pid."""
 
     def __init__(self, root: Path, size: int) -> None:
-        from cluster.spec import MemberSpec, load_spec
         ports = free_ports(2 * size)
         members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{ports[2 * i - 2]}", f"tcp://127.0.0.1:{ports[2 * i - 1]}")
                         for i in range(1, size + 1))
@@ -56,9 +58,8 @@ class JangadaCluster:
                 log.close()
 
     def wait_for_leader(self, timeout: float = LEADER_TIMEOUT) -> None:
-        from cluster.bench.runner import survey
         deadline = time.monotonic() + timeout
-        while survey(self.spec.client_addresses(), timeout=0.5).leader is None:
+        while runner.survey(self.spec.client_addresses(), timeout=0.5).leader is None:
             if any(p.poll() is not None for p in self.procs):
                 raise JangadaError(f"a node exited at start (logs in {self.root})")
             if time.monotonic() > deadline:
@@ -98,9 +99,6 @@ def durability(fsync: str) -> str:
 
 
 def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, pids: list[int]) -> Measurement:
-    from cluster.bench import report, runner
-    from cluster.bench.options import BenchOptions
-
     shape = SHAPES[w.key]
     options = BenchOptions(workload=w.op, processes=shape.processes, in_flight=shape.in_flight, ops=None,
                            duration=settings.duration, keys=settings.keys, value_size=settings.value_size,

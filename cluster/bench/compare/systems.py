@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cluster.bench.compare.etcd import CLIENTV3, ETCD
+
 APT_PACKAGES = {"etcd": ("etcd-server", "golang-go", "golang-etcd-server-dev")}
 PIP_PACKAGES = {"pysyncobj": ("pysyncobj",)}
 INSTALL_TIMEOUT = 900.0
@@ -19,7 +21,6 @@ INSTALL_TIMEOUT = 900.0
 def etcd_missing(exists: Callable[[str], bool] = os.path.exists,
                  which: Callable[[str], str | None] = shutil.which) -> list[str]:
     """The Debian packages etcd's side needs that are not installed."""
-    from cluster.bench.compare.etcd import CLIENTV3, ETCD
     out = []
     if not exists(ETCD):
         out.append("etcd-server")
