@@ -45,7 +45,7 @@ class Shared:
 Op = Callable[[], str]  # performs one operation; returns its kind ("put", "get", "cas-ok", ...)
 
 
-def make_op(options: BenchOptions, client: Client, rng: random.Random, tag: str) -> Op:
+def make_op(options: BenchOptions, client: Any, rng: random.Random, tag: str) -> Op:
     """The thread's operation generator: one call = one request."""
     keys = options.keys
     value = rng.randbytes(options.value_size)
