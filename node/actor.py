@@ -7,19 +7,27 @@ Each turn of `run`:
 
 1. poll the peer and client sockets until input arrives or the next tick is due
    (or not at all when background work is pending);
-2. drain up to `max_batch` frames from each socket: decode (bad bytes are dropped
-   and counted, never fatal), step the core with peer messages, turn client
-   requests into proposals / ReadIndex requests / local reads;
+2. drain up to `max_batch` frames from each socket: peer frames are vetted and
+   decoded by the `PeerLink` (bad bytes are dropped and counted, never fatal) and
+   step the core (snapshot chunks go to the `LocalDisk`, their acks to the
+   snapshot streams); client requests go to the `ClientRouter`, which turns them
+   into proposals / one batched ReadIndex request / local reads;
 3. tick the core for every tick interval that passed (at most a few at once: a
-   stalled loop must not fire a burst of elections);
-4. answer clients whose deadline passed, pump background work (a local snapshot
-   being written, snapshot streams to followers) a few chunks at a time;
-5. handle every Ready the core has, in `handle_ready`'s numbered order: everything
-   stepped in this turn shares one WAL write and one fsync (group commit).
+   stalled loop must not fire a burst of elections); every 50 ms, answer clients
+   whose deadline passed, propose the revoke of expired leases (leader only) and
+   end injected faults whose time is up;
+4. pump background work (a local snapshot being written, snapshot streams to
+   followers) a few chunks at a time;
+5. hand every Ready the core has to `handle_ready` (node/ready_handler.py, the
+   one place the persistence order is written): everything stepped in this turn
+   shares one WAL write and one fsync (group commit). Its ports are the
+   collaborators above: `PeerLink` (peers), `LocalDisk` (disk, snapshot hook),
+   `Applier` (apply, soft-state hook).
 
-Storage and state-machine failures propagate out of `run`: the process exits
-non-zero and recovery reads the disk (fail-stop). Nothing a peer or a client sends
-can raise out of the loop.
+Each collaborator gets only what it needs (the core, the transport, the outbox,
+the clock...) and none of them knows the actor. Storage and state-machine
+failures propagate out of `run`: the process exits non-zero and recovery reads
+the disk (fail-stop). Nothing a peer or a client sends can raise out of the loop.
 """
 from __future__ import annotations
 

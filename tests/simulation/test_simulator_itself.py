@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from node import ready_handler
+from node import actor, ready_handler
 from node.raft import RaftCore
 from node.raft.log import RaftLog
 from node.ready_handler import Step
 from node.simulation import SimulationFailure, run_seed
 from node.simulation import cluster as cluster_module
 from node.simulation.run import CRASH_POINTS_AFTER_PERSIST, CRASH_POINTS_BEFORE_PERSIST
+from tests.raft import harness
+from tests.scenarios import fabric
 
 
 def test_same_seed_same_run() -> None:
@@ -84,5 +86,9 @@ def test_each_crash_point_is_reached(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_simulator_runs_the_nodes_ready_handler() -> None:
-    """One persistence order: the simulator calls the very function the actor does."""
+    """One persistence order: the simulator and the test harnesses call the very
+    function the actor does (node/ready_handler.py), not a copy of it."""
+    assert actor.handle_ready is ready_handler.handle_ready
     assert cluster_module.handle_ready is ready_handler.handle_ready
+    assert harness.handle_ready is ready_handler.handle_ready
+    assert fabric.handle_ready is ready_handler.handle_ready
