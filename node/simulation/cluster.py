@@ -119,9 +119,13 @@ class SimPorts:
             raise CrashInReady(step)
 
     def on_soft_state(self, ss: SoftState) -> None:
-        self.cluster._observe_roles(self.node, ss)
+        """Step 1: Election Safety is checked as a node becomes leader."""
+        cluster = self.cluster
+        cluster.trace.append((cluster.now, f"node {self.node.id} {ss.role.value} term {ss.term} lead {ss.lead}"))
+        if ss.role is Role.LEADER:
+            cluster.checker.election(self.node.id, ss.term)
 
-    # Peers
+    # -- Peers ---------------------------------------------------------------------
     def update_members(self, appended: list[Entry], conf: ConfState | None) -> None:
         if conf is not None:
             self.node.reported_conf = conf  # the node would add/remove transport peers here
@@ -129,26 +133,63 @@ class SimPorts:
     def send(self, message: Message) -> None:
         self.cluster.net.send(self.cluster.now, message)
 
-    # Disk
+    # -- Disk ----------------------------------------------------------------------
     def install_snapshot(self, snapshot: Snapshot) -> None:
         self.node.disk.install_snapshot(snapshot)
 
     def append(self, entries: list[Entry], hard_state: HardState | None, sync: bool) -> None:
-        self.cluster._persist(self.node, entries, hard_state)
+        """Step 4 on the simulated disk (every write here is durable at once), with
+        the checks that need the leader's view: Leader Append-Only, and Leader
+        Completeness once a new leader's first Ready is persisted."""
+        node, checker = self.node, self.cluster.checker
+        core = node.core
+        assert core is not None
+        disk = node.disk
+        if entries:
+            if (core.role is Role.LEADER and node.led_term == core.term
+                    and entries[0].index <= disk.last_index()):
+                checker.fail("Leader Append-Only", f"leader {node.id} of term {core.term} "
+                             f"overwrites its log from {entries[0].index}")
+            disk.append(entries)
+        if hard_state is not None:
+            disk.save_hard_state(hard_state)
+        if core.role is Role.LEADER and node.led_term != core.term:
+            node.led_term = core.term
+            checker.leader_completeness(node.id, core.term, disk.hash_at, disk.snapshot_index)
 
-    # Apply
+    # -- Apply ---------------------------------------------------------------------
     def restore(self, snapshot: Snapshot) -> None:
-        self.cluster._restore(self.node, snapshot)
+        self.node.sm = SimStateMachine.restore(snapshot.data)
+        self.node.applied_conf = snapshot.meta.conf
 
     def apply(self, entry: Entry) -> None:
-        self.cluster._apply(self.node, entry)
+        """Step 6: State Machine Safety, one server at a time, then the client's ack."""
+        node, cluster = self.node, self.cluster
+        cluster.checker.applied(node.id, entry)
+        if entry.kind is EntryKind.CONF_CHANGE:
+            cluster.applied_conf_change(node, entry)
+        node.sm.apply(entry)
+        cluster.maybe_ack(node, entry)
 
     def applied(self, committed: list[Entry], read_states: list[ReadState]) -> None:
-        self.cluster._after_apply(self.node, read_states)
+        """Step 6, after the batch: linearizable reads are checked as they are served."""
+        node = self.node
+        node.read_states.extend(read_states)
+        if node.read_states:
+            self.cluster.serve_reads(node)
 
-    # Snapshot hook
+    # -- Snapshot hook -------------------------------------------------------------
     def maybe_start(self) -> None:
-        self.cluster._maybe_snapshot(self.node)
+        """Step 7: take the snapshot now (before `advance`, as the node starts its
+        snapshot file); `SimCluster.drain` compacts with it after `advance`, as the
+        node does once the file is committed."""
+        node, every = self.node, self.cluster.snapshot_every
+        core = node.core
+        assert core is not None
+        index = node.sm.applied_index
+        if every and index - node.disk.snapshot_index >= every:
+            meta = SnapshotMeta(index, core.log.term_at(index), core.conf_at(index))
+            node.snapshot_due = Snapshot(meta, node.sm.snapshot_data())
 
 
 class SimCluster:
@@ -255,56 +296,6 @@ class SimCluster:
                 core.compact(snap)
                 node.disk.compact(snap)
 
-    def _observe_roles(self, node: SimNode, ss: SoftState) -> None:
-        self.trace.append((self.now, f"node {node.id} {ss.role.value} term {ss.term} lead {ss.lead}"))
-        if ss.role is Role.LEADER:
-            self.checker.election(node.id, ss.term)
-
-    def _persist(self, node: SimNode, entries: list[Entry], hard_state: HardState | None) -> None:
-        """Step 4 on the simulated disk, with the checks that need the leader's view."""
-        core = node.core
-        assert core is not None
-        disk = node.disk
-        if entries:
-            if (core.role is Role.LEADER and node.led_term == core.term
-                    and entries[0].index <= disk.last_index()):
-                self.checker.fail("Leader Append-Only", f"leader {node.id} of term {core.term} "
-                                  f"overwrites its log from {entries[0].index}")
-            disk.append(entries)
-        if hard_state is not None:
-            disk.save_hard_state(hard_state)
-        if core.role is Role.LEADER and node.led_term != core.term:
-            node.led_term = core.term
-            self.checker.leader_completeness(node.id, core.term, disk.hash_at,
-                                             disk.snapshot_index)
-
-    def _restore(self, node: SimNode, snapshot: Snapshot) -> None:
-        node.sm = SimStateMachine.restore(snapshot.data)
-        node.applied_conf = snapshot.meta.conf
-
-    def _apply(self, node: SimNode, e: Entry) -> None:
-        self.checker.applied(node.id, e)
-        if e.kind is EntryKind.CONF_CHANGE:
-            self._applied_conf_change(node, e)
-        node.sm.apply(e)
-        self._maybe_ack(node, e)
-
-    def _after_apply(self, node: SimNode, read_states: list[ReadState]) -> None:
-        node.read_states.extend(read_states)
-        if node.read_states:
-            self._serve_reads(node)
-
-    def _maybe_snapshot(self, node: SimNode) -> None:
-        """Step 7: take the snapshot now (before `advance`, as the node starts its
-        snapshot file); `drain` compacts with it after `advance`, as the node does
-        once the file is committed."""
-        core = node.core
-        assert core is not None
-        index = node.sm.applied_index
-        if self.snapshot_every and index - node.disk.snapshot_index >= self.snapshot_every:
-            meta = SnapshotMeta(index, core.log.term_at(index), core.conf_at(index))
-            node.snapshot_due = Snapshot(meta, node.sm.snapshot_data())
-
     # -- membership (thesis §4.1-4.3) ---------------------------------------------
     def _check_conf(self, node: SimNode, core: RaftCore) -> None:
         """The membership in effect is the latest conf-change entry in the (durable)
@@ -320,7 +311,7 @@ class SimCluster:
             self.checker.fail("Ready.conf", f"node {node.id} uses {core.conf}, its Readies "
                               f"reported {node.reported_conf}")
 
-    def _applied_conf_change(self, node: SimNode, e: Entry) -> None:
+    def applied_conf_change(self, node: SimNode, e: Entry) -> None:
         """One server at a time: consecutive configurations differ by one voter."""
         result = decode_conf_change(e.data).result
         assert result is not None, f"conf change {e} without a configuration"
@@ -399,7 +390,7 @@ class SimCluster:
             op.proposed_at = self.now
         self.drain(leader)
 
-    def _maybe_ack(self, node: SimNode, e: Entry) -> None:
+    def maybe_ack(self, node: SimNode, e: Entry) -> None:
         op = self.ops.get(e.data) if e.kind is EntryKind.NORMAL else None
         if op is not None and op.acked_at < 0 and op.proposal == (node.id, e.term, e.index):
             op.acked_at = self.now
@@ -430,7 +421,7 @@ class SimCluster:
         self.reads[ctx] = ClientRead(ctx, node_id, len(self.acked))
         self.drain(node)
 
-    def _serve_reads(self, node: SimNode) -> None:
+    def serve_reads(self, node: SimNode) -> None:
         keep = []
         for rs in node.read_states:
             if rs.index > node.sm.applied_index:
