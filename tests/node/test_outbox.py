@@ -16,7 +16,12 @@ def _dropped() -> DroppedFrames:
 
 def test_one_frame_per_client_per_turn() -> None:
     sent: list[tuple[bytes, bytes]] = []
-    outbox = Outbox(lambda identity, frame: sent.append((identity, frame)) is None, _dropped())
+
+    def send(identity: bytes, frame: bytes) -> bool:
+        sent.append((identity, frame))
+        return True
+
+    outbox = Outbox(send, _dropped())
     for i in range(3):
         outbox.reply(b"a", ErrorReply(i, 1, ErrorCode.TIMEOUT, "x"))
     outbox.reply(b"b", ErrorReply(9, 1, ErrorCode.TIMEOUT, "y"))
