@@ -1,6 +1,8 @@
 """Turning state-machine results and core outcomes into client replies."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
 from node.statemachine import (
     Compacted, KvError, LeaseNotFound, Range, Request, Result, SessionExpired, Txn, encode_result,
@@ -39,3 +41,21 @@ def redirect(request_id: int, node_id: int, leader: int, leader_client: str) -> 
 
 def error(request_id: int, node_id: int, code: ErrorCode, reason: str) -> ErrorReply:
     return ErrorReply(request_id, node_id, code, reason)
+
+
+class Answers:
+    """The reply constructors with this node's id (and, for redirects, the address
+    book's client address of the leader) bound once."""
+
+    def __init__(self, node_id: int, client_address: Callable[[int], str]) -> None:
+        self.node_id = node_id
+        self._client_address = client_address
+
+    def error(self, request_id: int, code: ErrorCode, reason: str) -> ErrorReply:
+        return ErrorReply(request_id, self.node_id, code, reason)
+
+    def redirect(self, request_id: int, leader: int) -> ErrorReply:
+        return redirect(request_id, self.node_id, leader, self._client_address(leader))
+
+    def result(self, request_id: int, result: Result, serializable: bool = False) -> Reply:
+        return result_reply(request_id, self.node_id, result, serializable)

@@ -16,6 +16,7 @@ sha256 and stepped its core); no progress for STALL_SECONDS abandons it, and the
 core retries later.
 * `SnapshotIntake`: the follower's half: chunks into a SnapshotReceiver, which
   verifies magic, cluster, metadata and sha256 before the file is renamed in.
+* `SnapshotSenders`: the leader's streams, one per follower.
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from node.eventlog import EventLog
 from node.raft import InstallSnapshot, SnapshotMeta
 from node.storage import DataDir, SnapshotReceiver, SnapshotRef
-from node.wire import SnapshotChunk
+from node.wire import SnapshotChunk, SnapshotChunkAck
 
 #: A stream that has made no progress for this long is abandoned (the follower is
 #: gone, its queue stays full, or it rejected the file); the core retries later.
@@ -185,3 +187,50 @@ def remove_unused(ref: SnapshotRef) -> None:
     """A received snapshot the core did not install: it must not linger, or the
     next recovery would set it aside as an orphan."""
     Path(ref.path).unlink(missing_ok=True)
+
+
+class SnapshotSenders:
+    """The leader's snapshot streams, one per follower (a newer InstallSnapshot for
+    a follower replaces its stream)."""
+
+    def __init__(self, chunk_bytes: int, clock: Callable[[], float],
+                 send_chunk: Callable[[SnapshotChunk], bool], log: EventLog) -> None:
+        self._chunk_bytes = chunk_bytes
+        self._clock = clock
+        self._send_chunk = send_chunk
+        self._log = log
+        self.streams: dict[int, SnapshotSender] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.streams)
+
+    def start(self, message: InstallSnapshot) -> None:
+        old = self.streams.pop(message.dst, None)
+        if old is not None:
+            old.close()
+        self.streams[message.dst] = SnapshotSender(message, self._chunk_bytes, self._clock)
+        self._log.info(f"streaming snapshot {message.snapshot.meta.index} to node {message.dst}")
+
+    def acknowledged(self, ack: SnapshotChunkAck) -> None:
+        sender = self.streams.get(ack.src)
+        if sender is not None and (ack.term, ack.index) == (
+                sender.message.term, sender.message.snapshot.meta.index):
+            sender.acknowledged(ack.received)
+
+    def pump(self, report_snapshot: Callable[[int, bool], None], budget: int) -> None:
+        """A few chunks of every stream; a finished or abandoned one is reported to
+        the core (`report_snapshot(peer, ok)`) and closed."""
+        for peer, sender in list(self.streams.items()):
+            outcome = sender.pump(self._send_chunk, budget)
+            if outcome is None:
+                continue
+            sender.close()
+            del self.streams[peer]
+            report_snapshot(peer, outcome)
+            self._log.info(f"snapshot {sender.message.snapshot.meta.index} to node {peer}: "
+                           f"{'sent' if outcome else 'abandoned'}")
+
+    def close(self) -> None:
+        for sender in self.streams.values():
+            sender.close()
+        self.streams.clear()

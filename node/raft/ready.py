@@ -26,18 +26,22 @@ class SoftState:
 
 @dataclass(slots=True)
 class Ready:
-    """Everything the caller must do, in this order (docs/raft-core.md):
+    """Everything the caller must do, in this order -- the one numbering is
+    node/ready_handler.py's `handle_ready`, which every caller uses:
 
-    0. if `conf` is set, the membership in effect changed: add/remove transport peers
-       (messages below may be addressed to a member added by this very Ready);
-    1. send `messages` (they do not depend on anything below being durable);
-    2. persist: install `snapshot` if any, append `entries` (truncating the log from
-       entries[0].index), write `hard_state` if any -- with one fsync when `must_sync`;
-    3. send `messages_after_persist` (vote grants, append acknowledgements: they
-       promise the receiver that step 2 is durable);
-    4. apply `committed_entries` in order, then serve `read_states` whose index is
+    1. hooks: `soft_state`; membership: if `conf` is set, the membership in effect
+       changed: add/remove transport peers (messages below may be addressed to a
+       member added by this very Ready);
+    2. send `messages` (they do not depend on anything below being durable);
+    3. install `snapshot` if any;
+    4. append `entries` (truncating the log from entries[0].index) and write
+       `hard_state` if any -- with one fsync when `must_sync`;
+    5. send `messages_after_persist` (vote grants, append acknowledgements: they
+       promise the receiver that steps 3-4 are durable);
+    6. apply `committed_entries` in order, then serve `read_states` whose index is
        applied;
-    5. call `advance(ready)`.
+    7. maybe start a snapshot (compact only after `advance`);
+    8. call `advance(ready)`. Nothing else may be called on the core in between.
     """
 
     soft_state: SoftState | None = None

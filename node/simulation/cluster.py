@@ -1,22 +1,24 @@
 """The simulated cluster: cores, disks, network, state machines and clients.
 
-`SimCluster.handle_ready` is the simulator's twin of the node's Ready handling, in
-the same order (ARCHITECTURE.md): send what may go now, persist, send what needed
-the persist, apply, serve reads, maybe snapshot, advance. A crash can be injected
-before or after the persist step, so the persistence rules are exercised, not
-assumed.
+Every Ready goes through the node's own `handle_ready` (node/ready_handler.py),
+with fake ports (`SimPorts`): the simulated disk, network and state machine, which
+check Raft's invariants as the Ready's steps reach them. A crash can be injected
+at every boundary between two of its steps (`SimNode.crash_in_ready`), so the
+simulator proves exactly the order the node runs.
 """
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from node.raft import (
-    Config, ConfChange, ConfChangeKind, InstallSnapshot, ConfState, Entry, EntryKind,
-    ProposalDropped, RaftCore, RaftError, Ready, ReadState, Role, Snapshot, SnapshotMeta,
+    Config, ConfChange, ConfChangeKind, InstallSnapshot, ConfState, Entry, EntryKind, HardState,
+    Message, ProposalDropped, RaftCore, RaftError, ReadState, Role, Snapshot, SnapshotMeta, SoftState,
     decode_conf_change,
 )
+from node.ready_handler import ReadyPorts, Step, handle_ready
 
 from .disk import SimDisk
 from .invariants import InvariantChecker
@@ -78,13 +80,116 @@ class SimNode:
         self.core: RaftCore | None = None
         self.sm = SimStateMachine()
         self.read_states: list[ReadState] = []
-        self.crash_in_ready: str | None = None  # "before-persist" / "after-persist"
+        # Dies inside its next Ready, right after this step (node/ready_handler.py).
+        self.crash_in_ready: Step | None = None
+        self.snapshot_due: Snapshot | None = None  # taken in step 7, compacted after advance
+        self.ports: ReadyPorts | None = None
+        self.between: Callable[[Step], None] | None = None
         self.led_term = 0  # the term this incarnation last led in (Leader Append-Only)
         self.restarts = 0
 
     @property
     def alive(self) -> bool:
         return self.core is not None
+
+
+class CrashInReady(Exception):
+    """The simulated process dies between two steps of a Ready (not an error)."""
+
+    def __init__(self, after: Step) -> None:
+        super().__init__(f"crash after step {after}")
+        self.after = after
+
+
+class SimPorts:
+    """`handle_ready`'s ports for one simulated node: its network, disk, state
+    machine and snapshot hook, each checking the invariants its step can break."""
+
+    __slots__ = ("cluster", "node")
+
+    def __init__(self, cluster: SimCluster, node: SimNode) -> None:
+        self.cluster = cluster
+        self.node = node
+
+    def ready_ports(self) -> ReadyPorts:
+        return ReadyPorts(self.on_soft_state, peers=self, disk=self, apply=self, snapshots=self)
+
+    def between(self, step: Step) -> None:
+        if step is self.node.crash_in_ready:
+            raise CrashInReady(step)
+
+    def on_soft_state(self, ss: SoftState) -> None:
+        """Step 1: Election Safety is checked as a node becomes leader."""
+        cluster = self.cluster
+        cluster.trace.append((cluster.now, f"node {self.node.id} {ss.role.value} term {ss.term} lead {ss.lead}"))
+        if ss.role is Role.LEADER:
+            cluster.checker.election(self.node.id, ss.term)
+
+    # -- Peers ---------------------------------------------------------------------
+    def update_members(self, appended: list[Entry], conf: ConfState | None) -> None:
+        if conf is not None:
+            self.node.reported_conf = conf  # the node would add/remove transport peers here
+
+    def send(self, message: Message) -> None:
+        self.cluster.net.send(self.cluster.now, message)
+
+    # -- Disk ----------------------------------------------------------------------
+    def install_snapshot(self, snapshot: Snapshot) -> None:
+        self.node.disk.install_snapshot(snapshot)
+
+    def append(self, entries: list[Entry], hard_state: HardState | None, sync: bool) -> None:
+        """Step 4 on the simulated disk (every write here is durable at once), with
+        the checks that need the leader's view: Leader Append-Only, and Leader
+        Completeness once a new leader's first Ready is persisted."""
+        node, checker = self.node, self.cluster.checker
+        core = node.core
+        assert core is not None
+        disk = node.disk
+        if entries:
+            if (core.role is Role.LEADER and node.led_term == core.term
+                    and entries[0].index <= disk.last_index()):
+                checker.fail("Leader Append-Only", f"leader {node.id} of term {core.term} "
+                             f"overwrites its log from {entries[0].index}")
+            disk.append(entries)
+        if hard_state is not None:
+            disk.save_hard_state(hard_state)
+        if core.role is Role.LEADER and node.led_term != core.term:
+            node.led_term = core.term
+            checker.leader_completeness(node.id, core.term, disk.hash_at, disk.snapshot_index)
+
+    # -- Apply ---------------------------------------------------------------------
+    def restore(self, snapshot: Snapshot) -> None:
+        self.node.sm = SimStateMachine.restore(snapshot.data)
+        self.node.applied_conf = snapshot.meta.conf
+
+    def apply(self, entry: Entry) -> None:
+        """Step 6: State Machine Safety, one server at a time, then the client's ack."""
+        node, cluster = self.node, self.cluster
+        cluster.checker.applied(node.id, entry)
+        if entry.kind is EntryKind.CONF_CHANGE:
+            cluster.applied_conf_change(node, entry)
+        node.sm.apply(entry)
+        cluster.maybe_ack(node, entry)
+
+    def applied(self, committed: list[Entry], read_states: list[ReadState]) -> None:
+        """Step 6, after the batch: linearizable reads are checked as they are served."""
+        node = self.node
+        node.read_states.extend(read_states)
+        if node.read_states:
+            self.cluster.serve_reads(node)
+
+    # -- Snapshot hook -------------------------------------------------------------
+    def maybe_start(self) -> None:
+        """Step 7: take the snapshot now (before `advance`, as the node starts its
+        snapshot file); `SimCluster.drain` compacts with it after `advance`, as the
+        node does once the file is committed."""
+        node, every = self.node, self.cluster.snapshot_every
+        core = node.core
+        assert core is not None
+        index = node.sm.applied_index
+        if every and index - node.disk.snapshot_index >= every:
+            meta = SnapshotMeta(index, core.log.term_at(index), core.conf_at(index))
+            node.snapshot_due = Snapshot(meta, node.sm.snapshot_data())
 
 
 class SimCluster:
@@ -112,6 +217,7 @@ class SimCluster:
         self.reads: dict[bytes, ClientRead] = {}
         self.reads_served = 0
         self.trace: deque[tuple[int, str]] = deque(maxlen=60)
+        self.crash_points_hit: Counter[Step] = Counter()  # crashes injected inside a Ready
         for i in self.voters:
             self.start(i)
 
@@ -130,6 +236,9 @@ class SimCluster:
         self._check_conf(node, node.core)
         node.read_states = []
         node.crash_in_ready = None
+        node.snapshot_due = None
+        ports = SimPorts(self, node)
+        node.ports, node.between = ports.ready_ports(), ports.between
         node.led_term = 0
         self.trace.append((self.now, f"start {node_id} {disk.hard_state}"))
         self.drain(node)
@@ -170,71 +279,22 @@ class SimCluster:
 
     def drain(self, node: SimNode) -> None:
         while node.core is not None and node.core.has_ready():
-            self.handle_ready(node, node.core.ready())
-
-    def handle_ready(self, node: SimNode, rd: Ready) -> None:
-        core = node.core
-        assert core is not None
-        self._observe_roles(node, rd)
-        # 1. messages that do not depend on this Ready's persistence
-        for m in rd.messages:
-            self.net.send(self.now, m)
-        if node.crash_in_ready == "before-persist":
-            return self.crash(node.id)
-        # 2. persist: snapshot, then entries (truncating), then hard state
-        disk = node.disk
-        if rd.snapshot is not None:
-            disk.install_snapshot(rd.snapshot)
-            node.sm = SimStateMachine.restore(rd.snapshot.data)
-            node.applied_conf = rd.snapshot.meta.conf
-        if rd.entries:
-            if (core.role is Role.LEADER and node.led_term == core.term
-                    and rd.entries[0].index <= disk.last_index()):
-                self.checker.fail("Leader Append-Only", f"leader {node.id} of term {core.term} "
-                                  f"overwrites its log from {rd.entries[0].index}")
-            disk.append(rd.entries)
-        if rd.hard_state is not None:
-            disk.save_hard_state(rd.hard_state)
-        if core.role is Role.LEADER and node.led_term != core.term:
-            node.led_term = core.term
-            self.checker.leader_completeness(node.id, core.term, disk.hash_at,
-                                             disk.snapshot_index)
-        if node.crash_in_ready == "after-persist":
-            return self.crash(node.id)
-        # 3. messages that promise durability
-        for m in rd.messages_after_persist:
-            self.net.send(self.now, m)
-        # 4. apply, then serve reads that are now safe
-        if rd.conf is not None:
-            node.reported_conf = rd.conf  # the node would add/remove transport peers here
-        for e in rd.committed_entries:
-            self.checker.applied(node.id, e)
-            if e.kind is EntryKind.CONF_CHANGE:
-                self._applied_conf_change(node, e)
-            node.sm.apply(e)
-            self._maybe_ack(node, core, e)
-        node.read_states.extend(rd.read_states)
-        if node.read_states:
-            self._serve_reads(node)
-        core.advance(rd)
-        self._check_conf(node, core)
-        # 5. maybe snapshot and compact
-        if self.snapshot_every and node.sm.applied_index - disk.snapshot_index >= self.snapshot_every:
-            self._snapshot(node, core)
-
-    def _observe_roles(self, node: SimNode, rd: Ready) -> None:
-        ss = rd.soft_state
-        if ss is not None:
-            self.trace.append((self.now, f"node {node.id} {ss.role.value} term {ss.term} lead {ss.lead}"))
-            if ss.role is Role.LEADER:
-                self.checker.election(node.id, ss.term)
-
-    def _snapshot(self, node: SimNode, core: RaftCore) -> None:
-        index = node.sm.applied_index
-        meta = SnapshotMeta(index, core.log.term_at(index), core.conf_at(index))
-        snap = Snapshot(meta, node.sm.snapshot_data())
-        core.compact(snap)
-        node.disk.compact(snap)
+            core, ports = node.core, node.ports
+            assert ports is not None
+            try:
+                handle_ready(core, core.ready(), ports, node.between)
+            except CrashInReady as crash:
+                self.crash_points_hit[crash.after] += 1
+                self.trace.append((self.now, f"crash {node.id} after step {crash.after.value} "
+                                              f"({crash.after.name.lower()}) of a Ready"))
+                self.crash(node.id)
+                return
+            # After `advance`: the core may change again.
+            self._check_conf(node, core)
+            if node.snapshot_due is not None:
+                snap, node.snapshot_due = node.snapshot_due, None
+                core.compact(snap)
+                node.disk.compact(snap)
 
     # -- membership (thesis §4.1-4.3) ---------------------------------------------
     def _check_conf(self, node: SimNode, core: RaftCore) -> None:
@@ -251,7 +311,7 @@ class SimCluster:
             self.checker.fail("Ready.conf", f"node {node.id} uses {core.conf}, its Readies "
                               f"reported {node.reported_conf}")
 
-    def _applied_conf_change(self, node: SimNode, e: Entry) -> None:
+    def applied_conf_change(self, node: SimNode, e: Entry) -> None:
         """One server at a time: consecutive configurations differ by one voter."""
         result = decode_conf_change(e.data).result
         assert result is not None, f"conf change {e} without a configuration"
@@ -330,7 +390,7 @@ class SimCluster:
             op.proposed_at = self.now
         self.drain(leader)
 
-    def _maybe_ack(self, node: SimNode, core: RaftCore, e: Entry) -> None:
+    def maybe_ack(self, node: SimNode, e: Entry) -> None:
         op = self.ops.get(e.data) if e.kind is EntryKind.NORMAL else None
         if op is not None and op.acked_at < 0 and op.proposal == (node.id, e.term, e.index):
             op.acked_at = self.now
@@ -361,7 +421,7 @@ class SimCluster:
         self.reads[ctx] = ClientRead(ctx, node_id, len(self.acked))
         self.drain(node)
 
-    def _serve_reads(self, node: SimNode) -> None:
+    def serve_reads(self, node: SimNode) -> None:
         keep = []
         for rs in node.read_states:
             if rs.index > node.sm.applied_index:

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, replace
 
 from node.raft import ConfChangeKind
+from node.ready_handler import Step
 
 from .cluster import SimCluster
 from .invariants import InvariantViolation
@@ -79,6 +80,11 @@ class SimulationFailure(AssertionError):
                          f"replay: {self.replay}\nlast events:\n{trace}")
 
 
+#: Where inside a Ready a node may crash: right after one of these steps of
+#: node/ready_handler.py's `handle_ready` (every boundary between two steps).
+CRASH_POINTS_BEFORE_PERSIST = (Step.HOOKS, Step.SEND, Step.INSTALL)
+CRASH_POINTS_AFTER_PERSIST = (Step.PERSIST, Step.SEND_AFTER_PERSIST, Step.APPLY, Step.SNAPSHOT)
+
 ELECTION_TICKS = 10
 #: After healing, a leader must exist and all work must finish within this many ticks.
 HEAL_BOUND = 40 * ELECTION_TICKS
@@ -150,6 +156,9 @@ class _Chaos:
         self.partition_until = -1
         self.restart_at: dict[int, int] = {}
         self.slow_until: dict[int, int] = {}
+        # Which boundary inside a Ready a crash hits: its own generator, so the rest
+        # of a seed's schedule does not depend on it.
+        self.crash_point_rng = random.Random(cluster.seed ^ 0x5DEECE66D)
         f = cluster.net.faults
         f.drop, f.duplicate, f.max_delay = profile.drop, profile.duplicate, profile.max_delay
 
@@ -248,8 +257,9 @@ class _Chaos:
         how = rng.choice(("now", "before-persist", "after-persist"))
         if how == "now":
             c.crash(node_id)
-        else:
-            c.nodes[node_id].crash_in_ready = how  # dies inside its next Ready
+            return
+        points = CRASH_POINTS_BEFORE_PERSIST if how == "before-persist" else CRASH_POINTS_AFTER_PERSIST
+        c.nodes[node_id].crash_in_ready = self.crash_point_rng.choice(points)  # dies inside its next Ready
 
     def _schedule_restarts(self) -> None:
         for node_id, node in self.c.nodes.items():

@@ -6,7 +6,7 @@ Layout::
     <data_dir>/wal/        <seq>-<first_index>.wal segments
     <data_dir>/snap/       <index>-<term>.snap files
 
-A snapshot is committed in two steps, in this order (the actor's Ready step 1):
+A snapshot is committed in two steps, in this order (node/ready_handler.py, step 3):
 the file is made durable under its final name, *then* its marker is appended to the
 WAL. Recovery trusts only the newest snapshot the WAL has a marker for; a newer file
 without one is what a crash between the two steps leaves, and is set aside.
@@ -120,7 +120,7 @@ class DataDir:
         return self._options.sync
 
     def append(self, entries: Sequence[Entry], hard_state: HardState | None = None, *, sync: bool = True) -> None:
-        """Ready step 2: entries (overwriting from entries[0].index) then the hard
+        """Ready step 4 (node/ready_handler.py): entries (overwriting from entries[0].index) then the hard
         state, durable on return when ``sync`` (pass Ready.must_sync)."""
         self._wal.append(entries, hard_state, sync=sync)
 

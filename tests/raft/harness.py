@@ -21,6 +21,7 @@ from node.raft import (
     RaftCore, ReadState, Ready, RequestVote, RequestVoteResponse, Role, Snapshot,
 )
 from node.raft.progress import Progress
+from node.ready_handler import ReadyPorts, handle_ready
 
 MessagePredicate = Callable[[Message], bool]
 
@@ -37,11 +38,39 @@ class MemoryStorage:
         self.snapshot = snapshot
         self.entries = []
 
-    def append(self, entries: Sequence[Entry]) -> None:
+    def append(self, entries: Sequence[Entry], hard_state: HardState | None = None, sync: bool = False) -> None:
+        if hard_state is not None:
+            self.hard_state = hard_state
         if not entries:
             return
         first = entries[0].index
         self.entries = [e for e in self.entries if e.index < first] + list(entries)
+
+
+class HarnessPorts:
+    """`handle_ready`'s ports for one harness node: messages join the shared queue,
+    committed entries and read states are recorded for the test to look at."""
+
+    def __init__(self, queue: list[Message], applied: list[Entry], read_states: list[ReadState]) -> None:
+        self.send = queue.append
+        self.apply = applied.append
+        self._read_states = read_states
+
+    def update_members(self, appended: list[Entry], conf: ConfState | None) -> None:
+        pass
+
+    def restore(self, snapshot: Snapshot) -> None:
+        pass
+
+    def applied(self, committed: list[Entry], read_states: list[ReadState]) -> None:
+        self._read_states.extend(read_states)
+
+    def maybe_start(self) -> None:
+        pass
+
+
+def ready_ports(storage: MemoryStorage, ports: HarnessPorts) -> ReadyPorts:
+    return ReadyPorts(lambda soft_state: None, peers=ports, disk=storage, apply=ports, snapshots=ports)
 
 
 def check_ready_contract(rd: Ready, previous: HardState) -> None:
@@ -148,17 +177,9 @@ class Harness:
         rd = core.ready()
         st = self.storage[node_id]
         check_ready_contract(rd, st.hard_state)
-        if rd.snapshot is not None:
-            st.install_snapshot(rd.snapshot)
-        st.append(rd.entries)
-        if rd.hard_state is not None:
-            st.hard_state = rd.hard_state
-        self.queue.extend(rd.messages)
-        self.queue.extend(rd.messages_after_persist)
-        self.applied[node_id].extend(rd.committed_entries)
-        self.read_states[node_id].extend(rd.read_states)
         self.readies[node_id].append(rd)
-        core.advance(rd)
+        ports = HarnessPorts(self.queue, self.applied[node_id], self.read_states[node_id])
+        handle_ready(core, rd, ready_ports(st, ports))
         return rd
 
     def persist_all(self) -> bool:

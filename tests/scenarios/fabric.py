@@ -6,8 +6,9 @@ import random
 from collections.abc import Callable, Sequence
 
 from node.raft import (
-    Config, ConfState, Entry, HardState, Message, RaftCore, Role,
+    Config, ConfState, Entry, HardState, Message, RaftCore, ReadState, Role, Snapshot,
 )
+from node.ready_handler import ReadyPorts, handle_ready
 
 #: Decides the fate of one message: True delivers it, False drops it, and a message
 #: delivers that replacement instead (e.g. the same AppendEntries with fewer entries).
@@ -18,6 +19,39 @@ def entries_for_terms(terms: Sequence[int]) -> list[Entry]:
     """A log whose entry i has term terms[i-1]; the payload names (index, term), so two
     logs agree on an entry exactly when they agree on its index and term."""
     return [Entry(t, i, b"%d-%d" % (i, t)) for i, t in enumerate(terms, start=1)]
+
+
+class FabricPorts:
+    """`handle_ready`'s ports for one fabric node: its disk is a (hard state, log)
+    pair in `Fabric.disk`; messages join the shared queue."""
+
+    def __init__(self, fabric: Fabric, node: int) -> None:
+        self.fabric = fabric
+        self.node = node
+        self.send = fabric.queue.append
+        self.apply = fabric.applied[node].append
+
+    def update_members(self, appended: list[Entry], conf: ConfState | None) -> None:
+        pass
+
+    def install_snapshot(self, snapshot: Snapshot) -> None:
+        raise AssertionError("the fabric's scenarios never send snapshots")
+
+    def append(self, entries: list[Entry], hard_state: HardState | None, sync: bool) -> None:
+        hs, log = self.fabric.disk[self.node]
+        if entries:
+            cut = entries[0].index - 1
+            log = log[:cut] + list(entries)
+        self.fabric.disk[self.node] = (hard_state or hs, log)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        pass
+
+    def applied(self, committed: list[Entry], read_states: list[ReadState]) -> None:
+        pass
+
+    def maybe_start(self) -> None:
+        pass
 
 
 class Fabric:
@@ -54,17 +88,12 @@ class Fabric:
     # -- running -----------------------------------------------------------------
     def flush(self, node: int) -> None:
         core = self.cores.get(node)
-        while core is not None and core.has_ready():
-            rd = core.ready()
-            self.queue.extend(rd.messages)
-            hs, log = self.disk[node]
-            if rd.entries:
-                cut = rd.entries[0].index - 1
-                log = log[:cut] + list(rd.entries)
-            self.disk[node] = (rd.hard_state or hs, log)
-            self.queue.extend(rd.messages_after_persist)
-            self.applied[node].extend(rd.committed_entries)
-            core.advance(rd)
+        if core is None:
+            return
+        fake = FabricPorts(self, node)
+        ports = ReadyPorts(lambda soft_state: None, peers=fake, disk=fake, apply=fake, snapshots=fake)
+        while core.has_ready():
+            handle_ready(core, core.ready(), ports)
 
     def deliver(self, keep: Filter | None = None, limit: int = 10_000) -> int:
         """Deliver queued messages (and what they cause) until quiet. Messages to

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import pytest
 
+from node import actor, ready_handler
 from node.raft import RaftCore
 from node.raft.log import RaftLog
+from node.ready_handler import Step
 from node.simulation import SimulationFailure, run_seed
+from node.simulation import cluster as cluster_module
+from node.simulation.run import CRASH_POINTS_AFTER_PERSIST, CRASH_POINTS_BEFORE_PERSIST
+from tests.raft import harness
+from tests.scenarios import fabric
 
 
 def test_same_seed_same_run() -> None:
@@ -51,3 +57,38 @@ def test_catches_votes_that_are_not_persisted(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(RaftCore, "ready", leaky_ready)
     failure = _first_failure(range(0, 100))
     assert "replay:" in str(failure)
+
+
+def test_every_boundary_between_ready_steps_is_a_crash_point() -> None:
+    """The simulator can crash a node after each step of the shared handle_ready
+    but the last (`advance`): between every two steps the node runs."""
+    assert sorted(CRASH_POINTS_BEFORE_PERSIST + CRASH_POINTS_AFTER_PERSIST) == [
+        step for step in Step if step is not Step.ADVANCE]
+
+
+def test_each_crash_point_is_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every crash point actually fires for some seed: a crash there is not merely
+    possible in the schedule, the Ready handling really stops at that boundary."""
+    reached: set[Step] = set()
+
+    class RecordedCrash(cluster_module.CrashInReady):
+        def __init__(self, after: Step) -> None:
+            super().__init__(after)
+            reached.add(after)
+
+    monkeypatch.setattr(cluster_module, "CrashInReady", RecordedCrash)
+    wanted = set(CRASH_POINTS_BEFORE_PERSIST + CRASH_POINTS_AFTER_PERSIST)
+    for seed in range(200):
+        run_seed(seed, 3, 1000)
+        if reached == wanted:
+            break
+    assert reached == wanted, f"never crashed after steps {sorted(wanted - reached)}"
+
+
+def test_the_simulator_runs_the_nodes_ready_handler() -> None:
+    """One persistence order: the simulator and the test harnesses call the very
+    function the actor does (node/ready_handler.py), not a copy of it."""
+    assert actor.handle_ready is ready_handler.handle_ready
+    assert cluster_module.handle_ready is ready_handler.handle_ready
+    assert harness.handle_ready is ready_handler.handle_ready
+    assert fabric.handle_ready is ready_handler.handle_ready

@@ -1,0 +1,270 @@
+"""Client requests, from decoded frame to reply: routing, read batching and
+proposal bookkeeping.
+
+* Writes become proposals; the reply is made when the entry is applied
+  (`answer_write`, from the Ready's apply step) -- or a redirect if another
+  leader's entry took its index.
+* Linearizable reads of one drain share one ReadIndex request (`_register_reads`,
+  as etcd's server batches them) and are served once the state machine has
+  applied the read index (`serve_reads`); serializable reads are answered at once
+  from this replica.
+* Lease queries go to the leader's clock (node/lease_expiry.py); status, members,
+  conf changes, leadership transfers, fault injection and watches are answered or
+  handed on here too, so every request has one way in.
+
+Replies go to the outbox (node/outbox.py) and leave at the end of the turn.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+
+from cluster.protocol import (
+    BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, KvRequest, MembersReply,
+    MembersRequest, ProtocolError, StatusReply, StatusRequest, TransferRequest, decode_requests, peek_request_id,
+)
+from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
+from cluster.spec import ClusterSpec
+from node import address_book
+from node.answers import Answers, is_read
+from node.dropped_frames import DroppedFrames
+from node.eventlog import EventLog
+from node.fault_injection import FaultInjection
+from node.lease_expiry import LeaseExpiry
+from node.member_status import MemberStatus
+from node.outbox import Outbox
+from node.raft import (
+    Entry, EntryKind, InvalidRequest, LeadershipTransferInProgress, NotLeader, ProposalDropped, RaftCore, Role,
+    UncommittedBytesExceeded,
+)
+from node.raft.errors import InvalidConfChange
+from node.replica import Replica
+from node.requests import PendingRequests, Waiter
+from node.statemachine import LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseList, Result, decode_command
+from node.transport import Transport
+from node.watches import WatchHub
+
+
+class ClientRouter:
+    def __init__(self, spec: ClusterSpec, node_id: int, core: RaftCore, replica: Replica,
+                 requests: PendingRequests, outbox: Outbox, answers: Answers, leases: LeaseExpiry,
+                 views: MemberStatus, faults: FaultInjection, watches: WatchHub, transport: Transport,
+                 dropped: DroppedFrames, clock: Callable[[], float], log: EventLog) -> None:
+        self.id = node_id
+        self._max_batch = spec.limits.max_batch
+        self._max_message_bytes = spec.limits.max_message_bytes
+        self._request_timeout = spec.timing.request_timeout_ms / 1000
+        self._core = core
+        self._replica = replica
+        self.requests = requests
+        self._reply = outbox.reply
+        self._answers = answers
+        self._leases = leases
+        self._views = views
+        self._faults = faults
+        self._watches = watches
+        self._transport = transport
+        self._drop = dropped.drop
+        self._clock = clock
+        self._log = log
+        self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
+        self._ctx_counter = 0
+        self._turn_reads: list[Waiter] = []  # linearizable reads of the drain in progress
+
+    # -- requests in -------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Up to `max_batch` frames from the client socket, then one ReadIndex
+        request for the linearizable reads among them."""
+        transport = self._transport
+        answers = self._answers
+        for frames in transport.receive_batch(transport.client_router, self._max_batch):
+            if len(frames) != 2:
+                self._drop("client-frame-count", f"{len(frames)} frames")
+                continue
+            identity, data = frames
+            try:
+                requests = decode_requests(data, self._max_message_bytes)
+            except ProtocolError as error:
+                self._drop("client-malformed", str(error))
+                request_id = peek_request_id(data, self._max_message_bytes)
+                if request_id is not None:
+                    self._reply(identity, answers.error(request_id, ErrorCode.INVALID_REQUEST, str(error)))
+                continue
+            for request in requests:
+                if isinstance(request, BadRequest):
+                    self._drop("client-malformed", request.reason)
+                    if request.request_id is not None:
+                        self._reply(identity, answers.error(request.request_id, ErrorCode.INVALID_REQUEST,
+                                                            request.reason))
+                else:
+                    self._on_request(identity, request)
+        self._register_reads()
+
+    def _on_request(self, identity: bytes, request: ClientRequest) -> None:
+        if isinstance(request, StatusRequest):
+            self._reply(identity, StatusReply(request.request_id, self.id, self._views.status()))
+            return
+        if isinstance(request, DropTrafficRequest):
+            self._reply(identity, self._faults.drop_traffic(request))
+            return
+        if isinstance(request, (MembersRequest, ConfChangeRequest, TransferRequest)):
+            self._on_admin(identity, request)
+            return
+        if isinstance(request, (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)):
+            self._watches.on_request(identity, request, self._replica.sm, self._clock())
+            return
+        assert isinstance(request, KvRequest)
+        self._on_kv(identity, request)
+
+    def _on_kv(self, identity: bytes, request: KvRequest) -> None:
+        rid = request.request_id
+        answers = self._answers
+        try:
+            command = decode_command(request.command)
+        except KvError as error:
+            self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST, str(error)))
+            return
+        if isinstance(command.request, LEASE_QUERIES):
+            if request.serializable and isinstance(command.request, LeaseLeases):
+                # This replica's lease ids, possibly stale (e.g. to compare replicas).
+                sm = self._replica.sm
+                listing = LeaseList(sm.revision, tuple(lease.id for lease in sm.leases()))
+                self._reply(identity, answers.result(rid, listing, serializable=True))
+                return
+            self._reply(identity, self._leases.query(rid, command.request))
+            return
+        if isinstance(command.request, LeaseExpire):
+            self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
+                                                "LeaseExpire is proposed by the leader only"))
+            return
+        if is_read(command.request) and request.serializable:
+            self._reply(identity, answers.result(rid, self._replica.sm.query(request.command), serializable=True))
+            return
+        requests = self.requests
+        if len(requests) + len(self._turn_reads) >= requests.limit:
+            self._reply(identity, answers.error(rid, ErrorCode.TOO_MANY_REQUESTS,
+                                                f"{len(requests)} requests already waiting"))
+            return
+        waiter = Waiter(identity, rid, request.command, self._clock() + self._request_timeout)
+        if is_read(command.request):
+            self._turn_reads.append(waiter)  # registered together at the end of the drain
+        else:
+            self._propose(waiter)
+
+    def _register_reads(self) -> None:
+        """One ReadIndex request for every linearizable read of this drain (as etcd's
+        server batches them): the core's per-read work is per batch."""
+        waiters, self._turn_reads = self._turn_reads, []
+        if not waiters:
+            return
+        self._ctx_counter += 1
+        ctx = self._ctx_prefix + struct.pack(">Q", self._ctx_counter)
+        try:
+            self._core.read_index(ctx)
+        except NotLeader as error:
+            for waiter in waiters:
+                self._reply(waiter.identity, self._answers.redirect(waiter.request_id, error.leader_hint))
+            return
+        self.requests.add_reads(ctx, waiters)
+
+    def _propose(self, waiter: Waiter) -> None:
+        core = self._core
+        answers = self._answers
+        try:
+            index = core.propose(waiter.command)
+        except NotLeader as error:
+            self._reply(waiter.identity, answers.redirect(waiter.request_id, error.leader_hint))
+            return
+        except LeadershipTransferInProgress as error:
+            self._reply(waiter.identity, answers.error(waiter.request_id, ErrorCode.NO_LEADER_YET, str(error)))
+            return
+        except UncommittedBytesExceeded as error:
+            self._reply(waiter.identity, answers.error(waiter.request_id, ErrorCode.TOO_MANY_REQUESTS, str(error)))
+            return
+        self.requests.add_write(index, core.term, waiter)
+
+    # -- membership requests (docs/operations.md, "Changing membership") ----------------
+
+    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest) -> None:
+        rid = request.request_id
+        core = self._core
+        answers = self._answers
+        leader = core.role is Role.LEADER
+        if isinstance(request, MembersRequest):
+            if request.leader_only and not leader:
+                self._reply(identity, answers.redirect(rid, core.lead))
+            else:
+                self._reply(identity, MembersReply(rid, self.id, self._views.members()))
+            return
+        if self.requests.full():
+            self._reply(identity, answers.error(rid, ErrorCode.TOO_MANY_REQUESTS,
+                                                f"{len(self.requests)} requests already waiting"))
+            return
+        try:
+            if isinstance(request, TransferRequest):
+                core.transfer_leadership(request.to)
+                self._log.info(f"leadership transfer to node {request.to} requested by a client")
+                self._reply(identity, StatusReply(rid, self.id, self._views.status()))
+                return
+            if request.change == "add-learner" and self._views.was_member(request.node):
+                raise InvalidConfChange(
+                    f"node {request.node} was a member before: ids are never reused (a fresh node "
+                    f"under a removed id could vote as its old incarnation); add it under a new id")
+            index = core.propose_conf_change(address_book.conf_change_for(request))
+        except NotLeader as error:
+            self._reply(identity, answers.redirect(rid, error.leader_hint))
+            return
+        except (ProposalDropped, InvalidRequest) as error:
+            self._reply(identity, answers.error(rid, address_book.refusal_code(error), str(error)))
+            return
+        self._log.info(f"proposed {request.change} of node {request.node} at index {index}")
+        waiter = Waiter(identity, rid, b"", self._clock() + self._request_timeout)
+        self.requests.add_write(index, core.term, waiter)
+
+    # -- outcomes (from the Ready handling) ------------------------------------------------
+
+    def answer_write(self, entry: Entry, result: Result | None) -> None:
+        """The entry at `entry.index` was applied with `result`: answer whoever proposed there."""
+        found = self.requests.write_applied(entry.index, entry.term)
+        if found is None:
+            return
+        waiter, ours = found
+        if ours and entry.kind is EntryKind.CONF_CHANGE:
+            self._reply(waiter.identity, MembersReply(waiter.request_id, self.id, self._views.members()))
+        elif ours and result is not None:
+            self._reply(waiter.identity, self._answers.result(waiter.request_id, result))
+        else:
+            # Another leader's entry took this index: ours was never applied.
+            self._reply(waiter.identity, self._answers.redirect(waiter.request_id, self._core.lead))
+
+    def serve_reads(self) -> None:
+        """Answer the reads whose read index the state machine has applied."""
+        sm = self._replica.sm
+        for waiter in self.requests.reads_ready(sm.applied_index):
+            self._reply(waiter.identity, self._answers.result(waiter.request_id, sm.query(waiter.command)))
+
+    def reads_lost(self, leader: int) -> None:
+        """The role or leader changed: a ReadIndex request still waiting for its
+        ReadState was lost with the old leader: tell the client now (a read is
+        always safe to retry)."""
+        for waiter in self.requests.reads_without_index():
+            self._reply(waiter.identity, self._answers.redirect(waiter.request_id, leader))
+
+    def writes_replaced(self, index: int) -> None:
+        """A snapshot up to `index` was installed: the writes waiting at or below it
+        will never be applied here."""
+        for waiter in self.requests.writes_up_to(index):
+            self._reply(waiter.identity, self._answers.error(
+                waiter.request_id, ErrorCode.TIMEOUT, "replaced by a snapshot: outcome unknown"))
+
+    def expire(self, now: float) -> None:
+        for waiter in self.requests.expired(now):
+            self._reply(waiter.identity, self._answers.error(
+                waiter.request_id, ErrorCode.TIMEOUT, "no outcome before the deadline: unknown"))
+
+    def shutdown(self) -> None:
+        for waiter in self.requests.drain():
+            self._reply(waiter.identity, self._answers.error(
+                waiter.request_id, ErrorCode.TIMEOUT, "node shutting down: outcome unknown"))

@@ -1,0 +1,150 @@
+"""This member's disk as the Ready handling and the loop see it: the WAL, the
+snapshot being written (a few chunks per loop turn), and the snapshot being
+received from the leader.
+
+It is `handle_ready`'s disk port and snapshot hook (node/ready_handler.py): step 3
+commits a received snapshot, step 4 appends entries and hard state, step 7 maybe
+starts a local snapshot; the loop then pumps that snapshot (`pump`) and, once it
+is committed, compacts the core's log and the WAL -- after `advance`, as the core
+requires. Storage failures propagate (fail-stop); a bad *transfer* is the
+leader's or the network's fault and is dropped.
+"""
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+
+from node.address_book import Membership, with_members
+from node.dropped_frames import DroppedFrames
+from node.eventlog import EventLog
+from node.peer_link import PeerLink
+from node.raft import Entry, HardState, InstallSnapshot, RaftCore, Snapshot, SnapshotMeta
+from node.replica import Replica
+from node.snapshot_transfer import LocalSnapshot, SnapshotIntake, remove_unused
+from node.storage import CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError
+from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
+from node.wire import SnapshotChunk
+
+
+class LocalDisk:
+    def __init__(self, node_id: int, storage: DataDir, core: RaftCore, replica: Replica, membership: Membership,
+                 policy: CompactionPolicy, chunk_bytes: int, peers: PeerLink, dropped: DroppedFrames,
+                 log: EventLog) -> None:
+        self.id = node_id
+        self.storage = storage
+        self._core = core
+        self._replica = replica
+        self._membership = membership
+        self._policy = policy
+        self._chunk_bytes = chunk_bytes
+        self._peers = peers
+        self._dropped = dropped
+        self._log = log
+        self.local_snapshot: LocalSnapshot | None = None
+        self.intake: SnapshotIntake | None = None
+        self.unused_snapshot: SnapshotRef | None = None
+        self._wal_at_snapshot = 0  # WAL bytes right after the last compaction (see the policy)
+
+    # -- the disk port -------------------------------------------------------------------
+
+    def install_snapshot(self, snapshot: Snapshot) -> None:
+        """Ready step 3: the file is already complete and verified (SnapshotIntake);
+        its WAL marker commits it."""
+        ref = snapshot.data
+        assert isinstance(ref, SnapshotRef), "a snapshot to install must be a received file"
+        if self.local_snapshot is not None:
+            self.local_snapshot.abort()  # older than what we install now
+            self.local_snapshot = None
+        self.storage.commit_snapshot(ref)
+        if self.unused_snapshot is not None and self.unused_snapshot.path == ref.path:
+            self.unused_snapshot = None
+
+    def append(self, entries: Sequence[Entry], hard_state: HardState | None, sync: bool) -> None:
+        """Ready step 4: one WAL write; one fsync iff `sync` (group commit)."""
+        self.storage.append(entries, hard_state, sync=sync)
+
+    # -- local snapshots -----------------------------------------------------------------
+
+    def maybe_start(self) -> None:
+        """Ready step 7: start writing a snapshot if the compaction policy says so
+        (`pump` writes it; compaction happens when it is committed)."""
+        if self.local_snapshot is not None:
+            return
+        sm = self._replica.sm
+        applied = sm.applied_index
+        last = self.storage.snapshot
+        base = last.meta.index if last else 0
+        wal = self.storage.wal_bytes
+        if applied <= base or not self._policy.should_snapshot(
+                applied - base, wal, wal - self._wal_at_snapshot, last.file_size if last else 0):
+            return
+        core = self._core
+        conf = core.conf_at(applied)
+        meta = SnapshotMeta(applied, core.log.term_at(applied), conf)
+        chunks = with_members(self._membership.members_frame(conf), sm.snapshot(self._chunk_bytes))
+        self.local_snapshot = LocalSnapshot(self.storage, meta, chunks)
+
+    def pump(self, budget: int) -> None:
+        """Write a few chunks of the local snapshot; once it is committed, compact the
+        core's log and the WAL (outside any Ready)."""
+        job = self.local_snapshot
+        if job is None:
+            return
+        ref = job.pump(budget)
+        if ref is None:
+            return
+        self.local_snapshot = None
+        self._core.compact(Snapshot(ref.meta, ref))
+        removed = self.storage.compact(ref.meta.index)
+        gc.freeze()  # the state that lived this long: out of the collector's way
+        self._wal_at_snapshot = self.storage.wal_bytes
+        self._log.info(f"snapshot {ref.meta.index}/{ref.meta.term} saved, "
+                       f"{len(removed)} WAL segments removed")
+
+    # -- a snapshot from the leader ------------------------------------------------------
+
+    def receive_chunk(self, chunk: SnapshotChunk) -> None:
+        try:
+            self._on_chunk(chunk)
+        except (SnapshotFileCorrupt, SnapshotTransferError) as error:
+            # A bad transfer is the leader's or the network's fault, not our disk's:
+            # drop it; the leader retries the snapshot later.
+            if self.intake is not None:
+                self.intake.abort()
+            self.intake = None
+            self._dropped.drop("snapshot-rejected", str(error))
+
+    def _on_chunk(self, chunk: SnapshotChunk) -> None:
+        core = self._core
+        if chunk.offset == 0:
+            if self.intake is not None:
+                self.intake.abort()
+            worth_keeping = chunk.meta.index > core.log.committed
+            self.intake = SnapshotIntake(chunk, self.storage.receive_snapshot(chunk.meta) if worth_keeping else None)
+        intake = self.intake
+        if intake is None or not intake.matches(chunk):
+            self._dropped.drop("snapshot-chunk-out-of-order", f"chunk at {chunk.offset} from node {chunk.src}")
+            return
+        intake.write(chunk)
+        if not chunk.done:
+            self._peers.acknowledge_chunk(chunk, intake.received)
+            return
+        self.intake = None
+        ref = intake.finish()  # raises storage's SnapshotCorrupt on a bad transfer
+        self.unused_snapshot = ref
+        core.step(InstallSnapshot(chunk.src, self.id, chunk.term, Snapshot(chunk.meta, ref)))
+        self._peers.acknowledge_chunk(chunk, intake.received)
+
+    def remove_unused(self) -> None:
+        """After `advance`: a received snapshot the core did not install must not
+        linger, or the next recovery would set it aside as an orphan."""
+        if self.unused_snapshot is not None:
+            remove_unused(self.unused_snapshot)
+            self.unused_snapshot = None
+
+    def close(self) -> None:
+        """Shutdown: abandon the snapshot being written or received."""
+        if self.local_snapshot is not None:
+            self.local_snapshot.abort()
+        if self.intake is not None:
+            self.intake.abort()
