@@ -55,9 +55,11 @@ from node.watches import WatchHub
 from node.snapshot_transfer import (
     LocalSnapshot, SnapshotIntake, SnapshotSender, remove_unused, unframe_chunks,
 )
-from node.statemachine import (
-    LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseList, StateMachine, decode_command, encode_command,
+from cluster.kv import (
+    LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, decode_command, encode_command,
+    is_read_only,
 )
+from node.statemachine import StateMachine
 from node.storage import (
     CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError, StorageOptions, SyncPolicy,
 )
@@ -617,7 +619,7 @@ class NodeActor:
         if isinstance(command.request, LEASE_QUERIES):
             if request.serializable and isinstance(command.request, LeaseLeases):
                 # This replica's lease ids, possibly stale (e.g. to compare replicas).
-                listing = LeaseList(self.sm.revision, tuple(lease.id for lease in self.sm.leases()))
+                listing = LeaseLeasesResponse(self.sm.revision, tuple(lease.id for lease in self.sm.leases()))
                 self._reply(identity, answers.result_reply(rid, self.id, listing, serializable=True))
                 return
             self._lease_query(identity, rid, command.request)
@@ -626,7 +628,7 @@ class NodeActor:
             self._reply(identity, answers.error(rid, self.id, ErrorCode.INVALID_REQUEST,
                                                 "LeaseExpire is proposed by the leader only"))
             return
-        if answers.is_read(command.request) and request.serializable:
+        if is_read_only(command.request) and request.serializable:
             reply = answers.result_reply(rid, self.id, self.sm.query(request.command), serializable=True)
             self._reply(identity, reply)
             return
@@ -635,7 +637,7 @@ class NodeActor:
                                                 f"{len(self.requests)} requests already waiting"))
             return
         waiter = Waiter(identity, rid, request.command, self.clock() + self.request_timeout)
-        if answers.is_read(command.request):
+        if is_read_only(command.request):
             self._read_index(waiter)
         else:
             self._propose(waiter)

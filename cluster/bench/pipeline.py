@@ -100,7 +100,7 @@ class Pipeline:
         return [self.pending.pop(rid) for rid in late]
 
     def open_sessions(self, timeout: float) -> None:
-        from cluster.commands import OpenSession, SessionOpened, decode_result, encode_command
+        from cluster.kv import OpenSession, SessionOpened, decode_result, encode_command
         from cluster.protocol import KvReply
         for slot in self.slots:
             self.send(slot, "open", encode_command(OpenSession()))
@@ -126,7 +126,7 @@ Request = tuple[str, bytes, bool]  # kind, command, serializable
 
 
 def make_request(options: BenchOptions, rng: random.Random) -> Callable[[Slot], Request]:
-    from cluster.commands import Put, Range, encode_command, prefix_end
+    from cluster.kv import Put, Range, encode_command, prefix_end
     value = rng.randbytes(options.value_size)
     end = prefix_end(options.key_prefix.encode())
 

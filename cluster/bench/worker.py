@@ -81,7 +81,7 @@ def make_op(options: BenchOptions, client: Any, rng: random.Random, tag: str) ->
     def cas() -> str:
         # Compare-and-set: put a new value if the key still holds the one this client
         # last saw (absent: version 0); else learn the current value from the failure branch.
-        from cluster.commands import Compare, Put, Range
+        from cluster.kv import Compare, Put, Range
         key = options.key(rng.randrange(keys))
         expected = seen.get(key, prefill_value(options) if options.prefill else None)
         compare = Compare.version(key, "=", 0) if expected is None else Compare.value(key, "=", expected)
@@ -101,7 +101,7 @@ def make_op(options: BenchOptions, client: Any, rng: random.Random, tag: str) ->
 
 
 def _prefix_end(prefix: bytes) -> bytes:
-    from cluster.commands import prefix_end
+    from cluster.kv import prefix_end
     return prefix_end(prefix)
 
 
