@@ -19,7 +19,7 @@ see `sessions`), and runs the request against the MVCC store (see `mvcc`,
 `txn`). Reads can also be served without a log entry (`read`, `query`, `get`):
 serializable, from the state applied so far.
 
-Leases (see `leases`): `LeaseGrant`, `LeaseRevoke` and the leader's
+Leases (see `lease_table`): `LeaseGrant`, `LeaseRevoke` and the leader's
 `LeaseExpire` are log commands; a revoke or an expiry deletes every attached key
 in one revision. Keepalives and TTL queries need a clock, so the leader's node
 answers them (`lease`, `lease_ids` give it the replicated half); applied through
