@@ -376,14 +376,14 @@ def _result_from_fields(fields: list[Any]) -> Result:
         return PutResponse(_uint(fields[1], "revision"), _optional_kv(fields[2]))
     if tag == RANGE:
         return RangeResponse(_uint(fields[1], "revision"), _kvs(fields[2]),
-                           _uint(fields[3], "count"), _bool(fields[4], "more"))
+                             _uint(fields[3], "count"), _bool(fields[4], "more"))
     if tag == DELETE:
         return DeleteResponse(_uint(fields[1], "revision"), _uint(fields[2], "deleted"),
-                            _kvs(fields[3]))
+                              _kvs(fields[3]))
     if tag == TXN:
         responses = tuple(result_from_fields(r) for r in _array(fields[3], "responses"))
         return TxnResponse(_uint(fields[1], "revision"), _bool(fields[2], "succeeded"),
-                         responses)  # type: ignore[arg-type]
+                           responses)  # type: ignore[arg-type]
     if tag == COMPACT:
         return CompactResponse(_uint(fields[1], "revision"), _uint(fields[2], "compact"))
     if tag == OPEN_SESSION:
@@ -402,7 +402,7 @@ def _result_from_fields(fields: list[Any]) -> Result:
         return LeaseTimeToLiveResponse(revision, lease, granted_ttl, ttl, keys)
     if tag == LEASE_LEASES:
         return LeaseLeasesResponse(_uint(fields[1], "revision"),
-                         tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))
+                                   tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))
     if tag == ERROR:
         return ERROR_TYPES[fields[1]](*fields[2:])
     raise InvalidCommand(f"unknown result tag {tag!r}")

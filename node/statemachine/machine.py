@@ -131,7 +131,8 @@ class StateMachine:
                 case CloseSession(client_id):
                     return SessionClosed(client_id, self._sessions.close(client_id))
                 case LeaseGrant(ttl, lease_id):
-                    return LeaseGrantResponse(self._store.revision, self._leases.grant(index, lease_id, ttl).id, ttl)
+                    granted = self._leases.grant(index, lease_id, ttl)
+                    return LeaseGrantResponse(self._store.revision, granted.id, ttl)
                 case LeaseRevoke(lease_id):
                     return self._revoke(lease_id, None)
                 case LeaseExpire(lease_id, granted_index):

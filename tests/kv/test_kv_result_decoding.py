@@ -64,7 +64,7 @@ msgpack_values = st.recursive(
 
 @settings(max_examples=200)
 @given(st.integers(0, 13), st.lists(msgpack_values, max_size=7))
-def test_well_formed_msgpack_of_any_shape_decodes_or_raises_result_decode_error(tag, rest) -> None:  # type: ignore[no-untyped-def]
+def test_msgpack_of_any_shape_decodes_or_raises_result_decode_error(tag, rest) -> None:  # type: ignore[no-untyped-def]
     try:
         decode_result(msgpack.packb([tag, *rest]))
     except ResultDecodeError:
