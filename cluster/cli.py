@@ -43,7 +43,7 @@ from cluster.client import (
 )
 from cluster import txnsyntax
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
-from cluster.commands import Response
+from cluster.kv import Response
 from cluster.discovery import (
     DiscoveryError, discover_endpoints, normalize_endpoint,
 )

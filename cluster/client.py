@@ -31,12 +31,13 @@ from typing import Any, TypeVar
 
 import zmq
 
-from cluster.commands import (
-    ALL_KEYS_END, Compact, CompactResponse, Compare, DeleteRange, DeleteResponse, KeyValue, LeaseGrant,
-    LeaseGrantResponse, LeaseKeepAlive, LeaseKeepAliveResponse, LeaseLeases, LeaseLeasesResponse,
-    LeaseRevoke, LeaseRevokeResponse, LeaseTimeToLive, LeaseTimeToLiveResponse, Op, OpenSession, Put,
-    PutResponse, Range, RangeResponse, Request, Response, ResultDecodeError, SessionOpened, Txn,
-    TxnResponse, decode_result, encode_command, is_read_only, prefix_end,
+from cluster.kv import (
+    ALL_KEYS_END, Compact, CompactResponse, Compare, DeleteRange, DeleteResponse, KeyValue, KvError,
+    LeaseGrant, LeaseGrantResponse, LeaseKeepAlive, LeaseKeepAliveResponse, LeaseLeases,
+    LeaseLeasesResponse, LeaseRevoke, LeaseRevokeResponse, LeaseTimeToLive, LeaseTimeToLiveResponse, Op,
+    OpenSession, Put, PutResponse, Range, RangeResponse, Request, Response, ResultDecodeError,
+    SessionOpened, SortOrder, SortTarget, Txn, TxnResponse, decode_result, encode_command, is_read_only,
+    prefix_end,
 )
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
@@ -122,8 +123,8 @@ class Client:
         return result.kvs[0] if result.kvs else None
 
     def range(self, key: Key, range_end: Key = b"", *, prefix: bool = False, revision: int = 0, limit: int = 0,
-              keys_only: bool = False, count_only: bool = False, sort_target: int = 0, sort_order: int = 0,
-              serializable: bool = False) -> RangeResponse:
+              keys_only: bool = False, count_only: bool = False, sort_target: SortTarget = SortTarget.KEY,
+              sort_order: SortOrder = SortOrder.NONE, serializable: bool = False) -> RangeResponse:
         key, end = self._span(key, range_end, prefix)
         request = Range(key, end, revision, limit, keys_only, count_only, sort_target, sort_order)
         result, ser = self._call(encode_command(request), serializable)
@@ -395,9 +396,12 @@ class Client:
     @staticmethod
     def _decode(reply: KvReply) -> Response:
         try:
-            return decode_result(reply.result)
+            result = decode_result(reply.result)
         except ResultDecodeError as error:
             raise UnexpectedReply(str(error)) from None
+        if isinstance(result, KvError):  # a node sends failures as ErrorReply, never inside a result
+            raise UnexpectedReply(f"a result holding an error: {result!r}")
+        return result
 
     def _next_endpoint(self, current: str) -> str:
         for _ in range(len(self.endpoints) + 1):

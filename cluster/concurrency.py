@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from cluster.client import Client, ClientError, CompactedError, Key, Lease
-from cluster.commands import Compare, DeleteRange, KeyValue, Put, Range, RangeResponse, prefix_end
-
-SORT_CREATE, ASCEND = 2, 1  # etcd's SortTarget.CREATE, SortOrder.ASCEND
+from cluster.kv import (
+    Compare, DeleteRange, KeyValue, Put, Range, RangeResponse, SortOrder, SortTarget, prefix_end,
+)
 
 
 class ConcurrencyError(ClientError):
@@ -94,7 +94,8 @@ class _Queue:
     def _join(self, value: bytes) -> RangeResponse:
         """Create our key if it does not exist (else keep it); return the queue's head."""
         key = self.prefix + f"{self.session.id:x}".encode()
-        head = Range(self.prefix, prefix_end(self.prefix), limit=1, sort_target=SORT_CREATE, sort_order=ASCEND)
+        head = Range(self.prefix, prefix_end(self.prefix), limit=1, sort_target=SortTarget.CREATE,
+                     sort_order=SortOrder.ASCEND)
         response = self.client.txn([Compare.create_revision(key, "=", 0)],
                                    [Put(key, value, self.session.id), head], [Range(key), head])
         if response.succeeded:
@@ -111,8 +112,8 @@ class _Queue:
     def _wait_turn(self, deadline: float | None) -> None:
         """Until no key older than ours remains (watching one predecessor at a time)."""
         while True:
-            queue = self.client.range(self.prefix, prefix=True, keys_only=True, sort_target=SORT_CREATE,
-                                      sort_order=ASCEND)
+            queue = self.client.range(self.prefix, prefix=True, keys_only=True, sort_target=SortTarget.CREATE,
+                                      sort_order=SortOrder.ASCEND)
             older = [kv for kv in queue.kvs if kv.create_revision < self.revision]
             if not any(kv.key == self.key for kv in queue.kvs):
                 raise SessionLost(f"{self.key.decode(errors='replace')} is gone: the session's lease ended")
@@ -215,7 +216,8 @@ class Election(_Queue):
 
 
 def _head(client: Client, prefix: bytes) -> tuple[int, KeyValue | None]:
-    response = client.range(prefix, prefix=True, limit=1, sort_target=SORT_CREATE, sort_order=ASCEND)
+    response = client.range(prefix, prefix=True, limit=1, sort_target=SortTarget.CREATE,
+                            sort_order=SortOrder.ASCEND)
     return response.revision, (response.kvs[0] if response.kvs else None)
 
 

@@ -26,7 +26,7 @@ turn instead of one per request, which is where per-message time goes (a send
 wakes ZeroMQ's I/O thread: two system calls and a thread switch). Clients must
 accept both shapes (`decode_replies`).
 
-`cmd` is a key-value command in the state machine's format (`cluster.commands`):
+`cmd` is a key-value command in the KV API's format (`cluster.kv.codec`):
 exactly the bytes that become the log entry, carrying the client session
 (client_id, seq) that makes a retried write apply once. `result` is the state
 machine's result bytes. Errors are typed by a stable code (`ErrorCode`).
@@ -42,7 +42,7 @@ from typing import Any, Union, cast
 
 import msgpack
 
-from cluster.commands import KeyValue
+from cluster.kv import KeyValue
 
 VERSION = 1
 #: Most requests a client may pack into one frame.
@@ -472,7 +472,7 @@ WatchRequest = Union[WatchCreateRequest, WatchCancelRequest, WatchProgressReques
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     type: int  # EVENT_PUT or EVENT_DELETE
-    kv: Any  # cluster.commands.KeyValue (a DELETE's kv: key and mod_revision only)
+    kv: Any  # cluster.kv.KeyValue (a DELETE's kv: key and mod_revision only)
     prev_kv: Any = None  # the key's previous version, if asked for and it existed
 
     @property

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from cluster.commands import (
+from cluster.kv import (
     ALL_KEYS_END, Compare, CompareOp, CompareTarget, DeleteRange, Op, Put, Range, prefix_end,
 )
 

@@ -38,7 +38,7 @@ from cluster.check.history import Operation, OpKind, Outcome, Value
 from cluster.client import (
     Client, ClientError, ClientTimeout, CompactedError, InvalidRequestError, SessionExpiredError,
 )
-from cluster.commands import Compare, Put
+from cluster.kv import Compare, Put
 
 MIX = (("put", 0.30), ("get", 0.35), ("delete", 0.10), ("cas", 0.25))
 

@@ -3,19 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cluster.kv import Compacted, KvError, LeaseNotFound, Result, SessionExpired, encode_result
 from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
-from node.statemachine import (
-    Compacted, KvError, LeaseNotFound, Range, Request, Result, SessionExpired, Txn, encode_result,
-)
-
-
-def is_read(request: Request) -> bool:
-    """Whether `request` can be served by ReadIndex instead of a log entry."""
-    if isinstance(request, Range):
-        return True
-    if isinstance(request, Txn):
-        return all(is_read(op) for op in request.success + request.failure)
-    return False
 
 
 def result_reply(request_id: int, node_id: int, result: Result, serializable: bool = False) -> Reply:

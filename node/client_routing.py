@@ -20,6 +20,9 @@ import os
 import struct
 from collections.abc import Callable
 
+from cluster.kv import (
+    LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, Result, decode_command, is_read_only,
+)
 from cluster.protocol import (
     BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, KvRequest, MembersReply,
     MembersRequest, ProtocolError, StatusReply, StatusRequest, TransferRequest, decode_requests, peek_request_id,
@@ -27,7 +30,7 @@ from cluster.protocol import (
 from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
 from cluster.spec import ClusterSpec
 from node import address_book
-from node.answers import Answers, is_read
+from node.answers import Answers
 from node.dropped_frames import DroppedFrames
 from node.eventlog import EventLog
 from node.fault_injection import FaultInjection
@@ -41,7 +44,6 @@ from node.raft import (
 from node.raft.errors import InvalidConfChange
 from node.replica import Replica
 from node.requests import PendingRequests, Waiter
-from node.statemachine import LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseList, Result, decode_command
 from node.transport import Transport
 from node.watches import WatchHub
 
@@ -130,7 +132,7 @@ class ClientRouter:
             if request.serializable and isinstance(command.request, LeaseLeases):
                 # This replica's lease ids, possibly stale (e.g. to compare replicas).
                 sm = self._replica.sm
-                listing = LeaseList(sm.revision, tuple(lease.id for lease in sm.leases()))
+                listing = LeaseLeasesResponse(sm.revision, tuple(lease.id for lease in sm.leases()))
                 self._reply(identity, answers.result(rid, listing, serializable=True))
                 return
             self._reply(identity, self._leases.query(rid, command.request))
@@ -139,7 +141,7 @@ class ClientRouter:
             self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
                                                 "LeaseExpire is proposed by the leader only"))
             return
-        if is_read(command.request) and request.serializable:
+        if is_read_only(command.request) and request.serializable:
             self._reply(identity, answers.result(rid, self._replica.sm.query(request.command), serializable=True))
             return
         requests = self.requests
@@ -148,7 +150,7 @@ class ClientRouter:
                                                 f"{len(requests)} requests already waiting"))
             return
         waiter = Waiter(identity, rid, request.command, self._clock() + self._request_timeout)
-        if is_read(command.request):
+        if is_read_only(command.request):
             self._turn_reads.append(waiter)  # registered together at the end of the drain
         else:
             self._propose(waiter)

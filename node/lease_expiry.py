@@ -13,7 +13,7 @@ from node.eventlog import EventLog
 from node.lease_timers import LeaseTimers, answer_query
 from node.raft import LeadershipTransferInProgress, NotLeader, RaftCore, Role, UncommittedBytesExceeded
 from node.replica import Replica
-from node.statemachine import LeaseExpire, encode_command
+from cluster.kv import LeaseExpire, encode_command
 
 #: Lease expiries a leader proposes per sweep (every 50 ms): bounds the revoke rate.
 EXPIRIES_PER_SWEEP = 100

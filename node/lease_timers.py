@@ -28,10 +28,11 @@ import heapq
 import math
 from collections.abc import Iterable
 
-from node.statemachine import (
-    LeaseKeepAlive, LeaseKeptAlive, LeaseLeases, LeaseList, LeaseNotFound, LeaseTimeToLive,
-    LeaseTimeToLiveResult, Result, StateMachine,
+from cluster.kv import (
+    LeaseKeepAlive, LeaseKeepAliveResponse, LeaseLeases, LeaseLeasesResponse, LeaseNotFound, LeaseTimeToLive,
+    LeaseTimeToLiveResponse, Result,
 )
+from node.statemachine import StateMachine
 
 
 class LeaseTimers:
@@ -122,15 +123,17 @@ def answer_query(request: LeaseKeepAlive | LeaseTimeToLive | LeaseLeases, sm: St
                  timers: LeaseTimers, now: float) -> Result:
     """The leader's answer to a lease query, from the applied state and its clock."""
     if isinstance(request, LeaseLeases):
-        return LeaseList(sm.revision, tuple(lease.id for lease in sm.leases()))
+        return LeaseLeasesResponse(sm.revision, tuple(lease.id for lease in sm.leases()))
     lease = sm.lease(request.id)
     if lease is None:
         return LeaseNotFound(request.id)
     if isinstance(request, LeaseKeepAlive):
         ttl = timers.keepalive(request.id, now)
-        return LeaseNotFound(request.id) if ttl is None else LeaseKeptAlive(sm.revision, request.id, ttl)
+        if ttl is None:
+            return LeaseNotFound(request.id)
+        return LeaseKeepAliveResponse(sm.revision, request.id, ttl)
     remaining = timers.remaining(request.id, now)
     if remaining is None:
         return LeaseNotFound(request.id)
     keys = tuple(sorted(lease.keys)) if request.keys else ()
-    return LeaseTimeToLiveResult(sm.revision, request.id, lease.ttl, remaining, keys)
+    return LeaseTimeToLiveResponse(sm.revision, request.id, lease.ttl, remaining, keys)

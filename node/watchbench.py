@@ -18,11 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from cluster.commands import Put
+from cluster.kv import Put, Txn, encode_command, prefix_end
 from node.localcluster import LocalCluster
-from node.statemachine import Put as SmPut
-from node.statemachine import StateMachine, encode_command, prefix_end
-from node.statemachine import Txn as SmTxn
+from node.statemachine import StateMachine
 from node.watches import WatchHub, WatchLimits
 from cluster.protocol import WatchCreateRequest, WatchProgressRequest, decode_watch_frame, WatchFrame
 
@@ -30,8 +28,8 @@ from cluster.protocol import WatchCreateRequest, WatchProgressRequest, decode_wa
 def in_process(revisions: int, per_txn: int, limits: WatchLimits) -> None:
     sm = StateMachine()
     for i in range(revisions):
-        ops = tuple(SmPut(b"k/%06d" % ((i * per_txn + j) % 50_000), b"v" * 100) for j in range(per_txn))
-        sm.apply(i + 1, encode_command(SmTxn((), ops, ()) if per_txn > 1 else ops[0]))
+        ops = tuple(Put(b"k/%06d" % ((i * per_txn + j) % 50_000), b"v" * 100) for j in range(per_txn))
+        sm.apply(i + 1, encode_command(Txn((), ops, ()) if per_txn > 1 else ops[0]))
     frames: list[bytes] = []
 
     def send(identity: bytes, data: bytes) -> bool:

@@ -43,10 +43,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cluster.kv import Compacted
 from cluster.protocol import (
     ErrorCode, WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest, encode_watch_frame,
 )
-from node.statemachine import Compacted, StateMachine
+from node.statemachine import StateMachine
 
 #: (identity, frame) -> False if the frame was not queued.
 Send = Callable[[bytes, bytes], bool]

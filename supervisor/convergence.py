@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.client import Client, ClientError
-from cluster.commands import RangeResponse
+from cluster.kv import RangeResponse
 from cluster.discovery import ClusterState
 from supervisor.status import collect, leader_of, query_status
 

@@ -24,7 +24,7 @@ import zmq
 
 from cluster.bench.options import BenchOptions
 from cluster.bench.tally import INTERVAL, WRITE_KINDS, ThreadTally
-from cluster.commands import OpenSession, Put, Range, SessionOpened, decode_result, encode_command, prefix_end
+from cluster.kv import OpenSession, Put, Range, SessionOpened, decode_result, encode_command, prefix_end
 from cluster.protocol import MAX_BATCH, KvReply, KvRequest, ProtocolError, decode_replies, encode_requests
 
 ERROR_NAMES = {"invalid-request": "InvalidRequestError", "compacted": "CompactedError",

@@ -26,7 +26,7 @@ from cluster.bench.options import BenchOptions
 from cluster.bench.pipeline import Pipeline, PipelineError, make_request, pump
 from cluster.bench.tally import INTERVAL, WRITE_KINDS, ThreadTally, merge_tallies
 from cluster.client import Client, ClientError
-from cluster.commands import Compare, Put, Range, prefix_end
+from cluster.kv import Compare, Put, Range, prefix_end
 
 READY_TIMEOUT = 300.0
 

@@ -15,8 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from node.statemachine.codec import encode_command
-from node.statemachine.commands import Compact, OpenSession, Put, Range, SortOrder, Txn
+from cluster.kv import Compact, OpenSession, Put, Range, SortOrder, Txn, encode_command
 from node.statemachine.machine import StateMachine
 
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import NamedTuple
 
-from node.statemachine.commands import ALL_KEYS_END
-from node.statemachine.errors import Compacted
-from node.statemachine.keyvalue import KeyValue
+from cluster.kv.errors import Compacted
+from cluster.kv.keys import ALL_KEYS_END
+from cluster.kv.keyvalue import KeyValue
 from node.statemachine.mvcc import KeyHistory, MvccStore
 
 PUT = 0  # etcd's mvccpb.Event_PUT

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from node.statemachine.errors import LeaseExists, LimitExceeded
+from cluster.kv.errors import LeaseExists, LimitExceeded
 
 INT64_MAX = 2**63 - 1
 

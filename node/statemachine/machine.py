@@ -19,7 +19,7 @@ see `sessions`), and runs the request against the MVCC store (see `mvcc`,
 `txn`). Reads can also be served without a log entry (`read`, `query`, `get`):
 serializable, from the state applied so far.
 
-Leases (see `leases`): `LeaseGrant`, `LeaseRevoke` and the leader's
+Leases (see `lease_table`): `LeaseGrant`, `LeaseRevoke` and the leader's
 `LeaseExpire` are log commands; a revoke or an expiry deletes every attached key
 in one revision. Keepalives and TTL queries need a clock, so the leader's node
 answers them (`lease`, `lease_ids` give it the replicated half); applied through
@@ -29,13 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from node.statemachine.codec import decode_command
-from node.statemachine.commands import (
+from cluster.kv.codec import decode_command
+from cluster.kv.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
+from cluster.kv.keyvalue import KeyValue
+from cluster.kv.limits import Limits, check_request
+from cluster.kv.requests import (
+    LEASE_QUERIES,
     CloseSession,
     Command,
     Compact,
     DeleteRange,
-    LEASE_QUERIES,
     LeaseExpire,
     LeaseGrant,
     LeaseRevoke,
@@ -44,19 +47,17 @@ from node.statemachine.commands import (
     Range,
     Request,
     Txn,
+    is_read_only,
+)
+from cluster.kv.results import (
+    CompactResponse, LeaseGrantResponse, LeaseRevokeResponse, Result, SessionClosed, SessionOpened,
 )
 from node.statemachine.events import EventSlice, read_events
-from node.statemachine.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
-from node.statemachine.keyvalue import KeyValue
 from node.statemachine.lease_table import Lease, LeaseEvent, LeaseTable
-from node.statemachine.limits import Limits, check_request
 from node.statemachine.mvcc import MvccStore
-from node.statemachine.results import (
-    CompactResult, LeaseGranted, LeaseRevoked, Result, SessionClosed, SessionOpened,
-)
 from node.statemachine.sessions import SessionTable
 from node.statemachine.snapshot_stream import DEFAULT_CHUNK_BYTES, load_snapshot, stream_snapshot
-from node.statemachine.txn import is_read_only, run_read, run_write
+from node.statemachine.txn import run_read, run_write
 
 
 class StateMachine:
@@ -130,7 +131,8 @@ class StateMachine:
                 case CloseSession(client_id):
                     return SessionClosed(client_id, self._sessions.close(client_id))
                 case LeaseGrant(ttl, lease_id):
-                    return LeaseGranted(self._store.revision, self._leases.grant(index, lease_id, ttl).id, ttl)
+                    granted = self._leases.grant(index, lease_id, ttl)
+                    return LeaseGrantResponse(self._store.revision, granted.id, ttl)
                 case LeaseRevoke(lease_id):
                     return self._revoke(lease_id, None)
                 case LeaseExpire(lease_id, granted_index):
@@ -141,7 +143,7 @@ class StateMachine:
             return error
         raise AssertionError(f"not a request: {request!r}")
 
-    def _revoke(self, lease_id: int, granted_index: int | None) -> LeaseRevoked:
+    def _revoke(self, lease_id: int, granted_index: int | None) -> LeaseRevokeResponse:
         """Delete the lease and all its keys in one revision (none if it had no
         live keys). An expiry applies only to the grant it was decided for."""
         lease = self._leases.get(lease_id)
@@ -152,7 +154,7 @@ class StateMachine:
         deleted = sum(store.delete(key) is not None for key in sorted(lease.keys))
         store.end_write()
         self._leases.remove(lease_id)
-        return LeaseRevoked(store.revision, deleted)
+        return LeaseRevokeResponse(store.revision, deleted)
 
     # --- leases for the node (which keeps their clocks) ---------------------------------
 
@@ -169,14 +171,14 @@ class StateMachine:
         0, 0) applied since the last call, in order."""
         return self._leases.drain_events()
 
-    def _compact(self, revision: int) -> CompactResult:
+    def _compact(self, revision: int) -> CompactResponse:
         store = self._store
         if revision <= store.compact_revision:
             raise Compacted(revision, store.compact_revision)
         if revision > store.revision:
             raise FutureRevision(revision, store.revision)
         store.compact(revision)
-        return CompactResult(store.revision, revision)
+        return CompactResponse(store.revision, revision)
 
     # --- serializable reads (no log entry) -----------------------------------------
 

@@ -39,9 +39,9 @@ from operator import attrgetter, itemgetter
 
 from sortedcontainers import SortedList
 
-from node.statemachine.commands import ALL_KEYS_END
-from node.statemachine.errors import Compacted, FutureRevision, SnapshotCorrupt
-from node.statemachine.keyvalue import KeyValue, tombstone
+from cluster.kv.errors import Compacted, FutureRevision, SnapshotCorrupt
+from cluster.kv.keys import ALL_KEYS_END
+from cluster.kv.keyvalue import KeyValue, tombstone
 
 #: "No revision bound": reads the latest version, including the writes of the
 #: transaction in progress.

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from operator import attrgetter
 
-from node.statemachine.commands import Range, SortOrder, SortTarget
-from node.statemachine.keyvalue import KeyValue
+from cluster.kv.enums import SortOrder, SortTarget
+from cluster.kv.keyvalue import KeyValue
+from cluster.kv.requests import Range
+from cluster.kv.results import RangeResponse
 from node.statemachine.mvcc import LATEST, MvccStore
-from node.statemachine.results import RangeResult
 
 _SORT_KEYS = {
     SortTarget.KEY: attrgetter("key"),
@@ -25,7 +26,7 @@ _SORT_KEYS = {
 }
 
 
-def run_range(store: MvccStore, request: Range) -> RangeResult:
+def run_range(store: MvccStore, request: Range) -> RangeResponse:
     """Answer `request`; raises Compacted or FutureRevision for a bad revision."""
     store.check_revision(request.revision)
     revision = request.revision or LATEST
@@ -37,7 +38,7 @@ def run_range(store: MvccStore, request: Range) -> RangeResult:
         kvs, count, more = _range(store, request, revision)
     if request.keys_only:
         kvs = tuple(KeyValue(kv.key, b"", *kv[2:]) for kv in kvs)
-    return RangeResult(store.observed_revision, kvs, count, more)
+    return RangeResponse(store.observed_revision, kvs, count, more)
 
 
 def _range(

@@ -30,8 +30,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from node.statemachine.errors import SessionExpired, StaleSequence
-from node.statemachine.results import Result
+from cluster.kv.errors import SessionExpired, StaleSequence
+from cluster.kv.results import Result
 
 
 @dataclass(frozen=True, slots=True)

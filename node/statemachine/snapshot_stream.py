@@ -36,15 +36,15 @@ from typing import Any
 
 import msgpack
 
-from node.statemachine.codec import (
+from cluster.kv.codec import (
     DECODE_ERRORS,
     kv_from_fields,
     pack,
     result_from_fields,
     result_fields,
 )
-from node.statemachine.commands import ALL_KEYS_END
-from node.statemachine.errors import KvError, SnapshotCorrupt
+from cluster.kv.errors import KvError, SnapshotCorrupt
+from cluster.kv.keys import ALL_KEYS_END
 from node.statemachine.lease_table import INT64_MAX, LeaseTable
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.sessions import Session, SessionTable

@@ -13,22 +13,14 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from node.statemachine.commands import (
-    Compare,
-    CompareOp,
-    CompareTarget,
-    DeleteRange,
-    Op,
-    Put,
-    Range,
-    Txn,
-)
-from node.statemachine.errors import LeaseNotFound
-from node.statemachine.keyvalue import KeyValue
+from cluster.kv.enums import CompareOp, CompareTarget
+from cluster.kv.errors import LeaseNotFound
+from cluster.kv.keyvalue import KeyValue
+from cluster.kv.requests import Compare, DeleteRange, Op, Put, Range, Txn, is_read_only
+from cluster.kv.results import DeleteResponse, OpResult, PutResponse, TxnResponse
 from node.statemachine.lease_table import LeaseHook
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.query import run_range
-from node.statemachine.results import DeleteResult, OpResult, PutResult, TxnResult
 
 _COMPARE: dict[CompareOp, Callable[[Any, Any], Any]] = {
     CompareOp.EQUAL: operator.eq,
@@ -63,15 +55,6 @@ def run_read(store: MvccStore, op: Range | Txn) -> OpResult:
     return execute(store, None, op)  # type: ignore[arg-type]  # no writes: no hook
 
 
-def is_read_only(op: Op) -> bool:
-    """Whether no branch of `op` can write."""
-    if isinstance(op, Range):
-        return True
-    if isinstance(op, Txn):
-        return all(is_read_only(o) for o in op.success + op.failure)
-    return False
-
-
 def check_state(store: MvccStore, leases: LeaseHook | None, op: Op) -> None:
     """Raise what `op` would fail with against the current store, if anything."""
     if type(op) is Put and not op.lease:  # the hot path: nothing can fail
@@ -102,7 +85,7 @@ def execute(store: MvccStore, leases: LeaseHook, op: Op) -> OpResult:
             succeeded = all(compare_holds(store, c) for c in op.compares)
             branch = op.success if succeeded else op.failure
             responses = tuple(execute(store, leases, nested) for nested in branch)
-            return TxnResult(store.observed_revision, succeeded, responses)
+            return TxnResponse(store.observed_revision, succeeded, responses)
     raise AssertionError(f"not an op: {op!r}")
 
 
@@ -119,14 +102,14 @@ def compare_holds(store: MvccStore, compare: Compare) -> bool:
     return bool(_COMPARE[compare.op](actual, compare.operand))
 
 
-def _put(store: MvccStore, leases: LeaseHook, op: Put) -> PutResult:
+def _put(store: MvccStore, leases: LeaseHook, op: Put) -> PutResponse:
     prev = store.put(op.key, op.value, op.lease)
     if (prev.lease if prev else 0) != op.lease:
         _move_lease(leases, op.key, prev, op.lease)
-    return PutResult(store.observed_revision, prev if op.prev_kv else None)
+    return PutResponse(store.observed_revision, prev if op.prev_kv else None)
 
 
-def _delete(store: MvccStore, leases: LeaseHook, op: DeleteRange) -> DeleteResult:
+def _delete(store: MvccStore, leases: LeaseHook, op: DeleteRange) -> DeleteResponse:
     if op.range_end:
         keys = list(store.keys(op.key, op.range_end))
     else:
@@ -139,7 +122,7 @@ def _delete(store: MvccStore, leases: LeaseHook, op: DeleteRange) -> DeleteResul
             if prev.lease:
                 leases.detach(prev.lease, key)
     prev_kvs = tuple(deleted) if op.prev_kv else ()
-    return DeleteResult(store.observed_revision, len(deleted), prev_kvs)
+    return DeleteResponse(store.observed_revision, len(deleted), prev_kvs)
 
 
 def _move_lease(leases: LeaseHook, key: bytes, prev: KeyValue | None, lease: int) -> None:

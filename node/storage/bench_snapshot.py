@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from node.raft.types import ConfState, SnapshotMeta
-from node.statemachine import Put, StateMachine, encode_command
+from cluster.kv import Put, encode_command
+from node.statemachine import StateMachine
 
 from .datadir import DataDir
 from .options import StorageOptions

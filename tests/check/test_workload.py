@@ -11,7 +11,7 @@ import pytest
 from cluster.check import Verdict, check_history, read_jsonl, write_jsonl
 from cluster.check.history import Operation, OpKind, Outcome
 from cluster.client import ClientTimeout, CompactedError, InvalidRequestError, SessionExpiredError
-from cluster.commands import DeleteResponse, KeyValue, PutResponse, RangeResponse, TxnResponse
+from cluster.kv import DeleteResponse, KeyValue, PutResponse, RangeResponse, TxnResponse
 from cluster.workload import Call, Generator, History, Workload, WorkloadOptions, perform, timed
 from supervisor.chaos import ChaosOptions, choose
 from supervisor.chaoscheck import longest_gap

@@ -4,9 +4,7 @@ from __future__ import annotations
 import base64
 import json
 
-from cluster.commands import (
-    CompactResponse, DeleteResponse, KeyValue, PutResponse, RangeResponse, TxnResponse,
-)
+from cluster.kv import CompactResponse, DeleteResponse, KeyValue, PutResponse, RangeResponse, TxnResponse
 from cluster.output import (
     format_table, kv_json, printable_text, response_json, response_simple, response_table, show_bytes,
 )

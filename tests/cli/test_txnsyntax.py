@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.commands import ALL_KEYS_END, Compare, CompareOp, CompareTarget, DeleteRange, Put, Range, prefix_end
+from cluster.kv import ALL_KEYS_END, Compare, CompareOp, CompareTarget, DeleteRange, Put, Range, prefix_end
 from cluster.txnsyntax import TxnSyntaxError, parse_txn
 
 

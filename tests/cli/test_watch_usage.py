@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cluster.cli import main, watch_event_json, watch_event_lines
-from cluster.commands import KeyValue
+from cluster.kv import KeyValue
 from cluster.protocol import WatchEvent
 
 

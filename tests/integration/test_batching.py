@@ -7,7 +7,7 @@ from collections.abc import Callable
 import msgpack
 import zmq
 
-from cluster.commands import OpenSession, Put, Range, SessionOpened, decode_result, encode_command
+from cluster.kv import OpenSession, Put, Range, SessionOpened, decode_result, encode_command
 from cluster.protocol import (
     ErrorCode, ErrorReply, KvReply, KvRequest, StatusReply, StatusRequest, decode_replies, encode_requests,
 )

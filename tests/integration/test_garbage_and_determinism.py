@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from cluster.client import Compare, InvalidRequestError
-from cluster.commands import Put
+from cluster.kv import Put
 from cluster.protocol import ErrorCode, ErrorReply, decode_watch_frames
 from node.localcluster import LocalCluster, wait_for
 from node.raft import Entry, EntryKind

@@ -18,7 +18,7 @@ import pytest
 
 from cluster.cli import main
 from cluster.client import ClientError, WatchCompactedError
-from cluster.commands import Put
+from cluster.kv import Put
 from cluster.protocol import WatchEvent
 from node.localcluster import LocalCluster, wait_for
 

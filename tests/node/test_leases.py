@@ -2,10 +2,19 @@
 from __future__ import annotations
 
 from node.lease_timers import LeaseTimers, answer_query
-from node.statemachine import (
-    LeaseGrant, LeaseKeepAlive, LeaseKeptAlive, LeaseLeases, LeaseList, LeaseNotFound, LeaseTimeToLive,
-    LeaseTimeToLiveResult, Put, StateMachine, encode_command,
+from cluster.kv import (
+    LeaseGrant,
+    LeaseKeepAlive,
+    LeaseKeepAliveResponse,
+    LeaseLeases,
+    LeaseLeasesResponse,
+    LeaseNotFound,
+    LeaseTimeToLive,
+    LeaseTimeToLiveResponse,
+    Put,
+    encode_command,
 )
+from node.statemachine import StateMachine
 
 
 def timers_with(*leases: tuple[int, int], now: float = 0.0) -> LeaseTimers:
@@ -75,11 +84,11 @@ def test_answers_come_from_the_applied_state_and_the_clock() -> None:
     sm.apply(3, encode_command(Put(b"a", b"1", lease=7)))
     timers = LeaseTimers()
     timers.reset([(7, 5, 1)], 100.0)
-    assert answer_query(LeaseTimeToLive(7, True), sm, timers, 101.5) == LeaseTimeToLiveResult(3, 7, 5, 4, (b"a", b"b"))
-    assert answer_query(LeaseTimeToLive(7), sm, timers, 101.5) == LeaseTimeToLiveResult(3, 7, 5, 4, ())
-    assert answer_query(LeaseKeepAlive(7), sm, timers, 102.0) == LeaseKeptAlive(3, 7, 5)
+    assert answer_query(LeaseTimeToLive(7, True), sm, timers, 101.5) == LeaseTimeToLiveResponse(3, 7, 5, 4, (b"a", b"b"))
+    assert answer_query(LeaseTimeToLive(7), sm, timers, 101.5) == LeaseTimeToLiveResponse(3, 7, 5, 4, ())
+    assert answer_query(LeaseKeepAlive(7), sm, timers, 102.0) == LeaseKeepAliveResponse(3, 7, 5)
     assert answer_query(LeaseKeepAlive(8), sm, timers, 102.0) == LeaseNotFound(8)
-    assert answer_query(LeaseLeases(), sm, timers, 102.0) == LeaseList(3, (7,))
+    assert answer_query(LeaseLeases(), sm, timers, 102.0) == LeaseLeasesResponse(3, (7,))
     assert timers.expired(106.9, 10) == []
     assert timers.expired(107.0, 10) == [(7, 1)]
     assert answer_query(LeaseKeepAlive(7), sm, timers, 107.0) == LeaseNotFound(7)

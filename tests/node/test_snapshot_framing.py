@@ -4,7 +4,8 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from node.snapshot_transfer import frame_chunks, unframe_chunks
-from node.statemachine import Put, StateMachine, encode_command
+from cluster.kv import Put, encode_command
+from node.statemachine import StateMachine
 
 
 @given(st.lists(st.binary(max_size=50), max_size=10), st.lists(st.integers(1, 40), min_size=1, max_size=20))

@@ -6,7 +6,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cluster.commands import KeyValue
+from cluster.kv import KeyValue
 from cluster.protocol import (
     ErrorCode, ErrorReply, ProtocolError, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
     WatchProgressRequest, decode_request, decode_watch_frame, encode_reply, encode_request, encode_watch_frame,

@@ -9,7 +9,8 @@ import pytest
 from cluster.protocol import (
     ErrorCode, WatchCancelRequest, WatchCreateRequest, WatchFrame, WatchProgressRequest, decode_watch_frame,
 )
-from node.statemachine import Compact, DeleteRange, Put, StateMachine, Txn, encode_command
+from cluster.kv import Compact, DeleteRange, Put, Txn, encode_command
+from node.statemachine import StateMachine
 from node.watches import WatchHub, WatchLimits
 
 ME = b"client-1"

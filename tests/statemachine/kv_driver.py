@@ -2,7 +2,8 @@
 increasing log indexes), so every test also exercises the command codec."""
 from __future__ import annotations
 
-from node.statemachine import LeaseGrant, Limits, Request, Result, StateMachine, encode_command
+from cluster.kv import LeaseGrant, Limits, Request, Result, encode_command
+from node.statemachine import StateMachine
 
 
 class Driver:

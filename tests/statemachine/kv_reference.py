@@ -5,31 +5,31 @@ from __future__ import annotations
 
 from operator import attrgetter
 
-from node.statemachine import (
+from cluster.kv import (
     ALL_KEYS_END,
     Compact,
-    CompactResult,
+    CompactResponse,
     Compacted,
     Compare,
     CompareOp,
     CompareTarget,
     DeleteRange,
-    DeleteResult,
+    DeleteResponse,
     FutureRevision,
     KeyValue,
     KvError,
     Op,
     OpResult,
     Put,
-    PutResult,
+    PutResponse,
     Range,
-    RangeResult,
+    RangeResponse,
     Request,
     Result,
     SortOrder,
     SortTarget,
     Txn,
-    TxnResult,
+    TxnResponse,
 )
 
 State = dict[bytes, KeyValue]
@@ -73,7 +73,7 @@ class Reference:
         if revision > self.revision:
             raise FutureRevision(revision, self.revision)
         self.compact = revision
-        return CompactResult(self.revision, revision)
+        return CompactResponse(self.revision, revision)
 
     def _check(self, op: Op) -> None:
         if isinstance(op, Range) and op.revision:
@@ -99,23 +99,23 @@ class Reference:
                 work[op.key] = KeyValue(op.key, op.value, prev.create_revision, main,
                                         prev.version + 1, op.lease)
             self.wrote = True
-            return PutResult(self.observed, prev if op.prev_kv else None)
+            return PutResponse(self.observed, prev if op.prev_kv else None)
         if isinstance(op, DeleteRange):
             gone = [work.pop(k) for k in sorted(work) if in_range(k, op.key, op.range_end)]
             self.wrote = self.wrote or bool(gone)
-            return DeleteResult(self.observed, len(gone), tuple(gone) if op.prev_kv else ())
+            return DeleteResponse(self.observed, len(gone), tuple(gone) if op.prev_kv else ())
         if isinstance(op, Range):
             state = self.states[op.revision] if op.revision else work
             return self.range(state, op)
         succeeded = all(holds(work, c) for c in op.compares)
         responses = tuple(self._run(work, o) for o in (op.success if succeeded else op.failure))
-        return TxnResult(self.observed, succeeded, responses)
+        return TxnResponse(self.observed, succeeded, responses)
 
-    def range(self, state: State, op: Range) -> RangeResult:
+    def range(self, state: State, op: Range) -> RangeResponse:
         kvs = [state[k] for k in sorted(state) if in_range(k, op.key, op.range_end)]
         count = len(kvs)
         if op.count_only:
-            return RangeResult(self.observed, (), count, False)
+            return RangeResponse(self.observed, (), count, False)
         order = op.sort_order
         if order == SortOrder.NONE and op.sort_target != SortTarget.KEY:
             order = SortOrder.ASCEND
@@ -128,7 +128,7 @@ class Reference:
             kvs = kvs[: op.limit]
         if op.keys_only:
             kvs = [kv._replace(value=b"") for kv in kvs]
-        return RangeResult(self.observed, tuple(kvs), count, more)
+        return RangeResponse(self.observed, tuple(kvs), count, more)
 
 
 def holds(state: State, compare: Compare) -> bool:

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from hypothesis import strategies as st
 
-from node.statemachine import (
+from cluster.kv import (
     ALL_KEYS_END,
     Compact,
     Compare,

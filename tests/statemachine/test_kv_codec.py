@@ -9,26 +9,42 @@ from hypothesis import strategies as st
 from kv_driver import Driver
 from kv_strategies import requests
 
-from node.statemachine import (
+from cluster.kv import (
     CloseSession,
     Command,
+    Compact,
+    CompactResponse,
     Compacted,
+    Compare,
+    DeleteRange,
+    DeleteResponse,
     FutureRevision,
     InvalidCommand,
     KeyValue,
+    LeaseGrant,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseLeasesResponse,
+    LeaseRevoke,
+    LeaseRevokeResponse,
+    LeaseTimeToLiveResponse,
     OpenSession,
     Put,
+    PutResponse,
     Range,
-    PutResult,
-    RangeResult,
+    RangeResponse,
+    Request,
+    Response,
     SessionClosed,
     SessionOpened,
-    TxnResult,
+    Txn,
+    TxnResponse,
     decode_command,
     decode_result,
     encode_command,
     encode_result,
 )
+from node.statemachine import StateMachine
 
 
 @given(requests, st.integers(0, 2**63 - 1), st.integers(1, 2**63 - 1))
@@ -52,9 +68,9 @@ def test_put_encoding_is_the_documented_array() -> None:
 @pytest.mark.parametrize(
     "result",
     [
-        PutResult(3, KeyValue(b"a", b"1", 2, 3, 2, 0)),
-        RangeResult(4, (KeyValue(b"a", b"", 2, 3, 2, 9),), 5, True),
-        TxnResult(5, False, (PutResult(5), RangeResult(5, (), 0, False))),
+        PutResponse(3, KeyValue(b"a", b"1", 2, 3, 2, 0)),
+        RangeResponse(4, (KeyValue(b"a", b"", 2, 3, 2, 9),), 5, True),
+        TxnResponse(5, False, (PutResponse(5), RangeResponse(5, (), 0, False))),
         SessionOpened(9),
         SessionClosed(9, False),
         Compacted(3, 4),
@@ -63,6 +79,33 @@ def test_put_encoding_is_the_documented_array() -> None:
 )
 def test_results_round_trip(result: object) -> None:
     assert decode_result(encode_result(result)) == result  # type: ignore[arg-type]
+
+
+def test_a_client_decodes_every_result_the_state_machine_produces() -> None:
+    machine = StateMachine()
+    index = 0
+
+    def run(request: Request) -> Response:
+        nonlocal index
+        index += 1
+        result = machine.apply(index, encode_command(request))
+        return decode_result(encode_result(result))  # type: ignore[return-value]
+
+    assert run(OpenSession()) == SessionOpened(1)
+    assert run(Put(b"a", b"1")) == PutResponse(2)
+    assert run(Put(b"a", b"2", prev_kv=True)) == PutResponse(3, KeyValue(b"a", b"1", 2, 2, 1))
+    assert run(Range(b"a")) == RangeResponse(3, (KeyValue(b"a", b"2", 2, 3, 2),), 1, False)
+    txn = run(Txn((Compare.value(b"a", "=", b"2"),), (Put(b"b", b"x"), Range(b"b"))))
+    assert isinstance(txn, TxnResponse) and txn.succeeded and len(txn.responses) == 2
+    assert run(DeleteRange(b"a", b"\0")) == DeleteResponse(5, 2)
+    assert run(Compact(4)) == CompactResponse(5, 4)
+    granted = run(LeaseGrant(5, 9))
+    assert granted == LeaseGrantResponse(5, 9, 5)
+    run(Put(b"k", b"v", lease=9))
+    assert run(LeaseRevoke(9)) == LeaseRevokeResponse(7, 1)
+    for result in (LeaseKeepAliveResponse(7, 9, 5), LeaseTimeToLiveResponse(7, 9, 5, 2, (b"a",)),
+                   LeaseLeasesResponse(7, (1, 9))):
+        assert decode_result(encode_result(result)) == result
 
 
 BAD = [

@@ -7,45 +7,45 @@ import msgpack
 import pytest
 from kv_driver import Driver
 
-from node.statemachine import (
+from cluster.kv import (
     DeleteRange,
     InvalidCommand,
     KeyValue,
     LeaseExists,
     LeaseExpire,
     LeaseGrant,
-    LeaseGranted,
+    LeaseGrantResponse,
     LeaseKeepAlive,
     LeaseLeases,
     LeaseNotFound,
     LeaseRevoke,
-    LeaseRevoked,
+    LeaseRevokeResponse,
     LeaseTimeToLive,
     LimitExceeded,
     Limits,
     OpenSession,
     Put,
     Range,
-    RangeResult,
+    RangeResponse,
     SnapshotCorrupt,
-    StateMachine,
     Txn,
     decode_command,
     decode_result,
     encode_command,
     encode_result,
 )
+from node.statemachine import StateMachine
 
 
 def live_keys(kv: Driver) -> list[bytes]:
     result = kv(Range(b"\0", b"\0"))
-    assert isinstance(result, RangeResult)
+    assert isinstance(result, RangeResponse)
     return [item.key for item in result.kvs]
 
 
 def test_grant_with_an_id_makes_no_revision_and_returns_the_id() -> None:
     kv = Driver()
-    assert kv(LeaseGrant(5, 42)) == LeaseGranted(1, 42, 5)
+    assert kv(LeaseGrant(5, 42)) == LeaseGrantResponse(1, 42, 5)
     assert kv.machine.revision == 1
     lease = kv.machine.lease(42)
     assert lease is not None and (lease.ttl, lease.granted_index, lease.keys) == (5, 1, set())
@@ -54,20 +54,20 @@ def test_grant_with_an_id_makes_no_revision_and_returns_the_id() -> None:
 def test_grant_without_an_id_picks_one_from_the_log_index_deterministically() -> None:
     first, second = Driver(), Driver()
     a, b = first(LeaseGrant(5)), second(LeaseGrant(5))
-    assert isinstance(a, LeaseGranted) and a == b and 0 < a.id < 2**63
+    assert isinstance(a, LeaseGrantResponse) and a == b and 0 < a.id < 2**63
     c = first(LeaseGrant(5))
-    assert isinstance(c, LeaseGranted) and c.id != a.id
+    assert isinstance(c, LeaseGrantResponse) and c.id != a.id
 
 
 def test_an_auto_id_that_is_taken_moves_to_the_next_free_one() -> None:
     probe = Driver()
     probe.skip()
     at_two = probe(LeaseGrant(5))  # the id a grant at index 2 gets
-    assert isinstance(at_two, LeaseGranted)
+    assert isinstance(at_two, LeaseGrantResponse)
     kv = Driver()
     kv(LeaseGrant(7, at_two.id))  # index 1 takes it explicitly
     again = kv(LeaseGrant(5))  # index 2
-    assert isinstance(again, LeaseGranted) and again.id == at_two.id % (2**63 - 1) + 1
+    assert isinstance(again, LeaseGrantResponse) and again.id == at_two.id % (2**63 - 1) + 1
 
 
 def test_lease_id_collision_and_bounds_are_clear_errors() -> None:
@@ -102,7 +102,7 @@ def test_revoke_deletes_every_attached_key_in_one_revision() -> None:
         kv(Put(key, b"v", lease=1))
     kv(Put(b"other", b"v", lease=2))
     before = kv.machine.revision
-    assert kv(LeaseRevoke(1)) == LeaseRevoked(before + 1, 3)
+    assert kv(LeaseRevoke(1)) == LeaseRevokeResponse(before + 1, 3)
     assert kv.machine.revision == before + 1
     assert live_keys(kv) == [b"other"]
     assert kv.machine.lease(1) is None
@@ -118,21 +118,21 @@ def test_revoking_a_lease_without_keys_makes_no_revision() -> None:
     kv(Put(b"a", b"1", lease=1))
     kv(DeleteRange(b"a"))
     revision = kv.machine.revision
-    assert kv(LeaseRevoke(1)) == LeaseRevoked(revision, 0)
+    assert kv(LeaseRevoke(1)) == LeaseRevokeResponse(revision, 0)
 
 
 def test_an_expiry_applies_only_to_the_grant_it_was_decided_for() -> None:
     kv = Driver()
     granted = kv(LeaseGrant(5, 9))
-    assert isinstance(granted, LeaseGranted)
+    assert isinstance(granted, LeaseGrantResponse)
     first_grant = kv.index
     kv(Put(b"k", b"v", lease=9))
-    assert kv(LeaseExpire(9, first_grant)) == LeaseRevoked(3, 1)
+    assert kv(LeaseExpire(9, first_grant)) == LeaseRevokeResponse(3, 1)
     kv(LeaseGrant(5, 9))  # re-granted under the same id
     kv(Put(b"k", b"v2", lease=9))
     assert kv(LeaseExpire(9, first_grant)) == LeaseNotFound(9)  # a late verdict: ignored
     assert live_keys(kv) == [b"k"]
-    assert kv(LeaseExpire(9, kv.machine.lease(9).granted_index)) == LeaseRevoked(5, 1)  # type: ignore[union-attr]
+    assert kv(LeaseExpire(9, kv.machine.lease(9).granted_index)) == LeaseRevokeResponse(5, 1)  # type: ignore[union-attr]
 
 
 def test_keepalive_and_queries_are_refused_through_the_log() -> None:
@@ -178,9 +178,9 @@ def test_malformed_lease_commands_are_invalid_not_crashes(fields: list[object]) 
 
 
 def test_lease_results_round_trip_through_bytes() -> None:
-    from node.statemachine import LeaseKeptAlive, LeaseList, LeaseTimeToLiveResult
-    for result in (LeaseGranted(3, 9, 5), LeaseRevoked(4, 2), LeaseKeptAlive(4, 9, 5),
-                   LeaseTimeToLiveResult(4, 9, 5, 3, (b"a", b"b")), LeaseList(4, (1, 9)),
+    from cluster.kv import LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse
+    for result in (LeaseGrantResponse(3, 9, 5), LeaseRevokeResponse(4, 2), LeaseKeepAliveResponse(4, 9, 5),
+                   LeaseTimeToLiveResponse(4, 9, 5, 3, (b"a", b"b")), LeaseLeasesResponse(4, (1, 9)),
                    LeaseExists(3)):
         assert decode_result(encode_result(result)) == result  # type: ignore[arg-type]
 

@@ -8,7 +8,8 @@ from kv_driver import Driver
 from kv_reference import Reference
 from kv_strategies import requests_at
 
-from node.statemachine import Range, StateMachine
+from cluster.kv import Range
+from node.statemachine import StateMachine
 
 EVERYTHING = Range(b"\0", b"\0")
 

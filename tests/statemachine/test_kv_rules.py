@@ -4,15 +4,15 @@ from __future__ import annotations
 import pytest
 from kv_driver import Driver
 
-from node.statemachine import (
+from cluster.kv import (
     Compact,
-    CompactResult,
+    CompactResponse,
     Compacted,
     Compare,
     CompareOp,
     CompareTarget,
     DeleteRange,
-    DeleteResult,
+    DeleteResponse,
     FutureRevision,
     InvalidCommand,
     KeyValue,
@@ -21,16 +21,16 @@ from node.statemachine import (
     LimitExceeded,
     Limits,
     Put,
-    PutResult,
+    PutResponse,
     Range,
-    RangeResult,
+    RangeResponse,
     SortOrder,
     SortTarget,
-    StateMachine,
     Txn,
-    TxnResult,
+    TxnResponse,
     prefix_end,
 )
+from node.statemachine import StateMachine
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def kv() -> Driver:
 
 
 def keys(result: object) -> list[bytes]:
-    assert isinstance(result, RangeResult), result
+    assert isinstance(result, RangeResponse), result
     return [kv.key for kv in result.kvs]
 
 
@@ -48,12 +48,12 @@ def keys(result: object) -> list[bytes]:
 
 def test_an_empty_store_is_at_revision_1_as_in_etcd(kv: Driver) -> None:
     assert kv.machine.revision == 1
-    assert kv(Range(b"a")) == RangeResult(1, (), 0, False)
+    assert kv(Range(b"a")) == RangeResponse(1, (), 0, False)
 
 
 def test_each_put_makes_one_new_revision(kv: Driver) -> None:
-    assert kv(Put(b"a", b"1")) == PutResult(2)
-    assert kv(Put(b"b", b"1")) == PutResult(3)
+    assert kv(Put(b"a", b"1")) == PutResponse(2)
+    assert kv(Put(b"b", b"1")) == PutResponse(3)
     assert kv.machine.revision == 3
 
 
@@ -65,9 +65,9 @@ def test_put_sets_create_mod_revision_and_version(kv: Driver) -> None:
 
 
 def test_put_returns_previous_kv_only_when_asked(kv: Driver) -> None:
-    assert kv(Put(b"a", b"1", prev_kv=True)) == PutResult(2, None)
-    assert kv(Put(b"a", b"2", prev_kv=True)) == PutResult(3, KeyValue(b"a", b"1", 2, 2, 1))
-    assert kv(Put(b"a", b"3")) == PutResult(4, None)
+    assert kv(Put(b"a", b"1", prev_kv=True)) == PutResponse(2, None)
+    assert kv(Put(b"a", b"2", prev_kv=True)) == PutResponse(3, KeyValue(b"a", b"1", 2, 2, 1))
+    assert kv(Put(b"a", b"3")) == PutResponse(4, None)
 
 
 def test_put_after_delete_starts_a_new_generation(kv: Driver) -> None:
@@ -110,7 +110,7 @@ def test_range_end_nul_means_all_keys_from_key(abc: Driver) -> None:
 
 
 def test_range_end_before_key_is_empty(abc: Driver) -> None:
-    assert abc(Range(b"c", b"a")) == RangeResult(6, (), 0, False)
+    assert abc(Range(b"c", b"a")) == RangeResponse(6, (), 0, False)
 
 
 def test_prefix_range(abc: Driver) -> None:
@@ -131,7 +131,7 @@ def test_limit_keeps_total_count_and_sets_more(abc: Driver) -> None:
 
 
 def test_count_only_returns_no_kvs(abc: Driver) -> None:
-    assert abc(Range(b"a", b"\0", count_only=True)) == RangeResult(6, (), 4, False)
+    assert abc(Range(b"a", b"\0", count_only=True)) == RangeResponse(6, (), 4, False)
 
 
 def test_keys_only_empties_values(abc: Driver) -> None:
@@ -181,7 +181,7 @@ def test_read_at_a_future_revision_fails(abc: Driver) -> None:
 
 
 def test_read_below_the_compact_revision_fails_with_it(abc: Driver) -> None:
-    assert abc(Compact(4)) == CompactResult(6, 4)
+    assert abc(Compact(4)) == CompactResponse(6, 4)
     assert abc(Range(b"a", revision=3)) == Compacted(3, 4)
     assert "compacted" in str(Compacted(3, 4))
 
@@ -224,27 +224,27 @@ def test_compact_in_the_future_fails(abc: Driver) -> None:
 
 
 def test_delete_single_key_returns_count_and_prev_kv(abc: Driver) -> None:
-    assert abc(DeleteRange(b"c", prev_kv=True)) == DeleteResult(
+    assert abc(DeleteRange(b"c", prev_kv=True)) == DeleteResponse(
         7, 1, (KeyValue(b"c", b"0", 5, 5, 1),))
 
 
 def test_delete_of_a_missing_key_makes_no_revision(abc: Driver) -> None:
-    assert abc(DeleteRange(b"zz")) == DeleteResult(6, 0)
+    assert abc(DeleteRange(b"zz")) == DeleteResponse(6, 0)
     assert abc.machine.revision == 6
 
 
 def test_delete_range_is_one_revision(abc: Driver) -> None:
-    assert abc(DeleteRange(b"a", b"b")) == DeleteResult(7, 2)
+    assert abc(DeleteRange(b"a", b"b")) == DeleteResponse(7, 2)
     assert keys(abc(Range(b"a", b"\0"))) == [b"b", b"c"]
 
 
 def test_delete_prefix(abc: Driver) -> None:
-    assert abc(DeleteRange.with_prefix(b"a")) == DeleteResult(7, 2)
+    assert abc(DeleteRange.with_prefix(b"a")) == DeleteResponse(7, 2)
 
 
 def test_delete_twice_deletes_once(abc: Driver) -> None:
     abc(DeleteRange(b"c"))
-    assert abc(DeleteRange(b"c")) == DeleteResult(7, 0)
+    assert abc(DeleteRange(b"c")) == DeleteResponse(7, 0)
 
 
 # --- txn ----------------------------------------------------------------------------------
@@ -277,13 +277,13 @@ def test_compare_rules(abc: Driver, compare: Compare, holds: bool) -> None:
 def test_txn_runs_failure_ops_when_a_compare_fails(abc: Driver) -> None:
     result = abc(Txn((Compare.version(b"a", "=", 1), Compare.version(b"b", "=", 1)),
                      (Put(b"x", b"s"),), (Put(b"x", b"f"),)))
-    assert result == TxnResult(7, False, (PutResult(7),))
+    assert result == TxnResponse(7, False, (PutResponse(7),))
     assert abc.machine.get(b"x").value == b"f"  # type: ignore[union-attr]
 
 
 def test_txn_writes_are_one_revision_with_sub_revisions(abc: Driver) -> None:
     result = abc(Txn((), (Put(b"x", b"1"), Put(b"y", b"1"), DeleteRange(b"a")), ()))
-    assert result == TxnResult(7, True, (PutResult(7), PutResult(7), DeleteResult(7, 1)))
+    assert result == TxnResponse(7, True, (PutResponse(7), PutResponse(7), DeleteResponse(7, 1)))
     assert abc.machine.revision == 7
     history = abc.machine._store.history(b"y")  # noqa: SLF001
     assert (history.mains, history.subs) == ([7], [1])
@@ -303,7 +303,7 @@ def test_read_only_txn_makes_no_revision(abc: Driver) -> None:
 def test_nested_txn_evaluates_after_earlier_writes(abc: Driver) -> None:
     inner = Txn((Compare.value(b"x", "=", b"1"),), (Put(b"y", b"yes"),), (Put(b"y", b"no"),))
     result = abc(Txn((), (Put(b"x", b"1"), inner), ()))
-    assert result.responses[1] == TxnResult(7, True, (PutResult(7),))  # type: ignore[union-attr]
+    assert result.responses[1] == TxnResponse(7, True, (PutResponse(7),))  # type: ignore[union-attr]
     assert abc.machine.get(b"y").value == b"yes"  # type: ignore[union-attr]
 
 
@@ -380,7 +380,7 @@ def test_serializable_reads_need_no_log_entry(abc: Driver) -> None:
 
 def test_serializable_reads_refuse_writes(abc: Driver) -> None:
     assert isinstance(abc.machine.read(Txn((), (), (Put(b"a", b"x"),))), InvalidCommand)
-    from node.statemachine import encode_command
+    from cluster.kv import encode_command
     assert isinstance(abc.machine.query(encode_command(Put(b"a", b"x"))), InvalidCommand)
     assert keys(abc.machine.query(encode_command(Range(b"c")))) == [b"c"]
     assert abc.machine.revision == 6

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kv_driver import Driver
 
-from node.statemachine import (
+from cluster.kv import (
     CloseSession,
     Compact,
     Compacted,
@@ -11,7 +11,7 @@ from node.statemachine import (
     Limits,
     OpenSession,
     Put,
-    PutResult,
+    PutResponse,
     Range,
     SessionClosed,
     SessionExpired,
@@ -37,7 +37,7 @@ def test_a_retried_write_returns_the_original_result_and_applies_once() -> None:
     client = open_session(kv)
     first = kv(Put(b"a", b"1"), client, 1)
     kv(Put(b"b", b"1"))  # someone else writes in between
-    assert kv(Put(b"a", b"1"), client, 1) == first == PutResult(2)
+    assert kv(Put(b"a", b"1"), client, 1) == first == PutResponse(2)
     assert kv.machine.get(b"a").version == 1  # type: ignore[union-attr]
     assert kv.machine.revision == 3
 
@@ -57,7 +57,7 @@ def test_a_higher_sequence_is_applied() -> None:
     kv = Driver()
     client = open_session(kv)
     kv(Put(b"a", b"1"), client, 1)
-    assert kv(Put(b"a", b"2"), client, 5) == PutResult(3)
+    assert kv(Put(b"a", b"2"), client, 5) == PutResponse(3)
 
 
 def test_a_lower_sequence_fails_stale() -> None:
@@ -80,7 +80,7 @@ def test_reads_through_the_log_are_not_cached() -> None:
     client = open_session(kv)
     kv(Put(b"a", b"1"), client, 1)
     kv(Range(b"a"), client, 1)
-    assert kv(Put(b"a", b"1"), client, 1) == PutResult(2)  # still the write's result
+    assert kv(Put(b"a", b"1"), client, 1) == PutResponse(2)  # still the write's result
 
 
 def test_close_session_forgets_it() -> None:
@@ -95,7 +95,7 @@ def test_a_session_expires_when_more_than_ttl_entries_pass_unused() -> None:
     kv = Driver(Limits(session_ttl_entries=10))
     client = open_session(kv)  # index 1
     kv.skip(9)  # indexes 2..10
-    assert kv(Put(b"a", b"1"), client, 1) == PutResult(2)  # index 11: 10 since, alive
+    assert kv(Put(b"a", b"1"), client, 1) == PutResponse(2)  # index 11: 10 since, alive
     kv.skip(10)  # indexes 12..21
     assert kv(Put(b"a", b"2"), client, 2) == SessionExpired(client)  # index 22: 11 since
 
@@ -115,6 +115,6 @@ def test_opening_beyond_max_sessions_evicts_the_least_recently_used() -> None:
     kv(Put(b"a", b"1"), first, 1)  # second is now the least recently used
     third = open_session(kv)
     assert kv(Put(b"a", b"1"), second, 1) == SessionExpired(second)
-    assert kv(Put(b"a", b"1"), first, 1) == PutResult(2)
-    assert kv(Put(b"b", b"1"), third, 1) == PutResult(3)
+    assert kv(Put(b"a", b"1"), first, 1) == PutResponse(2)
+    assert kv(Put(b"b", b"1"), third, 1) == PutResponse(3)
     assert len(kv.machine._sessions) == 2  # noqa: SLF001

@@ -12,18 +12,18 @@ import msgpack
 import pytest
 from kv_driver import Driver
 
-from node.statemachine import (
+from cluster.kv import (
     Compact,
     DeleteRange,
     OpenSession,
     Put,
-    PutResult,
+    PutResponse,
     Range,
     SnapshotCorrupt,
-    StateMachine,
     Txn,
     encode_command,
 )
+from node.statemachine import StateMachine
 
 
 def workload(seed: int = 7, steps: int = 600) -> list[bytes]:
@@ -105,7 +105,7 @@ def test_a_restored_session_still_deduplicates() -> None:
     kv(OpenSession())
     first = kv(Put(b"a", b"1"), 1, 1)
     restored = Driver(machine=StateMachine.restore(kv.machine.snapshot()))
-    assert restored(Put(b"a", b"1"), 1, 1) == first == PutResult(2)
+    assert restored(Put(b"a", b"1"), 1, 1) == first == PutResponse(2)
     assert restored.machine.revision == 2
 
 

@@ -9,10 +9,19 @@ import random
 
 import pytest
 
-from node.statemachine import (
-    DELETE, PUT, Compact, Compacted, DeleteRange, Event, KeyValue, LeaseGrant, LeaseRevoke, Put, StateMachine,
-    Txn, encode_command, prefix_end,
+from cluster.kv import (
+    Compact,
+    Compacted,
+    DeleteRange,
+    KeyValue,
+    LeaseGrant,
+    LeaseRevoke,
+    Put,
+    Txn,
+    encode_command,
+    prefix_end,
 )
+from node.statemachine import DELETE, PUT, Event, StateMachine
 
 
 class Machine:

@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.raft.types import ConfState, SnapshotMeta
-from node.statemachine import (
-    DeleteRange, KvError, OpenSession, Put, SessionOpened, StateMachine, encode_command,
-)
+from cluster.kv import DeleteRange, KvError, OpenSession, Put, SessionOpened, encode_command
+from node.statemachine import StateMachine
 from node.storage import DataDir, StorageOptions
 
 keys = st.binary(min_size=1, max_size=6)

@@ -1,4 +1,5 @@
-"""What applying a command returns, as values (etcd's *Response messages).
+"""What applying a command returns, as values (etcd's *Response messages):
+what the state machine produces and the client receives, defined once.
 
 `revision` in every result is the store revision as observed right after the
 operation: for a top-level write, the revision it created (or the unchanged
@@ -11,40 +12,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from node.statemachine.errors import KvError
-from node.statemachine.keyvalue import KeyValue
+from cluster.kv.errors import KvError
+from cluster.kv.keyvalue import KeyValue
 
 
 @dataclass(frozen=True, slots=True)
-class PutResult:
+class PutResponse:
     revision: int
     prev_kv: KeyValue | None = None  # only when asked for and the key existed
 
 
 @dataclass(frozen=True, slots=True)
-class RangeResult:
+class RangeResponse:
     revision: int
     kvs: tuple[KeyValue, ...]
     count: int  # keys in the range at that revision, regardless of limit
     more: bool  # whether the limit left keys out
+    # Set by the client, never encoded: the read was served from a replica's
+    # local state (possibly stale) rather than linearizably.
+    serializable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteResult:
+class DeleteResponse:
     revision: int
     deleted: int
     prev_kvs: tuple[KeyValue, ...] = ()  # only when asked for
 
 
 @dataclass(frozen=True, slots=True)
-class TxnResult:
+class TxnResponse:
     revision: int
     succeeded: bool  # whether every compare held (the success branch ran)
     responses: tuple[OpResult, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class CompactResult:
+class CompactResponse:
     revision: int
     compact_revision: int
 
@@ -61,14 +65,14 @@ class SessionClosed:
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseGranted:
+class LeaseGrantResponse:
     revision: int
     id: int
     ttl: int
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseRevoked:
+class LeaseRevokeResponse:
     """A revoke or an expiry: the lease is gone with its `deleted` keys (one
     revision if any)."""
 
@@ -77,14 +81,14 @@ class LeaseRevoked:
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseKeptAlive:
+class LeaseKeepAliveResponse:
     revision: int
     id: int
     ttl: int  # the renewed remaining TTL, seconds
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseTimeToLiveResult:
+class LeaseTimeToLiveResponse:
     revision: int
     id: int
     granted_ttl: int
@@ -93,24 +97,26 @@ class LeaseTimeToLiveResult:
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseList:
+class LeaseLeasesResponse:
     revision: int
     ids: tuple[int, ...]  # ascending
 
 
-OpResult = Union[PutResult, RangeResult, DeleteResult, TxnResult]
-Result = Union[
-    PutResult,
-    RangeResult,
-    DeleteResult,
-    TxnResult,
-    CompactResult,
+OpResult = Union[PutResponse, RangeResponse, DeleteResponse, TxnResponse]
+#: What a client can receive for a request that succeeded.
+Response = Union[
+    PutResponse,
+    RangeResponse,
+    DeleteResponse,
+    TxnResponse,
+    CompactResponse,
     SessionOpened,
     SessionClosed,
-    LeaseGranted,
-    LeaseRevoked,
-    LeaseKeptAlive,
-    LeaseTimeToLiveResult,
-    LeaseList,
-    KvError,
+    LeaseGrantResponse,
+    LeaseRevokeResponse,
+    LeaseKeepAliveResponse,
+    LeaseTimeToLiveResponse,
+    LeaseLeasesResponse,
 ]
+#: What applying a command returns: a response, or the expected error it failed with.
+Result = Union[Response, KvError]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.statemachine.commands import (
+from cluster.kv.requests import (
     CloseSession,
     Compact,
     Compare,
@@ -21,7 +21,7 @@ from node.statemachine.commands import (
     Request,
     Txn,
 )
-from node.statemachine.errors import InvalidCommand, LimitExceeded
+from cluster.kv.errors import InvalidCommand, LimitExceeded
 
 
 @dataclass(frozen=True, slots=True)

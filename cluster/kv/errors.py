@@ -1,4 +1,5 @@
-"""Expected outcomes of a command, as typed errors that format their own message.
+"""Expected outcomes of a command, as typed errors that format their own message
+(the KV API's error hierarchy, shared by the state machine and the client).
 
 `StateMachine.apply` never raises these out: command bytes come from clients, so
 a bad command is an answer (the error is *returned* as the command's result),
@@ -40,6 +41,16 @@ class InvalidCommand(KvError):
 
     def __str__(self) -> str:
         return f"invalid command: {self.reason}"
+
+
+class ResultDecodeError(InvalidCommand):
+    """Result bytes that do not follow the format: a node bug, a foreign server
+    or a corrupt snapshot. Raised by `decode_result`, never returned as a
+    result; an InvalidCommand so that whoever reads results back (a snapshot's
+    session table) treats it as any other malformed bytes."""
+
+    def __str__(self) -> str:
+        return f"malformed result: {self.reason}"
 
 
 class LimitExceeded(KvError):

@@ -1,82 +1,19 @@
-"""The requests a client can make of the key-value store, as values.
+"""The requests of the key-value API, as values: the one definition that the
+client builds and the node's state machine executes.
 
 Names and enum numbers follow etcd's v3 API (RangeRequest, PutRequest,
 DeleteRangeRequest, TxnRequest, Compare, CompactionRequest) so that anyone who
 knows etcd can read them. The bytes of a command (what goes into a Raft log
-entry) are produced and checked by `node.statemachine.codec`.
-
-Key ranges use etcd's convention: `range_end == b""` means the single key `key`;
-`range_end == b"\\0"` means every key >= `key`; otherwise the half-open
-interval [key, range_end). `prefix_end` turns a prefix into its range end.
+entry) are produced and checked by `cluster.kv.codec`; key ranges follow the
+convention in `cluster.kv.keys`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Union
 
-#: The range end meaning "to the end of the key space" (etcd's convention).
-ALL_KEYS_END = b"\0"
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The smallest key greater than every key starting with `prefix`
-    (etcd's GetPrefixRangeEnd); `ALL_KEYS_END` if there is none."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return ALL_KEYS_END
-    return stripped[:-1] + bytes([stripped[-1] + 1])
-
-
-class SortTarget(IntEnum):
-    """etcd's RangeRequest.SortTarget."""
-
-    KEY = 0
-    VERSION = 1
-    CREATE = 2
-    MOD = 3
-    VALUE = 4
-
-
-class SortOrder(IntEnum):
-    """etcd's RangeRequest.SortOrder."""
-
-    NONE = 0
-    ASCEND = 1
-    DESCEND = 2
-
-
-class CompareTarget(IntEnum):
-    """etcd's Compare.CompareTarget: which field of the key a compare reads."""
-
-    VERSION = 0
-    CREATE = 1
-    MOD = 2
-    VALUE = 3
-    LEASE = 4
-
-
-class CompareOp(IntEnum):
-    """etcd's Compare.CompareResult: how the field is compared to the operand."""
-
-    EQUAL = 0
-    GREATER = 1
-    LESS = 2
-    NOT_EQUAL = 3
-
-    @classmethod
-    def from_symbol(cls, symbol: str) -> CompareOp:
-        """`"="`, `"!="`, `"<"` or `">"` as a CompareOp."""
-        return _SYMBOLS[symbol]
-
-
-_SYMBOLS = {
-    "=": CompareOp.EQUAL,
-    "==": CompareOp.EQUAL,
-    ">": CompareOp.GREATER,
-    "<": CompareOp.LESS,
-    "!=": CompareOp.NOT_EQUAL,
-}
+from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
+from cluster.kv.keys import ALL_KEYS_END, prefix_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +177,8 @@ class LeaseLeases:
 
 
 #: Lease requests that never go through the log: the leader answers them from
-#: its clock and the applied state (see `node/lease_timers.py`).
+#: its clock and the applied state (see `node/lease_timers.py`), so a client
+#: sends them without a session.
 LEASE_QUERIES = (LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
 
 Op = Union[Put, Range, DeleteRange, Txn]
@@ -257,3 +195,13 @@ class Command:
     request: Request
     client_id: int = 0
     seq: int = 0
+
+
+def is_read_only(request: Request) -> bool:
+    """Whether no branch of `request` can write, so it can be served without a
+    log entry (ReadIndex, or a replica's local state when serializable)."""
+    if isinstance(request, Range):
+        return True
+    if isinstance(request, Txn):
+        return all(is_read_only(op) for op in request.success + request.failure)
+    return False

@@ -1,7 +1,10 @@
 """The bytes of commands (what goes into Raft log entries) and of results.
 
-The only place where state-machine values meet bytes. Everything is a msgpack
-array whose first element is a small integer tag; bytes are msgpack `bin`:
+The only place where KV API values meet bytes, for both sides: the client
+encodes commands and decodes results with it; the node's state machine decodes
+commands and encodes results (and keeps results in its snapshots) with it.
+Everything is a msgpack array whose first element is a small integer tag;
+bytes are msgpack `bin`:
 
     command    = [FORMAT, client_id, seq, request]
     Put        = [1, key, value, lease, prev_kv]
@@ -21,23 +24,27 @@ array whose first element is a small integer tag; bytes are msgpack `bin`:
     LeaseExpire= [13, id, granted_index]           (proposed by the leader's node)
 
     KeyValue   = [key, value, create_revision, mod_revision, version, lease]
-    result     = [1, revision, kv|nil]                         PutResult
-               | [2, revision, [kv...], count, more]           RangeResult
-               | [3, revision, deleted, [kv...]]               DeleteResult
-               | [4, revision, succeeded, [result...]]         TxnResult
-               | [5, revision, compact_revision]               CompactResult
+    result     = [1, revision, kv|nil]                         PutResponse
+               | [2, revision, [kv...], count, more]           RangeResponse
+               | [3, revision, deleted, [kv...]]               DeleteResponse
+               | [4, revision, succeeded, [result...]]         TxnResponse
+               | [5, revision, compact_revision]               CompactResponse
                | [6, client_id]                                SessionOpened
                | [7, client_id, existed]                       SessionClosed
-               | [8, revision, id, ttl]                        LeaseGranted
-               | [9, revision, deleted]                        LeaseRevoked
-               | [10, revision, id, ttl]                       LeaseKeptAlive
-               | [11, revision, id, granted_ttl, ttl, [key...]] LeaseTimeToLiveResult
-               | [12, revision, [id...]]                       LeaseList
+               | [8, revision, id, ttl]                        LeaseGrantResponse
+               | [9, revision, deleted]                        LeaseRevokeResponse
+               | [10, revision, id, ttl]                       LeaseKeepAliveResponse
+               | [11, revision, id, granted_ttl, ttl, [key...]] LeaseTimeToLiveResponse
+               | [12, revision, [id...]]                       LeaseLeasesResponse
                | [0, error_tag, *error_args]                   KvError
 
 Command bytes come from clients, so decoding checks every field's type and
-range and raises `InvalidCommand` (never anything else) on bad input. Equal
-values always encode to equal bytes, which keeps snapshots deterministic.
+range and raises `InvalidCommand` (never anything else) on bad input. Result
+bytes are checked the same way and raise `ResultDecodeError` (an
+InvalidCommand) on bad input: a client must not trust a server blindly either.
+`RangeResponse.serializable` is not part of the bytes: the client's reply
+envelope carries it. Equal values always encode to equal bytes, which keeps
+snapshots deterministic. `tests/kv/test_kv_golden_bytes.py` pins the format.
 """
 from __future__ import annotations
 
@@ -45,13 +52,14 @@ from typing import Any
 
 import msgpack
 
-from node.statemachine.commands import (
+from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
+from cluster.kv.errors import ERROR_TYPES, InvalidCommand, KvError, ResultDecodeError
+from cluster.kv.keyvalue import KeyValue
+from cluster.kv.requests import (
     CloseSession,
     Command,
     Compact,
     Compare,
-    CompareOp,
-    CompareTarget,
     DeleteRange,
     LeaseExpire,
     LeaseGrant,
@@ -64,26 +72,22 @@ from node.statemachine.commands import (
     Put,
     Range,
     Request,
-    SortOrder,
-    SortTarget,
     Txn,
 )
-from node.statemachine.errors import ERROR_TYPES, InvalidCommand, KvError
-from node.statemachine.keyvalue import KeyValue
-from node.statemachine.results import (
-    CompactResult,
-    DeleteResult,
-    LeaseGranted,
-    LeaseKeptAlive,
-    LeaseList,
-    LeaseRevoked,
-    LeaseTimeToLiveResult,
-    PutResult,
-    RangeResult,
+from cluster.kv.results import (
+    CompactResponse,
+    DeleteResponse,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseLeasesResponse,
+    LeaseRevokeResponse,
+    LeaseTimeToLiveResponse,
+    PutResponse,
+    RangeResponse,
     Result,
     SessionClosed,
     SessionOpened,
-    TxnResult,
+    TxnResponse,
 )
 
 #: Version of the command format; bump on any incompatible change.
@@ -118,6 +122,9 @@ def unpack(data: bytes) -> Any:
 
 def encode_command(request: Request, client_id: int = 0, seq: int = 0) -> bytes:
     """The log-entry bytes of `request`, on behalf of session `client_id`."""
+    if type(request) is Put:  # the client's hot path, ahead of the general match
+        fields = [PUT, request.key, request.value, request.lease, request.prev_kv]
+        return pack([FORMAT, client_id, seq, fields])
     return pack([FORMAT, client_id, seq, _request_fields(request)])
 
 
@@ -316,29 +323,29 @@ def encode_result(result: Result) -> bytes:
 def result_fields(result: Result) -> list[Any]:
     """`result` as msgpack-ready lists (KeyValues are tuples already)."""
     match result:
-        case PutResult(revision, prev_kv):
+        case PutResponse(revision, prev_kv):
             return [PUT, revision, prev_kv]
-        case RangeResult(revision, kvs, count, more):
+        case RangeResponse(revision, kvs, count, more):
             return [RANGE, revision, list(kvs), count, more]
-        case DeleteResult(revision, deleted, prev_kvs):
+        case DeleteResponse(revision, deleted, prev_kvs):
             return [DELETE, revision, deleted, list(prev_kvs)]
-        case TxnResult(revision, succeeded, responses):
+        case TxnResponse(revision, succeeded, responses):
             return [TXN, revision, succeeded, [result_fields(r) for r in responses]]
-        case CompactResult(revision, compact_revision):
+        case CompactResponse(revision, compact_revision):
             return [COMPACT, revision, compact_revision]
         case SessionOpened(client_id):
             return [OPEN_SESSION, client_id]
         case SessionClosed(client_id, existed):
             return [CLOSE_SESSION, client_id, existed]
-        case LeaseGranted(revision, lease, ttl):
+        case LeaseGrantResponse(revision, lease, ttl):
             return [LEASE_GRANT, revision, lease, ttl]
-        case LeaseRevoked(revision, deleted):
+        case LeaseRevokeResponse(revision, deleted):
             return [LEASE_REVOKE, revision, deleted]
-        case LeaseKeptAlive(revision, lease, ttl):
+        case LeaseKeepAliveResponse(revision, lease, ttl):
             return [LEASE_KEEPALIVE, revision, lease, ttl]
-        case LeaseTimeToLiveResult(revision, lease, granted_ttl, ttl, keys):
+        case LeaseTimeToLiveResponse(revision, lease, granted_ttl, ttl, keys):
             return [LEASE_TTL, revision, lease, granted_ttl, ttl, list(keys)]
-        case LeaseList(revision, ids):
+        case LeaseLeasesResponse(revision, ids):
             return [LEASE_LEASES, revision, list(ids)]
         case KvError():
             return [ERROR, result.tag, *result.args]
@@ -346,55 +353,63 @@ def result_fields(result: Result) -> list[Any]:
 
 
 def decode_result(data: bytes) -> Result:
-    """The result in `data`; raises InvalidCommand if malformed."""
+    """The result in `data`; raises ResultDecodeError if malformed."""
     try:
         obj = unpack(data)
     except DECODE_ERRORS as error:
-        raise InvalidCommand(f"result is not msgpack ({type(error).__name__})") from None
+        raise ResultDecodeError(f"result is not msgpack ({type(error).__name__})") from None
     return result_from_fields(obj)
 
 
 def result_from_fields(obj: Any) -> Result:
-    fields = _array(obj, "result")
+    """The result in the unpacked `obj`; raises ResultDecodeError if malformed."""
     try:
-        return _result_from_fields(fields)
+        return _result_from_fields(_array(obj, "result"))
+    except ResultDecodeError:
+        raise
+    except InvalidCommand as error:
+        raise ResultDecodeError(error.reason) from None
     except (LookupError, TypeError, ValueError) as error:
-        raise InvalidCommand(f"malformed result ({error})") from None
+        raise ResultDecodeError(f"malformed result ({error})") from None
 
 
 def _result_from_fields(fields: list[Any]) -> Result:
     tag = fields[0]
     if tag == PUT:
-        return PutResult(_uint(fields[1], "revision"), _optional_kv(fields[2]))
+        revision, prev_kv = fields[1], fields[2]
+        # The client's hot path (every put): one combined check, the slow one for the message.
+        if type(revision) is int and 0 <= revision <= INT64_MAX and prev_kv is None:
+            return PutResponse(revision)
+        return PutResponse(_uint(revision, "revision"), _optional_kv(prev_kv))
     if tag == RANGE:
-        return RangeResult(_uint(fields[1], "revision"), _kvs(fields[2]),
-                           _uint(fields[3], "count"), _bool(fields[4], "more"))
+        return RangeResponse(_uint(fields[1], "revision"), _kvs(fields[2]),
+                             _uint(fields[3], "count"), _bool(fields[4], "more"))
     if tag == DELETE:
-        return DeleteResult(_uint(fields[1], "revision"), _uint(fields[2], "deleted"),
-                            _kvs(fields[3]))
+        return DeleteResponse(_uint(fields[1], "revision"), _uint(fields[2], "deleted"),
+                              _kvs(fields[3]))
     if tag == TXN:
         responses = tuple(result_from_fields(r) for r in _array(fields[3], "responses"))
-        return TxnResult(_uint(fields[1], "revision"), _bool(fields[2], "succeeded"),
-                         responses)  # type: ignore[arg-type]
+        return TxnResponse(_uint(fields[1], "revision"), _bool(fields[2], "succeeded"),
+                           responses)  # type: ignore[arg-type]
     if tag == COMPACT:
-        return CompactResult(_uint(fields[1], "revision"), _uint(fields[2], "compact"))
+        return CompactResponse(_uint(fields[1], "revision"), _uint(fields[2], "compact"))
     if tag == OPEN_SESSION:
         return SessionOpened(_uint(fields[1], "client_id"))
     if tag == CLOSE_SESSION:
         return SessionClosed(_uint(fields[1], "client_id"), _bool(fields[2], "existed"))
     if tag == LEASE_GRANT:
-        return LeaseGranted(*(_uint(f, "lease field") for f in fields[1:4]))
+        return LeaseGrantResponse(*(_uint(f, "lease field") for f in fields[1:4]))
     if tag == LEASE_REVOKE:
-        return LeaseRevoked(_uint(fields[1], "revision"), _uint(fields[2], "deleted"))
+        return LeaseRevokeResponse(_uint(fields[1], "revision"), _uint(fields[2], "deleted"))
     if tag == LEASE_KEEPALIVE:
-        return LeaseKeptAlive(*(_uint(f, "lease field") for f in fields[1:4]))
+        return LeaseKeepAliveResponse(*(_uint(f, "lease field") for f in fields[1:4]))
     if tag == LEASE_TTL:
         keys = tuple(_bytes(k, "key") for k in _array(fields[5], "keys"))
         revision, lease, granted_ttl, ttl = (_int(f, "lease field") for f in fields[1:5])
-        return LeaseTimeToLiveResult(revision, lease, granted_ttl, ttl, keys)
+        return LeaseTimeToLiveResponse(revision, lease, granted_ttl, ttl, keys)
     if tag == LEASE_LEASES:
-        return LeaseList(_uint(fields[1], "revision"),
-                         tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))
+        return LeaseLeasesResponse(_uint(fields[1], "revision"),
+                                   tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))
     if tag == ERROR:
         return ERROR_TYPES[fields[1]](*fields[2:])
     raise InvalidCommand(f"unknown result tag {tag!r}")

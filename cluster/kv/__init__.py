@@ -1,0 +1,88 @@
+"""The key-value API, defined once: what a client asks, what it gets back, and
+the bytes of both.
+
+The node's state machine (`node/statemachine/`) executes these requests; the
+client library, the CLI, the benchmark and the checker build them. Both import
+this package (`cluster` is the leaf every other package may import), so there is
+one definition of a request and no copy to drift.
+
+    keys      the key-range convention: ALL_KEYS_END, prefix_end
+    enums     SortTarget, SortOrder, CompareTarget, CompareOp (etcd's numbers)
+    requests  Put, Range, DeleteRange, Txn, Compare, Compact, sessions, leases;
+              Command (a request in the log); is_read_only
+    keyvalue  KeyValue, one version of one key
+    results   PutResponse ... LeaseLeasesResponse (etcd's *Response names)
+    errors    the KvError hierarchy of expected outcomes; ResultDecodeError
+    limits    Limits and the static checks of a request against them
+    codec     encode/decode of commands and results (msgpack), validating
+"""
+from cluster.kv.codec import decode_command, decode_result, encode_command, encode_result
+from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
+from cluster.kv.errors import (
+    Compacted,
+    FutureRevision,
+    InvalidCommand,
+    KvError,
+    LeaseExists,
+    LeaseNotFound,
+    LimitExceeded,
+    ResultDecodeError,
+    SessionExpired,
+    SnapshotCorrupt,
+    StaleSequence,
+)
+from cluster.kv.keys import ALL_KEYS_END, prefix_end
+from cluster.kv.keyvalue import KeyValue
+from cluster.kv.limits import Limits
+from cluster.kv.requests import (
+    LEASE_QUERIES,
+    CloseSession,
+    Command,
+    Compact,
+    Compare,
+    DeleteRange,
+    LeaseExpire,
+    LeaseGrant,
+    LeaseKeepAlive,
+    LeaseLeases,
+    LeaseRequest,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    Op,
+    OpenSession,
+    Put,
+    Range,
+    Request,
+    Txn,
+    is_read_only,
+)
+from cluster.kv.results import (
+    CompactResponse,
+    DeleteResponse,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseLeasesResponse,
+    LeaseRevokeResponse,
+    LeaseTimeToLiveResponse,
+    OpResult,
+    PutResponse,
+    RangeResponse,
+    Response,
+    Result,
+    SessionClosed,
+    SessionOpened,
+    TxnResponse,
+)
+
+__all__ = [
+    "ALL_KEYS_END", "CloseSession", "Command", "Compact", "CompactResponse", "Compacted", "Compare",
+    "CompareOp", "CompareTarget", "DeleteRange", "DeleteResponse", "FutureRevision", "InvalidCommand",
+    "KeyValue", "KvError", "LEASE_QUERIES", "LeaseExists", "LeaseExpire", "LeaseGrant",
+    "LeaseGrantResponse", "LeaseKeepAlive", "LeaseKeepAliveResponse", "LeaseLeases",
+    "LeaseLeasesResponse", "LeaseNotFound", "LeaseRequest", "LeaseRevoke", "LeaseRevokeResponse",
+    "LeaseTimeToLive", "LeaseTimeToLiveResponse", "LimitExceeded", "Limits", "Op", "OpResult",
+    "OpenSession", "Put", "PutResponse", "Range", "RangeResponse", "Request", "Response", "Result",
+    "ResultDecodeError", "SessionClosed", "SessionExpired", "SessionOpened", "SnapshotCorrupt",
+    "SortOrder", "SortTarget", "StaleSequence", "Txn", "TxnResponse", "decode_command",
+    "decode_result", "encode_command", "encode_result", "is_read_only", "prefix_end",
+]
