@@ -28,15 +28,13 @@ dissertation (Ongaro 2014, "thesis").
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-
 from .config import Config
 from .errors import (
-    ConfChangePending, InvalidRequest, LeaderNotReady, LeadershipTransferInProgress,
-    LearnerLagging, LogCompacted, NotLeader, UncommittedBytesExceeded,
+    InvalidRequest, LeadershipTransferInProgress, LogCompacted, NotLeader,
+    UncommittedBytesExceeded,
 )
 from .log import RaftLog
-from .membership import check_conf_change
+from .membership import Membership
 from .messages import (
     RESPONSES_AFTER_PERSIST, AppendEntries, AppendEntriesResponse, Heartbeat,
     HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
@@ -46,31 +44,11 @@ from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
 from .read_only import ReadOnly
 from .ready import Ready, Role, SoftState
+from .status import Status
 from .types import (
-    NONE, ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, ReadState,
-    Snapshot, decode_conf_change, encode_conf_change,
+    NONE, ConfChange, ConfState, Entry, EntryKind, HardState, Index, NodeId, ReadState,
+    Snapshot, Term, encode_conf_change,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """A snapshot of the core's state for operators and tests."""
-
-    id: int
-    role: Role
-    term: int
-    vote: int
-    lead: int
-    commit: int
-    applied: int
-    last_index: int
-    snapshot_index: int
-    progress: dict[int, str]
-    voters: tuple[int, ...] = ()
-    learners: tuple[int, ...] = ()
-    conf_index: int = 0  # where the membership in effect starts: its entry, or the snapshot
-    learner_match: dict[int, int] | None = None  # leader only: learner -> match index
-    learner_lag: dict[int, int] | None = None  # leader only: learner -> entries behind
 
 
 class RaftCore:
@@ -84,39 +62,28 @@ class RaftCore:
         self.log = RaftLog(snapshot, entries, hs.commit)
         if snapshot is not None and (snapshot.meta.conf.voters or snapshot.meta.conf.learners):
             conf = snapshot.meta.conf
-        # Membership (thesis §4.1): `conf` is the configuration in effect -- that of the
-        # latest CONF_CHANGE entry in the log (committed or not), else `_base_conf`,
-        # the one below the log (the snapshot's, or the boot configuration, which is
-        # empty for a node joining an existing cluster). `voters`/`learners` mirror it.
-        self._base_conf = conf
-        self.conf = conf
-        # The index `conf` is in effect from: its entry's, or the snapshot's for
-        # `_base_conf` (0 for a boot configuration).
-        self.conf_index = 0
-        self._conf_source: tuple[int, int] | None = None  # (index, term) of that entry
-        self._prev_conf = conf  # the last configuration reported in a Ready
-        self.voters: frozenset[int] = frozenset(conf.voters)
-        self.learners: frozenset[int] = frozenset(conf.learners)
+        # The configuration in effect (thesis §4.1), a function of the log.
+        self.membership = Membership(conf)
         self.term = hs.term
         self.vote = hs.vote
-        self.lead: int = NONE
+        self.lead: NodeId = NONE
         self.role = Role.FOLLOWER
-        self.prs: dict[int, Progress] = {}
-        self.votes: dict[int, bool] = {}
+        self.prs: dict[NodeId, Progress] = {}
+        self.votes: dict[NodeId, bool] = {}
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
         self.read_only = ReadOnly()
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_ticks
-        self.lead_transferee: int = NONE
+        self.lead_transferee: NodeId = NONE
         self.uncommitted_size = 0
         self._broadcast_pending = False
         self._read_heartbeat_pending = False
         self._prev_hard_state = hs
         self._prev_soft_state = SoftState(NONE, Role.FOLLOWER, hs.term)
-        self._refresh_conf()  # a restart recovers the membership from the log
-        self._prev_conf = self.conf
+        self.membership.refresh(self.log)  # a restart recovers the membership from the log
+        self._prev_conf = self.membership.conf  # the last configuration reported in a Ready
         self.become_follower(self.term, NONE)
 
     # ======================================================================
@@ -133,7 +100,7 @@ class RaftCore:
         """Start an election now (as if the election timeout fired)."""
         self._hup(transfer=False)
 
-    def propose(self, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> int:
+    def propose(self, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> Index:
         """Append `data` to the leader's log; returns its index. The entry is committed
         when a committed entry of the same index has the term this call saw
         (`self.term`); a different term at that index means the proposal was lost."""
@@ -149,12 +116,12 @@ class RaftCore:
             raise UncommittedBytesExceeded(
                 f"{self.uncommitted_size} bytes uncommitted, limit {limit}, entry {size}")
         self.uncommitted_size += size
-        index = self.log.last_index() + 1
+        index = Index(self.log.last_index() + 1)
         self.log.append([Entry(self.term, index, data, kind)])
         self._broadcast_pending = True  # one AppendEntries per follower per Ready: batching
         return index
 
-    def propose_conf_change(self, cc: ConfChange) -> int:
+    def propose_conf_change(self, cc: ConfChange) -> Index:
         """Append the membership change `cc`; returns its log index. It takes effect
         at once (thesis §4.1) and is reported in the next Ready's `conf`; it is done
         when that index commits with the term this call saw. Refusals are typed:
@@ -165,26 +132,9 @@ class RaftCore:
         if self.lead_transferee != NONE:
             raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
         log = self.log
-        if self.conf_index > log.committed:
-            raise ConfChangePending(f"the change at index {self.conf_index} is not committed "
-                                    f"yet (commit index {log.committed})")
-        if log.term_at(log.committed) != self.term:
-            # Without this a change could be appended while an uncommitted change of an
-            # earlier term is still in some logs: two disjoint majorities (raft-dev 2015).
-            raise LeaderNotReady(f"term {self.term} has no committed entry yet "
-                                 f"(commit index {log.committed})")
-        result = check_conf_change(self.conf, cc)
-        if cc.kind is ConfChangeKind.PROMOTE:
-            match = self.prs[cc.node_id].match
-            lag = log.last_index() - match
-            if lag > self.cfg.max_learner_lag or match < self.conf_index:
-                # The learner must hold the latest (committed) conf entry, which names
-                # it: only then does it count itself a member and vote, so the new
-                # voter set never waits forever for a vote it cannot give.
-                raise LearnerLagging(cc.node_id, lag, self.cfg.max_learner_lag,
-                                     self.conf_index if match < self.conf_index else 0)
-        data = encode_conf_change(ConfChange(cc.kind, cc.node_id, cc.context, result))
-        index = log.last_index() + 1
+        data = encode_conf_change(self.membership.check_proposal(
+            cc, log, self.term, self.prs, self.cfg.max_learner_lag))
+        index = Index(log.last_index() + 1)
         log.append([Entry(self.term, index, data, EntryKind.CONF_CHANGE)])
         self.uncommitted_size += len(data)
         self._refresh_conf()
@@ -192,16 +142,10 @@ class RaftCore:
         self._maybe_commit()  # a removal shrinks the quorum: earlier entries may commit
         return index
 
-    def conf_at(self, index: int) -> ConfState:
+    def conf_at(self, index: Index) -> ConfState:
         """The membership in effect after entry `index`: what a snapshot taken at
         `index` must carry in its meta. Raises LogCompacted below the snapshot."""
-        log = self.log
-        if index < log.snapshot_index:
-            raise LogCompacted(f"index {index} is compacted (snapshot at {log.snapshot_index})")
-        for i in reversed(log.conf_indexes):
-            if i <= index:
-                return self._conf_of_entry(i)
-        return self._base_conf
+        return self.membership.conf_at(self.log, index)
 
     def read_index(self, ctx: bytes) -> None:
         """Request a linearizable read point for `ctx` (thesis §6.4). A ReadState with
@@ -216,7 +160,7 @@ class RaftCore:
         else:
             raise NotLeader(NONE)
 
-    def transfer_leadership(self, to: int) -> None:
+    def transfer_leadership(self, to: NodeId) -> None:
         """Hand leadership to voter `to` (thesis §3.10): catch it up, then TimeoutNow.
         Proposals are refused until the transfer ends or times out (one election
         timeout)."""
@@ -236,13 +180,13 @@ class RaftCore:
         else:
             self._send_append(to)
 
-    def report_unreachable(self, peer: int) -> None:
+    def report_unreachable(self, peer: NodeId) -> None:
         """The transport could not deliver to `peer`: stop pipelining to it."""
         pr = self.prs.get(peer)
         if self.role is Role.LEADER and pr is not None and pr.state is ProgressState.REPLICATE:
             pr.become_probe()
 
-    def report_snapshot(self, peer: int, ok: bool) -> None:
+    def report_snapshot(self, peer: NodeId, ok: bool) -> None:
         """The snapshot stream to `peer` finished (ok) or failed."""
         pr = self.prs.get(peer)
         if self.role is not Role.LEADER or pr is None or pr.state is not ProgressState.SNAPSHOT:
@@ -265,8 +209,7 @@ class RaftCore:
             raise ValueError(f"snapshot at {meta.index} carries conf {meta.conf}, but the "
                              f"membership there is {expected}: use core.conf_at(index)")
         self.log.compact(snapshot)
-        self._base_conf = expected
-        self._conf_source = None
+        self.membership.rebase(expected)
         self._refresh_conf()
 
     def status(self) -> Status:
@@ -369,7 +312,7 @@ class RaftCore:
     # ======================================================================
     # Role transitions (Raft §5.2)
     # ======================================================================
-    def become_follower(self, term: int, lead: int) -> None:
+    def become_follower(self, term: Term, lead: NodeId) -> None:
         self._reset(term)
         self.lead = lead
         self.role = Role.FOLLOWER
@@ -384,7 +327,7 @@ class RaftCore:
 
     def _become_candidate(self) -> None:
         assert self.role is not Role.LEADER, "a leader cannot become candidate"
-        self._reset(self.term + 1)
+        self._reset(Term(self.term + 1))
         self.vote = self.id
         self.role = Role.CANDIDATE
 
@@ -396,10 +339,10 @@ class RaftCore:
         self.prs[self.id].become_replicate()
         # A no-op in the new term lets the leader commit entries of earlier terms,
         # which Figure 8 forbids it from committing by counting (§5.4.2, §8).
-        self.log.append([Entry(self.term, self.log.last_index() + 1, b"", EntryKind.NOOP)])
+        self.log.append([Entry(self.term, Index(self.log.last_index() + 1), b"", EntryKind.NOOP)])
         self._broadcast_pending = True
 
-    def _reset(self, term: int) -> None:
+    def _reset(self, term: Term) -> None:
         if term != self.term:
             self.term = term
             self.vote = NONE
@@ -415,7 +358,7 @@ class RaftCore:
         self._broadcast_pending = False
         self._read_heartbeat_pending = False
         self.read_only.clear()
-        next_index = self.log.last_index() + 1
+        next_index = Index(self.log.last_index() + 1)
         inflight = self.cfg.max_inflight_msgs
         self.prs = {v: Progress(next_index, inflight) for v in self.voters}
         for learner in self.learners:
@@ -469,7 +412,7 @@ class RaftCore:
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self._become_pre_candidate()
-            term = self.term + 1
+            term = Term(self.term + 1)
         else:
             self._become_candidate()
             term = self.term
@@ -589,11 +532,11 @@ class RaftCore:
         """A message from an older term: tell its sender our term so it steps down
         (§5.1). Stale answers are dropped."""
         if isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)):
-            self._send(AppendEntriesResponse(self.id, m.src, self.term, False, 0))
+            self._send(AppendEntriesResponse(self.id, m.src, self.term, False, Index(0)))
         elif isinstance(m, RequestVote):
             self._send(RequestVoteResponse(self.id, m.src, self.term, False, m.pre_vote))
 
-    def _follow(self, leader: int) -> bool:
+    def _follow(self, leader: NodeId) -> bool:
         """A leader message for our current term: follow that leader."""
         if self.role is Role.LEADER:
             return False  # impossible with Election Safety; never obey a rival
@@ -640,49 +583,46 @@ class RaftCore:
             log.commit_to(meta.index)  # we have the entries: just fast-forward commit
         else:
             log.restore(m.snapshot)
-            if meta.conf.voters or meta.conf.learners:
-                self._base_conf = meta.conf
-            else:  # a snapshot that does not know its membership: keep ours
-                self._base_conf = self.conf
-            self._conf_source = None
+            # A snapshot that does not know its membership keeps ours.
+            known = meta.conf.voters or meta.conf.learners
+            self.membership.rebase(meta.conf if known else self.conf)
             self._refresh_conf()
         self._send(AppendEntriesResponse(self.id, m.src, self.term, True, log.committed))
 
     # ======================================================================
     # Membership (thesis §4.1-4.3; docs/raft-core.md "Membership")
     # ======================================================================
-    def _conf_of_entry(self, index: int) -> ConfState:
-        result = decode_conf_change(self.log.entry_at(index).data).result
-        assert result is not None, f"conf change entry {index} carries no configuration"
-        return result
+    @property
+    def conf(self) -> ConfState:
+        """The configuration in effect: the latest in the log, committed or not (§4.1)."""
+        return self.membership.conf
+
+    @property
+    def conf_index(self) -> Index:
+        """The index `conf` is in effect from: its entry's, or the snapshot's."""
+        return self.membership.index
+
+    @conf_index.setter
+    def conf_index(self, index: Index) -> None:
+        # Only tests that plant bugs (e.g. two pending changes) write this.
+        self.membership.index = index
+
+    @property
+    def voters(self) -> frozenset[NodeId]:
+        return self.membership.voters
+
+    @property
+    def learners(self) -> frozenset[NodeId]:
+        return self.membership.learners
 
     def _refresh_conf(self) -> None:
-        """Make the membership in effect that of the latest CONF_CHANGE entry in the
-        log, committed or not -- applied on append, reverted on truncation (§4.1) --
-        or, with none, the one below the log."""
-        log = self.log
-        if log.conf_indexes:
-            index = log.conf_indexes[-1]
-            source = (index, log.entry_at(index).term)
-            if source == self._conf_source:
-                return
-            conf = self._conf_of_entry(index)
-        else:
-            # Below the log: in effect as of the snapshot (index 0 for a boot conf).
-            source = (log.snapshot_index, log.snapshot_term)
-            if source == self._conf_source:
-                return
-            conf = self._base_conf
-        self._conf_source = source
-        self.conf_index = source[0]
-        if conf != self.conf:
-            self._apply_conf(conf)
+        """The log changed under the membership (§4.1): re-read it and, when it
+        changed, give exactly the new members a Progress."""
+        if self.membership.refresh(self.log):
+            self._track_members()
 
-    def _apply_conf(self, conf: ConfState) -> None:
-        self.conf = conf
-        self.voters = frozenset(conf.voters)
-        self.learners = frozenset(conf.learners)
-        next_index = self.log.last_index() + 1
+    def _track_members(self) -> None:
+        next_index = Index(self.log.last_index() + 1)
         members = self.voters | self.learners
         if self.role is Role.LEADER:
             members |= {self.id}  # a leader removing itself leads until that commits (§4.2.2)
@@ -724,7 +664,7 @@ class RaftCore:
             if peer != self.id:
                 self._send(Heartbeat(self.id, peer, self.term, min(pr.match, committed), ctx))
 
-    def _send_append(self, to: int, allow_empty: bool = True) -> bool:
+    def _send_append(self, to: NodeId, allow_empty: bool = True) -> bool:
         """Send `to` the entries it needs next (or a snapshot). Returns whether a
         message went out."""
         pr = self.prs[to]
@@ -732,10 +672,10 @@ class RaftCore:
             return False
         log = self.log
         last = log.last_index()
-        prev = pr.next - 1
+        prev = Index(pr.next - 1)
         try:
             prev_term = log.term_at(prev)
-            entries = log.slice(pr.next, last + 1, self.cfg.max_size_per_msg) if pr.next <= last else []
+            entries = log.slice(pr.next, Index(last + 1), self.cfg.max_size_per_msg) if pr.next <= last else []
         except LogCompacted:
             return self._send_snapshot(to, pr)
         if not entries and not allow_empty:
@@ -745,7 +685,7 @@ class RaftCore:
         pr.sent_entries(entries[-1].index if entries else prev, len(entries))
         return True
 
-    def _send_snapshot(self, to: int, pr: Progress) -> bool:
+    def _send_snapshot(self, to: NodeId, pr: Progress) -> bool:
         snapshot = self.log.snapshot
         if not pr.recent_active or snapshot is None:
             return False  # do not stream a snapshot to a peer that may be down
@@ -783,10 +723,10 @@ class RaftCore:
         # Fast backtracking: the follower's hint (index, term) says every entry in
         # (hint_index, rejected] has a term > hint_term there. Skip, in our log, every
         # entry with term > hint_term too: one round trip per term, not per entry.
-        hint_next = m.hint_index + 1
+        hint_next = Index(m.hint_index + 1)
         if m.hint_term > 0:
             try:
-                hint_next = self.log.find_conflict_by_term(m.hint_index, m.hint_term)[0] + 1
+                hint_next = Index(self.log.find_conflict_by_term(m.hint_index, m.hint_term)[0] + 1)
             except LogCompacted:
                 pass
         if pr.maybe_decrease_to(m.index, hint_next):
@@ -827,7 +767,7 @@ class RaftCore:
     # ======================================================================
     # ReadIndex (thesis §6.4)
     # ======================================================================
-    def _leader_read_index(self, ctx: bytes, origin: int) -> None:
+    def _leader_read_index(self, ctx: bytes, origin: NodeId) -> None:
         log = self.log
         if self.voters == {self.id}:
             self._deliver_read(ReadState(log.committed, ctx), origin)
@@ -838,18 +778,18 @@ class RaftCore:
         elif self.read_only.add(ctx, log.committed, origin, self.id):
             self._read_heartbeat_pending = True
 
-    def _ack_read(self, ctx: bytes, peer: int) -> None:
+    def _ack_read(self, ctx: bytes, peer: NodeId) -> None:
         for read in self.read_only.ack(ctx, peer, self.voters):
             self._deliver_read(ReadState(read.index, read.ctx), read.origin)
 
-    def _deliver_read(self, rs: ReadState, origin: int) -> None:
+    def _deliver_read(self, rs: ReadState, origin: NodeId) -> None:
         if origin == self.id:
             self.read_states.append(rs)
         else:
             self._send(ReadIndexResponse(self.id, origin, self.term, rs.ctx, rs.index))
 
 
-def boot(config: Config, voters: Iterable[int] = (), learners: Iterable[int] = ()) -> RaftCore:
+def boot(config: Config, voters: Iterable[NodeId] = (), learners: Iterable[NodeId] = ()) -> RaftCore:
     """A brand-new member with an empty log (term 0): of a brand-new cluster with
     these voters and learners, or -- with none -- a node joining an existing cluster,
     which learns the membership from the leader's log or snapshot."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections import deque
 from enum import Enum
 
+from .types import Index
+
 
 class ProgressState(Enum):
     PROBE = "probe"
@@ -28,13 +30,13 @@ class Progress:
         "recent_active", "pending_snapshot", "is_learner",
     )
 
-    def __init__(self, next_index: int, max_inflight: int, is_learner: bool = False) -> None:
-        self.match = 0
+    def __init__(self, next_index: Index, max_inflight: int, is_learner: bool = False) -> None:
+        self.match = Index(0)
         self.next = next_index
         self.state = ProgressState.PROBE
         self.probe_sent = False
         # Last index of each unacknowledged AppendEntries, in send order.
-        self.inflight: deque[int] = deque()
+        self.inflight: deque[Index] = deque()
         self.max_inflight = max_inflight
         self.recent_active = False
         self.pending_snapshot = 0
@@ -51,16 +53,16 @@ class Progress:
         if self.state is ProgressState.SNAPSHOT:
             pending = self.pending_snapshot
             self._reset(ProgressState.PROBE)
-            self.next = max(self.match + 1, pending + 1)
+            self.next = Index(max(self.match, pending) + 1)
         else:
             self._reset(ProgressState.PROBE)
-            self.next = self.match + 1
+            self.next = Index(self.match + 1)
 
     def become_replicate(self) -> None:
         self._reset(ProgressState.REPLICATE)
-        self.next = self.match + 1
+        self.next = Index(self.match + 1)
 
-    def become_snapshot(self, snapshot_index: int) -> None:
+    def become_snapshot(self, snapshot_index: Index) -> None:
         self._reset(ProgressState.SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
@@ -71,38 +73,39 @@ class Progress:
             return len(self.inflight) >= self.max_inflight
         return True
 
-    def sent_entries(self, last_index: int, n_entries: int) -> None:
+    def sent_entries(self, last_index: Index, n_entries: int) -> None:
         """Record that an AppendEntries ending at `last_index` went out."""
         if self.state is ProgressState.REPLICATE:
             if n_entries:
-                self.next = last_index + 1
+                self.next = Index(last_index + 1)
                 self.inflight.append(last_index)
         else:
             self.probe_sent = True
 
-    def maybe_update(self, index: int) -> bool:
+    def maybe_update(self, index: Index) -> bool:
         """An acknowledgement up to `index` arrived; returns whether match grew."""
         updated = index > self.match
         if updated:
             self.match = index
             self.probe_sent = False
-        self.next = max(self.next, index + 1)
+        if index >= self.next:
+            self.next = Index(index + 1)
         inflight = self.inflight
         while inflight and inflight[0] <= index:
             inflight.popleft()
         return updated
 
-    def maybe_decrease_to(self, rejected: int, hint_next: int) -> bool:
+    def maybe_decrease_to(self, rejected: Index, hint_next: Index) -> bool:
         """A rejection of prev index `rejected` arrived. Returns False when it is stale
         (it answers an AppendEntries older than what we know now)."""
         if self.state is ProgressState.REPLICATE:
             if rejected <= self.match:
                 return False
-            self.next = self.match + 1
+            self.next = Index(self.match + 1)
             return True
         if self.next - 1 != rejected:
             return False
-        self.next = max(min(rejected, hint_next), self.match + 1)
+        self.next = max(min(rejected, hint_next), Index(self.match + 1))
         self.probe_sent = False
         return True
 

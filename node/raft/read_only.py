@@ -12,14 +12,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from .quorum import has_quorum
+from .types import Index, NodeId
 
 
 @dataclass(slots=True)
 class PendingRead:
     ctx: bytes
-    index: int  # the leader's commit index when the read was registered
-    origin: int  # the node that asked (the leader itself, or a follower)
-    acks: set[int]
+    index: Index  # the leader's commit index when the read was registered
+    origin: NodeId  # the node that asked (the leader itself, or a follower)
+    acks: set[NodeId]
 
 
 class ReadOnly:
@@ -29,13 +30,13 @@ class ReadOnly:
         self.pending: dict[bytes, PendingRead] = {}
         self.queue: deque[bytes] = deque()
         # Reads that arrived before the leader committed an entry of its term.
-        self.awaiting_commit: list[tuple[bytes, int]] = []
+        self.awaiting_commit: list[tuple[bytes, NodeId]] = []
         # The context of the read round (heartbeat) sent and not yet confirmed by a
         # quorum: while one is out, reads that arrive wait for the next round, so a
         # round confirms every read that arrived during the previous one.
         self.in_flight: bytes | None = None
 
-    def add(self, ctx: bytes, index: int, origin: int, leader: int) -> bool:
+    def add(self, ctx: bytes, index: Index, origin: NodeId, leader: NodeId) -> bool:
         """Register a read; False when `ctx` is already pending (ctx must be unique)."""
         if ctx in self.pending:
             return False
@@ -53,7 +54,7 @@ class ReadOnly:
         """The context to put in the next heartbeat."""
         return self.queue[-1] if self.queue else b""
 
-    def ack(self, ctx: bytes, peer: int, voters: Collection[int]) -> list[PendingRead]:
+    def ack(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId]) -> list[PendingRead]:
         """A heartbeat answer for `ctx` arrived from `peer`: the reads it confirms."""
         read = self.pending.get(ctx)
         if read is None:
@@ -69,7 +70,7 @@ class ReadOnly:
                 break
         return confirmed
 
-    def take_awaiting_commit(self) -> list[tuple[bytes, int]]:
+    def take_awaiting_commit(self) -> list[tuple[bytes, NodeId]]:
         waiting, self.awaiting_commit = self.awaiting_commit, []
         return waiting
 

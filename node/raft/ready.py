@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .messages import Message
-from .types import ConfState, Entry, HardState, ReadState, Snapshot
+from .types import ConfState, Entry, HardState, NodeId, ReadState, Snapshot, Term
 
 
 class Role(Enum):
@@ -19,9 +19,9 @@ class Role(Enum):
 class SoftState:
     """Volatile state worth reporting (never persisted)."""
 
-    lead: int
+    lead: NodeId
     role: Role
-    term: int
+    term: Term
 
 
 @dataclass(slots=True)
