@@ -28,22 +28,20 @@ dissertation (Ongaro 2014, "thesis").
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+
 from .config import Config
-from .errors import (
-    InvalidRequest, LeadershipTransferInProgress, LogCompacted, NotLeader,
-    UncommittedBytesExceeded,
-)
+from .errors import InvalidRequest, LeadershipTransferInProgress, NotLeader, UncommittedBytesExceeded
 from .log import RaftLog
 from .membership import Membership
 from .messages import (
-    RESPONSES_AFTER_PERSIST, AppendEntries, AppendEntriesResponse, Heartbeat,
-    HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
-    RequestVote, RequestVoteResponse, TimeoutNow,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
+    Message, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, TimeoutNow,
 )
 from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
 from .read_only import ReadOnly
-from .ready import Ready, Role, SoftState
+from .replication import maybe_acknowledge, maybe_back_off, next_append
+from .ready import Ready, Reported, Role
 from .status import Status
 from .types import (
     NONE, ConfChange, ConfState, Entry, EntryKind, HardState, Index, NodeId, ReadState,
@@ -80,10 +78,8 @@ class RaftCore:
         self.uncommitted_size = 0
         self._broadcast_pending = False
         self._read_heartbeat_pending = False
-        self._prev_hard_state = hs
-        self._prev_soft_state = SoftState(NONE, Role.FOLLOWER, hs.term)
         self.membership.refresh(self.log)  # a restart recovers the membership from the log
-        self._prev_conf = self.membership.conf  # the last configuration reported in a Ready
+        self.reported = Reported(hs, self.membership.conf)
         self.become_follower(self.term, NONE)
 
     # ======================================================================
@@ -232,8 +228,6 @@ class RaftCore:
     # ======================================================================
     def has_ready(self) -> bool:
         log = self.log
-        prev_hs, prev_ss = self._prev_hard_state, self._prev_soft_state
-        # Field comparisons, not fresh dataclasses: this runs after every event.
         return bool(
             self._broadcast_pending or self.msgs
             or (self._read_heartbeat_pending and self.read_only.round_done())
@@ -241,11 +235,8 @@ class RaftCore:
             or log.stable_index < log.snapshot_index + len(log.entries)
             or log.pending_snapshot is not None
             or (log.committed > log.applied and log.pending_snapshot is None)
-            or self.term != prev_hs.term or self.vote != prev_hs.vote
-            or log.committed != prev_hs.commit
-            or self.lead != prev_ss.lead or self.role is not prev_ss.role
-            or self.term != prev_ss.term
-            or self.conf is not self._prev_conf
+            or self.reported.differs(self.term, self.vote, log.committed, self.lead,
+                                     self.role, self.membership.conf)
         )
 
     def ready(self) -> Ready:
@@ -265,35 +256,15 @@ class RaftCore:
         rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
                    snapshot=log.pending_snapshot, read_states=self.read_states)
         self.read_states = []
-        if self.conf is not self._prev_conf:
-            rd.conf = self.conf
-        prev_ss = self._prev_soft_state
-        if self.lead != prev_ss.lead or self.role is not prev_ss.role or self.term != prev_ss.term:
-            rd.soft_state = SoftState(self.lead, self.role, self.term)
-        prev = self._prev_hard_state
-        term_or_vote_changed = self.term != prev.term or self.vote != prev.vote
-        if term_or_vote_changed or log.committed != prev.commit:
-            rd.hard_state = HardState(self.term, self.vote, log.committed)
         msgs, self.msgs = self.msgs, []
-        if term_or_vote_changed or rd.snapshot is not None:
-            # Everything we say in a new term speaks for a vote/term not yet durable.
-            rd.messages_after_persist = msgs
-        else:
-            for m in msgs:
-                (rd.messages_after_persist if isinstance(m, RESPONSES_AFTER_PERSIST)
-                 else rd.messages).append(m)
-        rd.must_sync = bool(rd.entries) or term_or_vote_changed or rd.snapshot is not None
+        self.reported.fill(rd, self.term, self.vote, log.committed, self.lead, self.role,
+                           self.membership.conf, msgs)
         return rd
 
     def advance(self, rd: Ready) -> None:
         """The caller handled `rd`: its entries, hard state and snapshot are durable and
         its committed entries applied."""
-        if rd.soft_state is not None:
-            self._prev_soft_state = rd.soft_state
-        if rd.hard_state is not None:
-            self._prev_hard_state = rd.hard_state
-        if rd.conf is not None:
-            self._prev_conf = rd.conf
+        self.reported.acknowledge(rd)
         if rd.snapshot is not None:
             self.log.snapshot_installed(rd.snapshot)
         if rd.entries:
@@ -667,31 +638,11 @@ class RaftCore:
     def _send_append(self, to: NodeId, allow_empty: bool = True) -> bool:
         """Send `to` the entries it needs next (or a snapshot). Returns whether a
         message went out."""
-        pr = self.prs[to]
-        if pr.is_paused():
-            return False
-        log = self.log
-        last = log.last_index()
-        prev = Index(pr.next - 1)
-        try:
-            prev_term = log.term_at(prev)
-            entries = log.slice(pr.next, Index(last + 1), self.cfg.max_size_per_msg) if pr.next <= last else []
-        except LogCompacted:
-            return self._send_snapshot(to, pr)
-        if not entries and not allow_empty:
-            return False
-        self._send(AppendEntries(self.id, to, self.term, prev, prev_term, tuple(entries),
-                                 log.committed))
-        pr.sent_entries(entries[-1].index if entries else prev, len(entries))
-        return True
-
-    def _send_snapshot(self, to: NodeId, pr: Progress) -> bool:
-        snapshot = self.log.snapshot
-        if not pr.recent_active or snapshot is None:
-            return False  # do not stream a snapshot to a peer that may be down
-        self._send(InstallSnapshot(self.id, to, self.term, snapshot))
-        pr.become_snapshot(snapshot.meta.index)
-        return True
+        m = next_append(self.log, self.prs[to], self.id, to, self.term,
+                        self.cfg.max_size_per_msg, allow_empty)
+        if m is not None:
+            self._send(m)
+        return m is not None
 
     def _handle_append_response(self, m: AppendEntriesResponse) -> None:
         pr = self.prs.get(m.src)
@@ -699,15 +650,12 @@ class RaftCore:
             return
         pr.recent_active = True
         if not m.success:
-            self._handle_append_rejection(m, pr)
+            if maybe_back_off(self.log, pr, m):
+                self._send_append(m.src)
             return
         was_paused = pr.is_paused()
-        if not pr.maybe_update(m.index) and not (
-                pr.state is ProgressState.PROBE and m.index == pr.match):
+        if not maybe_acknowledge(pr, m.index):
             return  # a duplicate or reordered acknowledgement
-        if pr.state is ProgressState.PROBE or (
-                pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot):
-            pr.become_replicate()
         if self._maybe_commit():
             if self.role is not Role.LEADER:
                 return  # this leader's removal committed: it stepped down
@@ -718,21 +666,6 @@ class RaftCore:
             pass  # pipeline: fill the in-flight window
         if m.src == self.lead_transferee and pr.match == self.log.last_index():
             self._send(TimeoutNow(self.id, m.src, self.term))
-
-    def _handle_append_rejection(self, m: AppendEntriesResponse, pr: Progress) -> None:
-        # Fast backtracking: the follower's hint (index, term) says every entry in
-        # (hint_index, rejected] has a term > hint_term there. Skip, in our log, every
-        # entry with term > hint_term too: one round trip per term, not per entry.
-        hint_next = Index(m.hint_index + 1)
-        if m.hint_term > 0:
-            try:
-                hint_next = Index(self.log.find_conflict_by_term(m.hint_index, m.hint_term)[0] + 1)
-            except LogCompacted:
-                pass
-        if pr.maybe_decrease_to(m.index, hint_next):
-            if pr.state is ProgressState.REPLICATE:
-                pr.become_probe()
-            self._send_append(m.src)
 
     def _handle_heartbeat_response(self, m: HeartbeatResponse) -> None:
         pr = self.prs.get(m.src)

@@ -1,11 +1,12 @@
-"""What the core hands its caller: the Ready batch (etcd-io/raft's design)."""
+"""What the core hands its caller: the Ready batch (etcd-io/raft's design), and the
+bookkeeping of what it has handed out so far."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .messages import Message
-from .types import ConfState, Entry, HardState, NodeId, ReadState, Snapshot, Term
+from .messages import RESPONSES_AFTER_PERSIST, Message
+from .types import NONE, ConfState, Entry, HardState, Index, NodeId, ReadState, Snapshot, Term
 
 
 class Role(Enum):
@@ -50,3 +51,58 @@ class Ready:
     read_states: list[ReadState] = field(default_factory=list)
     must_sync: bool = False
     conf: ConfState | None = None
+
+
+class Reported:
+    """What the caller has been handed in Ready batches (etcd's RawNode keeps the same,
+    prevHardSt and prevSoftSt): a Ready carries hard state, soft state and membership
+    only when they differ from the last ones reported, and `advance` records them."""
+
+    __slots__ = ("hard_state", "soft_state", "conf")
+
+    def __init__(self, hard_state: HardState, conf: ConfState) -> None:
+        self.hard_state = hard_state
+        self.soft_state = SoftState(NONE, Role.FOLLOWER, hard_state.term)
+        self.conf = conf
+
+    def differs(self, term: Term, vote: NodeId, commit: Index, lead: NodeId, role: Role,
+                conf: ConfState) -> bool:
+        # Field comparisons, not fresh dataclasses: has_ready() runs after every event.
+        hs, ss = self.hard_state, self.soft_state
+        return (term != hs.term or vote != hs.vote or commit != hs.commit
+                or lead != ss.lead or role is not ss.role or term != ss.term
+                or conf is not self.conf)
+
+    def fill(self, rd: Ready, term: Term, vote: NodeId, commit: Index, lead: NodeId,
+             role: Role, conf: ConfState, msgs: list[Message]) -> None:
+        """Complete `rd` (entries, snapshot and committed entries already in it) with
+        what changed since the last report, `msgs` sorted by the durability rule (a
+        vote grant or append acknowledgement, or anything said in a Ready that changes
+        term or vote, waits for the persist; tikv/raft-rs's persisted messages), and
+        whether the persist needs an fsync."""
+        if conf is not self.conf:
+            rd.conf = conf
+        ss = self.soft_state
+        if lead != ss.lead or role is not ss.role or term != ss.term:
+            rd.soft_state = SoftState(lead, role, term)
+        hs = self.hard_state
+        term_or_vote_changed = term != hs.term or vote != hs.vote
+        if term_or_vote_changed or commit != hs.commit:
+            rd.hard_state = HardState(term, vote, commit)
+        if term_or_vote_changed or rd.snapshot is not None:
+            # Everything we say in a new term speaks for a vote/term not yet durable.
+            rd.messages_after_persist = msgs
+        else:
+            for m in msgs:
+                (rd.messages_after_persist if isinstance(m, RESPONSES_AFTER_PERSIST)
+                 else rd.messages).append(m)
+        rd.must_sync = bool(rd.entries) or term_or_vote_changed or rd.snapshot is not None
+
+    def acknowledge(self, rd: Ready) -> None:
+        """The caller handled `rd` (advance)."""
+        if rd.soft_state is not None:
+            self.soft_state = rd.soft_state
+        if rd.hard_state is not None:
+            self.hard_state = rd.hard_state
+        if rd.conf is not None:
+            self.conf = rd.conf
