@@ -30,14 +30,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .config import Config
-from .errors import InvalidRequest, LeadershipTransferInProgress, NotLeader, UncommittedBytesExceeded
+from .errors import (
+    InvalidRequest, LeadershipTransferInProgress, NotLeader, UncommittedBytesExceeded,
+)
 from .log import RaftLog
 from .membership import Membership
 from .messages import (
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
     Message, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, TimeoutNow,
 )
-from .progress import Progress, ProgressState
+from .progress import Progress, ProgressState, progress_for, take_recently_active, track_members
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
 from .read_only import ReadOnly
 from .replication import maybe_acknowledge, maybe_back_off, next_append
@@ -196,16 +198,11 @@ class RaftCore:
         """The caller saved `snapshot` (taken at an applied index): drop the log prefix
         it covers and use it for followers that fall behind. Its meta.conf must be
         `conf_at(meta.index)`: followers that install it adopt that membership."""
-        meta = snapshot.meta
-        if meta.index <= self.log.snapshot_index:
+        if snapshot.meta.index <= self.log.snapshot_index:
             return
-        expected = self.conf_at(meta.index)
-        if (set(meta.conf.voters), set(meta.conf.learners)) != (
-                set(expected.voters), set(expected.learners)):
-            raise ValueError(f"snapshot at {meta.index} carries conf {meta.conf}, but the "
-                             f"membership there is {expected}: use core.conf_at(index)")
+        conf = self.membership.check_snapshot(self.log, snapshot.meta)
         self.log.compact(snapshot)
-        self.membership.rebase(expected)
+        self.membership.rebase(conf)
         self._refresh_conf()
 
     def status(self) -> Status:
@@ -329,11 +326,8 @@ class RaftCore:
         self._broadcast_pending = False
         self._read_heartbeat_pending = False
         self.read_only.clear()
-        next_index = Index(self.log.last_index() + 1)
-        inflight = self.cfg.max_inflight_msgs
-        self.prs = {v: Progress(next_index, inflight) for v in self.voters}
-        for learner in self.learners:
-            self.prs[learner] = Progress(next_index, inflight, is_learner=True)
+        self.prs = progress_for(self.voters, self.learners, Index(self.log.last_index() + 1),
+                                self.cfg.max_inflight_msgs)
         if self.id in self.prs:
             self.prs[self.id].match = self.log.stable_index
 
@@ -365,12 +359,7 @@ class RaftCore:
             self._broadcast_heartbeat()
 
     def _quorum_recently_active(self) -> bool:
-        active = {self.id}
-        for peer, pr in self.prs.items():
-            if peer != self.id and pr.recent_active:
-                active.add(peer)
-                pr.recent_active = False
-        return has_quorum(self.voters, active)
+        return has_quorum(self.voters, take_recently_active(self.prs) | {self.id})
 
     # ======================================================================
     # Elections (Raft §5.2, §5.4.1; PreVote thesis §9.6)
@@ -546,19 +535,12 @@ class RaftCore:
         self._send(HeartbeatResponse(self.id, m.src, self.term, m.ctx))
 
     def _handle_install_snapshot(self, m: InstallSnapshot) -> None:
-        meta = m.snapshot.meta
-        log = self.log
-        if meta.index <= log.committed:
-            pass  # stale: we already have all of it
-        elif log.match_term(meta.index, meta.term):
-            log.commit_to(meta.index)  # we have the entries: just fast-forward commit
-        else:
-            log.restore(m.snapshot)
+        conf = m.snapshot.meta.conf
+        if self.log.maybe_restore(m.snapshot):
             # A snapshot that does not know its membership keeps ours.
-            known = meta.conf.voters or meta.conf.learners
-            self.membership.rebase(meta.conf if known else self.conf)
+            self.membership.rebase(conf if conf.voters or conf.learners else self.conf)
             self._refresh_conf()
-        self._send(AppendEntriesResponse(self.id, m.src, self.term, True, log.committed))
+        self._send(AppendEntriesResponse(self.id, m.src, self.term, True, self.log.committed))
 
     # ======================================================================
     # Membership (thesis §4.1-4.3; docs/raft-core.md "Membership")
@@ -593,18 +575,13 @@ class RaftCore:
             self._track_members()
 
     def _track_members(self) -> None:
-        next_index = Index(self.log.last_index() + 1)
         members = self.voters | self.learners
         if self.role is Role.LEADER:
             members |= {self.id}  # a leader removing itself leads until that commits (§4.2.2)
             if self.lead_transferee not in self.voters:
                 self.lead_transferee = NONE
-        for peer in members - self.prs.keys():
-            self.prs[peer] = Progress(next_index, self.cfg.max_inflight_msgs, peer in self.learners)
-        for peer in self.prs.keys() - members:
-            del self.prs[peer]
-        for peer, pr in self.prs.items():
-            pr.is_learner = peer in self.learners
+        track_members(self.prs, members, self.learners, Index(self.log.last_index() + 1),
+                      self.cfg.max_inflight_msgs)
 
     def _step_down_removed(self) -> None:
         """The change removing this leader committed (thesis §4.2.2): tell followers
@@ -722,7 +699,8 @@ class RaftCore:
             self._send(ReadIndexResponse(self.id, origin, self.term, rs.ctx, rs.index))
 
 
-def boot(config: Config, voters: Iterable[NodeId] = (), learners: Iterable[NodeId] = ()) -> RaftCore:
+def boot(config: Config, voters: Iterable[NodeId] = (),
+         learners: Iterable[NodeId] = ()) -> RaftCore:
     """A brand-new member with an empty log (term 0): of a brand-new cluster with
     these voters and learners, or -- with none -- a node joining an existing cluster,
     which learns the membership from the leader's log or snapshot."""

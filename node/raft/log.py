@@ -191,6 +191,19 @@ class RaftLog:
             f"applied {index} outside [{self.applied}, {self.committed}]")
         self.applied = index
 
+    def maybe_restore(self, snapshot: Snapshot) -> bool:
+        """A leader's InstallSnapshot (Raft §7). Returns whether the log now starts at
+        `snapshot`: not when it is stale (we committed all of it already), nor when we
+        hold its last entry (then only commit moves up to it)."""
+        meta = snapshot.meta
+        if meta.index <= self.committed:
+            return False
+        if self.match_term(meta.index, meta.term):
+            self.commit_to(meta.index)
+            return False
+        self.restore(snapshot)
+        return True
+
     def restore(self, snapshot: Snapshot) -> None:
         """Replace the whole log by `snapshot` (InstallSnapshot, Raft §7)."""
         self.entries = []

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .errors import ConfChangePending, InvalidConfChange, LeaderNotReady, LearnerLagging, LogCompacted
+from .errors import (
+    ConfChangePending, InvalidConfChange, LeaderNotReady, LearnerLagging, LogCompacted,
+)
 from .log import RaftLog
 from .progress import Progress
 from .types import (
-    ConfChange, ConfChangeKind, ConfState, Index, NodeId, Term, decode_conf_change,
+    ConfChange, ConfChangeKind, ConfState, Index, NodeId, SnapshotMeta, Term,
+    decode_conf_change,
 )
 
 
@@ -140,6 +143,16 @@ class Membership:
             if i <= index:
                 return conf_of_entry(log, i)
         return self.base
+
+    def check_snapshot(self, log: RaftLog, meta: SnapshotMeta) -> ConfState:
+        """The membership at `meta.index`, which a snapshot taken there must carry:
+        followers that install it adopt it (Raft §7). ValueError when it does not."""
+        expected = self.conf_at(log, meta.index)
+        if (set(meta.conf.voters), set(meta.conf.learners)) != (
+                set(expected.voters), set(expected.learners)):
+            raise ValueError(f"snapshot at {meta.index} carries conf {meta.conf}, but the "
+                             f"membership there is {expected}: use core.conf_at(index)")
+        return expected
 
     def check_proposal(self, cc: ConfChange, log: RaftLog, term: Term,
                        prs: Mapping[NodeId, Progress], max_learner_lag: int) -> ConfChange:

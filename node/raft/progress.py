@@ -13,9 +13,10 @@ Invariant: match < next.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection, Set
 from enum import Enum
 
-from .types import Index
+from .types import Index, NodeId
 
 
 class ProgressState(Enum):
@@ -120,3 +121,37 @@ class Progress:
             f"Progress(state={self.state.value}, match={self.match}, next={self.next}, "
             f"inflight={len(self.inflight)}, active={self.recent_active})"
         )
+
+
+def progress_for(voters: Collection[NodeId], learners: Collection[NodeId], next_index: Index,
+                 max_inflight: int) -> dict[NodeId, Progress]:
+    """A fresh Progress per member, every one probing from `next_index` (a new term:
+    the leader knows nothing yet about where its followers' logs agree with its own)."""
+    prs = {v: Progress(next_index, max_inflight) for v in voters}
+    for learner in learners:
+        prs[learner] = Progress(next_index, max_inflight, is_learner=True)
+    return prs
+
+
+def track_members(prs: dict[NodeId, Progress], members: Set[NodeId], learners: Set[NodeId],
+                  next_index: Index, max_inflight: int) -> None:
+    """The membership changed (thesis §4.1): a Progress for each new member, probing
+    from `next_index`; none for a removed one, which is no longer replicated to (it
+    may never see the entry removing it)."""
+    for peer in members - prs.keys():
+        prs[peer] = Progress(next_index, max_inflight, peer in learners)
+    for peer in prs.keys() - members:
+        del prs[peer]
+    for peer, pr in prs.items():
+        pr.is_learner = peer in learners
+
+
+def take_recently_active(prs: dict[NodeId, Progress]) -> set[NodeId]:
+    """The peers heard from since the last call, whose marks it clears (CheckQuorum
+    asks once per election timeout, thesis §6.2)."""
+    active = set()
+    for peer, pr in prs.items():
+        if pr.recent_active:
+            active.add(peer)
+            pr.recent_active = False
+    return active

@@ -23,6 +23,6 @@ class Status:
     progress: dict[NodeId, str]
     voters: tuple[NodeId, ...] = ()
     learners: tuple[NodeId, ...] = ()
-    conf_index: Index = Index(0)  # where the membership in effect starts: its entry, or the snapshot
+    conf_index: Index = Index(0)  # where the membership in effect starts: its entry or snapshot
     learner_match: dict[NodeId, Index] | None = None  # leader only: learner -> match index
     learner_lag: dict[NodeId, int] | None = None  # leader only: learner -> entries behind
