@@ -79,7 +79,6 @@ class RaftCore:
         self.lead_transferee: NodeId = NONE
         self.uncommitted_size = 0
         self._broadcast_pending = False
-        self._read_heartbeat_pending = False
         self.membership.refresh(self.log)  # a restart recovers the membership from the log
         self.reported = Reported(hs, self.membership.conf)
         self.become_follower(self.term, NONE)
@@ -102,10 +101,7 @@ class RaftCore:
         """Append `data` to the leader's log; returns its index. The entry is committed
         when a committed entry of the same index has the term this call saw
         (`self.term`); a different term at that index means the proposal was lost."""
-        if self.role is not Role.LEADER:
-            raise NotLeader(self.lead)
-        if self.lead_transferee != NONE:
-            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
+        self._check_accepting_proposals()
         if kind is EntryKind.CONF_CHANGE:
             raise InvalidRequest("membership changes go through propose_conf_change()")
         limit = self.cfg.max_uncommitted_bytes
@@ -125,10 +121,7 @@ class RaftCore:
         when that index commits with the term this call saw. Refusals are typed:
         NotLeader, LeadershipTransferInProgress, ConfChangePending, LeaderNotReady,
         LearnerLagging (retry later) and InvalidConfChange (makes no sense)."""
-        if self.role is not Role.LEADER:
-            raise NotLeader(self.lead)
-        if self.lead_transferee != NONE:
-            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
+        self._check_accepting_proposals()
         log = self.log
         data = encode_conf_change(self.membership.check_proposal(
             cc, log, self.term, self.prs, self.cfg.max_learner_lag))
@@ -189,10 +182,7 @@ class RaftCore:
         pr = self.prs.get(peer)
         if self.role is not Role.LEADER or pr is None or pr.state is not ProgressState.SNAPSHOT:
             return
-        if not ok:
-            pr.pending_snapshot = 0
-        pr.become_probe()
-        pr.probe_sent = True  # wait for the next heartbeat answer before retrying
+        pr.snapshot_finished(ok)
 
     def compact(self, snapshot: Snapshot) -> None:
         """The caller saved `snapshot` (taken at an applied index): drop the log prefix
@@ -227,7 +217,7 @@ class RaftCore:
         log = self.log
         return bool(
             self._broadcast_pending or self.msgs
-            or (self._read_heartbeat_pending and self.read_only.round_done())
+            or self.read_only.round_due()
             or self.read_states
             or log.stable_index < log.snapshot_index + len(log.entries)
             or log.pending_snapshot is not None
@@ -239,15 +229,9 @@ class RaftCore:
     def ready(self) -> Ready:
         if self._broadcast_pending:
             self._broadcast_append()
-        if self._read_heartbeat_pending and self.read_only.round_done():
-            # One heartbeat round confirms every read registered before it was sent;
-            # while a round is out, new reads wait for it to end and then share the
-            # next one: rounds are as large as the reads that arrive in one round trip.
-            # (A lost round ends when any later heartbeat, e.g. the periodic one,
-            # which carries the newest context, is confirmed.)
-            self._read_heartbeat_pending = False
+        if self.read_only.round_due():  # ReadIndex reads batch into heartbeat rounds
+            self.read_only.start_round()
             if self.role is Role.LEADER:
-                self.read_only.in_flight = self.read_only.last_ctx() or None
                 self._broadcast_heartbeat()
         log = self.log
         rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
@@ -324,7 +308,6 @@ class RaftCore:
         self.votes = {}
         self.uncommitted_size = 0
         self._broadcast_pending = False
-        self._read_heartbeat_pending = False
         self.read_only.clear()
         self.prs = progress_for(self.voters, self.learners, Index(self.log.last_index() + 1),
                                 self.cfg.max_inflight_msgs)
@@ -509,6 +492,12 @@ class RaftCore:
     def _send(self, m: Message) -> None:
         self.msgs.append(m)
 
+    def _check_accepting_proposals(self) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee != NONE:
+            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
+
     # ======================================================================
     # Follower side of replication (Raft §5.3, §7)
     # ======================================================================
@@ -656,8 +645,6 @@ class RaftCore:
             self._send_append(m.src)
         if m.ctx:
             self._ack_read(m.ctx, m.src)
-            if self.read_only.queue and self.read_only.round_done():
-                self._read_heartbeat_pending = True  # reads that waited for this round
 
     def _maybe_commit(self) -> bool:
         """Advance commit to the quorum-replicated index, but only by counting replicas
@@ -685,8 +672,8 @@ class RaftCore:
             # Until its no-op commits, a new leader's commit index may lag entries that
             # earlier leaders committed: reads wait for it (thesis §6.4 step 1).
             self.read_only.awaiting_commit.append((ctx, origin))
-        elif self.read_only.add(ctx, log.committed, origin, self.id):
-            self._read_heartbeat_pending = True
+        else:
+            self.read_only.add(ctx, log.committed, origin, self.id)  # waits for a round
 
     def _ack_read(self, ctx: bytes, peer: NodeId) -> None:
         for read in self.read_only.ack(ctx, peer, self.voters):

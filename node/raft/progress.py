@@ -67,6 +67,15 @@ class Progress:
         self._reset(ProgressState.SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
+    def snapshot_finished(self, ok: bool) -> None:
+        """The snapshot stream ended, installed (`ok`) or failed: probe again, after
+        the next heartbeat answer. On success the follower holds at least the
+        snapshot's entries."""
+        if not ok:
+            self.pending_snapshot = 0
+        self.become_probe()
+        self.probe_sent = True
+
     def is_paused(self) -> bool:
         if self.state is ProgressState.PROBE:
             return self.probe_sent

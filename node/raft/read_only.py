@@ -4,6 +4,12 @@ A read registered at commit index c is safe to serve at c once a quorum has answ
 a heartbeat sent after it was registered: at that moment no other leader can have
 committed anything newer. Reads are confirmed in registration order, so an answer
 for the newest context confirms every older one too.
+
+Rounds: one heartbeat round confirms every read registered before it was sent; while
+a round is out, new reads wait for it to end and then share the next one, so rounds
+are as large as the reads that arrive in one round trip. (A lost round ends when any
+later heartbeat, e.g. the periodic one, which carries the newest context, is
+confirmed.)
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ class PendingRead:
 
 
 class ReadOnly:
-    __slots__ = ("pending", "queue", "awaiting_commit", "in_flight")
+    __slots__ = ("pending", "queue", "awaiting_commit", "in_flight", "round_wanted")
 
     def __init__(self) -> None:
         self.pending: dict[bytes, PendingRead] = {}
@@ -35,6 +41,8 @@ class ReadOnly:
         # quorum: while one is out, reads that arrive wait for the next round, so a
         # round confirms every read that arrived during the previous one.
         self.in_flight: bytes | None = None
+        # Reads are waiting for a round that has not been sent yet.
+        self.round_wanted = False
 
     def add(self, ctx: bytes, index: Index, origin: NodeId, leader: NodeId) -> bool:
         """Register a read; False when `ctx` is already pending (ctx must be unique)."""
@@ -42,6 +50,7 @@ class ReadOnly:
             return False
         self.pending[ctx] = PendingRead(ctx, index, origin, {leader})
         self.queue.append(ctx)
+        self.round_wanted = True
         return True
 
     def round_done(self) -> bool:
@@ -50,12 +59,27 @@ class ReadOnly:
             self.in_flight = None
         return self.in_flight is None
 
+    def round_due(self) -> bool:
+        """Reads wait for a round and none is out: send one (`start_round`)."""
+        return self.round_wanted and self.round_done()
+
+    def start_round(self) -> None:
+        """The heartbeat about to go out (carrying `last_ctx()`) is the next round."""
+        self.round_wanted = False
+        self.in_flight = self.last_ctx() or None
+
     def last_ctx(self) -> bytes:
         """The context to put in the next heartbeat."""
         return self.queue[-1] if self.queue else b""
 
     def ack(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId]) -> list[PendingRead]:
         """A heartbeat answer for `ctx` arrived from `peer`: the reads it confirms."""
+        confirmed = self._confirm(ctx, peer, voters)
+        if self.queue and self.round_done():
+            self.round_wanted = True  # reads that waited for this round
+        return confirmed
+
+    def _confirm(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId]) -> list[PendingRead]:
         read = self.pending.get(ctx)
         if read is None:
             return []
@@ -80,3 +104,4 @@ class ReadOnly:
         self.queue.clear()
         self.awaiting_commit.clear()
         self.in_flight = None
+        self.round_wanted = False
