@@ -101,7 +101,10 @@ class RaftCore:
         """Append `data` to the leader's log; returns its index. The entry is committed
         when a committed entry of the same index has the term this call saw
         (`self.term`); a different term at that index means the proposal was lost."""
-        self._check_accepting_proposals()
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee != NONE:
+            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
         if kind is EntryKind.CONF_CHANGE:
             raise InvalidRequest("membership changes go through propose_conf_change()")
         limit = self.cfg.max_uncommitted_bytes
@@ -121,7 +124,10 @@ class RaftCore:
         when that index commits with the term this call saw. Refusals are typed:
         NotLeader, LeadershipTransferInProgress, ConfChangePending, LeaderNotReady,
         LearnerLagging (retry later) and InvalidConfChange (makes no sense)."""
-        self._check_accepting_proposals()
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee != NONE:
+            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
         log = self.log
         data = encode_conf_change(self.membership.check_proposal(
             cc, log, self.term, self.prs, self.cfg.max_learner_lag))
@@ -215,21 +221,26 @@ class RaftCore:
     # ======================================================================
     def has_ready(self) -> bool:
         log = self.log
+        reported = self.reported
+        hs, ss = reported.hard_state, reported.soft_state
+        # Field comparisons, not fresh dataclasses or calls: this runs after every event.
         return bool(
             self._broadcast_pending or self.msgs
-            or self.read_only.round_due()
+            or (self.read_only.round_wanted and self.read_only.round_done())
             or self.read_states
             or log.stable_index < log.snapshot_index + len(log.entries)
             or log.pending_snapshot is not None
             or (log.committed > log.applied and log.pending_snapshot is None)
-            or self.reported.differs(self.term, self.vote, log.committed, self.lead,
-                                     self.role, self.membership.conf)
+            or self.term != hs.term or self.vote != hs.vote or log.committed != hs.commit
+            or self.lead != ss.lead or self.role is not ss.role or self.term != ss.term
+            or self.membership.conf is not reported.conf
         )
 
     def ready(self) -> Ready:
         if self._broadcast_pending:
             self._broadcast_append()
-        if self.read_only.round_due():  # ReadIndex reads batch into heartbeat rounds
+        if self.read_only.round_wanted and self.read_only.round_done():
+            # ReadIndex reads wait for a heartbeat round and none is out: send one.
             self.read_only.start_round()
             if self.role is Role.LEADER:
                 self._broadcast_heartbeat()
@@ -315,7 +326,7 @@ class RaftCore:
             self.prs[self.id].match = self.log.stable_index
 
     def _promotable(self) -> bool:
-        return self.id in self.voters
+        return self.id in self.membership.voters
 
     # ======================================================================
     # Timers
@@ -491,13 +502,6 @@ class RaftCore:
 
     def _send(self, m: Message) -> None:
         self.msgs.append(m)
-
-    def _check_accepting_proposals(self) -> None:
-        if self.role is not Role.LEADER:
-            raise NotLeader(self.lead)
-        if self.lead_transferee != NONE:
-            raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
-
     # ======================================================================
     # Follower side of replication (Raft §5.3, §7)
     # ======================================================================
@@ -649,12 +653,12 @@ class RaftCore:
     def _maybe_commit(self) -> bool:
         """Advance commit to the quorum-replicated index, but only by counting replicas
         of an entry of the current term (§5.4.2, Figure 8)."""
-        log = self.log
-        ci = committed_index(self.voters, {v: self.prs[v].match for v in self.voters})
+        log, voters = self.log, self.membership.voters
+        ci = committed_index(voters, {v: self.prs[v].match for v in voters})
         if ci <= log.committed or log.term_at(ci) != self.term:
             return False
         log.commit_to(ci)
-        if self.id not in self.voters and ci >= self.conf_index:
+        if self.id not in voters and ci >= self.membership.index:
             self._step_down_removed()
             return True
         for ctx, origin in self.read_only.take_awaiting_commit():
@@ -666,7 +670,7 @@ class RaftCore:
     # ======================================================================
     def _leader_read_index(self, ctx: bytes, origin: NodeId) -> None:
         log = self.log
-        if self.voters == {self.id}:
+        if self.membership.voters == {self.id}:
             self._deliver_read(ReadState(log.committed, ctx), origin)
         elif log.term_at(log.committed) != self.term:
             # Until its no-op commits, a new leader's commit index may lag entries that
@@ -676,7 +680,7 @@ class RaftCore:
             self.read_only.add(ctx, log.committed, origin, self.id)  # waits for a round
 
     def _ack_read(self, ctx: bytes, peer: NodeId) -> None:
-        for read in self.read_only.ack(ctx, peer, self.voters):
+        for read in self.read_only.ack(ctx, peer, self.membership.voters):
             self._deliver_read(ReadState(read.index, read.ctx), read.origin)
 
     def _deliver_read(self, rs: ReadState, origin: NodeId) -> None:

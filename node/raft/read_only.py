@@ -41,7 +41,8 @@ class ReadOnly:
         # quorum: while one is out, reads that arrive wait for the next round, so a
         # round confirms every read that arrived during the previous one.
         self.in_flight: bytes | None = None
-        # Reads are waiting for a round that has not been sent yet.
+        # Reads are waiting for a round that has not been sent yet: when no round is
+        # out (round_done), the caller sends one (start_round, then a heartbeat).
         self.round_wanted = False
 
     def add(self, ctx: bytes, index: Index, origin: NodeId, leader: NodeId) -> bool:
@@ -58,10 +59,6 @@ class ReadOnly:
         if self.in_flight is not None and self.in_flight not in self.pending:
             self.in_flight = None
         return self.in_flight is None
-
-    def round_due(self) -> bool:
-        """Reads wait for a round and none is out: send one (`start_round`)."""
-        return self.round_wanted and self.round_done()
 
     def start_round(self) -> None:
         """The heartbeat about to go out (carrying `last_ctx()`) is the next round."""

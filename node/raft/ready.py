@@ -65,14 +65,6 @@ class Reported:
         self.soft_state = SoftState(NONE, Role.FOLLOWER, hard_state.term)
         self.conf = conf
 
-    def differs(self, term: Term, vote: NodeId, commit: Index, lead: NodeId, role: Role,
-                conf: ConfState) -> bool:
-        # Field comparisons, not fresh dataclasses: has_ready() runs after every event.
-        hs, ss = self.hard_state, self.soft_state
-        return (term != hs.term or vote != hs.vote or commit != hs.commit
-                or lead != ss.lead or role is not ss.role or term != ss.term
-                or conf is not self.conf)
-
     def fill(self, rd: Ready, term: Term, vote: NodeId, commit: Index, lead: NodeId,
              role: Role, conf: ConfState, msgs: list[Message]) -> None:
         """Complete `rd` (entries, snapshot and committed entries already in it) with
