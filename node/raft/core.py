@@ -36,8 +36,9 @@ from .errors import (
 from .log import RaftLog
 from .membership import Membership
 from .messages import (
-    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
-    Message, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, TimeoutNow,
+    RESPONSES_AFTER_PERSIST, AppendEntries, AppendEntriesResponse, Heartbeat,
+    HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
+    RequestVote, RequestVoteResponse, TimeoutNow,
 )
 from .progress import Progress, ProgressState, progress_for, take_recently_active, track_members
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
@@ -248,9 +249,17 @@ class RaftCore:
         rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
                    snapshot=log.pending_snapshot, read_states=self.read_states)
         self.read_states = []
+        term_or_vote_changed = self.reported.fill(rd, self.term, self.vote, log.committed,
+                                                  self.lead, self.role, self.membership.conf)
         msgs, self.msgs = self.msgs, []
-        self.reported.fill(rd, self.term, self.vote, log.committed, self.lead, self.role,
-                           self.membership.conf, msgs)
+        if term_or_vote_changed or rd.snapshot is not None:
+            # Everything we say in a new term speaks for a vote/term not yet durable.
+            rd.messages_after_persist = msgs
+        else:
+            for m in msgs:
+                (rd.messages_after_persist if isinstance(m, RESPONSES_AFTER_PERSIST)
+                 else rd.messages).append(m)
+        rd.must_sync = bool(rd.entries) or term_or_vote_changed or rd.snapshot is not None
         return rd
 
     def advance(self, rd: Ready) -> None:

@@ -1,11 +1,11 @@
 """What the core hands its caller: the Ready batch (etcd-io/raft's design), and the
-bookkeeping of what it has handed out so far."""
+bookkeeping of the state it has reported so far."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .messages import RESPONSES_AFTER_PERSIST, Message
+from .messages import Message
 from .types import NONE, ConfState, Entry, HardState, Index, NodeId, ReadState, Snapshot, Term
 
 
@@ -66,12 +66,9 @@ class Reported:
         self.conf = conf
 
     def fill(self, rd: Ready, term: Term, vote: NodeId, commit: Index, lead: NodeId,
-             role: Role, conf: ConfState, msgs: list[Message]) -> None:
-        """Complete `rd` (entries, snapshot and committed entries already in it) with
-        what changed since the last report, `msgs` sorted by the durability rule (a
-        vote grant or append acknowledgement, or anything said in a Ready that changes
-        term or vote, waits for the persist; tikv/raft-rs's persisted messages), and
-        whether the persist needs an fsync."""
+             role: Role, conf: ConfState) -> bool:
+        """Put in `rd` the membership, soft state and hard state that changed since
+        the last report. Returns whether term or vote changed."""
         if conf is not self.conf:
             rd.conf = conf
         ss = self.soft_state
@@ -81,14 +78,7 @@ class Reported:
         term_or_vote_changed = term != hs.term or vote != hs.vote
         if term_or_vote_changed or commit != hs.commit:
             rd.hard_state = HardState(term, vote, commit)
-        if term_or_vote_changed or rd.snapshot is not None:
-            # Everything we say in a new term speaks for a vote/term not yet durable.
-            rd.messages_after_persist = msgs
-        else:
-            for m in msgs:
-                (rd.messages_after_persist if isinstance(m, RESPONSES_AFTER_PERSIST)
-                 else rd.messages).append(m)
-        rd.must_sync = bool(rd.entries) or term_or_vote_changed or rd.snapshot is not None
+        return term_or_vote_changed
 
     def acknowledge(self, rd: Ready) -> None:
         """The caller handled `rd` (advance)."""
