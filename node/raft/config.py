@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .types import NodeId
+
 
 @runtime_checkable
 class RandomSource(Protocol):
@@ -29,7 +31,7 @@ class Config:
       many entries behind the leader's last index (thesis §4.2.1).
     """
 
-    id: int
+    id: NodeId
     rng: RandomSource
     election_ticks: int = 10
     heartbeat_ticks: int = 1

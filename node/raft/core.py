@@ -28,49 +28,28 @@ dissertation (Ongaro 2014, "thesis").
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from .config import Config
 from .errors import (
-    ConfChangePending, InvalidRequest, LeaderNotReady, LeadershipTransferInProgress,
-    LearnerLagging, LogCompacted, NotLeader, UncommittedBytesExceeded,
+    InvalidRequest, LeadershipTransferInProgress, NotLeader, UncommittedBytesExceeded,
 )
 from .log import RaftLog
-from .membership import check_conf_change
+from .membership import Membership
 from .messages import (
     RESPONSES_AFTER_PERSIST, AppendEntries, AppendEntriesResponse, Heartbeat,
     HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
     RequestVote, RequestVoteResponse, TimeoutNow,
 )
-from .progress import Progress, ProgressState
+from .progress import Progress, ProgressState, progress_for, take_recently_active, track_members
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
 from .read_only import ReadOnly
-from .ready import Ready, Role, SoftState
+from .replication import maybe_acknowledge, maybe_back_off, next_append
+from .ready import Ready, Reported, Role
+from .status import Status
 from .types import (
-    NONE, ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, ReadState,
-    Snapshot, decode_conf_change, encode_conf_change,
+    NONE, ConfChange, ConfState, Entry, EntryKind, HardState, Index, NodeId, ReadState,
+    Snapshot, Term, encode_conf_change,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """A snapshot of the core's state for operators and tests."""
-
-    id: int
-    role: Role
-    term: int
-    vote: int
-    lead: int
-    commit: int
-    applied: int
-    last_index: int
-    snapshot_index: int
-    progress: dict[int, str]
-    voters: tuple[int, ...] = ()
-    learners: tuple[int, ...] = ()
-    conf_index: int = 0  # where the membership in effect starts: its entry, or the snapshot
-    learner_match: dict[int, int] | None = None  # leader only: learner -> match index
-    learner_lag: dict[int, int] | None = None  # leader only: learner -> entries behind
 
 
 class RaftCore:
@@ -84,39 +63,25 @@ class RaftCore:
         self.log = RaftLog(snapshot, entries, hs.commit)
         if snapshot is not None and (snapshot.meta.conf.voters or snapshot.meta.conf.learners):
             conf = snapshot.meta.conf
-        # Membership (thesis §4.1): `conf` is the configuration in effect -- that of the
-        # latest CONF_CHANGE entry in the log (committed or not), else `_base_conf`,
-        # the one below the log (the snapshot's, or the boot configuration, which is
-        # empty for a node joining an existing cluster). `voters`/`learners` mirror it.
-        self._base_conf = conf
-        self.conf = conf
-        # The index `conf` is in effect from: its entry's, or the snapshot's for
-        # `_base_conf` (0 for a boot configuration).
-        self.conf_index = 0
-        self._conf_source: tuple[int, int] | None = None  # (index, term) of that entry
-        self._prev_conf = conf  # the last configuration reported in a Ready
-        self.voters: frozenset[int] = frozenset(conf.voters)
-        self.learners: frozenset[int] = frozenset(conf.learners)
+        # The configuration in effect (thesis §4.1), a function of the log.
+        self.membership = Membership(conf)
         self.term = hs.term
         self.vote = hs.vote
-        self.lead: int = NONE
+        self.lead: NodeId = NONE
         self.role = Role.FOLLOWER
-        self.prs: dict[int, Progress] = {}
-        self.votes: dict[int, bool] = {}
+        self.prs: dict[NodeId, Progress] = {}
+        self.votes: dict[NodeId, bool] = {}
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
         self.read_only = ReadOnly()
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_ticks
-        self.lead_transferee: int = NONE
+        self.lead_transferee: NodeId = NONE
         self.uncommitted_size = 0
         self._broadcast_pending = False
-        self._read_heartbeat_pending = False
-        self._prev_hard_state = hs
-        self._prev_soft_state = SoftState(NONE, Role.FOLLOWER, hs.term)
-        self._refresh_conf()  # a restart recovers the membership from the log
-        self._prev_conf = self.conf
+        self.membership.refresh(self.log)  # a restart recovers the membership from the log
+        self.reported = Reported(hs, self.membership.conf)
         self.become_follower(self.term, NONE)
 
     # ======================================================================
@@ -133,7 +98,7 @@ class RaftCore:
         """Start an election now (as if the election timeout fired)."""
         self._hup(transfer=False)
 
-    def propose(self, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> int:
+    def propose(self, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> Index:
         """Append `data` to the leader's log; returns its index. The entry is committed
         when a committed entry of the same index has the term this call saw
         (`self.term`); a different term at that index means the proposal was lost."""
@@ -149,12 +114,12 @@ class RaftCore:
             raise UncommittedBytesExceeded(
                 f"{self.uncommitted_size} bytes uncommitted, limit {limit}, entry {size}")
         self.uncommitted_size += size
-        index = self.log.last_index() + 1
+        index = Index(self.log.last_index() + 1)
         self.log.append([Entry(self.term, index, data, kind)])
         self._broadcast_pending = True  # one AppendEntries per follower per Ready: batching
         return index
 
-    def propose_conf_change(self, cc: ConfChange) -> int:
+    def propose_conf_change(self, cc: ConfChange) -> Index:
         """Append the membership change `cc`; returns its log index. It takes effect
         at once (thesis §4.1) and is reported in the next Ready's `conf`; it is done
         when that index commits with the term this call saw. Refusals are typed:
@@ -165,26 +130,9 @@ class RaftCore:
         if self.lead_transferee != NONE:
             raise LeadershipTransferInProgress(f"to node {self.lead_transferee}")
         log = self.log
-        if self.conf_index > log.committed:
-            raise ConfChangePending(f"the change at index {self.conf_index} is not committed "
-                                    f"yet (commit index {log.committed})")
-        if log.term_at(log.committed) != self.term:
-            # Without this a change could be appended while an uncommitted change of an
-            # earlier term is still in some logs: two disjoint majorities (raft-dev 2015).
-            raise LeaderNotReady(f"term {self.term} has no committed entry yet "
-                                 f"(commit index {log.committed})")
-        result = check_conf_change(self.conf, cc)
-        if cc.kind is ConfChangeKind.PROMOTE:
-            match = self.prs[cc.node_id].match
-            lag = log.last_index() - match
-            if lag > self.cfg.max_learner_lag or match < self.conf_index:
-                # The learner must hold the latest (committed) conf entry, which names
-                # it: only then does it count itself a member and vote, so the new
-                # voter set never waits forever for a vote it cannot give.
-                raise LearnerLagging(cc.node_id, lag, self.cfg.max_learner_lag,
-                                     self.conf_index if match < self.conf_index else 0)
-        data = encode_conf_change(ConfChange(cc.kind, cc.node_id, cc.context, result))
-        index = log.last_index() + 1
+        data = encode_conf_change(self.membership.check_proposal(
+            cc, log, self.term, self.prs, self.cfg.max_learner_lag))
+        index = Index(log.last_index() + 1)
         log.append([Entry(self.term, index, data, EntryKind.CONF_CHANGE)])
         self.uncommitted_size += len(data)
         self._refresh_conf()
@@ -192,16 +140,10 @@ class RaftCore:
         self._maybe_commit()  # a removal shrinks the quorum: earlier entries may commit
         return index
 
-    def conf_at(self, index: int) -> ConfState:
+    def conf_at(self, index: Index) -> ConfState:
         """The membership in effect after entry `index`: what a snapshot taken at
         `index` must carry in its meta. Raises LogCompacted below the snapshot."""
-        log = self.log
-        if index < log.snapshot_index:
-            raise LogCompacted(f"index {index} is compacted (snapshot at {log.snapshot_index})")
-        for i in reversed(log.conf_indexes):
-            if i <= index:
-                return self._conf_of_entry(i)
-        return self._base_conf
+        return self.membership.conf_at(self.log, index)
 
     def read_index(self, ctx: bytes) -> None:
         """Request a linearizable read point for `ctx` (thesis §6.4). A ReadState with
@@ -216,7 +158,7 @@ class RaftCore:
         else:
             raise NotLeader(NONE)
 
-    def transfer_leadership(self, to: int) -> None:
+    def transfer_leadership(self, to: NodeId) -> None:
         """Hand leadership to voter `to` (thesis §3.10): catch it up, then TimeoutNow.
         Proposals are refused until the transfer ends or times out (one election
         timeout)."""
@@ -236,37 +178,28 @@ class RaftCore:
         else:
             self._send_append(to)
 
-    def report_unreachable(self, peer: int) -> None:
+    def report_unreachable(self, peer: NodeId) -> None:
         """The transport could not deliver to `peer`: stop pipelining to it."""
         pr = self.prs.get(peer)
         if self.role is Role.LEADER and pr is not None and pr.state is ProgressState.REPLICATE:
             pr.become_probe()
 
-    def report_snapshot(self, peer: int, ok: bool) -> None:
+    def report_snapshot(self, peer: NodeId, ok: bool) -> None:
         """The snapshot stream to `peer` finished (ok) or failed."""
         pr = self.prs.get(peer)
         if self.role is not Role.LEADER or pr is None or pr.state is not ProgressState.SNAPSHOT:
             return
-        if not ok:
-            pr.pending_snapshot = 0
-        pr.become_probe()
-        pr.probe_sent = True  # wait for the next heartbeat answer before retrying
+        pr.snapshot_finished(ok)
 
     def compact(self, snapshot: Snapshot) -> None:
         """The caller saved `snapshot` (taken at an applied index): drop the log prefix
         it covers and use it for followers that fall behind. Its meta.conf must be
         `conf_at(meta.index)`: followers that install it adopt that membership."""
-        meta = snapshot.meta
-        if meta.index <= self.log.snapshot_index:
+        if snapshot.meta.index <= self.log.snapshot_index:
             return
-        expected = self.conf_at(meta.index)
-        if (set(meta.conf.voters), set(meta.conf.learners)) != (
-                set(expected.voters), set(expected.learners)):
-            raise ValueError(f"snapshot at {meta.index} carries conf {meta.conf}, but the "
-                             f"membership there is {expected}: use core.conf_at(index)")
+        conf = self.membership.check_snapshot(self.log, snapshot.meta)
         self.log.compact(snapshot)
-        self._base_conf = expected
-        self._conf_source = None
+        self.membership.rebase(conf)
         self._refresh_conf()
 
     def status(self) -> Status:
@@ -289,48 +222,35 @@ class RaftCore:
     # ======================================================================
     def has_ready(self) -> bool:
         log = self.log
-        prev_hs, prev_ss = self._prev_hard_state, self._prev_soft_state
-        # Field comparisons, not fresh dataclasses: this runs after every event.
+        reported = self.reported
+        hs, ss = reported.hard_state, reported.soft_state
+        # Field comparisons, not fresh dataclasses or calls: this runs after every event.
         return bool(
             self._broadcast_pending or self.msgs
-            or (self._read_heartbeat_pending and self.read_only.round_done())
+            or (self.read_only.round_wanted and self.read_only.round_done())
             or self.read_states
             or log.stable_index < log.snapshot_index + len(log.entries)
             or log.pending_snapshot is not None
             or (log.committed > log.applied and log.pending_snapshot is None)
-            or self.term != prev_hs.term or self.vote != prev_hs.vote
-            or log.committed != prev_hs.commit
-            or self.lead != prev_ss.lead or self.role is not prev_ss.role
-            or self.term != prev_ss.term
-            or self.conf is not self._prev_conf
+            or self.term != hs.term or self.vote != hs.vote or log.committed != hs.commit
+            or self.lead != ss.lead or self.role is not ss.role or self.term != ss.term
+            or self.membership.conf is not reported.conf
         )
 
     def ready(self) -> Ready:
         if self._broadcast_pending:
             self._broadcast_append()
-        if self._read_heartbeat_pending and self.read_only.round_done():
-            # One heartbeat round confirms every read registered before it was sent;
-            # while a round is out, new reads wait for it to end and then share the
-            # next one: rounds are as large as the reads that arrive in one round trip.
-            # (A lost round ends when any later heartbeat, e.g. the periodic one,
-            # which carries the newest context, is confirmed.)
-            self._read_heartbeat_pending = False
+        if self.read_only.round_wanted and self.read_only.round_done():
+            # ReadIndex reads wait for a heartbeat round and none is out: send one.
+            self.read_only.start_round()
             if self.role is Role.LEADER:
-                self.read_only.in_flight = self.read_only.last_ctx() or None
                 self._broadcast_heartbeat()
         log = self.log
         rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
                    snapshot=log.pending_snapshot, read_states=self.read_states)
         self.read_states = []
-        if self.conf is not self._prev_conf:
-            rd.conf = self.conf
-        prev_ss = self._prev_soft_state
-        if self.lead != prev_ss.lead or self.role is not prev_ss.role or self.term != prev_ss.term:
-            rd.soft_state = SoftState(self.lead, self.role, self.term)
-        prev = self._prev_hard_state
-        term_or_vote_changed = self.term != prev.term or self.vote != prev.vote
-        if term_or_vote_changed or log.committed != prev.commit:
-            rd.hard_state = HardState(self.term, self.vote, log.committed)
+        term_or_vote_changed = self.reported.fill(rd, self.term, self.vote, log.committed,
+                                                  self.lead, self.role, self.membership.conf)
         msgs, self.msgs = self.msgs, []
         if term_or_vote_changed or rd.snapshot is not None:
             # Everything we say in a new term speaks for a vote/term not yet durable.
@@ -345,12 +265,7 @@ class RaftCore:
     def advance(self, rd: Ready) -> None:
         """The caller handled `rd`: its entries, hard state and snapshot are durable and
         its committed entries applied."""
-        if rd.soft_state is not None:
-            self._prev_soft_state = rd.soft_state
-        if rd.hard_state is not None:
-            self._prev_hard_state = rd.hard_state
-        if rd.conf is not None:
-            self._prev_conf = rd.conf
+        self.reported.acknowledge(rd)
         if rd.snapshot is not None:
             self.log.snapshot_installed(rd.snapshot)
         if rd.entries:
@@ -369,7 +284,7 @@ class RaftCore:
     # ======================================================================
     # Role transitions (Raft §5.2)
     # ======================================================================
-    def become_follower(self, term: int, lead: int) -> None:
+    def become_follower(self, term: Term, lead: NodeId) -> None:
         self._reset(term)
         self.lead = lead
         self.role = Role.FOLLOWER
@@ -384,7 +299,7 @@ class RaftCore:
 
     def _become_candidate(self) -> None:
         assert self.role is not Role.LEADER, "a leader cannot become candidate"
-        self._reset(self.term + 1)
+        self._reset(Term(self.term + 1))
         self.vote = self.id
         self.role = Role.CANDIDATE
 
@@ -396,10 +311,10 @@ class RaftCore:
         self.prs[self.id].become_replicate()
         # A no-op in the new term lets the leader commit entries of earlier terms,
         # which Figure 8 forbids it from committing by counting (§5.4.2, §8).
-        self.log.append([Entry(self.term, self.log.last_index() + 1, b"", EntryKind.NOOP)])
+        self.log.append([Entry(self.term, Index(self.log.last_index() + 1), b"", EntryKind.NOOP)])
         self._broadcast_pending = True
 
-    def _reset(self, term: int) -> None:
+    def _reset(self, term: Term) -> None:
         if term != self.term:
             self.term = term
             self.vote = NONE
@@ -413,18 +328,14 @@ class RaftCore:
         self.votes = {}
         self.uncommitted_size = 0
         self._broadcast_pending = False
-        self._read_heartbeat_pending = False
         self.read_only.clear()
-        next_index = self.log.last_index() + 1
-        inflight = self.cfg.max_inflight_msgs
-        self.prs = {v: Progress(next_index, inflight) for v in self.voters}
-        for learner in self.learners:
-            self.prs[learner] = Progress(next_index, inflight, is_learner=True)
+        self.prs = progress_for(self.voters, self.learners, Index(self.log.last_index() + 1),
+                                self.cfg.max_inflight_msgs)
         if self.id in self.prs:
             self.prs[self.id].match = self.log.stable_index
 
     def _promotable(self) -> bool:
-        return self.id in self.voters
+        return self.id in self.membership.voters
 
     # ======================================================================
     # Timers
@@ -451,12 +362,7 @@ class RaftCore:
             self._broadcast_heartbeat()
 
     def _quorum_recently_active(self) -> bool:
-        active = {self.id}
-        for peer, pr in self.prs.items():
-            if peer != self.id and pr.recent_active:
-                active.add(peer)
-                pr.recent_active = False
-        return has_quorum(self.voters, active)
+        return has_quorum(self.voters, take_recently_active(self.prs) | {self.id})
 
     # ======================================================================
     # Elections (Raft §5.2, §5.4.1; PreVote thesis §9.6)
@@ -469,7 +375,7 @@ class RaftCore:
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self._become_pre_candidate()
-            term = self.term + 1
+            term = Term(self.term + 1)
         else:
             self._become_candidate()
             term = self.term
@@ -589,11 +495,11 @@ class RaftCore:
         """A message from an older term: tell its sender our term so it steps down
         (§5.1). Stale answers are dropped."""
         if isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)):
-            self._send(AppendEntriesResponse(self.id, m.src, self.term, False, 0))
+            self._send(AppendEntriesResponse(self.id, m.src, self.term, False, Index(0)))
         elif isinstance(m, RequestVote):
             self._send(RequestVoteResponse(self.id, m.src, self.term, False, m.pre_vote))
 
-    def _follow(self, leader: int) -> bool:
+    def _follow(self, leader: NodeId) -> bool:
         """A leader message for our current term: follow that leader."""
         if self.role is Role.LEADER:
             return False  # impossible with Election Safety; never obey a rival
@@ -605,7 +511,6 @@ class RaftCore:
 
     def _send(self, m: Message) -> None:
         self.msgs.append(m)
-
     # ======================================================================
     # Follower side of replication (Raft §5.3, §7)
     # ======================================================================
@@ -632,68 +537,53 @@ class RaftCore:
         self._send(HeartbeatResponse(self.id, m.src, self.term, m.ctx))
 
     def _handle_install_snapshot(self, m: InstallSnapshot) -> None:
-        meta = m.snapshot.meta
-        log = self.log
-        if meta.index <= log.committed:
-            pass  # stale: we already have all of it
-        elif log.match_term(meta.index, meta.term):
-            log.commit_to(meta.index)  # we have the entries: just fast-forward commit
-        else:
-            log.restore(m.snapshot)
-            if meta.conf.voters or meta.conf.learners:
-                self._base_conf = meta.conf
-            else:  # a snapshot that does not know its membership: keep ours
-                self._base_conf = self.conf
-            self._conf_source = None
+        conf = m.snapshot.meta.conf
+        if self.log.maybe_restore(m.snapshot):
+            # A snapshot that does not know its membership keeps ours.
+            self.membership.rebase(conf if conf.voters or conf.learners else self.conf)
             self._refresh_conf()
-        self._send(AppendEntriesResponse(self.id, m.src, self.term, True, log.committed))
+        self._send(AppendEntriesResponse(self.id, m.src, self.term, True, self.log.committed))
 
     # ======================================================================
     # Membership (thesis §4.1-4.3; docs/raft-core.md "Membership")
     # ======================================================================
-    def _conf_of_entry(self, index: int) -> ConfState:
-        result = decode_conf_change(self.log.entry_at(index).data).result
-        assert result is not None, f"conf change entry {index} carries no configuration"
-        return result
+    @property
+    def conf(self) -> ConfState:
+        """The configuration in effect: the latest in the log, committed or not (§4.1)."""
+        return self.membership.conf
+
+    @property
+    def conf_index(self) -> Index:
+        """The index `conf` is in effect from: its entry's, or the snapshot's."""
+        return self.membership.index
+
+    @conf_index.setter
+    def conf_index(self, index: Index) -> None:
+        # Only tests that plant bugs (e.g. two pending changes) write this.
+        self.membership.index = index
+
+    @property
+    def voters(self) -> frozenset[NodeId]:
+        return self.membership.voters
+
+    @property
+    def learners(self) -> frozenset[NodeId]:
+        return self.membership.learners
 
     def _refresh_conf(self) -> None:
-        """Make the membership in effect that of the latest CONF_CHANGE entry in the
-        log, committed or not -- applied on append, reverted on truncation (§4.1) --
-        or, with none, the one below the log."""
-        log = self.log
-        if log.conf_indexes:
-            index = log.conf_indexes[-1]
-            source = (index, log.entry_at(index).term)
-            if source == self._conf_source:
-                return
-            conf = self._conf_of_entry(index)
-        else:
-            # Below the log: in effect as of the snapshot (index 0 for a boot conf).
-            source = (log.snapshot_index, log.snapshot_term)
-            if source == self._conf_source:
-                return
-            conf = self._base_conf
-        self._conf_source = source
-        self.conf_index = source[0]
-        if conf != self.conf:
-            self._apply_conf(conf)
+        """The log changed under the membership (§4.1): re-read it and, when it
+        changed, give exactly the new members a Progress."""
+        if self.membership.refresh(self.log):
+            self._track_members()
 
-    def _apply_conf(self, conf: ConfState) -> None:
-        self.conf = conf
-        self.voters = frozenset(conf.voters)
-        self.learners = frozenset(conf.learners)
-        next_index = self.log.last_index() + 1
+    def _track_members(self) -> None:
         members = self.voters | self.learners
         if self.role is Role.LEADER:
             members |= {self.id}  # a leader removing itself leads until that commits (§4.2.2)
             if self.lead_transferee not in self.voters:
                 self.lead_transferee = NONE
-        for peer in members - self.prs.keys():
-            self.prs[peer] = Progress(next_index, self.cfg.max_inflight_msgs, peer in self.learners)
-        for peer in self.prs.keys() - members:
-            del self.prs[peer]
-        for peer, pr in self.prs.items():
-            pr.is_learner = peer in self.learners
+        track_members(self.prs, members, self.learners, Index(self.log.last_index() + 1),
+                      self.cfg.max_inflight_msgs)
 
     def _step_down_removed(self) -> None:
         """The change removing this leader committed (thesis §4.2.2): tell followers
@@ -724,34 +614,14 @@ class RaftCore:
             if peer != self.id:
                 self._send(Heartbeat(self.id, peer, self.term, min(pr.match, committed), ctx))
 
-    def _send_append(self, to: int, allow_empty: bool = True) -> bool:
+    def _send_append(self, to: NodeId, allow_empty: bool = True) -> bool:
         """Send `to` the entries it needs next (or a snapshot). Returns whether a
         message went out."""
-        pr = self.prs[to]
-        if pr.is_paused():
-            return False
-        log = self.log
-        last = log.last_index()
-        prev = pr.next - 1
-        try:
-            prev_term = log.term_at(prev)
-            entries = log.slice(pr.next, last + 1, self.cfg.max_size_per_msg) if pr.next <= last else []
-        except LogCompacted:
-            return self._send_snapshot(to, pr)
-        if not entries and not allow_empty:
-            return False
-        self._send(AppendEntries(self.id, to, self.term, prev, prev_term, tuple(entries),
-                                 log.committed))
-        pr.sent_entries(entries[-1].index if entries else prev, len(entries))
-        return True
-
-    def _send_snapshot(self, to: int, pr: Progress) -> bool:
-        snapshot = self.log.snapshot
-        if not pr.recent_active or snapshot is None:
-            return False  # do not stream a snapshot to a peer that may be down
-        self._send(InstallSnapshot(self.id, to, self.term, snapshot))
-        pr.become_snapshot(snapshot.meta.index)
-        return True
+        m = next_append(self.log, self.prs[to], self.id, to, self.term,
+                        self.cfg.max_size_per_msg, allow_empty)
+        if m is not None:
+            self._send(m)
+        return m is not None
 
     def _handle_append_response(self, m: AppendEntriesResponse) -> None:
         pr = self.prs.get(m.src)
@@ -759,15 +629,12 @@ class RaftCore:
             return
         pr.recent_active = True
         if not m.success:
-            self._handle_append_rejection(m, pr)
+            if maybe_back_off(self.log, pr, m):
+                self._send_append(m.src)
             return
         was_paused = pr.is_paused()
-        if not pr.maybe_update(m.index) and not (
-                pr.state is ProgressState.PROBE and m.index == pr.match):
+        if not maybe_acknowledge(pr, m.index):
             return  # a duplicate or reordered acknowledgement
-        if pr.state is ProgressState.PROBE or (
-                pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot):
-            pr.become_replicate()
         if self._maybe_commit():
             if self.role is not Role.LEADER:
                 return  # this leader's removal committed: it stepped down
@@ -778,21 +645,6 @@ class RaftCore:
             pass  # pipeline: fill the in-flight window
         if m.src == self.lead_transferee and pr.match == self.log.last_index():
             self._send(TimeoutNow(self.id, m.src, self.term))
-
-    def _handle_append_rejection(self, m: AppendEntriesResponse, pr: Progress) -> None:
-        # Fast backtracking: the follower's hint (index, term) says every entry in
-        # (hint_index, rejected] has a term > hint_term there. Skip, in our log, every
-        # entry with term > hint_term too: one round trip per term, not per entry.
-        hint_next = m.hint_index + 1
-        if m.hint_term > 0:
-            try:
-                hint_next = self.log.find_conflict_by_term(m.hint_index, m.hint_term)[0] + 1
-            except LogCompacted:
-                pass
-        if pr.maybe_decrease_to(m.index, hint_next):
-            if pr.state is ProgressState.REPLICATE:
-                pr.become_probe()
-            self._send_append(m.src)
 
     def _handle_heartbeat_response(self, m: HeartbeatResponse) -> None:
         pr = self.prs.get(m.src)
@@ -806,18 +658,16 @@ class RaftCore:
             self._send_append(m.src)
         if m.ctx:
             self._ack_read(m.ctx, m.src)
-            if self.read_only.queue and self.read_only.round_done():
-                self._read_heartbeat_pending = True  # reads that waited for this round
 
     def _maybe_commit(self) -> bool:
         """Advance commit to the quorum-replicated index, but only by counting replicas
         of an entry of the current term (§5.4.2, Figure 8)."""
-        log = self.log
-        ci = committed_index(self.voters, {v: self.prs[v].match for v in self.voters})
+        log, voters = self.log, self.membership.voters
+        ci = committed_index(voters, {v: self.prs[v].match for v in voters})
         if ci <= log.committed or log.term_at(ci) != self.term:
             return False
         log.commit_to(ci)
-        if self.id not in self.voters and ci >= self.conf_index:
+        if self.id not in voters and ci >= self.membership.index:
             self._step_down_removed()
             return True
         for ctx, origin in self.read_only.take_awaiting_commit():
@@ -827,29 +677,30 @@ class RaftCore:
     # ======================================================================
     # ReadIndex (thesis §6.4)
     # ======================================================================
-    def _leader_read_index(self, ctx: bytes, origin: int) -> None:
+    def _leader_read_index(self, ctx: bytes, origin: NodeId) -> None:
         log = self.log
-        if self.voters == {self.id}:
+        if self.membership.voters == {self.id}:
             self._deliver_read(ReadState(log.committed, ctx), origin)
         elif log.term_at(log.committed) != self.term:
             # Until its no-op commits, a new leader's commit index may lag entries that
             # earlier leaders committed: reads wait for it (thesis §6.4 step 1).
             self.read_only.awaiting_commit.append((ctx, origin))
-        elif self.read_only.add(ctx, log.committed, origin, self.id):
-            self._read_heartbeat_pending = True
+        else:
+            self.read_only.add(ctx, log.committed, origin, self.id)  # waits for a round
 
-    def _ack_read(self, ctx: bytes, peer: int) -> None:
-        for read in self.read_only.ack(ctx, peer, self.voters):
+    def _ack_read(self, ctx: bytes, peer: NodeId) -> None:
+        for read in self.read_only.ack(ctx, peer, self.membership.voters):
             self._deliver_read(ReadState(read.index, read.ctx), read.origin)
 
-    def _deliver_read(self, rs: ReadState, origin: int) -> None:
+    def _deliver_read(self, rs: ReadState, origin: NodeId) -> None:
         if origin == self.id:
             self.read_states.append(rs)
         else:
             self._send(ReadIndexResponse(self.id, origin, self.term, rs.ctx, rs.index))
 
 
-def boot(config: Config, voters: Iterable[int] = (), learners: Iterable[int] = ()) -> RaftCore:
+def boot(config: Config, voters: Iterable[NodeId] = (),
+         learners: Iterable[NodeId] = ()) -> RaftCore:
     """A brand-new member with an empty log (term 0): of a brand-new cluster with
     these voters and learners, or -- with none -- a node joining an existing cluster,
     which learns the membership from the leader's log or snapshot."""

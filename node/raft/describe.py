@@ -5,9 +5,20 @@ from .messages import (
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
     Message, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, TimeoutNow,
 )
-from .membership import describe_conf, describe_conf_change
 from .ready import Ready
-from .types import Entry, EntryKind, HardState, decode_conf_change
+from .types import ConfChange, ConfState, Entry, EntryKind, HardState, decode_conf_change
+
+
+def describe_conf_change(cc: ConfChange) -> str:
+    text = f"{cc.kind.name.lower().replace('_', '-')} {cc.node_id}"
+    if cc.result is not None:
+        text += f" -> {describe_conf(cc.result)}"
+    return text
+
+
+def describe_conf(conf: ConfState) -> str:
+    text = f"voters={list(conf.voters)}"
+    return text + (f" learners={list(conf.learners)}" if conf.learners else "")
 
 
 def describe_entry(e: Entry) -> str:

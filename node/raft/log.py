@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import LogCompacted
-from .types import Entry, EntryKind, Snapshot
+from .types import Entry, EntryKind, Index, Snapshot, Term
 
 
 class RaftLog:
@@ -27,18 +27,18 @@ class RaftLog:
     )
 
     def __init__(self, snapshot: Snapshot | None = None, entries: Sequence[Entry] = (),
-                 committed: int = 0) -> None:
+                 committed: Index = Index(0)) -> None:
         meta = snapshot.meta if snapshot is not None else None
         self.snapshot: Snapshot | None = snapshot
-        self.snapshot_index = meta.index if meta else 0
-        self.snapshot_term = meta.term if meta else 0
+        self.snapshot_index = meta.index if meta else Index(0)
+        self.snapshot_term = meta.term if meta else Term(0)
         self.entries: list[Entry] = [e for e in entries if e.index > self.snapshot_index]
         for k, e in enumerate(self.entries):
             if e.index != self.snapshot_index + 1 + k:
                 raise ValueError(f"log entries are not contiguous after the snapshot at {e}")
         # Indexes of the CONF_CHANGE entries in `entries`, ascending: the core reads the
         # membership in effect from the last one (thesis §4.1).
-        self.conf_indexes: list[int] = [
+        self.conf_indexes: list[Index] = [
             e.index for e in self.entries if e.kind is EntryKind.CONF_CHANGE]
         self.stable_index = self.last_index()
         if committed > self.last_index():
@@ -52,16 +52,16 @@ class RaftLog:
         self.pending_snapshot: Snapshot | None = None
 
     # -- positions ---------------------------------------------------------------
-    def first_index(self) -> int:
-        return self.snapshot_index + 1
+    def first_index(self) -> Index:
+        return Index(self.snapshot_index + 1)
 
-    def last_index(self) -> int:
-        return self.snapshot_index + len(self.entries)
+    def last_index(self) -> Index:
+        return Index(self.snapshot_index + len(self.entries))
 
-    def last_term(self) -> int:
+    def last_term(self) -> Term:
         return self.entries[-1].term if self.entries else self.snapshot_term
 
-    def term_at(self, index: int) -> int:
+    def term_at(self, index: Index) -> Term:
         """Term of the entry at `index`; 0 beyond the last index (no such entry).
         Raises LogCompacted below the snapshot."""
         offset = index - self.snapshot_index
@@ -70,10 +70,10 @@ class RaftLog:
         if offset < 0:
             raise LogCompacted(f"index {index} is compacted (snapshot at {self.snapshot_index})")
         if offset > len(self.entries):
-            return 0
+            return Term(0)
         return self.entries[offset - 1].term
 
-    def match_term(self, index: int, term: int) -> bool:
+    def match_term(self, index: Index, term: Term) -> bool:
         """Whether we hold an entry at `index` with `term`. Past our last index we hold
         nothing -- not even the 0 that `term_at` reports there -- so nothing matches."""
         if index > self.last_index():
@@ -83,14 +83,14 @@ class RaftLog:
         except LogCompacted:
             return False
 
-    def is_up_to_date(self, last_index: int, last_term: int) -> bool:
+    def is_up_to_date(self, last_index: Index, last_term: Term) -> bool:
         """Raft §5.4.1 election restriction: the other log is at least as up to date
         as ours -- later last term, or same last term and at least as long."""
         ours = self.last_term()
         return last_term > ours or (last_term == ours and last_index >= self.last_index())
 
     # -- reading -----------------------------------------------------------------
-    def slice(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:
+    def slice(self, lo: Index, hi: Index, max_bytes: int) -> list[Entry]:
         """Entries [lo, hi), at least one, stopping before `max_bytes` of payload."""
         if lo <= self.snapshot_index:
             raise LogCompacted(f"index {lo} is compacted (snapshot at {self.snapshot_index})")
@@ -103,7 +103,7 @@ class RaftLog:
                 return out[:k]
         return out
 
-    def entry_at(self, index: int) -> Entry:
+    def entry_at(self, index: Index) -> Entry:
         """The entry at `index`, which must be in memory (snapshot_index < index <= last)."""
         assert self.snapshot_index < index <= self.last_index(), f"no entry {index} in memory"
         return self.entries[index - self.snapshot_index - 1]
@@ -120,15 +120,15 @@ class RaftLog:
     def has_next_committed_entries(self) -> bool:
         return self.pending_snapshot is None and self.committed > self.applied
 
-    def find_conflict(self, entries: Sequence[Entry]) -> int:
+    def find_conflict(self, entries: Sequence[Entry]) -> Index:
         """First index among `entries` whose term differs from ours (or that we do not
         have); 0 when all of them are already in the log."""
         for e in entries:
             if not self.match_term(e.index, e.term):
                 return e.index
-        return 0
+        return Index(0)
 
-    def find_conflict_by_term(self, index: int, term: int) -> tuple[int, int]:
+    def find_conflict_by_term(self, index: Index, term: Term) -> tuple[Index, Term]:
         """The largest (i, term_at(i)) with i <= index and term_at(i) <= term: the
         fast-backtracking hint. Every entry in (i, index] has a term > `term`, so none
         can match a leader's entry whose term is <= `term`. The snapshot is a floor:
@@ -139,10 +139,10 @@ class RaftLog:
             t = self.entries[index - self.snapshot_index - 1].term
             if t <= term:
                 return index, t
-            index -= 1
+            index = Index(index - 1)
         if index == self.snapshot_index:
             return index, self.snapshot_term
-        return index, 0
+        return index, Term(0)
 
     # -- writing -----------------------------------------------------------------
     def append(self, entries: Sequence[Entry]) -> None:
@@ -160,36 +160,49 @@ class RaftLog:
             conf.pop()  # a truncated membership change is no longer in effect
         conf.extend(e.index for e in entries if e.kind is EntryKind.CONF_CHANGE)
         if self.stable_index >= first:
-            self.stable_index = first - 1
+            self.stable_index = Index(first - 1)
 
-    def maybe_append(self, prev_index: int, prev_term: int, leader_commit: int,
-                     entries: Sequence[Entry]) -> int | None:
+    def maybe_append(self, prev_index: Index, prev_term: Term, leader_commit: Index,
+                     entries: Sequence[Entry]) -> Index | None:
         """The follower side of AppendEntries (Raft §5.3). Returns the last index now
         known to match the leader, or None when (prev_index, prev_term) does not match."""
         if not self.match_term(prev_index, prev_term):
             return None
-        last_new = prev_index + len(entries)
+        last_new = Index(prev_index + len(entries))
         conflict = self.find_conflict(entries)
         if conflict:
             self.append(entries[conflict - prev_index - 1:])
         self.commit_to(min(leader_commit, last_new))
         return last_new
 
-    def commit_to(self, index: int) -> None:
+    def commit_to(self, index: Index) -> None:
         if index > self.committed:
             assert index <= self.last_index(), f"commit {index} beyond last {self.last_index()}"
             self.committed = index
 
-    def stable_to(self, index: int, term: int) -> None:
+    def stable_to(self, index: Index, term: Term) -> None:
         """The caller persisted entries up to (index, term). Ignored when that entry was
         overwritten meanwhile."""
         if index > self.stable_index and self.match_term(index, term):
             self.stable_index = index
 
-    def applied_to(self, index: int) -> None:
+    def applied_to(self, index: Index) -> None:
         assert self.applied <= index <= self.committed, (
             f"applied {index} outside [{self.applied}, {self.committed}]")
         self.applied = index
+
+    def maybe_restore(self, snapshot: Snapshot) -> bool:
+        """A leader's InstallSnapshot (Raft §7). Returns whether the log now starts at
+        `snapshot`: not when it is stale (we committed all of it already), nor when we
+        hold its last entry (then only commit moves up to it)."""
+        meta = snapshot.meta
+        if meta.index <= self.committed:
+            return False
+        if self.match_term(meta.index, meta.term):
+            self.commit_to(meta.index)
+            return False
+        self.restore(snapshot)
+        return True
 
     def restore(self, snapshot: Snapshot) -> None:
         """Replace the whole log by `snapshot` (InstallSnapshot, Raft §7)."""

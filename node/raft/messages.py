@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .types import Entry, Snapshot
+from .types import Entry, Index, NodeId, Snapshot, Term
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,20 +18,20 @@ class RequestVote:
     `term` is the term the sender *would* use, and nobody changes term on it.
     `transfer` marks a campaign started by TimeoutNow, which bypasses leader stickiness."""
 
-    src: int
-    dst: int
-    term: int
-    last_log_index: int
-    last_log_term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
+    last_log_index: Index
+    last_log_term: Term
     pre_vote: bool = False
     transfer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RequestVoteResponse:
-    src: int
-    dst: int
-    term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
     granted: bool
     pre_vote: bool = False
 
@@ -40,13 +40,13 @@ class RequestVoteResponse:
 class AppendEntries:
     """Leader -> follower (Raft §5.3): entries following (prev_log_index, prev_log_term)."""
 
-    src: int
-    dst: int
-    term: int
-    prev_log_index: int
-    prev_log_term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
+    prev_log_index: Index
+    prev_log_term: Term
     entries: tuple[Entry, ...]
-    leader_commit: int
+    leader_commit: Index
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +60,13 @@ class AppendEntriesResponse:
     leader can skip a whole conflicting term per round trip (fast backtracking).
     """
 
-    src: int
-    dst: int
-    term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
     success: bool
-    index: int
-    hint_index: int = 0
-    hint_term: int = 0
+    index: Index
+    hint_index: Index = Index(0)
+    hint_term: Term = Term(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +74,18 @@ class Heartbeat:
     """Leader -> follower: keeps authority, carries commit (bounded by the follower's
     match) and the newest ReadIndex context so one round confirms many reads."""
 
-    src: int
-    dst: int
-    term: int
-    commit: int
+    src: NodeId
+    dst: NodeId
+    term: Term
+    commit: Index
     ctx: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatResponse:
-    src: int
-    dst: int
-    term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
     ctx: bytes = b""
 
 
@@ -94,9 +94,9 @@ class InstallSnapshot:
     """Leader -> follower whose next entry was compacted away (Raft §7). The reply is
     an AppendEntriesResponse whose `index` is the follower's new last index."""
 
-    src: int
-    dst: int
-    term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
     snapshot: Snapshot
 
 
@@ -104,18 +104,18 @@ class InstallSnapshot:
 class TimeoutNow:
     """Leader -> transfer target (thesis §3.10): campaign now, skipping PreVote."""
 
-    src: int
-    dst: int
-    term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
 
 
 @dataclass(frozen=True, slots=True)
 class ReadIndexRequest:
     """Follower -> leader: please run ReadIndex for `ctx` on my behalf."""
 
-    src: int
-    dst: int
-    term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
     ctx: bytes
 
 
@@ -123,11 +123,11 @@ class ReadIndexRequest:
 class ReadIndexResponse:
     """Leader -> follower: reads for `ctx` are safe once `index` is applied."""
 
-    src: int
-    dst: int
-    term: int
+    src: NodeId
+    dst: NodeId
+    term: Term
     ctx: bytes
-    index: int
+    index: Index
 
 
 Message = Union[

@@ -4,6 +4,12 @@ A read registered at commit index c is safe to serve at c once a quorum has answ
 a heartbeat sent after it was registered: at that moment no other leader can have
 committed anything newer. Reads are confirmed in registration order, so an answer
 for the newest context confirms every older one too.
+
+Rounds: one heartbeat round confirms every read registered before it was sent; while
+a round is out, new reads wait for it to end and then share the next one, so rounds
+are as large as the reads that arrive in one round trip. (A lost round ends when any
+later heartbeat, e.g. the periodic one, which carries the newest context, is
+confirmed.)
 """
 from __future__ import annotations
 
@@ -12,35 +18,40 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from .quorum import has_quorum
+from .types import Index, NodeId
 
 
 @dataclass(slots=True)
 class PendingRead:
     ctx: bytes
-    index: int  # the leader's commit index when the read was registered
-    origin: int  # the node that asked (the leader itself, or a follower)
-    acks: set[int]
+    index: Index  # the leader's commit index when the read was registered
+    origin: NodeId  # the node that asked (the leader itself, or a follower)
+    acks: set[NodeId]
 
 
 class ReadOnly:
-    __slots__ = ("pending", "queue", "awaiting_commit", "in_flight")
+    __slots__ = ("pending", "queue", "awaiting_commit", "in_flight", "round_wanted")
 
     def __init__(self) -> None:
         self.pending: dict[bytes, PendingRead] = {}
         self.queue: deque[bytes] = deque()
         # Reads that arrived before the leader committed an entry of its term.
-        self.awaiting_commit: list[tuple[bytes, int]] = []
+        self.awaiting_commit: list[tuple[bytes, NodeId]] = []
         # The context of the read round (heartbeat) sent and not yet confirmed by a
         # quorum: while one is out, reads that arrive wait for the next round, so a
         # round confirms every read that arrived during the previous one.
         self.in_flight: bytes | None = None
+        # Reads are waiting for a round that has not been sent yet: when no round is
+        # out (round_done), the caller sends one (start_round, then a heartbeat).
+        self.round_wanted = False
 
-    def add(self, ctx: bytes, index: int, origin: int, leader: int) -> bool:
+    def add(self, ctx: bytes, index: Index, origin: NodeId, leader: NodeId) -> bool:
         """Register a read; False when `ctx` is already pending (ctx must be unique)."""
         if ctx in self.pending:
             return False
         self.pending[ctx] = PendingRead(ctx, index, origin, {leader})
         self.queue.append(ctx)
+        self.round_wanted = True
         return True
 
     def round_done(self) -> bool:
@@ -49,12 +60,23 @@ class ReadOnly:
             self.in_flight = None
         return self.in_flight is None
 
+    def start_round(self) -> None:
+        """The heartbeat about to go out (carrying `last_ctx()`) is the next round."""
+        self.round_wanted = False
+        self.in_flight = self.last_ctx() or None
+
     def last_ctx(self) -> bytes:
         """The context to put in the next heartbeat."""
         return self.queue[-1] if self.queue else b""
 
-    def ack(self, ctx: bytes, peer: int, voters: Collection[int]) -> list[PendingRead]:
+    def ack(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId]) -> list[PendingRead]:
         """A heartbeat answer for `ctx` arrived from `peer`: the reads it confirms."""
+        confirmed = self._confirm(ctx, peer, voters)
+        if self.queue and self.round_done():
+            self.round_wanted = True  # reads that waited for this round
+        return confirmed
+
+    def _confirm(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId]) -> list[PendingRead]:
         read = self.pending.get(ctx)
         if read is None:
             return []
@@ -69,7 +91,7 @@ class ReadOnly:
                 break
         return confirmed
 
-    def take_awaiting_commit(self) -> list[tuple[bytes, int]]:
+    def take_awaiting_commit(self) -> list[tuple[bytes, NodeId]]:
         waiting, self.awaiting_commit = self.awaiting_commit, []
         return waiting
 
@@ -79,3 +101,4 @@ class ReadOnly:
         self.queue.clear()
         self.awaiting_commit.clear()
         self.in_flight = None
+        self.round_wanted = False

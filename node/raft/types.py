@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NewType
 
+#: A member's id (>= 1), a term number, a log position. Plain ints at run time: the
+#: NewTypes only let mypy keep an index from being passed where a term is meant.
 NodeId = NewType("NodeId", int)
 Term = NewType("Term", int)
 Index = NewType("Index", int)
@@ -30,8 +32,8 @@ class EntryKind(IntEnum):
 class Entry:
     """One log entry. Invariant: index >= 1, term >= 1."""
 
-    term: int
-    index: int
+    term: Term
+    index: Index
     data: bytes = b""
     kind: EntryKind = EntryKind.NORMAL
 
@@ -44,9 +46,9 @@ class HardState:
     restart can re-apply committed entries without waiting for a leader.
     """
 
-    term: int = 0
-    vote: int = NONE
-    commit: int = 0
+    term: Term = Term(0)
+    vote: NodeId = NONE
+    commit: Index = Index(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +56,8 @@ class ConfState:
     """The membership configuration: voters decide elections and commitment;
     learners receive the log but never vote or count towards a quorum."""
 
-    voters: tuple[int, ...] = ()
-    learners: tuple[int, ...] = ()
+    voters: tuple[NodeId, ...] = ()
+    learners: tuple[NodeId, ...] = ()
 
     def __post_init__(self) -> None:
         if set(self.voters) & set(self.learners):
@@ -66,8 +68,8 @@ class ConfState:
 class SnapshotMeta:
     """Describes a snapshot: the state machine after applying entries 1..index."""
 
-    index: int = 0
-    term: int = 0
+    index: Index = Index(0)
+    term: Term = Term(0)
     conf: ConfState = field(default_factory=ConfState)
 
 
@@ -88,7 +90,7 @@ class ReadState:
     """A linearizable read (ReadIndex, Raft thesis §6.4) that is safe to serve once
     the state machine has applied `index`. `ctx` is the caller's request id."""
 
-    index: int
+    index: Index
     ctx: bytes
 
 
@@ -113,7 +115,7 @@ class ConfChange:
     """
 
     kind: ConfChangeKind
-    node_id: int
+    node_id: NodeId
     context: bytes = b""
     result: ConfState | None = None
 
