@@ -21,6 +21,8 @@ from typing import Any
 
 #: ZeroMQ endpoints we accept: tcp://HOST:PORT (HOST a name, IPv4, `*` or [IPv6]).
 _TCP_ENDPOINT = re.compile(r"^tcp://(\*|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+#: HTTP faces (etcd gRPC, JSON gateway): http://HOST:PORT (HOST a name, IPv4 or [IPv6]).
+_HTTP_URL = re.compile(r"^http://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 FSYNC_POLICIES = ("always", "none")
 DEFAULT_DATA_DIR = "data/{cluster}/node-{id}"
@@ -40,13 +42,21 @@ class SpecError(ValueError):
 class MemberSpec:
     """One member: the address peers connect to and the address clients use.
     `peer_bind`/`client_bind` default to the same addresses (set them to e.g.
-    `tcp://*:7101` when the advertised name is not a local interface)."""
+    `tcp://*:7101` when the advertised name is not a local interface).
+
+    `grpc` and `gateway` are the member's etcd v3 faces, URLs `http://HOST:PORT`
+    (the gRPC API and its HTTP JSON gateway); "" means that face is off. Their
+    `*_bind` URLs default to them likewise (e.g. `http://0.0.0.0:7301`)."""
 
     id: int
     peer: str
     client: str
     peer_bind: str = ""
     client_bind: str = ""
+    grpc: str = ""
+    gateway: str = ""
+    grpc_bind: str = ""
+    gateway_bind: str = ""
 
     @property
     def peer_bind_address(self) -> str:
@@ -55,6 +65,21 @@ class MemberSpec:
     @property
     def client_bind_address(self) -> str:
         return self.client_bind or self.client
+
+    @property
+    def grpc_bind_address(self) -> str:
+        """HOST:PORT the gRPC server binds ("" when the face is off)."""
+        return url_host_port(self.grpc_bind or self.grpc)
+
+    @property
+    def gateway_bind_address(self) -> str:
+        """HOST:PORT the HTTP gateway binds ("" when the face is off)."""
+        return url_host_port(self.gateway_bind or self.gateway)
+
+
+def url_host_port(url: str) -> str:
+    """`http://HOST:PORT` -> `HOST:PORT` (what a dialer or a bind wants); "" stays ""."""
+    return url.split("://", 1)[1] if "://" in url else url
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +158,9 @@ class ClusterSpec:
                     f"client = {_toml_value(m.client)}"]
             if m.peer_bind:
                 out.append(f"peer_bind = {_toml_value(m.peer_bind)}")
-            if m.client_bind:
-                out.append(f"client_bind = {_toml_value(m.client_bind)}")
+            for key in ("client_bind", "grpc", "gateway", "grpc_bind", "gateway_bind"):
+                if getattr(m, key):
+                    out.append(f"{key} = {_toml_value(getattr(m, key))}")
             out.append("")
         return "\n".join(out)
 
@@ -213,21 +239,29 @@ def _members(doc: dict[str, Any], source: str) -> tuple[MemberSpec, ...]:
         where = f"members[{i}]."
         if not isinstance(table, dict):
             raise SpecError(source, f"members[{i}]", "must be a table")
-        _only_keys(table, {"id", "peer", "client", "peer_bind", "client_bind"}, where, source)
+        _only_keys(table, {"id", *_MEMBER_ADDRESSES, *_MEMBER_URLS}, where, source)
         node_id = _int(table, "id", where, source, required=True)
         if node_id < 1:
             raise SpecError(source, f"{where}id", f"must be >= 1 (0 means 'no node'), got {node_id}")
         if any(m.id == node_id for m in members):
             raise SpecError(source, f"{where}id", f"duplicate member id {node_id}")
         member = MemberSpec(node_id, *(_endpoint(table, k, where, source, required=k in ("peer", "client"))
-                                       for k in ("peer", "client", "peer_bind", "client_bind")))
-        for key in ("peer", "client"):
-            address = getattr(member, key)
+                                       for k in _MEMBER_ADDRESSES),
+                            *(_url(table, k, where, source) for k in _MEMBER_URLS))
+        for key in ("peer", "client", "grpc", "gateway"):
+            # Keyed by HOST:PORT: a tcp:// and an http:// face on one port collide too.
+            address = url_host_port(getattr(member, key))
+            if not address:
+                continue
             if address in seen_addresses:
                 raise SpecError(source, f"{where}{key}", f"{address} is already used by {seen_addresses[address]}")
             seen_addresses[address] = f"{where}{key}"
         members.append(member)
     return tuple(members)
+
+
+_MEMBER_ADDRESSES = ("peer", "client", "peer_bind", "client_bind")
+_MEMBER_URLS = ("grpc", "gateway", "grpc_bind", "gateway_bind")
 
 
 def _section(doc: dict[str, Any], name: str, default: Any, source: str) -> Any:
@@ -323,6 +357,20 @@ def _endpoint(table: dict[str, Any], key: str, where: str, source: str, required
     match = _TCP_ENDPOINT.match(value)
     if not match:
         raise SpecError(source, f"{where}{key}", f"{value!r} is not a tcp://HOST:PORT address")
+    port = int(match.group(2))
+    if not 0 < port < 65536:
+        raise SpecError(source, f"{where}{key}", f"port {port} out of range")
+    return value
+
+
+def _url(table: dict[str, Any], key: str, where: str, source: str) -> str:
+    """An optional etcd face URL; "" (or absent) means the face is off."""
+    value = _string(table, key, where, source)
+    if not value:
+        return ""
+    match = _HTTP_URL.match(value)
+    if not match:
+        raise SpecError(source, f"{where}{key}", f"{value!r} is not an http://HOST:PORT URL")
     port = int(match.group(2))
     if not 0 < port < 65536:
         raise SpecError(source, f"{where}{key}", f"port {port} out of range")

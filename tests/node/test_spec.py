@@ -62,6 +62,15 @@ def _doc(**changes: Any) -> dict[str, Any]:
     ({"members__2__id": 0}, "members[2].id"),
     ({"members__2__peer": "tcp://127.0.0.1:7101"}, "members[2].peer"),
     ({"members": []}, "members"),
+    ({"members__2__grpc": "tcp://127.0.0.1:7303"}, "members[2].grpc"),
+    ({"members__2__grpc": "127.0.0.1:7303"}, "members[2].grpc"),
+    ({"members__1__gateway": "http://127.0.0.1:0"}, "members[1].gateway"),
+    ({"members__1__gateway": "http://127.0.0.1:70000"}, "members[1].gateway"),
+    ({"members__1__gateway": 7402}, "members[1].gateway"),
+    ({"members__0__grpc_bind": "http://*:7301"}, "members[0].grpc_bind"),
+    ({"members__0__gateway_bind": "0.0.0.0:7401"}, "members[0].gateway_bind"),
+    ({"members__2__grpc": "http://127.0.0.1:7301"}, "members[2].grpc"),
+    ({"members__2__gateway": "http://127.0.0.1:7103"}, "members[2].gateway"),
     ({"extra": {}}, "extra"),
 ])
 def test_problems_name_the_bad_field(changes: dict[str, Any], field: str) -> None:
@@ -87,3 +96,26 @@ def test_other_hosts_addresses_are_accepted() -> None:
     spec = parse_spec(doc)
     assert spec.member(1).peer_bind_address == "tcp://*:7101"
     assert spec.member(1).peer == "tcp://node1.example.com:7101"
+
+
+def test_shipped_configs_give_every_member_grpc_and_gateway_urls() -> None:
+    for name in shipped_configs():
+        for member in load_spec(name).members:
+            assert member.grpc == f"http://127.0.0.1:{7300 + member.id}"
+            assert member.gateway == f"http://127.0.0.1:{7400 + member.id}"
+            assert member.grpc_bind_address == f"127.0.0.1:{7300 + member.id}"
+            assert member.gateway_bind_address == f"127.0.0.1:{7400 + member.id}"
+
+
+def test_etcd_faces_are_optional_and_may_bind_elsewhere(tmp_path: Path) -> None:
+    doc = _doc(members__0__grpc=None, members__0__gateway="",
+               members__1__grpc_bind="http://0.0.0.0:7302", members__1__gateway_bind="http://[::]:7402")
+    spec = parse_spec(doc)
+    assert (spec.member(1).grpc, spec.member(1).gateway) == ("", "")
+    assert (spec.member(1).grpc_bind_address, spec.member(1).gateway_bind_address) == ("", "")
+    assert spec.member(2).grpc == "http://127.0.0.1:7302"
+    assert spec.member(2).grpc_bind_address == "0.0.0.0:7302"
+    assert spec.member(2).gateway_bind_address == "[::]:7402"
+    path = tmp_path / "c.toml"
+    path.write_text(spec.to_toml())
+    assert load_spec(path).members == spec.members
