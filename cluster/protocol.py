@@ -15,7 +15,8 @@ uses a DEALER). Each frame is a msgpack map with string keys:
              {"v": 1, "id": request_id, "node": node_id, "ok": true, "status": {...}}
              {"v": 1, "id": request_id, "node": node_id, "ok": true, "members": {...}}
              {"v": 1, "id": request_id, "node": node_id, "ok": false, "code": ErrorCode,
-              "reason": str, "leader": leader_id, "leader_client": address}
+              "reason": str, "leader": leader_id, "leader_client": address,
+              "kverr": bytes (optional: a KV API error, encoded as a result)}
 
 Batches: a request frame may instead be a msgpack array of request maps (at
 most `MAX_BATCH`), and a reply frame an array of reply maps. A node answers each
@@ -113,6 +114,9 @@ class ErrorReply:
     reason: str = ""
     leader_id: int = 0  # NOT_LEADER: the leader this node knows of
     leader_client: str = ""  # NOT_LEADER: that leader's client address
+    #: a KV API failure: the KvError as the codec encodes results (`cluster.kv.
+    #: decode_result` gives back its exact type, e.g. for etcd's error strings)
+    kv_error: bytes = b""
 
 
 #: Longest a drop-traffic fault may last: chaos is always bounded.
@@ -250,9 +254,12 @@ def _reply_map(reply: Reply) -> dict[str, Any]:
             return {**head, "ok": True, "status": status}
         case MembersReply(_, _, members):
             return {**head, "ok": True, "members": members}
-        case ErrorReply(_, _, code, reason, leader_id, leader_client):
-            return {**head, "ok": False, "code": code.value, "reason": reason,
-                    "leader": leader_id, "leader_client": leader_client}
+        case ErrorReply(_, _, code, reason, leader_id, leader_client, kv_error):
+            out = {**head, "ok": False, "code": code.value, "reason": reason,
+                   "leader": leader_id, "leader_client": leader_client}
+            if kv_error:
+                out["kverr"] = kv_error
+            return out
     raise TypeError(f"not a reply: {reply!r}")
 
 
@@ -401,8 +408,11 @@ def _reply(obj: dict[str, Any]) -> Reply:
         code = ErrorCode(obj.get("code"))
     except ValueError:
         raise ProtocolError(f"unknown error code {obj.get('code')!r}") from None
+    kv_error = obj.get("kverr", b"")
+    if not isinstance(kv_error, bytes):
+        raise ProtocolError("field 'kverr' must be bytes")
     return ErrorReply(request_id, node_id, code, _get(obj, "reason", str),
-                      _get(obj, "leader", int), _get(obj, "leader_client", str))
+                      _get(obj, "leader", int), _get(obj, "leader_client", str), kv_error)
 
 
 def peek_request_id(data: bytes, max_bytes: int = 16 << 20) -> int | None:

@@ -57,6 +57,7 @@ from node.replica import Replica, restore_state
 from node.requests import PendingRequests
 from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
+from node.etcd.face import EtcdFace, FaceAddresses
 from node.transport import Transport, TransportOptions
 from node.watches import WatchHub
 from node.wire import SnapshotChunk, SnapshotChunkAck
@@ -132,6 +133,19 @@ class NodeActor:
                                 snapshots=self.disk)
         self._next_sweep = 0.0
         self.leases.reset()
+        # etcd's v3 API (node/etcd): its own thread, reaching this loop as a client.
+        self.face: EtcdFace | None = None
+        faces = FaceAddresses.of(self.member)
+        if faces:
+            self.face = EtcdFace(spec.cluster_id, node_id, faces, self.transport.ctx,
+                                 spec.timing.request_timeout_ms / 1000)
+            try:
+                self.face.start()
+            except BaseException:
+                self.face.stop()
+                self.transport.close()
+                self.storage.close()
+                raise
         self.log.info(f"started: data dir {data_dir}, recovered {len(recovered.entries)} entries after "
                       f"snapshot {recovered.snapshot.meta.index if recovered.snapshot else 0}, "
                       f"peer {self.member.peer_bind_address}, client {self.member.client_bind_address}")
@@ -255,6 +269,8 @@ class NodeActor:
     # ======================================================================
     def _shutdown(self) -> None:
         self.log.info("shutting down")
+        if self.face is not None:
+            self.face.stop()  # first: its sockets must close before the transport's context ends
         self.router.shutdown()
         self.watches.close(self.sm)
         self.disk.close()

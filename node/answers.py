@@ -9,13 +9,16 @@ from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
 
 def result_reply(request_id: int, node_id: int, result: Result, serializable: bool = False) -> Reply:
     """A command's outcome: KvErrors are the client's typed errors."""
-    if isinstance(result, Compacted):
-        return ErrorReply(request_id, node_id, ErrorCode.COMPACTED, str(result))
-    if isinstance(result, SessionExpired):
-        return ErrorReply(request_id, node_id, ErrorCode.SESSION_EXPIRED, str(result))
     if isinstance(result, KvError):
-        code = ErrorCode.LEASE_NOT_FOUND if isinstance(result, LeaseNotFound) else ErrorCode.INVALID_REQUEST
-        return ErrorReply(request_id, node_id, code, str(result))
+        if isinstance(result, Compacted):
+            code = ErrorCode.COMPACTED
+        elif isinstance(result, SessionExpired):
+            code = ErrorCode.SESSION_EXPIRED
+        elif isinstance(result, LeaseNotFound):
+            code = ErrorCode.LEASE_NOT_FOUND
+        else:
+            code = ErrorCode.INVALID_REQUEST
+        return ErrorReply(request_id, node_id, code, str(result), kv_error=encode_result(result))
     return KvReply(request_id, node_id, encode_result(result), serializable)
 
 

@@ -40,6 +40,12 @@ class TransportOptions:
     reconnect_ivl_max_ms: int = 1000
 
 
+def inproc_client_address(node_id: int) -> str:
+    """Where a node's client ROUTER also listens inside its own process: the
+    etcd face (node/etcd/link.py) talks to the actor through it."""
+    return f"inproc://jangada-client-{node_id}"
+
+
 class Transport:
     """The node's sockets. Not thread-safe: owned by the actor thread."""
 
@@ -61,6 +67,7 @@ class Transport:
         try:
             self.peer_router.bind(peer_bind)
             self.client_router.bind(client_bind)
+            self.client_router.bind(inproc_client_address(node_id))
             for peer, address in sorted(peers.items()):
                 self.add_peer(peer, address)
         except zmq.ZMQError:

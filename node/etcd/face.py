@@ -1,0 +1,140 @@
+"""EtcdFace: the thread that serves etcd's v3 API for one node.
+
+The node's actor owns the main thread and never blocks on the face. The face
+runs its own asyncio loop in a daemon thread: a grpc.aio server with etcd's
+services, and the HTTP JSON gateway when the member has a gateway URL. Both
+reach the node only through NodeLink (in-process ZeroMQ), so the actor sees
+client requests and nothing else; the face holds no state of the store.
+
+Errors: see node/etcd/calls.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+import zmq
+import zmq.asyncio
+
+from cluster.spec import MemberSpec
+from node.etcd import errors
+
+from node.etcd.header import Headers
+from node.etcd.link import NodeLink
+from node.etcd.services import add_services
+
+log = logging.getLogger("jangada.etcd")
+
+#: etcd's --max-request-bytes default (1.5 MiB) plus its gRPC overhead allowance
+#: (512 KiB): the largest message its server accepts (embed/config.go, v3rpc/grpc.go).
+MAX_REQUEST_BYTES = 3 * 512 * 1024
+GRPC_OVERHEAD_BYTES = 512 * 1024
+MAX_RECEIVE_BYTES = MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES
+#: etcd's server keepalive defaults (embed/config.go): ping an idle client every
+#: 2 h, give up after 20 s without an answer; clients may ping every 5 s.
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+    ("grpc.max_send_message_length", 2**31 - 1),
+    ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
+    ("grpc.keepalive_timeout_ms", 20 * 1000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_concurrent_streams", 2**31 - 1),
+    ("grpc.so_reuseport", 0),
+]
+
+@dataclass(frozen=True, slots=True)
+class FaceAddresses:
+    grpc: str  # HOST:PORT to bind the gRPC server, "" = none
+    gateway: str  # HOST:PORT to bind the JSON gateway, "" = none
+
+    @classmethod
+    def of(cls, member: MemberSpec) -> FaceAddresses:
+        return cls(member.grpc_bind_address, member.gateway_bind_address)
+
+    def __bool__(self) -> bool:
+        return bool(self.grpc or self.gateway)
+
+
+class FaceStartError(OSError):
+    """The face could not bind its ports (e.g. one is in use)."""
+
+
+class EtcdFace:
+    def __init__(self, cluster_name: str, node_id: int, addresses: FaceAddresses, ctx: zmq.Context[Any],
+                 request_timeout: float) -> None:
+        self.cluster_name = cluster_name
+        self.node_id = node_id
+        self.addresses = addresses
+        self._ctx = ctx
+        self._request_timeout = request_timeout
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start serving; raises FaceStartError if the ports cannot be bound."""
+        self._thread = threading.Thread(target=self._run, name=f"etcd-face-{self.node_id}", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise FaceStartError("the etcd face did not start in time")
+        if self._error is not None:
+            raise FaceStartError(str(self._error)) from self._error
+
+    def stop(self, timeout: float = 5.0) -> None:
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:
+                pass  # the loop already ended
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as error:  # reported to start(), or logged after it
+            if not self._started.is_set():
+                self._error = error
+                self._started.set()
+            else:
+                log.exception("node=%d etcd face failed", self.node_id)
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        link = NodeLink(zmq.asyncio.Context.shadow(self._ctx), self.node_id, self._request_timeout)
+        await link.start()
+        headers = Headers(self.cluster_name, self.node_id, link)
+        server = None
+        gateway = None
+        try:
+            if self.addresses.grpc:
+                server = grpc.aio.server(options=GRPC_OPTIONS)
+                services = add_services(server, link, headers)
+                if server.add_insecure_port(self.addresses.grpc) == 0:
+                    raise FaceStartError(f"cannot bind the gRPC address {self.addresses.grpc}")
+                await server.start()
+            else:
+                services = add_services(None, link, headers)
+            if self.addresses.gateway:
+                raise FaceStartError("the JSON gateway is not built yet")
+            self._started.set()
+            await self._stopping.wait()
+        finally:
+            if gateway is not None:
+                await gateway.stop()
+            if server is not None:
+                await server.stop(grace=0.5)
+            await link.close()

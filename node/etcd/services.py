@@ -1,0 +1,25 @@
+"""etcd's services, made once per face and registered on its gRPC server; the
+JSON gateway calls the same objects (one implementation per RPC)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.etcdpb import rpc_pb2_grpc
+from node.etcd.calls import guarded
+from node.etcd.header import Headers
+from node.etcd.kv import KvService
+from node.etcd.link import NodeLink
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    kv: KvService
+
+
+def add_services(server: Any, link: NodeLink, headers: Headers) -> Services:
+    """The services of one face, registered on `server` (None: the gateway alone)."""
+    services = Services(kv=guarded(KvService(link, headers)))
+    if server is not None:
+        rpc_pb2_grpc.add_KVServicer_to_server(services.kv, server)
+    return services
