@@ -38,12 +38,15 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, inter
 
 
 class LocalCluster:
-    def __init__(self, root: Path, size: int = 3, base: str = "cluster-3", **sections: dict[str, Any]) -> None:
-        """`sections` override config fields, e.g. snapshot={"applied_entries": 20}."""
+    def __init__(self, root: Path, size: int = 3, base: str = "cluster-3", etcd: bool = False,
+                 **sections: dict[str, Any]) -> None:
+        """`sections` override config fields, e.g. snapshot={"applied_entries": 20}.
+        `etcd`: every member also serves etcd's v3 API (gRPC and the JSON gateway)."""
         self.root = root
-        ports = free_ports(2 * size)
-        members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{ports[2 * i - 2]}", f"tcp://127.0.0.1:{ports[2 * i - 1]}")
-                        for i in range(1, size + 1))
+        self.etcd = etcd
+        per = 4 if etcd else 2
+        ports = free_ports(per * size)
+        members = tuple(self._member(i, ports[per * (i - 1):per * i]) for i in range(1, size + 1))
         spec = replace(load_spec(base), cluster_id=f"test-{os.getpid()}-{ports[0]}", members=members,
                        data_dir=str(root / "node-{id}"))
         for name, fields in sections.items():
@@ -56,13 +59,33 @@ class LocalCluster:
         #: members added after the config's (started with --join), by id
         self.joined: dict[int, MemberSpec] = {}
 
+    def _member(self, node_id: int, ports: list[int] | None = None) -> MemberSpec:
+        if not self.etcd:
+            peer, client = ports or free_ports(2)
+            return MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}")
+        peer, client, grpc, gateway = ports or free_ports(4)
+        return MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}",
+                          grpc=f"http://127.0.0.1:{grpc}", gateway=f"http://127.0.0.1:{gateway}")
+
     def new_member(self) -> MemberSpec:
         """A member for the next unused id, on fresh ports (not started, not added)."""
         node_id = max([*self.spec.ids, *self.joined]) + 1
-        peer, client = free_ports(2)
-        member = MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}")
+        member = self._member(node_id)
         self.joined[node_id] = member
         return member
+
+    def member(self, node_id: int) -> MemberSpec:
+        return self.joined[node_id] if node_id in self.joined else self.spec.member(node_id)
+
+    def grpc_endpoint(self, node_id: int) -> str:
+        """HOST:PORT of a member's etcd gRPC face (as etcdctl's --endpoints takes it)."""
+        return self.member(node_id).grpc.removeprefix("http://")
+
+    def gateway_url(self, node_id: int) -> str:
+        return self.member(node_id).gateway
+
+    def grpc_endpoints(self) -> list[str]:
+        return [self.grpc_endpoint(i) for i in self.ids]
 
     @property
     def ids(self) -> list[int]:

@@ -1,0 +1,73 @@
+"""Real jangada clusters serving etcd's v3 API, for the tests of the etcd face.
+
+`etcd_cluster` starts 3 `python -m node` processes with gRPC and gateway ports
+(free loopback ports, data in tmp_path) and waits for a leader; teardown ends
+every process by pid. `etcdctl` runs Debian's etcdctl 3.4 against given
+endpoints (tests that need it skip when it is not installed; `.ci/run` installs
+it)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.localcluster import LocalCluster
+
+ETCDCTL = shutil.which("etcdctl")
+TIMING: dict[str, Any] = {"tick_ms": 10, "election_ticks": 30, "heartbeat_ticks": 3, "request_timeout_ms": 5000}
+
+
+@pytest.fixture
+def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
+    clusters: list[LocalCluster] = []
+
+    def make(size: int = 3, start: bool = True, **sections: dict[str, Any]) -> LocalCluster:
+        root = tmp_path / f"cluster{len(clusters)}"
+        root.mkdir()
+        cluster = LocalCluster(root, size=size, etcd=True, **{"timing": TIMING, **sections})
+        clusters.append(cluster)
+        if start:
+            cluster.start_all()
+            cluster.wait_for_leader()
+        return cluster
+
+    yield make
+    report = getattr(request.node, "rep_call", None)
+    for cluster in clusters:
+        cluster.close()
+        if report is not None and report.failed:
+            for node_id in cluster.ids:
+                print(f"----- node {node_id} log (tail) -----")
+                print("\n".join(cluster.log_text(node_id).splitlines()[-40:]))
+
+
+@pytest.fixture
+def etcd_cluster(make_etcd_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return make_etcd_cluster()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def etcdctl(endpoints: str | list[str], *args: str, stdin: str | None = None, timeout: float = 30.0,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run etcdctl (API v3) against `endpoints`; raises on a non-zero exit when `check`."""
+    if ETCDCTL is None:
+        pytest.skip("etcdctl is not installed (Debian's etcd-client; .ci/run installs it)")
+    if not isinstance(endpoints, str):
+        endpoints = ",".join(endpoints)
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    done = subprocess.run([ETCDCTL, f"--endpoints={endpoints}", "--dial-timeout=3s", "--command-timeout=10s",
+                           *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"etcdctl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+    return done
