@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 try:
-    from grpc_tools import protoc
+    from grpc_tools import protoc  # type: ignore[import-untyped]  # ships no stubs
 except ImportError:  # the compiler is a development dependency only
     protoc = None
 
@@ -38,9 +38,9 @@ class RegenError(Exception):
     """protoc rejected the .proto files (its diagnostics are already on stderr)."""
 
 
-def proto_files() -> list[Path]:
-    """The package's .proto files, in a stable order."""
-    return sorted(PACKAGE_DIR.glob("*.proto"))
+def proto_files(source_root: Path = REPO_ROOT) -> list[Path]:
+    """The package's .proto files under source_root, in a stable order."""
+    return sorted((source_root / PACKAGE_PATH).glob("*.proto"))
 
 
 def defines_service(proto: Path) -> bool:
@@ -48,19 +48,23 @@ def defines_service(proto: Path) -> bool:
     return _SERVICE.search(proto.read_text(encoding="utf-8")) is not None
 
 
-def _run_protoc(out_flags: list[str], protos: list[Path]) -> None:
-    args = ["grpc_tools.protoc", f"-I{REPO_ROOT}", *out_flags, *(str(p) for p in protos)]
+def _run_protoc(source_root: Path, out_flags: list[str], protos: list[Path]) -> None:
+    args = ["grpc_tools.protoc", f"-I{source_root}", *out_flags, *(str(p) for p in protos)]
     if protoc.main(args) != 0:
         raise RegenError(f"protoc failed on {', '.join(p.name for p in protos)}")
 
 
-def generate(out_root: Path) -> dict[str, bytes]:
-    """Compile every .proto under out_root; return {file name: contents} of the modules."""
-    protos = proto_files()
-    _run_protoc([f"--python_out={out_root}", f"--pyi_out={out_root}"], protos)
+def generate(out_root: Path, source_root: Path = REPO_ROOT) -> dict[str, bytes]:
+    """Compile the .proto files of source_root's cluster/etcdpb into out_root's;
+    return {file name: contents} of the generated modules.
+
+    source_root is the repository root except in tests, which compile an edited copy.
+    """
+    protos = proto_files(source_root)
+    _run_protoc(source_root, [f"--python_out={out_root}", f"--pyi_out={out_root}"], protos)
     services = [p for p in protos if defines_service(p)]
     if services:
-        _run_protoc([f"--grpc_python_out={out_root}"], services)
+        _run_protoc(source_root, [f"--grpc_python_out={out_root}"], services)
     out_dir = out_root / PACKAGE_PATH
     return {f.name: f.read_bytes() for glob in _GENERATED_GLOBS for f in out_dir.glob(glob)}
 
