@@ -100,9 +100,9 @@ def parse(text: str) -> ProtoFile:
 
 def _type_name(ours: FieldDescriptor) -> str:
     if ours.type == FieldDescriptor.TYPE_MESSAGE:
-        return ours.message_type.full_name
+        return str(ours.message_type.full_name)
     if ours.type == FieldDescriptor.TYPE_ENUM:
-        return ours.enum_type.full_name
+        return str(ours.enum_type.full_name)
     return _SCALARS[ours.type]
 
 
