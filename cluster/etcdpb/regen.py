@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 try:
@@ -32,6 +32,7 @@ PACKAGE_PATH = PACKAGE_DIR.relative_to(REPO_ROOT)
 _SERVICE = re.compile(r"^\s*service\s+\w+\s*\{", re.MULTILINE)
 # Every name protoc's Python generators may produce here; used to find orphans.
 _GENERATED_GLOBS = ("*_pb2.py", "*_pb2.pyi", "*_pb2_grpc.py")
+_GRPC_GENERATED_VERSION = re.compile(rb"^GRPC_GENERATED_VERSION = '([^']+)'", re.MULTILINE)
 
 
 class RegenError(Exception):
@@ -97,6 +98,17 @@ def write(fresh: dict[str, bytes]) -> list[str]:
     return changed
 
 
+def compiler_mismatch(current: dict[str, bytes]) -> str | None:
+    """Why every module may look stale: the installed grpcio-tools is not the one that
+    generated the committed modules (None when they agree or cannot be told apart)."""
+    installed = metadata.version("grpcio-tools")
+    stamps = {m[1].decode() for text in current.values() if (m := _GRPC_GENERATED_VERSION.search(text))}
+    if not stamps or stamps == {installed}:
+        return None
+    return (f"grpcio-tools {installed} is installed but the committed modules came from "
+            f"{', '.join(sorted(stamps))}: install the version pinned in setup.cfg's test extra")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cluster.etcdpb.regen", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale modules (exit 1 if any)")
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in stale:
             print(f"stale: {PACKAGE_PATH / name}", file=sys.stderr)
         if stale:
-            print("run: python -m cluster.etcdpb.regen", file=sys.stderr)
+            print(compiler_mismatch(committed()) or "run: python -m cluster.etcdpb.regen", file=sys.stderr)
         return 1 if stale else 0
     for name in write(fresh):
         print(f"wrote: {PACKAGE_PATH / name}" if name in fresh else f"removed: {PACKAGE_PATH / name}")

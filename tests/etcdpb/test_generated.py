@@ -182,6 +182,14 @@ def test_the_check_names_missing_and_orphaned_modules() -> None:
     assert regen.stale_files(fresh, current) == ["gone_pb2.py", "rpc_pb2_grpc.py"]
 
 
+def test_a_different_compiler_is_named_as_the_likely_cause() -> None:
+    current = regen.committed()
+    assert regen.compiler_mismatch(current) is None
+    old = {name: text.replace(b"GRPC_GENERATED_VERSION = '", b"GRPC_GENERATED_VERSION = '0.") for name, text in current.items()}
+    message = regen.compiler_mismatch(old)
+    assert message is not None and "0.1.85.4" in message and "setup.cfg" in message
+
+
 def test_regen_check_exits_0_from_any_cwd(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(regen.REPO_ROOT)}
     done = subprocess.run([sys.executable, "-m", "cluster.etcdpb.regen", "--check"], cwd=tmp_path, env=env,
