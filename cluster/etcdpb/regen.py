@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 try:
-    from grpc_tools import protoc
+    from grpc_tools import protoc  # type: ignore[import-untyped]  # ships no stubs
 except ImportError:  # the compiler is a development dependency only
     protoc = None
 
@@ -32,15 +32,16 @@ PACKAGE_PATH = PACKAGE_DIR.relative_to(REPO_ROOT)
 _SERVICE = re.compile(r"^\s*service\s+\w+\s*\{", re.MULTILINE)
 # Every name protoc's Python generators may produce here; used to find orphans.
 _GENERATED_GLOBS = ("*_pb2.py", "*_pb2.pyi", "*_pb2_grpc.py")
+_GRPC_GENERATED_VERSION = re.compile(rb"^GRPC_GENERATED_VERSION = '([^']+)'", re.MULTILINE)
 
 
 class RegenError(Exception):
     """protoc rejected the .proto files (its diagnostics are already on stderr)."""
 
 
-def proto_files() -> list[Path]:
-    """The package's .proto files, in a stable order."""
-    return sorted(PACKAGE_DIR.glob("*.proto"))
+def proto_files(source_root: Path = REPO_ROOT) -> list[Path]:
+    """The package's .proto files under source_root, in a stable order."""
+    return sorted((source_root / PACKAGE_PATH).glob("*.proto"))
 
 
 def defines_service(proto: Path) -> bool:
@@ -48,19 +49,23 @@ def defines_service(proto: Path) -> bool:
     return _SERVICE.search(proto.read_text(encoding="utf-8")) is not None
 
 
-def _run_protoc(out_flags: list[str], protos: list[Path]) -> None:
-    args = ["grpc_tools.protoc", f"-I{REPO_ROOT}", *out_flags, *(str(p) for p in protos)]
+def _run_protoc(source_root: Path, out_flags: list[str], protos: list[Path]) -> None:
+    args = ["grpc_tools.protoc", f"-I{source_root}", *out_flags, *(str(p) for p in protos)]
     if protoc.main(args) != 0:
         raise RegenError(f"protoc failed on {', '.join(p.name for p in protos)}")
 
 
-def generate(out_root: Path) -> dict[str, bytes]:
-    """Compile every .proto under out_root; return {file name: contents} of the modules."""
-    protos = proto_files()
-    _run_protoc([f"--python_out={out_root}", f"--pyi_out={out_root}"], protos)
+def generate(out_root: Path, source_root: Path = REPO_ROOT) -> dict[str, bytes]:
+    """Compile the .proto files of source_root's cluster/etcdpb into out_root's;
+    return {file name: contents} of the generated modules.
+
+    source_root is the repository root except in tests, which compile an edited copy.
+    """
+    protos = proto_files(source_root)
+    _run_protoc(source_root, [f"--python_out={out_root}", f"--pyi_out={out_root}"], protos)
     services = [p for p in protos if defines_service(p)]
     if services:
-        _run_protoc([f"--grpc_python_out={out_root}"], services)
+        _run_protoc(source_root, [f"--grpc_python_out={out_root}"], services)
     out_dir = out_root / PACKAGE_PATH
     return {f.name: f.read_bytes() for glob in _GENERATED_GLOBS for f in out_dir.glob(glob)}
 
@@ -93,6 +98,17 @@ def write(fresh: dict[str, bytes]) -> list[str]:
     return changed
 
 
+def compiler_mismatch(current: dict[str, bytes]) -> str | None:
+    """Why every module may look stale: the installed grpcio-tools is not the one that
+    generated the committed modules (None when they agree or cannot be told apart)."""
+    installed = metadata.version("grpcio-tools")
+    stamps = {m[1].decode() for text in current.values() if (m := _GRPC_GENERATED_VERSION.search(text))}
+    if not stamps or stamps == {installed}:
+        return None
+    return (f"grpcio-tools {installed} is installed but the committed modules came from "
+            f"{', '.join(sorted(stamps))}: install the version pinned in setup.cfg's test extra")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cluster.etcdpb.regen", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale modules (exit 1 if any)")
@@ -110,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in stale:
             print(f"stale: {PACKAGE_PATH / name}", file=sys.stderr)
         if stale:
-            print("run: python -m cluster.etcdpb.regen", file=sys.stderr)
+            print(compiler_mismatch(committed()) or "run: python -m cluster.etcdpb.regen", file=sys.stderr)
         return 1 if stale else 0
     for name in write(fresh):
         print(f"wrote: {PACKAGE_PATH / name}" if name in fresh else f"removed: {PACKAGE_PATH / name}")
