@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cluster.kv.enums import CompareOp, CompareTarget
-from cluster.kv.keys import ALL_KEYS_END
 from cluster.kv.errors import KeyNotFound, LeaseNotFound
+from cluster.kv.keys import ALL_KEYS_END
 from cluster.kv.keyvalue import KeyValue
 from cluster.kv.requests import Compare, DeleteRange, Op, Put, Range, Txn, is_read_only
 from cluster.kv.results import DeleteResponse, OpResult, PutResponse, TxnResponse
@@ -148,11 +148,13 @@ def compare_holds(store: MvccStore, compare: Compare) -> bool:
     every key in the range; an empty range (or a missing key) reads as
     version/create/mod/lease 0, and any VALUE compare on it is false."""
     revision = store.revision
+    kv: KeyValue | None = None
     if compare.range_end:
-        kvs = list(store.scan(compare.key, compare.range_end, revision))
-        if kvs:
-            return all(_kv_holds(kv, compare) for kv in kvs)
-        kv = None
+        for kv in store.scan(compare.key, compare.range_end, revision):
+            if not _kv_holds(kv, compare):
+                return False
+        if kv is not None:
+            return True  # held for every key (and there was one)
     else:
         kv = store.get(compare.key, revision)
     if kv is None:
