@@ -219,7 +219,7 @@ def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--systems", "redis"], "choose from jangada, etcd, pysyncobj"),
+    (["--systems", "redis"], "choose from jangada, jangada-grpc, etcd, pysyncobj"),
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
     (["--duration", "x"], "invalid float"),
