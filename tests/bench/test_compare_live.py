@@ -5,7 +5,6 @@ asserts on speed. The command ends every process it started (by pid); if it
 overruns, it gets SIGTERM, which it turns into that same cleanup."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import subprocess
@@ -15,11 +14,9 @@ from pathlib import Path
 import pytest
 
 from cluster.bench.compare import systems, table
-from cluster.kv.requests import Put
+from tests.etcd.goclient import NEEDS_FACE_PUTS
 
 pytestmark = pytest.mark.timeout(120)
-#: The etcd face's Put passes etcd's ignore_value/ignore_lease on (branch kvext adds them to the KV API).
-FACE_PUTS = {"ignore_value", "ignore_lease"} <= {f.name for f in dataclasses.fields(Put)}
 
 
 def compare(tmp_path: Path, *args: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
@@ -72,7 +69,7 @@ def test_etcd_tiny(tmp_path: Path) -> None:
     assert all(x["durability"] == "fsync" and x["load_cpu_s"] > 0 for x in doc["measurements"])
 
 
-@pytest.mark.xfail(not FACE_PUTS, strict=False, reason="needs branch kvext: the face's Put passes ignore_value on")
+@NEEDS_FACE_PUTS
 def test_jangada_grpc_tiny(tmp_path: Path) -> None:
     """jangada through its etcd gRPC face, driven by etcdload: every kind of workload
     the etcd rows run (puts need the face's Put, i.e. the KV API's ignore_value)."""

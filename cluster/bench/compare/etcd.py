@@ -127,6 +127,29 @@ class EtcdCluster:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
+    @staticmethod
+    def status(url: str) -> dict[str, Any] | None:
+        """A member's Maintenance.Status through etcd's JSON gateway (None if it does not answer)."""
+        request = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=1) as answer:
+                return dict(json.loads(answer.read()))
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+
+    def leader(self) -> int | None:
+        """The index of the member that says it is the leader, if one does."""
+        for i, url in enumerate(self.client_urls):
+            st = self.status(url) if self.procs[i].poll() is None else None
+            if st and st.get("leader") and st["leader"] == st.get("header", {}).get("member_id"):
+                return i
+        return None
+
+    def kill(self, i: int) -> None:
+        """SIGKILL member `i` (ours, by its handle) and reap it."""
+        self.procs[i].kill()
+        self.procs[i].wait(timeout=30)
+
     def close(self, grace: float = 2.0) -> None:
         # SIGTERM to all at once: members then wait in vain to hand leadership over
         # (seconds); the data is throwaway, so past a short grace they get SIGKILL.
