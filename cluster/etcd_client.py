@@ -41,7 +41,7 @@ def _kv(item: kv_pb2.KeyValue) -> kv.KeyValue:
 
 def compare_message(compare: kv.Compare) -> rpc_pb2.Compare:
     message = rpc_pb2.Compare(key=compare.key, target=int(compare.target), result=int(compare.op),
-                              range_end=getattr(compare, "range_end", b""))
+                              range_end=compare.range_end)
     field = {kv.CompareTarget.VALUE: "value", kv.CompareTarget.VERSION: "version",
              kv.CompareTarget.CREATE: "create_revision", kv.CompareTarget.MOD: "mod_revision",
              kv.CompareTarget.LEASE: "lease"}[compare.target]

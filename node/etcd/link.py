@@ -213,8 +213,8 @@ class NodeLink:
     async def _note_node(self) -> None:
         """Keep the term for response headers fresh: re-read at most once a second,
         and only while calls are being made (an idle face asks nothing)."""
-        if time.monotonic() - self._term_read <= 1.0:
-            return
+        if self.leader_id and time.monotonic() - self._term_read <= 1.0:
+            return  # fresh enough (with no leader known, read it again: an election is on)
         if self._term_refresh is None or self._term_refresh.done():
             self._term_read = time.monotonic()
             self._term_refresh = asyncio.get_running_loop().create_task(self._refresh_term())
