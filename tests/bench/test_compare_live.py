@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from cluster.bench.compare import systems, table
-from tests.etcd.goclient import NEEDS_FACE_PUTS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,10 +68,9 @@ def test_etcd_tiny(tmp_path: Path) -> None:
     assert all(x["durability"] == "fsync" and x["load_cpu_s"] > 0 for x in doc["measurements"])
 
 
-@NEEDS_FACE_PUTS
 def test_jangada_grpc_tiny(tmp_path: Path) -> None:
     """jangada through its etcd gRPC face, driven by etcdload: every kind of workload
-    the etcd rows run (puts need the face's Put, i.e. the KV API's ignore_value)."""
+    the etcd rows run."""
     code, out, doc = compare(tmp_path, "--systems", "jangada-grpc", "--workloads", "put-16,get-lin-16,get-ser-16",
                              "--duration", "0.5")
     if systems.missing("jangada-grpc"):

@@ -29,7 +29,7 @@ def assert_passed(results: list[dict], checks: tuple[str, ...]) -> None:  # type
 
 
 @pytest.mark.parametrize("checks", [
-    pytest.param(("kv", "txn"), id="kv-txn", marks=goclient.NEEDS_FACE_PUTS),
+    pytest.param(("kv", "txn"), id="kv-txn"),
     pytest.param(("session",), id="session", marks=NEEDS_WATCH_LEASE),
     pytest.param(("mutex",), id="mutex", marks=NEEDS_WATCH_LEASE),
     pytest.param(("election",), id="election", marks=NEEDS_WATCH_LEASE),

@@ -92,7 +92,6 @@ def etcd_under_the_same_kill(tmp_path: Path) -> dict[str, Any] | None:
         cluster.close()
 
 
-@goclient.NEEDS_FACE_PUTS
 def test_clientv3_puts_go_on_after_the_leader_is_killed(etcd_cluster: LocalCluster, tmp_path: Path) -> None:
     goclient.binary()
     leader = etcd_cluster.wait_for_leader()

@@ -4,7 +4,6 @@ etcdload) or skips the test saying what is missing; `run_checks` returns its one
 JSON line per check; `Load` runs its put load in the background."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import time
@@ -15,15 +14,9 @@ import pytest
 
 from cluster.bench.compare.etcd import EtcdError, build_go_program
 from cluster.bench.compare.systems import etcdload_missing
-from cluster.kv.requests import Put
 
 SOURCE = Path(__file__).resolve().with_name("main.go")
 LOAD_RUNNING_LINE = "goclient: load running"  # main.go's LoadRunningLine, on stderr
-#: The etcd face's Put passes etcd's ignore_value/ignore_lease on to the KV API, which
-#: has them once branch kvext is merged; until then every put through the face fails.
-FACE_PUTS = {"ignore_value", "ignore_lease"} <= {f.name for f in dataclasses.fields(Put)}
-NEEDS_FACE_PUTS = pytest.mark.xfail(not FACE_PUTS, strict=False,
-                                    reason="needs branch kvext: the face's Put passes ignore_value on")
 
 
 def binary() -> Path:
