@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cluster.bench.compare.etcd import ETCD, EtcdCluster
+from cluster.bench.compare.jangada_grpc import wait_for_faces
 from cluster.ports import free_ports
 from node.localcluster import LocalCluster
 from tests.etcd import goclient
@@ -36,6 +37,7 @@ def assert_passed(results: list[dict], checks: tuple[str, ...]) -> None:  # type
 ])
 def test_clientv3_against_jangada(etcd_cluster: LocalCluster, checks: tuple[str, ...]) -> None:
     goclient.binary()  # skips before the cluster's time is spent on nothing
+    wait_for_faces(etcd_cluster.spec)  # a leader can be elected before the last face listens
     assert_passed(goclient.run_checks(etcd_cluster.grpc_endpoints(), checks), checks)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from cluster.bench.compare.etcd import ETCD, EtcdCluster
+from cluster.bench.compare.jangada_grpc import wait_for_faces
 from cluster.ports import free_ports
 from node.localcluster import LocalCluster, wait_for
 from tests.etcd import goclient
@@ -95,6 +96,7 @@ def etcd_under_the_same_kill(tmp_path: Path) -> dict[str, Any] | None:
 def test_clientv3_puts_go_on_after_the_leader_is_killed(etcd_cluster: LocalCluster, tmp_path: Path) -> None:
     goclient.binary()
     leader = etcd_cluster.wait_for_leader()
+    wait_for_faces(etcd_cluster.spec)  # a leader can be elected before the last face listens
     got = leader_killed_under_load(etcd_cluster.grpc_endpoints(), lambda: etcd_cluster.kill(leader),
                                    tmp_path / "jangada-load.log")
     report(f"jangada (killed node {leader})", got)
