@@ -17,6 +17,8 @@ import grpc
 import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
+from cluster.spec import TimingSpec
+from node.etcd.lease import min_lease_ttl
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL, etcdctl
 from tests.etcd.reference_etcd import reference_etcd
@@ -266,3 +268,11 @@ def test_etcdctl_lease_outputs_are_etcds(etcd_cluster: LocalCluster, roles: tupl
     with reference_etcd(tmp_path) as endpoint:
         theirs = _lease_session(endpoint)
     assert ours == theirs
+
+
+def test_the_minimum_ttl_is_etcds_rule() -> None:
+    """1.5 election timeouts in whole seconds, rounded up (etcdserver/server.go)."""
+    assert min_lease_ttl(TimingSpec(tick_ms=100, election_ticks=10)) == 2  # etcd's defaults: 1.5 s
+    assert min_lease_ttl(TimingSpec(tick_ms=50, election_ticks=10)) == 1  # the reference etcd: 0.75 s
+    assert min_lease_ttl(TimingSpec(tick_ms=10, election_ticks=30)) == MIN_TTL  # the fixture's timing
+    assert min_lease_ttl(TimingSpec(tick_ms=100, election_ticks=40)) == 6
