@@ -61,15 +61,19 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
 
     async def _query(self, request: kv.Request) -> kv.Response:
         """A lease query (never logged) at the current leader, asked again while
-        the leader it went to is gone and the request timeout allows."""
+        the leader it went to is gone. A new try starts only within the request
+        timeout; one that started in time may end later (a leader that died with
+        the query in flight is noticed by the link's own timeout)."""
         deadline = time.monotonic() + self._link.request_timeout
         while True:
             try:
                 return await self._run(request)
             except errors.EtcdError as error:
-                if error.status not in _REQUERY or time.monotonic() >= deadline:
+                if error.status not in _REQUERY:
                     raise
-            await asyncio.sleep(REQUERY_PAUSE)
+                await asyncio.sleep(REQUERY_PAUSE)
+                if time.monotonic() >= deadline:
+                    raise
 
     async def _local_revision(self) -> int:
         """This member's revision, for the header of an answer that read no lease
