@@ -148,10 +148,11 @@ def test_an_expired_lease_deletes_its_keys_everywhere(etcd_cluster: LocalCluster
         lease = leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=2), timeout=RPC_TIMEOUT)
         kv.Put(rpc_pb2.PutRequest(key=b"exp/a", value=b"1", lease=lease.ID), timeout=RPC_TIMEOUT)
         kv.Put(rpc_pb2.PutRequest(key=b"exp/keep", value=b"1"), timeout=RPC_TIMEOUT)
-        _wait(lambda: kv.Range(rpc_pb2.RangeRequest(key=b"exp/a"), timeout=RPC_TIMEOUT).count == 0, 10,
-              "the expired lease's key to be deleted")
+        _wait(lambda: kv.Range(rpc_pb2.RangeRequest(key=b"exp/a", serializable=True), timeout=RPC_TIMEOUT).count
+              == 0, 10, "the expired lease's key to be deleted")
         assert time.monotonic() - asked_at >= 1.95  # not before its TTL
         assert leases.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lease.ID), timeout=RPC_TIMEOUT).TTL == -1
+        assert kv.Range(rpc_pb2.RangeRequest(key=b"exp/"), timeout=RPC_TIMEOUT).count == 0
         assert kv.Range(rpc_pb2.RangeRequest(key=b"exp/keep"), timeout=RPC_TIMEOUT).count == 1
     for node in etcd_cluster.ids:  # every replica deleted it (serializable: its own state)
         with grpc.insecure_channel(etcd_cluster.grpc_endpoint(node)) as channel:
