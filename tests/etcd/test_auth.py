@@ -13,6 +13,7 @@ import pytest
 from cluster.etcdpb import auth_pb2, rpc_pb2, rpc_pb2_grpc
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import etcdctl
+from tests.etcd.readiness import every_face_up
 from tests.etcd.reference_etcd import reference_etcd
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,7 +31,7 @@ def _status(call: object, request: object) -> tuple[grpc.StatusCode, str]:
 
 @pytest.mark.parametrize("through", ["follower", "leader"])
 def test_auth_answers_are_etcds_for_auth_disabled_and_no_users(etcd_cluster: LocalCluster, through: str) -> None:
-    leader = etcd_cluster.wait_for_leader()
+    leader = every_face_up(etcd_cluster)
     node = leader if through == "leader" else next(i for i in etcd_cluster.ids if i != leader)
     with grpc.insecure_channel(etcd_cluster.grpc_endpoint(node)) as channel:
         auth, kv = rpc_pb2_grpc.AuthStub(channel), rpc_pb2_grpc.KVStub(channel)
@@ -95,7 +96,7 @@ def _session(endpoint: str) -> list[tuple[int, str, str]]:
 
 
 def test_etcdctl_auth_commands_answer_as_etcd_does(etcd_cluster: LocalCluster, tmp_path: Path) -> None:
-    leader = etcd_cluster.wait_for_leader()
+    leader = every_face_up(etcd_cluster)
     follower = etcd_cluster.grpc_endpoint(next(i for i in etcd_cluster.ids if i != leader))
     ours = _session(follower)
     assert ours[:3] == [(0, "", ""), (0, "", ""), (0, "Authentication Disabled\n", "")]
@@ -106,7 +107,7 @@ def test_etcdctl_auth_commands_answer_as_etcd_does(etcd_cluster: LocalCluster, t
 
 
 def test_etcdctl_says_what_jangada_cannot_do_yet(etcd_cluster: LocalCluster) -> None:
-    endpoint = etcd_cluster.grpc_endpoint(etcd_cluster.wait_for_leader())
+    endpoint = etcd_cluster.grpc_endpoint(every_face_up(etcd_cluster))
     for args in [("auth", "enable"), ("user", "add", "u:pw"), ("role", "add", "r")]:
         done = etcdctl(endpoint, *args, check=False)
         # etcdctl shortens only the messages clientv3 knows; ours is shown with its code,

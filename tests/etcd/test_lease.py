@@ -21,6 +21,7 @@ from cluster.spec import TimingSpec
 from node.etcd.lease import min_lease_ttl
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL, etcdctl
+from tests.etcd.readiness import every_face_up
 from tests.etcd.reference_etcd import reference_etcd
 
 pytestmark = pytest.mark.timeout(180)
@@ -47,8 +48,8 @@ def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 @pytest.fixture
 def roles(etcd_cluster: LocalCluster) -> tuple[int, int]:
-    """(leader, a follower)."""
-    leader = etcd_cluster.wait_for_leader()
+    """(leader, a follower), every member up."""
+    leader = every_face_up(etcd_cluster)
     return leader, next(i for i in etcd_cluster.ids if i != leader)
 
 
