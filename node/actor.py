@@ -58,6 +58,7 @@ from node.requests import PendingRequests
 from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
 from node.etcd.face import EtcdFace, FaceAddresses
+from node.etcd.lease import min_lease_ttl
 from node.transport import Transport, TransportOptions
 from node.watches import WatchHub
 from node.wire import SnapshotChunk, SnapshotChunkAck
@@ -138,7 +139,7 @@ class NodeActor:
         faces = FaceAddresses.of(self.member)
         if faces:
             self.face = EtcdFace(spec.cluster_id, node_id, faces, self.transport.ctx,
-                                 spec.timing.request_timeout_ms / 1000)
+                                 spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing))
             try:
                 self.face.start()
             except BaseException:
