@@ -44,6 +44,8 @@ from node.transport import inproc_client_address
 #: How long to wait before asking again when no leader is known (an election
 #: takes a few hundred milliseconds).
 NO_LEADER_RETRY = 0.05
+#: One attempt of a read, before it is asked again (the native client's attempt timeout).
+READ_ATTEMPT_SECONDS = 1.0
 #: How long a request waits for a connection to its destination.
 CONNECT_TIMEOUT_MS = 1000
 #: Sockets to leaders the link has not used for this long are closed.
@@ -229,24 +231,36 @@ class NodeLink:
         """The result bytes of a KV API command. Reads are served here; what only a
         leader does (writes, lease queries) is carried to the leader when this node
         is not it (`leader_only` sends it there directly once the leader is known)."""
-        reply = await self.routed(lambda rid: KvRequest(rid, command, serializable), leader_only)
+        reply = await self.routed(lambda rid: KvRequest(rid, command, serializable), leader_only,
+                                  idempotent=not leader_only)
         assert isinstance(reply, KvReply)
         return reply.result
 
-    async def routed(self, build: Callable[[int], ClientRequest], leader_only: bool = True) -> Reply:
+    async def routed(self, build: Callable[[int], ClientRequest], leader_only: bool = True,
+                     idempotent: bool = False) -> Reply:
         """`build`'s request answered by this node or, on not-leader, by the leader;
-        retried while no leader is known, until the request timeout."""
+        retried while no leader is known, until the request timeout. An `idempotent`
+        request (a read) is also asked again when an attempt gets no answer within
+        READ_ATTEMPT_SECONDS: a ReadIndex request lost with a leader never gets one,
+        and a read is always safe to repeat."""
         deadline = time.monotonic() + self.request_timeout
         address = self.leader_address if leader_only else ""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errors.EtcdError(errors.TIMEOUT, "no leader before the request timeout")
+            timeout = None if not address else remaining + 1.0
+            if idempotent:
+                timeout = min(READ_ATTEMPT_SECONDS, remaining)
             try:
-                reply = await self.call(build, address, None if not address else remaining + 1.0)
-            except errors.EtcdError:
+                reply = await self.call(build, address, timeout)
+            except errors.EtcdError as error:
                 if address and address == self.leader_address:
                     self.leader_address = ""  # that leader is gone; ask our node who leads now
+                if idempotent and error.status in (errors.TIMEOUT, errors.TIMEOUT_LEADER_FAIL) \
+                        and deadline - time.monotonic() > 0:
+                    address = ""
+                    continue
                 raise
             if not isinstance(reply, ErrorReply):
                 await self._note_node()
