@@ -7,19 +7,26 @@ from typing import Any
 
 from cluster.etcdpb import rpc_pb2_grpc
 from node.etcd.calls import guarded
+from node.etcd.cluster import ClusterService
 from node.etcd.header import Headers
 from node.etcd.kv import KvService
 from node.etcd.link import NodeLink
+from node.etcd.maintenance import MaintenanceService
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     kv: KvService
+    cluster: ClusterService
+    maintenance: MaintenanceService
 
 
 def add_services(server: Any, link: NodeLink, headers: Headers) -> Services:
     """The services of one face, registered on `server` (None: the gateway alone)."""
-    services = Services(kv=guarded(KvService(link, headers)))
+    services = Services(kv=guarded(KvService(link, headers)), cluster=guarded(ClusterService(link, headers)),
+                        maintenance=guarded(MaintenanceService(link, headers)))
     if server is not None:
         rpc_pb2_grpc.add_KVServicer_to_server(services.kv, server)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(services.cluster, server)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(services.maintenance, server)
     return services
