@@ -7,9 +7,9 @@ How a jangada member looks to etcd's clients:
 * ID: the node id. etcd draws random 64-bit ids; jangada's are small integers
   that are never reused, so MemberAdd takes one larger than any it has seen.
 * name: "node-<id>" once the member has started; "" for one added but never
-  started, as etcd shows it (jangada counts a member as started once its own
-  addresses are in the book - an initial member, one that joined with them - or
-  the leader has heard from it).
+  started, as etcd shows it (jangada counts a member as started once its client
+  or gRPC address is in the book - an initial member, or one whose addresses
+  were published - or, for a learner, once the leader's replication reached it).
 * peerURLs: the peer address tcp://HOST:PORT shown as http://HOST:PORT (jangada's
   Raft traffic is ZeroMQ over TCP: one address, no TLS, so a MemberAdd or
   MemberUpdate must name exactly one http:// URL).
@@ -101,7 +101,11 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         raise errors.EtcdError(errors.MEMBER_NOT_FOUND, f"no member {node_id}")
 
     async def MemberList(self, request: rpc_pb2.MemberListRequest, context: Any) -> rpc_pb2.MemberListResponse:
-        view = await self._members()
+        # The leader's view when there is a leader (it alone knows which learners it
+        # has reached: their names); this node's own otherwise, as etcd answers
+        # without a leader too.
+        status = await self._link.status()
+        view = await self._members(leader_only=bool(status.get("leader_id")))
         return rpc_pb2.MemberListResponse(header=self._headers.make(), members=member_messages(view))
 
     async def MemberAdd(self, request: rpc_pb2.MemberAddRequest, context: Any) -> rpc_pb2.MemberAddResponse:

@@ -1,6 +1,5 @@
 """The etcdserverpb.Maintenance service: Status, MoveLeader, Hash, HashKV, Alarm,
-Snapshot, Defragment. What each answers, and where it differs from etcd 3.4
-(docs/etcd-compatibility.md has the list):
+Snapshot, Defragment. What each answers, and where it differs from etcd 3.4:
 
 * Status: `version` is the etcd API version jangada implements ("3.4.0"), not a
   jangada release: clients compare it with etcd versions. `dbSize` and
