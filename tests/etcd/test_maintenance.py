@@ -246,6 +246,7 @@ def test_snapshot_save_writes_the_nodes_snapshot_and_etcds_checksum(etcd_cluster
     assert refused.returncode != 0 and "snapshot must be requested to one selected node" in refused.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.xfail(strict=False, reason="needs the KV face's Put with ignore_value (cluster.kv.Put; branch kvext)")
 def test_check_perf_completes(etcd_cluster: LocalCluster) -> None:
