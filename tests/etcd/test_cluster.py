@@ -3,6 +3,7 @@ list, add, promote, remove and update through etcdctl and the Python stubs, and
 the errors compared with a real etcd 3.4's."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,9 @@ import grpc
 import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
+from node.etcd import errors
+from node.etcd.cluster import ClusterService
+from node.etcd.header import Headers
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import etcdctl
 from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
@@ -186,3 +190,88 @@ def test_member_add_takes_a_fresh_id_and_update_changes_peer_urls(etcd_cluster: 
         assert list(listed[5].peerURLs) == ["http://127.0.0.1:3"]
         assert failure(stub.MemberUpdate, rpc_pb2.MemberUpdateRequest(ID=5, peerURLs=[peer_url(etcd_cluster, 1)])) \
             == (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists")
+
+
+# -- the service's own logic, over a fake link (no cluster) ------------------------------
+
+
+class FakeLink:
+    """The NodeLink calls ClusterService makes, over an in-memory membership that
+    refuses what the leader refuses (former ids, unknown members)."""
+
+    node_id = 1
+    term = 2
+
+    def __init__(self) -> None:
+        self.rows = {i: {"id": i, "peer": f"tcp://127.0.0.1:700{i}", "client": f"tcp://127.0.0.1:710{i}",
+                         "grpc": f"http://127.0.0.1:720{i}", "gateway": "", "voter": True, "match": None}
+                     for i in (1, 2, 3)}
+        self.former = {9}
+        self.changes: list[tuple[str, int, dict[str, str]]] = []
+
+    async def status(self) -> dict[str, Any]:
+        return {"leader_id": 1}
+
+    async def members(self, leader_only: bool = False) -> dict[str, Any]:
+        return {"members": [dict(row) for _, row in sorted(self.rows.items())]}
+
+    async def conf_change(self, change: str, node: int, **addresses: str) -> dict[str, Any]:
+        self.changes.append((change, node, addresses))
+        if change.startswith("add"):
+            if node in self.former:
+                raise errors.invalid(f"node {node} was a member before: ids are never reused")
+            self.rows[node] = {"id": node, "peer": addresses["peer"], "client": "", "grpc": "", "gateway": "",
+                               "voter": change == "add-voter", "match": None}
+        elif change == "remove":
+            del self.rows[node]
+        elif change == "update":
+            self.rows[node].update(addresses)
+        return await self.members()
+
+
+def fake_service() -> tuple[Any, FakeLink]:
+    link = FakeLink()
+    return ClusterService(link, Headers("test", 1, link)), link  # type: ignore[arg-type]
+
+
+def test_member_add_picks_ids_above_every_seen_one_and_skips_former_members() -> None:
+    service, link = fake_service()
+    link.former = {4, 5}
+    added = asyncio.run(service.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=["http://10.0.0.1:7000"]), None))
+    assert added.member.ID == 6 and list(added.member.peerURLs) == ["http://10.0.0.1:7000"]
+    assert link.changes[-1] == ("add-voter", 6, {"peer": "tcp://10.0.0.1:7000"})
+    new = {m.ID: m for m in added.members}[6]
+    assert new.name == "" and not new.clientURLs and not new.isLearner  # never started
+    asyncio.run(service.MemberRemove(rpc_pb2.MemberRemoveRequest(ID=6), None))
+    again = asyncio.run(service.MemberAdd(
+        rpc_pb2.MemberAddRequest(peerURLs=["http://10.0.0.2:7000"], isLearner=True), None))
+    assert again.member.ID == 7 and again.member.isLearner and link.changes[-1][0] == "add-learner"
+
+
+def test_member_list_names_started_members_and_shows_grpc_urls() -> None:
+    service, link = fake_service()
+    link.rows[4] = {"id": 4, "peer": "tcp://h:1", "client": "", "grpc": "", "gateway": "", "voter": False,
+                    "match": 12}
+    link.rows[5] = {"id": 5, "peer": "tcp://h:2", "client": "", "grpc": "", "gateway": "", "voter": False,
+                    "match": 0}
+    members = {m.ID: m for m in asyncio.run(service.MemberList(rpc_pb2.MemberListRequest(), None)).members}
+    assert members[2].name == "node-2" and list(members[2].clientURLs) == ["http://127.0.0.1:7202"]
+    assert list(members[2].peerURLs) == ["http://127.0.0.1:7002"]
+    assert members[4].name == "node-4" and members[4].isLearner  # the leader reached it
+    assert members[5].name == "" and not members[5].clientURLs  # never started
+
+
+def test_member_update_keeps_the_other_addresses() -> None:
+    service, link = fake_service()
+    asyncio.run(service.MemberUpdate(rpc_pb2.MemberUpdateRequest(ID=2, peerURLs=["http://127.0.0.1:7999"]), None))
+    assert link.changes[-1] == ("update", 2, {"peer": "tcp://127.0.0.1:7999", "client": "tcp://127.0.0.1:7102",
+                                              "grpc": "http://127.0.0.1:7202", "gateway": ""})
+
+
+@pytest.mark.parametrize("urls", [[], ["http://a:1", "http://b:2"], ["https://a:1"], ["http://a"],
+                                  ["http://a:1/path"], ["unix://a:1"]])
+def test_member_add_refuses_urls_jangada_cannot_dial(urls: list[str]) -> None:
+    service, _ = fake_service()
+    with pytest.raises(errors.EtcdError) as raised:
+        asyncio.run(service.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=urls), None))
+    assert raised.value.status is errors.MEMBER_BAD_URLS
