@@ -51,6 +51,10 @@ from node.transport import Transport
 from node.watches import WatchHub
 
 
+#: Membership, leadership and maintenance requests (`_on_admin`).
+_ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest)
+
+
 class ClientRouter:
     def __init__(self, spec: ClusterSpec, node_id: int, core: RaftCore, replica: Replica,
                  requests: PendingRequests, outbox: Outbox, answers: Answers, leases: LeaseExpiry,
@@ -115,14 +119,8 @@ class ClientRouter:
         if isinstance(request, DropTrafficRequest):
             self._reply(identity, self._faults.drop_traffic(request))
             return
-        if isinstance(request, (MembersRequest, ConfChangeRequest, TransferRequest)):
+        if isinstance(request, _ADMIN):  # one check on the KV path for every rare request kind
             self._on_admin(identity, request)
-            return
-        if isinstance(request, SnapshotFileRequest):
-            self._reply(identity, self._snapshot_file(request))
-            return
-        if isinstance(request, HashRequest):
-            self._reply(identity, self._hash(request))
             return
         if isinstance(request, (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)):
             self._watches.on_request(identity, request, self._replica.sm, self._clock())
@@ -223,7 +221,14 @@ class ClientRouter:
 
     # -- membership requests (docs/operations.md, "Changing membership") ----------------
 
-    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest) -> None:
+    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest | HashRequest
+                  | SnapshotFileRequest) -> None:
+        if isinstance(request, HashRequest):
+            self._reply(identity, self._hash(request))
+            return
+        if isinstance(request, SnapshotFileRequest):
+            self._reply(identity, self._snapshot_file(request))
+            return
         rid = request.request_id
         core = self._core
         answers = self._answers
