@@ -105,6 +105,19 @@ def test_endpoint_status_table_has_etcds_columns(etcd_cluster: LocalCluster, etc
     assert [ours_row[i] for i in (4, 5, 9)] == [theirs_row[i] for i in (4, 5, 9)] == ["true", "false", ""]
 
 
+def test_endpoint_status_of_a_member_without_leader_reports_etcds_error(etcd_cluster: LocalCluster) -> None:
+    survivor, *others = etcd_cluster.ids
+    for node_id in others:
+        etcd_cluster.kill(node_id)
+    endpoint = [etcd_cluster.grpc_endpoint(survivor)]
+
+    def leaderless() -> bool:
+        status = statuses(endpoint)[0]["Status"]
+        return status.get("leader", 0) == 0 and status.get("errors") == ["etcdserver: no leader"]
+    wait_for(leaderless)
+    assert "etcdserver: no leader" in etcdctl(endpoint, "endpoint", "status", "-w", "table").stdout
+
+
 def test_endpoint_health(etcd_cluster: LocalCluster) -> None:
     done = etcdctl(etcd_cluster.grpc_endpoints(), "endpoint", "health")
     for endpoint in etcd_cluster.grpc_endpoints():
