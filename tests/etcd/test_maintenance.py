@@ -268,5 +268,6 @@ def test_check_perf_completes(etcd_cluster: LocalCluster) -> None:
     done = etcdctl(etcd_cluster.grpc_endpoints(), "check", "perf", "--load=s", timeout=200, check=False)
     output = done.stdout + done.stderr
     # etcdctl prints its verdict lines ("PASS: Throughput ..." or "FAIL: Throughput ...")
-    # after the run; an error ends it earlier without them
+    # after the run, and "FAIL: too many errors" first if any request failed
     assert "Throughput" in output, output[-2000:]
+    assert "FAIL: too many errors" not in output and "FAIL: ERROR" not in output, output[-2000:]
