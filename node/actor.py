@@ -126,7 +126,7 @@ class NodeActor:
         self.faults = FaultInjection(node_id, self.transport, answers, self.views.status, clock, self.log)
         self.router = ClientRouter(spec, node_id, core, replica, requests, self.outbox, answers, self.leases,
                                    self.views, self.faults, self.watches, self.transport, self.dropped, clock,
-                                   self.log)
+                                   self.log, self.disk)
         self._answers = answers
         applier = Applier(node_id, replica, self.membership, self.router, self.leases, self.peers, self.outbox,
                           chunk_bytes, self.dropped, self.log)

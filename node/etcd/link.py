@@ -34,9 +34,9 @@ import zmq
 import zmq.asyncio
 
 from cluster.protocol import (
-    ClientRequest, ConfChangeRequest, ErrorCode, ErrorReply, KvReply, KvRequest, MembersReply, MembersRequest,
-    MAX_BATCH, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest, WatchFrame, decode_watch_frames,
-    encode_requests,
+    ClientRequest, ConfChangeRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest, MAX_BATCH,
+    MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, StatusReply, StatusRequest,
+    TransferRequest, WatchFrame, decode_watch_frames, encode_requests,
 )
 from node.etcd import errors
 from node.transport import inproc_client_address
@@ -268,6 +268,11 @@ class NodeLink:
             if reply.code is ErrorCode.NOT_LEADER and reply.leader_client and reply.leader_client != address:
                 self.leader_address = address = reply.leader_client
                 continue
+            if reply.code is ErrorCode.BUSY:
+                # a membership change or transfer the leader cannot take yet (another is
+                # pending): nothing happened; etcd queues such requests, so wait too
+                await asyncio.sleep(min(NO_LEADER_RETRY, max(remaining, 0.0)))
+                continue
             if reply.code in (ErrorCode.NOT_LEADER, ErrorCode.NO_LEADER_YET):
                 if address:
                     self.leader_address = address = ""  # stale: ask our node again
@@ -317,6 +322,29 @@ class NodeLink:
         reply = await self.routed(lambda rid: TransferRequest(rid, to), True)
         assert isinstance(reply, StatusReply)
         return reply.status
+
+    async def hash(self, revision: int = 0, whole: bool = False) -> dict[str, Any]:
+        """This node's digest of its state ({"hash", "revision", "compact_revision"})."""
+        reply = await self.call(lambda rid: HashRequest(rid, revision, whole), timeout=self.request_timeout)
+        if isinstance(reply, ErrorReply):
+            raise errors.from_reply(reply)
+        assert isinstance(reply, StatusReply)
+        return reply.status
+
+    async def snapshot_file(self, min_index: int) -> dict[str, Any]:
+        """This node's newest snapshot file covering `min_index` ({"path", "index",
+        "term", "size"}), waiting while the node writes one (until the request timeout)."""
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            reply = await self.call(lambda rid: SnapshotFileRequest(rid, min_index), timeout=self.request_timeout)
+            if isinstance(reply, StatusReply):
+                return reply.status
+            assert isinstance(reply, ErrorReply)
+            if reply.code is not ErrorCode.BUSY:
+                raise errors.from_reply(reply)
+            if time.monotonic() >= deadline:
+                raise errors.EtcdError(errors.TIMEOUT, reply.reason)
+            await asyncio.sleep(NO_LEADER_RETRY)
 
     # -- streams (watches) -----------------------------------------------------------------
 

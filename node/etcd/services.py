@@ -8,10 +8,12 @@ from typing import Any
 from cluster.etcdpb import rpc_pb2_grpc
 from node.etcd.auth import AuthService
 from node.etcd.calls import guarded
+from node.etcd.cluster import ClusterService
 from node.etcd.header import Headers
 from node.etcd.kv import KvService
 from node.etcd.lease import LeaseService
 from node.etcd.link import NodeLink
+from node.etcd.maintenance import MaintenanceService
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,15 +21,21 @@ class Services:
     kv: KvService
     lease: LeaseService
     auth: AuthService
+    cluster: ClusterService
+    maintenance: MaintenanceService
 
 
 def add_services(server: Any, link: NodeLink, headers: Headers, min_lease_ttl: int = 1) -> Services:
     """The services of one face, registered on `server` (None: the gateway alone)."""
     services = Services(kv=guarded(KvService(link, headers)),
                         lease=guarded(LeaseService(link, headers, min_lease_ttl)),
-                        auth=guarded(AuthService(link, headers)))
+                        auth=guarded(AuthService(link, headers)),
+                        cluster=guarded(ClusterService(link, headers)),
+                        maintenance=guarded(MaintenanceService(link, headers)))
     if server is not None:
         rpc_pb2_grpc.add_KVServicer_to_server(services.kv, server)
         rpc_pb2_grpc.add_LeaseServicer_to_server(services.lease, server)
         rpc_pb2_grpc.add_AuthServicer_to_server(services.auth, server)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(services.cluster, server)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(services.maintenance, server)
     return services

@@ -101,7 +101,8 @@ def test_etcdctl_auth_commands_answer_as_etcd_does(etcd_cluster: LocalCluster, t
     ours = _session(follower)
     assert ours[:3] == [(0, "", ""), (0, "", ""), (0, "Authentication Disabled\n", "")]
     assert ours[3] == (1, "", "Error: etcdserver: user name not found")
-    with reference_etcd(tmp_path) as endpoint:
+    with reference_etcd(tmp_path) as etcd:
+        endpoint = etcd.endpoint
         theirs = _session(endpoint)
     assert ours == theirs
 

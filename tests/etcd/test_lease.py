@@ -267,7 +267,8 @@ def test_etcdctl_lease_commands(etcd_cluster: LocalCluster, roles: tuple[int, in
 
 def test_etcdctl_lease_outputs_are_etcds(etcd_cluster: LocalCluster, roles: tuple[int, int], tmp_path: Path) -> None:
     ours = _lease_session(etcd_cluster.grpc_endpoint(roles[1]))
-    with reference_etcd(tmp_path) as endpoint:
+    with reference_etcd(tmp_path) as etcd:
+        endpoint = etcd.endpoint
         theirs = _lease_session(endpoint)
     assert ours == theirs
 
