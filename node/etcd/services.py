@@ -10,16 +10,19 @@ from node.etcd.calls import guarded
 from node.etcd.header import Headers
 from node.etcd.kv import KvService
 from node.etcd.link import NodeLink
+from node.etcd.watch import WatchService
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     kv: KvService
+    watch: WatchService
 
 
 def add_services(server: Any, link: NodeLink, headers: Headers) -> Services:
     """The services of one face, registered on `server` (None: the gateway alone)."""
-    services = Services(kv=guarded(KvService(link, headers)))
+    services = Services(kv=guarded(KvService(link, headers)), watch=guarded(WatchService(link, headers)))
     if server is not None:
         rpc_pb2_grpc.add_KVServicer_to_server(services.kv, server)
+        rpc_pb2_grpc.add_WatchServicer_to_server(services.watch, server)
     return services
