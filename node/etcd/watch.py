@@ -58,6 +58,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster import kv
 from cluster.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from cluster.protocol import (
     EVENT_DELETE, EVENT_PUT, MAX_PROGRESS_MS, MIN_PROGRESS_MS, ErrorCode, ErrorReply, Reply, WatchCancelRequest,
@@ -164,6 +165,9 @@ class _Watch:
     synced: bool = False
     cancelling: bool = False
     ended: bool = False
+    preamble: list[WatchEvent] = field(default_factory=list)  # the compact revision's events (see below)
+    compact_replayed: bool = False
+    answered: asyncio.Event = field(default_factory=asyncio.Event)  # created (or refused) was queued
 
 
 @dataclass(slots=True)
@@ -340,6 +344,12 @@ class WatchStream:
         watch.next_rev = max(create.start_revision, 1) if create.start_revision != 0 else 0
         self._watches[watch_id] = watch
         await self._start_native(watch)
+        # etcd answers creates in the order they came (its recvLoop queues each
+        # created response before reading on): wait for this one's answer.
+        try:
+            await asyncio.wait_for(watch.answered.wait(), self._service.link.request_timeout + 1.0)
+        except asyncio.TimeoutError:
+            pass
 
     def _refuse(self, reason: str) -> None:
         self._push(_Item([rpc_pb2.WatchResponse(header=self._headers.make(self._service.revision),
@@ -432,37 +442,56 @@ class WatchStream:
             if not watch.created_sent:
                 watch.created_sent = True
                 watch.synced = watch.start_revision == 0 or watch.start_revision > frame.head
+                watch.answered.set()
                 responses.append(rpc_pb2.WatchResponse(header=self._headers.make(frame.head),
                                                        watch_id=watch.watch_id, created=True))
+                if watch.preamble and frame.revision >= frame.head:  # nothing after it to batch it with
+                    responses.append(self._batch(watch, watch.preamble, frame.head))
+                    watch.preamble = []
+                elif watch.preamble:  # batched with the first history events, or sent once caught up
+                    self._tasks.spawn(self._send(native, WatchProgressRequest(native.lane.next_id(), native.wid,
+                                                                              0, notify=True)))
         elif frame.kind == "events":
             watch.next_rev = frame.revision + 1
             responses = self._event_responses(watch, frame)
         elif frame.kind == "progress":
             watch.next_rev = max(watch.next_rev, frame.revision + 1)
             watch.synced = True
-            if watch.progress_notify:
+            if watch.preamble:
+                responses.append(self._batch(watch, watch.preamble, frame.head))
+                watch.preamble = []
+            elif watch.progress_notify:
                 responses.append(rpc_pb2.WatchResponse(header=self._headers.make(frame.head),
                                                        watch_id=watch.watch_id))
         self._push(_Item(responses, watch.fragment, native, frame.seq))
 
     def _event_responses(self, watch: _Watch, frame: WatchFrame) -> list[rpc_pb2.WatchResponse]:
         events = [e for e in frame.events if e.type not in watch.dropped] if watch.dropped else frame.events
+        if watch.preamble:
+            events = [*watch.preamble, *events]
+            watch.preamble = []
         if not watch.synced:
             # etcd's unsynced watcher: a batch of history headed by the store's revision
             watch.synced = frame.revision >= frame.head
-            if not events:
-                return []
-            return [rpc_pb2.WatchResponse(header=self._headers.make(frame.head), watch_id=watch.watch_id,
-                                          events=[event_pb(e) for e in events])]
+            return [self._batch(watch, events, frame.head)] if events else []
         responses: list[rpc_pb2.WatchResponse] = []
         for revision, group in itertools.groupby(events, key=lambda e: e.kv.mod_revision):
             responses.append(rpc_pb2.WatchResponse(header=self._headers.make(revision), watch_id=watch.watch_id,
                                                    events=[event_pb(e) for e in group]))
         return responses
 
+    def _batch(self, watch: _Watch, events: Any, revision: int) -> rpc_pb2.WatchResponse:
+        return rpc_pb2.WatchResponse(header=self._headers.make(revision), watch_id=watch.watch_id,
+                                     events=[event_pb(e) for e in events])
+
     def _on_cancelled(self, native: _Native, frame: WatchFrame) -> None:
         watch = native.watch
-        if frame.code == ErrorCode.COMPACTED.value:
+        if frame.code == ErrorCode.COMPACTED.value and not watch.created_sent and not watch.compact_replayed \
+                and watch.next_rev == frame.compact_revision:
+            self._end_native(native, tell_node=False)
+            watch.compact_replayed = True
+            self._tasks.spawn(self._from_compact_revision(watch, frame))
+        elif frame.code == ErrorCode.COMPACTED.value:
             self._end_native(native, tell_node=False)
             self._finish(watch)
             responses = []
@@ -486,6 +515,35 @@ class WatchStream:
             self._finish(watch)
             self._push(_Item([self._canceled(watch, frame.head, frame.reason)]))
 
+    async def _from_compact_revision(self, watch: _Watch, refusal: WatchFrame) -> None:
+        """etcd accepts a watch from the compact revision itself (only revisions
+        below it are gone: `chooseAll`); the node wants compact + 1, because
+        compaction dropped deletes made at exactly that revision. etcd's
+        compaction drops those tombstones too, so what etcd sends from there is
+        the compact revision's puts that survived: the keys whose version at that
+        revision was written at it. The face reads them and starts the native
+        watch at the next revision."""
+        compact = refusal.compact_revision
+        try:
+            data = await self._service.link.kv(
+                kv.encode_command(kv.Range(watch.key, watch.range_end, revision=compact)), serializable=True)
+            result = kv.decode_result(data)
+        except errors.EtcdError:
+            result = None
+        if not isinstance(result, kv.RangeResponse) or watch.ended or self._closed:
+            if not watch.ended:  # compacted again meanwhile: what the node said stands
+                self._finish(watch)
+                watch.created_sent = True
+                self._push(_Item([rpc_pb2.WatchResponse(header=self._headers.make(refusal.head),
+                                                        watch_id=watch.watch_id, created=True),
+                                  rpc_pb2.WatchResponse(header=self._headers.make(0), watch_id=watch.watch_id,
+                                                        compact_revision=compact, canceled=True)]))
+            return
+        watch.preamble = [WatchEvent(EVENT_PUT, item) for item in result.kvs
+                          if item.mod_revision == compact and EVENT_PUT not in watch.dropped]
+        watch.next_rev = compact + 1
+        await self._start_native(watch)
+
     def _resume(self, native: _Native) -> None:
         watch = native.watch
         self._end_native(native, tell_node=True)
@@ -495,6 +553,7 @@ class WatchStream:
 
     def _finish(self, watch: _Watch) -> None:
         watch.ended = True
+        watch.answered.set()
         if self._watches.get(watch.watch_id) is watch:
             del self._watches[watch.watch_id]
 
