@@ -271,6 +271,7 @@ def test_fragment_splits_a_large_txn_as_etcd(channel: grpc.Channel) -> None:
 def test_a_follower_streams_writes_made_on_the_leader_in_order_without_gaps(etcd_cluster: LocalCluster) -> None:
     leader = etcd_cluster.wait_for_leader()
     follower = next(i for i in etcd_cluster.ids if i != leader)
+    etcd_cluster.status_of(follower)  # its face serves once the node does
     with grpc.insecure_channel(etcd_cluster.grpc_endpoint(follower)) as to_follower:
         stream = Stream(to_follower)
         writer = etcd_cluster.client([etcd_cluster.address(leader)])
@@ -447,3 +448,79 @@ def test_responses_match_etcd(etcd_cluster: LocalCluster, reference_etcd: grpc.C
     theirs = _scenario(reference_etcd)
     print(mine, theirs, sep="\n")
     assert mine == theirs
+
+
+# --- progress notifications, node limits, slow readers, a stopping node ----------------------
+
+
+def test_progress_notify_at_the_configured_interval(make_etcd_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JANGADA_ETCD_WATCH_PROGRESS_MS", "300")  # etcd: --experimental-watch-progress-notify-interval
+    cluster = make_etcd_cluster()
+    with face_channel(cluster, cluster.wait_for_leader()) as channel:
+        stream = Stream(channel)
+        try:
+            now = put(channel, b"n/k", b"0")
+            stream.create(b"n/k", progress_notify=True)
+            assert stream.next().created
+            stream.create(b"other")  # no progress_notify: nothing for it
+            assert stream.next().created
+            notes = [stream.next(5.0) for _ in range(3)]
+            assert all((n.watch_id, len(n.events), n.header.revision) == (0, 0, now) for n in notes)
+            later = put(channel, b"n/k", b"1")
+            response = stream.next()
+            assert [e.kv.mod_revision for e in response.events] == [later]
+            assert stream.next(5.0).header.revision == later  # progress again once idle
+        finally:
+            stream.close()
+
+
+def test_more_watches_than_the_nodes_per_client_limit(channel: grpc.Channel) -> None:
+    stream = Stream(channel)
+    try:
+        count = 1050  # the node allows 1,000 per client identity: the face opens a second DEALER
+        for i in range(count):
+            stream.create(b"many/%d" % i)
+        created = [stream.next() for _ in range(count)]
+        assert [r.watch_id for r in created] == list(range(count)) and not any(r.canceled for r in created)
+        revision = put(channel, b"many/1049", b"v")
+        response = stream.next()
+        assert (response.watch_id, response.events[0].kv.mod_revision) == (1049, revision)
+    finally:
+        stream.close()
+
+
+def test_a_reader_that_stops_reading_is_cancelled_as_a_slow_watcher(channel: grpc.Channel) -> None:
+    requests: queue.Queue[rpc_pb2.WatchRequest | None] = queue.Queue()
+    requests.put(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"slow/", range_end=b"slow0")))
+    call = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None))
+    try:
+        value = b"s" * (200 << 10)
+        for i in range(150):  # 30 MB that nobody reads: gRPC's buffers fill, then the node's window
+            put(channel, b"slow/%d" % (i % 10), value)
+        time.sleep(13)  # the node's slow-watcher rule: the window full for 10 s
+        responses = []
+        for response in call:
+            responses.append(response)
+            if response.canceled:
+                break
+        assert responses[0].created
+        assert responses[-1].cancel_reason.startswith("slow watcher, resume from revision ")
+        delivered = [e.kv.mod_revision for r in responses for e in r.events]
+        assert delivered == list(range(delivered[0], delivered[0] + len(delivered))) and len(delivered) < 150
+    finally:
+        requests.put(None)
+        call.cancel()
+
+
+def test_a_stopping_node_ends_its_streams_as_etcds_server_stop(etcd_cluster: LocalCluster) -> None:
+    leader = etcd_cluster.wait_for_leader()
+    follower = next(i for i in etcd_cluster.ids if i != leader)
+    etcd_cluster.status_of(follower)
+    with face_channel(etcd_cluster, follower) as channel:
+        stream = Stream(channel)
+        stream.create(b"stop/")
+        assert stream.next().created
+        etcd_cluster.stop(follower)
+        with pytest.raises(grpc.RpcError) as ended:
+            stream.next()
+        assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
