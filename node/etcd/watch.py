@@ -69,9 +69,10 @@ from node.etcd.header import Headers
 from node.etcd.link import NodeLink
 from node.watches import WatchLimits
 
-#: etcd's --max-request-bytes default (1.5 MiB; node/etcd/face.py): the size over
-#: which a watch that asked for `fragment` gets its responses in pieces.
-MAX_REQUEST_BYTES = 3 * 512 * 1024
+#: The size over which a watch that asked for `fragment` gets its responses in
+#: pieces: etcd's --max-request-bytes default (1.5 MiB) plus its gRPC overhead
+#: allowance (512 KiB), as its watch server uses (node/etcd/face.py's figures).
+FRAGMENT_BYTES = 3 * 512 * 1024 + 512 * 1024
 #: The progress interval of the native watches (see the module docstring).
 PROGRESS_ENV = "JANGADA_ETCD_WATCH_PROGRESS_MS"
 DEFAULT_PROGRESS_MS = MAX_PROGRESS_MS
@@ -192,7 +193,7 @@ class _Tasks:
 
 
 def event_pb(event: WatchEvent) -> kv_pb2.Event:
-    message = kv_pb2.Event(type=event.type, kv=convert.keyvalue(event.kv))
+    message = kv_pb2.Event(type=kv_pb2.Event.EventType.ValueType(event.type), kv=convert.keyvalue(event.kv))
     if event.prev_kv is not None:
         message.prev_kv.CopyFrom(convert.keyvalue(event.prev_kv))
     return message
@@ -273,7 +274,7 @@ class WatchStream:
                 await calls.abort(self._context, item.end)
                 return
             for response in item.responses:
-                for piece in fragments(response, MAX_REQUEST_BYTES) if item.fragment else (response,):
+                for piece in fragments(response, FRAGMENT_BYTES) if item.fragment else (response,):
                     await self._context.write(piece)
             if item.native is not None:
                 await self._consumed(item.native, item.seq)
