@@ -257,6 +257,11 @@ class WatchStream:
 
     async def run(self, requests: AsyncIterator[rpc_pb2.WatchRequest]) -> None:
         reader = self._tasks.spawn(self._read(requests))
+        writer = asyncio.current_task()
+        assert writer is not None
+        # etcd: a receive error ends the stream (the client is gone); the end of
+        # the client's requests (half-close) does not.
+        reader.add_done_callback(lambda task: writer.cancel() if not task.cancelled() and task.exception() else None)
         keepalive = self._tasks.spawn(self._keepalive())
         try:
             await self._write()
