@@ -19,6 +19,7 @@ from cluster import kv
 from cluster.client import Client
 from cluster.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from cluster.ports import free_ports
+from node.etcd.watch import fragments
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL
 
@@ -551,3 +552,23 @@ def test_a_stopping_node_ends_its_streams_as_etcds_server_stop(etcd_cluster: Loc
         with pytest.raises(grpc.RpcError) as ended:
             stream.next()
         assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+# --- fragments, without a cluster ---------------------------------------------------------
+
+
+def _response(sizes: list[int]) -> rpc_pb2.WatchResponse:
+    return rpc_pb2.WatchResponse(watch_id=3, header=rpc_pb2.ResponseHeader(revision=9), events=[
+        kv_pb2.Event(kv=kv_pb2.KeyValue(key=b"k%d" % i, value=b"v" * size)) for i, size in enumerate(sizes)])
+
+
+def test_fragments_follow_etcds_send_fragments() -> None:
+    limit = 1000
+    assert fragments(_response([2000]), limit) == [_response([2000])]  # one event: never split
+    assert fragments(_response([100, 100]), limit) == [_response([100, 100])]  # under the limit
+    pieces = fragments(_response([300] * 10 + [1500, 10]), limit)
+    assert [len(p.events) for p in pieces] == [3, 3, 3, 1, 1, 1]  # an event over the limit goes alone
+    assert [p.fragment for p in pieces] == [True] * 5 + [False]
+    assert all(p.ByteSize() < limit for p in pieces if len(p.events) > 1)
+    assert all((p.watch_id, p.header.revision) == (3, 9) for p in pieces)
+    assert [e.kv.key for p in pieces for e in p.events] == [b"k%d" % i for i in range(12)]
