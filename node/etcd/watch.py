@@ -88,6 +88,13 @@ INVALID_WATCH_ID = -1
 NODE_SHUTTING_DOWN = "shutting down"
 NO_SUCH_WATCH = "no such watch"
 
+#: clientv3.WithRequireLeader's metadata (rpctypes.MetadataRequireLeaderKey, MetadataHasLeader).
+REQUIRE_LEADER_KEY, HAS_LEADER = "hasleader", "true"
+#: etcd's monitorLeader: a check per election timeout (etcd's default 1 s), streams
+#: ended after this many checks in a row found no leader (maxNoLeaderCnt).
+ELECTION_SECONDS = 1.0
+NO_LEADER_CHECKS = 3
+
 DUPLICATE_ID_REASON = "mvcc: duplicate watch ID provided on the WatchStream"
 EMPTY_RANGE_REASON = "mvcc: watcher range is empty"
 
@@ -283,6 +290,10 @@ class WatchStream:
                     await self._context.write(piece)
             if item.native is not None:
                 await self._consumed(item.native, item.seq)
+
+    def end(self, error: errors.EtcdError) -> None:
+        """End the stream with `error`'s status (after what is already queued)."""
+        self._push(_Item([], end=error))
 
     def _push(self, item: _Item) -> None:
         if item.native is not None:
@@ -513,7 +524,7 @@ class WatchStream:
             self._push(_Item([self._canceled(watch, frame.head)]))
         elif NODE_SHUTTING_DOWN in frame.reason:
             self._end_native(native, tell_node=False)
-            self._push(_Item([], end=errors.EtcdError(errors.STOPPED, frame.reason)))
+            self.end(errors.EtcdError(errors.STOPPED, frame.reason))
         elif frame.reason.startswith(NO_SUCH_WATCH) or frame.seq != native.expected:
             self._resume(native)  # expired, or the reply to an ack for a watch the node lost
         else:  # a slow watcher, or another cancellation by the node
@@ -568,6 +579,45 @@ class WatchStream:
                                      canceled=True, cancel_reason=reason)
 
 
+class LeaderMonitor:
+    """etcd's require-leader streams (clientv3.WithRequireLeader, which etcdctl
+    watch uses: metadata hasleader=true): refused with "etcdserver: no leader" when
+    the member knows no leader, and ended so once it has known none for
+    NO_LEADER_CHECKS election timeouts (etcd's monitorLeader), so the client moves
+    to a member that has one. One check per interval for all such streams."""
+
+    def __init__(self, link: NodeLink, tasks: _Tasks) -> None:
+        self._link = link
+        self._tasks = tasks
+        self._streams: set[WatchStream] = set()
+        self._running: asyncio.Task[Any] | None = None
+
+    async def has_leader(self) -> bool:
+        try:
+            await self._link.status()
+        except errors.EtcdError:
+            return False
+        return self._link.leader_id != 0
+
+    def add(self, stream: WatchStream) -> None:
+        self._streams.add(stream)
+        if self._running is None or self._running.done():
+            self._running = self._tasks.spawn(self._monitor())
+
+    def discard(self, stream: WatchStream) -> None:
+        self._streams.discard(stream)
+
+    async def _monitor(self) -> None:
+        missed = 0
+        while self._streams:
+            await asyncio.sleep(ELECTION_SECONDS)
+            missed = 0 if await self.has_leader() else missed + 1
+            if missed >= NO_LEADER_CHECKS:
+                for stream in list(self._streams):
+                    stream.end(errors.EtcdError(errors.NO_LEADER))
+                self._streams.clear()
+
+
 class WatchService(rpc_pb2_grpc.WatchServicer):
     def __init__(self, link: NodeLink, headers: Headers, progress_ms: int | None = None) -> None:
         self.link = link
@@ -576,7 +626,19 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
         self.progress_ms = progress_ms_from(os.environ) if progress_ms is None else progress_ms
         self.revision = 0  # the latest store revision the face has seen (for headers without a fresher one)
         self.tasks = _Tasks()
+        self.leader = LeaderMonitor(link, self.tasks)
 
     @calls.streaming
     async def Watch(self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: Any) -> None:
-        await WatchStream(self, context).run(request_iterator)
+        metadata = context.invocation_metadata() or ()
+        require_leader = any(key == REQUIRE_LEADER_KEY and value == HAS_LEADER for key, value in metadata)
+        if require_leader and not await self.leader.has_leader():
+            await calls.abort(context, errors.EtcdError(errors.NO_LEADER))
+            return
+        stream = WatchStream(self, context)
+        if require_leader:
+            self.leader.add(stream)
+        try:
+            await stream.run(request_iterator)
+        finally:
+            self.leader.discard(stream)

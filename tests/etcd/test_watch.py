@@ -572,3 +572,29 @@ def test_fragments_follow_etcds_send_fragments() -> None:
     assert all(p.ByteSize() < limit for p in pieces if len(p.events) > 1)
     assert all((p.watch_id, p.header.revision) == (3, 9) for p in pieces)
     assert [e.kv.key for p in pieces for e in p.events] == [b"k%d" % i for i in range(12)]
+
+
+def test_require_leader_streams_end_when_the_member_loses_its_leader(etcd_cluster: LocalCluster) -> None:
+    """clientv3.WithRequireLeader (etcdctl watch uses it): etcd refuses such a stream
+    without a leader and ends it after 3 election timeouts with none."""
+    leader = etcd_cluster.wait_for_leader()
+    survivor = next(i for i in etcd_cluster.ids if i != leader)
+    etcd_cluster.status_of(survivor)
+    with grpc.insecure_channel(etcd_cluster.grpc_endpoint(survivor)) as channel:
+        requests: queue.Queue[rpc_pb2.WatchRequest | None] = queue.Queue()
+        requests.put(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"rl")))
+        call = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None), metadata=(("hasleader", "true"),))
+        assert next(call).created
+        for node_id in etcd_cluster.ids:
+            if node_id != survivor:
+                etcd_cluster.kill(node_id)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as ended:
+            next(call)
+        assert (ended.value.code(), ended.value.details()) == (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
+        assert time.monotonic() - started < 15
+        again = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None), metadata=(("hasleader", "true"),))
+        with pytest.raises(grpc.RpcError) as refused:
+            next(again)
+        assert refused.value.details() == "etcdserver: no leader"
+        requests.put(None)
