@@ -44,6 +44,12 @@ opened when the others are full and closed when empty. The node's total limit
 still applies: a create it refuses is answered created+canceled with etcd's
 "etcdserver: too many requests" as the cancel reason.
 
+Streams opened with clientv3.WithRequireLeader (metadata hasleader=true; etcdctl
+watch uses it) are refused, and later ended, with "etcdserver: no leader" when
+this member knows no leader (`LeaderMonitor`, etcd's stream interceptor and
+monitorLeader): otherwise served from local state, a partitioned member's watch
+would stall without telling the client to move.
+
 A stream that ends (client cancel, disconnect) cancels its native watches. The
 face stops with its node (etcd's server stop ends every stream: the client sees
 UNAVAILABLE and reconnects elsewhere); a native "shutting down" cancellation
