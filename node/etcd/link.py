@@ -357,6 +357,11 @@ class NodeLink:
     def close_stream(self, request_id: int) -> None:
         self._streams.pop(request_id, None)
 
+    def sibling(self) -> NodeLink:
+        """Another link to this node with its own DEALER, so its own client identity
+        (the node limits watches per identity); `start()` and `close()` it."""
+        return NodeLink(self._ctx, self.node_id, self.request_timeout, self._max_frame)
+
     async def send_local(self, request: ClientRequest) -> None:
         """A request to this node whose answers arrive on a stream."""
         assert self._local is not None

@@ -14,6 +14,7 @@ from node.etcd.kv import KvService
 from node.etcd.lease import LeaseService
 from node.etcd.link import NodeLink
 from node.etcd.maintenance import MaintenanceService
+from node.etcd.watch import WatchService
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class Services:
     auth: AuthService
     cluster: ClusterService
     maintenance: MaintenanceService
+    watch: WatchService
 
 
 def add_services(server: Any, link: NodeLink, headers: Headers, min_lease_ttl: int = 1) -> Services:
@@ -31,11 +33,13 @@ def add_services(server: Any, link: NodeLink, headers: Headers, min_lease_ttl: i
                         lease=guarded(LeaseService(link, headers, min_lease_ttl)),
                         auth=guarded(AuthService(link, headers)),
                         cluster=guarded(ClusterService(link, headers)),
-                        maintenance=guarded(MaintenanceService(link, headers)))
+                        maintenance=guarded(MaintenanceService(link, headers)),
+                        watch=guarded(WatchService(link, headers)))
     if server is not None:
         rpc_pb2_grpc.add_KVServicer_to_server(services.kv, server)
         rpc_pb2_grpc.add_LeaseServicer_to_server(services.lease, server)
         rpc_pb2_grpc.add_AuthServicer_to_server(services.auth, server)
         rpc_pb2_grpc.add_ClusterServicer_to_server(services.cluster, server)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(services.maintenance, server)
+        rpc_pb2_grpc.add_WatchServicer_to_server(services.watch, server)
     return services
