@@ -103,13 +103,19 @@ SCENARIOS: dict[str, list[Step]] = {
                         + [ctl("get", "", "--from-key", "--sort-by=VALUE"), ctl("get", "", "--from-key", "--order=DESCEND"),
                            ctl("get", "", "--from-key", "--sort-by=MODIFY", "--order=DESCEND", "--limit=2", "-w", "json"),
                            ctl("get", "", "--from-key", "--sort-by=nope"), ctl("get", "", "--from-key", "--order=UP")],
-    "get-consistency": [*FILL, ctl("get", "a", "--prefix", "--consistency=s"), ctl("get", "a", "--consistency=l"),
+    # the linearizable read first: a follower's serializable read may lag a write it carried (as etcd's may)
+    "get-consistency": [*FILL, ctl("get", "a", "--consistency=l"), ctl("get", "a", "--prefix", "--consistency=s"),
                         ctl("get", "a", "--consistency=x")],
     "get-writers": [*FILL, *[ctl("get", "a", "--prefix", "-w", writer) for writer in ("simple", "json", "fields", "table")],
                     ctl("get", "a", "--prefix", "-w", "protobuf", protobuf=rpc_pb2.RangeResponse),
                     ctl("put", "a", "9", "--prev-kv", "-w", "protobuf", protobuf=rpc_pb2.PutResponse),
                     ctl("del", "a", "--prefix", "--prev-kv", "-w", "protobuf", protobuf=rpc_pb2.DeleteRangeResponse),
                     ctl("put", "z", "1", "-w", "fields"), ctl("del", "z", "-w", "json"), ctl("get", "a", "-w", "yaml")],
+    "get-limit-more": [*FILL, ctl("get", "a", "--prefix", "--limit=1", "-w", "fields"),
+                       ctl("get", "", "--from-key", "--limit=10", "-w", "fields", "--keys-only"),
+                       ctl("get", "b", "--from-key", "--rev={R+3}", "--limit=1", "-w", "json"),
+                       ctl("get", "a", "--prefix", "--limit=-1")],
+    "put-long-key": [ctl("put", "k" * 8192, "v"), ctl("put", "k" * 8193, "v"), ctl("get", "k", "--prefix", "--keys-only", "-w", "fields")],
     "get-bad-args": [ctl("get"), ctl("get", "a", "--count-only"), ctl("get", "a", "--prefix", "--from-key"), ctl("get", "a", "b", "c")],
     "del": [*FILL, ctl("del", "zz"), ctl("del", "d"), ctl("del", "a", "--prefix", "--prev-kv"), ctl("get", "", "--from-key"),
             *FILL, ctl("del", "b", "--from-key", "-w", "json"), ctl("get", "", "--from-key", "--keys-only"),
@@ -143,21 +149,37 @@ SCENARIOS: dict[str, list[Step]] = {
 
 
 # -- expected differences ------------------------------------------------------------
-#: scenario -> step index -> (etcd's normalized output, jangada's, why they differ).
-#: Asserted exactly: a fix on either side makes the test fail until the entry goes.
+
 _VALUE_LIMIT = ("jangada's limits.max_value_bytes (1 MiB, cluster/kv/limits.py; a value must fit in a log entry) "
                 "is below etcd's --max-request-bytes (1.5 MiB): a 1 MiB + 1000 B value is refused with etcd's "
                 "\"request is too large\"")
 _FIELDS_HEAD = '"ClusterID" : ID\n"MemberID" : ID\n"Revision" : R+{}\n"RaftTerm" : TERM\n'
+_KEY_LIMIT = ("jangada's limits.max_key_bytes (8 KiB, cluster/kv/limits.py) bounds keys; etcd bounds only the "
+              "request size: an 8193-byte key is refused with etcd's \"request is too large\"")
+_TOO_LARGE = ("exit 1\n--- stdout\n\n--- stderr\nretry log: retrying of unary invoker failed: rpc error: code = "
+              "InvalidArgument desc = etcdserver: request is too large\nError: etcdserver: request is too large\n")
+_OK = "exit 0\n--- stdout\nOK\n\n--- stderr\n"
+
+
+def _key_fields(key: str, revision: int) -> str:
+    return (f'"Key" : "{key}"\n"CreateRevision" : R+{revision}\n"ModRevision" : R+{revision}\n"Version" : 1\n'
+            '"Value" : ""\n"Lease" : 0\n')
+
+
+#: scenario -> step index -> (etcd's normalized output, jangada's, why they differ).
+#: Asserted exactly: a fix on either side makes the test fail until the entry goes.
 EXPECTED_DIFFERENCES: dict[str, dict[int, tuple[str, str, str]]] = {
+    "put-long-key": {
+        1: (_OK, _TOO_LARGE, _KEY_LIMIT),
+        2: ("exit 0\n--- stdout\n" + _FIELDS_HEAD.format(2) + _key_fields("k" * 8192, 1) + _key_fields("k" * 8193, 2)
+            + '"More" : false\n"Count" : 2\n\n--- stderr\n',
+            "exit 0\n--- stdout\n" + _FIELDS_HEAD.format(1) + _key_fields("k" * 8192, 1)
+            + '"More" : false\n"Count" : 1\n\n--- stderr\n', _KEY_LIMIT),
+    },
     "put-large-under-etcd-limit": {
-        0: ("exit 0\n--- stdout\nOK\n\n--- stderr\n",
-            "exit 1\n--- stdout\n\n--- stderr\nretry log: retrying of unary invoker failed: rpc error: code = "
-            "InvalidArgument desc = etcdserver: request is too large\nError: etcdserver: request is too large\n",
-            _VALUE_LIMIT),
-        1: ("exit 0\n--- stdout\n" + _FIELDS_HEAD.format(1) + '"Key" : "big"\n"CreateRevision" : R+1\n'
-            '"ModRevision" : R+1\n"Version" : 1\n"Value" : ""\n"Lease" : 0\n"More" : false\n"Count" : 1\n\n'
-            "--- stderr\n",
+        0: (_OK, _TOO_LARGE, _VALUE_LIMIT),
+        1: ("exit 0\n--- stdout\n" + _FIELDS_HEAD.format(1) + _key_fields("big", 1)
+            + '"More" : false\n"Count" : 1\n\n--- stderr\n',
             "exit 0\n--- stdout\n" + _FIELDS_HEAD.format(0) + '"More" : false\n"Count" : 0\n\n--- stderr\n',
             _VALUE_LIMIT),
     },
