@@ -67,7 +67,8 @@ def txn(client: pyetcd.Etcd3Client, p: str) -> dict[str, Any]:
                                                             failure=[t.get(f"{p}new")])], failure=[])
     return {
         "first": [first[0], [[v.decode(), m.version] for v, m in first[1][1]]],
-        "second": [second[0], [[v.decode(), m.version] for v, m in second[1][0]], second[1][1].response_delete_range.deleted],
+        "second": [second[0], [[v.decode(), m.version] for v, m in second[1][0]],
+                   second[1][1].response_delete_range.deleted],
         "third": third[0],
         "nested": [nested[0], nested[1][0].response_txn.succeeded,
                    [r.WhichOneof("response") for r in nested[1][0].response_txn.responses]],
