@@ -441,6 +441,12 @@ GRPC_SCENARIOS: dict[str, list[Call]] = {
         ("Compact", lambda base: rpc_pb2.CompactionRequest(revision=base + 100)),
         ("Range", lambda base: R(key=b"a", revision=base + 100)),
     ],
+    "message-sizes": [
+        ("Put", lambda base: P(key=b"big", value=b"x" * (MiB + MiB // 2 - 64))),
+        ("Put", lambda base: P(key=b"big", value=b"x" * (2 * MiB))),
+        ("Put", lambda base: P(key=b"big", value=b"x" * (3 * MiB))),
+        ("Range", lambda base: R(key=b"big", keys_only=True)),
+    ],
 }
 
 
@@ -453,7 +459,21 @@ def _nested(depth: int) -> rpc_pb2.TxnRequest:
 
 #: scenario -> call index -> (etcd's normalized answer, jangada's, why they differ).
 _TXN = "Txn: {}"
+_GRPC_CORE = ("the message-size refusal comes from the gRPC library before any handler runs: Go's grpc says "
+              "\"grpc: received ...\", grpc-python's C core \"SERVER: Received ...\" (same code and limit, 2 MiB)")
+_HEADER = '"header": {"cluster_id": ID, "member_id": ID, "raft_term": TERM, "revision": R+%d}'
 GRPC_EXPECTED_DIFFERENCES: dict[str, dict[int, tuple[str, str, str]]] = {
+    "message-sizes": {
+        0: ("Put: {%s}" % (_HEADER % 1), "Put: error INVALID_ARGUMENT: etcdserver: request is too large", _VALUE_LIMIT),
+        1: ("Put: error RESOURCE_EXHAUSTED: grpc: received message larger than max (2097162 vs. 2097152)",
+            "Put: error RESOURCE_EXHAUSTED: SERVER: Received message larger than max (2097162 vs. 2097152)",
+            _GRPC_CORE),
+        2: ("Put: error RESOURCE_EXHAUSTED: grpc: received message larger than max (3145738 vs. 2097152)",
+            "Put: error RESOURCE_EXHAUSTED: SERVER: Received message larger than max (3145738 vs. 2097152)",
+            _GRPC_CORE),
+        3: ('Range: {"count": "1", %s, "kvs": [{"create_revision": R+1, "key": "Ymln", "mod_revision": R+1, '
+            '"version": "1"}]}' % (_HEADER % 1), "Range: {%s}" % (_HEADER % 0), _VALUE_LIMIT),
+    },
     "txn-request-errors": {
         13: (_TXN.format("error INVALID_ARGUMENT: etcdserver: too many operations in txn request"),
              _TXN.format("error INVALID_ARGUMENT: etcdserver: key is not provided"),
