@@ -441,6 +441,35 @@ GRPC_SCENARIOS: dict[str, list[Call]] = {
         ("Compact", lambda base: rpc_pb2.CompactionRequest(revision=base + 100)),
         ("Range", lambda base: R(key=b"a", revision=base + 100)),
     ],
+    "txn-semantics": _fill() + [
+        ("Txn", lambda base: T(compare=[C(key=b"missing", target=C.VALUE, result=C.NOT_EQUAL, value=b"x")])),
+        ("Txn", lambda base: T(compare=[C(key=b"missing", target=C.VERSION, result=C.EQUAL, version=0),
+                                        C(key=b"missing", target=C.MOD, result=C.LESS, mod_revision=1)])),
+        ("Txn", lambda base: T(compare=[C(key=b"x", range_end=b"y", target=C.VALUE, result=C.EQUAL, value=b"v")])),
+        ("Txn", lambda base: T(compare=[C(key=b"a", range_end=b"c", target=C.VALUE, result=C.GREATER, value=b"0")],
+                               success=[_op(P(key=b"a", value=b"new", prev_kv=True)), _op(R(key=b"a")),
+                                        _op(D(key=b"b", prev_kv=True)), _op(R(**ALL, count_only=True))])),
+        ("Txn", lambda base: T(success=[_op(P(key=b"l", value=b"v", lease=1234))])),
+        ("Txn", lambda base: T(success=[_op(P(key=b"missing", ignore_value=True))])),
+        ("Txn", lambda base: T(success=[_op(P(key=b"c", ignore_value=True, prev_kv=True)),
+                                        _op(P(key=b"d", value=b"44", ignore_lease=True))])),
+        ("Range", lambda base: R(key=b"c", range_end=b"a")),
+        ("Range", lambda base: R(**ALL, keys_only=True, sort_target=R.VALUE, sort_order=DESCEND)),
+        ("Range", lambda base: R(**ALL, count_only=True, revision=base + 3)),
+        ("DeleteRange", lambda base: D(key=b"c", range_end=b"a", prev_kv=True)),
+        ("DeleteRange", lambda base: D(key=b"a", range_end=b"\0", prev_kv=True)),
+        ("Compact", lambda base: rpc_pb2.CompactionRequest(revision=base + 4, physical=True)),
+        ("Range", lambda base: R(**ALL, revision=base + 4)),
+        ("Range", lambda base: R(**ALL, revision=base + 3, count_only=True)),
+        ("Txn", lambda base: T(success=[_op(R(key=b"a", revision=base + 3))])),
+        # last: what jangada refuses here, etcd runs (so revisions after it would differ too)
+        ("Txn", lambda base: T(compare=[C(key=b"a", target=C.VERSION, result=C.EQUAL, version=100)],
+                               success=[_op(R(key=b"a", revision=base + 100))],
+                               failure=[_op(R(key=b"a"))])),
+        ("Txn", lambda base: T(compare=[C(key=b"a", target=C.VERSION, result=C.EQUAL, version=100)],
+                               success=[_op(P(key=b"l", value=b"v", lease=1234))],
+                               failure=[_op(P(key=b"f", value=b"v"))])),
+    ],
     "message-sizes": [
         ("Put", lambda base: P(key=b"big", value=b"x" * (MiB + MiB // 2 - 64))),
         ("Put", lambda base: P(key=b"big", value=b"x" * (2 * MiB))),
@@ -462,7 +491,16 @@ _TXN = "Txn: {}"
 _GRPC_CORE = ("the message-size refusal comes from the gRPC library before any handler runs: Go's grpc says "
               "\"grpc: received ...\", grpc-python's C core \"SERVER: Received ...\" (same code and limit, 2 MiB)")
 _HEADER = '"header": {"cluster_id": ID, "member_id": ID, "raft_term": TERM, "revision": R+%d}'
+_BOTH_BRANCHES = ("jangada checks what a txn names (read revisions, leases) in both branches, etcd only in the branch "
+                  "taken (node/statemachine/txn.py _check_references: deliberately stricter than etcd)")
 GRPC_EXPECTED_DIFFERENCES: dict[str, dict[int, tuple[str, str, str]]] = {
+    "txn-semantics": {
+        22: (_TXN.format('{%s, "responses": [{"response_range": {"header": {"revision": R+8}}}]}' % (_HEADER % 8)),
+             _TXN.format("error OUT_OF_RANGE: etcdserver: mvcc: required revision is a future revision"),
+             _BOTH_BRANCHES),
+        23: (_TXN.format('{%s, "responses": [{"response_put": {"header": {"revision": R+9}}}]}' % (_HEADER % 9)),
+             _TXN.format("error NOT_FOUND: etcdserver: requested lease not found"), _BOTH_BRANCHES),
+    },
     "message-sizes": {
         0: ("Put: {%s}" % (_HEADER % 1), "Put: error INVALID_ARGUMENT: etcdserver: request is too large", _VALUE_LIMIT),
         1: ("Put: error RESOURCE_EXHAUSTED: grpc: received message larger than max (2097162 vs. 2097152)",
