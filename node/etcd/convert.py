@@ -136,8 +136,8 @@ def _ops(ops: object) -> tuple[tuple[kv.Op, ...], list[Post]]:
             request, post = delete_request(op.request_delete_range), _identity
         elif which == "request_txn":
             request, post = txn_request(op.request_txn)
-        else:
-            raise errors.invalid("a txn op holds no request")
+        else:  # etcd's checkRequestOp names an empty op this way
+            raise errors.EtcdError(errors.KEY_NOT_FOUND)
         out.append(request)
         posts.append(post)
     return tuple(out), posts
