@@ -201,7 +201,6 @@ EXPECTED_DIFFERENCES: dict[str, dict[int, tuple[str, str, str]]] = {
 }
 
 #: scenarios that need services built on other branches (etcdctl lease grant ...)
-NEEDS_BRANCH: dict[str, str] = {"put-lease": "needs branch lease (the Lease service)"}
 
 
 # -- running etcdctl -----------------------------------------------------------------
@@ -333,23 +332,12 @@ def test_etcdctl_scenario_matches_etcd(systems: Systems, system: str, name: str)
         # etcd against itself: the normalizer keeps its outputs stable from run to run.
         assert systems.outputs("etcd", name) == reference
         return
-    if name in NEEDS_BRANCH and not _lease_service(systems, system):
-        pytest.xfail(NEEDS_BRANCH[name])
     got = systems.outputs(system, name)
     expected = list(reference)
     for index, (etcd_out, jangada_out, _why) in EXPECTED_DIFFERENCES.get(name, {}).items():
         assert reference[index].split("\n", 1)[1] == etcd_out, f"etcd's output changed at step {index}"
         expected[index] = reference[index].split("\n", 1)[0] + "\n" + jangada_out
     assert "\n".join(got) == "\n".join(expected)
-
-
-def _lease_service(systems: Systems, system: str) -> bool:
-    with grpc.insecure_channel(systems.endpoint(system)) as channel:
-        try:
-            rpc_pb2_grpc.LeaseStub(channel).LeaseLeases(rpc_pb2.LeaseLeasesRequest(), timeout=5)
-            return True
-        except grpc.RpcError as error:
-            return error.code() != grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_the_normalizer_keeps_keys_values_and_errors() -> None:

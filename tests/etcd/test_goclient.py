@@ -17,7 +17,6 @@ from tests.etcd import goclient
 
 pytestmark = pytest.mark.timeout(120)
 
-NEEDS_WATCH_LEASE = pytest.mark.xfail(strict=False, reason="needs branches watch/lease")
 ALL_CHECKS = ("kv", "txn", "session", "mutex", "election")
 
 
@@ -31,9 +30,9 @@ def assert_passed(results: list[dict], checks: tuple[str, ...]) -> None:  # type
 
 @pytest.mark.parametrize("checks", [
     pytest.param(("kv", "txn"), id="kv-txn"),
-    pytest.param(("session",), id="session", marks=NEEDS_WATCH_LEASE),
-    pytest.param(("mutex",), id="mutex", marks=NEEDS_WATCH_LEASE),
-    pytest.param(("election",), id="election", marks=NEEDS_WATCH_LEASE),
+    pytest.param(("session",), id="session"),
+    pytest.param(("mutex",), id="mutex"),
+    pytest.param(("election",), id="election"),
 ])
 def test_clientv3_against_jangada(etcd_cluster: LocalCluster, checks: tuple[str, ...]) -> None:
     goclient.binary()  # skips before the cluster's time is spent on nothing

@@ -261,7 +261,6 @@ def test_snapshot_save_writes_the_nodes_snapshot_and_etcds_checksum(etcd_cluster
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(strict=False, reason="needs the KV face's Put with ignore_value (cluster.kv.Put; branch kvext)")
 def test_check_perf_completes(etcd_cluster: LocalCluster) -> None:
     """`etcdctl check perf` writes for 60 s and judges the throughput; the verdict is
     about this machine's speed, so only that the run completes is asserted."""

@@ -54,11 +54,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "status": {"version_3_4": True, "leader_known": True, "raft_term_positive": True, "raft_index_positive": True},
 }
 #: parts that need services built on other branches: xfail until the lead merges them
-NEEDS = {"watch": "needs branches watch/lease", "lease": "needs branches watch/lease",
-         "lock": "needs branches watch/lease (pyetcd's lock is a lease and a txn)",
-         # on clustermaint (6e0c386) MemberList still gives every member empty clientURLs, etcd gives them
-         "members": "needs branch clustermaint (Cluster service) with members' client URLs",
-         "status": "needs branch clustermaint (Maintenance service)"}
+NEEDS = {"members": "needs branch members (members' client URLs in the address book)"}
 
 
 def session(endpoint: str, part: str, prefix: str) -> dict[str, Any]:
