@@ -70,7 +70,7 @@ def json_values(body: bytes) -> Iterator[Any]:
         try:
             value, position = _DECODER.raw_decode(text, position)
         except json.JSONDecodeError as error:
-            if error.pos >= len(text.rstrip(_WHITESPACE)):
+            if error.pos >= len(text.rstrip(_WHITESPACE)) or error.msg.startswith("Unterminated string"):
                 raise JsonRequestError("unexpected EOF") from None
             raise JsonRequestError(f"invalid JSON at offset {error.pos}: {error.msg}") from None
         yield value

@@ -54,7 +54,7 @@ def b64(text: str) -> str:
 def http_request(url: str, path: str, body: Any = None, method: str = "POST",
             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=HTTP_TIMEOUT)
     try:
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         connection.request(method, path, body=data, headers=headers or {})
@@ -74,7 +74,7 @@ def caller(url: str) -> Call:
 def masked(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: "*" if key in MASKED else masked(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [masked(item) for item in value]
     return value
 
@@ -267,6 +267,7 @@ def test_health_is_false_without_a_quorum(etcd_cluster: LocalCluster) -> None:
 @pytest.mark.timeout(120)
 def test_malformed_http_gets_4xx_and_the_node_stays_up(etcd_cluster: LocalCluster) -> None:
     url = etcd_cluster.gateway_url(1)
+    running = etcd_cluster.running()
     head = b"POST /v3/kv/range HTTP/1.1\r\nHost: x\r\n"
     cases = [
         (b"GARBAGE\r\n\r\n", b"HTTP/1.1 400 "),
@@ -279,8 +280,8 @@ def test_malformed_http_gets_4xx_and_the_node_stays_up(etcd_cluster: LocalCluste
         (head + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", b"HTTP/1.1 400 "),
         (head + b"Transfer-Encoding: gzip\r\n\r\n", b"HTTP/1.1 501 "),
         (head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"HTTP/1.1 400 "),
-        (head + b"Content-Length: 10\r\n\r\n[1,2,3,4]x", b"HTTP/1.1 400 "),
-        (head + b"Content-Length: 6\r\n\r\n\xff\xfe\x00{}}", b"HTTP/1.1 400 "),
+        (head + b"Connection: close\r\nContent-Length: 10\r\n\r\n[1,2,3,4]x", b"HTTP/1.1 400 "),
+        (head + b"Connection: close\r\nContent-Length: 6\r\n\r\n\xff\xfe\x00{}}", b"HTTP/1.1 400 "),
     ]
     for data, expected in cases:
         assert raw(url, data).startswith(expected), data[:60]
@@ -292,7 +293,7 @@ def test_malformed_http_gets_4xx_and_the_node_stays_up(etcd_cluster: LocalCluste
     huge = json.dumps({"key": b64("k"), "value": base64.b64encode(b"x" * 2_200_000).decode()}).encode()
     status, _, body = http_request(url, "/v3/kv/put", huge)
     assert status == 429 and json.loads(body)["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-    assert etcd_cluster.running() == etcd_cluster.ids
+    assert etcd_cluster.running() == running
     assert http_request(url, "/health", method="GET")[0] == 200
     assert http_request(url, "/v3/kv/range", {"key": b64("k")})[0] == 200
 
@@ -302,7 +303,7 @@ def test_malformed_http_gets_4xx_and_the_node_stays_up(etcd_cluster: LocalCluste
 def test_a_watch_stream_sees_a_put(etcd_cluster: LocalCluster) -> None:
     url = etcd_cluster.gateway_url(2)
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=HTTP_TIMEOUT)
     try:
         connection.request("POST", "/v3/watch", body=json.dumps({"create_request": {"key": b64("gw/w")}}))
         reply = connection.getresponse()
@@ -519,3 +520,23 @@ def test_unary_errors_from_guarded_services_and_keep_alive() -> None:
     assert b'{"error":"etcdserver: key is not provided","message":"etcdserver: key is not provided","code":3}' \
         in received
     assert b'{"count":"2"}' in received
+
+
+# -- a gateway client ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_etcd3gw_client_works_unchanged(etcd_cluster: LocalCluster) -> None:
+    """etcd3gw (a Python client of etcd's gateway) discovers /v3/ from /version and
+    reads and writes keys through any member."""
+    etcd3gw = pytest.importorskip("etcd3gw")
+    parts = urlsplit(etcd_cluster.gateway_url(3))
+    client = etcd3gw.Etcd3Client(host=parts.hostname, port=parts.port, timeout=HTTP_TIMEOUT)
+    assert client.put("gw/client/a", "1") and client.put("gw/client/b", b"\x00two")
+    assert client.get("gw/client/a") == [b"1"]
+    value, meta = client.get("gw/client/b", metadata=True)[0]
+    assert value == b"\x00two" and meta["key"] == b"gw/client/b" and int(meta["mod_revision"]) > 1
+    assert sorted(value for value, _ in client.get_prefix("gw/client/")) == [b"\x00two", b"1"]
+    assert client.delete("gw/client/a") and not client.delete("gw/client/a")
+    assert client.get("gw/client/a") == [] and client.api_path == "/v3/"
+    assert client.delete_prefix("gw/client/") and client.get_prefix("gw/client/") == []
