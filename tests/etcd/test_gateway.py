@@ -298,38 +298,67 @@ def test_malformed_http_gets_4xx_and_the_node_stays_up(etcd_cluster: LocalCluste
     assert http_request(url, "/v3/kv/range", {"key": b64("k")})[0] == 200
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.skipif(not has_service("watch"), reason="the watch service is not in Services yet")
-def test_a_watch_stream_sees_a_put(etcd_cluster: LocalCluster) -> None:
-    url = etcd_cluster.gateway_url(2)
+def stream_lines(url: str, path: str, body: Any, count: int, between: Callable[[], Any] | None = None
+                 ) -> tuple[int, list[Any]]:
+    """The status and first `count` JSON lines of a streaming call; `between` runs
+    after the first line (e.g. a put a watch should see)."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=HTTP_TIMEOUT)
     try:
-        connection.request("POST", "/v3/watch", body=json.dumps({"create_request": {"key": b64("gw/w")}}))
+        connection.request("POST", path, body=json.dumps(body))
         reply = connection.getresponse()
-        assert reply.status == 200 and reply.getheader("Transfer-Encoding") == "chunked"
-        created = json.loads(reply.readline())
-        assert created["result"]["created"] is True
-        assert http_request(url, "/v3/kv/put", {"key": b64("gw/w"), "value": b64("seen")})[0] == 200
-        event = json.loads(reply.readline())
-        assert event["result"]["events"][0]["kv"]["value"] == b64("seen")
+        assert reply.getheader("Transfer-Encoding") == "chunked"
+        lines = [json.loads(reply.readline())]
+        if between is not None:
+            between()
+        lines += [json.loads(reply.readline()) for _ in range(count - 1)]
+        return reply.status, lines
     finally:
         connection.close()
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.skipif(not has_service("lease"), reason="the lease service is not in Services yet")
-def test_lease_grant_keepalive_and_time_to_live(etcd_cluster: LocalCluster) -> None:
-    url = etcd_cluster.gateway_url(3)
+def watch_script(url: str, prefix: str) -> tuple[int, list[Any]]:
+    key = b64(prefix + "w")
+    return stream_lines(url, "/v3/watch", {"create_request": {"key": key, "prev_kv": True}}, 3, lambda: [
+        http_request(url, "/v3/kv/put", {"key": key, "value": b64("seen")}),
+        http_request(url, "/v3/kv/deleterange", {"key": key})])
+
+
+def lease_script(url: str) -> list[Any]:
     status, _, body = http_request(url, "/v3/lease/grant", {"TTL": 30})
     lease = json.loads(body)
+    keepalive = stream_lines(url, "/v3/lease/keepalive", {"ID": lease["ID"]}, 1)
+    ttl_status, ttl = caller(url)("/v3/kv/lease/timetolive", {"ID": lease["ID"]})
+    assert 25 <= int(ttl.pop("TTL")) <= 30  # the seconds left: a matter of timing
+    return [(status, lease), keepalive, (ttl_status, ttl),
+            caller(url)("/v3/lease/revoke", {"ID": lease["ID"]}),
+            caller(url)("/v3/lease/revoke", {"ID": lease["ID"]})]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not has_service("watch"), reason="the watch service is not in Services yet")
+def test_a_watch_stream_sees_a_put(etcd_cluster: LocalCluster, request: pytest.FixtureRequest) -> None:
+    status, (created, put, deleted) = watch_script(etcd_cluster.gateway_url(2), "gw/watch/")
+    assert status == 200 and created["result"]["created"] is True
+    assert put["result"]["events"][0]["kv"]["value"] == b64("seen")
+    assert deleted["result"]["events"][0]["type"] == "DELETE"
+    if ETCD is not None:
+        theirs = watch_script(request.getfixturevalue("etcd_url"), "gw/watch/")
+        assert masked((status, [created, put, deleted])) == masked(theirs)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not has_service("lease"), reason="the lease service is not in Services yet")
+def test_lease_grant_keepalive_and_time_to_live(etcd_cluster: LocalCluster, request: pytest.FixtureRequest) -> None:
+    ours = lease_script(etcd_cluster.gateway_url(3))
+    (status, lease), keepalive, ttl, revoked, again = ours
     assert status == 200 and lease["TTL"] == "30" and int(lease["ID"]) > 0
-    status, headers, body = http_request(url, "/v3/lease/keepalive", {"ID": lease["ID"]})
-    assert status == 200 and json.loads(body.splitlines()[0])["result"]["ID"] == lease["ID"]
-    status, _, body = http_request(url, "/v3/kv/lease/timetolive", {"ID": lease["ID"]})
-    assert status == 200 and json.loads(body)["grantedTTL"] == "30"
-    status, _, body = http_request(url, "/v3/lease/revoke", {"ID": "12345"})
-    assert (status, json.loads(body)["code"]) == (404, grpc.StatusCode.NOT_FOUND.value[0])
+    assert keepalive[1][0]["result"]["ID"] == lease["ID"]
+    assert ttl[1]["grantedTTL"] == "30" and revoked[0] == 200
+    assert again == (404, {"error": errors.LEASE_NOT_FOUND.message, "message": errors.LEASE_NOT_FOUND.message,
+                           "code": grpc.StatusCode.NOT_FOUND.value[0]})
+    if ETCD is not None:
+        assert masked(ours) == masked(lease_script(request.getfixturevalue("etcd_url")))
 
 
 # -- the route table ----------------------------------------------------------------------------
