@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from email.utils import formatdate
 
 #: Go's net/http answers 431 past 1 MiB of headers; a gateway request needs a few hundred bytes.
 MAX_HEADER_BYTES = 64 * 1024
@@ -183,6 +184,7 @@ async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> bytes:
 def head(status: int, headers: list[tuple[str, str]]) -> bytes:
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
     lines += [f"{name}: {value}" for name, value in headers]
+    lines.append(f"Date: {formatdate(usegmt=True)}")  # RFC 9110 §6.6.1: an origin server with a clock sends it
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
