@@ -71,6 +71,11 @@ JSON = ("Content-Type", "application/json")
 GRPC_METADATA = ("Grpc-Metadata-Content-Type", "application/grpc")
 #: Routes whose request stream the body's end does not close (see the module docstring).
 HELD_OPEN = frozenset({"Watch"})
+#: Unary RPCs that wait for others (a lock, an election): when the client goes away
+#: the call is cancelled, as Go's gateway cancels the call with its request's context,
+#: so an abandoned waiter never acquires. Their connection closes after the answer
+#: (watching for the client's end reads from the connection).
+WAITING = frozenset({"Lock", "Campaign"})
 
 
 def error_body(code: grpc.StatusCode, message: str) -> bytes:
@@ -192,8 +197,7 @@ class _Connection:
         if route.client_streaming or route.server_streaming:
             await self.stream(route, request)
             return False
-        await self.unary(route, request, keep_alive)
-        return keep_alive
+        return await self.unary(route, request, keep_alive)
 
     async def answer_other(self, request: httpwire.HttpRequest, keep_alive: bool) -> bool:
         if request.path not in ("/health", "/version"):
@@ -217,20 +221,42 @@ class _Connection:
         return GatewayContext(forwarded_metadata(request.headers, self.peer), f"ipv4:{self.peer}", requests,
                               on_write)
 
-    async def unary(self, route: Route, request: httpwire.HttpRequest, keep_alive: bool) -> None:
+    async def unary(self, route: Route, request: httpwire.HttpRequest, keep_alive: bool) -> bool:
+        """Answer a unary call; whether the connection may carry another request."""
         context = self.context(request)
         try:
             message = _parse(request.body, route)
-            reply = await route.handler(self.gateway.services)(message, context)
+            call = route.handler(self.gateway.services)(message, context)
+            if route.method in WAITING:
+                keep_alive = False
+                reply = await self.unless_client_leaves(call)
+                if reply is None:
+                    return False
+            else:
+                reply = await call
             aborted = context.status_error()
             if aborted is not None:
                 raise aborted
         except Exception as error:
             await self.send_failure(_failure(error), keep_alive)
-            return
+            return keep_alive
         finally:
             context.finish()
         await self.send_json(200, jsonpb.message_json(reply), keep_alive, (GRPC_METADATA,))
+        return keep_alive
+
+    async def unless_client_leaves(self, call: Any) -> Any:
+        """`call`'s result, or None (the call cancelled) when the client leaves first."""
+        task = asyncio.ensure_future(call)
+        watcher = asyncio.ensure_future(self.client_left())
+        try:
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                return None
+            return task.result()
+        finally:
+            task.cancel()
+            watcher.cancel()
 
     async def stream(self, route: Route, request: httpwire.HttpRequest) -> None:
         """A streaming RPC: results as chunks until the call ends or the client leaves."""

@@ -435,12 +435,28 @@ class FakeElection:
         await context.abort(grpc.StatusCode.NOT_FOUND, "election: no leader")
 
 
+class FakeLock:
+    """A lock that is never free: Lock waits until its call is cancelled."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+        self.abandoned = asyncio.Event()
+
+    async def Lock(self, request: Any, context: Any) -> Any:
+        self.waiting.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.abandoned.set()
+
+
 @dataclasses.dataclass
 class FakeServices:
     kv: Any
     watch: FakeWatch
     lease: FakeLease
     election: FakeElection
+    lock: FakeLock
 
 
 async def _exchange(port: int, data: bytes, results: int | None = None) -> bytes:
@@ -478,7 +494,7 @@ def chunks(received: bytes) -> list[bytes]:
 
 def run_gateway(scenario: Callable[[Gateway, int, FakeServices], Any]) -> Any:
     async def main() -> Any:
-        services = FakeServices(guarded(FakeKv()), FakeWatch(), FakeLease(), FakeElection())
+        services = FakeServices(guarded(FakeKv()), FakeWatch(), FakeLease(), FakeElection(), FakeLock())
         port = free_ports(1)[0]
         gateway = Gateway(services, f"127.0.0.1:{port}")
         await gateway.start()
@@ -536,6 +552,18 @@ def test_an_error_after_a_result_is_grpc_gateways_error_chunk() -> None:
     assert json.loads(first) == {"result": {"kv": {"key": "ZQ=="}}}
     assert json.loads(error) == {"error": {"grpc_code": 5, "http_code": 404, "message": "election: no leader",
                                            "http_status": "Not Found"}}
+
+
+@pytest.mark.timeout(30)
+def test_a_lock_waiter_whose_client_leaves_is_cancelled() -> None:
+    async def scenario(gateway: Gateway, port: int, services: FakeServices) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post("/v3/lock/lock", b'{"name":"bA=="}'))
+        await asyncio.wait_for(services.lock.waiting.wait(), 5)
+        writer.close()
+        await asyncio.wait_for(services.lock.abandoned.wait(), 5)
+
+    run_gateway(scenario)
 
 
 @pytest.mark.timeout(30)
