@@ -361,6 +361,22 @@ def test_lease_grant_keepalive_and_time_to_live(etcd_cluster: LocalCluster, requ
         assert masked(ours) == masked(lease_script(request.getfixturevalue("etcd_url")))
 
 
+def auth_script(url: str) -> list[tuple[int, Any]]:
+    call = caller(url)
+    return [call("/v3/auth/authenticate", {"name": "root", "password": "x"}), call("/v3/auth/user/list", {}),
+            call("/v3/auth/role/list", {}), call("/v3/auth/user/get", {"name": "nobody"}),
+            call("/v3/auth/role/get", {"role": "nobody"}), call("/v3/auth/disable", {})]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not has_service("auth"), reason="the auth service is not in Services yet")
+def test_auth_calls_answer_as_etcds_gateway(etcd_cluster: LocalCluster, request: pytest.FixtureRequest) -> None:
+    ours = auth_script(etcd_cluster.gateway_url(1))
+    assert ours[0][0] == 412 and ours[0][1]["code"] == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    if ETCD is not None:
+        assert masked(ours) == masked(auth_script(request.getfixturevalue("etcd_url")))
+
+
 # -- the route table ----------------------------------------------------------------------------
 
 
