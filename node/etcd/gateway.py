@@ -26,6 +26,7 @@ in that task with a logged error, never in the face's loop or the node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator
@@ -294,8 +295,9 @@ class _Connection:
         try:
             outcome = route.handler(self.gateway.services)(argument, context)
             if inspect.isasyncgen(outcome):
-                async for message in outcome:
-                    await results.put(message)
+                async with contextlib.aclosing(outcome) as messages:  # its finally runs now, not at collection
+                    async for message in messages:
+                        await results.put(message)
             else:
                 await outcome
             aborted = context.status_error()

@@ -377,6 +377,34 @@ def test_auth_calls_answer_as_etcds_gateway(etcd_cluster: LocalCluster, request:
         assert masked(ours) == masked(auth_script(request.getfixturevalue("etcd_url")))
 
 
+def lock_election_script(url: str, prefix: str) -> list[Any]:
+    call = caller(url)
+    _, lease = call("/v3/lease/grant", {"TTL": 30})
+    name = b64(prefix + "e")
+    status, locked = call("/v3/lock/lock", {"name": b64(prefix + "l"), "lease": lease["ID"]})
+    out: list[Any] = [(status, locked), call("/v3/lock/unlock", {"key": locked["key"]})]
+    status, campaign = call("/v3/election/campaign", {"name": name, "lease": lease["ID"], "value": b64("me")})
+    out += [(status, campaign), call("/v3/election/leader", {"name": name}),
+            stream_lines(url, "/v3/election/observe", {"name": name}, 1),
+            call("/v3/election/proclaim", {"leader": campaign["leader"], "value": b64("again")}),
+            call("/v3/election/resign", {"leader": campaign["leader"]}),
+            call("/v3/election/leader", {"name": name})]
+    return out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not (has_service("lock") and has_service("election") and has_service("lease")),
+                    reason="the lock, election and lease services are not all in Services yet")
+def test_lock_and_election_answer_as_etcds_gateway(etcd_cluster: LocalCluster,
+                                                   request: pytest.FixtureRequest) -> None:
+    ours = lock_election_script(etcd_cluster.gateway_url(2), "gw/le/")
+    assert [answer[0] for answer in ours] == [200] * 7 + [404], ours
+    assert ours[4][1][0]["result"]["kv"]["value"] == b64("me")
+    if ETCD is not None:
+        theirs = lock_election_script(request.getfixturevalue("etcd_url"), "gw/le/")
+        assert masked(ours) == masked(theirs)
+
+
 # -- the route table ----------------------------------------------------------------------------
 
 
