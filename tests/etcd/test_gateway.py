@@ -656,3 +656,18 @@ def test_etcd3gw_client_works_unchanged(etcd_cluster: LocalCluster) -> None:
     assert client.delete("gw/client/a") and not client.delete("gw/client/a")
     assert client.get("gw/client/a") == [] and client.api_path == "/v3/"
     assert client.delete_prefix("gw/client/") and client.get_prefix("gw/client/") == []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not (has_service("cluster") and has_service("maintenance")),
+                    reason="the cluster and maintenance services are not in Services yet")
+def test_cluster_and_maintenance_through_the_gateway(etcd_cluster: LocalCluster) -> None:
+    call = caller(etcd_cluster.gateway_url(1))
+    status, listed = call("/v3/cluster/member/list", {})
+    assert status == 200 and sorted(int(member["ID"]) for member in listed["members"]) == etcd_cluster.ids
+    status, state = call("/v3/maintenance/status", {})
+    assert status == 200 and state["version"].startswith("3.4.") and int(state["leader"]) in etcd_cluster.ids
+    status, alarms = call("/v3/maintenance/alarm", {"action": "GET"})
+    assert status == 200 and "alarms" not in alarms
+    status, hashed = call("/v3/maintenance/hash", {})
+    assert status == 200 and "hash" in hashed
