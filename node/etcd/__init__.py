@@ -15,5 +15,9 @@ to the leader itself, as etcd's followers do: etcd clients never follow redirect
     header       ResponseHeader (cluster_id, member_id, revision, raft_term)
     convert      KV API values <-> etcd's protobuf messages
     kv           the etcdserverpb.KV service
+    gateway      etcd's JSON gateway (grpc-gateway) over the same service objects;
+                 its HTTP/1.1 (httpwire), JSON mapping (jsonpb), paths (routes) and
+                 the grpc.aio-like context the services see (gatewaycontext)
+    limits       the request sizes etcd accepts, for both servers
     face         EtcdFace: the thread, the loop, the servers
 """

@@ -24,17 +24,14 @@ import zmq.asyncio
 from cluster.spec import MemberSpec
 from node.etcd import errors
 
+from node.etcd.gateway import Gateway
 from node.etcd.header import Headers
+from node.etcd.limits import MAX_RECEIVE_BYTES
 from node.etcd.link import NodeLink
 from node.etcd.services import add_services
 
 log = logging.getLogger("jangada.etcd")
 
-#: etcd's --max-request-bytes default (1.5 MiB) plus its gRPC overhead allowance
-#: (512 KiB): the largest message its server accepts (embed/config.go, v3rpc/grpc.go).
-MAX_REQUEST_BYTES = 3 * 512 * 1024
-GRPC_OVERHEAD_BYTES = 512 * 1024
-MAX_RECEIVE_BYTES = MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES
 #: etcd's server keepalive defaults (embed/config.go): ping an idle client every
 #: 2 h, give up after 20 s without an answer; clients may ping every 5 s.
 GRPC_OPTIONS = [
@@ -130,7 +127,8 @@ class EtcdFace:
             else:
                 services = add_services(None, link, headers, self._min_lease_ttl)
             if self.addresses.gateway:
-                log.warning("node=%d: the JSON gateway is not built yet (TEMPORARY: branch gateway)", self.node_id)
+                gateway = Gateway(services, self.addresses.gateway)
+                await gateway.start()
             self._started.set()
             await self._stopping.wait()
         finally:
