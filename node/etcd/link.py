@@ -140,7 +140,7 @@ class NodeLink:
 
     async def start(self) -> None:
         self._local = _Connection(self, self._ctx, inproc_client_address(self.node_id))
-        self._term_refresh = asyncio.get_running_loop().create_task(self._refresh_term())
+        self._term_refresh = asyncio.get_running_loop().create_task(self._until_a_leader())
 
     async def close(self) -> None:
         for connection in [self._local, *self._remotes.values()]:
@@ -293,8 +293,16 @@ class NodeLink:
     async def _refresh_term(self) -> None:
         try:
             await self.status()
-        except errors.EtcdError:
-            pass
+        except (errors.EtcdError, zmq.ZMQError):
+            pass  # the next call asks again; a face whose node failed to start is stopped anyway
+
+    async def _until_a_leader(self) -> None:
+        """At start, read the status until the node knows a leader, so the first
+        headers (a watch's too) carry the term of a real election."""
+        while not self.leader_id:
+            await self._refresh_term()
+            if not self.leader_id:
+                await asyncio.sleep(NO_LEADER_RETRY * 4)
 
     async def status(self) -> dict[str, Any]:
         """This node's status (node/member_status.py)."""
