@@ -137,12 +137,15 @@ class NodeLink:
         self.leader_id = 0
         self._term_read = 0.0
         self._term_refresh: asyncio.Task[None] | None = None
+        self._first_leader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._local = _Connection(self, self._ctx, inproc_client_address(self.node_id))
-        self._term_refresh = asyncio.get_running_loop().create_task(self._until_a_leader())
+        self._first_leader = asyncio.get_running_loop().create_task(self._until_a_leader())
 
     async def close(self) -> None:
+        if self._first_leader is not None:
+            self._first_leader.cancel()
         for connection in [self._local, *self._remotes.values()]:
             if connection is not None:
                 connection.close()
