@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "linearizability, lost writes and convergence; exit 1 unless all hold")
     ch.add_argument("--clients", type=int, default=4, metavar="K", help="--check: workload client threads")
     ch.add_argument("--keys", type=int, default=5, metavar="N", help="--check: size of the key set")
+    ch.add_argument("--via", choices=("native", "grpc"), default="native",
+                    help="--check: the workload's protocol: jangada's native client, or etcd's v3 API "
+                         "through the members' gRPC faces (default native)")
     ch.add_argument("--max-ops", type=int, default=1_000_000, metavar="N",
                     help="--check: the workload stops after N operations in all (default 1000000)")
     ch.add_argument("--heal-timeout", type=_positive, default=60.0, metavar="S",
@@ -199,7 +202,7 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     except ValueError as error:
         raise control.ControlError(str(error), 2) from None
     if args.check:
-        check = chaoscheck.CheckOptions(clients=args.clients, keys=args.keys, max_ops=args.max_ops,
+        check = chaoscheck.CheckOptions(clients=args.clients, keys=args.keys, max_ops=args.max_ops, via=args.via,
                                         heal_timeout=args.heal_timeout, converge_timeout=args.converge_timeout)
         return chaoscheck.run(layout, options, sys.stdout, check)
     return chaos_mod.Chaos(layout, options, sys.stdout).run()

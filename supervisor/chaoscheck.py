@@ -1,7 +1,9 @@
 """`python -m supervisor chaos --check`: chaos with a recorded workload, then proof.
 
 1. start the workload (cluster/workload.py: K client threads, put / linearizable
-   get / delete / cas on a small key set, every op recorded on one clock);
+   get / delete / cas on a small key set, every op recorded on one clock); with
+   `--via grpc` the clients speak etcd's v3 API to the members' gRPC faces
+   (cluster/etcd_client.py), as etcd clients would;
 2. run the chaos schedule for --duration (SIGKILL random nodes and the leader,
    SIGSTOP pauses longer than the election timeout, drop-traffic isolating a
    node - the leader or a follower - and, with 5+ nodes, splitting the cluster
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +37,7 @@ from cluster.check import CheckResult, Verdict, check_history, lost_writes, revi
 from cluster.check.history import Operation, Outcome
 from cluster.client import ClientError
 from cluster.discovery import Layout
+from cluster.etcd_client import EtcdClient
 from cluster.spec import SpecError, load_spec
 from cluster.workload import History, Workload, WorkloadOptions, final_reads
 from supervisor import throughput
@@ -56,6 +60,7 @@ class CheckOptions:
     keys: int = 5
     op_timeout: float = 2.0
     max_ops: int = 1_000_000  # the workload's op budget, in all
+    via: str = "native"  # "native" (the ZeroMQ client protocol) or "grpc" (etcd's v3 API)
     heal_timeout: float = HEAL_TIMEOUT
     converge_timeout: float = CONVERGE_TIMEOUT
 
@@ -119,15 +124,22 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     outdir = layout.root / f"chaos-{stamp}"
     outdir.mkdir(parents=True, exist_ok=True)
     endpoints = [n.client for n in state.nodes]
+    factory = None
+    if check.via == "grpc":
+        endpoints = [n.grpc for n in state.nodes if n.grpc]
+        if not endpoints:
+            raise ControlError("--via grpc: no node of this cluster has an etcd gRPC endpoint (config `grpc`)")
+        factory = grpc_clients
     # Fresh keys every run: the checker's model starts from "absent", so keys an
     # earlier run (or anyone) wrote must not be reused.
     wopts = WorkloadOptions(clients=check.clients, keys=check.keys, duration=options.duration + 3600,
                             op_timeout=check.op_timeout, max_ops=check.max_ops, seed=options.seed or 0,
                             key_prefix=f"chaos/{stamp}/k")
     history = History(time.monotonic())
-    workload = Workload(endpoints, wopts, history)
+    workload = Workload(endpoints, wopts, history, client_factory=factory)
     chaos = RecordingChaos(layout, schedule(options, layout), out, history)
-    print(f"chaos --check: {check.clients} clients on {check.keys} keys; results in {outdir}", file=out, flush=True)
+    print(f"chaos --check: {check.clients} clients on {check.keys} keys via {check.via}; results in {outdir}",
+          file=out, flush=True)
     workload.start()
     try:
         chaos.run()
@@ -156,6 +168,11 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     _save(outdir, history, chaos, report, result)
     print(format_report(report), file=out, flush=True)
     return 0 if report["passed"] else 1
+
+
+def grpc_clients(endpoints: Sequence[str], options: WorkloadOptions) -> Any:
+    """A workload client that speaks etcd's v3 API (the KV subset the workload uses)."""
+    return EtcdClient(endpoints, timeout=options.op_timeout)
 
 
 def evaluate(history: History, chaos: RecordingChaos, final: dict[str, Any] | None,
