@@ -111,8 +111,9 @@ class EtcdClient:
         assert isinstance(reply, rpc_pb2.PutResponse)
         return kv.PutResponse(reply.header.revision)
 
-    def range(self, key: str | bytes, range_end: bytes = b"", serializable: bool = False) -> kv.RangeResponse:
-        reply = self._call("Range", rpc_pb2.RangeRequest(key=_b(key), range_end=range_end,
+    def range(self, key: str | bytes, range_end: bytes = b"", serializable: bool = False,
+              revision: int = 0) -> kv.RangeResponse:
+        reply = self._call("Range", rpc_pb2.RangeRequest(key=_b(key), range_end=range_end, revision=revision,
                                                          serializable=serializable))
         assert isinstance(reply, rpc_pb2.RangeResponse)
         return kv.RangeResponse(reply.header.revision, tuple(_kv(x) for x in reply.kvs), reply.count, reply.more)
@@ -121,6 +122,11 @@ class EtcdClient:
         reply = self._call("DeleteRange", rpc_pb2.DeleteRangeRequest(key=_b(key), range_end=range_end))
         assert isinstance(reply, rpc_pb2.DeleteRangeResponse)
         return kv.DeleteResponse(reply.header.revision, reply.deleted)
+
+    def compact(self, revision: int) -> kv.CompactResponse:
+        reply = self._call("Compact", rpc_pb2.CompactionRequest(revision=revision))
+        assert isinstance(reply, rpc_pb2.CompactionResponse)
+        return kv.CompactResponse(reply.header.revision, revision)
 
     def txn(self, compares: Sequence[kv.Compare], success: Sequence[kv.Op] = (),
             failure: Sequence[kv.Op] = ()) -> kv.TxnResponse:
