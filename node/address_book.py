@@ -95,6 +95,15 @@ def decode_context(data: bytes) -> Address | None:
     return Address(*values)
 
 
+def updated(old: Address | None, new: Address) -> Address:
+    """A member's addresses after an UPDATE (etcd's MemberUpdate changes peer URLs):
+    the new peer, and each other address the update names; those it leaves empty
+    stay as they were."""
+    if old is None:
+        return new
+    return Address(new.peer, new.client or old.client, new.grpc or old.grpc, new.gateway or old.gateway)
+
+
 def conf_change_of(entry: Entry) -> ConfChange | None:
     """The change a CONF_CHANGE entry carries (None if it does not decode: the core
     wrote it, so that would be a bug, but an address book must not fail-stop)."""
@@ -176,6 +185,8 @@ class Membership:
         if cc.kind in ADDRESSED:
             address = decode_context(cc.context)
             if address is not None:
+                if cc.kind is ConfChangeKind.UPDATE:
+                    address = updated(self.applied.get(cc.node_id), address)
                 self.applied[cc.node_id] = address
                 self.known[cc.node_id] = address
         if cc.result is not None:

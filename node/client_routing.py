@@ -210,7 +210,7 @@ class ClientRouter:
                 self._log.info(f"leadership transfer to node {request.to} requested by a client")
                 self._reply(identity, StatusReply(rid, self.id, self._views.status()))
                 return
-            if request.change == "add-learner" and self._views.was_member(request.node):
+            if request.change in ("add-learner", "add-voter") and self._views.was_member(request.node):
                 raise InvalidConfChange(
                     f"node {request.node} was a member before: ids are never reused (a fresh node "
                     f"under a removed id could vote as its old incarnation); add it under a new id")
