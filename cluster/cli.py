@@ -167,10 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     add = members.add_parser("add", parents=[common], help="add a new member as a learner (or --voter)")
     add.add_argument("member_id", type=_node_id, metavar="ID")
     add.add_argument("--peer", required=True, type=_address, metavar="HOST:PORT", help="its peer address")
-    add.add_argument("--client", default="", type=_address, metavar="HOST:PORT",
+    add.add_argument("--client", type=_address, metavar="HOST:PORT",
                      help="its client address (default: none)")
-    add.add_argument("--grpc", default="", type=_url, metavar="HOST:PORT", help="its etcd gRPC address (default: none)")
-    add.add_argument("--gateway", default="", type=_url, metavar="HOST:PORT",
+    add.add_argument("--grpc", type=_url, metavar="HOST:PORT", help="its etcd gRPC address (default: none)")
+    add.add_argument("--gateway", type=_url, metavar="HOST:PORT",
                      help="its etcd HTTP gateway address (default: none)")
     add.add_argument("--voter", action="store_true",
                      help="add it straight as a voter (as etcdctl member add without --learner): the quorum grows "
@@ -515,8 +515,8 @@ def cmd_member(client: Client, args: argparse.Namespace, endpoints: list[str], o
     """`member list` from the leader's membership (voters, learners, addresses, the
     learners' lag); add / promote / remove through the leader, printed once applied."""
     if args.what == "add":
-        members = client.member_add(args.member_id, args.peer, args.client, grpc=args.grpc, gateway=args.gateway,
-                                    voter=args.voter)
+        members = client.member_add(args.member_id, args.peer, args.client or "", grpc=args.grpc or "",
+                                    gateway=args.gateway or "", voter=args.voter)
         done = f"added node {args.member_id} as a {'voter' if args.voter else 'learner'}"
     elif args.what == "promote":
         members = client.member_promote(args.member_id)
