@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of nodes (1-99; default 3, or the size of the cluster already in --data-dir)")
     up.add_argument("--detach", "-d", action="store_true", help="run in the background; return once a leader exists")
     up.add_argument("--base-port", type=int, metavar="P",
-                    help="fixed ports: peer P+id, client P+100+id (default: free ports chosen at the first up)")
+                    help="fixed ports: peer P+id, client P+100+id, etcd gRPC P+200+id, etcd gateway P+300+id "
+                         "(default: free ports chosen at the first up)")
     up.add_argument("--config", metavar="FILE", help="use this cluster config instead of generating one")
     up.add_argument("--timeout", type=_positive, default=30.0, metavar="S",
                     help="give up if no leader is elected within S seconds (default 30)")
