@@ -12,7 +12,8 @@
     python -m cluster elect [--ttl S] NAME [PROPOSAL]    # campaign (with PROPOSAL) or observe
     python -m cluster watch app/ --prefix [--rev R] [--prev-kv] [--max-events N] [--timeout S]
     python -m cluster endpoint status | endpoint health
-    python -m cluster member list | member add ID --peer HOST:PORT --client HOST:PORT
+    python -m cluster member list | member add ID --peer HOST:PORT [--client HOST:PORT]
+        [--grpc HOST:PORT] [--gateway HOST:PORT] [--voter]
     python -m cluster member promote ID | member remove ID
     python -m cluster move-leader ID
 
@@ -166,10 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     members = member.add_subparsers(dest="what", metavar="list|add|promote|remove", parser_class=_Parser)
     members.required = True
     members.add_parser("list", parents=[common], help="members: id, addresses, voter or learner (and its lag)")
-    add = members.add_parser("add", parents=[common], help="add a new member as a learner")
+    add = members.add_parser("add", parents=[common], help="add a new member as a learner (or --voter)")
     add.add_argument("member_id", type=_node_id, metavar="ID")
     add.add_argument("--peer", required=True, type=_address, metavar="HOST:PORT", help="its peer address")
-    add.add_argument("--client", required=True, type=_address, metavar="HOST:PORT", help="its client address")
+    add.add_argument("--client", type=_address, metavar="HOST:PORT",
+                     help="its client address (default: none)")
+    add.add_argument("--grpc", type=_url, metavar="HOST:PORT", help="its etcd gRPC address (default: none)")
+    add.add_argument("--gateway", type=_url, metavar="HOST:PORT",
+                     help="its etcd HTTP gateway address (default: none)")
+    add.add_argument("--voter", action="store_true",
+                     help="add it straight as a voter (as etcdctl member add without --learner): the quorum grows "
+                          "at once, so start the member promptly")
     promote = members.add_parser("promote", parents=[common], help="make a caught-up learner a voter")
     promote.add_argument("member_id", type=_node_id, metavar="ID")
     remove = members.add_parser("remove", parents=[common], help="remove a member (the leader too)")
@@ -232,6 +240,14 @@ def _node_id(text: str) -> int:
 def _address(text: str) -> str:
     try:
         return normalize_endpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _url(text: str) -> str:
+    """HOST:PORT or http://HOST:PORT -> http://HOST:PORT (an etcd face's URL)."""
+    try:
+        return "http://" + normalize_endpoint(text.removeprefix("http://")).removeprefix("tcp://")
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -508,8 +524,9 @@ def cmd_member(client: Client, args: argparse.Namespace, endpoints: list[str], o
     """`member list` from the leader's membership (voters, learners, addresses, the
     learners' lag); add / promote / remove through the leader, printed once applied."""
     if args.what == "add":
-        members = client.member_add(args.member_id, args.peer, args.client)
-        done = f"added node {args.member_id} as a learner"
+        members = client.member_add(args.member_id, args.peer, args.client or "", grpc=args.grpc or "",
+                                    gateway=args.gateway or "", voter=args.voter)
+        done = f"added node {args.member_id} as a {'voter' if args.voter else 'learner'}"
     elif args.what == "promote":
         members = client.member_promote(args.member_id)
         done = f"promoted node {args.member_id} to voter"
@@ -526,10 +543,10 @@ def cmd_member(client: Client, args: argparse.Namespace, endpoints: list[str], o
         return 0
     if done:
         print(done, file=out)
-    cells = [[str(m["id"]), m["status"], m["role"], m["peer"] or "-", m["client"] or "-",
+    cells = [[str(m["id"]), m["status"], m["role"], m["peer"] or "-", m["client"] or "-", m["grpc"] or "-",
               str(m["is_leader"]).lower(), "-" if m["lag"] is None else str(m["lag"])] for m in rows]
     if args.write_out == "table":
-        print(format_table(["ID", "STATUS", "ROLE", "PEER", "CLIENT", "IS_LEADER", "LAG"], cells), file=out)
+        print(format_table(["ID", "STATUS", "ROLE", "PEER", "CLIENT", "GRPC", "IS_LEADER", "LAG"], cells), file=out)
     else:
         for c in cells:
             print(", ".join(c), file=out)
@@ -550,7 +567,8 @@ def member_rows(members: dict[str, Any], client: Client, timeout: float) -> list
                 started = False
         rows.append({"id": m["id"], "status": "started" if started else "unreachable",
                      "role": "voter" if m.get("voter") else "learner", "peer": m.get("peer", ""),
-                     "client": m.get("client", ""), "is_leader": m["id"] == leader, "lag": m.get("lag")})
+                     "client": m.get("client", ""), "grpc": m.get("grpc", ""), "gateway": m.get("gateway", ""),
+                     "is_leader": m["id"] == leader, "lag": m.get("lag")})
     return rows
 
 

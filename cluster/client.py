@@ -239,11 +239,23 @@ class Client:
         leader) each learner's lag. `leader=False` takes any node's view."""
         return self._admin(lambda rid: MembersRequest(rid, leader))
 
-    def member_add(self, node_id: int, peer: str, client: str) -> dict[str, Any]:
-        """Add `node_id` as a learner reachable at `peer` / `client`; returns the
-        membership once the change is applied."""
-        return self._conf_change(ConfChangeRequest(0, "add-learner", node_id, peer, client),
+    def member_add(self, node_id: int, peer: str, client: str = "", *, grpc: str = "", gateway: str = "",
+                   voter: bool = False) -> dict[str, Any]:
+        """Add `node_id` as a learner (or, with `voter`, straight as a voter, as etcd's
+        MemberAdd without --learner) reachable at `peer`, and at `client`, `grpc` and
+        `gateway` where given ("" = none); returns the membership once applied."""
+        change = "add-voter" if voter else "add-learner"
+        return self._conf_change(ConfChangeRequest(0, change, node_id, peer, client, grpc, gateway),
                                  lambda m: node_id in m.get("learners", []) + m.get("voters", []))
+
+    def member_update(self, node_id: int, peer: str, client: str = "", *, grpc: str = "",
+                      gateway: str = "") -> dict[str, Any]:
+        """Give member `node_id` new addresses (etcd's MemberUpdate): `peer`, and any of
+        `client`, `grpc`, `gateway` given (the others stay); returns the membership once
+        applied."""
+        def done(m: dict[str, Any]) -> bool:
+            return any(row.get("id") == node_id and row.get("peer") == peer for row in m.get("members", []))
+        return self._conf_change(ConfChangeRequest(0, "update", node_id, peer, client, grpc, gateway), done)
 
     def member_promote(self, node_id: int) -> dict[str, Any]:
         """Make learner `node_id` a voter (RefusedError while it lags)."""

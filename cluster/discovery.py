@@ -90,6 +90,8 @@ class NodeRecord:
     restarts: int = 0
     state: str = "starting"  # starting | running | backoff | stopped
     last_exit: str = ""  # how it last died, e.g. "killed by SIGKILL after 3.2 s"
+    grpc: str = ""  # the etcd v3 gRPC URL, http://HOST:PORT ("" = off; state files before it lack it)
+    gateway: str = ""  # the etcd HTTP JSON gateway URL, likewise
 
 
 @dataclass(slots=True)
@@ -112,6 +114,10 @@ class ClusterState:
 
     def endpoints(self) -> list[str]:
         return [n.client for n in self.nodes]
+
+    def etcd_endpoints(self) -> list[str]:
+        """HOST:PORT of every node's etcd gRPC face (what `etcdctl --endpoints` takes)."""
+        return [n.grpc.removeprefix("http://") for n in self.nodes if n.grpc]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -8,8 +8,11 @@ uses a DEALER). Each frame is a msgpack map with string keys:
              {"v": 1, "id": request_id, "op": "drop", "peers": [id...], "seconds": s,
               "direction": "both"|"in"|"out"}      (fault injection; replies status)
              {"v": 1, "id": request_id, "op": "members", "leader": bool}
-             {"v": 1, "id": request_id, "op": "conf", "change": "add-learner"|"promote"|"remove",
-              "node": id, "peer": address, "client": address}   (replies members, once applied)
+             {"v": 1, "id": request_id, "op": "conf",
+              "change": "add-learner"|"add-voter"|"promote"|"remove"|"update",
+              "node": id, "peer": address, "client": address,
+              "grpc": url, "gateway": url}   (replies members, once applied; grpc/gateway
+                                              optional, sent only when set)
              {"v": 1, "id": request_id, "op": "transfer", "to": id}   (replies status)
              {"v": 1, "id": request_id, "op": "snapshot-file", "min": index}
                  (replies status {"path", "index", "term", "size"}: the node's newest
@@ -151,8 +154,11 @@ class BadRequest:
     request_id: int | None = None
 
 
-CONF_CHANGES = ("add-learner", "promote", "remove")
+CONF_CHANGES = ("add-learner", "promote", "remove", "add-voter", "update")
+#: Changes that name the member's addresses (a peer address at least).
+ADDRESSED_CHANGES = ("add-learner", "add-voter", "update")
 _MAX_ADDRESS = 256
+_ETCD_FACES = ("grpc", "gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +173,18 @@ class MembersRequest:
 @dataclass(frozen=True, slots=True)
 class ConfChangeRequest:
     """A membership change, answered with a MembersReply once it is applied.
-    `peer` and `client` (tcp://HOST:PORT) are required for add-learner only."""
+    add-learner, add-voter and update need `peer` (tcp://HOST:PORT); `client`
+    (tcp://HOST:PORT), `grpc` and `gateway` (http://HOST:PORT, the etcd faces) are
+    optional ("" = none: etcd's MemberAdd knows peer URLs only). An update keeps
+    the member's current client/grpc/gateway where it leaves them empty."""
 
     request_id: int
     change: str
     node: int
     peer: str = ""
     client: str = ""
+    grpc: str = ""
+    gateway: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +222,10 @@ class HashRequest:
 
 @dataclass(frozen=True, slots=True)
 class MembersReply:
-    """`members`: {"voters", "learners", "members": [{"id", "peer", "client", "voter",
-    "match", "lag"}], "leader_id", "term", "last_index", "commit_index", "from_leader"}
+    """`members`: {"voters", "learners", "members": [{"id", "peer", "client", "grpc",
+    "gateway", "voter", "match", "lag"}], "leader_id", "term", "last_index", "commit_index",
+    "from_leader"} ("" for an address a member does not have; older nodes leave out
+    "grpc" and "gateway")
     (`match`/`lag` are null unless the answer comes from the leader)."""
 
     request_id: int
@@ -247,9 +260,11 @@ def _request_map(request: ClientRequest) -> dict[str, Any]:
                     "seconds": float(seconds), "direction": direction}
         case MembersRequest(request_id, leader_only):
             return {"v": VERSION, "id": request_id, "op": "members", "leader": leader_only}
-        case ConfChangeRequest(request_id, change, node, peer, client):
-            return {"v": VERSION, "id": request_id, "op": "conf", "change": change, "node": node,
-                    "peer": peer, "client": client}
+        case ConfChangeRequest(request_id, change, node, peer, client, grpc, gateway):
+            out = {"v": VERSION, "id": request_id, "op": "conf", "change": change, "node": node,
+                   "peer": peer, "client": client}
+            out.update((key, url) for key, url in (("grpc", grpc), ("gateway", gateway)) if url)
+            return out
         case TransferRequest(request_id, to):
             return {"v": VERSION, "id": request_id, "op": "transfer", "to": to}
         case SnapshotFileRequest(request_id, min_index):
@@ -415,11 +430,17 @@ def _conf_request(obj: dict[str, Any], request_id: int) -> ConfChangeRequest:
         raise ProtocolError(f"field 'change' must be one of {', '.join(CONF_CHANGES)}")
     node = _node_id(obj, "node")
     peer, client = _get(obj, "peer", str), _get(obj, "client", str)
-    if len(peer) > _MAX_ADDRESS or len(client) > _MAX_ADDRESS:
+    # Optional keys: requests from before the etcd faces have none.
+    grpc, gateway = (_get(obj, key, str) if key in obj else "" for key in _ETCD_FACES)
+    if any(len(a) > _MAX_ADDRESS for a in (peer, client, grpc, gateway)):
         raise ProtocolError("addresses must be at most 256 characters")
-    if change == "add-learner" and not (peer.startswith("tcp://") and client.startswith("tcp://")):
-        raise ProtocolError("add-learner needs 'peer' and 'client' addresses (tcp://HOST:PORT)")
-    return ConfChangeRequest(request_id, change, node, peer, client)
+    if change in ADDRESSED_CHANGES:
+        if not peer.startswith("tcp://") or (client and not client.startswith("tcp://")):
+            raise ProtocolError(f"{change} needs a 'peer' address and an optional 'client' address "
+                                "(tcp://HOST:PORT)")
+        if any(url and not url.startswith("http://") for url in (grpc, gateway)):
+            raise ProtocolError(f"{change}: 'grpc' and 'gateway' must be http://HOST:PORT URLs")
+    return ConfChangeRequest(request_id, change, node, peer, client, grpc, gateway)
 
 
 def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:

@@ -1,6 +1,7 @@
 """`python -m node --config FILE --id N [--data-dir DIR]`: run one cluster member.
 
-`python -m node --config FILE --id N --join [HOST:PORT,...] --peer ADDR --client ADDR`:
+`python -m node --config FILE --id N --join [HOST:PORT,...] --peer ADDR --client ADDR
+[--grpc URL] [--gateway URL]`:
 run a member that is not in the config's initial `[[members]]` (added later with
 `python -m cluster member add`, or by `python -m supervisor add`). It boots with an
 empty membership and learns it from the leader's log or snapshot; with an empty data
@@ -63,6 +64,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "endpoints of existing members to ask for addresses; default the config's)")
     parser.add_argument("--peer", metavar="tcp://HOST:PORT", help="--join: this node's peer address")
     parser.add_argument("--client", metavar="tcp://HOST:PORT", help="--join: this node's client address")
+    parser.add_argument("--grpc", default="", metavar="http://HOST:PORT",
+                        help="--join: this node's etcd gRPC URL (default: none, that face is off)")
+    parser.add_argument("--gateway", default="", metavar="http://HOST:PORT",
+                        help="--join: this node's etcd HTTP gateway URL (default: none, that face is off)")
     parser.add_argument("--join-timeout", type=float, default=60.0, metavar="S",
                         help="--join with an empty data directory: give up after S s without an answer")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -73,8 +78,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def load(args: argparse.Namespace) -> tuple[ClusterSpec, Path]:
     spec = load_spec(args.config)
     if args.join is None:
-        if args.peer or args.client:
-            raise SpecError(spec.source, "--peer/--client", "only with --join (initial members' "
+        if args.peer or args.client or args.grpc or args.gateway:
+            raise SpecError(spec.source, "--peer/--client/--grpc/--gateway", "only with --join (initial members' "
                             "addresses come from the config)")
         spec.member(args.id)  # raises SpecError naming --id
     else:
@@ -87,12 +92,17 @@ def load(args: argparse.Namespace) -> tuple[ClusterSpec, Path]:
             value = getattr(args, name)
             if not value or not _TCP.match(value):
                 raise SpecError(spec.source, f"--{name}", f"--join needs --{name} tcp://HOST:PORT, got {value!r}")
+        for name in ("grpc", "gateway"):
+            value = getattr(args, name)
+            if value and not _HTTP.match(value):
+                raise SpecError(spec.source, f"--{name}", f"{value!r} is not an http://HOST:PORT URL")
     return spec, args.data_dir or spec.data_dir_for(args.id)
 
 
 #: How long a restarted --join node asks for addresses before relying on its log.
 RESTART_ASK_SECONDS = 3.0
 _TCP = re.compile(r"^tcp://[^\s:]+:\d{1,5}$")
+_HTTP = re.compile(r"^http://[^\s/]+:\d{1,5}$")
 
 
 def join_endpoints(args: argparse.Namespace, spec: ClusterSpec) -> list[str]:
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     join: Address | None = None
     fetched: dict[int, Address] = {}
     if args.join is not None:
-        join = Address(args.peer, args.client)
+        join = Address(args.peer, args.client, args.grpc, args.gateway)
         from node.joining import JoinFailed, fetch_addresses
         fresh = is_fresh(data_dir)
         try:

@@ -80,8 +80,10 @@ class NodeActor:
         it from the leader. `fetched`: member addresses an existing member told it."""
         self.spec = spec
         self.id = node_id
-        self.member = spec.member(node_id) if join is None else MemberSpec(node_id, join.peer, join.client)
-        self.membership = Membership(node_id, {m.id: Address(m.peer, m.client) for m in spec.members},
+        self.member = spec.member(node_id) if join is None else \
+            MemberSpec(node_id, join.peer, join.client, grpc=join.grpc, gateway=join.gateway)
+        self.membership = Membership(node_id, {m.id: Address(m.peer, m.client, m.grpc, m.gateway)
+                                               for m in spec.members},
                                      ConfState(spec.ids) if join is None else ConfState())
         self.membership.learn(fetched or {})
         self.clock = clock

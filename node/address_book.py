@@ -8,9 +8,10 @@ they are complete and durable without a file of their own:
 
 1. the cluster config's `[[members]]`: the *initial* cluster (a voter set the core
    boots with; nodes started with `--join` boot with an empty one);
-2. every CONF_CHANGE entry's context: an ADD_LEARNER carries the new member's
-   addresses (`encode_context`), so whoever holds the log knows how to reach every
-   member added since index 1;
+2. every CONF_CHANGE entry's context: an ADD_LEARNER or ADD_VOTER carries the new
+   member's addresses (`encode_context`), so whoever holds the log knows how to
+   reach every member added since index 1; an UPDATE carries a member's new
+   addresses (etcd's MemberUpdate), which replace its old ones once applied;
 3. the snapshot: a log compacted past those entries would lose them, so every
    snapshot the node writes starts with one extra framed chunk, the *members
    frame* (`members_frame`): the membership and the addresses as of the
@@ -46,26 +47,39 @@ from node.raft.types import ConfChange, ConfChangeKind, decode_conf_change
 #: (["jangada-kv", ...]) so snapshots written before membership changes still load.
 MEMBERS_MAGIC = "jangada-members"
 MEMBERS_FORMAT = 1
-_MAX_ADDRESS = 256
+#: Longest address of any kind; a context holds at most four of them plus their keys.
+MAX_ADDRESS = 256
+_MAX_CONTEXT = 6 * MAX_ADDRESS
+#: The optional faces, in context-key and members-frame order.
+_ETCD_FACES = ("grpc", "gateway")
 
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """How to reach one member: its peer (Raft traffic) and client addresses."""
+    """How to reach one member: its peer (Raft traffic) and client addresses, and its
+    etcd v3 faces (gRPC and HTTP gateway URLs). Only `peer` is always known: a member
+    added through etcd's MemberAdd names peer URLs only, and "" means "none"
+    (never dialled)."""
 
     peer: str
     client: str
+    grpc: str = ""
+    gateway: str = ""
 
 
 def encode_context(address: Address) -> bytes:
-    """An ADD_LEARNER's context: the new member's addresses."""
-    return cast(bytes, msgpack.packb({"peer": address.peer, "client": address.client}, use_bin_type=True))
+    """An ADD_LEARNER's, ADD_VOTER's or UPDATE's context: the member's addresses. The
+    etcd faces' keys appear only when set, so a context without them is byte for
+    byte what older nodes wrote and read."""
+    body = {"peer": address.peer, "client": address.client}
+    body.update({key: getattr(address, key) for key in _ETCD_FACES if getattr(address, key)})
+    return cast(bytes, msgpack.packb(body, use_bin_type=True))
 
 
 def decode_context(data: bytes) -> Address | None:
     """The addresses in a conf change's context; None for anything else (a peer's
-    bytes never raise)."""
-    if not data or len(data) > 4 * _MAX_ADDRESS:
+    bytes never raise). `peer` is required; the others may be empty or absent."""
+    if not data or len(data) > _MAX_CONTEXT:
         return None
     try:
         obj = msgpack.unpackb(data, raw=False)
@@ -73,12 +87,21 @@ def decode_context(data: bytes) -> Address | None:
         return None
     if not isinstance(obj, dict):
         return None
-    peer, client = obj.get("peer"), obj.get("client")
-    if not (isinstance(peer, str) and isinstance(client, str) and peer and client):
+    peer, client = obj.get("peer"), obj.get("client", "")
+    faces = [obj.get(key, "") for key in _ETCD_FACES]
+    values = [peer, client, *faces]
+    if not all(isinstance(v, str) and len(v) <= MAX_ADDRESS for v in values) or not peer:
         return None
-    if len(peer) > _MAX_ADDRESS or len(client) > _MAX_ADDRESS:
-        return None
-    return Address(peer, client)
+    return Address(*values)
+
+
+def updated(old: Address | None, new: Address) -> Address:
+    """A member's addresses after an UPDATE (etcd's MemberUpdate changes peer URLs):
+    the new peer, and each other address the update names; those it leaves empty
+    stay as they were."""
+    if old is None:
+        return new
+    return Address(new.peer, new.client or old.client, new.grpc or old.grpc, new.gateway or old.gateway)
 
 
 def conf_change_of(entry: Entry) -> ConfChange | None:
@@ -93,14 +116,20 @@ def conf_change_of(entry: Entry) -> ConfChange | None:
 
 
 _KINDS = {"add-learner": ConfChangeKind.ADD_LEARNER, "promote": ConfChangeKind.PROMOTE,
-          "remove": ConfChangeKind.REMOVE}
+          "remove": ConfChangeKind.REMOVE, "add-voter": ConfChangeKind.ADD_VOTER,
+          "update": ConfChangeKind.UPDATE}
+#: Changes whose context names the member's addresses.
+ADDRESSED = frozenset({ConfChangeKind.ADD_LEARNER, ConfChangeKind.ADD_VOTER, ConfChangeKind.UPDATE})
+#: Changes whose addresses may be dialled as soon as the entry is appended (an added
+#: member counts as one from append on); an UPDATE's take effect when applied.
+_ADDED = frozenset({ConfChangeKind.ADD_LEARNER, ConfChangeKind.ADD_VOTER})
 
 
 def conf_change_for(request: ConfChangeRequest) -> ConfChange:
     """The core's change for a client's request (addresses go into the context)."""
     kind = _KINDS[request.change]
-    context = encode_context(Address(request.peer, request.client)) if kind is ConfChangeKind.ADD_LEARNER else b""
-    return ConfChange(kind, request.node, context)
+    address = Address(request.peer, request.client, request.grpc, request.gateway)
+    return ConfChange(kind, request.node, encode_context(address) if kind in ADDRESSED else b"")
 
 
 def refusal_code(error: ProposalDropped | InvalidRequest) -> ErrorCode:
@@ -143,7 +172,7 @@ class Membership:
         core counts it as a member from append on)."""
         for entry in entries:
             cc = conf_change_of(entry)
-            if cc is not None and cc.kind is ConfChangeKind.ADD_LEARNER:
+            if cc is not None and cc.kind in _ADDED:
                 address = decode_context(cc.context)
                 if address is not None:
                     self.known[cc.node_id] = address
@@ -153,9 +182,11 @@ class Membership:
         cc = conf_change_of(entry)
         if cc is None:
             return None
-        if cc.kind is ConfChangeKind.ADD_LEARNER:
+        if cc.kind in ADDRESSED:
             address = decode_context(cc.context)
             if address is not None:
+                if cc.kind is ConfChangeKind.UPDATE:
+                    address = updated(self.applied.get(cc.node_id), address)
                 self.applied[cc.node_id] = address
                 self.known[cc.node_id] = address
         if cc.result is not None:
@@ -180,9 +211,15 @@ class Membership:
         return cast(bytes, msgpack.packb([MEMBERS_MAGIC, MEMBERS_FORMAT, sorted(conf.voters),
                                           sorted(conf.learners), rows], use_bin_type=True))
 
-    def _row(self, node_id: int) -> tuple[str, str]:
+    def _row(self, node_id: int) -> tuple[str, ...]:
+        """[peer, client], plus [grpc, gateway] when either is set: a cluster without
+        etcd faces writes the rows older nodes read."""
         address = self.applied.get(node_id) or self.known.get(node_id)
-        return (address.peer, address.client) if address else ("", "")
+        if address is None:
+            return ("", "")
+        if address.grpc or address.gateway:
+            return (address.peer, address.client, address.grpc, address.gateway)
+        return (address.peer, address.client)
 
     def view(self, st: Status) -> dict[str, Any]:
         """A MembersReply's body: the configuration in effect (`st` is the core's
@@ -192,7 +229,8 @@ class Membership:
         for node_id in sorted(set(st.voters) | set(st.learners)):
             address = self.known.get(node_id)
             rows.append({"id": node_id, "peer": address.peer if address else "",
-                         "client": address.client if address else "", "voter": node_id in st.voters,
+                         "client": address.client if address else "", "grpc": address.grpc if address else "",
+                         "gateway": address.gateway if address else "", "voter": node_id in st.voters,
                          "match": (st.learner_match or {}).get(node_id),
                          "lag": (st.learner_lag or {}).get(node_id)})
         return {"node_id": self.id, "voters": list(st.voters), "learners": list(st.learners),
@@ -211,9 +249,13 @@ def parse_members_frame(chunk: bytes) -> tuple[ConfState, dict[int, Address]] | 
     try:
         _, _, voters, learners, rows = obj
         addresses = {}
-        for node_id, peer, client in rows:
-            if peer and client:
-                addresses[int(node_id)] = Address(str(peer), str(client))
+        for row in rows:
+            # [id, peer, client] (older frames) or [id, peer, client, grpc, gateway].
+            if not isinstance(row, list) or len(row) not in (3, 3 + len(_ETCD_FACES)):
+                return None
+            node_id, peer, *rest = row
+            if peer:
+                addresses[int(node_id)] = Address(*(str(v) for v in (peer, *rest)))
         return ConfState(tuple(int(v) for v in voters), tuple(int(v) for v in learners)), addresses
     except (ValueError, TypeError):
         return None

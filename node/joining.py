@@ -89,8 +89,11 @@ def ask_member(context: zmq.Context[zmq.Socket[bytes]], endpoint: str,
         members = members_view(line, endpoint)
     finally:
         line.close()
-    book = {int(row["id"]): Address(str(row["peer"]), str(row["client"]))
-            for row in members.members.get("members", []) if row.get("peer") and row.get("client")}
+    # A member may have no client address (added through etcd's MemberAdd, which knows
+    # peer URLs only); older members send no "grpc"/"gateway".
+    book = {int(row["id"]): Address(str(row["peer"]), str(row.get("client") or ""), str(row.get("grpc") or ""),
+                                    str(row.get("gateway") or ""))
+            for row in members.members.get("members", []) if row.get("peer")}
     if not book:
         raise MemberUnavailable(f"{endpoint} knows no member addresses")
     return members.node_id, book

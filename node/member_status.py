@@ -56,10 +56,17 @@ class MemberStatus:
             "fault_dropped_frames": transport.blocked_frames,
             "leases": len(self._leases),
             "watches": len(self._watches),
+            **self._own_faces(),
         }
         if st.role is Role.LEADER:
             out["progress"] = {str(peer): text for peer, text in st.progress.items()}
         return out
+
+    def _own_faces(self) -> dict[str, str]:
+        """This member's etcd faces as the address book has them ("" = off or not
+        known yet: a joining node learns its own entry from the log)."""
+        own = self._membership.address(self.id)
+        return {"grpc": own.grpc if own else "", "gateway": own.gateway if own else ""}
 
     def members(self) -> dict[str, Any]:
         """The membership in effect as this node sees it (a MembersReply's body)."""

@@ -30,6 +30,7 @@ examples:
   python -m supervisor up 5                 # foreground: live status table, Ctrl-C stops it
   python -m supervisor up 3 --detach        # background: returns once a leader exists
   python -m supervisor status [--json]
+  etcdctl --endpoints=$(python -m supervisor status --etcd-endpoints) member list
   kill -9 $(python -m supervisor status --leader-pid)
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
   python -m supervisor chaos --duration 30 --interval 2 --pause --drop
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of nodes (1-99; default 3, or the size of the cluster already in --data-dir)")
     up.add_argument("--detach", "-d", action="store_true", help="run in the background; return once a leader exists")
     up.add_argument("--base-port", type=int, metavar="P",
-                    help="fixed ports: peer P+id, client P+100+id (default: free ports chosen at the first up)")
+                    help="fixed ports: peer P+id, client P+100+id, etcd gRPC P+200+id, etcd gateway P+300+id "
+                         "(default: free ports chosen at the first up)")
     up.add_argument("--config", metavar="FILE", help="use this cluster config instead of generating one")
     up.add_argument("--timeout", type=_positive, default=30.0, metavar="S",
                     help="give up if no leader is elected within S seconds (default 30)")
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--leader-pid", action="store_true",
                         help="print only the leader's pid (exit 1 if no leader): kill -9 $(... --leader-pid)")
+    status.add_argument("--etcd-endpoints", action="store_true",
+                        help="print only the nodes' etcd gRPC HOST:PORT list, comma-separated (exit 1 if no node "
+                             "has one): etcdctl --endpoints=$(... --etcd-endpoints)")
 
     down = sub.add_parser("down", parents=[common], help="stop the cluster (SIGTERM, then SIGKILL)")
     down.add_argument("--purge", action="store_true", help="also remove the data directory")
@@ -163,6 +168,11 @@ def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
 
 def cmd_status(args: argparse.Namespace, layout: Layout) -> int:
     state = control.load_state(layout)
+    if args.etcd_endpoints:  # from the state file alone: no node is asked anything
+        if not state.etcd_endpoints():
+            raise control.ControlError("no node of this cluster has an etcd gRPC endpoint (its config has no `grpc`)")
+        print(",".join(state.etcd_endpoints()))
+        return 0
     statuses = collect(state)
     supervisor = supervisor_process(state) is not None
     if args.leader_pid:

@@ -1,8 +1,8 @@
 """A cluster config for N nodes on this machine, and its reuse across `up`s.
 
 Ports: by default the kernel hands out free loopback ports at the first `up`; with
-`--base-port P` they are fixed, peer P+id and client P+100+id (the shipped configs'
-scheme with P = 7100). Either way the generated config is written to the data
+`--base-port P` they are fixed, peer P+id, client P+100+id, etcd gRPC P+200+id and
+etcd HTTP gateway P+300+id (the shipped configs' scheme with P = 7100). Either way the generated config is written to the data
 directory and the next `up` on the same data reuses it unchanged, so a restarted
 cluster keeps its cluster id (which is in every WAL segment and snapshot) and its
 addresses. Timing, storage and limits come from the shipped `cluster-3` config.
@@ -12,37 +12,52 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from cluster.discovery import Layout
 from cluster.ports import free_ports
 from cluster.spec import ClusterSpec, MemberSpec, SpecError, load_spec
 
-MAX_NODES = 99  # --base-port leaves room for 99 peer and 99 client ports
+MAX_NODES = 99  # --base-port leaves room for 99 ports of each kind
 HOST = "127.0.0.1"
+#: Ports per member: peer, client, etcd gRPC, etcd gateway.
+FACES = 4
+
+
+class MemberPorts(NamedTuple):
+    peer: int
+    client: int
+    grpc: int
+    gateway: int
 
 
 class ConfigConflict(Exception):
     """The data directory holds a cluster that does not match what was asked for."""
 
 
-def member_ports(size: int, base_port: int | None) -> list[tuple[int, int]]:
-    """(peer, client) port per member, ids 1..size."""
+def member_ports(size: int, base_port: int | None) -> list[MemberPorts]:
+    """The ports of each member, ids 1..size."""
     if not 1 <= size <= MAX_NODES:
         raise ValueError(f"cluster size must be 1..{MAX_NODES}, got {size}")
     if base_port is None:
-        ports = free_ports(2 * size)
-        return [(ports[2 * i], ports[2 * i + 1]) for i in range(size)]
-    if not 1024 <= base_port <= 65535 - 100 - size:
-        raise ValueError(f"--base-port {base_port}: need 1024 <= P <= {65535 - 100 - size}")
-    return [(base_port + i, base_port + 100 + i) for i in range(1, size + 1)]
+        ports = free_ports(FACES * size)
+        return [MemberPorts(*ports[FACES * i:FACES * (i + 1)]) for i in range(size)]
+    top = 65535 - 100 * (FACES - 1) - size
+    if not 1024 <= base_port <= top:
+        raise ValueError(f"--base-port {base_port}: need 1024 <= P <= {top}")
+    return [MemberPorts(*(base_port + 100 * face + i for face in range(FACES))) for i in range(1, size + 1)]
+
+
+def member_spec(node_id: int, ports: MemberPorts) -> MemberSpec:
+    return MemberSpec(node_id, f"tcp://{HOST}:{ports.peer}", f"tcp://{HOST}:{ports.client}",
+                      grpc=f"http://{HOST}:{ports.grpc}", gateway=f"http://{HOST}:{ports.gateway}")
 
 
 def generate_spec(size: int, base_port: int | None = None, cluster_id: str | None = None,
                   base: str = "cluster-3") -> ClusterSpec:
     """A spec for `size` members on 127.0.0.1; data dirs `node-{id}` relative to the
     data directory (the supervisor runs every node there)."""
-    members = tuple(MemberSpec(i, f"tcp://{HOST}:{peer}", f"tcp://{HOST}:{client}")
-                    for i, (peer, client) in enumerate(member_ports(size, base_port), start=1))
+    members = tuple(member_spec(i, ports) for i, ports in enumerate(member_ports(size, base_port), start=1))
     return replace(load_spec(base), cluster_id=cluster_id or f"jangada-{secrets.token_hex(4)}",
                    members=members, data_dir="node-{id}", source="<generated>")
 
@@ -84,8 +99,9 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
 
 
 def _uses_base_port(spec: ClusterSpec, base_port: int) -> bool:
-    expected = [(f"tcp://{HOST}:{p}", f"tcp://{HOST}:{c}")
-                for p, c in member_ports(len(spec.members), base_port)]
+    # Peer and client only: a config written before the etcd faces still matches.
+    expected = [(f"tcp://{HOST}:{p.peer}", f"tcp://{HOST}:{p.client}")
+                for p in member_ports(len(spec.members), base_port)]
     return [(m.peer, m.client) for m in spec.members] == expected
 
 
@@ -95,4 +111,5 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-__all__ = ["ConfigConflict", "SpecError", "generate_spec", "member_ports", "prepare_config", "free_ports"]
+__all__ = ["ConfigConflict", "MemberPorts", "SpecError", "generate_spec", "member_ports", "member_spec",
+           "prepare_config", "free_ports"]

@@ -13,7 +13,12 @@ from cluster.discovery import ClusterState
 from supervisor.status import HEADERS, NodeStatus, table_rows
 
 
-LIVE_HIDDEN = {"ALIVE", "LAST", "LEADER", "SNAPSHOT"}
+LIVE_HIDDEN = {"ALIVE", "LAST", "LEADER", "SNAPSHOT", "GRPC", "GATEWAY"}
+
+
+def etcd_faces(grpc: str, gateway: str) -> str:
+    """", grpc URL, gateway URL" for a node's etcd faces that are on (for event lines)."""
+    return "".join(f", {name} {url}" for name, url in (("grpc", grpc), ("gateway", gateway)) if url)
 
 
 def timestamp() -> str:
@@ -33,9 +38,12 @@ class Display:
     def ready(self, state: ClusterState, leader: NodeStatus) -> None:
         self.event(f"leader: node {leader.id} (term {leader.term}); cluster ready")
         for node in state.nodes:
-            self.event(f"node {node.id}: pid {node.pid}, client {node.client}, peer {node.peer}")
+            self.event(f"node {node.id}: pid {node.pid}, client {node.client}, peer {node.peer}"
+                       f"{etcd_faces(node.grpc, node.gateway)}")
         endpoints = ",".join(n.client.removeprefix("tcp://") for n in state.nodes)
         self.event(f"endpoints: {endpoints}")
+        if state.etcd_endpoints():
+            self.event(f"etcd endpoints: {','.join(state.etcd_endpoints())}")
         self.event("try: python -m cluster put greeting hello; python -m cluster get greeting; "
                    "python -m supervisor status   (Ctrl-C here stops the cluster)")
 

@@ -88,10 +88,14 @@ def up_detached(layout: Layout, spec: ClusterSpec, leader_timeout: float, grace:
             print(f"cluster {state.cluster_id} is up: {len(state.nodes)} nodes, supervisor pid {child.pid} "
                   f"(log: {layout.supervisor_log})", file=out)
             for node in state.nodes:
-                print(f"  node {node.id}  pid {node.pid}  client {node.client}  log {layout.node_log(node.id)}",
+                faces = "".join(f"  {name} {url}" for name, url in (("grpc", node.grpc), ("gateway", node.gateway))
+                                if url)
+                print(f"  node {node.id}  pid {node.pid}  client {node.client}{faces}  log {layout.node_log(node.id)}",
                       file=out)
             endpoints = ",".join(n.client.removeprefix("tcp://") for n in state.nodes)
             print(f"endpoints: {endpoints}", file=out)
+            if state.etcd_endpoints():
+                print(f"etcd endpoints: {','.join(state.etcd_endpoints())}", file=out)
             print("try: python -m cluster put greeting hello; python -m supervisor status; "
                   "python -m supervisor down", file=out)
             return 0

@@ -1,6 +1,6 @@
 """`python -m supervisor add` and `remove`: grow and shrink a running cluster.
 
-add: pick the next id and two free ports, record the member in the roster
+add: pick the next id and four free ports (peer, client, etcd gRPC and gateway), record the member in the roster
 (supervisor/roster.py) and signal the supervisor (SIGUSR1), which starts it with
 `--join` and a fresh data directory; then, through the cluster (client protocol),
 add it as a learner, wait until it has caught up (the leader's lag figure for it
@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from cluster.client import Client, ClientError, InvalidRequestError, RefusedError
 from cluster.discovery import ClusterState, Layout, read_state
 from cluster.spec import SpecError, load_spec
-from supervisor.configgen import HOST, free_ports
+from supervisor.configgen import HOST, FACES, free_ports
 from supervisor.control import ControlError, load_state, wait_until
 from supervisor.roster import Member, Roster, RosterError, load_roster, save_roster
 from supervisor.statefile import node_process, supervisor_process
@@ -70,8 +70,9 @@ def add(layout: Layout, timeout: float, out: TextIO) -> int:
         raise ControlError(str(error)) from None
     roster = _roster(layout)
     node_id = roster.next_id(spec)
-    peer_port, client_port = free_ports(2)
-    member = Member(node_id, f"tcp://{HOST}:{peer_port}", f"tcp://{HOST}:{client_port}", tuple(state.endpoints()))
+    peer_port, client_port, grpc_port, gateway_port = free_ports(FACES)
+    member = Member(node_id, f"tcp://{HOST}:{peer_port}", f"tcp://{HOST}:{client_port}", tuple(state.endpoints()),
+                    grpc=f"http://{HOST}:{grpc_port}", gateway=f"http://{HOST}:{gateway_port}")
     deadline = time.monotonic() + timeout
     with _client(state, timeout) as client:
         try:
@@ -83,9 +84,10 @@ def add(layout: Layout, timeout: float, out: TextIO) -> int:
         _signal_supervisor(state)
         pid = _wait_spawned(layout, node_id, deadline)
         _say(out, f"node {node_id}: started as pid {pid} (peer {member.peer}, client {member.client}, "
-                  f"data {layout.node_dir(node_id)})")
+                  f"grpc {member.grpc}, gateway {member.gateway}, data {layout.node_dir(node_id)})")
         try:
-            added = client.member_add(node_id, member.peer, member.client)
+            added = client.member_add(node_id, member.peer, member.client, grpc=member.grpc,
+                                      gateway=member.gateway)
         except ClientError as error:
             roster.forget_added(node_id)
             save_roster(layout, roster)

@@ -7,7 +7,10 @@ with `python -m supervisor add` and removed with `remove` are recorded in
 only reads it, when it starts and when `add`/`remove` signal it with SIGUSR1):
 
     {"version": 1, "added": [{"id": 4, "peer": "tcp://...", "client": "tcp://...",
-                              "join": ["tcp://...", ...]}], "removed": [2]}
+                              "join": ["tcp://...", ...], "grpc": "http://...",
+                              "gateway": "http://..."}], "removed": [2]}
+
+(`grpc`/`gateway`, the etcd faces, may be absent: rosters written before them.)
 
 The members now are the config's minus `removed`, plus `added` minus `removed`.
 Ids are never reused: the next id is one more than any id the roster or the config
@@ -39,6 +42,8 @@ class Member:
     peer: str
     client: str
     join: tuple[str, ...] | None = None
+    grpc: str = ""
+    gateway: str = ""
 
 
 @dataclass(slots=True)
@@ -48,7 +53,8 @@ class Roster:
 
     def current(self, spec: ClusterSpec) -> list[Member]:
         gone = set(self.removed)
-        initial = [Member(m.id, m.peer, m.client) for m in spec.members if m.id not in gone]
+        initial = [Member(m.id, m.peer, m.client, grpc=m.grpc, gateway=m.gateway)
+                   for m in spec.members if m.id not in gone]
         return initial + [m for m in self.added if m.id not in gone]
 
     def next_id(self, spec: ClusterSpec) -> int:
@@ -81,7 +87,8 @@ def load_roster(layout: Layout) -> Roster:
     try:
         if doc.get("version") != ROSTER_VERSION:
             raise RosterError(f"{path}: unsupported version {doc.get('version')!r}")
-        added = [Member(int(m["id"]), str(m["peer"]), str(m["client"]), tuple(str(e) for e in m["join"]))
+        added = [Member(int(m["id"]), str(m["peer"]), str(m["client"]), tuple(str(e) for e in m["join"]),
+                        str(m.get("grpc", "")), str(m.get("gateway", "")))
                  for m in doc["added"]]
         return Roster(added, [int(i) for i in doc["removed"]])
     except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -25,11 +25,15 @@ _PR_SET_PDEATHSIG = 1
 
 def node_command(layout: Layout, node_id: int, join: Member | None = None) -> list[str]:
     """The node's command line; a member added after the initial config (`join`)
-    also gets `--join ENDPOINTS --peer P --client C`."""
+    also gets `--join ENDPOINTS --peer P --client C` (and `--grpc U --gateway U`
+    for the etcd faces it has)."""
     command = [sys.executable, "-m", "node", "--config", str(layout.config), "--id", str(node_id),
                "--data-dir", str(layout.node_dir(node_id))]
     if join is not None:
         command += ["--join", ",".join(join.join or ()), "--peer", join.peer, "--client", join.client]
+        for flag, url in (("--grpc", join.grpc), ("--gateway", join.gateway)):
+            if url:
+                command += [flag, url]
     return command
 
 

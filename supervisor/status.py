@@ -35,9 +35,14 @@ class NodeStatus:
     peer: str
     state: str
     last_exit: str
+    grpc: str = ""
+    gateway: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """`status --json`'s node: every field, plus "endpoints" (each face's address)."""
+        out = asdict(self)
+        out["endpoints"] = {"client": self.client, "peer": self.peer, "grpc": self.grpc, "gateway": self.gateway}
+        return out
 
 
 def query_status(endpoint: str, timeout: float = QUERY_TIMEOUT) -> dict[str, Any] | None:
@@ -83,7 +88,7 @@ def _one(record: NodeRecord, state: ClusterState, timeout: float) -> NodeStatus:
         applied_index=got.get("applied_index"), last_index=got.get("last_index"),
         snapshot_index=got.get("snapshot_index"), wal_bytes=got.get("wal_bytes"), rss_bytes=rss,
         restarts=record.restarts, client=record.client, peer=record.peer, state=record.state,
-        last_exit=record.last_exit)
+        last_exit=record.last_exit, grpc=record.grpc, gateway=record.gateway)
 
 
 def collect(state: ClusterState, timeout: float = QUERY_TIMEOUT) -> list[NodeStatus]:
@@ -98,13 +103,14 @@ def leader_of(statuses: list[NodeStatus]) -> NodeStatus | None:
 
 
 HEADERS = ["ID", "PID", "ALIVE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST", "SNAPSHOT",
-           "WAL", "RSS", "RESTARTS"]
+           "WAL", "RSS", "RESTARTS", "GRPC", "GATEWAY"]
 
 
 def table_rows(statuses: list[NodeStatus]) -> list[list[str]]:
     return [[str(s.id), str(s.pid or "-"), "yes" if s.alive else "no", s.role, _opt(s.term), _opt(s.leader),
              _opt(s.commit_index), _opt(s.applied_index), _opt(s.last_index), _opt(s.snapshot_index),
-             human_bytes(s.wal_bytes), human_bytes(s.rss_bytes), str(s.restarts)] for s in statuses]
+             human_bytes(s.wal_bytes), human_bytes(s.rss_bytes), str(s.restarts),
+             s.grpc.removeprefix("http://") or "-", s.gateway.removeprefix("http://") or "-"] for s in statuses]
 
 
 def _opt(value: int | None) -> str:

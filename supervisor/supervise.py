@@ -31,7 +31,7 @@ import psutil
 
 from cluster.discovery import ClusterState, Layout, NodeRecord
 from cluster.spec import ClusterSpec
-from supervisor.display import Display
+from supervisor.display import Display, etcd_faces
 from supervisor.restarts import RestartPolicy
 from supervisor.roster import RosterError, load_roster
 from supervisor.spawn import describe_exit, spawn_node, terminate
@@ -73,7 +73,7 @@ class Supervisor:
         self.state = ClusterState(
             cluster_id=spec.cluster_id, config=str(layout.config), data_dir=str(layout.root),
             supervisor_pid=me, supervisor_create_time=create_time(me), started_at=time.time(),
-            nodes=[NodeRecord(m.id, m.client, m.peer) for m in members])
+            nodes=[NodeRecord(m.id, m.client, m.peer, grpc=m.grpc, gateway=m.gateway) for m in members])
         self.stopping = threading.Event()
         self.roster_changed = threading.Event()
         self.watch = _Watch()
@@ -188,10 +188,11 @@ class Supervisor:
             if member.join is not None:
                 self.joins[node_id] = member
             self.children[node_id] = _Child()
-            self.state.nodes.append(NodeRecord(node_id, member.client, member.peer))
+            self.state.nodes.append(NodeRecord(node_id, member.client, member.peer,
+                                               grpc=member.grpc, gateway=member.gateway))
             self._spawn(node_id)
             self.display.event(f"node {node_id}: new member, started as pid {self.state.node(node_id).pid} "
-                               f"(client {member.client}, peer {member.peer})")
+                               f"(client {member.client}, peer {member.peer}{etcd_faces(member.grpc, member.gateway)})")
             changed = True
         return changed
 

@@ -398,12 +398,17 @@ class RaftCore:
         can_vote = (self.vote == m.src
                     or (self.vote == NONE and self.lead == NONE)
                     or (m.pre_vote and m.term > self.term))
-        # A joiner that knows no membership yet never votes: its empty log is "up to
-        # date" with anything. (Refusing is always safe; refusing more -- e.g. every
-        # node its own log calls removed -- is not live: that log may hold a stale,
-        # uncommitted removal whose truncation needs this very vote.) Learners vote:
-        # they may have been promoted in a log they have not seen yet (as in etcd).
-        if can_vote and (self.voters or self.learners) and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+        # A joiner that knows no membership yet votes too: only a candidate whose log
+        # names it a voter asks it (ADD_VOTER), and that voter set may have no quorum
+        # without it (adding a second voter to a one-voter cluster). Its empty log adds
+        # nothing to the candidate's majority but is no danger either: with one server
+        # changed at a time, every majority of the candidate's configuration overlaps
+        # one of the configuration that committed anything, whose members refuse a
+        # stale log (thesis §4.1; new servers join with empty logs, §4.2.1). Refusing
+        # more -- e.g. every node its own log calls removed -- is not live: that log
+        # may hold a stale, uncommitted removal whose truncation needs this very vote.
+        # Learners vote: they may have been promoted in a log they have not seen yet.
+        if can_vote and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
             self._send(RequestVoteResponse(self.id, m.src, m.term, True, m.pre_vote))
             if not m.pre_vote:
                 self.election_elapsed = 0

@@ -1,9 +1,13 @@
 """Membership changes, one server at a time (thesis §4.1-4.3), with learners.
 
 Rules (docs/raft-core.md, "Membership"):
-* A change adds a learner, promotes a learner to voter, or removes a member: the
+* A change adds a learner, adds a voter, promotes a learner to voter, removes a
+  member, or updates a member (its context only: the configuration stays): the
   voter sets of the old and new configurations differ by at most one server, so any
-  majority of one overlaps any majority of the other (thesis §4.1).
+  majority of one overlaps any majority of the other (thesis §4.1). A voter added
+  directly starts with an empty log, like any new follower (thesis §4.2.1 calls
+  that an availability gap, not a safety one: the quorum grows at once, so until
+  it catches up it is one more voter the others must wait for).
 * The configuration in effect is the one in the latest CONF_CHANGE entry in the log,
   committed or not (thesis §4.1); below the log, the snapshot's (or, for a log that
   starts at index 1, the boot configuration). Truncating that entry reverts it.
@@ -45,11 +49,15 @@ def check_conf_change(conf: ConfState, cc: ConfChange) -> ConfState:
     if node < 1:
         raise InvalidConfChange(f"node id must be >= 1, got {node}")
     match cc.kind:
-        case ConfChangeKind.ADD_LEARNER:
+        case ConfChangeKind.ADD_LEARNER | ConfChangeKind.ADD_VOTER:
             if node in voters or node in learners:
                 role = "a voter" if node in voters else "a learner"
-                raise InvalidConfChange(f"cannot add node {node} as a learner: already {role}")
-            learners.add(node)
+                what = "a learner" if cc.kind is ConfChangeKind.ADD_LEARNER else "a voter"
+                raise InvalidConfChange(f"cannot add node {node} as {what}: already {role}")
+            (learners if cc.kind is ConfChangeKind.ADD_LEARNER else voters).add(node)
+        case ConfChangeKind.UPDATE:
+            if node not in voters and node not in learners:
+                raise InvalidConfChange(f"cannot update node {node}: not a member")
         case ConfChangeKind.PROMOTE:
             if node not in learners:
                 role = "already a voter" if node in voters else "not a member"

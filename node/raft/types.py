@@ -100,6 +100,8 @@ class ConfChangeKind(IntEnum):
     ADD_LEARNER = 1  # a new, non-voting member that receives the log
     PROMOTE = 2  # a caught-up learner becomes a voter
     REMOVE = 3  # a voter or learner leaves
+    ADD_VOTER = 4  # a new member that votes at once (etcd's MemberAdd without --learner)
+    UPDATE = 5  # a member's context (its addresses) changes; the configuration does not
 
 
 @dataclass(frozen=True, slots=True)

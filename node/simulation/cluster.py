@@ -312,8 +312,10 @@ class SimCluster:
                               f"reported {node.reported_conf}")
 
     def applied_conf_change(self, node: SimNode, e: Entry) -> None:
-        """One server at a time: consecutive configurations differ by one voter."""
-        result = decode_conf_change(e.data).result
+        """One server at a time: consecutive configurations differ by one voter; an
+        ADD_VOTER adds exactly its node to the voters, an UPDATE changes nothing."""
+        cc = decode_conf_change(e.data)
+        result = cc.result
         assert result is not None, f"conf change {e} without a configuration"
         old = node.applied_conf
         if old is not None and (old.voters or old.learners):
@@ -321,6 +323,13 @@ class SimCluster:
             if len(diff) > 1:
                 self.checker.fail("One server at a time", f"node {node.id} applied {e.index}: "
                                   f"voters {old.voters} -> {result.voters}")
+            if cc.kind is ConfChangeKind.ADD_VOTER and (diff != {cc.node_id} or cc.node_id in old.voters):
+                self.checker.fail("ADD_VOTER adds one voter", f"node {node.id} applied {e.index}: "
+                                  f"add {cc.node_id}: voters {old.voters} -> {result.voters}")
+            if cc.kind is ConfChangeKind.UPDATE and (set(result.voters), set(result.learners)) != (
+                    set(old.voters), set(old.learners)):
+                self.checker.fail("UPDATE keeps the configuration", f"node {node.id} applied {e.index}: "
+                                  f"update {cc.node_id}: {old} -> {result}")
         node.applied_conf = result
 
     def members(self) -> tuple[int, ...]:
@@ -342,12 +351,12 @@ class SimCluster:
             return False
         core = leader.core
         try:
-            core.propose_conf_change(ConfChange(kind, node_id, b"sim://%d" % node_id))
+            core.propose_conf_change(ConfChange(kind, node_id, b"sim://%d/%d" % (node_id, self.now)))
         except RaftError:
             return False
         self.conf_changes += 1
         self.trace.append((self.now, f"conf {kind.name} {node_id} by {leader.id} -> {core.conf}"))
-        if kind is ConfChangeKind.ADD_LEARNER:
+        if kind in (ConfChangeKind.ADD_LEARNER, ConfChangeKind.ADD_VOTER):
             old = self.nodes.get(node_id)
             if old is not None and old.core is not None:
                 self.crash(node_id)

@@ -34,6 +34,8 @@ class FaultProfile:
     max_members: int = 7  # voters + learners
     promote_bias: float = 0.7  # chance to promote a learner rather than change more
     reuse_ids: bool = False  # re-add removed ids as fresh nodes (unsafe: docs/raft-core.md)
+    add_voter_bias: float = 0.0  # chance that an addition is ADD_VOTER rather than ADD_LEARNER
+    update_rate: float = 0.0  # chance that a change is an UPDATE of a member's context
 
     @classmethod
     def draw(cls, rng: random.Random) -> FaultProfile:
@@ -101,7 +103,8 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = Fa
         mrng = random.Random(seed ^ 0x9E3779B97F4A7C15)
         profile = replace(profile, membership_rate=mrng.choice((0.005, 0.02, 0.05)),
                           max_members=mrng.choice((4, 5, 7)),
-                          promote_bias=mrng.choice((0.2, 0.5, 0.8)), reuse_ids=reuse_ids)
+                          promote_bias=mrng.choice((0.2, 0.5, 0.8)), reuse_ids=reuse_ids,
+                          add_voter_bias=mrng.choice((0.0, 0.3, 0.7)), update_rate=mrng.choice((0.0, 0.1, 0.3)))
     cluster = SimCluster(nodes, seed=rng.getrandbits(64), election_ticks=ELECTION_TICKS,
                          heartbeat_ticks=profile.heartbeat_ticks,
                          snapshot_every=profile.snapshot_every,
@@ -201,15 +204,20 @@ class _Chaos:
         return sorted(self.c.nodes)
 
     def _membership_change(self) -> None:
-        """Promote a caught-up learner, else add a learner (a new id, or a removed one
-        coming back as a fresh node with an empty disk), else remove a random member,
-        the leader included. The core refuses what is not allowed right now."""
+        """Update a member's context, else promote a caught-up learner, else add a
+        learner or a voter (a new id, or a removed one coming back as a fresh node with
+        an empty disk), else remove a random member, the leader included. The core
+        refuses what is not allowed right now. (The new kinds draw from the generator
+        only when their rates are set, so other runs keep their schedules.)"""
         c, rng = self.c, self.rng
         leader = c.leader()
         if leader is None or leader.core is None:
             return
         conf = leader.core.conf
         members = conf.voters + conf.learners
+        if self.p.update_rate and members and rng.random() < self.p.update_rate:
+            c.conf_change(ConfChangeKind.UPDATE, rng.choice(members))
+            return
         if conf.learners and rng.random() < self.p.promote_bias:
             c.conf_change(ConfChangeKind.PROMOTE, rng.choice(conf.learners))
             return
@@ -220,7 +228,8 @@ class _Chaos:
             else:
                 node_id = c.next_id
                 c.next_id += 1
-            c.conf_change(ConfChangeKind.ADD_LEARNER, node_id)
+            as_voter = bool(self.p.add_voter_bias) and rng.random() < self.p.add_voter_bias
+            c.conf_change(ConfChangeKind.ADD_VOTER if as_voter else ConfChangeKind.ADD_LEARNER, node_id)
             return
         if len(conf.voters) > 2 or len(members) > len(conf.voters):
             victim = rng.choice(members)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.cli import main
+from cluster.cli import build_parser, main
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +45,24 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["lease", "list", "extra"], "unrecognized arguments"),
     (["put", "--lease", "zz", "k", "v"], "not a lease id"),
     (["put", "--ignore-value", "k", "v"], "needs only 1 argument when 'ignore-value' is set"),
+    (["member", "add", "4"], "--peer"),
+    (["member", "add", "4", "--peer", "h:1", "--grpc", "nonsense"], "--grpc"),
+    (["member", "add", "4", "--peer", "h:1", "--gateway", "h:99999"], "--gateway"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_member_add_takes_optional_client_and_etcd_faces() -> None:
+    args = build_parser().parse_args(["member", "add", "4", "--peer", "h:1", "--grpc", "h:3",
+                                      "--gateway", "http://h:4", "--voter"])
+    assert (args.peer, args.client, args.grpc, args.gateway, args.voter) == (
+        "tcp://h:1", None, "http://h:3", "http://h:4", True)
+    plain = build_parser().parse_args(["member", "add", "4", "--peer", "h:1", "--client", "h:2"])
+    assert (plain.client, plain.grpc, plain.gateway, plain.voter) == ("tcp://h:2", None, None, False)
 
 
 def test_a_bad_txn_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

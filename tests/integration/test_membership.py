@@ -239,3 +239,38 @@ def test_a_removed_id_is_never_added_again(make_cluster: Callable[..., LocalClus
     with pytest.raises(InvalidRequestError, match="ids are never reused"):
         client.member_add(4, "tcp://127.0.0.1:9", "tcp://127.0.0.1:9")
     assert 4 not in client.members()["learners"] + client.members()["voters"]
+
+
+def test_add_voter_without_a_client_address_then_update_a_members_addresses(
+        make_cluster: Callable[..., LocalCluster]) -> None:
+    """etcd's MemberAdd (peer URLs only, no --learner) and MemberUpdate: the new
+    member votes from the start and catches up like any follower; an update changes
+    only what it names and leaves the configuration as it is."""
+    cluster = make_cluster(3)
+    cluster.wait_for_leader()
+    client = cluster.client()
+    assert client.put("before", "1") is not None
+    member = cluster.new_member()
+    cluster.start(member.id)
+    added = client.member_add(member.id, member.peer, grpc="http://127.0.0.1:9304", voter=True)
+    assert member.id in added["voters"]
+    row = next(r for r in added["members"] if r["id"] == member.id)
+    assert (row["peer"], row["client"], row["grpc"], row["gateway"]) == (member.peer, "", "http://127.0.0.1:9304", "")
+    assert client.put("after", "2") is not None  # 3 of 4 voters: the new one counts at once
+
+    with Client([member.client], timeout=2, attempt_timeout=1) as direct:
+        def caught_up() -> bool:
+            got = _try(lambda: direct.get("after", serializable=True))
+            return got is not None and got.value == b"2"
+        wait_for(caught_up, 60, f"node {member.id} to hold the log", interval=0.1)
+
+    before = members_of(client)
+    peer2 = next(r for r in before["members"] if r["id"] == 2)["peer"]
+    updated = client.member_update(2, peer2, grpc="http://127.0.0.1:9302", gateway="http://127.0.0.1:9402")
+    row2 = next(r for r in updated["members"] if r["id"] == 2)
+    assert (row2["peer"], row2["grpc"], row2["gateway"]) == (peer2, "http://127.0.0.1:9302", "http://127.0.0.1:9402")
+    assert row2["client"] == cluster.address(2), "an update keeps what it leaves empty"
+    assert sorted(updated["voters"]) == sorted(before["voters"]) and updated["learners"] == before["learners"]
+    with pytest.raises(InvalidRequestError, match="not a member"):
+        client.member_update(99, "tcp://127.0.0.1:9")
+    assert client.put("last", "3") is not None

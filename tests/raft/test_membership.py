@@ -15,14 +15,15 @@ from tests.raft.harness import Harness
 
 T = 10
 ADD, PROMOTE, REMOVE = ConfChangeKind.ADD_LEARNER, ConfChangeKind.PROMOTE, ConfChangeKind.REMOVE
+ADD_VOTER, UPDATE = ConfChangeKind.ADD_VOTER, ConfChangeKind.UPDATE
 
 
 def cc(kind: ConfChangeKind, node: int, context: bytes = b"") -> ConfChange:
     return ConfChange(kind, node, context)
 
 
-def change(h: Harness, leader: int, kind: ConfChangeKind, node: int) -> int:
-    index = h[leader].propose_conf_change(cc(kind, node))
+def change(h: Harness, leader: int, kind: ConfChangeKind, node: int, context: bytes = b"") -> int:
+    index = h[leader].propose_conf_change(cc(kind, node, context))
     h.stabilize()
     assert h[leader].log.committed >= index
     return index
@@ -39,7 +40,8 @@ def with_learner(n: int = 3, learner: int = 4, **config: object) -> Harness:
 
 # -- the entry codec ---------------------------------------------------------------
 def test_conf_change_codec_round_trips_and_rejects_garbage() -> None:
-    for c in (cc(ADD, 4, b"tcp://10.0.0.4:7000"), cc(REMOVE, 2**40),
+    for c in (cc(ADD, 4, b"tcp://10.0.0.4:7000"), cc(REMOVE, 2**40), cc(UPDATE, 2, b"new"),
+              ConfChange(ADD_VOTER, 4, b"ctx", ConfState((1, 2, 4), ())),
               ConfChange(PROMOTE, 4, b"", ConfState((1, 2, 4), (5,)))):
         assert decode_conf_change(encode_conf_change(c)) == c
     good = encode_conf_change(ConfChange(ADD, 4, b"ctx", ConfState((1,), (4,))))
@@ -93,6 +95,9 @@ def test_a_new_leader_commits_its_noop_before_a_change() -> None:
     (ADD, 2, "already a voter"), (ADD, 4, "already a learner"),
     (PROMOTE, 2, "already a voter"), (PROMOTE, 9, "not a member"),
     (REMOVE, 9, "not a member"),
+    (ADD_VOTER, 2, "cannot add node 2 as a voter: already a voter"),
+    (ADD_VOTER, 4, "cannot add node 4 as a voter: already a learner"),
+    (UPDATE, 9, "cannot update node 9: not a member"),
 ])
 def test_changes_that_make_no_sense_are_refused(kind: ConfChangeKind, node: int,
                                                 why: str) -> None:
@@ -164,17 +169,18 @@ def test_promotion_after_compaction_waits_for_the_snapshot() -> None:
     change(h, 1, PROMOTE, 4)
 
 
-def test_a_joiner_that_knows_no_membership_never_votes() -> None:
-    """A joiner's empty log is 'up to date' with any candidate's: were it to vote, a
-    candidate with a stale configuration naming this id could win on it."""
+def test_a_joiner_that_knows_no_membership_votes_for_a_log_naming_it() -> None:
+    """Only a candidate whose log adds it as a voter asks a joiner, and that voter
+    set may have no quorum without it (thesis §4.2.1: new servers join with empty
+    logs); one server at a time keeps its vote harmless (test_add_voter_* below)."""
     h = Harness(3, election_ticks=T)
     joiner = h.join(4)
-    joiner.step(RequestVote(2, 4, 5, 0, 0, True, False))
-    joiner.step(RequestVote(2, 4, 5, 0, 0, False, False))
+    joiner.step(RequestVote(2, 4, 5, 1, 1, True, False))
+    joiner.step(RequestVote(2, 4, 5, 1, 1, False, False))
     h.persist(4)
     answers = h.peek(RequestVoteResponse, src=4)
-    assert len(answers) == 2 and not any(a.granted for a in answers)
-    assert joiner.vote == 0
+    assert len(answers) == 2 and all(a.granted for a in answers)
+    assert joiner.vote == 2
 
 
 def test_proposing_a_conf_change_entry_by_hand_is_refused() -> None:
@@ -421,3 +427,80 @@ def test_status_and_describe_show_the_membership() -> None:
     entry = next(e for e in h[1].log.entries if e.kind is EntryKind.CONF_CHANGE)
     assert "conf add-learner 4 -> voters=[1, 2, 3] learners=[4]" in describe_entry(entry)
     assert not any(isinstance(m, Heartbeat) and m.dst == 9 for m in h.delivered)
+
+
+# -- adding a voter directly (etcd's MemberAdd without --learner) -------------------
+def test_add_voter_grows_the_voter_set_by_one_at_once() -> None:
+    """The new voter counts from append on (thesis §4.1): with 4 voters a majority is
+    3, and the new, empty follower gets the whole log like any other."""
+    h = Harness(3, election_ticks=T)
+    h.elect(1)
+    h.propose(1, b"a")
+    h.stabilize()
+    h.join(4)
+    index = h[1].propose_conf_change(cc(ADD_VOTER, 4, b"addresses"))
+    assert h[1].conf == ConfState((1, 2, 3, 4), ())
+    assert not h[1].prs[4].is_learner
+    h.stabilize()
+    assert h[1].log.committed >= index
+    h.tick(1, 1)
+    h.stabilize()
+    assert h[4].conf == ConfState((1, 2, 3, 4), ())
+    assert [e.index for e in h.applied[4]] == [e.index for e in h.applied[1]]
+    assert decode_conf_change(h.applied[4][-1].data).context == b"addresses"
+    h.isolate(2, 3)
+    (x,) = h.propose(1, b"x")
+    h.stabilize()
+    assert h[1].log.committed < x  # 1 and 4 of 4 voters are not a majority
+    h.heal()
+    h.isolate(3)
+    h.tick(1, 1)
+    h.stabilize()
+    assert h[1].log.committed >= x  # 1, 2 and 4 are
+
+
+def test_add_voter_to_a_single_voter_waits_for_the_new_voter() -> None:
+    """Adding a second voter to a one-voter cluster: nothing commits until the new
+    member has the log, and after a crash of the old voter before the new one holds
+    its membership entry, the old voter can still be elected with the joiner's vote."""
+    h = Harness(1, election_ticks=T)
+    h.elect(1)
+    joiner = h.join(2)
+    h.isolate(2)
+    index = h[1].propose_conf_change(cc(ADD_VOTER, 2))
+    h.stabilize()
+    assert h[1].log.committed < index and joiner.conf == ConfState()
+    h.restart(1)
+    h.heal()
+    h.tick(1, 3 * T)
+    h.stabilize()
+    assert h.leaders() == [1]
+    assert h[1].log.committed >= index and h[2].conf == ConfState((1, 2), ())
+
+
+def test_add_voter_follows_the_one_at_a_time_rule() -> None:
+    h = Harness(3, election_ticks=T)
+    h.elect(1)
+    h.isolate(2, 3)
+    index = h[1].propose_conf_change(cc(ADD_VOTER, 4))
+    with pytest.raises(ConfChangePending, match=f"index {index}"):
+        h[1].propose_conf_change(cc(ADD_VOTER, 5))
+    with pytest.raises(ConfChangePending):
+        h[1].propose_conf_change(cc(UPDATE, 2, b"new"))
+
+
+# -- updating a member (etcd's MemberUpdate) ----------------------------------------
+def test_update_leaves_the_configuration_and_carries_the_context() -> None:
+    h = with_learner()
+    before = h[1].conf
+    readies_before = len(h.readies[2])
+    index = change(h, 1, UPDATE, 4, b"new addresses")
+    h.tick(1, 1)
+    h.stabilize()
+    assert h[1].conf == before and h[2].conf == before and h[1].conf_index == index
+    entry = h.applied[2][-1]
+    assert entry.kind is EntryKind.CONF_CHANGE and entry.index == index
+    update = decode_conf_change(entry.data)
+    assert (update.kind, update.node_id, update.context, update.result) == (UPDATE, 4, b"new addresses", before)
+    assert all(rd.conf is None for rd in h.readies[2][readies_before:]), "no new configuration to report"
+    change(h, 1, UPDATE, 1, b"the leader itself")

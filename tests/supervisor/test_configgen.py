@@ -31,12 +31,21 @@ def test_generated_spec_round_trips_through_toml(tmp_path: Path) -> None:
 
 
 def test_base_port_gives_the_shipped_scheme() -> None:
-    assert member_ports(3, 7100) == [(7101, 7201), (7102, 7202), (7103, 7203)]
+    assert member_ports(3, 7100) == [(7101, 7201, 7301, 7401), (7102, 7202, 7302, 7402), (7103, 7203, 7303, 7403)]
     spec = generate_spec(3, base_port=7100)
     assert [m.client for m in spec.members] == [f"tcp://127.0.0.1:{p}" for p in (7201, 7202, 7203)]
+    assert spec.members == load_spec("cluster-3").members  # the shipped scheme, etcd faces included
 
 
-@pytest.mark.parametrize("size, base", [(0, None), (100, None), (3, 80), (3, 65500)])
+def test_free_ports_give_each_member_four_distinct_faces() -> None:
+    spec = generate_spec(3)
+    addresses = [a.rsplit(":", 1)[1] for m in spec.members for a in (m.peer, m.client, m.grpc, m.gateway)]
+    assert len(set(addresses)) == 12
+    assert all(m.grpc.startswith("http://127.0.0.1:") and m.gateway.startswith("http://127.0.0.1:")
+               for m in spec.members)
+
+
+@pytest.mark.parametrize("size, base", [(0, None), (100, None), (3, 80), (3, 65500), (3, 65300)])
 def test_out_of_range_sizes_and_ports_are_refused(size: int, base: int | None) -> None:
     with pytest.raises(ValueError):
         member_ports(size, base)

@@ -37,8 +37,19 @@ def test_supervisor_add_grows_the_cluster_and_remove_takes_out_the_leader(sessio
     nodes = status_nodes(session)
     assert sorted(nodes) == [1, 2, 3, 4]
     assert nodes[4]["pid"] and nodes[4]["client"].startswith("tcp://127.0.0.1:")
+    # The new member has etcd faces too, chosen by `add` and replicated in its ADD_LEARNER.
+    faces = {k: nodes[4]["endpoints"][k] for k in ("grpc", "gateway")}
+    assert all(url.startswith("http://127.0.0.1:") for url in faces.values()), nodes[4]
+    assert f"grpc {faces['grpc']}, gateway {faces['gateway']}" in added.stdout
+    etcd = session.supervisor("status", "--etcd-endpoints").stdout.strip().split(",")
+    assert len(etcd) == 4 and etcd[3] == faces["grpc"].removeprefix("http://")
     listed = members(session)
     assert sorted(m["id"] for m in listed["members"] if m["role"] == "voter") == [1, 2, 3, 4]
+    rows = {m["id"]: m for m in listed["members"]}
+    assert {k: rows[4][k] for k in faces} == faces
+    assert all(rows[i]["grpc"] == nodes[i]["endpoints"]["grpc"] for i in (1, 2, 3))
+    table = session.cli("member", "list", "-w", "table").stdout
+    assert "| GRPC " in table and faces["grpc"] in table
     assert session.cli("get", "before", "--print-value-only", "--endpoints",
                        nodes[4]["client"], "--serializable").stdout == "1\n"
 

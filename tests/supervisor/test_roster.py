@@ -27,9 +27,22 @@ def test_members_are_the_configs_minus_removed_plus_added(tmp_path: Path) -> Non
 def test_the_roster_round_trips_and_a_missing_file_is_empty(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     assert load_roster(layout) == Roster()
-    roster = Roster([Member(4, "tcp://h:1", "tcp://h:2", ("tcp://h:3",))], [2])
+    roster = Roster([Member(4, "tcp://h:1", "tcp://h:2", ("tcp://h:3",), "http://h:5", "http://h:6"),
+                     Member(5, "tcp://h:7", "tcp://h:8", ("tcp://h:3",))], [2])
     save_roster(layout, roster)
     assert load_roster(layout) == roster
+
+
+def test_a_roster_written_before_the_etcd_faces_still_loads(tmp_path: Path) -> None:
+    (tmp_path / "members.json").write_text('{"version": 1, "added": [{"id": 4, "peer": "tcp://h:1", '
+                                           '"client": "tcp://h:2", "join": ["tcp://h:3"]}], "removed": []}')
+    assert load_roster(Layout(tmp_path)).added == [Member(4, "tcp://h:1", "tcp://h:2", ("tcp://h:3",))]
+
+
+def test_the_configs_members_keep_their_etcd_faces() -> None:
+    spec = generate_spec(2, base_port=7100)
+    assert [(m.grpc, m.gateway) for m in Roster().current(spec)] == [
+        ("http://127.0.0.1:7301", "http://127.0.0.1:7401"), ("http://127.0.0.1:7302", "http://127.0.0.1:7402")]
 
 
 @pytest.mark.parametrize("text", ["{", '{"version": 9, "added": [], "removed": []}', '{"version": 1}',
@@ -45,4 +58,7 @@ def test_an_added_member_is_started_with_join(tmp_path: Path) -> None:
     command = node_command(layout, 4, Member(4, "tcp://h:1", "tcp://h:2", ("tcp://h:3", "tcp://h:4")))
     assert command[command.index("--join") + 1] == "tcp://h:3,tcp://h:4"
     assert command[command.index("--peer") + 1] == "tcp://h:1"
+    assert "--grpc" not in command and "--gateway" not in command
     assert "--join" not in node_command(layout, 1)
+    faced = node_command(layout, 4, Member(4, "tcp://h:1", "tcp://h:2", ("tcp://h:3",), "http://h:5", "http://h:6"))
+    assert faced[faced.index("--grpc") + 1] == "http://h:5" and faced[faced.index("--gateway") + 1] == "http://h:6"

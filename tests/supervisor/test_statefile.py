@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +41,19 @@ def test_state_round_trips_and_the_client_finds_its_endpoints(tmp_path: Path) ->
     write_state(layout, state)
     assert read_state(layout) == state
     assert discover_endpoints(cwd=tmp_path) == ["tcp://127.0.0.1:9001", "tcp://127.0.0.1:9002"]
+
+
+def test_a_state_file_before_the_etcd_faces_still_loads(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    state = sample_state(layout, (os.getpid(), 1.0), [(10, 2.0)])
+    doc = json.loads(state.to_json())
+    for node in doc["nodes"]:
+        del node["grpc"], node["gateway"]
+    layout.state.write_text(json.dumps(doc))
+    loaded = read_state(layout)
+    assert loaded == state and loaded.etcd_endpoints() == []
+    loaded.nodes[0].grpc = "http://127.0.0.1:7301"
+    assert loaded.etcd_endpoints() == ["127.0.0.1:7301"]
 
 
 def test_an_unreadable_state_file_is_a_clear_error(tmp_path: Path) -> None:
