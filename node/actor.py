@@ -140,7 +140,7 @@ class NodeActor:
         self.face: EtcdFace | None = None
         faces = FaceAddresses.of(self.member)
         if faces:
-            self.face = EtcdFace(spec.cluster_id, node_id, faces, self.transport.ctx,
+            self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
                                  spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing))
             try:
                 self.face.start()

@@ -28,6 +28,7 @@ from node.etcd.gateway import Gateway
 from node.etcd.header import Headers
 from node.etcd.limits import MAX_RECEIVE_BYTES
 from node.etcd.link import NodeLink
+from node.etcd.publish import publish
 from node.etcd.services import add_services
 
 log = logging.getLogger("jangada.etcd")
@@ -63,11 +64,14 @@ class FaceStartError(OSError):
 
 
 class EtcdFace:
-    def __init__(self, cluster_name: str, node_id: int, addresses: FaceAddresses, ctx: zmq.Context[Any],
+    def __init__(self, cluster_name: str, member: MemberSpec, ctx: zmq.Context[Any],
                  request_timeout: float, min_lease_ttl: int = 1) -> None:
+        """`member`: this node's advertised addresses (published to the cluster
+        if its address book lacks them: node/etcd/publish.py)."""
         self.cluster_name = cluster_name
-        self.node_id = node_id
-        self.addresses = addresses
+        self.member = member
+        self.node_id = member.id
+        self.addresses = FaceAddresses.of(member)
         self._ctx = ctx
         self._request_timeout = request_timeout
         self._min_lease_ttl = min_lease_ttl  # etcd's minimum lease TTL (node/etcd/lease.py)
@@ -130,7 +134,9 @@ class EtcdFace:
                 gateway = Gateway(services, self.addresses.gateway)
                 await gateway.start()
             self._started.set()
+            publishing = asyncio.get_running_loop().create_task(publish(link, self.member))
             await self._stopping.wait()
+            publishing.cancel()
         finally:
             if gateway is not None:
                 await gateway.stop()
