@@ -18,6 +18,10 @@ first is the leader, its value the leader's proposal.
 * Resign(leader): deletes the leader's key if it is still the one created at
   `leader.rev` (no error if it is not).
 
+Lease 0 in Campaign or Proclaim is etcd's "no lease": a new 60 s lease is
+granted (never kept alive) and the key bound to it, as etcd's server does.
+(etcd's Resign with lease 0 grants one too and never uses it; we do not.)
+
 etcd's server returns the recipes' errors as plain Go errors, which gRPC sends
 with code Unknown and the error's text; so do we (ELECTION_* below).
 """
@@ -51,9 +55,10 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
                        context: Any) -> v3election_pb2.CampaignResponse:
         store = self._store
         prefix = request.name + b"/"
-        key = queue_key(prefix, request.lease)
+        lease = await store.session_lease(request.lease)
+        key = queue_key(prefix, lease)
         response = await store.txn(rpc_pb2.TxnRequest(
-            compare=[create_revision_is(key, 0)], success=[put_op(key, request.value, request.lease)],
+            compare=[create_revision_is(key, 0)], success=[put_op(key, request.value, lease)],
             failure=[get_op(rpc_pb2.RangeRequest(key=key))]))
         revision = response.revision
         if not response.succeeded:
@@ -62,7 +67,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             revision = mine.kvs[0].create_revision
             if mine.kvs[0].value != request.value:
                 try:
-                    await self._proclaim(key, revision, request.lease, request.value)
+                    await self._proclaim(key, revision, lease, request.value)
                 except errors.EtcdError:
                     await Cleanups.quietly(self._resign(key, revision))
                     raise
@@ -74,13 +79,14 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             if not isinstance(error, errors.EtcdError):
                 self._cleanups.run(self._resign(key, revision))
             raise
-        leader = v3election_pb2.LeaderKey(name=request.name, key=key, rev=revision, lease=request.lease)
+        leader = v3election_pb2.LeaderKey(name=request.name, key=key, rev=revision, lease=lease)
         return v3election_pb2.CampaignResponse(header=store.header(response.revision), leader=leader)
 
     async def Proclaim(self, request: v3election_pb2.ProclaimRequest,
                        context: Any) -> v3election_pb2.ProclaimResponse:
         leader = _leader_key(request)
-        revision = await self._proclaim(leader.key, leader.rev, leader.lease, request.value)
+        lease = await self._store.session_lease(leader.lease)
+        revision = await self._proclaim(leader.key, leader.rev, lease, request.value)
         return v3election_pb2.ProclaimResponse(header=self._store.header(revision))
 
     async def Resign(self, request: v3election_pb2.ResignRequest, context: Any) -> v3election_pb2.ResignResponse:

@@ -8,6 +8,9 @@ to be deleted (node/etcd/recipes.py wait_deletes) and answers the key. The lock
 is held as long as the key exists: Unlock(key) deletes it, and so does the
 lease's expiry or revocation.
 
+Lease 0 is etcd's "no lease": the session then grants a new 60 s lease, never
+kept alive, and the key is bound to it.
+
 A waiter whose call ends (the client cancels, or its deadline passes) deletes
 its key, as the Mutex does when its context ends; so does one whose wait fails.
 """
@@ -30,8 +33,9 @@ class LockService(v3lock_pb2_grpc.LockServicer):
     async def Lock(self, request: v3lock_pb2.LockRequest, context: Any) -> v3lock_pb2.LockResponse:
         store = self._store
         prefix = request.name + b"/"
-        key = queue_key(prefix, request.lease)
-        response = await store.txn(_join(prefix, key, request.lease))
+        lease = await store.session_lease(request.lease)
+        key = queue_key(prefix, lease)
+        response = await store.txn(_join(prefix, key, lease))
         revision = response.revision
         if not response.succeeded:
             mine = response.responses[0]

@@ -10,8 +10,9 @@ cluster/concurrency.py: a contender's key is `PREFIX<lease id in hex>`, its plac
 is the key's create revision, and it waits for the deletion of the key just
 before it (etcd's waitDeletes), one predecessor at a time. Two differences
 from the native recipes, both etcd's: the prefix is the name plus "/" exactly
-as given (no stripping), and the session is the caller's lease, which nobody
-here keeps alive (etcd's server orphans its session at once).
+as given (no stripping), and the session is the caller's lease (or, for lease
+0, a new 60 s one), which nobody here keeps alive (etcd's server orphans its
+session at once).
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from node.etcd.keywatch import KeyWatch
 from node.etcd.kv import KvService
 from node.etcd.link import NodeLink
 
+#: etcd's clientv3.NoLease, and concurrency's defaultSessionTTL (seconds).
+NO_LEASE = 0
+SESSION_TTL = 60
 SORT_CREATE = rpc_pb2.RangeRequest.CREATE
 ASCEND, DESCEND = rpc_pb2.RangeRequest.ASCEND, rpc_pb2.RangeRequest.DESCEND
 
@@ -91,6 +95,16 @@ class Store:
         result = await self._kv.run(convert.delete_request(rpc_pb2.DeleteRangeRequest(key=key)))
         assert isinstance(result, kv.DeleteResponse)
         return result
+
+    async def session_lease(self, lease: int) -> int:
+        """The lease of etcd's concurrency.NewSession(WithLease(lease)): `lease`
+        itself, or for 0 (NoLease) a new lease of the session's default TTL, which
+        nobody keeps alive (etcd's server orphans the session)."""
+        if lease != NO_LEASE:
+            return lease
+        result = await self._kv.run(kv.LeaseGrant(SESSION_TTL))
+        assert isinstance(result, kv.LeaseGrantResponse)
+        return result.id
 
     def header(self, revision: int) -> rpc_pb2.ResponseHeader:
         return self.headers.make(revision)
