@@ -23,7 +23,8 @@ granted (never kept alive) and the key bound to it, as etcd's server does.
 (etcd's Resign with lease 0 grants one too and never uses it; we do not.)
 
 etcd's server returns the recipes' errors as plain Go errors, which gRPC sends
-with code Unknown and the error's text; so do we (ELECTION_* below).
+with code Unknown and the error's text (the election's own, below, and etcd's
+errors from the client inside the server alike: recipes.as_recipe_error).
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ from cluster.protocol import EVENT_DELETE, EVENT_PUT
 from node.etcd import calls, convert, errors
 from node.etcd.keywatch import KeyWatch
 from node.etcd.recipes import (
-    Cleanups, Store, create_revision_is, delete_op, first_created, get_op, put_op, queue_key, wait_deletes,
+    Cleanups, Store, as_recipe_error, create_revision_is, delete_op, first_created, get_op, put_op, queue_key,
+    recipe_errors, wait_deletes,
 )
 
 NOT_LEADER = errors.EtcdStatus(grpc.StatusCode.UNKNOWN, "election: not leader")
@@ -51,15 +53,17 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         self._store = store
         self._cleanups = Cleanups()
 
+    @recipe_errors
     async def Campaign(self, request: v3election_pb2.CampaignRequest,
                        context: Any) -> v3election_pb2.CampaignResponse:
         store = self._store
         prefix = request.name + b"/"
         lease = await store.session_lease(request.lease)
         key = queue_key(prefix, lease)
-        response = await store.txn(rpc_pb2.TxnRequest(
+        response = await self._cleanups.undoable(store.txn(rpc_pb2.TxnRequest(
             compare=[create_revision_is(key, 0)], success=[put_op(key, request.value, lease)],
-            failure=[get_op(rpc_pb2.RangeRequest(key=key))]))
+            failure=[get_op(rpc_pb2.RangeRequest(key=key))])),
+            lambda joined: self._resign(key, joined.revision) if joined.succeeded else None)
         revision = response.revision
         if not response.succeeded:
             mine = response.responses[0]
@@ -82,6 +86,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         leader = v3election_pb2.LeaderKey(name=request.name, key=key, rev=revision, lease=lease)
         return v3election_pb2.CampaignResponse(header=store.header(response.revision), leader=leader)
 
+    @recipe_errors
     async def Proclaim(self, request: v3election_pb2.ProclaimRequest,
                        context: Any) -> v3election_pb2.ProclaimResponse:
         leader = _leader_key(request)
@@ -89,11 +94,13 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         revision = await self._proclaim(leader.key, leader.rev, lease, request.value)
         return v3election_pb2.ProclaimResponse(header=self._store.header(revision))
 
+    @recipe_errors
     async def Resign(self, request: v3election_pb2.ResignRequest, context: Any) -> v3election_pb2.ResignResponse:
         leader = _leader_key(request)
         revision = await self._resign(leader.key, leader.rev)
         return v3election_pb2.ResignResponse(header=self._store.header(revision))
 
+    @recipe_errors
     async def Leader(self, request: v3election_pb2.LeaderRequest, context: Any) -> v3election_pb2.LeaderResponse:
         response = await self._store.range(first_created(request.name + b"/"))
         if not response.kvs:
@@ -108,7 +115,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             async for revision, item in self._observe(request.name + b"/"):
                 yield v3election_pb2.LeaderResponse(header=self._store.header(revision), kv=convert.keyvalue(item))
         except errors.EtcdError as error:
-            await calls.abort(context, error)
+            await calls.abort(context, as_recipe_error(error))
 
     async def _observe(self, prefix: bytes) -> AsyncIterator[tuple[int, kv.KeyValue]]:
         """etcd's Election.observe: the leader, then each new value of its key

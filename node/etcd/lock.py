@@ -16,12 +16,14 @@ its key, as the Mutex does when its context ends; so does one whose wait fails.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from cluster import kv
 from cluster.etcdpb import rpc_pb2, v3lock_pb2, v3lock_pb2_grpc
 from node.etcd.recipes import (
-    Cleanups, Store, create_revision_is, first_created, get_op, put_op, queue_key, wait_deletes,
+    Cleanups, Store, create_revision_is, delete_op, first_created, get_op, put_op, queue_key, recipe_errors,
+    wait_deletes,
 )
 
 
@@ -30,12 +32,14 @@ class LockService(v3lock_pb2_grpc.LockServicer):
         self._store = store
         self._cleanups = Cleanups()
 
+    @recipe_errors
     async def Lock(self, request: v3lock_pb2.LockRequest, context: Any) -> v3lock_pb2.LockResponse:
         store = self._store
         prefix = request.name + b"/"
         lease = await store.session_lease(request.lease)
         key = queue_key(prefix, lease)
-        response = await store.txn(_join(prefix, key, lease))
+        response = await self._cleanups.undoable(store.txn(_join(prefix, key, lease)),
+                                                 lambda joined: _undo_join(store, key, joined))
         revision = response.revision
         if not response.succeeded:
             mine = response.responses[0]
@@ -53,6 +57,7 @@ class LockService(v3lock_pb2_grpc.LockServicer):
             raise
         return v3lock_pb2.LockResponse(header=store.header(header_revision), key=key)
 
+    @recipe_errors
     async def Unlock(self, request: v3lock_pb2.UnlockRequest, context: Any) -> v3lock_pb2.UnlockResponse:
         result = await self._store.delete(request.key)
         return v3lock_pb2.UnlockResponse(header=self._store.header(result.revision))
@@ -64,3 +69,11 @@ def _join(prefix: bytes, key: bytes, lease: int) -> rpc_pb2.TxnRequest:
     owner = get_op(first_created(prefix))
     return rpc_pb2.TxnRequest(compare=[create_revision_is(key, 0)], success=[put_op(key, b"", lease), owner],
                               failure=[get_op(rpc_pb2.RangeRequest(key=key)), owner])
+
+
+def _undo_join(store: Store, key: bytes, joined: kv.TxnResponse) -> Awaitable[object] | None:
+    """Delete the key the join created (not one held from an earlier Lock)."""
+    if not joined.succeeded:
+        return None
+    return store.txn(rpc_pb2.TxnRequest(compare=[create_revision_is(key, joined.revision)],
+                                        success=[delete_op(key)]))

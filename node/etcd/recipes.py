@@ -17,7 +17,11 @@ session at once).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
 
 from cluster import kv
 from cluster.etcdpb import rpc_pb2
@@ -27,6 +31,8 @@ from node.etcd.header import Headers
 from node.etcd.keywatch import KeyWatch
 from node.etcd.kv import KvService
 from node.etcd.link import NodeLink
+
+T = TypeVar("T")
 
 #: etcd's clientv3.NoLease, and concurrency's defaultSessionTTL (seconds).
 NO_LEASE = 0
@@ -110,6 +116,29 @@ class Store:
         return self.headers.make(revision)
 
 
+def as_recipe_error(error: errors.EtcdError) -> errors.EtcdError:
+    """The error a client of etcd's Lock or Election service sees for `error`.
+    etcd's server runs the recipes on a clientv3 client, which turns each of
+    etcd's errors into a typed Go error without a gRPC status; the server then
+    answers it as gRPC does any plain error: code Unknown, the same text."""
+    if error.code is grpc.StatusCode.UNKNOWN:
+        return error
+    return errors.EtcdError(errors.EtcdStatus(grpc.StatusCode.UNKNOWN, error.message), error.detail)
+
+
+def recipe_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """A Lock or Election handler whose EtcdError is answered as etcd's server answers it (`as_recipe_error`)."""
+
+    @functools.wraps(method)
+    async def handler(self: object, request: object, context: object) -> T:
+        try:
+            return await method(self, request, context)
+        except errors.EtcdError as error:
+            raise as_recipe_error(error) from None
+
+    return handler
+
+
 async def wait_delete(store: Store, key: bytes, revision: int) -> None:
     """Until `key` is deleted at or after `revision` (etcd's waitDelete)."""
     async with KeyWatch(store.link, key, b"", revision) as watch:
@@ -142,6 +171,24 @@ class Cleanups:
         task = asyncio.get_running_loop().create_task(self.quietly(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def undoable(self, work: Awaitable[T], undo: Callable[[T], Awaitable[object] | None]) -> T:
+        """`work`'s result. If the call is cancelled meanwhile, `work` still runs to
+        its end and `undo(result)` cleans up what it did: a contender that joined
+        the queue just as its caller left must not stay in it. (etcd leaves such a
+        key to its lease; a narrow window there, a wider one behind a forwarded write.)"""
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self.run(self._undo_after(task, undo))
+            raise
+
+    @staticmethod
+    async def _undo_after(task: asyncio.Future[T], undo: Callable[[T], Awaitable[object] | None]) -> None:
+        cleanup = undo(await task)
+        if cleanup is not None:
+            await cleanup
 
     @staticmethod
     async def quietly(work: Awaitable[object]) -> None:

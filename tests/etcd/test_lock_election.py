@@ -134,6 +134,8 @@ def jangada(etcd_cluster: LocalCluster) -> Iterator[Target]:
     client = etcd_cluster.client()
     channels = [grpc.insecure_channel(endpoint) for endpoint in endpoints]
     try:
+        for channel in channels:  # each member's face listens once its node has started it
+            grpc.channel_ready_future(channel).result(timeout=30)
         yield Target("jangada", endpoints, lambda ttl: client.lease_grant(ttl).id,
                      lambda lease: client.lease_time_to_live(lease).ttl, channels)
     finally:
