@@ -28,6 +28,7 @@ errors from the client inside the server alike: recipes.as_recipe_error).
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -39,7 +40,7 @@ from cluster.protocol import EVENT_DELETE, EVENT_PUT
 from node.etcd import calls, convert, errors
 from node.etcd.keywatch import KeyWatch
 from node.etcd.recipes import (
-    Cleanups, Store, as_recipe_error, create_revision_is, delete_op, first_created, get_op, put_op, queue_key,
+    Cleanups, Store, create_revision_is, delete_op, first_created, get_op, put_op, queue_key,
     recipe_errors, wait_deletes,
 )
 
@@ -77,11 +78,10 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
                     raise
         try:
             await wait_deletes(store, prefix, revision - 1)
-        except BaseException as error:
-            # etcd resigns only when the caller's context ended; another failure
-            # leaves the candidacy in place.
-            if not isinstance(error, errors.EtcdError):
-                self._cleanups.run(self._resign(key, revision))
+        except asyncio.CancelledError:
+            # etcd resigns when the caller's context ends (cancelled, or past its
+            # deadline); another failure leaves the candidacy in place.
+            self._cleanups.run(self._resign(key, revision))
             raise
         leader = v3election_pb2.LeaderKey(name=request.name, key=key, rev=revision, lease=lease)
         return v3election_pb2.CampaignResponse(header=store.header(response.revision), leader=leader)
@@ -114,8 +114,11 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         try:
             async for revision, item in self._observe(request.name + b"/"):
                 yield v3election_pb2.LeaderResponse(header=self._store.header(revision), kv=convert.keyvalue(item))
-        except errors.EtcdError as error:
-            await calls.abort(context, as_recipe_error(error))
+        except errors.EtcdError:
+            # etcd's observer closes its channel on any failure of its reads or
+            # watches (a compacted revision, a timeout) and the server then ends
+            # the stream with status OK: so does this one.
+            return
 
     async def _observe(self, prefix: bytes) -> AsyncIterator[tuple[int, kv.KeyValue]]:
         """etcd's Election.observe: the leader, then each new value of its key
