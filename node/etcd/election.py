@@ -29,6 +29,7 @@ errors from the client inside the server alike: recipes.as_recipe_error).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -112,8 +113,11 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     async def Observe(self, request: v3election_pb2.LeaderRequest,
                       context: Any) -> AsyncIterator[v3election_pb2.LeaderResponse]:
         try:
-            async for revision, item in self._observe(request.name + b"/"):
-                yield v3election_pb2.LeaderResponse(header=self._store.header(revision), kv=convert.keyvalue(item))
+            # aclosing: the watch of a stream that ends (a client gone) is cancelled now, not at collection.
+            async with contextlib.aclosing(self._observe(request.name + b"/")) as leaders:
+                async for revision, item in leaders:
+                    yield v3election_pb2.LeaderResponse(header=self._store.header(revision),
+                                                        kv=convert.keyvalue(item))
         except errors.EtcdError:
             # etcd's observer closes its channel on any failure of its reads or
             # watches (a compacted revision, a timeout) and the server then ends

@@ -443,3 +443,22 @@ def test_etcdctl_elect_and_listen(target: Target, ctl: Ctl) -> None:
     assert ctl.lines(listener, 2) == [next_key, "second"]
     assert ctl.interrupt(runner_up) == 0
     assert ctl.interrupt(listener) == 0
+
+
+def test_waits_and_observers_that_end_leave_no_watch_on_the_node(jangada: Target, etcd_cluster: LocalCluster) -> None:
+    member = etcd_cluster.ids[1]
+    index = etcd_cluster.ids.index(member)
+
+    def watches() -> int:
+        status = etcd_cluster.status(member)
+        assert status is not None
+        return int(status["watches"])
+
+    holder, waiter = jangada.grant(30), jangada.grant(30)
+    jangada.lock(0).Lock(v3lock_pb2.LockRequest(name=b"w", lease=holder), timeout=RPC_TIMEOUT)
+    waiting = jangada.lock(index).Lock.future(v3lock_pb2.LockRequest(name=b"w", lease=waiter), timeout=30)
+    observer = Observer(jangada.election(index), b"nobody")
+    _eventually(lambda: watches() == 2, 10, "the waiter's and the observer's watches")
+    waiting.cancel()
+    observer.close()
+    _eventually(lambda: watches() == 0, 10, "both watches to be cancelled")
