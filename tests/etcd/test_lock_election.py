@@ -9,6 +9,7 @@ the client side), so on a cluster without them those tests skip.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import shutil
@@ -24,7 +25,15 @@ import grpc
 import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc, v3election_pb2, v3election_pb2_grpc, v3lock_pb2, v3lock_pb2_grpc
+from cluster.kv import KeyValue
 from cluster.ports import free_ports
+from cluster.protocol import (
+    EVENT_DELETE, EVENT_PUT, ErrorCode, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
+    WatchProgressRequest,
+)
+from node.etcd import errors
+from node.etcd.errors import EtcdError
+from node.etcd.keywatch import KeyWatch
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL
 
@@ -462,3 +471,86 @@ def test_waits_and_observers_that_end_leave_no_watch_on_the_node(jangada: Target
     waiting.cancel()
     observer.close()
     _eventually(lambda: watches() == 0, 10, "both watches to be cancelled")
+
+
+# -- KeyWatch's frame handling (no cluster: a link that records what is sent) --------
+
+
+class RecordingLink:
+    """What KeyWatch uses of NodeLink: streams by request id, and what it sends."""
+
+    def __init__(self) -> None:
+        self.streams: dict[int, Callable[[object], None]] = {}
+        self.sent: list[object] = []
+        self._ids = iter(range(1, 10_000))
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def open_stream(self, on_message: Callable[[object], None]) -> int:
+        request_id = self.next_id()
+        self.streams[request_id] = on_message
+        return request_id
+
+    def close_stream(self, request_id: int) -> None:
+        self.streams.pop(request_id, None)
+
+    async def send_local(self, request: object) -> None:
+        self.sent.append(request)
+
+    def create(self) -> WatchCreateRequest:
+        [create] = [r for r in self.sent if isinstance(r, WatchCreateRequest)][-1:]
+        return create
+
+    def push(self, seq: int, kind: str, revision: int, events: tuple[WatchEvent, ...] = (), code: str = "") -> None:
+        create = self.create()
+        self.streams[create.request_id](WatchFrame(create.request_id, 1, create.watch_id, seq, kind, revision,
+                                                   revision, events, code=code))
+
+
+def _put(key: bytes, revision: int) -> WatchEvent:
+    return WatchEvent(EVENT_PUT, KeyValue(key, b"v", revision, revision, 1, 0))
+
+
+def _delete(key: bytes, revision: int) -> WatchEvent:
+    return WatchEvent(EVENT_DELETE, KeyValue(key, b"", 0, revision, 0, 0))
+
+
+def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> None:
+    async def scenario() -> None:
+        link = RecordingLink()
+        async with KeyWatch(link, b"k", b"", 5) as watch:  # type: ignore[arg-type]
+            assert link.create().start_revision == 5
+            link.push(0, "created", 4)
+            link.push(1, "progress", 6)
+            link.push(2, "events", 7, (_put(b"k", 7),))
+            assert await watch.next() == (7, (_put(b"k", 7),))
+            await asyncio.sleep(0.01)  # acks and cancels are sent by tasks of their own
+            acks = [r for r in link.sent if isinstance(r, WatchProgressRequest)]
+            assert [a.ack for a in acks] == [1]  # the progress frame was acknowledged
+            link.push(4, "events", 9, (_put(b"k", 9),))  # frame 3 lost: resume from 8
+            pending = asyncio.ensure_future(watch.next())
+            await asyncio.sleep(0.01)
+            assert link.create().start_revision == 8
+            link.push(0, "created", 7)
+            link.push(1, "events", 9, (_put(b"k", 8), _put(b"k", 9)))
+            assert await pending == (9, (_put(b"k", 8), _put(b"k", 9)))
+            assert any(isinstance(r, WatchCancelRequest) for r in link.sent)  # the old watch was cancelled
+            link.push(2, "cancelled", 9, code=ErrorCode.COMPACTED.value)
+            with pytest.raises(EtcdError) as caught:
+                await watch.next()
+            assert caught.value.status is errors.COMPACTED
+            assert link.streams == {}
+        link2 = RecordingLink()
+        async with KeyWatch(link2, b"k", b"", 3) as other:  # type: ignore[arg-type]
+            link2.push(0, "created", 2)
+            link2.push(1, "cancelled", 2, code="CANCELLED")  # a slow watcher: created again
+            pending = asyncio.ensure_future(other.next())
+            await asyncio.sleep(0.01)
+            assert link2.create().start_revision == 3
+            link2.push(0, "created", 2)
+            link2.push(1, "events", 3, (_delete(b"k", 3),))
+            assert await pending == (3, (_delete(b"k", 3),))
+        assert link2.streams == {}
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
