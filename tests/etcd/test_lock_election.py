@@ -554,3 +554,27 @@ def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> 
         assert link2.streams == {}
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_waiter_gets_the_lock_after_the_leader_died(jangada: Target, etcd_cluster: LocalCluster) -> None:
+    leader = etcd_cluster.wait_for_leader()
+    others = [node for node in etcd_cluster.ids if node != leader]
+    waiter_index = etcd_cluster.ids.index(others[0])
+    unlock_index = etcd_cluster.ids.index(others[1])
+    holder, waiter = jangada.grant(60), jangada.grant(60)
+    held = jangada.lock(unlock_index).Lock(v3lock_pb2.LockRequest(name=b"failover", lease=holder),
+                                           timeout=RPC_TIMEOUT)
+    waiting = jangada.lock(waiter_index).Lock.future(v3lock_pb2.LockRequest(name=b"failover", lease=waiter),
+                                                     timeout=60)
+    _eventually(lambda: len(jangada.keys(b"failover/")) == 2, 10, "the waiter's key")
+    etcd_cluster.kill(leader)
+    deadline = time.monotonic() + 30
+    while True:  # through the new leader, once there is one
+        try:
+            jangada.lock(unlock_index).Unlock(v3lock_pb2.UnlockRequest(key=held.key), timeout=RPC_TIMEOUT)
+            break
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert waiting.result(timeout=30).key == b"failover/" + format(waiter, "x").encode()
