@@ -578,3 +578,20 @@ def test_a_waiter_gets_the_lock_after_the_leader_died(jangada: Target, etcd_clus
                 raise
             time.sleep(0.2)
     assert waiting.result(timeout=30).key == b"failover/" + format(waiter, "x").encode()
+
+
+def test_contenders_get_the_lock_one_at_a_time_in_queue_order(target: Target) -> None:
+    leases = [target.grant(60) for _ in range(4)]
+    held = target.lock(0).Lock(v3lock_pb2.LockRequest(name=b"queue", lease=leases[0]), timeout=RPC_TIMEOUT)
+    waiting = []
+    for index, lease in enumerate(leases[1:], start=1):
+        key = b"queue/" + format(lease, "x").encode()
+        waiting.append(target.lock(index).Lock.future(v3lock_pb2.LockRequest(name=b"queue", lease=lease), timeout=60))
+        _eventually(lambda: key in target.keys(b"queue/"), 10, "each contender's key, in turn")
+    order = [held.key]
+    for turn in range(len(waiting)):
+        time.sleep(0.3)
+        assert not any(f.done() for f in waiting[turn:]), "a contender got the lock while it was held"
+        target.lock(2).Unlock(v3lock_pb2.UnlockRequest(key=order[-1]), timeout=RPC_TIMEOUT)
+        order.append(waiting[turn].result(timeout=15).key)
+    assert order == [b"queue/" + format(lease, "x").encode() for lease in leases]
