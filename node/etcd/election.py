@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -124,7 +124,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             # the stream with status OK: so does this one.
             return
 
-    async def _observe(self, prefix: bytes) -> AsyncIterator[tuple[int, kv.KeyValue]]:
+    async def _observe(self, prefix: bytes) -> AsyncGenerator[tuple[int, kv.KeyValue], None]:
         """etcd's Election.observe: the leader, then each new value of its key
         until it is deleted; then the next leader (waiting for the first put under
         the prefix while there is none)."""

@@ -373,12 +373,13 @@ class Ctl:
             pytest.skip("etcdctl is not installed")
         if not target.has_session_services():
             pytest.skip(f"{target.name} has no Lease/Watch services yet (etcdctl lock/elect need them)")
+        self.etcdctl: str = ETCDCTL
         self.target = target
         self.processes: list[subprocess.Popen[str]] = []
 
     def start(self, index: int, *args: str) -> subprocess.Popen[str]:
         endpoint = self.target.endpoints[index % len(self.target.endpoints)]
-        process = subprocess.Popen([ETCDCTL, f"--endpoints={endpoint}", "--dial-timeout=3s", *args],
+        process = subprocess.Popen([self.etcdctl, f"--endpoints={endpoint}", "--dial-timeout=3s", *args],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env={**os.environ, "ETCDCTL_API": "3"})
         self.processes.append(process)
