@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--prev-kv", action="store_true", help="also print the previous key-value")
     put.add_argument("--lease", type=_lease_id, default=0, metavar="ID",
                      help="attach the key to lease ID (hex); a put without --lease detaches it")
+    put.add_argument("--ignore-value", action="store_true",
+                     help="update the key using its current value (no VALUE given)")
+    put.add_argument("--ignore-lease", action="store_true", help="update the key using its current lease")
 
     get = sub.add_parser("get", parents=[common], help="get KEY [RANGE_END]")
     _range_args(get)
@@ -259,8 +262,14 @@ Call = Callable[[Client], Response]
 def prepare_put(args: argparse.Namespace) -> Call:
     if not args.key:
         raise UsageError("the key must not be empty")
-    value = args.value if args.value is not None else sys.stdin.read()
-    return lambda client: client.put(args.key, value, lease=args.lease, prev_kv=args.prev_kv)
+    if args.ignore_value and args.value is not None:  # etcdctl's rule
+        raise UsageError("put command needs only 1 argument when 'ignore-value' is set")
+    if args.ignore_value:
+        value = ""
+    else:
+        value = args.value if args.value is not None else sys.stdin.read()
+    return lambda client: client.put(args.key, value, lease=args.lease, prev_kv=args.prev_kv,
+                                     ignore_value=args.ignore_value, ignore_lease=args.ignore_lease)
 
 
 def prepare_get(args: argparse.Namespace) -> Call:

@@ -113,8 +113,11 @@ class Client:
 
     # -- the key-value API ---------------------------------------------------------
 
-    def put(self, key: Key, value: bytes | str, *, lease: int = 0, prev_kv: bool = False) -> PutResponse:
-        result = self._write(Put(_b(key), _b(value), lease, prev_kv))
+    def put(self, key: Key, value: bytes | str, *, lease: int = 0, prev_kv: bool = False,
+            ignore_value: bool = False, ignore_lease: bool = False) -> PutResponse:
+        """Set `key`; `ignore_value`/`ignore_lease` keep the key's current value/lease
+        (etcd's, with an empty value/no lease; KeyNotFound if the key is missing)."""
+        result = self._write(Put(_b(key), _b(value), lease, prev_kv, ignore_value, ignore_lease))
         assert isinstance(result, PutResponse)
         return result
 

@@ -11,6 +11,13 @@ uses a DEALER). Each frame is a msgpack map with string keys:
              {"v": 1, "id": request_id, "op": "conf", "change": "add-learner"|"promote"|"remove",
               "node": id, "peer": address, "client": address}   (replies members, once applied)
              {"v": 1, "id": request_id, "op": "transfer", "to": id}   (replies status)
+             {"v": 1, "id": request_id, "op": "snapshot-file", "min": index}
+                 (replies status {"path", "index", "term", "size"}: the node's newest
+                  committed snapshot file if it covers index, else busy - one is started)
+             {"v": 1, "id": request_id, "op": "hash", "rev": revision, "all": bool}
+                 (replies status {"hash", "revision", "compact_revision"}: this replica's
+                  digest of its key-value history up to rev (0: now), or with "all" of its
+                  whole state; etcd's Maintenance.HashKV and Hash)
     reply    {"v": 1, "id": request_id, "node": node_id, "ok": true, "result": bytes, "ser": bool}
              {"v": 1, "id": request_id, "node": node_id, "ok": true, "status": {...}}
              {"v": 1, "id": request_id, "node": node_id, "ok": true, "members": {...}}
@@ -178,6 +185,31 @@ class TransferRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotFileRequest:
+    """Where this node's newest committed snapshot file is, if it covers log index
+    `min_index`: a StatusReply {"path", "index", "term", "size"}. Otherwise the node
+    starts writing a snapshot of its applied state and answers busy: ask again (the
+    etcd face streams the file for Maintenance.Snapshot; the file is only read, and
+    stays readable once opened even if a newer snapshot prunes it)."""
+
+    request_id: int
+    min_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class HashRequest:
+    """This replica's digest (node/statemachine/digest.py), answered from its local
+    state at once, with a StatusReply {"hash", "revision", "compact_revision"}: the
+    key-value history up to `revision` (0: the current one), or with `whole` the
+    whole replicated state (`revision` ignored). A compacted or future revision is
+    answered with the KV API's error."""
+
+    request_id: int
+    revision: int = 0
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class MembersReply:
     """`members`: {"voters", "learners", "members": [{"id", "peer", "client", "voter",
     "match", "lag"}], "leader_id", "term", "last_index", "commit_index", "from_leader"}
@@ -189,7 +221,7 @@ class MembersReply:
 
 
 ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, "WatchRequest", MembersRequest,
-                      ConfChangeRequest, TransferRequest]
+                      ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest]
 Reply = Union[KvReply, StatusReply, ErrorReply, MembersReply]
 
 
@@ -220,6 +252,10 @@ def _request_map(request: ClientRequest) -> dict[str, Any]:
                     "peer": peer, "client": client}
         case TransferRequest(request_id, to):
             return {"v": VERSION, "id": request_id, "op": "transfer", "to": to}
+        case SnapshotFileRequest(request_id, min_index):
+            return {"v": VERSION, "id": request_id, "op": "snapshot-file", "min": min_index}
+        case HashRequest(request_id, revision, whole):
+            return {"v": VERSION, "id": request_id, "op": "hash", "rev": revision, "all": whole}
         case WatchCreateRequest() | WatchCancelRequest() | WatchProgressRequest():
             return _watch_request_map(request)
     raise TypeError(f"not a request: {request!r}")
@@ -344,6 +380,10 @@ def _request(obj: dict[str, Any]) -> ClientRequest:
         return _conf_request(obj, request_id)
     if op == "transfer":
         return TransferRequest(request_id, _node_id(obj, "to"))
+    if op == "snapshot-file":
+        return SnapshotFileRequest(request_id, _uint(obj, "min", 2**63 - 1))
+    if op == "hash":
+        return HashRequest(request_id, _uint(obj, "rev", 2**63 - 1), bool(_get(obj, "all", bool)))
     if op in WATCH_OPS:
         return _watch_request(obj, request_id, op)
     raise ProtocolError(f"unknown op {op!r}")

@@ -58,6 +58,7 @@ from node.requests import PendingRequests
 from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
 from node.etcd.face import EtcdFace, FaceAddresses
+from node.etcd.lease import min_lease_ttl
 from node.transport import Transport, TransportOptions
 from node.watches import WatchHub
 from node.wire import SnapshotChunk, SnapshotChunkAck
@@ -125,7 +126,7 @@ class NodeActor:
         self.faults = FaultInjection(node_id, self.transport, answers, self.views.status, clock, self.log)
         self.router = ClientRouter(spec, node_id, core, replica, requests, self.outbox, answers, self.leases,
                                    self.views, self.faults, self.watches, self.transport, self.dropped, clock,
-                                   self.log)
+                                   self.log, self.disk)
         self._answers = answers
         applier = Applier(node_id, replica, self.membership, self.router, self.leases, self.peers, self.outbox,
                           chunk_bytes, self.dropped, self.log)
@@ -138,7 +139,7 @@ class NodeActor:
         faces = FaceAddresses.of(self.member)
         if faces:
             self.face = EtcdFace(spec.cluster_id, node_id, faces, self.transport.ctx,
-                                 spec.timing.request_timeout_ms / 1000)
+                                 spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing))
             try:
                 self.face.start()
             except BaseException:

@@ -24,8 +24,9 @@ from cluster.kv import (
     LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, Result, decode_command, is_read_only,
 )
 from cluster.protocol import (
-    BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, KvRequest, MembersReply,
-    MembersRequest, ProtocolError, StatusReply, StatusRequest, TransferRequest, decode_requests, peek_request_id,
+    BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, HashRequest, KvRequest,
+    MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, StatusReply, StatusRequest,
+    TransferRequest, decode_requests, peek_request_id,
 )
 from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
 from cluster.spec import ClusterSpec
@@ -34,6 +35,7 @@ from node.answers import Answers
 from node.dropped_frames import DroppedFrames
 from node.eventlog import EventLog
 from node.fault_injection import FaultInjection
+from node.local_disk import LocalDisk
 from node.lease_expiry import LeaseExpiry
 from node.member_status import MemberStatus
 from node.outbox import Outbox
@@ -43,16 +45,21 @@ from node.raft import (
 )
 from node.raft.errors import InvalidConfChange
 from node.replica import Replica
+from node.statemachine import TooLargeToHash
 from node.requests import PendingRequests, Waiter
 from node.transport import Transport
 from node.watches import WatchHub
+
+
+#: Membership, leadership and maintenance requests (`_on_admin`).
+_ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest)
 
 
 class ClientRouter:
     def __init__(self, spec: ClusterSpec, node_id: int, core: RaftCore, replica: Replica,
                  requests: PendingRequests, outbox: Outbox, answers: Answers, leases: LeaseExpiry,
                  views: MemberStatus, faults: FaultInjection, watches: WatchHub, transport: Transport,
-                 dropped: DroppedFrames, clock: Callable[[], float], log: EventLog) -> None:
+                 dropped: DroppedFrames, clock: Callable[[], float], log: EventLog, disk: LocalDisk) -> None:
         self.id = node_id
         self._max_batch = spec.limits.max_batch
         self._max_message_bytes = spec.limits.max_message_bytes
@@ -70,6 +77,7 @@ class ClientRouter:
         self._drop = dropped.drop
         self._clock = clock
         self._log = log
+        self._disk = disk
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
         self._turn_reads: list[Waiter] = []  # linearizable reads of the drain in progress
@@ -111,7 +119,7 @@ class ClientRouter:
         if isinstance(request, DropTrafficRequest):
             self._reply(identity, self._faults.drop_traffic(request))
             return
-        if isinstance(request, (MembersRequest, ConfChangeRequest, TransferRequest)):
+        if isinstance(request, _ADMIN):  # one check on the KV path for every rare request kind
             self._on_admin(identity, request)
             return
         if isinstance(request, (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)):
@@ -119,6 +127,30 @@ class ClientRouter:
             return
         assert isinstance(request, KvRequest)
         self._on_kv(identity, request)
+
+    def _snapshot_file(self, request: SnapshotFileRequest) -> Reply:
+        ref = self._disk.snapshot_covering(request.min_index)
+        if ref is None:
+            return self._answers.error(request.request_id, ErrorCode.BUSY,
+                                       f"writing a snapshot covering index {request.min_index}")
+        return StatusReply(request.request_id, self.id, {"path": str(ref.path), "index": ref.meta.index,
+                                                         "term": ref.meta.term, "size": ref.file_size})
+
+    def _hash(self, request: HashRequest) -> Reply:
+        """This replica's digest, from its local state (node/statemachine/digest.py)."""
+        sm = self._replica.sm
+        try:
+            if request.whole:
+                digest, revision = sm.hash_all()
+                compact = sm.compact_revision
+            else:
+                digest, revision, compact = sm.hash_kv(request.revision)
+        except KvError as error:  # a compacted or future revision
+            return self._answers.result(request.request_id, error)
+        except TooLargeToHash as error:
+            return self._answers.error(request.request_id, ErrorCode.INVALID_REQUEST, str(error))
+        return StatusReply(request.request_id, self.id,
+                           {"hash": digest, "revision": revision, "compact_revision": compact})
 
     def _on_kv(self, identity: bytes, request: KvRequest) -> None:
         rid = request.request_id
@@ -189,7 +221,14 @@ class ClientRouter:
 
     # -- membership requests (docs/operations.md, "Changing membership") ----------------
 
-    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest) -> None:
+    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest | HashRequest
+                  | SnapshotFileRequest) -> None:
+        if isinstance(request, HashRequest):
+            self._reply(identity, self._hash(request))
+            return
+        if isinstance(request, SnapshotFileRequest):
+            self._reply(identity, self._snapshot_file(request))
+            return
         rid = request.request_id
         core = self._core
         answers = self._answers
@@ -210,7 +249,7 @@ class ClientRouter:
                 self._log.info(f"leadership transfer to node {request.to} requested by a client")
                 self._reply(identity, StatusReply(rid, self.id, self._views.status()))
                 return
-            if request.change == "add-learner" and self._views.was_member(request.node):
+            if request.change in ("add-learner", "add-voter") and self._views.was_member(request.node):
                 raise InvalidConfChange(
                     f"node {request.node} was a member before: ids are never reused (a fresh node "
                     f"under a removed id could vote as its old incarnation); add it under a new id")

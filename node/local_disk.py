@@ -70,14 +70,30 @@ class LocalDisk:
         (`pump` writes it; compaction happens when it is committed)."""
         if self.local_snapshot is not None:
             return
-        sm = self._replica.sm
-        applied = sm.applied_index
+        applied = self._replica.sm.applied_index
         last = self.storage.snapshot
         base = last.meta.index if last else 0
         wal = self.storage.wal_bytes
         if applied <= base or not self._policy.should_snapshot(
                 applied - base, wal, wal - self._wal_at_snapshot, last.file_size if last else 0):
             return
+        self._start(applied)
+
+    def snapshot_covering(self, index: int) -> SnapshotRef | None:
+        """The newest committed snapshot if it covers `index` (etcd's Maintenance.
+        Snapshot streams it); otherwise None, and a snapshot of the applied state is
+        started now if none is being written (whatever the compaction policy), so a
+        later call finds one."""
+        last = self.storage.snapshot
+        if last is not None and last.meta.index >= index:
+            return last
+        applied = self._replica.sm.applied_index
+        if self.local_snapshot is None and applied > (last.meta.index if last else 0):
+            self._start(applied)
+        return None
+
+    def _start(self, applied: int) -> None:
+        sm = self._replica.sm
         core = self._core
         conf = core.conf_at(applied)
         meta = SnapshotMeta(applied, core.log.term_at(applied), conf)

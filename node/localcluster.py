@@ -101,6 +101,9 @@ class LocalCluster:
             member = self.joined[node_id]
             ask = ",".join(self.address(i) for i in self.running())
             command += ["--join", ask, "--peer", member.peer, "--client", member.client]
+            # its etcd faces (python -m node --grpc/--gateway: branch members)
+            command += [arg for name in ("grpc", "gateway") if getattr(member, name)
+                        for arg in (f"--{name}", getattr(member, name))]
         try:
             self.procs[node_id] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=self.root)
         finally:

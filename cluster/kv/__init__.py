@@ -20,16 +20,20 @@ from cluster.kv.codec import decode_command, decode_result, encode_command, enco
 from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
 from cluster.kv.errors import (
     Compacted,
+    DuplicateKey,
     FutureRevision,
     InvalidCommand,
+    KeyNotFound,
     KvError,
     LeaseExists,
     LeaseNotFound,
+    LeaseProvided,
     LimitExceeded,
     ResultDecodeError,
     SessionExpired,
     SnapshotCorrupt,
     StaleSequence,
+    ValueProvided,
 )
 from cluster.kv.keys import ALL_KEYS_END, prefix_end
 from cluster.kv.keyvalue import KeyValue
@@ -76,13 +80,13 @@ from cluster.kv.results import (
 
 __all__ = [
     "ALL_KEYS_END", "CloseSession", "Command", "Compact", "CompactResponse", "Compacted", "Compare",
-    "CompareOp", "CompareTarget", "DeleteRange", "DeleteResponse", "FutureRevision", "InvalidCommand",
-    "KeyValue", "KvError", "LEASE_QUERIES", "LeaseExists", "LeaseExpire", "LeaseGrant",
+    "CompareOp", "CompareTarget", "DeleteRange", "DeleteResponse", "DuplicateKey", "FutureRevision",
+    "InvalidCommand", "KeyNotFound", "KeyValue", "KvError", "LEASE_QUERIES", "LeaseExists", "LeaseExpire", "LeaseGrant",
     "LeaseGrantResponse", "LeaseKeepAlive", "LeaseKeepAliveResponse", "LeaseLeases",
-    "LeaseLeasesResponse", "LeaseNotFound", "LeaseRequest", "LeaseRevoke", "LeaseRevokeResponse",
+    "LeaseLeasesResponse", "LeaseNotFound", "LeaseProvided", "LeaseRequest", "LeaseRevoke", "LeaseRevokeResponse",
     "LeaseTimeToLive", "LeaseTimeToLiveResponse", "LimitExceeded", "Limits", "Op", "OpResult",
     "OpenSession", "Put", "PutResponse", "Range", "RangeResponse", "Request", "Response", "Result",
     "ResultDecodeError", "SessionClosed", "SessionExpired", "SessionOpened", "SnapshotCorrupt",
-    "SortOrder", "SortTarget", "StaleSequence", "Txn", "TxnResponse", "decode_command",
+    "SortOrder", "SortTarget", "StaleSequence", "Txn", "TxnResponse", "ValueProvided", "decode_command",
     "decode_result", "encode_command", "encode_result", "is_read_only", "prefix_end",
 ]

@@ -8,11 +8,14 @@ bytes are msgpack `bin`:
 
     command    = [FORMAT, client_id, seq, request]
     Put        = [1, key, value, lease, prev_kv]
+               | [1, key, value, lease, prev_kv, ignore_value, ignore_lease]
+                                                   (the long form only if either is true)
     Range      = [2, key, range_end, revision, limit, keys_only, count_only,
                   sort_target, sort_order]
     DeleteRange= [3, key, range_end, prev_kv]
     Txn        = [4, [compare...], [op...], [op...]]
     compare    = [key, target, op, operand]       (operand bin for VALUE, else uint)
+               | [key, target, op, operand, range_end]   (only if range_end is not empty)
     Compact    = [5, revision]
     OpenSession= [6]
     CloseSession=[7, client_id]
@@ -44,7 +47,9 @@ bytes are checked the same way and raise `ResultDecodeError` (an
 InvalidCommand) on bad input: a client must not trust a server blindly either.
 `RangeResponse.serializable` is not part of the bytes: the client's reply
 envelope carries it. Equal values always encode to equal bytes, which keeps
-snapshots deterministic. `tests/kv/test_kv_golden_bytes.py` pins the format.
+snapshots deterministic; fields added later are written only when they are not
+their default, so the bytes of every older command stay the same, and decoding
+refuses the long form carrying defaults (one value, one encoding). `tests/kv/test_kv_golden_bytes.py` pins the format.
 """
 from __future__ import annotations
 
@@ -122,7 +127,8 @@ def unpack(data: bytes) -> Any:
 
 def encode_command(request: Request, client_id: int = 0, seq: int = 0) -> bytes:
     """The log-entry bytes of `request`, on behalf of session `client_id`."""
-    if type(request) is Put:  # the client's hot path, ahead of the general match
+    if type(request) is Put and not (request.ignore_value or request.ignore_lease):
+        # the client's hot path, ahead of the general match
         fields = [PUT, request.key, request.value, request.lease, request.prev_kv]
         return pack([FORMAT, client_id, seq, fields])
     return pack([FORMAT, client_id, seq, _request_fields(request)])
@@ -130,7 +136,9 @@ def encode_command(request: Request, client_id: int = 0, seq: int = 0) -> bytes:
 
 def _request_fields(request: Request) -> list[Any]:
     match request:
-        case Put(key, value, lease, prev_kv):
+        case Put(key, value, lease, prev_kv, ignore_value, ignore_lease):
+            if ignore_value or ignore_lease:
+                return [PUT, key, value, lease, prev_kv, ignore_value, ignore_lease]
             return [PUT, key, value, lease, prev_kv]
         case Range():
             return [RANGE, request.key, request.range_end, request.revision,
@@ -139,7 +147,7 @@ def _request_fields(request: Request) -> list[Any]:
         case DeleteRange(key, range_end, prev_kv):
             return [DELETE, key, range_end, prev_kv]
         case Txn(compares, success, failure):
-            return [TXN, [[c.key, int(c.target), int(c.op), c.operand] for c in compares],
+            return [TXN, [_compare_fields(c) for c in compares],
                     [_request_fields(op) for op in success],
                     [_request_fields(op) for op in failure]]
         case Compact(revision):
@@ -161,6 +169,13 @@ def _request_fields(request: Request) -> list[Any]:
         case LeaseExpire(lease, granted_index):
             return [LEASE_EXPIRE, lease, granted_index]
     raise TypeError(f"not a request: {request!r}")
+
+
+def _compare_fields(compare: Compare) -> list[Any]:
+    fields = [compare.key, int(compare.target), int(compare.op), compare.operand]
+    if compare.range_end:
+        fields.append(compare.range_end)
+    return fields
 
 
 def decode_command(data: bytes) -> Command:
@@ -192,6 +207,8 @@ def _decode_request(obj: Any, depth: int) -> Request:
             return Put(key, value, lease, prev_kv)
         return Put(_bytes(key, "key"), _bytes(value, "value"), _uint(lease, "lease"),
                    _bool(prev_kv, "prev_kv"))
+    if tag == PUT and len(fields) == 7:
+        return _decode_put_ignoring(fields)
     if tag == RANGE and len(fields) == 9:
         return _decode_range(fields)
     if tag == DELETE and len(fields) == 4:
@@ -208,6 +225,16 @@ def _decode_request(obj: Any, depth: int) -> Request:
     if type(tag) is int and tag in _LEASE_TAGS:
         return _decode_lease(tag, fields)
     raise InvalidCommand(f"unknown request tag {tag!r} with {len(fields)} fields")
+
+
+def _decode_put_ignoring(fields: list[Any]) -> Put:
+    """The long form of a Put: with ignore_value/ignore_lease, one of them true."""
+    ignore_value = _bool(fields[5], "ignore_value")
+    ignore_lease = _bool(fields[6], "ignore_lease")
+    if not (ignore_value or ignore_lease):
+        raise InvalidCommand("put: the long form needs ignore_value or ignore_lease")
+    return Put(_bytes(fields[1], "key"), _bytes(fields[2], "value"), _uint(fields[3], "lease"),
+               _bool(fields[4], "prev_kv"), ignore_value, ignore_lease)
 
 
 _LEASE_TAGS = {LEASE_GRANT: 3, LEASE_REVOKE: 2, LEASE_KEEPALIVE: 2, LEASE_TTL: 3, LEASE_LEASES: 1,
@@ -262,8 +289,8 @@ def _decode_op(obj: Any, depth: int) -> Op:
 
 def _decode_compare(obj: Any) -> Compare:
     fields = _array(obj, "compare")
-    if len(fields) != 4:
-        raise InvalidCommand("compare: expected [key, target, op, operand]")
+    if len(fields) not in (4, 5):
+        raise InvalidCommand("compare: expected [key, target, op, operand, (range_end)]")
     target = _enum(fields[1], CompareTarget, "compare target")
     op = _enum(fields[2], CompareOp, "compare op")
     operand: bytes | int
@@ -271,7 +298,12 @@ def _decode_compare(obj: Any) -> Compare:
         operand = _bytes(fields[3], "compare operand")
     else:
         operand = _int(fields[3], "compare operand")
-    return Compare(_bytes(fields[0], "compare key"), target, op, operand)
+    range_end = b""
+    if len(fields) == 5:
+        range_end = _bytes(fields[4], "compare range_end")
+        if not range_end:
+            raise InvalidCommand("compare: an empty range_end must be left out")
+    return Compare(_bytes(fields[0], "compare key"), target, op, operand, range_end)
 
 
 def _array(obj: Any, what: str) -> list[Any]:

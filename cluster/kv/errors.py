@@ -176,6 +176,47 @@ class LeaseExists(KvError):
         return f"lease {self.lease} already exists"
 
 
+class KeyNotFound(KvError):
+    """A put with ignore_value or ignore_lease names a key that does not exist
+    (etcd's "key not found"): there is no value or lease to keep."""
+
+    tag = 10
+
+    def __str__(self) -> str:
+        return "key not found"
+
+
+class ValueProvided(InvalidCommand):
+    """A put with ignore_value also carries a value (etcd's "value is provided")."""
+
+    tag = 11
+
+    def __init__(self) -> None:
+        KvError.__init__(self)  # no fields: the error says it all
+        self.reason = "value is provided"
+
+
+class LeaseProvided(InvalidCommand):
+    """A put with ignore_lease also names a lease (etcd's "lease is provided")."""
+
+    tag = 12
+
+    def __init__(self) -> None:
+        KvError.__init__(self)
+        self.reason = "lease is provided"
+
+
+class DuplicateKey(InvalidCommand):
+    """A Txn branch writes one key twice, or puts a key it also deletes
+    (etcd's "duplicate key given in txn request"; the rule is in limits.py)."""
+
+    tag = 13
+
+    def __init__(self) -> None:
+        KvError.__init__(self)
+        self.reason = "duplicate key given in txn request"
+
+
 ERROR_TYPES: dict[int, type[KvError]] = {
     cls.tag: cls
     for cls in (
@@ -188,5 +229,9 @@ ERROR_TYPES: dict[int, type[KvError]] = {
         LeaseNotFound,
         SnapshotCorrupt,
         LeaseExists,
+        KeyNotFound,
+        ValueProvided,
+        LeaseProvided,
+        DuplicateKey,
     )
 }

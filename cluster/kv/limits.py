@@ -4,6 +4,11 @@ The limits are part of the replicated configuration: every member of a cluster
 must use the same `Limits`, or replicas could disagree about which commands
 fail. The checks are static (they depend on the request only, not on the
 store), so a request that passes them cannot fail half-way through a Txn.
+
+Two of them follow etcd 3.4's gRPC front door (etcdserver/api/v3rpc/key.go)
+rule for rule, because etcd clients rely on which requests it refuses:
+`max_txn_ops` is etcd's checkTxnRequest count and `DuplicateKey` its
+checkIntervals rule (both described where they are checked).
 """
 from __future__ import annotations
 
@@ -15,13 +20,14 @@ from cluster.kv.requests import (
     Compare,
     DeleteRange,
     LeaseGrant,
+    Op,
     OpenSession,
     Put,
     Range,
     Request,
     Txn,
 )
-from cluster.kv.errors import InvalidCommand, LimitExceeded
+from cluster.kv.errors import DuplicateKey, InvalidCommand, LeaseProvided, LimitExceeded, ValueProvided
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +37,7 @@ class Limits:
     max_key_bytes: int = 8 * 1024
     # etcd's default request limit is 1.5 MiB; a value must fit in a log entry.
     max_value_bytes: int = 1024 * 1024
-    max_txn_ops: int = 128  # etcd's --max-txn-ops default; counted recursively
+    max_txn_ops: int = 128  # etcd's --max-txn-ops default; counted as etcd does (_check_txn)
     max_txn_depth: int = 4  # nesting of Txns inside Txns
     max_sessions: int = 10_000  # least recently used sessions are evicted beyond this
     # A session idle for this many log entries expires (see sessions.py).
@@ -52,22 +58,27 @@ def check_request(request: Request, limits: Limits) -> None:
     if type(request) is Put:  # the hot path, ahead of the general match
         if not request.key or len(request.key) > limits.max_key_bytes:
             _check_key(request.key, limits)
+        if request.ignore_value or request.ignore_lease:
+            _check_ignore(request)
         if len(request.value) > limits.max_value_bytes:
             raise LimitExceeded("max_value_bytes", len(request.value), limits.max_value_bytes)
         return
     match request:
         case Put(key, value):
             _check_key(key, limits)
+            _check_ignore(request)
             if len(value) > limits.max_value_bytes:
                 raise LimitExceeded("max_value_bytes", len(value), limits.max_value_bytes)
         case Range(key, range_end) | DeleteRange(key, range_end):
             _check_key(key, limits)
             if len(range_end) > limits.max_key_bytes + 1:
                 raise LimitExceeded("max_key_bytes", len(range_end), limits.max_key_bytes)
-        case Txn():
-            ops = _check_txn(request, limits, depth=1)
-            if ops > limits.max_txn_ops:
-                raise LimitExceeded("max_txn_ops", ops, limits.max_txn_ops)
+        case Txn(_, success, failure):
+            _check_txn(request, limits, depth=1, outer_ops=0)
+            # etcd checks the overlaps after everything else, "to avoid
+            # quadratic blowup" on requests that fail anyway.
+            _check_intervals(success)
+            _check_intervals(failure)
         case LeaseGrant(ttl):
             if ttl < 1:
                 raise InvalidCommand(f"lease TTL must be at least 1 second, got {ttl}")
@@ -77,26 +88,87 @@ def check_request(request: Request, limits: Limits) -> None:
             pass
 
 
-def _check_txn(txn: Txn, limits: Limits, depth: int) -> int:
-    """Check a Txn and its nested Txns; return how many ops it holds in all."""
+def _check_ignore(put: Put) -> None:
+    """etcd's checkPutRequest: ignore_value and ignore_lease keep what the key
+    has, so the put must not carry a value or a lease of its own."""
+    if put.ignore_value and put.value:
+        raise ValueProvided()
+    if put.ignore_lease and put.lease:
+        raise LeaseProvided()
+
+
+def _check_txn(txn: Txn, limits: Limits, depth: int, outer_ops: int) -> None:
+    """Check a Txn and its nested Txns.
+
+    The op count is etcd's checkTxnRequest: a Txn's count is the largest of
+    its number of compares, of success ops and of failure ops (not their sum,
+    and not counting inside nested Txns); a nested Txn gets what its parents'
+    counts leave of `max_txn_ops`. So along every chain of nested Txns the
+    counts add up to at most `max_txn_ops` (`outer_ops` is the sum above)."""
     if depth > limits.max_txn_depth:
         raise LimitExceeded("max_txn_depth", depth, limits.max_txn_depth)
-    if len(txn.compares) > limits.max_txn_ops:
-        raise LimitExceeded("max_txn_ops", len(txn.compares), limits.max_txn_ops)
+    ops = outer_ops + max(len(txn.compares), len(txn.success), len(txn.failure))
+    if ops > limits.max_txn_ops:
+        raise LimitExceeded("max_txn_ops", ops, limits.max_txn_ops)
     for compare in txn.compares:
         _check_compare(compare, limits)
-    ops = 0
     for op in txn.success + txn.failure:
-        ops += 1
         if isinstance(op, Txn):
-            ops += _check_txn(op, limits, depth + 1)
+            _check_txn(op, limits, depth + 1, ops)
         else:
             check_request(op, limits)
-    return ops
+
+
+def _check_intervals(ops: tuple[Op, ...]) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
+    """etcd's checkIntervals over one branch: raise DuplicateKey if its writes
+    overlap; else return the keys it puts and the ranges it deletes, nested
+    Txns included, for the level above.
+
+    The rule, exactly as etcd 3.4 applies it (clients see its quirks):
+    - a put conflicts with another put of the same key, and with a delete of a
+      range holding the key, at the same level or in a nested Txn;
+    - the two branches of one nested Txn may put the same key (only one runs);
+    - deletes never conflict with deletes;
+    - a nested Txn's puts are checked against this level's deletes and those
+      of the nested Txns before it, not after it (etcd's order);
+    - a delete's range is [key, range_end) compared as byte strings (one key
+      if range_end is empty); so a delete with range_end ALL_KEYS_END ("from
+      key on" everywhere else) conflicts with no put at all.
+    """
+    deletes = [(op.key, op.range_end or op.key + b"\0") for op in ops if type(op) is DeleteRange]
+    puts: set[bytes] = set()
+    for op in ops:
+        if type(op) is not Txn:
+            continue
+        puts_then, deletes_then = _check_intervals(op.success)
+        puts_else, deletes_else = _check_intervals(op.failure)
+        for key in puts_then:
+            if key in puts or _deleted(deletes, key):
+                raise DuplicateKey()
+            puts.add(key)
+        for key in puts_else:
+            if (key in puts and key not in puts_then) or _deleted(deletes, key):
+                raise DuplicateKey()
+            puts.add(key)
+        # (etcd's union leaves out ranges ending at "\0": they hold no key anyway.)
+        deletes += deletes_then + deletes_else
+    for op in ops:
+        if type(op) is Put:
+            if op.key in puts or _deleted(deletes, op.key):
+                raise DuplicateKey()
+            puts.add(op.key)
+    return puts, deletes
+
+
+def _deleted(deletes: list[tuple[bytes, bytes]], key: bytes) -> bool:
+    """Whether a range in `deletes` holds `key`."""
+    return any(start <= key < end for start, end in deletes)
 
 
 def _check_compare(compare: Compare, limits: Limits) -> None:
     _check_key(compare.key, limits)
+    if len(compare.range_end) > limits.max_key_bytes + 1:
+        raise LimitExceeded("max_key_bytes", len(compare.range_end), limits.max_key_bytes)
     if isinstance(compare.operand, bytes) and len(compare.operand) > limits.max_value_bytes:
         raise LimitExceeded("max_value_bytes", len(compare.operand), limits.max_value_bytes)
 

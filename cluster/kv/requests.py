@@ -18,12 +18,19 @@ from cluster.kv.keys import ALL_KEYS_END, prefix_end
 
 @dataclass(frozen=True, slots=True)
 class Put:
-    """Set `key` to `value` (lease 0 = none); one new revision."""
+    """Set `key` to `value` (lease 0 = none); one new revision.
+
+    As in etcd's PutRequest, `ignore_value` keeps the key's current value (then
+    `value` must be empty) and `ignore_lease` its current lease (then `lease`
+    must be 0); either needs the key to exist (else KeyNotFound).
+    """
 
     key: bytes
     value: bytes
     lease: int = 0
     prev_kv: bool = False  # return the key's previous version, if any
+    ignore_value: bool = False
+    ignore_lease: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +76,16 @@ class Compare:
 
     The operand is bytes for VALUE and an int otherwise. As in etcd, a missing
     key reads as version/create/mod/lease 0, and any VALUE compare on a missing
-    key is false.
+    key is false. With a `range_end` (the `cluster.kv.keys` convention) the
+    compare holds iff it holds for every key in [key, range_end); an empty
+    range compares as one missing key (etcd's applyCompare).
     """
 
     key: bytes
     target: CompareTarget
     op: CompareOp
     operand: bytes | int
+    range_end: bytes = b""
 
     @classmethod
     def value(cls, key: bytes, op: str, operand: bytes) -> Compare:

@@ -67,12 +67,13 @@ class FaceStartError(OSError):
 
 class EtcdFace:
     def __init__(self, cluster_name: str, node_id: int, addresses: FaceAddresses, ctx: zmq.Context[Any],
-                 request_timeout: float) -> None:
+                 request_timeout: float, min_lease_ttl: int = 1) -> None:
         self.cluster_name = cluster_name
         self.node_id = node_id
         self.addresses = addresses
         self._ctx = ctx
         self._request_timeout = request_timeout
+        self._min_lease_ttl = min_lease_ttl  # etcd's minimum lease TTL (node/etcd/lease.py)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -122,12 +123,12 @@ class EtcdFace:
         try:
             if self.addresses.grpc:
                 server = grpc.aio.server(options=GRPC_OPTIONS)
-                services = add_services(server, link, headers)
+                services = add_services(server, link, headers, self._min_lease_ttl)
                 if server.add_insecure_port(self.addresses.grpc) == 0:
                     raise FaceStartError(f"cannot bind the gRPC address {self.addresses.grpc}")
                 await server.start()
             else:
-                services = add_services(None, link, headers)
+                services = add_services(None, link, headers, self._min_lease_ttl)
             if self.addresses.gateway:
                 log.warning("node=%d: the JSON gateway is not built yet (TEMPORARY: branch gateway)", self.node_id)
             self._started.set()

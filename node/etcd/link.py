@@ -34,9 +34,9 @@ import zmq
 import zmq.asyncio
 
 from cluster.protocol import (
-    ClientRequest, ConfChangeRequest, ErrorCode, ErrorReply, KvReply, KvRequest, MembersReply, MembersRequest,
-    ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest, WatchFrame, decode_watch_frames,
-    encode_request,
+    ClientRequest, ConfChangeRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest, MAX_BATCH,
+    MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, StatusReply, StatusRequest,
+    TransferRequest, WatchFrame, decode_watch_frames, encode_requests,
 )
 from node.etcd import errors
 from node.transport import inproc_client_address
@@ -44,6 +44,8 @@ from node.transport import inproc_client_address
 #: How long to wait before asking again when no leader is known (an election
 #: takes a few hundred milliseconds).
 NO_LEADER_RETRY = 0.05
+#: One attempt of a read, before it is asked again (the native client's attempt timeout).
+READ_ATTEMPT_SECONDS = 1.0
 #: How long a request waits for a connection to its destination.
 CONNECT_TIMEOUT_MS = 1000
 #: Sockets to leaders the link has not used for this long are closed.
@@ -51,10 +53,16 @@ IDLE_REMOTE_SECONDS = 60.0
 
 
 class _Connection:
-    """One DEALER and the task reading its replies."""
+    """One DEALER, the task reading its replies, and the requests waiting to leave.
+
+    Requests made in the same event-loop iteration leave as one frame (a batch of
+    the native protocol, at most MAX_BATCH each): under load the face costs the
+    node one ZeroMQ message per turn, not one per call, as a pipelined native
+    client does."""
 
     def __init__(self, link: NodeLink, ctx: zmq.asyncio.Context, address: str) -> None:
         self.address = address
+        self._link = link
         self.socket: zmq.asyncio.Socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         # Never queue a request for a peer that is not connected: a dead leader's
@@ -64,10 +72,51 @@ class _Connection:
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         self.socket.connect(address)
         self.used = time.monotonic()
-        self.reader = asyncio.get_running_loop().create_task(link.read(self))
+        self._loop = asyncio.get_running_loop()
+        self.reader = self._loop.create_task(link.read(self))
+        self._outgoing: list[ClientRequest] = []
+        self._flush_scheduled = False
+        # inproc connects at once; a TCP peer is writable only once connected
+        self._connected = address.startswith("inproc://")
+        self._connecting: asyncio.Task[None] | None = None
+
+    def enqueue(self, request: ClientRequest) -> None:
+        self._outgoing.append(request)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outgoing:
+            return
+        if not self._connected:
+            if self._connecting is None or self._connecting.done():
+                self._connecting = self._loop.create_task(self._connect())
+            return  # sent once connected (or failed if the peer never answers)
+        batch, self._outgoing = self._outgoing, []
+        for start in range(0, len(batch), MAX_BATCH):
+            part = batch[start:start + MAX_BATCH]
+            sent = self.socket.send(encode_requests(part), zmq.NOBLOCK)
+            failure = sent.exception() if sent.done() else None
+            if isinstance(failure, zmq.Again):  # IMMEDIATE: no live connection any more
+                self._connected = False
+                self._link.unreachable(self, [r.request_id for r in part])
+            elif failure is not None:
+                raise failure
+
+    async def _connect(self) -> None:
+        if await self.socket.poll(CONNECT_TIMEOUT_MS, zmq.POLLOUT):
+            self._connected = True
+            self._flush()
+            return
+        waiting, self._outgoing = self._outgoing, []
+        self._link.unreachable(self, [r.request_id for r in waiting])
 
     def close(self) -> None:
         self.reader.cancel()
+        if self._connecting is not None:
+            self._connecting.cancel()
         self.socket.close(linger=0)
 
 
@@ -122,6 +171,14 @@ class NodeLink:
                 if future is not None and not future.done() and not isinstance(message, WatchFrame):
                     future.set_result(message)
 
+    def unreachable(self, connection: _Connection, request_ids: list[int]) -> None:
+        """Requests that could not leave: their destination has no live connection."""
+        status = errors.TIMEOUT_LEADER_FAIL if connection is not self._local else errors.STOPPED
+        for request_id in request_ids:
+            future = self._pending.pop(request_id, None)
+            if future is not None and not future.done():
+                future.set_exception(errors.EtcdError(status, f"cannot reach {connection.address}"))
+
     # -- one request -------------------------------------------------------------------
 
     def next_id(self) -> int:
@@ -150,27 +207,23 @@ class NodeLink:
         """Send one request (to this node, or to `address`) and wait for its reply.
         Raises EtcdError(TIMEOUT) when none comes in time."""
         request_id = self.next_id()
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
         self._pending[request_id] = future
+        self._connection(address).enqueue(build(request_id))
+        expiry = loop.call_later(self.request_timeout + 1.0 if timeout is None else timeout,
+                                 self._expire, request_id, address)
         try:
-            socket = self._connection(address).socket
-            try:
-                # IMMEDIATE: writable only once connected; a fresh socket to a live
-                # leader connects within milliseconds, a dead one never does.
-                if not await socket.poll(CONNECT_TIMEOUT_MS, zmq.POLLOUT):
-                    raise zmq.Again()
-                await socket.send(encode_request(build(request_id)), zmq.NOBLOCK)
-            except zmq.Again:
-                # IMMEDIATE: no connection to that address (a dead leader)
-                raise errors.EtcdError(errors.TIMEOUT_LEADER_FAIL if address else errors.STOPPED,
-                                       f"cannot reach {address or 'this node'}") from None
-            try:
-                return await asyncio.wait_for(future, self.request_timeout + 1.0 if timeout is None else timeout)
-            except asyncio.TimeoutError:
-                raise errors.EtcdError(errors.TIMEOUT_LEADER_FAIL if address else errors.TIMEOUT,
-                                       f"no answer from {address or 'this node'}") from None
+            return await future
         finally:
+            expiry.cancel()
             self._pending.pop(request_id, None)
+
+    def _expire(self, request_id: int, address: str) -> None:
+        future = self._pending.pop(request_id, None)
+        if future is not None and not future.done():
+            future.set_exception(errors.EtcdError(errors.TIMEOUT_LEADER_FAIL if address else errors.TIMEOUT,
+                                                  f"no answer from {address or 'this node'}"))
 
     # -- requests with etcd's routing -----------------------------------------------------
 
@@ -178,30 +231,47 @@ class NodeLink:
         """The result bytes of a KV API command. Reads are served here; what only a
         leader does (writes, lease queries) is carried to the leader when this node
         is not it (`leader_only` sends it there directly once the leader is known)."""
-        reply = await self.routed(lambda rid: KvRequest(rid, command, serializable), leader_only)
+        reply = await self.routed(lambda rid: KvRequest(rid, command, serializable), leader_only,
+                                  idempotent=not leader_only)
         assert isinstance(reply, KvReply)
         return reply.result
 
-    async def routed(self, build: Callable[[int], ClientRequest], leader_only: bool = True) -> Reply:
+    async def routed(self, build: Callable[[int], ClientRequest], leader_only: bool = True,
+                     idempotent: bool = False) -> Reply:
         """`build`'s request answered by this node or, on not-leader, by the leader;
-        retried while no leader is known, until the request timeout."""
+        retried while no leader is known, until the request timeout. An `idempotent`
+        request (a read) is also asked again when an attempt gets no answer within
+        READ_ATTEMPT_SECONDS: a ReadIndex request lost with a leader never gets one,
+        and a read is always safe to repeat."""
         deadline = time.monotonic() + self.request_timeout
         address = self.leader_address if leader_only else ""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errors.EtcdError(errors.TIMEOUT, "no leader before the request timeout")
+            timeout = None if not address else remaining + 1.0
+            if idempotent:
+                timeout = min(READ_ATTEMPT_SECONDS, remaining)
             try:
-                reply = await self.call(build, address, None if not address else remaining + 1.0)
-            except errors.EtcdError:
+                reply = await self.call(build, address, timeout)
+            except errors.EtcdError as error:
                 if address and address == self.leader_address:
                     self.leader_address = ""  # that leader is gone; ask our node who leads now
+                if idempotent and error.status in (errors.TIMEOUT, errors.TIMEOUT_LEADER_FAIL) \
+                        and deadline - time.monotonic() > 0:
+                    address = ""
+                    continue
                 raise
             if not isinstance(reply, ErrorReply):
                 await self._note_node()
                 return reply
             if reply.code is ErrorCode.NOT_LEADER and reply.leader_client and reply.leader_client != address:
                 self.leader_address = address = reply.leader_client
+                continue
+            if reply.code is ErrorCode.BUSY:
+                # a membership change or transfer the leader cannot take yet (another is
+                # pending): nothing happened; etcd queues such requests, so wait too
+                await asyncio.sleep(min(NO_LEADER_RETRY, max(remaining, 0.0)))
                 continue
             if reply.code in (ErrorCode.NOT_LEADER, ErrorCode.NO_LEADER_YET):
                 if address:
@@ -213,8 +283,8 @@ class NodeLink:
     async def _note_node(self) -> None:
         """Keep the term for response headers fresh: re-read at most once a second,
         and only while calls are being made (an idle face asks nothing)."""
-        if time.monotonic() - self._term_read <= 1.0:
-            return
+        if self.leader_id and time.monotonic() - self._term_read <= 1.0:
+            return  # fresh enough (with no leader known, read it again: an election is on)
         if self._term_refresh is None or self._term_refresh.done():
             self._term_read = time.monotonic()
             self._term_refresh = asyncio.get_running_loop().create_task(self._refresh_term())
@@ -253,6 +323,29 @@ class NodeLink:
         assert isinstance(reply, StatusReply)
         return reply.status
 
+    async def hash(self, revision: int = 0, whole: bool = False) -> dict[str, Any]:
+        """This node's digest of its state ({"hash", "revision", "compact_revision"})."""
+        reply = await self.call(lambda rid: HashRequest(rid, revision, whole), timeout=self.request_timeout)
+        if isinstance(reply, ErrorReply):
+            raise errors.from_reply(reply)
+        assert isinstance(reply, StatusReply)
+        return reply.status
+
+    async def snapshot_file(self, min_index: int) -> dict[str, Any]:
+        """This node's newest snapshot file covering `min_index` ({"path", "index",
+        "term", "size"}), waiting while the node writes one (until the request timeout)."""
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            reply = await self.call(lambda rid: SnapshotFileRequest(rid, min_index), timeout=self.request_timeout)
+            if isinstance(reply, StatusReply):
+                return reply.status
+            assert isinstance(reply, ErrorReply)
+            if reply.code is not ErrorCode.BUSY:
+                raise errors.from_reply(reply)
+            if time.monotonic() >= deadline:
+                raise errors.EtcdError(errors.TIMEOUT, reply.reason)
+            await asyncio.sleep(NO_LEADER_RETRY)
+
     # -- streams (watches) -----------------------------------------------------------------
 
     def open_stream(self, on_message: Callable[[WatchFrame | Reply], None]) -> int:
@@ -264,7 +357,12 @@ class NodeLink:
     def close_stream(self, request_id: int) -> None:
         self._streams.pop(request_id, None)
 
+    def sibling(self) -> NodeLink:
+        """Another link to this node with its own DEALER, so its own client identity
+        (the node limits watches per identity); `start()` and `close()` it."""
+        return NodeLink(self._ctx, self.node_id, self.request_timeout, self._max_frame)
+
     async def send_local(self, request: ClientRequest) -> None:
         """A request to this node whose answers arrive on a stream."""
         assert self._local is not None
-        await self._local.socket.send(encode_request(request))
+        self._local.enqueue(request)

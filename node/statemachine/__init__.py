@@ -5,11 +5,12 @@ limits, the codec); this package exports the state machine's own things: the
 `StateMachine`, the watch events it derives from its history, and the
 replicated lease table. The other modules behind it are private to the package.
 """
+from node.statemachine.digest import TooLargeToHash
 from node.statemachine.events import DELETE, PUT, Event, EventSlice, in_range
 from node.statemachine.lease_table import Lease, LeaseEvent, LeaseHook, LeaseTable
 from node.statemachine.machine import StateMachine
 
 __all__ = [
     "DELETE", "Event", "EventSlice", "Lease", "LeaseEvent", "LeaseHook", "LeaseTable", "PUT",
-    "StateMachine", "in_range",
+    "StateMachine", "TooLargeToHash", "in_range",
 ]

@@ -52,6 +52,7 @@ from cluster.kv.requests import (
 from cluster.kv.results import (
     CompactResponse, LeaseGrantResponse, LeaseRevokeResponse, Result, SessionClosed, SessionOpened,
 )
+from node.statemachine import digest
 from node.statemachine.events import EventSlice, read_events
 from node.statemachine.lease_table import Lease, LeaseEvent, LeaseTable
 from node.statemachine.mvcc import MvccStore
@@ -213,6 +214,17 @@ class StateMachine:
         """Watch events in [key, range_end) from revision `start` on, a bounded
         slice (see `events`); raises Compacted if `start` <= the compact revision."""
         return read_events(self._store, start, key, range_end, max_revisions, max_events)
+
+    # --- digests (etcd's Maintenance.HashKV and Hash) ------------------------------------
+
+    def hash_kv(self, revision: int) -> tuple[int, int, int]:
+        """(hash, revision, compact revision) of the key-value history up to
+        `revision` (0: the current one); see node/statemachine/digest.py."""
+        return digest.hash_kv(self._store, revision)
+
+    def hash_all(self) -> tuple[int, int]:
+        """(hash, revision) of the whole replicated state; see digest.py."""
+        return digest.hash_all(self._store, self._leases)
 
     # --- snapshots -------------------------------------------------------------------
 

@@ -315,6 +315,11 @@ class MvccStore:
         self.changes = [keys[0] if len(keys) == 1 else tuple(keys) for keys in changes]
         self.changes_from = start
 
+    def records(self) -> Iterator[tuple[bytes, list[int], list[int], list[KeyValue]]]:
+        """The retained records key by key, in key order: the logical history, the
+        same on every replica at one revision (see `_logical`)."""
+        return self._logical()
+
     def __len__(self) -> int:
         """How many keys have retained history (live or not)."""
         return len(self._histories)

@@ -219,7 +219,7 @@ def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--systems", "redis"], "choose from jangada, etcd, pysyncobj"),
+    (["--systems", "redis"], "choose from jangada, jangada-grpc, etcd, pysyncobj"),
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
     (["--duration", "x"], "invalid float"),
@@ -245,3 +245,75 @@ def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.Ca
     assert main(["compare", "--help"]) == 0
     out = capsys.readouterr().out
     assert "usage: python -m cluster.bench compare" in out and "put-64-5m" in out
+
+
+# -- jangada-grpc: jangada's cluster through its etcd gRPC face, driven by etcdload ----------------------
+
+def test_jangada_grpc_is_a_default_system_for_every_workload_etcd_runs() -> None:
+    from cluster.bench.compare.plan import SYSTEMS
+    assert SYSTEMS == ("jangada", "jangada-grpc", "etcd", "pysyncobj")
+    for w in WORKLOADS:
+        assert ("jangada-grpc" in w.systems) == ("etcd" in w.systems), w.key
+    assert cli.parse([]).systems == list(SYSTEMS)
+    assert cli.parse(["--systems", "jangada-grpc"]).systems == ["jangada-grpc"]
+    assert "put-64-5m   put, 64 in flight, 5 members (jangada only)" in cli.EPILOG
+
+
+def test_jangada_grpc_rows_sit_between_jangada_and_etcd_with_ratios_to_both() -> None:
+    rows = [m("etcd", "put-16", 4000.0, p50=4.0), m("jangada-grpc", "put-16", 3000.0, p50=5.0),
+            m("jangada", "put-16", 2000.0, p50=8.0), m("jangada-grpc", "get-ser-16", 500.0)]
+    cells = table.rows(rows, {})
+    assert [(r[0], r[3]) for r in cells] == [("jangada", "put-16"), ("jangada-grpc", "put-16"), ("etcd", "put-16"),
+                                             ("jangada-grpc", "get-ser-16")]
+    grpc_16 = dict(zip(table.COLUMNS, cells[1]))
+    assert grpc_16["ops/s vs etcd"] == "0.75x" and grpc_16["p50 vs etcd"] == "1.25x"
+    assert table.face_vs_native(rows) == {"put-16": 1.5}  # no native get-ser-16 row: no ratio
+    notes = table.footnotes(rows, {})
+    assert "jangada-grpc / jangada native ops/s: put-16 1.50x" in notes
+    assert any(n.startswith("durability, jangada-grpc: fsync = as jangada's") for n in notes)
+
+
+def test_etcdload_rows_name_the_system_durability_and_target_they_were_given() -> None:
+    doc = etcd.parse_etcdload(ETCDLOAD_OUT)
+    got = etcd.measurement(WORKLOADS[1], doc, 1.5, system="jangada-grpc", durability=jangada.durability("always"),
+                           target="leader")
+    assert (got.system, got.durability, got.cluster_cpu_s, got.ops_per_s) == ("jangada-grpc", "fsync", 1.5, 4999.75)
+    assert got.generator.endswith("target leader") and got.load_us_per_op == pytest.approx(60.0)
+    assert etcd.etcdload_args(WORKLOADS[1], ["h:1"], Settings(1.0), target="all")[-1] == "all"
+
+
+def test_the_grpc_cluster_gives_every_member_a_grpc_url_and_the_native_one_none(tmp_path: Path) -> None:
+    native = jangada.JangadaCluster(tmp_path, 3)
+    assert [mem.grpc for mem in native.spec.members] == ["", "", ""]  # the native rows: no etcd face at all
+    faced = jangada.JangadaCluster(tmp_path, 3, grpc=True)
+    urls = [mem.grpc for mem in faced.spec.members]
+    assert all(u.startswith("http://127.0.0.1:") for u in urls) and all(not mem.gateway for mem in faced.spec.members)
+    ports = [u.rsplit(":", 1)[1] for u in urls] + [a.rsplit(":", 1)[1] for mem in faced.spec.members
+                                                  for a in (mem.peer, mem.client)]
+    assert len(set(ports)) == 9
+    assert 'grpc = "http://127.0.0.1:' in faced.config.read_text()
+
+
+def test_jangada_grpc_loads_the_leaders_face_or_every_face(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cluster.bench import runner
+    from cluster.bench.compare import jangada_grpc
+    spec = jangada.JangadaCluster(tmp_path, 3, grpc=True).spec
+    second = spec.members[1]
+    monkeypatch.setattr(runner, "survey", lambda endpoints, timeout=1.0: runner.ClusterView(
+        list(endpoints), second.client, {}))
+    by = {w.key: jangada_grpc.target(w, spec) for w in WORKLOADS[:5]}
+    leader = second.grpc.removeprefix("http://")
+    assert by["put-1"] == by["put-64"] == by["get-lin-16"] == ([leader], "leader")
+    assert by["get-ser-16"] == ([mem.grpc.removeprefix("http://") for mem in spec.members], "all")
+    monkeypatch.setattr(runner, "survey", lambda endpoints, timeout=1.0: runner.ClusterView(list(endpoints), None, {}))
+    with pytest.raises(jangada.JangadaError, match="no leader"):
+        jangada_grpc.target(WORKLOADS[0], spec)
+
+
+def test_jangada_grpc_needs_go_and_clientv3_but_no_etcd_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert systems.etcdload_missing(exists=lambda path: False, which=lambda name: None) == [
+        "golang-go", "golang-etcd-server-dev"]
+    assert systems.etcdload_missing(exists=lambda path: path != etcd.ETCD, which=lambda name: "/usr/bin/go") == []
+    assert "apt-get install -y golang-go" in systems.skip_message("jangada-grpc", ["golang-go"])
+    monkeypatch.setattr(systems, "etcdload_missing", lambda: ["golang-go"])
+    assert systems.missing("jangada-grpc") == ["golang-go"]

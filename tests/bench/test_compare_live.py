@@ -66,3 +66,18 @@ def test_etcd_tiny(tmp_path: Path) -> None:
         return
     check_measured(doc, "etcd", ["put-16", "get-lin-16"])
     assert all(x["durability"] == "fsync" and x["load_cpu_s"] > 0 for x in doc["measurements"])
+
+
+def test_jangada_grpc_tiny(tmp_path: Path) -> None:
+    """jangada through its etcd gRPC face, driven by etcdload: every kind of workload
+    the etcd rows run."""
+    code, out, doc = compare(tmp_path, "--systems", "jangada-grpc", "--workloads", "put-16,get-lin-16,get-ser-16",
+                             "--duration", "0.5")
+    if systems.missing("jangada-grpc"):
+        assert "jangada-grpc skipped: not installed here" in out and "jangada-grpc" in doc["skipped"]
+        return
+    check_measured(doc, "jangada-grpc", ["put-16", "get-lin-16", "get-ser-16"])
+    for x in doc["measurements"]:
+        assert x["durability"] == "fsync" and x["load_cpu_s"] > 0 and x["cluster_cpu_s"] > 0
+        assert x["generator"].startswith("etcdload (Go, clientv3)")
+    assert [x["generator"].rsplit(" ", 1)[1] for x in doc["measurements"]] == ["leader", "leader", "all"]

@@ -55,6 +55,11 @@ def test_every_command_on_a_live_cluster(live: Session) -> None:
     assert cli("del", "app/", "--prefix").stdout == "3\n"
     assert cli("get", "app/", "--prefix", "--count-only").stdout == "0\n"
 
+    assert cli("put", "other", "--ignore-value", "--prev-kv").stdout == "OK\nother\nz\n"
+    assert cli("get", "other", "--print-value-only").stdout == "z\n"
+    missing = cli("put", "nope", "v", "--ignore-lease")
+    assert missing.returncode == 2 and "key not found" in missing.stderr
+
     big = cli("put", "big", stdin="x" * (1024 * 1024 + 1))
     assert big.returncode == 2 and "max_value_bytes" in big.stderr
 

@@ -44,6 +44,7 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["lease", "timetolive"], "required"),
     (["lease", "list", "extra"], "unrecognized arguments"),
     (["put", "--lease", "zz", "k", "v"], "not a lease id"),
+    (["put", "--ignore-value", "k", "v"], "needs only 1 argument when 'ignore-value' is set"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:

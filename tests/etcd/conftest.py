@@ -33,6 +33,11 @@ def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
         clusters.append(cluster)
         if start:
             cluster.start_all()
+            # A member's face is bound before its node answers anything: a status
+            # answer from every member means every gRPC port is up (a leader alone
+            # can be elected while the third process is still starting).
+            for node_id in cluster.ids:
+                cluster.status_of(node_id)
             cluster.wait_for_leader()
         return cluster
 

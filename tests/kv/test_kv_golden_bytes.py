@@ -5,7 +5,9 @@ directory holds); result bytes are what clients and snapshots read. Neither may
 change by accident: each request and result kind has its exact bytes written
 out here (taken from the build before the KV API moved to `cluster.kv`, when two
 implementations agreed on them). A deliberate format change bumps
-`codec.FORMAT` and rewrites this table.
+`codec.FORMAT` and rewrites this table. Fields added since (Put's ignore_value
+and ignore_lease, Compare's range_end) are written only when not default, so
+the older rows stay as they were; their own rows follow them.
 """
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ from cluster.kv import (
     CompactResponse,
     Compacted,
     Compare,
+    CompareOp,
+    CompareTarget,
     DeleteRange,
     DeleteResponse,
+    DuplicateKey,
     FutureRevision,
     InvalidCommand,
+    KeyNotFound,
     KeyValue,
     LeaseExists,
     LeaseExpire,
@@ -32,6 +38,7 @@ from cluster.kv import (
     LeaseLeases,
     LeaseLeasesResponse,
     LeaseNotFound,
+    LeaseProvided,
     LeaseRevoke,
     LeaseRevokeResponse,
     LeaseTimeToLive,
@@ -53,6 +60,7 @@ from cluster.kv import (
     StaleSequence,
     Txn,
     TxnResponse,
+    ValueProvided,
     decode_command,
     decode_result,
     encode_command,
@@ -103,6 +111,16 @@ REQUESTS = [  # (name, request, its command bytes as client 7, seq 3)
      "94010703910c"),
     ("lease_expire", LeaseExpire(99, 12),
      "94010703930d630c"),
+    # Added with etcd's ignore_value/ignore_lease: [1, key, value, lease, prev_kv, ignore_value, ignore_lease]
+    ("put_ignore_value", Put(b"k", b"", ignore_value=True),
+     "940107039701c4016bc40000c2c3c2"),
+    ("put_ignore_lease_prev_kv", Put(b"k", b"v", prev_kv=True, ignore_lease=True),
+     "940107039701c4016bc4017600c3c2c3"),
+    # Added with etcd's Compare.range_end: [key, target, op, operand, range_end]
+    ("txn_range_compares", Txn((Compare(b"a", CompareTarget.VERSION, CompareOp.GREATER, 0, b"\0"),
+                                Compare(b"a", CompareTarget.VALUE, CompareOp.EQUAL, b"v", b"b"),
+                                Compare.version(b"a", ">", 0))),
+     "9401070394049395c40161000100c4010095c401610300c40176c4016294c401610001009090"),
 ]
 
 KV = KeyValue(b"a", b"1", 2, 3, 2, 0)
@@ -154,6 +172,14 @@ RESULTS = [  # (name, result, its bytes)
      "93000963"),
     ("error_snapshot_corrupt", SnapshotCorrupt("torn"),
      "930008a4746f726e"),
+    ("error_key_not_found", KeyNotFound(),
+     "92000a"),
+    ("error_value_provided", ValueProvided(),
+     "92000b"),
+    ("error_lease_provided", LeaseProvided(),
+     "92000c"),
+    ("error_duplicate_key", DuplicateKey(),
+     "92000d"),
 ]
 
 

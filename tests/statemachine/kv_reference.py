@@ -3,6 +3,7 @@ state (key -> KeyValue) for every revision, ranges by sorting everything.
 Slow, obviously right; the property tests hold the real store to it."""
 from __future__ import annotations
 
+from dataclasses import replace
 from operator import attrgetter
 
 from cluster.kv import (
@@ -16,6 +17,7 @@ from cluster.kv import (
     DeleteRange,
     DeleteResponse,
     FutureRevision,
+    KeyNotFound,
     KeyValue,
     KvError,
     Op,
@@ -31,8 +33,10 @@ from cluster.kv import (
     Txn,
     TxnResponse,
 )
+from cluster.kv.limits import Limits, check_request
 
 State = dict[bytes, KeyValue]
+LIMITS = Limits()
 
 
 def in_range(key: bytes, start: bytes, end: bytes) -> bool:
@@ -57,12 +61,13 @@ class Reference:
         try:
             if isinstance(request, Compact):
                 return self._compact(request.revision)
+            check_request(request, LIMITS)  # the static rules are held to etcd's in test_kv_rules
             self._check(request)  # type: ignore[arg-type]
+            work = dict(self.states[-1])
+            self.wrote = False
+            result = self._run(work, request)  # type: ignore[arg-type]
         except KvError as error:
             return error
-        work = dict(self.states[-1])
-        self.wrote = False
-        result = self._run(work, request)  # type: ignore[arg-type]
         if self.wrote:
             self.states.append(work)
         return result
@@ -93,6 +98,11 @@ class Reference:
         main = self.revision + 1
         if isinstance(op, Put):
             prev = work.get(op.key)
+            if op.ignore_value or op.ignore_lease:
+                if prev is None:
+                    raise KeyNotFound()  # the command fails whole: `work` is dropped
+                op = replace(op, value=prev.value if op.ignore_value else op.value,
+                             lease=prev.lease if op.ignore_lease else op.lease)
             if prev is None:
                 work[op.key] = KeyValue(op.key, op.value, main, main, 1, op.lease)
             else:
@@ -107,7 +117,8 @@ class Reference:
         if isinstance(op, Range):
             state = self.states[op.revision] if op.revision else work
             return self.range(state, op)
-        succeeded = all(holds(work, c) for c in op.compares)
+        # Compares, nested ones too, read the state the Txn started from (etcd).
+        succeeded = all(holds(self.states[-1], c) for c in op.compares)
         responses = tuple(self._run(work, o) for o in (op.success if succeeded else op.failure))
         return TxnResponse(self.observed, succeeded, responses)
 
@@ -132,6 +143,11 @@ class Reference:
 
 
 def holds(state: State, compare: Compare) -> bool:
+    if compare.range_end:
+        found = [kv for k, kv in state.items() if in_range(k, compare.key, compare.range_end)]
+        if found:
+            return all(holds(state, replace(compare, key=kv.key, range_end=b"")) for kv in found)
+        return holds({}, replace(compare, range_end=b""))
     kv = state.get(compare.key)
     if kv is None and compare.target == CompareTarget.VALUE:
         return False

@@ -43,7 +43,8 @@ def key_ranges(draw: st.DrawFn) -> tuple[bytes, bytes]:
     return key, draw(keys)
 
 
-puts = st.builds(Put, keys, values, st.sampled_from([0, 0, 3]), st.booleans())
+rarely = st.sampled_from([False, False, False, True])
+puts = st.builds(Put, keys, values, st.sampled_from([0, 0, 3]), st.booleans(), rarely, rarely)
 
 
 @st.composite
@@ -64,7 +65,8 @@ def deletes(draw: st.DrawFn) -> DeleteRange:
 def compares(draw: st.DrawFn) -> Compare:
     target = draw(st.sampled_from(CompareTarget))
     operand = draw(values) if target == CompareTarget.VALUE else draw(st.integers(-1, 12))
-    return Compare(draw(keys), target, draw(st.sampled_from(CompareOp)), operand)
+    key, range_end = draw(key_ranges()) if draw(rarely) else (draw(keys), b"")
+    return Compare(key, target, draw(st.sampled_from(CompareOp)), operand, range_end)
 
 
 def txns(depth: int = 2, revision: st.SearchStrategy[int] = st.just(0)) -> st.SearchStrategy[Txn]:

@@ -290,8 +290,10 @@ def test_txn_writes_are_one_revision_with_sub_revisions(abc: Driver) -> None:
 
 
 def test_txn_ops_see_earlier_ops_of_the_same_txn(abc: Driver) -> None:
-    result = abc(Txn((), (Put(b"x", b"1"), Put(b"x", b"2"), Range(b"x")), ()))
-    assert result.responses[2].kvs == (KeyValue(b"x", b"2", 7, 7, 2),)  # type: ignore[union-attr]
+    # (etcd refuses two puts of one key in a txn: DuplicateKey, below.)
+    result = abc(Txn((), (Put(b"x", b"1"), DeleteRange(b"a"), Range(b"x"), Range(b"a")), ()))
+    assert result.responses[2].kvs == (KeyValue(b"x", b"1", 7, 7, 1),)  # type: ignore[union-attr]
+    assert result.responses[3].kvs == ()  # type: ignore[union-attr]
 
 
 def test_read_only_txn_makes_no_revision(abc: Driver) -> None:
@@ -300,11 +302,14 @@ def test_read_only_txn_makes_no_revision(abc: Driver) -> None:
     assert abc.machine.revision == 6
 
 
-def test_nested_txn_evaluates_after_earlier_writes(abc: Driver) -> None:
-    inner = Txn((Compare.value(b"x", "=", b"1"),), (Put(b"y", b"yes"),), (Put(b"y", b"no"),))
+def test_nested_txn_compares_read_the_revision_the_txn_started_from(abc: Driver) -> None:
+    """etcd's compareToPath evaluates every compare, nested ones too, before
+    the first write; the nested ops themselves run after the earlier ones."""
+    inner = Txn((Compare.value(b"x", "=", b"1"),), (Put(b"y", b"yes"),), (Put(b"y", b"no"), Range(b"x")))
     result = abc(Txn((), (Put(b"x", b"1"), inner), ()))
-    assert result.responses[1] == TxnResponse(7, True, (PutResponse(7),))  # type: ignore[union-attr]
-    assert abc.machine.get(b"y").value == b"yes"  # type: ignore[union-attr]
+    assert result.responses[1] == TxnResponse(  # type: ignore[union-attr]
+        7, False, (PutResponse(7), RangeResponse(7, (KeyValue(b"x", b"1", 7, 7, 1),), 1, False)))
+    assert abc.machine.get(b"y").value == b"no"  # type: ignore[union-attr]
 
 
 def test_txn_with_a_bad_range_revision_applies_nothing(abc: Driver) -> None:

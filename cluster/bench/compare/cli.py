@@ -41,10 +41,10 @@ class _Parser(argparse.ArgumentParser):
 
 EPILOG = f"""\
 workloads (100-byte values, --keys keys, closed loop):
-  {chr(10).join(f'{w.key:<12}{w.label}' + ('' if len(w.systems) == 3 else ' (jangada only)') for w in WORKLOADS).replace(chr(10), chr(10) + '  ')}
+  {chr(10).join(f'{w.key:<12}{w.label}' + ('' if w.systems == SYSTEMS else f' ({", ".join(w.systems)} only)') for w in WORKLOADS).replace(chr(10), chr(10) + '  ')}
 
 examples:
-  python -m cluster.bench compare                                   # everything, ~4 minutes
+  python -m cluster.bench compare                                   # everything, ~5 minutes
   python -m cluster.bench compare --systems jangada,etcd --duration 5 --out /tmp/cmp
   python -m cluster.bench compare --install                          # apt/pip what is missing first
 
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m cluster.bench compare", epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="jangada, etcd and PySyncObj side by side: 3-member clusters on loopback, "
-                            "the same workloads, each driven by its best load generator.")
+                            "the same workloads, each driven by its best load generator; jangada-grpc is "
+                            "jangada through its etcd gRPC face, driven by etcd's own.")
     p.add_argument("--systems", default=",".join(SYSTEMS), metavar="S,...",
                    help=f"which systems, in order (default {','.join(SYSTEMS)})")
     p.add_argument("--workloads", default=",".join(w.key for w in WORKLOADS), metavar="W,...",
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="compare-results", metavar="DIR",
                    help="where compare.md, compare.json and compare.png go (default ./compare-results)")
     p.add_argument("--install", action="store_true",
-                   help="install what a system lacks (apt-get: etcd-server golang-go golang-etcd-server-dev; "
+                   help="install what a system lacks (apt-get: etcd-server golang-go golang-etcd-server-dev "
+                        "(jangada-grpc: the last two); "
                         "pip: pysyncobj); also JANGADA_BENCH_INSTALL=1. Without it a missing system is skipped")
     p.add_argument("--no-chart", dest="chart", action="store_false", help="skip compare.png (no matplotlib needed)")
     p.add_argument("--keep-data", action="store_true", help="keep the clusters' data and logs (path printed)")
@@ -153,6 +155,9 @@ def run_system(system: str, workloads: list[Workload], root: Path, settings: Set
     if system == "jangada":
         from cluster.bench.compare import jangada
         return jangada.run(mine, home, settings, each=each)
+    if system == "jangada-grpc":
+        from cluster.bench.compare import jangada_grpc
+        return jangada_grpc.run(mine, home, settings, each=each)
     if system == "etcd":
         from cluster.bench.compare import etcd
         return etcd.run(mine, home, free_ports(6), settings, each=each)
@@ -181,7 +186,7 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
     def each(m: Measurement) -> None:
         measurements.append(m)
         cpu = "" if m.load_us_per_op is None else f", load {m.load_us_per_op:.0f} us/op {m.load_cores:.2f} cores"
-        say(f"  {m.system:<9} {m.workload:<11} {m.ops_per_s:>10,.0f} ops/s  p50 {table.ms(m.latency_ms['p50'])} ms  "
+        say(f"  {m.system:<12} {m.workload:<11} {m.ops_per_s:>10,.0f} ops/s  p50 {table.ms(m.latency_ms['p50'])} ms  "
             f"p99 {table.ms(m.latency_ms['p99'])} ms{cpu}{' SATURATED' if m.saturated else ''}")
 
     try:

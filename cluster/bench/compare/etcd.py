@@ -36,20 +36,23 @@ class EtcdError(Exception):
     """The etcd cluster or etcdload failed; the message says how."""
 
 
-def cache_root() -> Path:
+def cache_root(name: str = "etcdload") -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "jangada" / "etcdload"
+    return Path(base) / "jangada" / name
 
 
 def go_binary() -> str | None:
     return shutil.which("go") or next((p for p in ("/usr/lib/go/bin/go",) if os.path.exists(p)), None)
 
 
-def build_etcdload(source: Path = SOURCE, cache: Path | None = None) -> Path:
-    """The etcdload binary for this source, built now if the cache lacks it."""
+def build_go_program(source: Path, name: str, cache: Path | None = None) -> Path:
+    """The binary `name` built from the one-file Go program `source` (a main package
+    over clientv3), built now if the cache lacks this version of it: offline, GOPATH
+    mode against /usr/share/gocode. etcdload and the tests' Go client share it."""
+    root = cache or cache_root(name)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    home = (cache or cache_root()) / digest
-    binary = home / "etcdload"
+    home = root / digest
+    binary = home / name
     if binary.exists():
         return binary
     go = go_binary()
@@ -59,13 +62,18 @@ def build_etcdload(source: Path = SOURCE, cache: Path | None = None) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, work / "main.go")
     env = dict(os.environ, GOPATH=GOPATH, GO111MODULE="off", GOFLAGS="", GOPROXY="off",
-               GOCACHE=str((cache or cache_root()) / "gocache"), CGO_ENABLED="0")
+               GOCACHE=str(root / "gocache"), CGO_ENABLED="0")
     done = subprocess.run([go, "build", "-o", str(binary) + ".tmp", "main.go"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     if done.returncode != 0:
-        raise EtcdError(f"building etcdload failed:\n{done.stderr.strip()[-2000:]}")
+        raise EtcdError(f"building {name} failed:\n{done.stderr.strip()[-2000:]}")
     os.replace(str(binary) + ".tmp", binary)  # whole or absent: a half-built binary never runs
     return binary
+
+
+def build_etcdload(source: Path = SOURCE, cache: Path | None = None) -> Path:
+    """The etcdload binary for this source, built now if the cache lacks it."""
+    return build_go_program(source, "etcdload", cache)
 
 
 class EtcdCluster:
@@ -119,6 +127,29 @@ class EtcdCluster:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
+    @staticmethod
+    def status(url: str) -> dict[str, Any] | None:
+        """A member's Maintenance.Status through etcd's JSON gateway (None if it does not answer)."""
+        request = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=1) as answer:
+                return dict(json.loads(answer.read()))
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+
+    def leader(self) -> int | None:
+        """The index of the member that says it is the leader, if one does."""
+        for i, url in enumerate(self.client_urls):
+            st = self.status(url) if self.procs[i].poll() is None else None
+            if st and st.get("leader") and st["leader"] == st.get("header", {}).get("member_id"):
+                return i
+        return None
+
+    def kill(self, i: int) -> None:
+        """SIGKILL member `i` (ours, by its handle) and reap it."""
+        self.procs[i].kill()
+        self.procs[i].wait(timeout=30)
+
     def close(self, grace: float = 2.0) -> None:
         # SIGTERM to all at once: members then wait in vain to hand leadership over
         # (seconds); the data is throwaway, so past a short grace they get SIGKILL.
@@ -135,11 +166,13 @@ class EtcdCluster:
         self.procs.clear()
 
 
-def etcdload_args(w: Workload, endpoints: list[str], settings: Settings) -> list[str]:
+def etcdload_args(w: Workload, endpoints: list[str], settings: Settings, target: str | None = None) -> list[str]:
+    """etcdload's command line for `w`. `target` None: writes and linearizable reads
+    go to the leader (as jangada's), serializable reads spread over every member (as
+    jangada's --target all); "all" with one endpoint pins every connection to it."""
     kind = "put" if w.op == "put" else ("get-serializable" if w.serializable else "get")
-    # Writes and linearizable reads go to the leader (as jangada's); serializable
-    # reads spread over every member (as jangada's --target all).
-    target = "all" if w.serializable else "leader"
+    if target is None:
+        target = "all" if w.serializable else "leader"
     return ["-workload", kind, "-clients", str(w.clients), "-duration", f"{settings.duration:g}",
             "-value-size", str(settings.value_size), "-keys", str(settings.keys), "-endpoints", ",".join(endpoints),
             "-target", target]
@@ -161,25 +194,29 @@ def parse_etcdload(stdout: str) -> dict[str, Any]:
     raise EtcdError(f"etcdload printed no result: {stdout.strip()[-300:]!r}")
 
 
-def measurement(w: Workload, doc: dict[str, Any], cluster_cpu_s: float | None = None) -> Measurement:
+def measurement(w: Workload, doc: dict[str, Any], cluster_cpu_s: float | None = None, system: str = "etcd",
+                durability: str = DURABILITY, target: str | None = None) -> Measurement:
+    """One row from etcdload's result; `target` names where the load went when the
+    caller chose the endpoints itself (default: etcdload's own -target)."""
     lat = doc["latency_ms"]
     return Measurement(
-        system="etcd", workload=w.key, members=w.members, durability=DURABILITY,
+        system=system, workload=w.key, members=w.members, durability=durability,
         ops_per_s=float(doc["ops_per_s"]), ok=int(doc["ok"]), errors=int(doc["errors"]),
         elapsed_s=float(doc["elapsed_s"]),
         latency_ms={k: float(lat[k]) for k in ("p50", "p90", "p99", "p99.9", "max")},
         load_cpu_s=float(doc["cpu_s"]),
         generator=f"etcdload (Go, clientv3): {w.clients} goroutines over {doc.get('conns', '?')} gRPC conns, "
-                  f"target {doc.get('target', '?')}",
+                  f"target {target or doc.get('target', '?')}",
         error_kinds={str(k): int(v) for k, v in (doc.get("error_kinds") or {}).items()}, cluster_cpu_s=cluster_cpu_s)
 
 
-def run_workload(binary: Path, w: Workload, endpoints: list[str], settings: Settings,
-                 pids: list[int]) -> Measurement:
-    """Run etcdload once; etcd's CPU is counted from its "measuring" line to its exit."""
+def run_etcdload(binary: Path, args: list[str], pids: list[int], settings: Settings,
+                 what: str) -> tuple[dict[str, Any], float | None]:
+    """Run etcdload once: its result and the CPU the server processes `pids` used
+    from its "measuring" line to its exit."""
     limit = settings.duration + 120
     cpu = ServerCpu(pids)
-    with subprocess.Popen([str(binary), *etcdload_args(w, endpoints, settings)], stdout=subprocess.PIPE,
+    with subprocess.Popen([str(binary), *args], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stderr is not None
         before = []
@@ -193,11 +230,18 @@ def run_workload(binary: Path, w: Workload, endpoints: list[str], settings: Sett
         except subprocess.TimeoutExpired:
             proc.kill()  # ours, by handle
             proc.communicate()
-            raise EtcdError(f"etcdload {w.key} did not finish within {limit:g} s") from None
+            raise EtcdError(f"etcdload {what} did not finish within {limit:g} s") from None
         used = cpu.end()
     if proc.returncode != 0:
-        raise EtcdError(f"etcdload {w.key} failed: {(''.join(before) + stderr).strip()[-500:]}")
-    return measurement(w, parse_etcdload(stdout), used)
+        raise EtcdError(f"etcdload {what} failed: {(''.join(before) + stderr).strip()[-500:]}")
+    return parse_etcdload(stdout), used
+
+
+def run_workload(binary: Path, w: Workload, endpoints: list[str], settings: Settings,
+                 pids: list[int]) -> Measurement:
+    """Run etcdload once; etcd's CPU is counted from its "measuring" line to its exit."""
+    doc, used = run_etcdload(binary, etcdload_args(w, endpoints, settings), pids, settings, w.key)
+    return measurement(w, doc, used)
 
 
 def run(workloads: list[Workload], root: Path, ports: list[int], settings: Settings,

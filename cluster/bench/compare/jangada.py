@@ -34,11 +34,16 @@ class JangadaError(Exception):
 
 
 class JangadaCluster:
-    """`size` members with data under `root`; `close()` ends each by its pid."""
+    """`size` members with data under `root`; `close()` ends each by its pid. With
+    `grpc` each member also serves etcd's v3 gRPC API (the JSON gateway stays off);
+    without it no member runs the etcd face at all, as for the native rows."""
 
-    def __init__(self, root: Path, size: int) -> None:
-        ports = free_ports(2 * size)
-        members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{ports[2 * i - 2]}", f"tcp://127.0.0.1:{ports[2 * i - 1]}")
+    def __init__(self, root: Path, size: int, grpc: bool = False) -> None:
+        per = 3 if grpc else 2
+        ports = free_ports(per * size)
+        members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{ports[per * i - per]}",
+                                   f"tcp://127.0.0.1:{ports[per * i - per + 1]}",
+                                   grpc=f"http://127.0.0.1:{ports[per * i - 1]}" if grpc else "")
                         for i in range(1, size + 1))
         self.spec = replace(load_spec(f"cluster-{size}"), cluster_id=f"compare-{os.getpid()}-{ports[0]}",
                             members=members, data_dir=str(root / "node-{id}"))

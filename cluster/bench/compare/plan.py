@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SYSTEMS = ("jangada", "etcd", "pysyncobj")
+#: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator.
+SYSTEMS = ("jangada", "jangada-grpc", "etcd", "pysyncobj")
 VALUE_SIZE = 100
 KEYS = 1000
 #: A load generator using more than this share of one core may be what limits the figure.

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cluster.bench.compare.etcd import CLIENTV3, ETCD
 
-APT_PACKAGES = {"etcd": ("etcd-server", "golang-go", "golang-etcd-server-dev")}
+APT_PACKAGES = {"etcd": ("etcd-server", "golang-go", "golang-etcd-server-dev"),
+                "jangada-grpc": ("golang-go", "golang-etcd-server-dev")}
 PIP_PACKAGES = {"pysyncobj": ("pysyncobj",)}
 INSTALL_TIMEOUT = 900.0
 
@@ -31,6 +32,12 @@ def etcd_missing(exists: Callable[[str], bool] = os.path.exists,
     return out
 
 
+def etcdload_missing(exists: Callable[[str], bool] = os.path.exists,
+                     which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """What building etcdload needs and lacks (jangada-grpc runs no etcd server)."""
+    return [p for p in etcd_missing(exists, which) if p != "etcd-server"]
+
+
 def pysyncobj_missing(find: Callable[[str], object] = importlib.util.find_spec) -> list[str]:
     return [] if find("pysyncobj") is not None else ["pysyncobj"]
 
@@ -39,6 +46,8 @@ def missing(system: str) -> list[str]:
     """The packages `system` lacks here ([] = runnable; jangada is always)."""
     if system == "etcd":
         return etcd_missing()
+    if system == "jangada-grpc":
+        return etcdload_missing()
     if system == "pysyncobj":
         return pysyncobj_missing()
     return []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cluster.bench.compare.plan import SATURATED_CORES, WORKLOADS, Measurement, Settings, workload
+from cluster.bench.compare.plan import SATURATED_CORES, SYSTEMS, WORKLOADS, Measurement, Settings, workload
 
 SCHEMA = 1
 DOC_KEYS = ("schema", "started", "duration_s", "keys", "value_size", "machine", "systems", "skipped", "measurements", "ratios",
@@ -22,6 +22,8 @@ COLUMNS = ("system", "members", "durability", "workload", "ops/s", "p50 ms", "p9
 DURABILITY_LEGEND = {
     "jangada": "fsync = storage.fsync \"always\" (the shipped default): a write is acknowledged once a quorum "
                "has fsynced it",
+    "jangada-grpc": "fsync = as jangada's (the same cluster config, storage.fsync \"always\"), reached "
+                    "through its etcd v3 gRPC face by etcd's own load generator",
     "etcd": "fsync = etcd 3.4's only mode: the WAL is fsynced before a write is acknowledged",
     "pysyncobj": "NO fsync = PySyncObj writes its journal file and never fsyncs it: a machine crash can lose "
                  "acknowledged writes",
@@ -54,6 +56,14 @@ def five_vs_three(measurements: Sequence[Measurement]) -> dict[str, Any] | None:
         return None
     share = figures["put-64-5m"] / figures["put-64"]
     return {"ratio": round(share, 3), "target": FIVE_MEMBER_TARGET, "met": share >= FIVE_MEMBER_TARGET}
+
+
+def face_vs_native(measurements: Sequence[Measurement]) -> dict[str, float]:
+    """workload -> jangada-grpc's ops/s / jangada's native ops/s (what the etcd face and
+    a Go clientv3 load cost or gain against the native protocol and its own load)."""
+    native = {m.workload: m.ops_per_s for m in measurements if m.system == "jangada"}
+    return {m.workload: round(m.ops_per_s / native[m.workload], 3) for m in measurements
+            if m.system == "jangada-grpc" and native.get(m.workload)}
 
 
 def caveats(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[str]:
@@ -101,7 +111,7 @@ def rows(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[l
     """The table's cells, in COLUMNS order: measured rows by workload then system,
     then one row per skipped system."""
     order = {w.key: i for i, w in enumerate(WORKLOADS)}
-    systems = {s: i for i, s in enumerate(("jangada", "etcd", "pysyncobj"))}
+    systems = {s: i for i, s in enumerate(SYSTEMS)}
     rel = ratios(measurements)
     out = []
     for m in sorted(measurements, key=lambda m: (order.get(m.workload, 99), systems.get(m.system, 9))):
@@ -124,6 +134,9 @@ def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str]) -> l
     if five is not None:
         lines.append(f"jangada put-64, 5 members / 3 members: {five['ratio']:.2f} "
                      f"(target >= {five['target']:.2f}: {'met' if five['met'] else 'NOT met'})")
+    face = face_vs_native(measurements)
+    if face:
+        lines.append("jangada-grpc / jangada native ops/s: " + ", ".join(f"{k} {v:.2f}x" for k, v in face.items()))
     present = dict.fromkeys(m.system for m in measurements)
     lines += [f"durability, {system}: {DURABILITY_LEGEND[system]}" for system in present if system in
               DURABILITY_LEGEND]

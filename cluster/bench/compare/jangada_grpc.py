@@ -1,0 +1,104 @@
+"""jangada-grpc: jangada's cluster reached through its etcd v3 gRPC face, driven by
+the very load generator etcd's rows use (etcdload over clientv3, the same binary and
+arguments), so this row and etcd's differ only in the server.
+
+The cluster is the one `jangada` starts (the shipped cluster-3 config, fsync always,
+no supervisor) with a gRPC URL per member; the native rows run on a cluster without
+the face, so their figures are unchanged by it. Server CPU is every member process's,
+the face included (it is a thread of the node process).
+
+Where the load goes: as on etcd's side, writes and linearizable reads at the leader,
+serializable reads spread over every member with each connection pinned to one. The
+leader's gRPC endpoint is found with jangada's own status request (etcdload finds
+etcd's with clientv3's Status, a Maintenance call the face need not serve) and given
+to etcdload alone with `-target all`, which pins every connection to it: the same
+connections `-target leader` makes once it has found the leader.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cluster.bench import runner
+from cluster.bench.compare import etcd
+from cluster.bench.compare.jangada import JangadaCluster, JangadaError, durability
+from cluster.bench.compare.plan import Measurement, Settings, Workload
+from cluster.spec import ClusterSpec
+
+SYSTEM = "jangada-grpc"
+FACE_TIMEOUT = 30.0
+
+
+def grpc_endpoint(spec: ClusterSpec, client_address: str) -> str:
+    """HOST:PORT of the gRPC face of the member whose native address is `client_address`."""
+    for member in spec.members:
+        if member.client == client_address:
+            return member.grpc.removeprefix("http://")
+    raise JangadaError(f"no member has the client address {client_address}")
+
+
+def leader_grpc_endpoint(spec: ClusterSpec) -> str:
+    view = runner.survey(spec.client_addresses())
+    if view.leader is None:
+        raise JangadaError("no leader answered a status request")
+    return grpc_endpoint(spec, view.leader)
+
+
+def target(w: Workload, spec: ClusterSpec) -> tuple[list[str], str]:
+    """The endpoints etcdload gets for `w` and what the table calls that target."""
+    if w.serializable:
+        return [m.grpc.removeprefix("http://") for m in spec.members], "all"
+    return [leader_grpc_endpoint(spec)], "leader"
+
+
+def wait_for_faces(spec: ClusterSpec, timeout: float = FACE_TIMEOUT) -> None:
+    """Every member's gRPC port accepts connections (the face starts with the node,
+    in its own thread)."""
+    deadline = time.monotonic() + timeout
+    for member in spec.members:
+        host, _, port = member.grpc.removeprefix("http://").rpartition(":")
+        while True:
+            try:
+                with socket.create_connection((host, int(port)), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise JangadaError(f"member {member.id}'s gRPC face did not listen within {timeout:g} s") \
+                        from None
+                time.sleep(0.1)
+
+
+def measure(binary: Path, w: Workload, cluster: JangadaCluster, settings: Settings) -> Measurement:
+    endpoints, where = target(w, cluster.spec)
+    pids = [p.pid for p in cluster.procs]
+    doc, used = etcd.run_etcdload(binary, etcd.etcdload_args(w, endpoints, settings, target="all"), pids,
+                                  settings, f"{SYSTEM} {w.key}")
+    return etcd.measurement(w, doc, used, system=SYSTEM, durability=durability(cluster.spec.storage.fsync),
+                            target=where)
+
+
+def run(workloads: list[Workload], root: Path, settings: Settings,
+        started: Callable[[list[int]], None] = lambda pids: None,
+        each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
+    """Build etcdload, then per member count: start the cluster with gRPC faces, run
+    its workloads, stop it (by pid) before the next."""
+    binary = etcd.build_etcdload()
+    out: list[Measurement] = []
+    for members in dict.fromkeys(w.members for w in workloads):
+        home = root / f"jangada-grpc-{members}"
+        home.mkdir(parents=True, exist_ok=True)
+        cluster = JangadaCluster(home, members, grpc=True)
+        try:
+            cluster.start()
+            started([p.pid for p in cluster.procs])
+            cluster.wait_for_leader()
+            wait_for_faces(cluster.spec)
+            for w in (w for w in workloads if w.members == members):
+                m = measure(binary, w, cluster, settings)
+                each(m)
+                out.append(m)
+        finally:
+            cluster.close()
+    return out
