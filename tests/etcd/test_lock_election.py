@@ -2,17 +2,15 @@
 against a real etcd 3.4 (skipped when the `etcd` binary is not installed): what
 etcd answers (keys, errors, etcdctl's output) is what we must answer.
 
-Leases come from the Lease service where the target has one (etcd), else from
-the native client (the face's Lease service is another branch); `etcdctl lock`
-and `etcdctl elect` need the Lease and Watch services (they run the recipes on
-the client side), so on a cluster without them those tests skip.
+Leases come from each target's Lease service. `etcdctl lock` and `etcdctl
+elect` run the concurrency recipes on the client side (Lease, KV and Watch
+services), so they check those services' behaviour together with our outputs.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import threading
@@ -26,7 +24,6 @@ import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc, v3election_pb2, v3election_pb2_grpc, v3lock_pb2, v3lock_pb2_grpc
 from cluster.kv import KeyValue
-from cluster.ports import free_ports
 from cluster.protocol import (
     EVENT_DELETE, EVENT_PUT, ErrorCode, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
     WatchProgressRequest,
@@ -36,10 +33,10 @@ from node.etcd.errors import EtcdError
 from node.etcd.keywatch import KeyWatch
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL
+from tests.etcd.reference_etcd import reference_etcd
 
 pytestmark = [pytest.mark.timeout(120)]
 RPC_TIMEOUT = 10.0
-ETCD = shutil.which("etcd")
 
 
 @dataclass
@@ -85,77 +82,45 @@ class Target:
         return True
 
 
-def _wait_serving(channel: grpc.Channel, process: subprocess.Popen[bytes], deadline: float) -> None:
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"etcd exited with {process.returncode}")
-        try:
-            rpc_pb2_grpc.MaintenanceStub(channel).Status(rpc_pb2.StatusRequest(), timeout=1.0)
-            return
-        except grpc.RpcError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @pytest.fixture
-def reference_etcd(tmp_path: Path) -> Iterator[Target]:
-    """A single-member etcd 3.4 on free loopback ports, ended by pid."""
-    if ETCD is None:
-        pytest.skip("the etcd 3.4 server binary is not installed")
-    client, peer = free_ports(2)
-    data = tmp_path / "etcd"
-    data.mkdir()
-    args = [ETCD, "--name", "ref", "--data-dir", str(data / "data"),
-            "--listen-client-urls", f"http://127.0.0.1:{client}",
-            "--advertise-client-urls", f"http://127.0.0.1:{client}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls",
-            f"http://127.0.0.1:{peer}", "--initial-cluster", f"ref=http://127.0.0.1:{peer}"]
-    with open(data / "etcd.log", "wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"127.0.0.1:{client}"
-    channel = grpc.insecure_channel(endpoint)
-    try:
-        _wait_serving(channel, process, time.monotonic() + 30)
+def reference(tmp_path: Path) -> Iterator[Target]:
+    """A single-member etcd 3.4 (tests/etcd/reference_etcd.py), with its own Lease service."""
+    with reference_etcd(tmp_path) as etcd, grpc.insecure_channel(etcd.endpoint) as channel:
+        leases = rpc_pb2_grpc.LeaseStub(channel)
 
         def grant(ttl: int) -> int:
-            return rpc_pb2_grpc.LeaseStub(channel).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=ttl),
-                                                              timeout=RPC_TIMEOUT).ID
+            return leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=RPC_TIMEOUT).ID
 
         def time_to_live(lease: int) -> int:
-            return rpc_pb2_grpc.LeaseStub(channel).LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lease),
-                                                                   timeout=RPC_TIMEOUT).TTL
+            return leases.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lease), timeout=RPC_TIMEOUT).TTL
 
-        yield Target("etcd", [endpoint], grant, time_to_live, [channel])
-    finally:
-        channel.close()
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield Target("etcd", [etcd.endpoint], grant, time_to_live, [channel])
 
 
 @pytest.fixture
 def jangada(etcd_cluster: LocalCluster) -> Iterator[Target]:
     endpoints = etcd_cluster.grpc_endpoints()
-    client = etcd_cluster.client()
     channels = [grpc.insecure_channel(endpoint) for endpoint in endpoints]
+    leases = rpc_pb2_grpc.LeaseStub(channels[0])
     try:
         for channel in channels:  # each member's face listens once its node has started it
             grpc.channel_ready_future(channel).result(timeout=30)
-        yield Target("jangada", endpoints, lambda ttl: client.lease_grant(ttl).id,
-                     lambda lease: client.lease_time_to_live(lease).ttl, channels)
+
+        def grant(ttl: int) -> int:
+            return leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=RPC_TIMEOUT).ID
+
+        def time_to_live(lease: int) -> int:
+            return leases.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lease), timeout=RPC_TIMEOUT).TTL
+
+        yield Target("jangada", endpoints, grant, time_to_live, channels)
     finally:
         for channel in channels:
             channel.close()
-        client.close()
 
 
 @pytest.fixture(params=["jangada", "etcd"])
 def target(request: pytest.FixtureRequest) -> Target:
-    return request.getfixturevalue("jangada" if request.param == "jangada" else "reference_etcd")
+    return request.getfixturevalue("jangada" if request.param == "jangada" else "reference")
 
 
 def _error(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
