@@ -136,7 +136,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             else:
                 revision, leader = await _first_put(store, prefix, response.revision)
             yield revision, leader
-            async with KeyWatch(store.link, leader.key, b"", revision + 1) as watch:
+            async with KeyWatch(store.lanes, leader.key, b"", revision + 1) as watch:
                 deleted = False
                 while not deleted:
                     batch_revision, events = await watch.next()
@@ -162,7 +162,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
 async def _first_put(store: Store, prefix: bytes, revision: int) -> tuple[int, kv.KeyValue]:
     """The first key put under `prefix` from `revision` on, and its revision
     (etcd only takes a put: a delete would make the observer spin)."""
-    async with KeyWatch(store.link, prefix, kv.prefix_end(prefix), revision) as watch:
+    async with KeyWatch(store.lanes, prefix, kv.prefix_end(prefix), revision) as watch:
         while True:
             _, events = await watch.next()
             for event in events:

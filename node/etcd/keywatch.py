@@ -2,8 +2,10 @@
 
 The lock and election services wait the way etcd's concurrency recipes do: by
 watching a key (or a prefix) from a revision. They do it with the node's own
-watches (node/watches.py) through the link: a `WatchCreateRequest` on the
-link's inproc socket, frames delivered to a stream callback. As in
+watches (node/watches.py) through the link: a `WatchCreateRequest` on one of
+the Watch service's `Lanes` (the link's inproc DEALER, or a sibling when it
+holds as many watches as the node allows one client), frames delivered to a
+stream callback. As in
 cluster/watch.py, frames are acknowledged (a `WatchProgressRequest` with
 `ack=seq`) on every progress frame and every `ACK_EVERY` frames: a node stops
 sending to a watch whose window is full and expires one it never hears from.
@@ -26,6 +28,7 @@ from cluster.protocol import (
 from cluster.watch import ACK_EVERY
 from node.etcd import errors
 from node.etcd.link import NodeLink
+from node.etcd.watch import Lanes
 
 #: How often the node sends progress frames to an idle watch (each one is acknowledged).
 PROGRESS_MS = 1000
@@ -35,8 +38,9 @@ class KeyWatch:
     """Events on `key` (with `range_end`, etcd's convention) from `start_revision`,
     as `(revision, events)` batches: `async with KeyWatch(...) as w: await w.next()`."""
 
-    def __init__(self, link: NodeLink, key: bytes, range_end: bytes, start_revision: int) -> None:
-        self._link = link
+    def __init__(self, lanes: Lanes, key: bytes, range_end: bytes, start_revision: int) -> None:
+        self._lanes = lanes
+        self._link: NodeLink | None = None
         self._key, self._range_end = key, range_end
         #: Every event of a revision <= this one has been delivered.
         self.revision = start_revision - 1
@@ -48,30 +52,42 @@ class KeyWatch:
         self._sends: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> KeyWatch:
-        await self._create()
+        self._link = await self._lanes.acquire()
+        try:
+            await self._create()
+        except BaseException:
+            self._lanes.release(self._link)
+            raise
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         self._drop()
+        assert self._link is not None
+        self._lanes.release(self._link)
+
+    @property
+    def link(self) -> NodeLink:
+        assert self._link is not None, "async with KeyWatch(...) first"
+        return self._link
 
     async def _create(self) -> None:
-        self._request_id = self._link.open_stream(self._queue.put_nowait)
+        self._request_id = self.link.open_stream(self._queue.put_nowait)
         self._watch_id = int.from_bytes(os.urandom(7), "big")
         self._expected, self._acked = 0, -1
-        await self._link.send_local(WatchCreateRequest(self._request_id, self._watch_id, self._key,
+        await self.link.send_local(WatchCreateRequest(self._request_id, self._watch_id, self._key,
                                                        self._range_end, self.revision + 1, False, PROGRESS_MS))
 
     def _drop(self) -> None:
         """Cancel this watch on the node (without waiting: the handler may be ending)."""
         if self._request_id:
-            self._link.close_stream(self._request_id)
-            self._send(WatchCancelRequest(self._link.next_id(), self._watch_id))
+            self.link.close_stream(self._request_id)
+            self._send(WatchCancelRequest(self.link.next_id(), self._watch_id))
             self._request_id = 0
         self._queue = asyncio.Queue()
 
     def _send(self, request: WatchCancelRequest | WatchProgressRequest) -> None:
-        task = asyncio.get_running_loop().create_task(self._link.send_local(request))
+        task = asyncio.get_running_loop().create_task(self.link.send_local(request))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
@@ -93,14 +109,14 @@ class KeyWatch:
             self._expected += 1
             if message.kind == "cancelled":
                 if message.code == ErrorCode.COMPACTED.value:
-                    self._link.close_stream(self._request_id)
+                    self.link.close_stream(self._request_id)
                     self._request_id = 0  # the node removed it: nothing to cancel
                     raise errors.EtcdError(errors.COMPACTED, message.reason)
                 await self._recreate()
                 continue
             if message.kind == "progress" or message.seq - self._acked >= ACK_EVERY:
                 self._acked = message.seq
-                self._send(WatchProgressRequest(self._link.next_id(), self._watch_id, message.seq, False))
+                self._send(WatchProgressRequest(self.link.next_id(), self._watch_id, message.seq, False))
             events = tuple(e for e in message.events if e.kv.mod_revision > self.revision)
             self.revision = max(self.revision, message.revision)
             if events:

@@ -30,7 +30,7 @@ from node.etcd import convert, errors
 from node.etcd.header import Headers
 from node.etcd.keywatch import KeyWatch
 from node.etcd.kv import KvService
-from node.etcd.link import NodeLink
+from node.etcd.watch import Lanes
 
 T = TypeVar("T")
 
@@ -80,9 +80,9 @@ class Store:
     """The KV calls of the recipes, through the KV service's checks and routing;
     responses in the KV API's types (kv.RangeResponse, kv.TxnResponse ...)."""
 
-    def __init__(self, kv_service: KvService, link: NodeLink, headers: Headers) -> None:
+    def __init__(self, kv_service: KvService, lanes: Lanes, headers: Headers) -> None:
         self._kv = kv_service
-        self.link = link
+        self.lanes = lanes  # the Watch service's: one count of native watches per client identity
         self.headers = headers
 
     async def range(self, request: rpc_pb2.RangeRequest) -> kv.RangeResponse:
@@ -141,7 +141,7 @@ def recipe_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
 
 async def wait_delete(store: Store, key: bytes, revision: int) -> None:
     """Until `key` is deleted at or after `revision` (etcd's waitDelete)."""
-    async with KeyWatch(store.link, key, b"", revision) as watch:
+    async with KeyWatch(store.lanes, key, b"", revision) as watch:
         while True:
             _, events = await watch.next()
             if any(event.type == EVENT_DELETE for event in events):

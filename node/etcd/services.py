@@ -35,13 +35,14 @@ class Services:
 def add_services(server: Any, link: NodeLink, headers: Headers, min_lease_ttl: int = 1) -> Services:
     """The services of one face, registered on `server` (None: the gateway alone)."""
     kv = guarded(KvService(link, headers))
-    store = Store(kv, link, headers)
+    watch = guarded(WatchService(link, headers))
+    store = Store(kv, watch.lanes, headers)  # the recipes' waits share the Watch service's lanes
     services = Services(kv=kv,
                         lease=guarded(LeaseService(link, headers, min_lease_ttl)),
                         auth=guarded(AuthService(link, headers)),
                         cluster=guarded(ClusterService(link, headers)),
                         maintenance=guarded(MaintenanceService(link, headers)),
-                        watch=guarded(WatchService(link, headers)),
+                        watch=watch,
                         lock=guarded(LockService(store)),
                         election=guarded(ElectionService(store)))
     if server is not None:

@@ -31,6 +31,7 @@ from cluster.protocol import (
 from node.etcd import errors
 from node.etcd.errors import EtcdError
 from node.etcd.keywatch import KeyWatch
+from node.etcd.watch import Lanes
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL
 from tests.etcd.reference_etcd import reference_etcd
@@ -485,7 +486,7 @@ def _delete(key: bytes, revision: int) -> WatchEvent:
 def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> None:
     async def scenario() -> None:
         link = RecordingLink()
-        async with KeyWatch(link, b"k", b"", 5) as watch:  # type: ignore[arg-type]
+        async with KeyWatch(Lanes(link), b"k", b"", 5) as watch:  # type: ignore[arg-type]
             assert link.create().start_revision == 5
             link.push(0, "created", 4)
             link.push(1, "progress", 6)
@@ -508,7 +509,7 @@ def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> 
             assert caught.value.status is errors.COMPACTED
             assert link.streams == {}
         link2 = RecordingLink()
-        async with KeyWatch(link2, b"k", b"", 3) as other:  # type: ignore[arg-type]
+        async with KeyWatch(Lanes(link2), b"k", b"", 3) as other:  # type: ignore[arg-type]
             link2.push(0, "created", 2)
             link2.push(1, "cancelled", 2, code="CANCELLED")  # a slow watcher: created again
             pending = asyncio.ensure_future(other.next())
