@@ -7,9 +7,10 @@ How a jangada member looks to etcd's clients:
 * ID: the node id. etcd draws random 64-bit ids; jangada's are small integers
   that are never reused, so MemberAdd takes one larger than any it has seen.
 * name: "node-<id>" once the member has started; "" for one added but never
-  started, as etcd shows it (jangada counts a member as started once its client
-  or gRPC address is in the book - an initial member, or one whose addresses
-  were published - or, for a learner, once the leader's replication reached it).
+  started, as etcd shows it. As in etcd, a started member is one whose own
+  addresses are in the replicated book: an initial member, one added with them,
+  or one that published them when it started (node/etcd/publish.py), so the
+  name and the client URLs appear together.
 * peerURLs: the peer address tcp://HOST:PORT shown as http://HOST:PORT (jangada's
   Raft traffic is ZeroMQ over TCP: one address, no TLS, so a MemberAdd or
   MemberUpdate must name exactly one http:// URL).
@@ -67,9 +68,8 @@ def member_message(member: dict[str, Any], started: bool) -> rpc_pb2.Member:
 
 
 def is_started(member: dict[str, Any]) -> bool:
-    """Whether the member has run: its own addresses are known, or the leader's
-    replication reached it (a learner's match index)."""
-    return bool(member.get("client") or member.get("grpc") or member.get("match"))
+    """Whether the member has run: its own addresses are in the book."""
+    return bool(member.get("client") or member.get("grpc"))
 
 
 def member_messages(view: dict[str, Any]) -> list[rpc_pb2.Member]:

@@ -20,7 +20,7 @@ from node.etcd.link import NodeLink
 
 log = logging.getLogger("jangada.etcd")
 
-FIRST_DELAY, MAX_DELAY = 0.5, 10.0
+FIRST_DELAY, MAX_DELAY = 0.1, 5.0
 
 
 def wanted(member: MemberSpec) -> dict[str, str]:

@@ -22,7 +22,6 @@ from tests.etcd.conftest import etcdctl
 from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
 
 pytestmark = pytest.mark.timeout(120)
-NEEDS_MEMBERS = pytest.mark.xfail(strict=False, reason="needs branch members")
 RPC_TIMEOUT = 10.0
 
 
@@ -72,7 +71,6 @@ def test_member_list_shows_every_member_with_its_name_and_peer_url(etcd_cluster:
     assert f"|  2 | started | node-2 | {peer_url(etcd_cluster, 2)} |" in table
 
 
-@NEEDS_MEMBERS
 def test_member_list_client_urls_are_the_grpc_urls(etcd_cluster: LocalCluster) -> None:
     members = member_list(etcd_cluster.grpc_endpoints()[:1])
     assert {m["ID"]: m.get("clientURLs") for m in members} == {
@@ -139,7 +137,6 @@ def wait_for(check: Callable[[], bool], seconds: float = 30.0) -> None:
         time.sleep(0.2)
 
 
-@NEEDS_MEMBERS
 def test_add_a_learner_start_it_promote_it_and_remove_it(etcd_cluster: LocalCluster) -> None:
     endpoints = etcd_cluster.grpc_endpoints()
     member = etcd_cluster.new_member()
@@ -173,7 +170,6 @@ def test_add_a_learner_start_it_promote_it_and_remove_it(etcd_cluster: LocalClus
     assert member.id not in [m["ID"] for m in member_list(endpoints)]
 
 
-@NEEDS_MEMBERS
 def test_member_add_takes_a_fresh_id_and_update_changes_peer_urls(etcd_cluster: LocalCluster) -> None:
     channel, stub = cluster_stub(etcd_cluster.grpc_endpoint(1))
     with channel:
@@ -250,15 +246,16 @@ def test_member_add_picks_ids_above_every_seen_one_and_skips_former_members() ->
 
 def test_member_list_names_started_members_and_shows_grpc_urls() -> None:
     service, link = fake_service()
-    link.rows[4] = {"id": 4, "peer": "tcp://h:1", "client": "", "grpc": "", "gateway": "", "voter": False,
-                    "match": 12}
+    link.rows[4] = {"id": 4, "peer": "tcp://h:1", "client": "tcp://h:3", "grpc": "http://h:4", "gateway": "",
+                    "voter": False, "match": 12}
     link.rows[5] = {"id": 5, "peer": "tcp://h:2", "client": "", "grpc": "", "gateway": "", "voter": False,
                     "match": 0}
     members = {m.ID: m for m in asyncio.run(service.MemberList(rpc_pb2.MemberListRequest(), None)).members}
     assert members[2].name == "node-2" and list(members[2].clientURLs) == ["http://127.0.0.1:7202"]
     assert list(members[2].peerURLs) == ["http://127.0.0.1:7002"]
-    assert members[4].name == "node-4" and members[4].isLearner  # the leader reached it
-    assert members[5].name == "" and not members[5].clientURLs  # never started
+    assert members[4].name == "node-4" and members[4].isLearner  # it published its addresses
+    assert list(members[4].clientURLs) == ["http://h:4"]
+    assert members[5].name == "" and not members[5].clientURLs  # never started (the leader reaching it is not enough)
 
 
 def test_member_update_keeps_the_other_addresses() -> None:

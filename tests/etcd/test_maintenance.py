@@ -21,7 +21,6 @@ from tests.etcd.conftest import etcdctl
 from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
 
 pytestmark = pytest.mark.timeout(120)
-NEEDS_MEMBERS = pytest.mark.xfail(strict=False, reason="needs branch members")
 RPC_TIMEOUT = 10.0
 
 
@@ -124,7 +123,6 @@ def test_endpoint_health(etcd_cluster: LocalCluster) -> None:
         assert f"{endpoint} is healthy: successfully committed proposal" in done.stdout + done.stderr
 
 
-@NEEDS_MEMBERS
 def test_endpoint_status_and_health_with_cluster_discovery(etcd_cluster: LocalCluster) -> None:
     """--cluster: etcdctl reads the member list and dials every member's client URL."""
     one = etcd_cluster.grpc_endpoints()[:1]
