@@ -219,7 +219,7 @@ def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--systems", "redis"], "choose from jangada, jangada-grpc, etcd, pysyncobj"),
+    (["--systems", "redis"], "choose from jangada, jangada-idleface, jangada-grpc, etcd, pysyncobj"),
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
     (["--duration", "x"], "invalid float"),
@@ -251,7 +251,7 @@ def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.Ca
 
 def test_jangada_grpc_is_a_default_system_for_every_workload_etcd_runs() -> None:
     from cluster.bench.compare.plan import SYSTEMS
-    assert SYSTEMS == ("jangada", "jangada-grpc", "etcd", "pysyncobj")
+    assert SYSTEMS == ("jangada", "jangada-idleface", "jangada-grpc", "etcd", "pysyncobj")
     for w in WORKLOADS:
         assert ("jangada-grpc" in w.systems) == ("etcd" in w.systems), w.key
     assert cli.parse([]).systems == list(SYSTEMS)
@@ -267,7 +267,7 @@ def test_jangada_grpc_rows_sit_between_jangada_and_etcd_with_ratios_to_both() ->
                                              ("jangada-grpc", "get-ser-16")]
     grpc_16 = dict(zip(table.COLUMNS, cells[1]))
     assert grpc_16["ops/s vs etcd"] == "0.75x" and grpc_16["p50 vs etcd"] == "1.25x"
-    assert table.face_vs_native(rows) == {"put-16": 1.5}  # no native get-ser-16 row: no ratio
+    assert table.vs_native(rows, "jangada-grpc") == {"put-16": 1.5}  # no native get-ser-16 row: no ratio
     notes = table.footnotes(rows, {})
     assert "jangada-grpc / jangada native ops/s: put-16 1.50x" in notes
     assert any(n.startswith("durability, jangada-grpc: fsync = as jangada's") for n in notes)
@@ -284,7 +284,7 @@ def test_etcdload_rows_name_the_system_durability_and_target_they_were_given() -
 
 def test_the_grpc_cluster_gives_every_member_a_grpc_url_and_the_native_one_none(tmp_path: Path) -> None:
     native = jangada.JangadaCluster(tmp_path, 3)
-    assert [mem.grpc for mem in native.spec.members] == ["", "", ""]  # the native rows: no etcd face at all
+    assert [(mem.grpc, mem.gateway) for mem in native.spec.members] == [("", "")] * 3  # no etcd face at all
     faced = jangada.JangadaCluster(tmp_path, 3, grpc=True)
     urls = [mem.grpc for mem in faced.spec.members]
     assert all(u.startswith("http://127.0.0.1:") for u in urls) and all(not mem.gateway for mem in faced.spec.members)
@@ -317,3 +317,66 @@ def test_jangada_grpc_needs_go_and_clientv3_but_no_etcd_server(monkeypatch: pyte
     assert "apt-get install -y golang-go" in systems.skip_message("jangada-grpc", ["golang-go"])
     monkeypatch.setattr(systems, "etcdload_missing", lambda: ["golang-go"])
     assert systems.missing("jangada-grpc") == ["golang-go"]
+
+
+# -- jangada-idleface: the native load on members whose etcd faces are on and idle -----------------------
+
+def test_jangada_idleface_is_a_default_system_next_to_jangada_for_the_3_member_workloads() -> None:
+    from cluster.bench.compare.plan import SYSTEMS
+    assert SYSTEMS.index("jangada-idleface") == SYSTEMS.index("jangada") + 1
+    assert [w.key for w in WORKLOADS if "jangada-idleface" in w.systems] == [
+        "put-1", "put-16", "put-64", "get-lin-16", "get-ser-16"]
+    assert systems.missing("jangada-idleface") == []  # the face's grpcio is jangada's own dependency
+
+
+def test_the_idle_face_cluster_turns_on_grpc_and_the_gateway_on_distinct_ports(tmp_path: Path) -> None:
+    faced = jangada.JangadaCluster(tmp_path, 3, grpc=True, gateway=True)
+    assert all(mem.grpc.startswith("http://127.0.0.1:") and mem.gateway.startswith("http://127.0.0.1:")
+               for mem in faced.spec.members)
+    ports = {a.rsplit(":", 1)[1] for mem in faced.spec.members for a in (mem.peer, mem.client, mem.grpc, mem.gateway)}
+    assert len(ports) == 12
+    text = faced.config.read_text()
+    assert text.count('grpc = "http://127.0.0.1:') == 3 and text.count('gateway = "http://127.0.0.1:') == 3
+
+
+def test_idleface_rows_follow_jangada_and_get_a_ratio_to_the_native_rows() -> None:
+    rows = [m("etcd", "put-16", 4000.0, p50=4.0), m("jangada-grpc", "put-16", 500.0),
+            m("jangada-idleface", "put-16", 1900.0, p50=8.4), m("jangada", "put-16", 2000.0, p50=8.0),
+            m("jangada-idleface", "put-64", 3000.0)]
+    cells = table.rows(rows, {})
+    assert [(r[0], r[3]) for r in cells] == [("jangada", "put-16"), ("jangada-idleface", "put-16"),
+                                             ("jangada-grpc", "put-16"), ("etcd", "put-16"),
+                                             ("jangada-idleface", "put-64")]
+    assert dict(zip(table.COLUMNS, cells[1]))["ops/s vs etcd"] == "0.47x"
+    assert table.vs_native(rows, "jangada-idleface") == {"put-16": 0.95}  # no native put-64: no ratio
+    notes = table.footnotes(rows, {})
+    idle = [n for n in notes if n.startswith("jangada-idleface / jangada ops/s")]
+    assert idle == ["jangada-idleface / jangada ops/s (native load, faces on and idle vs off): put-16 0.95x"]
+    assert notes.index(idle[0]) < notes.index("jangada-grpc / jangada native ops/s: put-16 0.25x")
+    assert any(n.startswith("durability, jangada-idleface: fsync = as jangada's") for n in notes)
+    assert table.five_vs_three([m("jangada-idleface", "put-64", 1.0)]) is None  # the target is jangada's own
+
+
+def test_run_system_runs_the_native_load_with_idle_faces_for_jangada_idleface(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], bool]] = []
+
+    def run(mine: list[Any], home: Path, settings: Settings, each: Any = None, idle_faces: bool = False) -> list[Any]:
+        calls.append(([w.key for w in mine], idle_faces))
+        return []
+
+    monkeypatch.setattr(jangada, "run", run)
+    cli.run_system("jangada-idleface", list(WORKLOADS), tmp_path, Settings(1.0), lambda m: None)
+    cli.run_system("jangada", list(WORKLOADS), tmp_path, Settings(1.0), lambda m: None)
+    assert calls == [(["put-1", "put-16", "put-64", "get-lin-16", "get-ser-16"], True),
+                     ([w.key for w in WORKLOADS], False)]
+
+
+def test_wait_for_faces_waits_for_the_gateway_too(tmp_path: Path) -> None:
+    import socket
+    faced = jangada.JangadaCluster(tmp_path, 1, grpc=True, gateway=True)
+    with socket.socket() as grpc_port:
+        grpc_port.bind(("127.0.0.1", int(faced.spec.members[0].grpc.rsplit(":", 1)[1])))
+        grpc_port.listen()
+        with pytest.raises(jangada.JangadaError, match="member 1's gateway did not listen"):
+            jangada.wait_for_faces(faced.spec, timeout=0.3)

@@ -81,3 +81,15 @@ def test_jangada_grpc_tiny(tmp_path: Path) -> None:
         assert x["durability"] == "fsync" and x["load_cpu_s"] > 0 and x["cluster_cpu_s"] > 0
         assert x["generator"].startswith("etcdload (Go, clientv3)")
     assert [x["generator"].rsplit(" ", 1)[1] for x in doc["measurements"]] == ["leader", "leader", "all"]
+
+
+def test_jangada_idleface_tiny(tmp_path: Path) -> None:
+    """The native load beside idle etcd faces, in the same run as the faceless native
+    rows: both measured, and the ratio printed under the table."""
+    code, out, doc = compare(tmp_path, "--systems", "jangada,jangada-idleface", "--workloads", "put-16",
+                             "--duration", "0.5")
+    check_measured(doc, "jangada", ["put-16"])
+    check_measured(doc, "jangada-idleface", ["put-16"])
+    idle = [x for x in doc["measurements"] if x["system"] == "jangada-idleface"][0]
+    assert idle["durability"] == "fsync" and idle["generator"].startswith("cluster.bench --pipeline")
+    assert "jangada-idleface / jangada ops/s (native load, faces on and idle vs off): put-16" in out

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m cluster.bench compare", epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="jangada, etcd and PySyncObj side by side: 3-member clusters on loopback, "
-                            "the same workloads, each driven by its best load generator; jangada-grpc is "
+                            "the same workloads, each driven by its best load generator; jangada-idleface is "
+                            "the native load with the etcd faces on and idle, jangada-grpc is "
                             "jangada through its etcd gRPC face, driven by etcd's own.")
     p.add_argument("--systems", default=",".join(SYSTEMS), metavar="S,...",
                    help=f"which systems, in order (default {','.join(SYSTEMS)})")
@@ -152,9 +153,9 @@ def run_system(system: str, workloads: list[Workload], root: Path, settings: Set
     home.mkdir(parents=True, exist_ok=True)
     # Each system's driver loads only when that system runs (jangada's brings zmq and
     # the client), so `compare --help` and a run of the others stay light.
-    if system == "jangada":
+    if system in ("jangada", "jangada-idleface"):
         from cluster.bench.compare import jangada
-        return jangada.run(mine, home, settings, each=each)
+        return jangada.run(mine, home, settings, each=each, idle_faces=system == "jangada-idleface")
     if system == "jangada-grpc":
         from cluster.bench.compare import jangada_grpc
         return jangada_grpc.run(mine, home, settings, each=each)
@@ -186,7 +187,7 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
     def each(m: Measurement) -> None:
         measurements.append(m)
         cpu = "" if m.load_us_per_op is None else f", load {m.load_us_per_op:.0f} us/op {m.load_cores:.2f} cores"
-        say(f"  {m.system:<12} {m.workload:<11} {m.ops_per_s:>10,.0f} ops/s  p50 {table.ms(m.latency_ms['p50'])} ms  "
+        say(f"  {m.system:<16} {m.workload:<11} {m.ops_per_s:>10,.0f} ops/s  p50 {table.ms(m.latency_ms['p50'])} ms  "
             f"p99 {table.ms(m.latency_ms['p99'])} ms{cpu}{' SATURATED' if m.saturated else ''}")
 
     try:

@@ -7,11 +7,17 @@ The load generator is `--pipeline` (one DEALER socket per load process, N reques
 in flight on it, no threads): on this machine it costs about half the CPU per op of
 the thread-per-client generator and gives the higher figures (docs/benchmarks.md,
 round 3). Each measurement reports the generator's CPU, so a saturated one shows.
+
+Two systems run this load: `jangada` on members with no etcd face at all, and
+`jangada-idleface` on members whose gRPC and JSON gateway faces are on but get no
+request, so one compare run shows whether a face that is merely there slows the
+native protocol (issue 14: it must not).
 """
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,9 +30,13 @@ from cluster.bench.compare.cpu import ServerCpu
 from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.bench.options import BenchOptions
 from cluster.ports import free_ports
-from cluster.spec import MemberSpec, load_spec
+from cluster.spec import ClusterSpec, MemberSpec, load_spec
 
 LEADER_TIMEOUT = 60.0
+FACE_TIMEOUT = 30.0
+SYSTEM = "jangada"
+#: The native load on a cluster whose etcd faces (gRPC and gateway) are on and idle.
+IDLE_FACE_SYSTEM = "jangada-idleface"
 
 
 class JangadaError(Exception):
@@ -35,17 +45,19 @@ class JangadaError(Exception):
 
 class JangadaCluster:
     """`size` members with data under `root`; `close()` ends each by its pid. With
-    `grpc` each member also serves etcd's v3 gRPC API (the JSON gateway stays off);
-    without it no member runs the etcd face at all, as for the native rows."""
+    `grpc` each member also serves etcd's v3 gRPC API, with `gateway` its HTTP JSON
+    gateway; without either no member runs the etcd face at all, as for the native
+    rows."""
 
-    def __init__(self, root: Path, size: int, grpc: bool = False) -> None:
-        per = 3 if grpc else 2
-        ports = free_ports(per * size)
-        members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{ports[per * i - per]}",
-                                   f"tcp://127.0.0.1:{ports[per * i - per + 1]}",
-                                   grpc=f"http://127.0.0.1:{ports[per * i - 1]}" if grpc else "")
+    def __init__(self, root: Path, size: int, grpc: bool = False, gateway: bool = False) -> None:
+        per = 2 + grpc + gateway
+        ports = iter(free_ports(per * size))
+        members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{next(ports)}", f"tcp://127.0.0.1:{next(ports)}",
+                                   grpc=f"http://127.0.0.1:{next(ports)}" if grpc else "",
+                                   gateway=f"http://127.0.0.1:{next(ports)}" if gateway else "")
                         for i in range(1, size + 1))
-        self.spec = replace(load_spec(f"cluster-{size}"), cluster_id=f"compare-{os.getpid()}-{ports[0]}",
+        first = members[0].peer.rsplit(":", 1)[1]
+        self.spec = replace(load_spec(f"cluster-{size}"), cluster_id=f"compare-{os.getpid()}-{first}",
                             members=members, data_dir=str(root / "node-{id}"))
         self.root = root
         self.config = root / "cluster.toml"
@@ -85,6 +97,27 @@ class JangadaCluster:
         self.procs.clear()
 
 
+def wait_for_faces(spec: ClusterSpec, timeout: float = FACE_TIMEOUT) -> None:
+    """Every member's etcd faces (gRPC, gateway: those it has) accept connections; the
+    face starts with the node, in its own thread, and may listen after a leader is
+    elected."""
+    deadline = time.monotonic() + timeout
+    for member in spec.members:
+        for face, url in (("gRPC face", member.grpc), ("gateway", member.gateway)):
+            if not url:
+                continue
+            host, _, port = url.removeprefix("http://").rpartition(":")
+            while True:
+                try:
+                    with socket.create_connection((host, int(port)), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise JangadaError(f"member {member.id}'s {face} did not listen within {timeout:g} s") \
+                            from None
+                    time.sleep(0.1)
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
     processes: int
@@ -103,7 +136,8 @@ def durability(fsync: str) -> str:
     return "fsync" if fsync == "always" else f"NO fsync (storage.fsync = {fsync})"
 
 
-def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, pids: list[int]) -> Measurement:
+def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, pids: list[int],
+            system: str = SYSTEM) -> Measurement:
     shape = SHAPES[w.key]
     options = BenchOptions(workload=w.op, processes=shape.processes, in_flight=shape.in_flight, ops=None,
                            duration=settings.duration, keys=settings.keys, value_size=settings.value_size,
@@ -126,7 +160,7 @@ def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, p
                                                          "roles": view.roles, "fsync": fsync})
     lat = summary["latency_ms"]
     return Measurement(
-        system="jangada", workload=w.key, members=w.members, durability=durability(fsync),
+        system=system, workload=w.key, members=w.members, durability=durability(fsync),
         ops_per_s=float(summary["ops_per_s"]), ok=summary["ops"]["ok"], errors=summary["ops"]["failed"],
         elapsed_s=float(summary["elapsed_s"]), latency_ms={k: float(lat[k]) for k in ("p50", "p90", "p99",
                                                                                        "p99.9", "max")},
@@ -138,21 +172,25 @@ def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, p
 
 def run(workloads: list[Workload], root: Path, settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
-        each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
+        each: Callable[[Measurement], None] = lambda m: None, idle_faces: bool = False) -> list[Measurement]:
     """One cluster per member count, in the order the workloads come; each stopped
-    (by pid) before the next starts."""
+    (by pid) before the next starts. With `idle_faces` every member also runs its
+    gRPC face and JSON gateway (nothing calls them) and the rows are `jangada-idleface`'s."""
+    system = IDLE_FACE_SYSTEM if idle_faces else SYSTEM
     out: list[Measurement] = []
     for members in dict.fromkeys(w.members for w in workloads):
-        home = root / f"jangada-{members}"
+        home = root / f"{system}-{members}"
         home.mkdir(parents=True, exist_ok=True)
-        cluster = JangadaCluster(home, members)
+        cluster = JangadaCluster(home, members, grpc=idle_faces, gateway=idle_faces)
         try:
             cluster.start()
             started([p.pid for p in cluster.procs])
             cluster.wait_for_leader()
+            wait_for_faces(cluster.spec)
             fsync = cluster.spec.storage.fsync
+            pids = [p.pid for p in cluster.procs]
             for w in (w for w in workloads if w.members == members):
-                m = measure(w, cluster.spec.client_addresses(), settings, fsync, [p.pid for p in cluster.procs])
+                m = measure(w, cluster.spec.client_addresses(), settings, fsync, pids, system)
                 each(m)
                 out.append(m)
         finally:

@@ -3,8 +3,8 @@ the very load generator etcd's rows use (etcdload over clientv3, the same binary
 arguments), so this row and etcd's differ only in the server.
 
 The cluster is the one `jangada` starts (the shipped cluster-3 config, fsync always,
-no supervisor) with a gRPC URL per member; the native rows run on a cluster without
-the face, so their figures are unchanged by it. Server CPU is every member process's,
+no supervisor) with a gRPC URL per member; the `jangada` rows run on a cluster without
+the face, and `jangada-idleface`'s with it on but idle. Server CPU is every member process's,
 the face included (it is a thread of the node process).
 
 Where the load goes: as on etcd's side, writes and linearizable reads at the leader,
@@ -16,19 +16,16 @@ connections `-target leader` makes once it has found the leader.
 """
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from cluster.bench import runner
 from cluster.bench.compare import etcd
-from cluster.bench.compare.jangada import JangadaCluster, JangadaError, durability
+from cluster.bench.compare.jangada import JangadaCluster, JangadaError, durability, wait_for_faces
 from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.spec import ClusterSpec
 
 SYSTEM = "jangada-grpc"
-FACE_TIMEOUT = 30.0
 
 
 def grpc_endpoint(spec: ClusterSpec, client_address: str) -> str:
@@ -51,23 +48,6 @@ def target(w: Workload, spec: ClusterSpec) -> tuple[list[str], str]:
     if w.serializable:
         return [m.grpc.removeprefix("http://") for m in spec.members], "all"
     return [leader_grpc_endpoint(spec)], "leader"
-
-
-def wait_for_faces(spec: ClusterSpec, timeout: float = FACE_TIMEOUT) -> None:
-    """Every member's gRPC port accepts connections (the face starts with the node,
-    in its own thread)."""
-    deadline = time.monotonic() + timeout
-    for member in spec.members:
-        host, _, port = member.grpc.removeprefix("http://").rpartition(":")
-        while True:
-            try:
-                with socket.create_connection((host, int(port)), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise JangadaError(f"member {member.id}'s gRPC face did not listen within {timeout:g} s") \
-                        from None
-                time.sleep(0.1)
 
 
 def measure(binary: Path, w: Workload, cluster: JangadaCluster, settings: Settings) -> Measurement:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: jangada-idleface: jangada's native load on members whose etcd faces are on and idle;
 #: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator.
-SYSTEMS = ("jangada", "jangada-grpc", "etcd", "pysyncobj")
+#: In this order the table reads native, native beside idle faces, the face, etcd.
+SYSTEMS = ("jangada", "jangada-idleface", "jangada-grpc", "etcd", "pysyncobj")
 VALUE_SIZE = 100
 KEYS = 1000
 #: A load generator using more than this share of one core may be what limits the figure.

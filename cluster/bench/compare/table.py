@@ -22,6 +22,8 @@ COLUMNS = ("system", "members", "durability", "workload", "ops/s", "p50 ms", "p9
 DURABILITY_LEGEND = {
     "jangada": "fsync = storage.fsync \"always\" (the shipped default): a write is acknowledged once a quorum "
                "has fsynced it",
+    "jangada-idleface": "fsync = as jangada's (the same cluster config, storage.fsync \"always\", the same "
+                        "native load), with every member's etcd gRPC face and JSON gateway on and idle",
     "jangada-grpc": "fsync = as jangada's (the same cluster config, storage.fsync \"always\"), reached "
                     "through its etcd v3 gRPC face by etcd's own load generator",
     "etcd": "fsync = etcd 3.4's only mode: the WAL is fsynced before a write is acknowledged",
@@ -58,12 +60,19 @@ def five_vs_three(measurements: Sequence[Measurement]) -> dict[str, Any] | None:
     return {"ratio": round(share, 3), "target": FIVE_MEMBER_TARGET, "met": share >= FIVE_MEMBER_TARGET}
 
 
-def face_vs_native(measurements: Sequence[Measurement]) -> dict[str, float]:
-    """workload -> jangada-grpc's ops/s / jangada's native ops/s (what the etcd face and
-    a Go clientv3 load cost or gain against the native protocol and its own load)."""
+#: system -> what its footnote ratio to jangada's native rows is called.
+VS_NATIVE = {"jangada-idleface": "jangada-idleface / jangada ops/s (native load, faces on and idle vs off)",
+             "jangada-grpc": "jangada-grpc / jangada native ops/s"}
+
+
+def vs_native(measurements: Sequence[Measurement], system: str) -> dict[str, float]:
+    """workload -> `system`'s ops/s / jangada's native ops/s in the same run. For
+    jangada-grpc: what the etcd face and a Go clientv3 load cost or gain against the
+    native protocol and its own load; for jangada-idleface: what an idle face costs
+    the native protocol (issue 14: nothing)."""
     native = {m.workload: m.ops_per_s for m in measurements if m.system == "jangada"}
     return {m.workload: round(m.ops_per_s / native[m.workload], 3) for m in measurements
-            if m.system == "jangada-grpc" and native.get(m.workload)}
+            if m.system == system and native.get(m.workload)}
 
 
 def caveats(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[str]:
@@ -134,9 +143,10 @@ def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str]) -> l
     if five is not None:
         lines.append(f"jangada put-64, 5 members / 3 members: {five['ratio']:.2f} "
                      f"(target >= {five['target']:.2f}: {'met' if five['met'] else 'NOT met'})")
-    face = face_vs_native(measurements)
-    if face:
-        lines.append("jangada-grpc / jangada native ops/s: " + ", ".join(f"{k} {v:.2f}x" for k, v in face.items()))
+    for system, title in VS_NATIVE.items():
+        figures = vs_native(measurements, system)
+        if figures:
+            lines.append(f"{title}: " + ", ".join(f"{k} {v:.2f}x" for k, v in figures.items()))
     present = dict.fromkeys(m.system for m in measurements)
     lines += [f"durability, {system}: {DURABILITY_LEGEND[system]}" for system in present if system in
               DURABILITY_LEGEND]
