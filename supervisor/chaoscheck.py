@@ -123,7 +123,8 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     outdir = layout.root / f"chaos-{stamp}"
     outdir.mkdir(parents=True, exist_ok=True)
-    endpoints = [n.client for n in state.nodes]
+    native = [n.client for n in state.nodes]  # the final reads use the native client either way
+    endpoints = native
     factory = None
     if check.via == "grpc":
         endpoints = [n.grpc for n in state.nodes if n.grpc]
@@ -154,7 +155,7 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     keys = wopts.key_names()
     final: dict[str, Any] | None
     try:
-        final = final_reads(endpoints, keys, history)
+        final = final_reads(native, keys, history)
     except ClientError as error:
         chaos.say(f"final reads failed: {error}")
         final = None
