@@ -84,3 +84,22 @@ def test_the_unsafe_mode_is_refused_without_its_confirmation() -> None:
         requested({"JANGADA_TEST_UNSAFE": "ack-before-commit"})
     with pytest.raises(UnsafeRefused, match="not a known"):
         requested({"JANGADA_TEST_UNSAFE": "yolo", "JANGADA_TEST_UNSAFE_I_KNOW": "1"})
+
+
+@pytest.mark.timeout(150)
+def test_chaos_check_through_the_etcd_grpc_faces(session: Session) -> None:
+    """`--via grpc`: the recorded workload speaks etcd's v3 API to the members'
+    gRPC faces (writes through followers are carried to the leader by the face)."""
+    up = session.supervisor("up", "3", "--detach")
+    assert up.returncode == 0, up.stdout + up.stderr
+    run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "20", "--interval", "1.5",
+                             "--seed", "7", timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "chaos check: PASS" in run.stdout and "via grpc" in run.stdout
+    [outdir] = sorted(session.layout.root.glob("chaos-*"))
+    report = json.loads((outdir / "report.json").read_text())
+    assert report["linearizable"] and report["lost_writes"] == 0 and report["converged"]
+    assert report["ok"] > 50 and report["faults"]["kill"] >= 1
+    down = session.supervisor("down", "--purge")
+    assert down.returncode == 0, down.stderr
+    assert not session.alive()
