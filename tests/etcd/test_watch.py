@@ -20,7 +20,7 @@ from cluster.client import Client
 from cluster.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from cluster.ports import free_ports
 from node.etcd.watch import fragments
-from node.localcluster import LocalCluster
+from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import ETCDCTL
 
 pytestmark = pytest.mark.timeout(120)
@@ -579,7 +579,9 @@ def test_require_leader_streams_end_when_the_member_loses_its_leader(etcd_cluste
     without a leader and ends it after 3 election timeouts with none."""
     leader = etcd_cluster.wait_for_leader()
     survivor = next(i for i in etcd_cluster.ids if i != leader)
-    etcd_cluster.status_of(survivor)
+    # a follower learns of a new leader from its first message: wait for that
+    wait_for(lambda: (etcd_cluster.status(survivor) or {}).get("leader_id") == leader, 30,
+             f"node {survivor} to know leader {leader}")
     with grpc.insecure_channel(etcd_cluster.grpc_endpoint(survivor)) as channel:
         requests: queue.Queue[rpc_pb2.WatchRequest | None] = queue.Queue()
         requests.put(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"rl")))
