@@ -264,6 +264,7 @@ def test_garbage_on_every_etcd_face_is_refused_and_the_cluster_loses_nothing(mak
         refused = [c for n, c in enumerate(codes[method]) if n % per_member < undecodable]
         assert set(refused) == {grpc.StatusCode.INTERNAL}, (method, codes[method])
         assert set(codes[method]) <= etcd_garbage.CLEAN_CODES | {grpc.StatusCode.OK}, (method, codes[method])
+    assert set(codes["/etcdserverpb.Maintenance/Snapshot"]) == {grpc.StatusCode.INTERNAL}
     assert set(codes["3 MiB"]) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert set(codes["200 nested txns"]) <= etcd_garbage.CLEAN_CODES
     assert set(codes["100000 compares"]) == {grpc.StatusCode.INVALID_ARGUMENT}
