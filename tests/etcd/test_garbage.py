@@ -1,6 +1,7 @@
 """Every unary request type of etcd's KV, Lease, Cluster and Maintenance services,
-with random field values, through a real gRPC channel to a jangada member: the
-answer is OK or an etcd-style gRPC error, never UNKNOWN (a Python exception's
+with random field values, through a real gRPC channel to a jangada member (and,
+where etcd 3.4 has an HTTP path for it, as JSON through the member's gateway):
+the answer is OK or an etcd-style error, never UNKNOWN (a Python exception's
 text) and never a hang.
 
 The messages are built from rpc_pb2's descriptors (any field, nested messages a
@@ -9,11 +10,14 @@ handler forgets to check shows up here. The garbage on the wire (undecodable
 bytes, bad HTTP) is tests/integration/test_garbage_and_determinism.py's."""
 from __future__ import annotations
 
+import http.client
+import json
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -21,12 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cluster.etcdpb import rpc_pb2
+from node.etcd.routes import ROUTES_3_4
 from node.localcluster import LocalCluster
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 SERVICES = ("KV", "Lease", "Cluster", "Maintenance")
-EXAMPLES_PER_METHOD = 25
+EXAMPLES_PER_METHOD = 20
 CALL_SECONDS = 10.0
 #: Nested messages (RequestOp -> TxnRequest -> ...) are built this deep at most.
 MAX_DEPTH = 3
@@ -107,17 +112,42 @@ def _refused_on_real_members(member_ids: set[int]) -> Callable[[str, Message], b
     return refused
 
 
+def _http_paths() -> dict[tuple[str, str], str]:
+    """etcd 3.4's first HTTP path of each (service, method)."""
+    paths: dict[tuple[str, str], str] = {}
+    for path, _attribute, service, name in ROUTES_3_4:
+        paths.setdefault((service, name), f"/v3/{path}")
+    return paths
+
+
+def _through_gateway(gateway: str, path: str, request: Message) -> tuple[int, dict[str, Any]]:
+    """POST `request` as JSON to `path`; the HTTP status and the decoded body."""
+    host, port = gateway.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=CALL_SECONDS)
+    try:
+        body = json_format.MessageToJson(request, preserving_proto_field_name=True)
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
 def test_every_unary_request_type_with_random_fields_gets_ok_or_an_etcd_error(
         make_etcd_cluster: Callable[..., LocalCluster]) -> None:
     cluster = make_etcd_cluster(size=1)
     skip = _refused_on_real_members(set(cluster.ids))
     seen: dict[str, dict[str, int]] = {}
+    gateway = cluster.gateway_url(cluster.ids[0])
+    http_paths = _http_paths()
+    through_gateway: dict[str, int] = {}  # HTTP status -> count
     with grpc.insecure_channel(cluster.grpc_endpoint(cluster.ids[0])) as channel:
         for method in unary_methods():
             path = f"/{method.containing_service.full_name}/{method.name}"
             call = channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
                                        response_deserializer=GetMessageClass(method.output_type).FromString)
             codes = seen.setdefault(path, {})
+            http_path = http_paths.get((method.containing_service.name, method.name))
 
             @settings(max_examples=EXAMPLES_PER_METHOD, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
@@ -135,9 +165,15 @@ def test_every_unary_request_type_with_random_fields_gets_ok_or_an_etcd_error(
                     codes[code.name] = codes.get(code.name, 0) + 1
                 else:
                     codes["OK"] = codes.get("OK", 0) + 1
+                if http_path is not None:
+                    status, answer = _through_gateway(gateway, http_path, request)
+                    assert answer.get("code") != grpc.StatusCode.UNKNOWN.value[0], (http_path, request, answer)
+                    assert status != 504, f"{http_path} hung on {request}"
+                    through_gateway[str(status)] = through_gateway.get(str(status), 0) + 1
 
             answers()
     assert len(seen) == len(unary_methods()) >= 20
     assert all(seen.values()), seen  # every method was called
+    assert sum(through_gateway.values()) >= 100 and "200" in through_gateway, through_gateway
     log = cluster.log_text(cluster.ids[0])
     assert "Traceback" not in log, log[log.index("Traceback"):][:3000]
