@@ -107,7 +107,15 @@ def compare(c: rpc_pb2.Compare) -> kv.Compare:
     return kv.Compare(c.key, target, op, operand, range_end=c.range_end)
 
 
+#: etcd's --max-txn-ops default, which jangada's store enforces (cluster/kv/limits.py).
+MAX_TXN_OPS = kv.Limits().max_txn_ops
+
+
 def txn_request(r: rpc_pb2.TxnRequest) -> tuple[kv.Txn, Post]:
+    # etcd's checkTxnRequest, first thing: a Txn of 100,000 compares is refused
+    # before it is converted and carried to the store (which counts exactly).
+    if max(len(r.compare), len(r.success), len(r.failure)) > MAX_TXN_OPS:
+        raise errors.EtcdError(errors.TOO_MANY_OPS)
     compares = tuple(compare(c) for c in r.compare)
     success, success_posts = _ops(r.success)
     failure, failure_posts = _ops(r.failure)

@@ -23,7 +23,7 @@ import zmq.asyncio
 
 from cluster.spec import MemberSpec
 from node.etcd import errors
-
+from node.etcd.decoding import UndecodableRequests
 from node.etcd.gateway import Gateway
 from node.etcd.header import Headers
 from node.etcd.limits import MAX_RECEIVE_BYTES
@@ -123,7 +123,7 @@ class EtcdFace:
         gateway = None
         try:
             if self.addresses.grpc:
-                server = grpc.aio.server(options=GRPC_OPTIONS)
+                server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[UndecodableRequests()])
                 services = add_services(server, link, headers, self._min_lease_ttl)
                 if server.add_insecure_port(self.addresses.grpc) == 0:
                     raise FaceStartError(f"cannot bind the gRPC address {self.addresses.grpc}")

@@ -499,10 +499,6 @@ GRPC_EXPECTED_DIFFERENCES: dict[str, dict[int, tuple[str, str, str]]] = {
             '"version": "1"}]}' % (_HEADER % 1), "Range: {%s}" % (_HEADER % 0), _VALUE_LIMIT),
     },
     "txn-request-errors": {
-        13: (_TXN.format("error INVALID_ARGUMENT: etcdserver: too many operations in txn request"),
-             _TXN.format("error INVALID_ARGUMENT: etcdserver: key is not provided"),
-             "error precedence only: etcd counts a txn's ops before it looks at their keys; the face checks "
-             "keys while converting, before the node counts ops (a txn wrong in two ways names the other wrong)"),
         14: (_TXN.format('{"header": {"cluster_id": ID, "member_id": ID, "raft_term": TERM, "revision": R+8}, '
                          '"responses": [' + '{"response_txn": {"header": {}, "responses": [' * 4
                          + '{"response_put": {"header": {"revision": R+8}}}' + '], "succeeded": true}}' * 4

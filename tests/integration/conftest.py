@@ -21,11 +21,11 @@ TEST_SECTIONS: dict[str, dict[str, Any]] = {
 def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
     clusters: list[LocalCluster] = []
 
-    def make(size: int = 3, start: bool = True, **sections: dict[str, Any]) -> LocalCluster:
+    def make(size: int = 3, start: bool = True, etcd: bool = False, **sections: dict[str, Any]) -> LocalCluster:
         merged = {**TEST_SECTIONS, **sections}
         root = tmp_path / f"cluster{len(clusters)}"
         root.mkdir()
-        cluster = LocalCluster(root, size=size, **merged)
+        cluster = LocalCluster(root, size=size, etcd=etcd, **merged)
         clusters.append(cluster)
         if start:
             cluster.start_all()
