@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from node.localcluster import LocalCluster
+from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
 
 ETCDCTL = shutil.which("etcdctl")
 TIMING: dict[str, Any] = {"tick_ms": 10, "election_ticks": 30, "heartbeat_ticks": 3, "request_timeout_ms": 5000}
@@ -54,6 +55,13 @@ def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
 @pytest.fixture
 def etcd_cluster(make_etcd_cluster: Callable[..., LocalCluster]) -> LocalCluster:
     return make_etcd_cluster()
+
+
+@pytest.fixture
+def etcd_ref(tmp_path: Path) -> Iterator[ReferenceEtcd]:
+    """A single-member etcd 3.4 to compare answers with (skipped without the binary)."""
+    with reference_etcd(tmp_path) as ref:
+        yield ref
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
