@@ -37,6 +37,16 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+def terminate(proc: subprocess.Popen[Any], grace: float) -> int:
+    """SIGTERM, wait `grace` seconds, then SIGKILL; the exit status (the process is reaped)."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=30)
+
+
 class LocalCluster:
     def __init__(self, root: Path, size: int = 3, base: str = "cluster-3", etcd: bool = False,
                  **sections: dict[str, Any]) -> None:
@@ -121,13 +131,7 @@ class LocalCluster:
 
     def stop(self, node_id: int, grace: float = 10.0) -> int:
         """SIGTERM and wait (SIGKILL after `grace`); the exit status."""
-        proc = self.procs.pop(node_id)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(timeout=30)
+        return terminate(self.procs.pop(node_id), grace)
 
     def running(self) -> list[int]:
         return [i for i, p in self.procs.items() if p.poll() is None]
