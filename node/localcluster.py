@@ -156,6 +156,15 @@ class LocalCluster:
         path = self.root / f"node-{node_id}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def log_tails(self, lines: int = 40) -> str:
+        """The last `lines` of every member's log, each headed by its id: what a
+        failed test prints after closing its clusters."""
+        parts = []
+        for node_id in self.ids:
+            parts.append(f"----- node {node_id} log (tail) -----")
+            parts.extend(self.log_text(node_id).splitlines()[-lines:])
+        return "\n".join(parts)
+
     # -- clients and status ------------------------------------------------------------
 
     def client(self, endpoints: list[str] | None = None, **options: Any) -> Client:
