@@ -1,7 +1,7 @@
 """The clusters a test makes, for the fixtures of tests/integration and tests/etcd:
 each on free loopback ports with data under the test's tmp_path, every process ended
 by pid when the test ends, and every member's log tail printed if the test failed
-(the conftest's `pytest_runtest_makereport` hook records the outcome as `rep_call`)."""
+(tests/conftest.py records the outcome as `rep_call`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -54,13 +54,6 @@ def etcd_ref(tmp_path: Path) -> Iterator[ReferenceEtcd]:
         yield ref
 
 
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
-
-
 def etcdctl(endpoints: str | list[str], *args: str, stdin: str | None = None, timeout: float = 30.0,
             check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run etcdctl (API v3) against `endpoints`; raises on a non-zero exit when `check`."""

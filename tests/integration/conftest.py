@@ -22,10 +22,3 @@ TEST_SECTIONS: dict[str, dict[str, Any]] = {
 def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
     with cluster_maker(tmp_path, request, **TEST_SECTIONS) as make:
         yield make
-
-
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
