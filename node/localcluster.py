@@ -37,6 +37,16 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+def terminate(proc: subprocess.Popen[Any], grace: float) -> int:
+    """SIGTERM, wait `grace` seconds, then SIGKILL; the exit status (the process is reaped)."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=30)
+
+
 class LocalCluster:
     def __init__(self, root: Path, size: int = 3, base: str = "cluster-3", etcd: bool = False,
                  **sections: dict[str, Any]) -> None:
@@ -121,13 +131,7 @@ class LocalCluster:
 
     def stop(self, node_id: int, grace: float = 10.0) -> int:
         """SIGTERM and wait (SIGKILL after `grace`); the exit status."""
-        proc = self.procs.pop(node_id)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(timeout=30)
+        return terminate(self.procs.pop(node_id), grace)
 
     def running(self) -> list[int]:
         return [i for i, p in self.procs.items() if p.poll() is None]
@@ -151,6 +155,15 @@ class LocalCluster:
     def log_text(self, node_id: int) -> str:
         path = self.root / f"node-{node_id}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_tails(self, lines: int = 40) -> str:
+        """The last `lines` of every member's log, each headed by its id: what a
+        failed test prints after closing its clusters."""
+        parts = []
+        for node_id in self.ids:
+            parts.append(f"----- node {node_id} log (tail) -----")
+            parts.extend(self.log_text(node_id).splitlines()[-lines:])
+        return "\n".join(parts)
 
     # -- clients and status ------------------------------------------------------------
 

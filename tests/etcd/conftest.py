@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from node.localcluster import LocalCluster
+from tests.clusters import cluster_maker
+from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
 
 ETCDCTL = shutil.which("etcdctl")
 TIMING: dict[str, Any] = {"tick_ms": 10, "election_ticks": 30, "heartbeat_ticks": 3, "request_timeout_ms": 5000}
@@ -24,31 +26,20 @@ TIMING: dict[str, Any] = {"tick_ms": 10, "election_ticks": 30, "heartbeat_ticks"
 
 @pytest.fixture
 def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
-    clusters: list[LocalCluster] = []
+    with cluster_maker(tmp_path, request, etcd=True, timing=TIMING) as make:
 
-    def make(size: int = 3, start: bool = True, **sections: dict[str, Any]) -> LocalCluster:
-        root = tmp_path / f"cluster{len(clusters)}"
-        root.mkdir()
-        cluster = LocalCluster(root, size=size, etcd=True, **{"timing": TIMING, **sections})
-        clusters.append(cluster)
-        if start:
-            cluster.start_all()
-            # A member's face is bound before its node answers anything: a status
-            # answer from every member means every gRPC port is up (a leader alone
-            # can be elected while the third process is still starting).
-            for node_id in cluster.ids:
-                cluster.status_of(node_id)
-            cluster.wait_for_leader()
-        return cluster
+        def make_etcd(size: int = 3, start: bool = True, **sections: dict[str, Any]) -> LocalCluster:
+            cluster = make(size, start, **sections)
+            if start:
+                # A member's face is bound before its node answers anything: a status
+                # answer from every member means every gRPC port is up (a leader alone
+                # can be elected while the third process is still starting).
+                for node_id in cluster.ids:
+                    cluster.status_of(node_id)
+                cluster.wait_for_leader()
+            return cluster
 
-    yield make
-    report = getattr(request.node, "rep_call", None)
-    for cluster in clusters:
-        cluster.close()
-        if report is not None and report.failed:
-            for node_id in cluster.ids:
-                print(f"----- node {node_id} log (tail) -----")
-                print("\n".join(cluster.log_text(node_id).splitlines()[-40:]))
+        yield make_etcd
 
 
 @pytest.fixture
@@ -56,11 +47,11 @@ def etcd_cluster(make_etcd_cluster: Callable[..., LocalCluster]) -> LocalCluster
     return make_etcd_cluster()
 
 
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
+@pytest.fixture
+def etcd_ref(tmp_path: Path) -> Iterator[ReferenceEtcd]:
+    """A single-member etcd 3.4 to compare answers with (skipped without the binary)."""
+    with reference_etcd(tmp_path) as ref:
+        yield ref
 
 
 def etcdctl(endpoints: str | list[str], *args: str, stdin: str | None = None, timeout: float = 30.0,

@@ -18,6 +18,7 @@ import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from cluster.ports import free_ports
+from node.localcluster import terminate
 
 ETCD = shutil.which("etcd")
 
@@ -27,6 +28,11 @@ class ReferenceEtcd:
     endpoint: str  # HOST:PORT of its client URL
     peer_url: str
     member_id: int
+
+    @property
+    def url(self) -> str:
+        """Its client URL, which also serves etcd's JSON gateway."""
+        return f"http://{self.endpoint}"
 
 
 @contextmanager
@@ -49,12 +55,7 @@ def reference_etcd(data: Path) -> Iterator[ReferenceEtcd]:
             status = _wait_until_serving(channel, process, time.monotonic() + 30)
         yield ReferenceEtcd(endpoint, peer_url, status.header.member_id)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 5.0)
 
 
 def _wait_until_serving(channel: grpc.Channel, process: subprocess.Popen[bytes],

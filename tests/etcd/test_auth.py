@@ -15,18 +15,12 @@ from node.localcluster import LocalCluster
 from tests.etcd.conftest import etcdctl
 from tests.etcd.readiness import every_face_up
 from tests.etcd.reference_etcd import reference_etcd
+from tests.etcd.stubs import RPC_TIMEOUT, failure
 
 pytestmark = pytest.mark.timeout(120)
-RPC_TIMEOUT = 10.0
 NOT_YET = (grpc.StatusCode.UNIMPLEMENTED, "etcdserver: jangada does not support authentication yet (issue 15)")
 USER_NOT_FOUND = (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: user name not found")
 ROLE_NOT_FOUND = (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: role name not found")
-
-
-def _status(call: object, request: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.RpcError) as failure:
-        call(request, timeout=RPC_TIMEOUT)  # type: ignore[operator]
-    return failure.value.code(), failure.value.details()
 
 
 @pytest.mark.parametrize("through", ["follower", "leader"])
@@ -37,7 +31,7 @@ def test_auth_answers_are_etcds_for_auth_disabled_and_no_users(etcd_cluster: Loc
         auth, kv = rpc_pb2_grpc.AuthStub(channel), rpc_pb2_grpc.KVStub(channel)
         revision = kv.Range(rpc_pb2.RangeRequest(key=b"any"), timeout=RPC_TIMEOUT).header.revision
 
-        assert _status(auth.Authenticate, rpc_pb2.AuthenticateRequest(name="root", password="pw")) == \
+        assert failure(auth.Authenticate, rpc_pb2.AuthenticateRequest(name="root", password="pw")) == \
             (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: authentication is not enabled")
         disabled = auth.AuthDisable(rpc_pb2.AuthDisableRequest(), timeout=RPC_TIMEOUT)
         assert disabled.header.member_id == node and disabled.header.revision >= revision
@@ -51,21 +45,21 @@ def test_auth_answers_are_etcds_for_auth_disabled_and_no_users(etcd_cluster: Loc
                               (auth.UserChangePassword, rpc_pb2.AuthUserChangePasswordRequest(name="u", password="p")),
                               (auth.UserGrantRole, rpc_pb2.AuthUserGrantRoleRequest(user="u", role="root")),
                               (auth.UserRevokeRole, rpc_pb2.AuthUserRevokeRoleRequest(name="u", role="r"))]:
-            assert _status(call, request) == USER_NOT_FOUND, call
+            assert failure(call, request) == USER_NOT_FOUND, call
         perm = auth_pb2.Permission(permType=auth_pb2.Permission.READ, key=b"k")
         for call, request in [(auth.RoleGet, rpc_pb2.AuthRoleGetRequest(role="root")),
                               (auth.RoleDelete, rpc_pb2.AuthRoleDeleteRequest(role="r")),
                               (auth.RoleGrantPermission, rpc_pb2.AuthRoleGrantPermissionRequest(name="r", perm=perm)),
                               (auth.RoleRevokePermission, rpc_pb2.AuthRoleRevokePermissionRequest(role="r", key=b"k"))]:
-            assert _status(call, request) == ROLE_NOT_FOUND, call
+            assert failure(call, request) == ROLE_NOT_FOUND, call
 
-        assert _status(auth.UserAdd, rpc_pb2.AuthUserAddRequest(name="", password="p")) == \
+        assert failure(auth.UserAdd, rpc_pb2.AuthUserAddRequest(name="", password="p")) == \
             (grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: user name is empty")
-        assert _status(auth.RoleAdd, rpc_pb2.AuthRoleAddRequest(name="")) == \
+        assert failure(auth.RoleAdd, rpc_pb2.AuthRoleAddRequest(name="")) == \
             (grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: role name is empty")
-        assert _status(auth.UserAdd, rpc_pb2.AuthUserAddRequest(name="u", password="p")) == NOT_YET
-        assert _status(auth.RoleAdd, rpc_pb2.AuthRoleAddRequest(name="root")) == NOT_YET
-        assert _status(auth.AuthEnable, rpc_pb2.AuthEnableRequest()) == NOT_YET
+        assert failure(auth.UserAdd, rpc_pb2.AuthUserAddRequest(name="u", password="p")) == NOT_YET
+        assert failure(auth.RoleAdd, rpc_pb2.AuthRoleAddRequest(name="root")) == NOT_YET
+        assert failure(auth.AuthEnable, rpc_pb2.AuthEnableRequest()) == NOT_YET
         # nothing changed: still no users or roles
         assert list(auth.UserList(rpc_pb2.AuthUserListRequest(), timeout=RPC_TIMEOUT).users) == []
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,37 +14,17 @@ from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from node.etcd import errors
 from node.etcd.cluster import ClusterService
 from node.etcd.header import Headers
-from node.localcluster import LocalCluster
+from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import etcdctl
-from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
+from tests.etcd.reference_etcd import ReferenceEtcd
+from tests.etcd.stubs import RPC_TIMEOUT, failure, ready_channel
 
 pytestmark = pytest.mark.timeout(120)
-RPC_TIMEOUT = 10.0
-
-
-@pytest.fixture
-def etcd_ref(tmp_path: Path) -> Iterator[ReferenceEtcd]:
-    with reference_etcd(tmp_path) as ref:
-        yield ref
-
-
-def ready_channel(endpoint: str) -> grpc.Channel:
-    """A channel to `endpoint` once it serves (a node's face starts after its process)."""
-    channel = grpc.insecure_channel(endpoint)
-    grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
-    return channel
 
 
 def cluster_stub(endpoint: str) -> tuple[grpc.Channel, rpc_pb2_grpc.ClusterStub]:
     channel = ready_channel(endpoint)
     return channel, rpc_pb2_grpc.ClusterStub(channel)
-
-
-def failure(call: Callable[..., Any], request: Any) -> tuple[grpc.StatusCode, str]:
-    """The status a call fails with (it must fail)."""
-    with pytest.raises(grpc.RpcError) as raised:
-        call(request, timeout=RPC_TIMEOUT)
-    return raised.value.code(), raised.value.details()
 
 
 def peer_url(cluster: LocalCluster, node_id: int) -> str:
@@ -130,13 +107,6 @@ def test_removing_a_member_through_a_follower(etcd_cluster: LocalCluster) -> Non
     assert [m["ID"] for m in member_list([etcd_cluster.grpc_endpoint(leader)])] == sorted({1, 2, 3} - {gone})
 
 
-def wait_for(check: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_add_a_learner_start_it_promote_it_and_remove_it(etcd_cluster: LocalCluster) -> None:
     endpoints = etcd_cluster.grpc_endpoints()
     member = etcd_cluster.new_member()
@@ -156,12 +126,12 @@ def test_add_a_learner_start_it_promote_it_and_remove_it(etcd_cluster: LocalClus
             "etcdserver: can only promote a learner member which is in sync with leader")
 
     etcd_cluster.start(member.id)
-    wait_for(lambda: member_list(endpoints)[-1].get("name") == "node-4")
+    wait_for(lambda: member_list(endpoints)[-1].get("name") == "node-4", 30, "node-4 named in the list", 0.2)
 
     def promoted() -> bool:
         done = etcdctl(endpoints, "member", "promote", f"{member.id:x}", check=False)
         return done.returncode == 0 and "promoted in cluster" in done.stdout
-    wait_for(promoted)
+    wait_for(promoted, 30, "the learner promoted", 0.2)
     listed = {m["ID"]: m for m in member_list(endpoints)}
     assert not listed[member.id].get("isLearner", False)
     assert listed[member.id]["clientURLs"] == [member.grpc]

@@ -17,10 +17,7 @@ import dataclasses
 import http.client
 import json
 import re
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +33,8 @@ from node.etcd.calls import guarded
 from node.etcd.gateway import Gateway
 from node.etcd.services import Services
 from node.localcluster import LocalCluster
+from tests.etcd.reference_etcd import ETCD, reference_etcd
 
-ETCD = shutil.which("etcd")
 ETCD_SOURCES = Path("/usr/share/gocode/src/go.etcd.io/etcd")
 HTTP_TIMEOUT = 10.0
 #: Values that differ between any two servers: masked before comparing.
@@ -115,36 +112,8 @@ def has_service(name: str) -> bool:
 @pytest.fixture(scope="module")
 def etcd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A single-member etcd 3.4 whose client URL serves its gateway; skipped without etcd."""
-    if ETCD is None:
-        pytest.skip("the etcd 3.4 server binary is not installed")
-    data = tmp_path_factory.mktemp("etcd-gateway")
-    client, peer = free_ports(2)
-    url = f"http://127.0.0.1:{client}"
-    args = [ETCD, "--name", "ref", "--data-dir", str(data / "data"), "--listen-client-urls", url,
-            "--advertise-client-urls", url, "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"ref=http://127.0.0.1:{peer}"]
-    with open(data / "etcd.log", "wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if http_request(url, "/health", method="GET")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the reference etcd did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with reference_etcd(tmp_path_factory.mktemp("etcd-gateway")) as etcd:
+        yield etcd.url
 
 
 # -- scripts run against both -------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from cluster.spec import TimingSpec
 from node.etcd.lease import min_lease_ttl
-from node.localcluster import LocalCluster
+from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import ETCDCTL, etcdctl
 from tests.etcd.readiness import every_face_up
 from tests.etcd.reference_etcd import reference_etcd
@@ -33,17 +33,6 @@ def _status(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as failure:
         call()
     return failure.value.code(), failure.value.details()
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -149,8 +138,8 @@ def test_an_expired_lease_deletes_its_keys_everywhere(etcd_cluster: LocalCluster
         lease = leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=2), timeout=RPC_TIMEOUT)
         kv.Put(rpc_pb2.PutRequest(key=b"exp/a", value=b"1", lease=lease.ID), timeout=RPC_TIMEOUT)
         kv.Put(rpc_pb2.PutRequest(key=b"exp/keep", value=b"1"), timeout=RPC_TIMEOUT)
-        _wait(lambda: kv.Range(rpc_pb2.RangeRequest(key=b"exp/a", serializable=True), timeout=RPC_TIMEOUT).count
-              == 0, 10, "the expired lease's key to be deleted")
+        wait_for(lambda: kv.Range(rpc_pb2.RangeRequest(key=b"exp/a", serializable=True), timeout=RPC_TIMEOUT).count
+                 == 0, 10, "the expired lease's key to be deleted")
         assert time.monotonic() - asked_at >= 1.95  # not before its TTL
         assert leases.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lease.ID), timeout=RPC_TIMEOUT).TTL == -1
         assert kv.Range(rpc_pb2.RangeRequest(key=b"exp/a"), timeout=RPC_TIMEOUT).count == 0  # linearizable too
@@ -158,8 +147,8 @@ def test_an_expired_lease_deletes_its_keys_everywhere(etcd_cluster: LocalCluster
     for node in etcd_cluster.ids:  # every replica deleted it (serializable: its own state)
         with grpc.insecure_channel(etcd_cluster.grpc_endpoint(node)) as channel:
             kv = rpc_pb2_grpc.KVStub(channel)
-            _wait(lambda: kv.Range(rpc_pb2.RangeRequest(key=b"exp/a", serializable=True),
-                                   timeout=RPC_TIMEOUT).count == 0, 10, f"node {node} to delete the key")
+            wait_for(lambda: kv.Range(rpc_pb2.RangeRequest(key=b"exp/a", serializable=True),
+                                      timeout=RPC_TIMEOUT).count == 0, 10, f"node {node} to delete the key")
 
 
 def test_a_keepalive_stream_outlives_a_leader_kill(etcd_cluster: LocalCluster, roles: tuple[int, int]) -> None:

@@ -34,6 +34,7 @@ from node.etcd.keywatch import KeyWatch
 from node.etcd.watch import Lanes
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL
+from tests.etcd.recording_link import RecordingLink
 from tests.etcd.reference_etcd import reference_etcd
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -443,27 +444,8 @@ def test_waits_and_observers_that_end_leave_no_watch_on_the_node(jangada: Target
 # -- KeyWatch's frame handling (no cluster: a link that records what is sent) --------
 
 
-class RecordingLink:
+class KeyWatchLink(RecordingLink):
     """What KeyWatch uses of NodeLink: streams by request id, and what it sends."""
-
-    def __init__(self) -> None:
-        self.streams: dict[int, Callable[[object], None]] = {}
-        self.sent: list[object] = []
-        self._ids = iter(range(1, 10_000))
-
-    def next_id(self) -> int:
-        return next(self._ids)
-
-    def open_stream(self, on_message: Callable[[object], None]) -> int:
-        request_id = self.next_id()
-        self.streams[request_id] = on_message
-        return request_id
-
-    def close_stream(self, request_id: int) -> None:
-        self.streams.pop(request_id, None)
-
-    async def send_local(self, request: object) -> None:
-        self.sent.append(request)
 
     def create(self) -> WatchCreateRequest:
         [create] = [r for r in self.sent if isinstance(r, WatchCreateRequest)][-1:]
@@ -485,7 +467,7 @@ def _delete(key: bytes, revision: int) -> WatchEvent:
 
 def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> None:
     async def scenario() -> None:
-        link = RecordingLink()
+        link = KeyWatchLink()
         async with KeyWatch(Lanes(link), b"k", b"", 5) as watch:  # type: ignore[arg-type]
             assert link.create().start_revision == 5
             link.push(0, "created", 4)
@@ -508,7 +490,7 @@ def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> 
                 await watch.next()
             assert caught.value.status is errors.COMPACTED
             assert link.streams == {}
-        link2 = RecordingLink()
+        link2 = KeyWatchLink()
         async with KeyWatch(Lanes(link2), b"k", b"", 3) as other:  # type: ignore[arg-type]
             link2.push(0, "created", 2)
             link2.push(1, "cancelled", 2, code="CANCELLED")  # a slow watcher: created again

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +14,12 @@ import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from node.etcd.maintenance import ETCD_API_VERSION
-from node.localcluster import LocalCluster
+from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import etcdctl
-from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
+from tests.etcd.reference_etcd import ReferenceEtcd
+from tests.etcd.stubs import RPC_TIMEOUT, failure, ready_channel
 
 pytestmark = pytest.mark.timeout(120)
-RPC_TIMEOUT = 10.0
-
-
-@pytest.fixture
-def etcd_ref(tmp_path: Path) -> Iterator[ReferenceEtcd]:
-    with reference_etcd(tmp_path) as ref:
-        yield ref
-
-
-def ready_channel(endpoint: str) -> grpc.Channel:
-    """A channel to `endpoint` once it serves (a node's face starts after its process)."""
-    channel = grpc.insecure_channel(endpoint)
-    grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
-    return channel
-
-
-def failure(call: Callable[..., Any], request: Any) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.RpcError) as raised:
-        call(request, timeout=RPC_TIMEOUT)
-    return raised.value.code(), raised.value.details()
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def statuses(endpoints: list[str]) -> list[dict[str, Any]]:
@@ -69,7 +41,8 @@ def write_keys(cluster: LocalCluster, count: int) -> int:
 def test_endpoint_status_names_one_leader_and_etcds_api_version(etcd_cluster: LocalCluster) -> None:
     leader = etcd_cluster.wait_for_leader()
     endpoints = etcd_cluster.grpc_endpoints()
-    wait_for(lambda: all(s["Status"].get("leader") == leader for s in statuses(endpoints)))
+    wait_for(lambda: all(s["Status"].get("leader") == leader for s in statuses(endpoints)), 30,
+             "every member to name the leader", 0.2)
     found = statuses(endpoints)
     assert [s["Endpoint"] for s in found] == endpoints
     for entry in found:
@@ -113,7 +86,7 @@ def test_endpoint_status_of_a_member_without_leader_reports_etcds_error(etcd_clu
     def leaderless() -> bool:
         status = statuses(endpoint)[0]["Status"]
         return status.get("leader", 0) == 0 and status.get("errors") == ["etcdserver: no leader"]
-    wait_for(leaderless)
+    wait_for(leaderless, 30, "the member to report no leader", 0.2)
     assert "etcdserver: no leader" in etcdctl(endpoint, "endpoint", "status", "-w", "table").stdout
 
 
@@ -145,7 +118,7 @@ def test_hashkv_is_equal_on_every_member_at_one_revision(etcd_cluster: LocalClus
     def hashes() -> list[dict[str, Any]]:
         done = etcdctl(endpoints, "endpoint", "hashkv", f"--rev={revision}", "-w", "json", check=False)
         return json.loads(done.stdout) if done.returncode == 0 else []
-    wait_for(lambda: len(hashes()) == 3)  # every member applied `revision`
+    wait_for(lambda: len(hashes()) == 3, 30, "hashkv from every member", 0.2)  # every member applied `revision`
     found = hashes()
     assert len({h["HashKV"]["hash"] for h in found}) == 1
     assert all(h["HashKV"]["header"]["revision"] >= revision for h in found)
@@ -167,7 +140,7 @@ def test_hash_of_the_whole_state_is_equal_on_every_member(etcd_cluster: LocalClu
         def agreed() -> bool:
             found = [s.Hash(rpc_pb2.HashRequest(), timeout=RPC_TIMEOUT) for s in stubs]
             return all(h.header.revision == revision for h in found) and len({h.hash for h in found}) == 1
-        wait_for(agreed)
+        wait_for(agreed, 30, "the members' hashes to agree", 0.2)
     finally:
         for channel in channels:
             channel.close()
@@ -217,7 +190,8 @@ def test_move_leader_through_the_leader_and_refused_by_a_follower(etcd_cluster: 
     assert f"Leadership transferred from {leader:x} to {follower:x}" in moved.stdout
     # the new leader knows it leads when MoveLeader returns; the others learn it on its first heartbeat
     assert statuses([etcd_cluster.grpc_endpoint(follower)])[0]["Status"]["leader"] == follower
-    wait_for(lambda: statuses([etcd_cluster.grpc_endpoint(other)])[0]["Status"]["leader"] == follower)
+    wait_for(lambda: statuses([etcd_cluster.grpc_endpoint(other)])[0]["Status"]["leader"] == follower, 30,
+             "the other member to name the new leader", 0.2)
 
 
 def test_move_leader_errors_are_etcds(etcd_cluster: LocalCluster, etcd_ref: ReferenceEtcd) -> None:

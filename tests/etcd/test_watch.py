@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -18,10 +17,10 @@ import pytest
 from cluster import kv
 from cluster.client import Client
 from cluster.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
-from cluster.ports import free_ports
 from node.etcd.watch import fragments
-from node.localcluster import LocalCluster, wait_for
+from node.localcluster import LocalCluster, terminate, wait_for
 from tests.etcd.conftest import ETCDCTL
+from tests.etcd.reference_etcd import reference_etcd
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -330,15 +329,6 @@ def _lines(process: subprocess.Popen[str], count: int) -> list[str]:
     return lines
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def test_etcdctl_watch_prefix_rev_and_prev_kv(etcd_cluster: LocalCluster) -> None:
     endpoint = etcd_cluster.grpc_endpoint(etcd_cluster.wait_for_leader())
     writer = etcd_cluster.client()
@@ -352,7 +342,7 @@ def test_etcdctl_watch_prefix_rev_and_prev_kv(etcd_cluster: LocalCluster) -> Non
         writer.delete("e/b")
         assert _lines(process, 4) == ["DELETE", "e/b", "2", "e/b"]
     finally:
-        _stop(process)
+        terminate(process, 5.0)
 
 
 def test_etcdctl_interactive_watch_and_cancel(etcd_cluster: LocalCluster) -> None:
@@ -367,43 +357,17 @@ def test_etcdctl_interactive_watch_and_cancel(etcd_cluster: LocalCluster) -> Non
         writer.put("i/a", "1")
         assert sorted(_lines(process, 6)) == sorted(["PUT", "i/a", "1"] * 2)
     finally:
-        _stop(process)
+        terminate(process, 5.0)
 
 
 # --- side by side with etcd 3.4 ---------------------------------------------------------
 
 
 @pytest.fixture
-def reference_etcd(tmp_path: Path) -> Iterator[grpc.Channel]:
-    if shutil.which("etcd") is None:
-        pytest.skip("the etcd 3.4 server binary is not installed")
-    client, peer = free_ports(2)
-    args = ["etcd", "--name", "ref", "--data-dir", str(tmp_path / "etcd"),
-            "--listen-client-urls", f"http://127.0.0.1:{client}", "--advertise-client-urls", f"http://127.0.0.1:{client}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"ref=http://127.0.0.1:{peer}"]
-    with open(tmp_path / "etcd.log", "wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    channel = grpc.insecure_channel(f"127.0.0.1:{client}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                kv_stub(channel).Range(rpc_pb2.RangeRequest(key=b"x"), timeout=1)
-                break
-            except grpc.RpcError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.1)
+def reference_channel(tmp_path: Path) -> Iterator[grpc.Channel]:
+    """A channel to a single-member etcd 3.4 (tests/etcd/reference_etcd.py)."""
+    with reference_etcd(tmp_path) as etcd, grpc.insecure_channel(etcd.endpoint) as channel:
         yield channel
-    finally:
-        channel.close()
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _scenario(channel: grpc.Channel) -> list[tuple[Any, ...]]:
@@ -463,17 +427,17 @@ def _fragment_scenario(channel: grpc.Channel) -> list[tuple[int, bool]]:
         stream.close()
 
 
-def test_fragments_match_etcd(etcd_cluster: LocalCluster, reference_etcd: grpc.Channel) -> None:
+def test_fragments_match_etcd(etcd_cluster: LocalCluster, reference_channel: grpc.Channel) -> None:
     with face_channel(etcd_cluster, etcd_cluster.wait_for_leader()) as ours:
         mine = _fragment_scenario(ours)
-    theirs = _fragment_scenario(reference_etcd)
+    theirs = _fragment_scenario(reference_channel)
     assert mine == theirs and len(mine) > 1
 
 
-def test_responses_match_etcd(etcd_cluster: LocalCluster, reference_etcd: grpc.Channel) -> None:
+def test_responses_match_etcd(etcd_cluster: LocalCluster, reference_channel: grpc.Channel) -> None:
     with face_channel(etcd_cluster, etcd_cluster.wait_for_leader()) as ours:
         mine = _scenario(ours)
-    theirs = _scenario(reference_etcd)
+    theirs = _scenario(reference_channel)
     print(mine, theirs, sep="\n")
     assert mine == theirs
 

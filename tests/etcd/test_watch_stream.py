@@ -3,7 +3,7 @@ resumption after a lost frame or an expired native watch, the node's cancellatio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,34 +16,16 @@ from cluster.protocol import (
 from node.etcd import errors
 from node.etcd.header import Headers
 from node.etcd.watch import WatchService, WatchStream
+from tests.etcd.recording_link import RecordingLink
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class ScriptedLink:
+class ScriptedLink(RecordingLink):
     """What WatchStream uses of NodeLink, with the node played by the test."""
 
     request_timeout = 1.0
     term = 4
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-        self.streams: dict[int, Callable[[Any], None]] = {}
-        self._ids = iter(range(1, 10**6))
-
-    def next_id(self) -> int:
-        return next(self._ids)
-
-    def open_stream(self, callback: Callable[[Any], None]) -> int:
-        request_id = self.next_id()
-        self.streams[request_id] = callback
-        return request_id
-
-    def close_stream(self, request_id: int) -> None:
-        self.streams.pop(request_id, None)
-
-    async def send_local(self, request: Any) -> None:
-        self.sent.append(request)
 
     async def status(self) -> dict[str, Any]:
         return {"revision": 42}

@@ -4,61 +4,25 @@ serves these modules. One single-member etcd per test module, on free loopback p
 a tmp dir, ended by pid; skipped when the `etcd` binary is not installed."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 
 from cluster.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc, v3election_pb2, v3election_pb2_grpc, v3lock_pb2, v3lock_pb2_grpc
-from cluster.ports import free_ports
+from tests.etcd.reference_etcd import ETCD, reference_etcd
 
 pytestmark = [
     pytest.mark.timeout(60),
-    pytest.mark.skipif(shutil.which("etcd") is None, reason="the etcd 3.4 server binary is not installed"),
+    pytest.mark.skipif(ETCD is None, reason="the etcd 3.4 server binary is not installed"),
 ]
 RPC_TIMEOUT = 5.0
 
 
-def _wait_until_serving(channel: grpc.Channel, process: subprocess.Popen[bytes], deadline: float) -> None:
-    status = rpc_pb2_grpc.MaintenanceStub(channel).Status
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"etcd exited with {process.returncode}")
-        try:
-            status(rpc_pb2.StatusRequest(), timeout=1.0)
-            return
-        except grpc.RpcError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
-    data: Path = tmp_path_factory.mktemp("etcd")
-    client, peer = free_ports(2)
-    args = ["etcd", "--name", "ref", "--data-dir", str(data / "data"),
-            "--listen-client-urls", f"http://127.0.0.1:{client}", "--advertise-client-urls", f"http://127.0.0.1:{client}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"ref=http://127.0.0.1:{peer}"]
-    with open(data / "etcd.log", "wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    channel = grpc.insecure_channel(f"127.0.0.1:{client}")
-    try:
-        _wait_until_serving(channel, process, time.monotonic() + 30)
+    with reference_etcd(tmp_path_factory.mktemp("etcd")) as server, grpc.insecure_channel(server.endpoint) as channel:
         yield channel
-    finally:
-        channel.close()
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_put_then_range_returns_the_value_and_etcds_header(etcd: grpc.Channel) -> None:

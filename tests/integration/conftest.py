@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from node.localcluster import LocalCluster
+from tests.clusters import cluster_maker
 
 #: Small enough to make the snapshot paths run in a short test.
 TEST_SECTIONS: dict[str, dict[str, Any]] = {
@@ -19,30 +20,5 @@ TEST_SECTIONS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
-    clusters: list[LocalCluster] = []
-
-    def make(size: int = 3, start: bool = True, etcd: bool = False, **sections: dict[str, Any]) -> LocalCluster:
-        merged = {**TEST_SECTIONS, **sections}
-        root = tmp_path / f"cluster{len(clusters)}"
-        root.mkdir()
-        cluster = LocalCluster(root, size=size, etcd=etcd, **merged)
-        clusters.append(cluster)
-        if start:
-            cluster.start_all()
-        return cluster
-
-    yield make
-    failed = getattr(request.node, "rep_call", None)
-    for cluster in clusters:
-        cluster.close()
-        if failed is not None and failed.failed:
-            for node_id in cluster.spec.ids:
-                print(f"----- node {node_id} log (tail) -----")
-                print("\n".join(cluster.log_text(node_id).splitlines()[-40:]))
-
-
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
+    with cluster_maker(tmp_path, request, **TEST_SECTIONS) as make:
+        yield make

@@ -178,16 +178,27 @@ func checkSession(c config) (string, error) {
 	return fmt.Sprintf("lease %x granted %d s, %d s left", s.Lease(), ttl.GrantedTTL, ttl.TTL), nil
 }
 
-func checkMutex(c config) (string, error) {
+// twoSessions opens the two contenders' sessions (TTL 10 s) of the mutex and
+// election checks; the caller closes both.
+func twoSessions(c config) (*concurrency.Session, *concurrency.Session, error) {
 	s1, err := newSession(c, 10)
 	if err != nil {
-		return "", fmt.Errorf("first session: %v", err)
+		return nil, nil, fmt.Errorf("first session: %v", err)
 	}
-	defer s1.Close()
 	s2, err := newSession(c, 10)
 	if err != nil {
-		return "", fmt.Errorf("second session: %v", err)
+		s1.Close()
+		return nil, nil, fmt.Errorf("second session: %v", err)
 	}
+	return s1, s2, nil
+}
+
+func checkMutex(c config) (string, error) {
+	s1, s2, err := twoSessions(c)
+	if err != nil {
+		return "", err
+	}
+	defer s1.Close()
 	defer s2.Close()
 	pfx := c.prefix + "mutex"
 	m1, m2 := concurrency.NewMutex(s1, pfx), concurrency.NewMutex(s2, pfx)
@@ -246,15 +257,11 @@ func nextValue(ch <-chan clientv3.GetResponse, within time.Duration) (string, er
 }
 
 func checkElection(c config) (string, error) {
-	s1, err := newSession(c, 10)
+	s1, s2, err := twoSessions(c)
 	if err != nil {
-		return "", fmt.Errorf("first session: %v", err)
+		return "", err
 	}
 	defer s1.Close()
-	s2, err := newSession(c, 10)
-	if err != nil {
-		return "", fmt.Errorf("second session: %v", err)
-	}
 	defer s2.Close()
 	pfx := c.prefix + "election"
 	e1, e2 := concurrency.NewElection(s1, pfx), concurrency.NewElection(s2, pfx)

@@ -1,0 +1,43 @@
+"""The clusters a test makes, for the fixtures of tests/integration and tests/etcd:
+each on free loopback ports with data under the test's tmp_path, every process ended
+by pid when the test ends, and every member's log tail printed if the test failed
+(tests/conftest.py records the outcome as `rep_call`)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.localcluster import LocalCluster
+
+
+@contextmanager
+def cluster_maker(tmp_path: Path, request: pytest.FixtureRequest, etcd: bool = False,
+                  **defaults: dict[str, Any]) -> Iterator[Callable[..., LocalCluster]]:
+    faces = etcd
+    """`make(size=3, start=True, etcd=None, **sections)`: a new cluster in its own
+    directory; `sections` override `defaults` (config sections such as timing),
+    `etcd` the maker's default (members with etcd faces)."""
+    clusters: list[LocalCluster] = []
+
+    def make(size: int = 3, start: bool = True, etcd: bool | None = None,
+             **sections: dict[str, Any]) -> LocalCluster:
+        root = tmp_path / f"cluster{len(clusters)}"
+        root.mkdir()
+        cluster = LocalCluster(root, size=size, etcd=faces if etcd is None else etcd, **{**defaults, **sections})
+        clusters.append(cluster)
+        if start:
+            cluster.start_all()
+        return cluster
+
+    try:
+        yield make
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        for cluster in clusters:
+            cluster.close()
+            if report is not None and report.failed:
+                print(cluster.log_tails())
