@@ -17,10 +17,10 @@ from node.localcluster import LocalCluster
 @contextmanager
 def cluster_maker(tmp_path: Path, request: pytest.FixtureRequest, etcd: bool = False,
                   **defaults: dict[str, Any]) -> Iterator[Callable[..., LocalCluster]]:
-    faces = etcd
     """`make(size=3, start=True, etcd=None, **sections)`: a new cluster in its own
     directory; `sections` override `defaults` (config sections such as timing),
     `etcd` the maker's default (members with etcd faces)."""
+    faces = etcd
     clusters: list[LocalCluster] = []
 
     def make(size: int = 3, start: bool = True, etcd: bool | None = None,
