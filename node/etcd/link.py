@@ -266,7 +266,7 @@ class NodeLink:
                     continue
                 raise
             if not isinstance(reply, ErrorReply):
-                await self._note_node()
+                await self.fresh_term()
                 return reply
             if reply.code is ErrorCode.NOT_LEADER and reply.leader_client and reply.leader_client != address:
                 self.leader_address = address = reply.leader_client
@@ -283,9 +283,10 @@ class NodeLink:
                 continue
             raise errors.from_reply(reply)
 
-    async def _note_node(self) -> None:
+    async def fresh_term(self) -> None:
         """Keep the term for response headers fresh: re-read at most once a second,
-        and only while calls are being made (an idle face asks nothing)."""
+        and only while calls are being made (an idle face asks nothing). Unary
+        calls do this after their reply; a stream before its first response."""
         if self.leader_id and time.monotonic() - self._term_read <= 1.0:
             return  # fresh enough (with no leader known, read it again: an election is on)
         if self._term_refresh is None or self._term_refresh.done():

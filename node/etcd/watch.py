@@ -366,6 +366,7 @@ class WatchStream:
         # etcd: 0 = from now; a revision below 1 replays everything retained.
         watch.next_rev = max(create.start_revision, 1) if create.start_revision != 0 else 0
         self._watches[watch_id] = watch
+        await self._service.link.fresh_term()  # the created response's header carries the term
         await self._start_native(watch)
         # etcd answers creates in the order they came (its recvLoop queues each
         # created response before reading on): wait for this one's answer.
