@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.protocol import ErrorCode
 from cluster.spec import ClusterSpec, MemberSpec
@@ -57,11 +57,12 @@ from node.replica import Replica, restore_state
 from node.requests import PendingRequests
 from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
-from node.etcd.face import EtcdFace, FaceAddresses
-from node.etcd.lease import min_lease_ttl
 from node.transport import Transport, TransportOptions
 from node.watches import WatchHub
 from node.wire import SnapshotChunk, SnapshotChunkAck
+
+if TYPE_CHECKING:
+    from node.etcd.face import EtcdFace
 
 #: Ticks the loop may catch up at once after a stall (see step 3 above).
 MAX_CATCH_UP_TICKS = 3
@@ -138,8 +139,11 @@ class NodeActor:
         self.leases.reset()
         # etcd's v3 API (node/etcd): its own thread, reaching this loop as a client.
         self.face: EtcdFace | None = None
-        faces = FaceAddresses.of(self.member)
-        if faces:
+        if self.member.grpc or self.member.gateway:
+            # Imported only for a member with a face: grpcio, protobuf and the generated
+            # modules cost ~0.25 s at every node start (measured with -X importtime).
+            from node.etcd.face import EtcdFace  # noqa: PLC0415
+            from node.etcd.lease import min_lease_ttl  # noqa: PLC0415
             self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
                                  spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing))
             try:

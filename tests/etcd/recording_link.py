@@ -27,3 +27,6 @@ class RecordingLink:
 
     async def send_local(self, request: Any) -> None:
         self.sent.append(request)
+
+    async def fresh_term(self) -> None:
+        """NodeLink re-reads the node's term here; the stand-in's term never changes."""
