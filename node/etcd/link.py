@@ -52,6 +52,11 @@ CONNECT_TIMEOUT_MS = 1000
 IDLE_REMOTE_SECONDS = 60.0
 
 
+class Unreachable(errors.EtcdError):
+    """A request that never left: no live connection to its destination (a dead
+    leader). Nothing was proposed, so it is safe to send again elsewhere."""
+
+
 class _Connection:
     """One DEALER, the task reading its replies, and the requests waiting to leave.
 
@@ -180,7 +185,7 @@ class NodeLink:
         for request_id in request_ids:
             future = self._pending.pop(request_id, None)
             if future is not None and not future.done():
-                future.set_exception(errors.EtcdError(status, f"cannot reach {connection.address}"))
+                future.set_exception(Unreachable(status, f"cannot reach {connection.address}"))
 
     # -- one request -------------------------------------------------------------------
 
@@ -257,6 +262,13 @@ class NodeLink:
                 timeout = min(READ_ATTEMPT_SECONDS, remaining)
             try:
                 reply = await self.call(build, address, timeout)
+            except Unreachable:
+                if not address:
+                    raise
+                # the remembered leader is gone and nothing was sent: ask our node who leads now
+                self.leader_address = address = ""
+                await asyncio.sleep(min(NO_LEADER_RETRY, max(deadline - time.monotonic(), 0.0)))
+                continue
             except errors.EtcdError as error:
                 if address and address == self.leader_address:
                     self.leader_address = ""  # that leader is gone; ask our node who leads now

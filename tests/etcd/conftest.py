@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,9 @@ ETCDCTL = shutil.which("etcdctl")
 TIMING: dict[str, Any] = {"tick_ms": 10, "election_ticks": 30, "heartbeat_ticks": 3, "request_timeout_ms": 5000}
 
 
-@pytest.fixture
-def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
-    with cluster_maker(tmp_path, request, etcd=True, timing=TIMING) as make:
+@contextmanager
+def _etcd_cluster_maker(root: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
+    with cluster_maker(root, request, etcd=True, timing=TIMING) as make:
 
         def make_etcd(size: int = 3, start: bool = True, **sections: dict[str, Any]) -> LocalCluster:
             cluster = make(size, start, **sections)
@@ -40,6 +41,22 @@ def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
             return cluster
 
         yield make_etcd
+
+
+@pytest.fixture
+def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
+    with _etcd_cluster_maker(tmp_path, request) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def shared_etcd_cluster(tmp_path_factory: pytest.TempPathFactory,
+                        request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """One cluster for a whole test module, for tests that neither kill members nor
+    change membership and keep to their own keys (a cluster start is ~3 s of the
+    suite each time)."""
+    with _etcd_cluster_maker(tmp_path_factory.mktemp("shared-etcd"), request) as make:
+        yield make()
 
 
 @pytest.fixture

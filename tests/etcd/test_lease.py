@@ -235,13 +235,18 @@ def test_etcdctl_lease_commands(etcd_cluster: LocalCluster, roles: tuple[int, in
     assert listed[0] == f"found {len(listed) - 1} leases" and lease in listed[1:]
     assert etcdctl(endpoint, "lease", "keep-alive", "--once", lease).stdout == \
         f"lease {lease} keepalived with TTL(60)\n"
-    # keep-alive without --once renews until stopped: read two renewals, then stop it.
-    process = subprocess.Popen([str(ETCDCTL), f"--endpoints={endpoint}", "lease", "keep-alive", lease],
+    # keep-alive without --once renews every TTL/3 until stopped: read two renewals of
+    # a 3 s lease (one of 60 s would take 20 s), then stop it.
+    short = re.fullmatch(r"lease ([0-9a-f]{16}) granted with TTL\(3s\)\n",
+                         etcdctl(endpoint, "lease", "grant", "3").stdout)
+    assert short, "lease grant 3"
+    process = subprocess.Popen([str(ETCDCTL), f"--endpoints={endpoint}", "lease", "keep-alive", short.group(1)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"})
     try:
         assert process.stdout is not None
-        assert [process.stdout.readline() for _ in range(2)] == [f"lease {lease} keepalived with TTL(60)\n"] * 2
+        assert [process.stdout.readline() for _ in range(2)] == \
+            [f"lease {short.group(1)} keepalived with TTL(3)\n"] * 2
     finally:
         process.kill()
         process.wait(10)

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import pytest
@@ -84,10 +83,11 @@ class Target:
         return True
 
 
-@pytest.fixture
-def reference(tmp_path: Path) -> Iterator[Target]:
-    """A single-member etcd 3.4 (tests/etcd/reference_etcd.py), with its own Lease service."""
-    with reference_etcd(tmp_path) as etcd, grpc.insecure_channel(etcd.endpoint) as channel:
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """A single-member etcd 3.4 (tests/etcd/reference_etcd.py), with its own Lease
+    service; one per module (every test uses its own lock and election names)."""
+    with reference_etcd(tmp_path_factory.mktemp("etcd")) as etcd, grpc.insecure_channel(etcd.endpoint) as channel:
         leases = rpc_pb2_grpc.LeaseStub(channel)
 
         def grant(ttl: int) -> int:
@@ -100,7 +100,18 @@ def reference(tmp_path: Path) -> Iterator[Target]:
 
 
 @pytest.fixture
-def jangada(etcd_cluster: LocalCluster) -> Iterator[Target]:
+def jangada(shared_etcd_cluster: LocalCluster) -> Iterator[Target]:
+    """The module's jangada cluster (every test uses its own lock and election names)."""
+    yield from _target(shared_etcd_cluster)
+
+
+@pytest.fixture
+def own_jangada(etcd_cluster: LocalCluster) -> Iterator[Target]:
+    """A cluster of the test's own, for tests that kill members or count watches."""
+    yield from _target(etcd_cluster)
+
+
+def _target(etcd_cluster: LocalCluster) -> Iterator[Target]:
     endpoints = etcd_cluster.grpc_endpoints()
     channels = [grpc.insecure_channel(endpoint) for endpoint in endpoints]
     leases = rpc_pb2_grpc.LeaseStub(channels[0])
@@ -422,7 +433,9 @@ def test_etcdctl_elect_and_listen(target: Target, ctl: Ctl) -> None:
     assert ctl.interrupt(listener) == 0
 
 
-def test_waits_and_observers_that_end_leave_no_watch_on_the_node(jangada: Target, etcd_cluster: LocalCluster) -> None:
+def test_waits_and_observers_that_end_leave_no_watch_on_the_node(own_jangada: Target,
+                                                                  etcd_cluster: LocalCluster) -> None:
+    jangada = own_jangada
     member = etcd_cluster.ids[1]
     index = etcd_cluster.ids.index(member)
 
@@ -505,7 +518,8 @@ def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> 
     asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
-def test_a_waiter_gets_the_lock_after_the_leader_died(jangada: Target, etcd_cluster: LocalCluster) -> None:
+def test_a_waiter_gets_the_lock_after_the_leader_died(own_jangada: Target, etcd_cluster: LocalCluster) -> None:
+    jangada = own_jangada
     leader = etcd_cluster.wait_for_leader()
     others = [node for node in etcd_cluster.ids if node != leader]
     waiter_index = etcd_cluster.ids.index(others[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,18 @@ from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import etcdctl
 from tests.etcd.reference_etcd import ReferenceEtcd
 from tests.etcd.stubs import RPC_TIMEOUT, failure, ready_channel
+
+
+@pytest.fixture
+def etcd_cluster(shared_etcd_cluster: LocalCluster) -> LocalCluster:
+    """The module's cluster: these tests neither kill members nor change membership
+    (the two that do, below, make their own)."""
+    return shared_etcd_cluster
+
+
+@pytest.fixture
+def own_cluster(make_etcd_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return make_etcd_cluster()
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,7 +90,8 @@ def test_endpoint_status_table_has_etcds_columns(etcd_cluster: LocalCluster, etc
     assert [ours_row[i] for i in (4, 5, 9)] == [theirs_row[i] for i in (4, 5, 9)] == ["true", "false", ""]
 
 
-def test_endpoint_status_of_a_member_without_leader_reports_etcds_error(etcd_cluster: LocalCluster) -> None:
+def test_endpoint_status_of_a_member_without_leader_reports_etcds_error(own_cluster: LocalCluster) -> None:
+    etcd_cluster = own_cluster
     survivor, *others = etcd_cluster.ids
     for node_id in others:
         etcd_cluster.kill(node_id)
@@ -233,9 +247,10 @@ def test_snapshot_save_writes_the_nodes_snapshot_and_etcds_checksum(etcd_cluster
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_check_perf_completes(etcd_cluster: LocalCluster) -> None:
+def test_check_perf_completes(own_cluster: LocalCluster) -> None:
     """`etcdctl check perf` writes for 60 s and judges the throughput; the verdict is
     about this machine's speed, so only that the run completes is asserted."""
+    etcd_cluster = own_cluster
     done = etcdctl(etcd_cluster.grpc_endpoints(), "check", "perf", "--load=s", timeout=200, check=False)
     output = done.stdout + done.stderr
     # etcdctl prints its verdict lines ("PASS: Throughput ..." or "FAIL: Throughput ...")

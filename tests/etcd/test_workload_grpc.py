@@ -42,8 +42,10 @@ def test_the_client_speaks_the_kv_subset_the_workload_uses(etcd_cluster: LocalCl
 
 
 def test_a_dead_endpoint_is_an_unknown_outcome_and_the_next_call_moves_on(etcd_cluster: LocalCluster) -> None:
-    victim = etcd_cluster.ids[0]
-    endpoints = etcd_cluster.grpc_endpoints()
+    leader = etcd_cluster.wait_for_leader()
+    victim = next(i for i in etcd_cluster.ids if i != leader)  # a follower: no election follows
+    endpoints = [etcd_cluster.grpc_endpoint(victim)] + [etcd_cluster.grpc_endpoint(i) for i in etcd_cluster.ids
+                                                         if i != victim]
     etcd_cluster.kill(victim)
     with EtcdClient(endpoints, timeout=2.0) as client:
         with pytest.raises(ClientTimeout):
