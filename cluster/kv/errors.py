@@ -217,6 +217,114 @@ class DuplicateKey(InvalidCommand):
         self.reason = "duplicate key given in txn request"
 
 
+class AuthError(KvError):
+    """An auth outcome (etcd's auth errors): the message is etcd's, word for
+    word (`message`), so every face can answer with it. No fields."""
+
+    message: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        KvError.__init__(self)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AuthNotEnabled(AuthError):
+    tag = 20
+    message = "etcdserver: authentication is not enabled"
+
+
+class AuthFailed(AuthError):
+    """Unknown user or wrong password (one message for both, as etcd)."""
+
+    tag = 21
+    message = "etcdserver: authentication failed, invalid user ID or password"
+
+
+class InvalidAuthToken(AuthError):
+    """A token that is unknown, expired, malformed, or not this user's."""
+
+    tag = 22
+    message = "etcdserver: invalid auth token"
+
+
+class PermissionDenied(AuthError):
+    tag = 23
+    message = "etcdserver: permission denied"
+
+
+class UserEmpty(AuthError):
+    """Auth is enabled and the request names no user (no token)."""
+
+    tag = 24
+    message = "etcdserver: user name is empty"
+
+
+class UserAlreadyExists(AuthError):
+    tag = 25
+    message = "etcdserver: user name already exists"
+
+
+class UserNotFound(AuthError):
+    tag = 26
+    message = "etcdserver: user name not found"
+
+
+class RoleAlreadyExists(AuthError):
+    tag = 27
+    message = "etcdserver: role name already exists"
+
+
+class RoleNotFound(AuthError):
+    tag = 28
+    message = "etcdserver: role name not found"
+
+
+class RoleEmpty(AuthError):
+    tag = 29
+    message = "etcdserver: role name is empty"
+
+
+class RoleNotGranted(AuthError):
+    tag = 30
+    message = "etcdserver: role is not granted to the user"
+
+
+class PermissionNotGranted(AuthError):
+    tag = 31
+    message = "etcdserver: permission is not granted to the role"
+
+
+class RootUserNotExist(AuthError):
+    tag = 32
+    message = "etcdserver: root user does not exist"
+
+
+class RootRoleNotExist(AuthError):
+    tag = 33
+    message = "etcdserver: root user does not have root role"
+
+
+class InvalidAuthMgmt(AuthError):
+    """e.g. revoking the root role from root, or deleting root, while auth is on."""
+
+    tag = 34
+    message = "etcdserver: invalid auth management"
+
+
+class AuthOldRevision(AuthError):
+    tag = 35
+    message = "etcdserver: revision of auth store is old"
+
+
+AUTH_ERRORS: tuple[type[AuthError], ...] = (
+    AuthNotEnabled, AuthFailed, InvalidAuthToken, PermissionDenied, UserEmpty, UserAlreadyExists,
+    UserNotFound, RoleAlreadyExists, RoleNotFound, RoleEmpty, RoleNotGranted, PermissionNotGranted,
+    RootUserNotExist, RootRoleNotExist, InvalidAuthMgmt, AuthOldRevision,
+)
+
+
 ERROR_TYPES: dict[int, type[KvError]] = {
     cls.tag: cls
     for cls in (
@@ -233,5 +341,6 @@ ERROR_TYPES: dict[int, type[KvError]] = {
         ValueProvided,
         LeaseProvided,
         DuplicateKey,
+        *AUTH_ERRORS,
     )
 }

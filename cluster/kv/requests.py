@@ -200,11 +200,16 @@ Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession, CloseSession
 @dataclass(frozen=True, slots=True)
 class Command:
     """A request as it travels in the log: with the client session it belongs
-    to (`client_id` 0 = none, then `seq` is 0) for exactly-once application."""
+    to (`client_id` 0 = none, then `seq` is 0) for exactly-once application,
+    and the user it acts for."""
 
     request: Request
     client_id: int = 0
     seq: int = 0
+    #: the user the command acts for ("" = none); set by the node from the
+    #: request's token, checked by the state machine when auth is enabled
+    #: (cluster/kv/auth.py)
+    user: str = ""
 
 
 def is_read_only(request: Request) -> bool:
