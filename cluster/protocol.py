@@ -47,7 +47,7 @@ from anyone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Union, cast
 
@@ -60,6 +60,8 @@ VERSION = 1
 MAX_BATCH = 1024
 #: Upper bound on a request id: ids are uint64 on the wire.
 MAX_ID = 2**64 - 1
+#: Longest auth token accepted (a JWT with an RSA-4096 signature fits).
+MAX_TOKEN = 4096
 
 
 class ProtocolError(ValueError):
@@ -87,6 +89,9 @@ class ErrorCode(str, Enum):
     #: membership: refused for a reason that may pass (a learner not caught up yet);
     #: nothing happened, the reason says why
     REFUSED = "refused"
+    #: the request's token is missing, unknown or expired, or its user lacks the
+    #: permission: `kv_error` holds the AuthError (etcd's message); nothing happened
+    UNAUTHORIZED = "unauthorized"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +99,15 @@ class KvRequest:
     request_id: int
     command: bytes
     serializable: bool = False  # reads only: serve from local state, possibly stale
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class StatusRequest:
     request_id: int
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,8 @@ class DropTrafficRequest:
     peers: tuple[int, ...]
     seconds: float
     direction: str = "both"
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +179,8 @@ class MembersRequest:
 
     request_id: int
     leader_only: bool = False
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +198,8 @@ class ConfChangeRequest:
     client: str = ""
     grpc: str = ""
     gateway: str = ""
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +208,8 @@ class TransferRequest:
 
     request_id: int
     to: int
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +222,8 @@ class SnapshotFileRequest:
 
     request_id: int
     min_index: int
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +237,8 @@ class HashRequest:
     request_id: int
     revision: int = 0
     whole: bool = False
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +271,13 @@ def encode_request(request: ClientRequest) -> bytes:
 
 
 def _request_map(request: ClientRequest) -> dict[str, Any]:
+    out = _request_fields(request)
+    if request.token:
+        out["tok"] = request.token
+    return out
+
+
+def _request_fields(request: ClientRequest) -> dict[str, Any]:
     match request:
         case KvRequest(request_id, command, serializable):
             return {"v": VERSION, "id": request_id, "op": "kv", "cmd": command, "ser": serializable}
@@ -380,11 +408,26 @@ def decode_requests(data: bytes, max_bytes: int = 16 << 20) -> list[ClientReques
     return out
 
 
+def _token(obj: dict[str, Any]) -> str:
+    token = obj.get("tok", "")
+    if type(token) is not str or len(token) > MAX_TOKEN:
+        raise ProtocolError(f"field 'tok' must be a string of at most {MAX_TOKEN} characters")
+    return token
+
+
 def _request(obj: dict[str, Any]) -> ClientRequest:
     request_id = _request_id(obj)
     op = obj.get("op")
     if op == "kv":
-        return KvRequest(request_id, _get(obj, "cmd", bytes), bool(_get(obj, "ser", bool)))
+        return KvRequest(request_id, _get(obj, "cmd", bytes), bool(_get(obj, "ser", bool)),
+                         _token(obj) if "tok" in obj else "")
+    request = _other_request(obj, request_id, op)
+    if "tok" in obj:
+        return replace(request, token=_token(obj))  # type: ignore[type-var]
+    return request
+
+
+def _other_request(obj: dict[str, Any], request_id: int, op: Any) -> ClientRequest:
     if op == "status":
         return StatusRequest(request_id)
     if op == "drop":
@@ -521,12 +564,16 @@ class WatchCreateRequest:
     start_revision: int = 0  # 0: from the node's current revision + 1
     prev_kv: bool = False
     progress_ms: int = 1000
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class WatchCancelRequest:
     request_id: int
     watch_id: int
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,6 +582,8 @@ class WatchProgressRequest:
     watch_id: int
     ack: int = 0  # every frame with seq <= ack was received
     notify: bool = False  # send a progress frame now
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
 
 
 WatchRequest = Union[WatchCreateRequest, WatchCancelRequest, WatchProgressRequest]
@@ -568,7 +617,7 @@ class WatchFrame:
 
 
 def encode_watch_request(request: WatchRequest) -> bytes:
-    return _pack(_watch_request_map(request))
+    return _pack(_request_map(request))
 
 
 def _watch_request_map(request: WatchRequest) -> dict[str, Any]:
