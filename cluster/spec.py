@@ -21,8 +21,13 @@ from typing import Any
 
 #: ZeroMQ endpoints we accept: tcp://HOST:PORT (HOST a name, IPv4, `*` or [IPv6]).
 _TCP_ENDPOINT = re.compile(r"^tcp://(\*|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
-#: HTTP faces (etcd gRPC, JSON gateway): http://HOST:PORT (HOST a name, IPv4 or [IPv6]).
-_HTTP_URL = re.compile(r"^http://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+#: HTTP faces (etcd gRPC, JSON gateway): http://HOST:PORT, or https:// when [tls] is
+#: set (HOST a name, IPv4 or [IPv6]).
+_HTTP_URL = re.compile(r"^https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+#: A ZeroMQ CURVE public key in Z85 (40 characters).
+_Z85_KEY = re.compile(r"^[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
+TOKEN_KINDS = ("simple", "jwt")
+JWT_SIGN_METHODS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512")
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 FSYNC_POLICIES = ("always", "none")
 DEFAULT_DATA_DIR = "data/{cluster}/node-{id}"
@@ -57,6 +62,9 @@ class MemberSpec:
     gateway: str = ""
     grpc_bind: str = ""
     gateway_bind: str = ""
+    #: the member's ZeroMQ CURVE public key (Z85), when [curve] is enabled: peers
+    #: accept only members' keys on the peer port; clients check the server's key
+    curve_public: str = ""
 
     @property
     def peer_bind_address(self) -> str:
@@ -117,6 +125,55 @@ class LimitsSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSpec:
+    """Authentication (docs/security.md). Whether auth is *on* is replicated
+    state (`auth enable`), not config; this is how tokens and passwords work."""
+
+    token: str = "simple"  # "simple" (random, replicated through the log) or "jwt"
+    token_ttl_s: int = 300  # simple: idle lifetime (etcd's 5 minutes); jwt: exp
+    #: jwt: the signing key (PEM private key for RS*/ES*, the secret's file for HS*);
+    #: relative paths are relative to the config file; {id} is the member id
+    jwt_key: str = ""
+    jwt_sign_method: str = "RS256"
+    #: PBKDF2-HMAC-SHA256 iterations for new password hashes (verification uses
+    #: the count stored with each hash)
+    password_iterations: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """TLS on the etcd faces (gRPC and JSON gateway); all "" = plaintext.
+    Paths relative to the config file; {id} is replaced by the member id."""
+
+    cert: str = ""  # the member's server certificate (PEM)
+    key: str = ""  # its private key (PEM)
+    ca: str = ""  # CA bundle that client certificates must chain to
+    client_cert_auth: bool = False  # etcd's --client-cert-auth: the CN is the user
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert)
+
+
+@dataclass(frozen=True, slots=True)
+class CurveSpec:
+    """ZeroMQ CURVE on the native client port and the peer port."""
+
+    enabled: bool = False
+    #: each member's secret key file: Z85 public and secret keys, mode 0600
+    #: (`python -m supervisor keys`); {id} is the member id; relative paths are
+    #: relative to the config file
+    secret_key: str = "keys/member-{id}.key"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultsSpec:
+    """Fault injection (the drop-traffic request chaos uses): refused unless on."""
+
+    injection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSpec:
     cluster_id: str
     members: tuple[MemberSpec, ...]
@@ -125,6 +182,10 @@ class ClusterSpec:
     storage: StorageSpec = field(default_factory=StorageSpec)
     snapshot: SnapshotSpec = field(default_factory=SnapshotSpec)
     limits: LimitsSpec = field(default_factory=LimitsSpec)
+    auth: AuthSpec = field(default_factory=AuthSpec)
+    tls: TlsSpec = field(default_factory=TlsSpec)
+    curve: CurveSpec = field(default_factory=CurveSpec)
+    faults: FaultsSpec = field(default_factory=FaultsSpec)
     source: str = "<spec>"
 
     @property
@@ -143,13 +204,22 @@ class ClusterSpec:
     def client_addresses(self) -> list[str]:
         return [m.client for m in self.members]
 
+    def config_path(self, template: str, node_id: int = 0) -> Path:
+        """A security file named in the config: {id} replaced, relative to the
+        config file's directory (the working directory for a spec not from a file)."""
+        path = Path(template.format(id=node_id))
+        if path.is_absolute() or self.source.startswith(("<", "configs/")):
+            return path
+        return Path(self.source).parent / path
+
     def to_toml(self) -> str:
         """The spec as TOML that `parse_spec` reads back to an equal spec (tests and
         the supervisor write generated configs with it)."""
         out = ["[cluster]", f"id = {_toml_value(self.cluster_id)}",
                f"data_dir = {_toml_value(self.data_dir)}", ""]
         for section, value in (("timing", self.timing), ("storage", self.storage),
-                               ("snapshot", self.snapshot), ("limits", self.limits)):
+                               ("snapshot", self.snapshot), ("limits", self.limits), ("auth", self.auth),
+                               ("tls", self.tls), ("curve", self.curve), ("faults", self.faults)):
             out.append(f"[{section}]")
             out += [f"{f.name} = {_toml_value(getattr(value, f.name))}" for f in fields(value)]
             out.append("")
@@ -158,7 +228,7 @@ class ClusterSpec:
                     f"client = {_toml_value(m.client)}"]
             if m.peer_bind:
                 out.append(f"peer_bind = {_toml_value(m.peer_bind)}")
-            for key in ("client_bind", "grpc", "gateway", "grpc_bind", "gateway_bind"):
+            for key in ("client_bind", "grpc", "gateway", "grpc_bind", "gateway_bind", "curve_public"):
                 if getattr(m, key):
                     out.append(f"{key} = {_toml_value(getattr(m, key))}")
             out.append("")
@@ -206,7 +276,8 @@ def _read_toml(data: bytes, source: str) -> dict[str, Any]:
 
 def parse_spec(doc: dict[str, Any], source: str = "<spec>") -> ClusterSpec:
     """Validate a parsed TOML document; raises SpecError naming the bad field."""
-    _only_keys(doc, {"cluster", "timing", "storage", "snapshot", "limits", "members"}, "", source)
+    _only_keys(doc, {"cluster", "timing", "storage", "snapshot", "limits", "members", "auth", "tls", "curve",
+                     "faults"}, "", source)
     cluster = _table(doc, "cluster", source, required=True)
     _only_keys(cluster, {"id", "data_dir"}, "cluster.", source)
     cluster_id = _string(cluster, "id", "cluster.", source, required=True)
@@ -223,6 +294,10 @@ def parse_spec(doc: dict[str, Any], source: str = "<spec>") -> ClusterSpec:
         storage=_section(doc, "storage", StorageSpec(), source),
         snapshot=_section(doc, "snapshot", SnapshotSpec(), source),
         limits=_section(doc, "limits", LimitsSpec(), source),
+        auth=_section(doc, "auth", AuthSpec(), source),
+        tls=_section(doc, "tls", TlsSpec(), source),
+        curve=_section(doc, "curve", CurveSpec(), source),
+        faults=_section(doc, "faults", FaultsSpec(), source),
         source=source,
     )
     _check_ranges(spec)
@@ -239,7 +314,7 @@ def _members(doc: dict[str, Any], source: str) -> tuple[MemberSpec, ...]:
         where = f"members[{i}]."
         if not isinstance(table, dict):
             raise SpecError(source, f"members[{i}]", "must be a table")
-        _only_keys(table, {"id", *_MEMBER_ADDRESSES, *_MEMBER_URLS}, where, source)
+        _only_keys(table, {"id", *_MEMBER_ADDRESSES, *_MEMBER_URLS, "curve_public"}, where, source)
         node_id = _int(table, "id", where, source, required=True)
         if node_id < 1:
             raise SpecError(source, f"{where}id", f"must be >= 1 (0 means 'no node'), got {node_id}")
@@ -247,7 +322,8 @@ def _members(doc: dict[str, Any], source: str) -> tuple[MemberSpec, ...]:
             raise SpecError(source, f"{where}id", f"duplicate member id {node_id}")
         member = MemberSpec(node_id, *(_endpoint(table, k, where, source, required=k in ("peer", "client"))
                                        for k in _MEMBER_ADDRESSES),
-                            *(_url(table, k, where, source) for k in _MEMBER_URLS))
+                            *(_url(table, k, where, source) for k in _MEMBER_URLS),
+                            _curve_key(table, "curve_public", where, source))
         for key in ("peer", "client", "grpc", "gateway"):
             # Keyed by HOST:PORT: a tcp:// and an http:// face on one port collide too.
             address = url_host_port(getattr(member, key))
@@ -270,7 +346,9 @@ def _section(doc: dict[str, Any], name: str, default: Any, source: str) -> Any:
     _only_keys(table, set(allowed), f"{name}.", source)
     values: dict[str, Any] = {}
     for key in table:
-        if isinstance(getattr(default, key), int):
+        if isinstance(getattr(default, key), bool):
+            values[key] = _bool(table, key, f"{name}.", source)
+        elif isinstance(getattr(default, key), int):
             values[key] = _int(table, key, f"{name}.", source)
         else:
             values[key] = _string(table, key, f"{name}.", source)
@@ -283,6 +361,7 @@ _POSITIVE = {
     "snapshot": ("applied_entries", "wal_bytes", "chunk_bytes"),
     "limits": ("max_message_bytes", "max_batch", "max_append_bytes", "max_inflight_appends",
                "max_pending_requests", "send_hwm", "recv_hwm"),
+    "auth": ("token_ttl_s", "password_iterations"),
 }
 
 
@@ -308,6 +387,32 @@ def _check_ranges(spec: ClusterSpec) -> None:
             raise SpecError(src, f"limits.{name}", "must be at most half of limits.max_message_bytes")
     if spec.snapshot.chunk_bytes * 2 > spec.limits.max_message_bytes:
         raise SpecError(src, "snapshot.chunk_bytes", "must be at most half of limits.max_message_bytes")
+    _check_security(spec)
+
+
+def _check_security(spec: ClusterSpec) -> None:
+    src = spec.source
+    if spec.auth.token not in TOKEN_KINDS:
+        raise SpecError(src, "auth.token", f"{spec.auth.token!r} is not one of {TOKEN_KINDS}")
+    if spec.auth.token == "jwt" and not spec.auth.jwt_key:
+        raise SpecError(src, "auth.jwt_key", "jwt tokens need a signing key file")
+    if spec.auth.jwt_sign_method not in JWT_SIGN_METHODS:
+        raise SpecError(src, "auth.jwt_sign_method", f"{spec.auth.jwt_sign_method!r} is not one of {JWT_SIGN_METHODS}")
+    tls = spec.tls
+    if bool(tls.cert) != bool(tls.key):
+        raise SpecError(src, "tls.key" if tls.cert else "tls.cert", "a certificate needs its key and a key its certificate")
+    if tls.client_cert_auth and not (tls.enabled and tls.ca):
+        raise SpecError(src, "tls.client_cert_auth", "needs tls.cert, tls.key and tls.ca")
+    scheme = "https://" if tls.enabled else "http://"
+    for i, m in enumerate(spec.members):
+        for key in _MEMBER_URLS:
+            url = getattr(m, key)
+            if url and not url.startswith(scheme):
+                raise SpecError(src, f"members[{i}].{key}", f"{url!r} must be {scheme}HOST:PORT "
+                                f"({'[tls] is set' if tls.enabled else 'no [tls] section'})")
+        if spec.curve.enabled and not m.curve_public:
+            raise SpecError(src, f"members[{i}].curve_public", "[curve] is enabled: every member needs its "
+                            "public key (python -m supervisor keys)")
 
 
 # --- field readers -------------------------------------------------------------------
@@ -350,6 +455,20 @@ def _string(table: dict[str, Any], key: str, where: str, source: str, required: 
     return value
 
 
+def _bool(table: dict[str, Any], key: str, where: str, source: str) -> bool:
+    value = table.get(key)
+    if not isinstance(value, bool):
+        raise SpecError(source, f"{where}{key}", f"must be true or false, got {value!r}")
+    return value
+
+
+def _curve_key(table: dict[str, Any], key: str, where: str, source: str) -> str:
+    value = _string(table, key, where, source)
+    if value and not _Z85_KEY.match(value):
+        raise SpecError(source, f"{where}{key}", "must be a Z85 CURVE public key (40 characters)")
+    return value
+
+
 def _endpoint(table: dict[str, Any], key: str, where: str, source: str, required: bool) -> str:
     value = _string(table, key, where, source, required)
     if not value and not required:
@@ -370,7 +489,7 @@ def _url(table: dict[str, Any], key: str, where: str, source: str) -> str:
         return ""
     match = _HTTP_URL.match(value)
     if not match:
-        raise SpecError(source, f"{where}{key}", f"{value!r} is not an http://HOST:PORT URL")
+        raise SpecError(source, f"{where}{key}", f"{value!r} is not an http(s)://HOST:PORT URL")
     port = int(match.group(2))
     if not 0 < port < 65536:
         raise SpecError(source, f"{where}{key}", f"port {port} out of range")
