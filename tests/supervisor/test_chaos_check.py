@@ -67,7 +67,10 @@ def test_chaos_check_catches_a_build_that_acks_before_commit(
     assert "chaos check: FAIL" in run.stdout
     [outdir] = sorted(session.layout.root.glob("chaos-*"))
     report = json.loads((outdir / "report.json").read_text())
-    assert report["faults_total"] >= 3, run.stdout
+    # The broken build can wreck a replica with the first pause (it then stays
+    # unreachable and later faults are skipped under the one-at-a-time limit), so
+    # one injected fault is all the run is sure to get.
+    assert report["faults_total"] >= 1, run.stdout
     assert (not report["linearizable"] or report["lost_writes"] or report["revision_regressions"]
             or not report["converged"])
     if not report["linearizable"]:
