@@ -12,7 +12,7 @@ import pytest
 
 from tests.supervisor.harness import Session
 
-CHAOS_SECONDS = 32
+CHAOS_SECONDS = 24
 
 
 @pytest.mark.timeout(150)
@@ -95,7 +95,7 @@ def test_chaos_check_through_the_etcd_grpc_faces(session: Session) -> None:
     gRPC faces (writes through followers are carried to the leader by the face)."""
     up = session.supervisor("up", "3", "--detach")
     assert up.returncode == 0, up.stdout + up.stderr
-    run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "20", "--interval", "1.5",
+    run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "15", "--interval", "1.5",
                              "--seed", "7", timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "chaos check: PASS" in run.stdout and "via grpc" in run.stdout
