@@ -40,6 +40,11 @@ class PasswordWork:
     def __len__(self) -> int:
         return self._pending
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread has been started (and not closed)."""
+        return self._thread is not None
+
     def submit(self, compute: Callable[[], Any], then: Callable[[Any], None]) -> bool:
         """Queue a job; False (nothing queued) when `limit` jobs are pending."""
         if self._pending >= self.limit:
