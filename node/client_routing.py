@@ -148,13 +148,13 @@ class ClientRouter:
             return
         try:
             if isinstance(request, DropTrafficRequest):
+                if self.gate.enabled:  # strangers learn nothing of the config
+                    self.gate.require_root(request.token)
                 if not self._fault_injection:
                     self._refusals.count("fault_injection_refused", "drop-traffic")
                     self._reply(identity, self._answers.error(request.request_id, ErrorCode.INVALID_REQUEST,
                                                               FAULTS_OFF))
                     return
-                if self.gate.enabled:
-                    self.gate.require_root(request.token)
                 self._reply(identity, self._faults.drop_traffic(request))
             elif isinstance(request, _ADMIN):  # one check on the KV path for every rare request kind
                 if self.gate.enabled and not isinstance(request, MembersRequest):
