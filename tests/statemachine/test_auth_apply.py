@@ -191,6 +191,10 @@ def test_a_retried_auth_command_gets_its_cached_result() -> None:
     assert isinstance(client, SessionOpened)
     first = kv(RoleAdd("new"), ROOT, client.client_id, 1)
     assert kv(RoleAdd("new"), ROOT, client.client_id, 1) == first == AuthDone(3, kv.machine.auth.revision)
+    restored = Driver(StateMachine.restore(kv.machine.snapshot()))  # the session table keeps auth results
+    assert restored.machine == kv.machine
+    restored.index = kv.index
+    assert restored(RoleAdd("new"), ROOT, client.client_id, 1) == first
 
 
 def test_query_serves_auth_reads_for_the_commands_user() -> None:
