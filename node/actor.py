@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cluster.curve_keys import load_member_keys
 from cluster.protocol import ErrorCode
 from cluster.spec import ClusterSpec, MemberSpec
 from node.address_book import Address, Membership
@@ -109,7 +110,9 @@ class NodeActor:
             self.membership.on_appended(recovered.entries)
             self.transport = Transport(node_id, self.member.peer_bind_address, self.member.client_bind_address,
                                        {}, TransportOptions(spec.limits.max_message_bytes, spec.limits.send_hwm,
-                                                            spec.limits.recv_hwm))
+                                                            spec.limits.recv_hwm),
+                                       load_member_keys(spec, node_id) if spec.curve.enabled else None,
+                                       self.dropped.drop)
             self.peers = PeerLink(node_id, self.transport, self.membership, core, spec.cluster_id,
                                   spec.limits.max_message_bytes, chunk_bytes, clock, self.dropped, self.log)
             self.peers.connect_members()
