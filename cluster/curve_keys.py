@@ -26,6 +26,7 @@ from typing import Protocol
 import zmq
 import zmq.utils.z85
 
+from cluster.discovery import DiscoveryError, default_layout, read_state
 from cluster.spec import ClusterSpec, SpecError
 
 Z85_KEY_CHARS = 40
@@ -115,6 +116,17 @@ class CurveClient:
         socket.setsockopt(zmq.CURVE_SERVERKEY, key.encode("ascii"))
         socket.setsockopt(zmq.CURVE_PUBLICKEY, self._public)
         socket.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
+
+
+def discover_curve(cwd: Path | None = None) -> CurveClient | None:
+    """A `CurveClient` for the cluster the supervisor started here (its state file,
+    cluster/discovery.py) when it is `--secure`; None otherwise, or when there is
+    no readable state file (a client of a cluster elsewhere passes its own)."""
+    try:
+        state = read_state(default_layout(cwd))
+    except DiscoveryError:
+        return None
+    return curve_client_for(state.nodes) if state is not None else None
 
 
 class KeyedMember(Protocol):

@@ -92,6 +92,7 @@ class NodeRecord:
     last_exit: str = ""  # how it last died, e.g. "killed by SIGKILL after 3.2 s"
     grpc: str = ""  # the etcd v3 gRPC URL, http://HOST:PORT ("" = off; state files before it lack it)
     gateway: str = ""  # the etcd HTTP JSON gateway URL, likewise
+    curve_public: str = ""  # the node's CURVE public key (Z85) in a `--secure` cluster, else ""
 
 
 @dataclass(slots=True)
@@ -104,7 +105,18 @@ class ClusterState:
     nodes: list[NodeRecord] = field(default_factory=list)
     ready: bool = False  # a leader was elected after start-up (`up --detach` waits on it)
     started_at: float = 0.0
+    #: a `--secure` cluster: the CA certificate its faces' TLS certificates chain
+    #: to (clients verify with it: etcdctl --cacert), and root's client certificate
+    #: and key; "" for a plaintext cluster
+    ca: str = ""
+    client_cert: str = ""
+    client_key: str = ""
     version: int = STATE_VERSION
+
+    @property
+    def secure(self) -> bool:
+        """Whether the cluster runs CURVE on its native ports (`up --secure`)."""
+        return any(n.curve_public for n in self.nodes)
 
     def node(self, node_id: int) -> NodeRecord:
         for record in self.nodes:
@@ -117,7 +129,7 @@ class ClusterState:
 
     def etcd_endpoints(self) -> list[str]:
         """HOST:PORT of every node's etcd gRPC face (what `etcdctl --endpoints` takes)."""
-        return [n.grpc.removeprefix("http://") for n in self.nodes if n.grpc]
+        return [n.grpc.split("://", 1)[-1] for n in self.nodes if n.grpc]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

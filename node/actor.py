@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.curve_keys import load_member_keys
+from cluster.curve_keys import curve_client_for, load_member_keys
 from cluster.protocol import ErrorCode
 from cluster.spec import ClusterSpec, MemberSpec
 from node.address_book import Address, Membership
@@ -148,7 +148,8 @@ class NodeActor:
             from node.etcd.face import EtcdFace  # noqa: PLC0415
             from node.etcd.lease import min_lease_ttl  # noqa: PLC0415
             self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
-                                 spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing))
+                                 spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing),
+                                 curve=curve_client_for(spec.members) if spec.curve.enabled else None)
             try:
                 self.face.start()
             except BaseException:
