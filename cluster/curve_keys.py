@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import zmq
 import zmq.utils.z85
@@ -105,7 +105,7 @@ class CurveClient:
         public, secret = zmq.curve_keypair()
         self._public, self._secret = public, secret
 
-    def secure(self, socket: zmq.Socket[bytes], endpoint: str) -> None:
+    def secure(self, socket: zmq.Socket[Any], endpoint: str) -> None:
         """Make `socket` (not yet connected) a CURVE client of the member at
         `endpoint`. An endpoint without a known key is left plaintext: a secure
         member refuses that handshake, so the request fails like one to a dead

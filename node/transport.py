@@ -102,7 +102,10 @@ class Transport:
         self.poller.register(self.client_router, zmq.POLLIN)
         # The security sockets, polled with the others and handled inside `poll`.
         self._security: dict[zmq.Socket[bytes], ZapHandler | HandshakeWatch] = {}
-        for handler in [*([self.zap] if self.zap is not None else []), *self._handshakes]:
+        handlers: list[ZapHandler | HandshakeWatch] = [*self._handshakes]
+        if self.zap is not None:
+            handlers.append(self.zap)
+        for handler in handlers:
             self._security[handler.socket] = handler
             self.poller.register(handler.socket, zmq.POLLIN)
 
@@ -256,7 +259,7 @@ class Transport:
                 frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            user = frames[-1].get("User-Id") or ""
+            user = str(frames[-1].get("User-Id") or "")
             batch.append([f.bytes for f in frames] + [user.encode()])
         return batch
 

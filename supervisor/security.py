@@ -128,15 +128,16 @@ def config_lines(spec: ClusterSpec, publics: dict[int, str], files: SecurityFile
     return lines
 
 
-def tls_paths(spec: ClusterSpec) -> dict[str, str]:
+def tls_paths(spec: ClusterSpec) -> tuple[str, str, str]:
     """The state file's `ca`, `client_cert`, `client_key` (absolute; "" when the
     config has no [tls] CA, or root's certificate is not next to it)."""
     if not spec.tls.ca:
-        return {"ca": "", "client_cert": "", "client_key": ""}
+        return "", "", ""
     ca = spec.config_path(spec.tls.ca).absolute()
     cert, key = ca.parent / f"{ROOT_USER}.crt", ca.parent / f"{ROOT_USER}.key"
-    found = cert.exists() and key.exists()
-    return {"ca": str(ca), "client_cert": str(cert) if found else "", "client_key": str(key) if found else ""}
+    if not (cert.exists() and key.exists()):
+        return str(ca), "", ""
+    return str(ca), str(cert), str(key)
 
 
 def _https(url: str) -> str:
