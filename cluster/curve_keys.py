@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import zmq
 import zmq.utils.z85
 
-from cluster.discovery import DiscoveryError, default_layout, read_state
+from cluster.cluster_state import DiscoveryError, default_layout, read_state
 from cluster.spec import ClusterSpec, SpecError
 
 Z85_KEY_CHARS = 40

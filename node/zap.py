@@ -29,9 +29,11 @@ import zmq.utils.z85
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 PEER_DOMAIN = b"jangada-peer"
 CLIENT_DOMAIN = b"jangada-client"
-#: Handshake failures a monitor reports (no ZAP request is made for these).
-HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                      | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+#: Handshake failures a monitor reports that ZAP never hears of (a mechanism
+#: mismatch, a HELLO that does not decrypt with our key). A ZAP refusal is also a
+#: failed handshake (EVENT_HANDSHAKE_FAILED_AUTH): not watched, it is counted once
+#: by the handler.
+HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 #: ZAP requests answered per poll turn: bounds the actor's time on a handshake storm
 #: (the rest wait in the socket for the next turn).
 MAX_REQUESTS_PER_TURN = 64

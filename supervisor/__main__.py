@@ -6,10 +6,12 @@ operation failed, 2 usage). The work is in launch/supervise/control/chaos/status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from cluster.curve_keys import KeyFileError
@@ -263,9 +265,27 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     layout = _layout(args)
-    # This process's own clients (status, chaos, the check's workload) find the
-    # cluster's CURVE keys in its state file (cluster/curve_keys.py).
+    with _clients_find(layout):
+        return _dispatch(parser, args, layout)
+
+
+@contextlib.contextmanager
+def _clients_find(layout: Layout) -> Iterator[None]:
+    """For the command's length, clients made in this process (status, chaos, the
+    check's workload) find this cluster's state file, and with it a secure
+    cluster's CURVE keys (cluster/curve_keys.py), even with --data-dir."""
+    before = os.environ.get(ENV_DATA_DIR)
     os.environ[ENV_DATA_DIR] = str(layout.root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_DATA_DIR, None)
+        else:
+            os.environ[ENV_DATA_DIR] = before
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, layout: Layout) -> int:
     try:
         match args.command:
             case "up":
