@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import zmq
+import zmq.utils.z85
 
 from cluster.curve_keys import MemberKeys, new_key_pair
 from cluster.ports import free_ports
@@ -20,6 +21,7 @@ from node.peer_link import PeerLink
 from node.raft import ConfState
 from node.raft.messages import Heartbeat
 from node.transport import Transport, TransportOptions
+from node.zap import CLIENT_DOMAIN, PEER_DOMAIN, ZapHandler
 from node import wire
 
 pytestmark = pytest.mark.timeout(30)
@@ -201,3 +203,60 @@ def test_without_curve_the_routing_identity_is_only_a_connection_name() -> None:
     assert link.receive([b"\x00\x80\x00\x00\x01", from_2]) == Heartbeat(2, 1, 5, 0)
     assert link.receive([b"\x00conn", from_2, b"2"]) is None
     assert dropped.counts == Counter({"peer-frame-count": 1})
+
+
+def test_without_curve_a_connection_claiming_a_members_identity_displaces_nobody() -> None:
+    """Issue 15's displacement: a DEALER with routing identity b"2" on the peer
+    port used to take over member 2's connection (ROUTER_HANDOVER). Peer
+    connections carry no identity now: member 2's frames keep arriving."""
+    peer1, client1, peer2, client2 = free_ports(4)
+    t1 = Transport(1, f"tcp://127.0.0.1:{peer1}", f"tcp://127.0.0.1:{client1}", {}, TransportOptions())
+    t2 = Transport(2, f"tcp://127.0.0.1:{peer2}", f"tcp://127.0.0.1:{client2}", {}, TransportOptions())
+    ctx = zmq.Context()
+    try:
+        t2.add_peer(1, f"tcp://127.0.0.1:{peer1}")
+        deadline = time.monotonic() + 5
+        while not _pump(t1, 0.05) and time.monotonic() < deadline:
+            t2.send_peer(1, b"before")
+        impostor = ctx.socket(zmq.DEALER)
+        impostor.setsockopt(zmq.LINGER, 0)
+        impostor.setsockopt(zmq.IDENTITY, b"2")
+        impostor.connect(f"tcp://127.0.0.1:{peer1}")
+        impostor.send(b"impostor")
+        time.sleep(0.3)
+        got = _pump(t1, 0.3)
+        assert [f[1] for f in got] == [b"impostor"]
+        t2.send_peer(1, b"after")
+        got = _pump(t1, 0.5)
+        assert [f[1] for f in got] == [b"after"] and got[0][0] != b"2"
+        impostor.close()
+    finally:
+        ctx.destroy(linger=0)
+        t1.close()
+        t2.close()
+
+
+def test_the_zap_handler_answers() -> None:
+    refused = Refusals()
+    ctx = zmq.Context()
+    try:
+        public, _ = new_key_pair()
+        handler = ZapHandler(ctx, {2: public}, refused)
+        raw = zmq.utils.z85.decode(public.encode())
+        other = zmq.utils.z85.decode(new_key_pair()[0].encode())
+
+        def ask(domain: bytes, mechanism: bytes, *credentials: bytes) -> list[bytes]:
+            return handler.answer([b"1.0", b"7", domain, b"10.0.0.9", b"", mechanism, *credentials])
+
+        assert ask(PEER_DOMAIN, b"CURVE", raw) == [b"1.0", b"7", b"200", b"OK", b"2", b""]
+        assert ask(PEER_DOMAIN, b"CURVE", other)[2] == b"400"
+        assert ask(PEER_DOMAIN, b"NULL")[2] == b"400"
+        assert ask(CLIENT_DOMAIN, b"CURVE", other)[:5] == [b"1.0", b"7", b"200", b"OK", b""]
+        assert ask(CLIENT_DOMAIN, b"NULL")[2] == b"400"
+        assert ask(b"", b"CURVE", raw)[2] == b"400"
+        assert handler.answer([b"2.0", b"8"])[:3] == [b"1.0", b"8", b"400"]
+        assert handler.answer([])[2] == b"400"
+        assert refused.counts == Counter({"curve-refused-peer": 2, "curve-refused-client": 2})
+        handler.close()
+    finally:
+        ctx.destroy(linger=0)
