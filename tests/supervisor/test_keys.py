@@ -13,8 +13,10 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from cluster.curve_keys import load_member_keys, read_key_file
+from cluster.discovery import Layout
 from cluster.spec import SpecError, load_spec
 from supervisor import security
+from supervisor.configgen import ConfigConflict, prepare_config
 from tests.supervisor.harness import clean_env
 
 pytestmark = pytest.mark.timeout(60)
@@ -106,3 +108,17 @@ def test_a_member_refuses_a_missing_unsafe_or_foreign_key_file(tmp_path: Path) -
     run = subprocess.run([sys.executable, "-m", "node", "--config", str(tmp_path / "secure.toml"), "--id", "1"],
                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "wrong key file" in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_up_secure_writes_a_secure_config_and_reuses_it(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "secure")
+    spec = prepare_config(layout, 3, secure=True)
+    assert spec.curve.enabled and spec.tls.enabled
+    assert all(m.grpc.startswith("https://") and m.gateway.startswith("https://") for m in spec.members)
+    assert [load_member_keys(spec, m.id).public for m in spec.members] == [m.curve_public for m in spec.members]
+    assert prepare_config(layout, 3) == spec  # a restart keeps the keys, --secure or not
+    assert prepare_config(layout, None, secure=True) == spec
+    plain = Layout(tmp_path / "plain")
+    assert not prepare_config(plain, 1).curve.enabled  # the default stays plaintext
+    with pytest.raises(ConfigConflict, match="plaintext cluster"):
+        prepare_config(plain, 1, secure=True)
