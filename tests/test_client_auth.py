@@ -99,7 +99,7 @@ class Cluster:
         if self.enabled and token not in self.tokens:
             return InvalidAuthToken()
         if isinstance(request, OpenSession):
-            return SessionOpened(10, 77)
+            return SessionOpened(77)
         if isinstance(request, Put):
             return PermissionDenied() if request.key in self.denied else PutResponse(11)
         if isinstance(request, Range):
