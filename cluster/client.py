@@ -108,6 +108,8 @@ class Client:
         self.user = user
         self._password = password
         self._token = token
+        #: Whether requests carry a token: one attribute check on the hot path.
+        self._auth = bool(user or token)
         self._token_lock = threading.Lock()  # a watch's thread may renew the token
         self.endpoints = list(endpoints)
         self.timeout = timeout
@@ -157,14 +159,19 @@ class Client:
         from another thread (a watch's): authenticates through a client of its own,
         unless another caller renewed it meanwhile. Raises the cluster's InvalidAuthToken
         when there is no password to authenticate with."""
-        with self._token_lock:
-            if self._token != stale:
-                return self._token
-            if not self.user:
-                raise InvalidAuthToken()
+        def through_own_client(user: str, password: str) -> str:
             with Client(self.endpoints, timeout=self.timeout, attempt_timeout=self.attempt_timeout,
                         exactly_once=False) as fresh:
-                self._token = fresh._request_token(self.user, self._password)
+                return fresh._request_token(user, password)
+        return self._renew(stale, through_own_client)
+
+    def _renew(self, stale: str, request_token: Callable[[str, str], str]) -> str:
+        with self._token_lock:
+            if self._token != stale:
+                return self._token  # renewed meanwhile
+            if not (self.user and self._password):
+                raise InvalidAuthToken()
+            self._token = request_token(self.user, self._password)
             return self._token
 
     # -- authentication ----------------------------------------------------------
@@ -174,6 +181,7 @@ class Client:
         token and commands name `user`; returns the token. AuthNotEnabled when the
         cluster has auth disabled, AuthFailed for a wrong name or password."""
         self.user, self._password, self._token = user, password, ""
+        self._auth = True
         self._authenticate()
         return self._token
 
@@ -207,7 +215,7 @@ class Client:
         except InvalidAuthToken:
             if not (self.user and self._password):
                 raise
-            return send(self.renew_token(token))
+            return send(self._renew(token, self._request_token))  # this thread owns the socket
 
     def _encode(self, request: Request | AuthRequest, client_id: int = 0, seq: int = 0) -> bytes:
         """The command bytes, naming this client's user when it has one (without
@@ -315,7 +323,7 @@ class Client:
         """Fault injection: ask the node at `endpoint` to drop peer traffic with `peers`
         for `seconds` (0 lifts it); returns its status. No retries."""
         request_id = next(self._ids)
-        request = DropTrafficRequest(request_id, tuple(peers), float(seconds), direction, self.token)
+        request = DropTrafficRequest(request_id, tuple(peers), float(seconds), direction, token=self.token)
         reply = self._attempt(endpoint, encode_request(request), request_id, timeout or self.attempt_timeout)
         if reply is None:
             raise ClientTimeout(f"no answer from {endpoint} to drop-traffic")
@@ -544,7 +552,7 @@ class Client:
                 return self._decode(reply), reply.serializable
             raise UnexpectedReply(f"{target} answered with {reply!r}")
 
-        if not self.user and not self._token:  # the common case: auth disabled
+        if not self._auth:  # the common case: auth disabled
             frame = encode_request(KvRequest(request_id, command, serializable))
             return self._exchange(frame, request_id, time.monotonic() + self.timeout, answer)
 
