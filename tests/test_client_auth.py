@@ -33,8 +33,10 @@ class FakeNode:
     refuse with UNAUTHORIZED), members requests with an empty membership; records
     every request it got."""
 
-    def __init__(self, answer: Callable[[object, str], object]) -> None:
+    def __init__(self, answer: Callable[[object, str], object],
+                 watch_answer: Callable[[WatchCreateRequest], KvError | None] = lambda request: None) -> None:
         self.answer = answer
+        self.watch_answer = watch_answer
         self.seen: list[Seen] = []
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.ROUTER)
@@ -64,6 +66,12 @@ class FakeNode:
                                   kv_error=encode_result(result))
             return KvReply(request.request_id, 1, encode_result(result))  # type: ignore[arg-type]
         self.seen.append((request, None))
+        if isinstance(request, WatchCreateRequest):
+            refusal = self.watch_answer(request)
+            if refusal is None:
+                return None  # created: the fake sends no frames
+            return ErrorReply(request.request_id, 1, ErrorCode.UNAUTHORIZED, str(refusal),
+                              kv_error=encode_result(refusal))
         if isinstance(request, MembersRequest):
             return MembersReply(request.request_id, 1, {"members": []})
         return None
@@ -108,6 +116,11 @@ class Cluster:
             return UserListResponse(11, ("alice", "root"))
         return AuthDone(12, 5)
 
+    def watch_answer(self, request: WatchCreateRequest) -> KvError | None:
+        if request.token not in self.tokens:
+            return InvalidAuthToken()
+        return PermissionDenied() if request.key in self.denied else None
+
 
 @pytest.fixture
 def cluster() -> Cluster:
@@ -116,7 +129,7 @@ def cluster() -> Cluster:
 
 @pytest.fixture
 def node(cluster: Cluster) -> Iterator[FakeNode]:
-    fake = FakeNode(cluster.answer)
+    fake = FakeNode(cluster.answer, cluster.watch_answer)
     try:
         yield fake
     finally:
@@ -230,3 +243,22 @@ def test_without_auth_nothing_changes(cluster: Cluster, node: FakeNode) -> None:
     with Client([node.endpoint], timeout=5) as client:
         client.put("k", "v")
     assert kv_seen(node) == [(OpenSession, "", ""), (Put, "", "")]
+
+
+def test_a_watch_renews_an_expired_token_and_creates_again(cluster: Cluster, node: FakeNode) -> None:
+    with Client([node.endpoint], user="alice", password="pw-alice", timeout=5, attempt_timeout=0.5) as client:
+        client.get("k")
+        cluster.tokens.clear()
+        with client.watch("k") as watch:
+            assert watch.get(timeout=1.0) is None  # refused, renewed, created again: no events
+    creates = [r.token for r, _ in node.seen if isinstance(r, WatchCreateRequest)]
+    assert creates[:2] == ["token-1", "token-2"]
+
+
+def test_a_watch_without_read_permission_raises_permission_denied(cluster: Cluster, node: FakeNode) -> None:
+    cluster.denied.add(b"secret")
+    with Client([node.endpoint], user="alice", password="pw-alice", timeout=5, attempt_timeout=0.5) as client:
+        watch = client.watch("secret")
+        with pytest.raises(PermissionDenied):
+            watch.get(timeout=2.0)
+        assert watch.closed
