@@ -14,7 +14,8 @@ with `ClientTimeout`, whose meaning is "outcome unknown".
 
 Authentication (etcd's model, docs/operations.md): `Client(..., user=, password=)`
 authenticates before its first request and sends the token with every request
-(and names the user in every command it builds); when the token expires the
+(and names the user in every command it builds; on a cluster with auth disabled
+it goes on without a token, as etcd's clientv3 does); when the token expires the
 cluster answers InvalidAuthToken before doing anything, and the client
 authenticates again and resends, so the caller never notices. `token=` uses a
 token obtained elsewhere. Auth refusals raise the `cluster.kv.errors.AuthError`
@@ -54,7 +55,7 @@ from cluster.kv.auth import (
     RoleList, RoleListResponse, RoleRevokePermission, UserAdd, UserChangePassword, UserDelete, UserGet,
     UserGetResponse, UserGrantRole, UserList, UserListResponse, UserRevokeRole,
 )
-from cluster.kv.errors import AuthError, InvalidAuthToken
+from cluster.kv.errors import AuthError, AuthNotEnabled, InvalidAuthToken
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
@@ -110,6 +111,7 @@ class Client:
         self._token = token
         #: Whether requests carry a token: one attribute check on the hot path.
         self._auth = bool(user or token)
+        self._need_token = bool(user) and not token  # authenticate before the next request
         self._token_lock = threading.Lock()  # a watch's thread may renew the token
         self.endpoints = list(endpoints)
         self.timeout = timeout
@@ -150,7 +152,7 @@ class Client:
     @property
     def token(self) -> str:
         """The auth token requests carry ("" = none); authenticates first if needed."""
-        if self.user and not self._token:
+        if self._need_token:
             self._authenticate()
         return self._token
 
@@ -180,14 +182,22 @@ class Client:
         """Authenticate as `user` (etcd's Authenticate): from now on requests carry the
         token and commands name `user`; returns the token. AuthNotEnabled when the
         cluster has auth disabled, AuthFailed for a wrong name or password."""
-        self.user, self._password, self._token = user, password, ""
-        self._auth = True
-        self._authenticate()
+        with self._token_lock:
+            self._token = self._request_token(user, password)
+            self.user, self._password = user, password
+            self._auth, self._need_token = True, False
         return self._token
 
     def _authenticate(self) -> None:
+        """Before the first request. A cluster with auth disabled answers
+        AuthNotEnabled: then the client goes on without a token, as etcd's clientv3
+        (and so etcdctl --user) does; the node ignores the user its commands name."""
         with self._token_lock:
-            self._token = self._request_token(self.user, self._password)
+            try:
+                self._token = self._request_token(self.user, self._password)
+            except AuthNotEnabled:
+                self._token = ""
+            self._need_token = False
 
     def _request_token(self, user: str, password: str) -> str:
         """One Authenticate exchange (never carrying a token, never logged)."""

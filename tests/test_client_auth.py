@@ -206,11 +206,17 @@ def test_permission_denied_is_raised_with_etcds_message(cluster: Cluster, node: 
     assert str(refused.value) == "etcdserver: permission denied"
 
 
-def test_auth_disabled_cluster_refuses_a_client_with_a_user(cluster: Cluster, node: FakeNode) -> None:
+def test_with_auth_disabled_a_client_with_a_user_goes_on_without_a_token(cluster: Cluster, node: FakeNode) -> None:
+    """As etcd's clientv3 (etcdctl --user on such a cluster succeeds); asking
+    explicitly (`authenticate`) raises the cluster's answer."""
     cluster.enabled = False
     with Client([node.endpoint], user="alice", password="pw-alice", timeout=5) as client:
+        client.get("k")
+        client.put("k", "v")
         with pytest.raises(AuthNotEnabled, match="etcdserver: authentication is not enabled"):
-            client.get("k")
+            client.authenticate("alice", "pw-alice")
+    assert kv_seen(node) == [(Authenticate, "", ""), (Range, "", "alice"), (OpenSession, "", "alice"),
+                             (Put, "", "alice"), (Authenticate, "", "")]
 
 
 def test_wrong_password_fails_without_showing_it(node: FakeNode) -> None:
