@@ -227,7 +227,7 @@ class Client:
                 raise
             return send(self._renew(token, self._request_token))  # this thread owns the socket
 
-    def _encode(self, request: Request | AuthRequest, client_id: int = 0, seq: int = 0) -> bytes:
+    def _encode(self, request: Request, client_id: int = 0, seq: int = 0) -> bytes:
         """The command bytes, naming this client's user when it has one (without
         a user: the bytes as before auth existed, the put fast path included)."""
         return encode_command(request, client_id, seq, self.user)
@@ -542,7 +542,7 @@ class Client:
 
     # -- sessions and retries ------------------------------------------------------
 
-    def _write(self, request: Request | AuthRequest) -> Response:
+    def _write(self, request: Request) -> Response:
         if not self.exactly_once:
             return self._call(self._encode(request), False)[0]
         if not self.client_id:
