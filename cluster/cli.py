@@ -16,16 +16,27 @@
         [--grpc HOST:PORT] [--gateway HOST:PORT] [--voter]
     python -m cluster member promote ID | member remove ID
     python -m cluster move-leader ID
+    python -m cluster auth enable|disable|status
+    python -m cluster user add NAME[:PASSWORD] | user get NAME [--detail] | user list | user delete NAME
+        | user passwd NAME | user grant-role NAME ROLE | user revoke-role NAME ROLE
+    python -m cluster role add ROLE | role get ROLE | role list | role delete ROLE
+        | role grant-permission [--prefix|--from-key] ROLE read|write|readwrite KEY [ENDKEY]
+        | role revoke-permission [--prefix|--from-key] ROLE KEY [ENDKEY]
+
+Authentication (etcdctl's): `--user NAME[:PASSWORD]` (asks for the password when
+it is not given there or with `--password`).
 
 Endpoints: `--endpoints HOST:PORT,...`, else `$JANGADA_ENDPOINTS`, else the cluster
 that `python -m supervisor up` started in this directory (its state file).
-Exit status: 0 ok; 1 the operation failed (the message names the error type);
+Exit status: 0 ok; 1 the operation failed (the message names the error type; auth
+errors print etcd's message, e.g. "Error: etcdserver: permission denied");
 2 usage: a bad flag, an empty key, a request the cluster refuses as invalid (e.g.
 over a size limit).
 """
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import signal
@@ -42,9 +53,10 @@ from cluster.client import (
     SessionExpiredError,
     UnexpectedReply,
 )
-from cluster import txnsyntax
+from cluster import cli_auth, txnsyntax
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.kv import Response
+from cluster.kv.errors import AuthError
 from cluster.discovery import (
     DiscoveryError, discover_endpoints, normalize_endpoint,
 )
@@ -53,10 +65,7 @@ from cluster.output import (
     response_simple, response_table, show_bytes,
 )
 from cluster.txnsyntax import TxnSyntaxError, parse_txn, span
-
-
-class UsageError(Exception):
-    """A bad command line: exit 2 with one line."""
+from cluster.usage import UsageError
 
 
 EPILOG = """\
@@ -123,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="give up after S seconds (default 10); a write that times out has an unknown outcome")
     common.add_argument("--attempt-timeout", type=_seconds, default=argparse.SUPPRESS, metavar="S",
                         help="try the next endpoint after S seconds without an answer (default 1)")
+    common.add_argument("--user", default=argparse.SUPPRESS, metavar="NAME[:PASSWORD]",
+                        help="authenticate as NAME (asks for the password unless given here or with --password)")
+    common.add_argument("--password", default=argparse.SUPPRESS, metavar="PASSWORD",
+                        help="the password of --user (then NAME is taken whole, colons included)")
     parser = _Parser(prog="python -m cluster", description=__doc__, epilog=EPILOG, parents=[common],
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -224,7 +237,27 @@ def build_parser() -> argparse.ArgumentParser:
     elect.add_argument("name", metavar="NAME")
     elect.add_argument("proposal", metavar="PROPOSAL", nargs="?")
     _watch_parser(sub, common)
+    cli_auth.add_parsers(sub, common, _Parser)
     return parser
+
+
+def credentials(args: argparse.Namespace, ask: cli_auth.Ask) -> dict[str, str]:
+    """etcdctl's authCfgFromCmd: `--user NAME:PASSWORD`, `--user NAME --password P`,
+    or `--user NAME` and a prompt; none without --user. The Client keywords."""
+    user = getattr(args, "user", "")
+    password = getattr(args, "password", "")
+    if not user:
+        if password:
+            raise UsageError("--password needs --user")
+        return {}
+    if not password:
+        name, colon, password = user.partition(":")
+        user = name
+        if not colon:
+            password = ask("Password: ")
+    if not user:
+        raise UsageError("--user: empty user name")
+    return {"user": user, "password": password}
 
 
 def _node_id(text: str) -> int:
@@ -607,18 +640,23 @@ def _errors(error: ClientError) -> tuple[int, str]:
     return 1, f"{type(error).__name__}: {error}"
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
+def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpass) -> int:
     call = KV_COMMANDS[args.command](args) if args.command in KV_COMMANDS else None
     watch_span = prepare_watch(args) if args.command == "watch" else None
+    auth_call = cli_auth.prepare(args, ask) if args.command in cli_auth.AUTH_COMMANDS else None
     explicit = getattr(args, "endpoints", None)
     try:
         endpoints = discover_endpoints(explicit)
     except ValueError as error:
         raise UsageError(f"--endpoints: {error}") from None
     args.explicit = explicit is not None
+    args.credentials = credentials(args, ask)
     if watch_span is not None:
         return run_watch(args, watch_span, endpoints, out)
-    with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout)) as client:
+    with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout),
+                **args.credentials) as client:
+        if auth_call is not None:
+            return auth_call(client, cli_auth.Printer(out, args.write_out == "json"))
         if args.command == "endpoint":
             return cmd_endpoint(client, args, endpoints, out)
         if args.command == "member":
@@ -637,7 +675,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return 0
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None, ask: cli_auth.Ask = getpass.getpass) -> int:
     out = out or sys.stdout
     parser = build_parser()
     try:
@@ -646,7 +684,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         for name, default in (("write_out", "simple"), ("timeout", 10.0), ("attempt_timeout", 1.0)):
             if not hasattr(args, name):
                 setattr(args, name, default)
-        return run(args, out)
+        return run(args, out, ask)
     except UsageError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
@@ -661,6 +699,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             message += " -- is the cluster running? see `python -m supervisor status`"
         print(f"Error: {message}", file=sys.stderr)
         return status
+    except AuthError as error:  # etcdctl's form: "Error: etcdserver: permission denied"
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -719,7 +760,8 @@ def run_watch(args: argparse.Namespace, span: tuple[bytes, bytes], endpoints: li
     deadline = time.monotonic() + args.timeout if args.timeout_given else None
     wanted = args.max_events
     seen = 0
-    with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout)) as client:
+    with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout),
+                **args.credentials) as client:
         watch = client.watch(key, end, start_revision=args.rev or None, prev_kv=args.prev_kv,
                              progress_notify=args.progress, progress_interval=args.progress_interval)
         try:

@@ -12,6 +12,16 @@ answer within `attempt_timeout` makes it drop the socket (so nothing stale is
 delivered later) and try the next endpoint. The whole call gives up at `timeout`
 with `ClientTimeout`, whose meaning is "outcome unknown".
 
+Authentication (etcd's model, docs/operations.md): `Client(..., user=, password=)`
+authenticates before its first request and sends the token with every request
+(and names the user in every command it builds; on a cluster with auth disabled
+it goes on without a token, as etcd's clientv3 does); when the token expires the
+cluster answers InvalidAuthToken before doing anything, and the client
+authenticates again and resends, so the caller never notices. `token=` uses a
+token obtained elsewhere. Auth refusals raise the `cluster.kv.errors.AuthError`
+with etcd's message (e.g. PermissionDenied: "etcdserver: permission denied").
+The password is kept only to re-authenticate: never logged, never in a message.
+
 Exactly-once writes: the first write opens a session (its client id is the log
 index of the OpenSession entry) and every write carries (client_id, seq). A retry
 re-sends the very same bytes, so however many times it reaches a leader, across
@@ -40,6 +50,13 @@ from cluster.kv import (
     SessionOpened, SortOrder, SortTarget, Txn, TxnResponse, decode_result, encode_command, is_read_only,
     prefix_end,
 )
+from cluster.kv.auth import (
+    AuthDisable, AuthDone, AuthEnable, Authenticate, AuthenticateResponse, AuthRequest, AuthStatus,
+    AuthStatusResponse, Permission, PermType, RoleAdd, RoleDelete, RoleGet, RoleGetResponse, RoleGrantPermission,
+    RoleList, RoleListResponse, RoleRevokePermission, UserAdd, UserChangePassword, UserDelete, UserGet,
+    UserGetResponse, UserGrantRole, UserList, UserListResponse, UserRevokeRole,
+)
+from cluster.kv.errors import AuthError, AuthNotEnabled, InvalidAuthToken
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
@@ -71,14 +88,37 @@ def _b(key: Key) -> bytes:
     return key.encode() if isinstance(key, str) else key
 
 
+def _raise_auth_error(reply: ErrorReply) -> None:
+    """Raise the AuthError a refusal carries (etcd's exact type and message), if it
+    carries one."""
+    try:
+        error = decode_result(reply.kv_error)
+    except ResultDecodeError:
+        return
+    if isinstance(error, AuthError):
+        raise error
+
+
 class Client:
     def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0, attempt_timeout: float = 2.0,
-                 exactly_once: bool = True, curve: CurveClient | None = None) -> None:
+                 exactly_once: bool = True, curve: CurveClient | None = None, user: str = "",
+                 password: str = "", token: str = "") -> None:
         """`curve`: the members' CURVE public keys, for a `[curve]` cluster; by
         default those of the cluster the supervisor started here, if it is secure
-        (cluster/discovery.py), else none (plaintext)."""
+        (cluster/discovery.py), else none (plaintext). `user`/`password` (or a
+        `token`): authenticate, and act as that user (docs/security.md)."""
         if not endpoints:
             raise ValueError("a client needs at least one endpoint")
+        if password and not user:
+            raise ValueError("a password needs a user")
+        #: The user every command acts for ("" = none: auth disabled, or a `token` alone).
+        self.user = user
+        self._password = password
+        self._token = token
+        #: Whether requests carry a token: one attribute check on the hot path.
+        self._auth = bool(user or token)
+        self._need_token = bool(user) and not token  # authenticate before the next request
+        self._token_lock = threading.Lock()  # a watch's thread may renew the token
         self.endpoints = list(endpoints)
         self.curve = curve if curve is not None else discover_curve()
         self.timeout = timeout
@@ -118,6 +158,89 @@ class Client:
         """A request id unique to this client (and, by its random base, to this run)."""
         return next(self._ids)
 
+    @property
+    def token(self) -> str:
+        """The auth token requests carry ("" = none); authenticates first if needed."""
+        if self._need_token:
+            self._authenticate()
+        return self._token
+
+    def renew_token(self, stale: str) -> str:
+        """A fresh token in place of `stale` (which the cluster called invalid), safe
+        from another thread (a watch's): authenticates through a client of its own,
+        unless another caller renewed it meanwhile. Raises the cluster's InvalidAuthToken
+        when there is no password to authenticate with."""
+        def through_own_client(user: str, password: str) -> str:
+            with Client(self.endpoints, timeout=self.timeout, attempt_timeout=self.attempt_timeout,
+                        exactly_once=False, curve=self.curve) as fresh:
+                return fresh._request_token(user, password)
+        return self._renew(stale, through_own_client)
+
+    def _renew(self, stale: str, request_token: Callable[[str, str], str]) -> str:
+        with self._token_lock:
+            if self._token != stale:
+                return self._token  # renewed meanwhile
+            if not (self.user and self._password):
+                raise InvalidAuthToken()
+            self._token = request_token(self.user, self._password)
+            return self._token
+
+    # -- authentication ----------------------------------------------------------
+
+    def authenticate(self, user: str, password: str) -> str:
+        """Authenticate as `user` (etcd's Authenticate): from now on requests carry the
+        token and commands name `user`; returns the token. AuthNotEnabled when the
+        cluster has auth disabled, AuthFailed for a wrong name or password."""
+        with self._token_lock:
+            self._token = self._request_token(user, password)
+            self.user, self._password = user, password
+            self._auth, self._need_token = True, False
+        return self._token
+
+    def _authenticate(self) -> None:
+        """Before the first request. A cluster with auth disabled answers
+        AuthNotEnabled: then the client goes on without a token, as etcd's clientv3
+        (and so etcdctl --user) does; the node ignores the user its commands name."""
+        with self._token_lock:
+            try:
+                self._token = self._request_token(self.user, self._password)
+            except AuthNotEnabled:
+                self._token = ""
+            self._need_token = False
+
+    def _request_token(self, user: str, password: str) -> str:
+        """One Authenticate exchange (never carrying a token, never logged)."""
+        request_id = next(self._ids)
+        frame = encode_request(KvRequest(request_id, encode_command(Authenticate(user, password))))
+
+        def answer(reply: Reply, target: str) -> Response:
+            if isinstance(reply, KvReply):
+                return self._decode(reply)
+            raise UnexpectedReply(f"{target} answered Authenticate with a {type(reply).__name__}")
+
+        result = self._exchange(frame, request_id, time.monotonic() + self.timeout, answer)
+        if not isinstance(result, AuthenticateResponse):
+            raise UnexpectedReply(f"Authenticate answered with a {type(result).__name__}")
+        return result.token
+
+    def _authenticated(self, send: Callable[[str], T]) -> T:
+        """`send(token)`, and once more with a fresh token if the cluster says the
+        token expired: InvalidAuthToken is refused before anything is proposed, so
+        the request certainly did not happen and resending is safe (writes carry
+        the same session bytes besides)."""
+        token = self.token
+        try:
+            return send(token)
+        except InvalidAuthToken:
+            if not (self.user and self._password):
+                raise
+            return send(self._renew(token, self._request_token))  # this thread owns the socket
+
+    def _encode(self, request: Request, client_id: int = 0, seq: int = 0) -> bytes:
+        """The command bytes, naming this client's user when it has one (without
+        a user: the bytes as before auth existed, the put fast path included)."""
+        return encode_command(request, client_id, seq, self.user)
+
     # -- the key-value API ---------------------------------------------------------
 
     def put(self, key: Key, value: bytes | str, *, lease: int = 0, prev_kv: bool = False,
@@ -137,7 +260,7 @@ class Client:
               sort_order: SortOrder = SortOrder.NONE, serializable: bool = False) -> RangeResponse:
         key, end = self._span(key, range_end, prefix)
         request = Range(key, end, revision, limit, keys_only, count_only, sort_target, sort_order)
-        result, ser = self._call(encode_command(request), serializable)
+        result, ser = self._call(self._encode(request), serializable)
         assert isinstance(result, RangeResponse)
         return replace(result, serializable=ser)
 
@@ -151,7 +274,7 @@ class Client:
             failure: Iterable[Op] = ()) -> TxnResponse:
         request = Txn(tuple(compares), tuple(success), tuple(failure))
         if is_read_only(request):
-            result, _ = self._call(encode_command(request), False)
+            result, _ = self._call(self._encode(request), False)
         else:
             result = self._write(request)
         assert isinstance(result, TxnResponse)
@@ -178,35 +301,38 @@ class Client:
 
     def lease_keepalive(self, lease_id: int) -> LeaseKeepAliveResponse:
         """Renew once (answered by the leader); LeaseNotFoundError if it expired."""
-        result, _ = self._call(encode_command(LeaseKeepAlive(lease_id)), False)
+        result, _ = self._call(self._encode(LeaseKeepAlive(lease_id)), False)
         assert isinstance(result, LeaseKeepAliveResponse)
         return result
 
     def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTimeToLiveResponse:
-        result, _ = self._call(encode_command(LeaseTimeToLive(lease_id, keys)), False)
+        result, _ = self._call(self._encode(LeaseTimeToLive(lease_id, keys)), False)
         assert isinstance(result, LeaseTimeToLiveResponse)
         return result
 
     def lease_list(self, serializable: bool = False) -> LeaseLeasesResponse:
         """Every lease id (from the leader; `serializable`: whichever node answers,
         from its applied state, possibly stale)."""
-        result, _ = self._call(encode_command(LeaseLeases()), serializable)
+        result, _ = self._call(self._encode(LeaseLeases()), serializable)
         assert isinstance(result, LeaseLeasesResponse)
         return result
 
     def lease(self, ttl: int, lease_id: int = 0) -> Lease:
         """Grant a lease and keep it alive from a background thread until
         `Lease.close()` (see `Lease`)."""
-        return Lease(self.endpoints, ttl, lease_id, attempt_timeout=self.attempt_timeout, curve=self.curve)
+        return Lease(self.endpoints, ttl, lease_id, attempt_timeout=self.attempt_timeout, curve=self.curve,
+                     credentials=(self.user, self._password, self._token))
 
     def status(self, endpoint: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         """One node's status (the current endpoint's by default); no retries."""
         request_id = next(self._ids)
         target = endpoint or self._endpoint
-        reply = self._attempt(target, encode_request(StatusRequest(request_id)), request_id,
+        reply = self._attempt(target, encode_request(StatusRequest(request_id, self.token)), request_id,
                               timeout or self.attempt_timeout)
         if reply is None:
             raise ClientTimeout(f"no status from {target}")
+        if isinstance(reply, ErrorReply):
+            self._raise_if_final(reply)
         if not isinstance(reply, StatusReply):
             raise UnexpectedReply(f"{target} answered a status request with {reply!r}")
         return reply.status
@@ -216,7 +342,7 @@ class Client:
         """Fault injection: ask the node at `endpoint` to drop peer traffic with `peers`
         for `seconds` (0 lifts it); returns its status. No retries."""
         request_id = next(self._ids)
-        request = DropTrafficRequest(request_id, tuple(peers), float(seconds), direction)
+        request = DropTrafficRequest(request_id, tuple(peers), float(seconds), direction, token=self.token)
         reply = self._attempt(endpoint, encode_request(request), request_id, timeout or self.attempt_timeout)
         if reply is None:
             raise ClientTimeout(f"no answer from {endpoint} to drop-traffic")
@@ -238,6 +364,82 @@ class Client:
                       progress_notify=progress_notify, progress_interval=progress_interval)
         self._watches.add(watch)
         return watch
+
+    # -- users, roles and authentication (etcd's Auth service; cluster/kv/auth.py) ------
+
+    def auth_enable(self) -> AuthDone:
+        """Turn authentication on: RootUserNotExist / RootRoleNotExist until the root
+        user exists with the root role (the CLI's `auth enable` adds the role)."""
+        return self._auth_change(AuthEnable())
+
+    def auth_disable(self) -> AuthDone:
+        return self._auth_change(AuthDisable())
+
+    def auth_status(self) -> AuthStatusResponse:
+        return self._auth_read(AuthStatus(), AuthStatusResponse)
+
+    def user_add(self, name: str, password: str = "", no_password: bool = False) -> AuthDone:
+        """Add user `name` with `password` (hashed by the node before it is logged), or
+        with none (`no_password`: it can only authenticate by TLS client certificate)."""
+        return self._auth_change(UserAdd(name, "" if no_password else password, no_password=no_password))
+
+    def user_get(self, name: str) -> UserGetResponse:
+        return self._auth_read(UserGet(name), UserGetResponse)
+
+    def user_list(self) -> UserListResponse:
+        return self._auth_read(UserList(), UserListResponse)
+
+    def user_delete(self, name: str) -> AuthDone:
+        return self._auth_change(UserDelete(name))
+
+    def user_change_password(self, name: str, password: str) -> AuthDone:
+        return self._auth_change(UserChangePassword(name, password))
+
+    def user_grant_role(self, user: str, role: str) -> AuthDone:
+        return self._auth_change(UserGrantRole(user, role))
+
+    def user_revoke_role(self, user: str, role: str) -> AuthDone:
+        return self._auth_change(UserRevokeRole(user, role))
+
+    def role_add(self, name: str) -> AuthDone:
+        return self._auth_change(RoleAdd(name))
+
+    def role_get(self, role: str) -> RoleGetResponse:
+        return self._auth_read(RoleGet(role), RoleGetResponse)
+
+    def role_list(self) -> RoleListResponse:
+        return self._auth_read(RoleList(), RoleListResponse)
+
+    def role_delete(self, role: str) -> AuthDone:
+        return self._auth_change(RoleDelete(role))
+
+    def role_grant_permission(self, role: str, perm_type: PermType | str, key: Key,
+                              range_end: Key = b"") -> AuthDone:
+        """Let `role` read, write or both (`perm_type`: a PermType or "read", "write",
+        "readwrite") on `key`, or on [key, range_end) (range_end b"\\0": every key
+        from `key` on; `prefix_end(key)`: the prefix)."""
+        if isinstance(perm_type, str):
+            try:
+                perm_type = PermType[perm_type.upper()]
+            except KeyError:
+                raise ValueError(f"permission type must be read, write or readwrite, not {perm_type!r}") from None
+        return self._auth_change(RoleGrantPermission(role, Permission(perm_type, _b(key), _b(range_end))))
+
+    def role_revoke_permission(self, role: str, key: Key, range_end: Key = b"") -> AuthDone:
+        """Remove the permission on exactly [key, range_end) from `role`."""
+        return self._auth_change(RoleRevokePermission(role, _b(key), _b(range_end)))
+
+    def _auth_change(self, request: AuthRequest) -> AuthDone:
+        result = self._write(request)
+        if not isinstance(result, AuthDone):
+            raise UnexpectedReply(f"{type(request).__name__} answered with a {type(result).__name__}")
+        return result
+
+    def _auth_read(self, request: AuthRequest, expected: type[T]) -> T:
+        result, _ = self._call(self._encode(request), False)
+        if not isinstance(result, expected):
+            raise UnexpectedReply(f"{type(request).__name__} answered with a {type(result).__name__}")
+        return result
 
     # -- membership ------------------------------------------------------------------
 
@@ -314,7 +516,6 @@ class Client:
         """An admin request: follow redirects, back off on busy / no leader, raise
         typed errors for final answers. A `timeout` reply is final (unknown outcome)."""
         request_id = next(self._ids)
-        frame = encode_request(make(request_id))
         deadline = deadline if deadline is not None else time.monotonic() + self.timeout
         self._unanswered = 0
 
@@ -334,7 +535,12 @@ class Client:
             if reply.code is ErrorCode.TIMEOUT:
                 raise ClientTimeout(f"{target}: {reply.reason}")
 
-        return self._exchange(frame, request_id, deadline, answer, refused, silence)
+        def send(token: str) -> dict[str, Any]:
+            request = make(request_id)
+            frame = encode_request(replace(request, token=token) if token else request)
+            return self._exchange(frame, request_id, deadline, answer, refused, silence)
+
+        return self._authenticated(send)
 
     @staticmethod
     def _span(key: Key, range_end: Key, prefix: bool) -> tuple[bytes, bytes]:
@@ -347,26 +553,33 @@ class Client:
 
     def _write(self, request: Request) -> Response:
         if not self.exactly_once:
-            return self._call(encode_command(request), False)[0]
+            return self._call(self._encode(request), False)[0]
         if not self.client_id:
-            opened, _ = self._call(encode_command(OpenSession()), False)
+            opened, _ = self._call(self._encode(OpenSession()), False)
             if not isinstance(opened, SessionOpened):
                 raise UnexpectedReply(f"OpenSession answered with {opened!r}")
             self.client_id, self._seq = opened.client_id, 0
         self._seq += 1
-        return self._call(encode_command(request, self.client_id, self._seq), False)[0]
+        return self._call(self._encode(request, self.client_id, self._seq), False)[0]
 
     def _call(self, command: bytes, serializable: bool) -> tuple[Response, bool]:
         """Send `command` until a definite answer or the deadline. Every attempt
         carries the same bytes, so retried writes are deduplicated by the session."""
         request_id = next(self._ids)
-        frame = encode_request(KvRequest(request_id, command, serializable))
         def answer(reply: Reply, target: str) -> tuple[Response, bool]:
             if isinstance(reply, KvReply):
                 return self._decode(reply), reply.serializable
             raise UnexpectedReply(f"{target} answered with {reply!r}")
 
-        return self._exchange(frame, request_id, time.monotonic() + self.timeout, answer)
+        if not self._auth:  # the common case: auth disabled
+            frame = encode_request(KvRequest(request_id, command, serializable))
+            return self._exchange(frame, request_id, time.monotonic() + self.timeout, answer)
+
+        def send(token: str) -> tuple[Response, bool]:
+            frame = encode_request(KvRequest(request_id, command, serializable, token))
+            return self._exchange(frame, request_id, time.monotonic() + self.timeout, answer)
+
+        return self._authenticated(send)
 
     def _exchange(self, frame: bytes, request_id: int, deadline: float, answer: Callable[[Reply, str], T],
                   refused: Callable[[ErrorReply, str], None] | None = None,
@@ -406,6 +619,10 @@ class Client:
 
     @staticmethod
     def _raise_if_final(reply: ErrorReply) -> None:
+        if reply.kv_error and reply.code in (ErrorCode.UNAUTHORIZED, ErrorCode.INVALID_REQUEST):
+            _raise_auth_error(reply)
+        if reply.code is ErrorCode.UNAUTHORIZED:
+            raise UnexpectedReply(f"node {reply.node_id} refused for an auth reason it did not name: {reply.reason}")
         if reply.code is ErrorCode.INVALID_REQUEST:
             raise InvalidRequestError(reply.reason)
         if reply.code is ErrorCode.COMPACTED:
@@ -513,9 +730,11 @@ class Lease:
     """
 
     def __init__(self, endpoints: Sequence[str], ttl: int, lease_id: int = 0, *,
-                 attempt_timeout: float = 1.0, curve: CurveClient | None = None) -> None:
+                 attempt_timeout: float = 1.0, curve: CurveClient | None = None,
+                 credentials: tuple[str, str, str] = ("", "", "")) -> None:
+        user, password, token = credentials  # the granting client's: (user, password, token)
         self._client = Client(endpoints, timeout=max(1.0, ttl / 3), attempt_timeout=min(attempt_timeout, 1.0),
-                              curve=curve)
+                              curve=curve, user=user, password=password, token=token)
         sent = time.monotonic()
         try:
             granted = self._client.lease_grant(ttl, lease_id)

@@ -13,10 +13,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from cluster.kv.auth import (
+    AuthDone, AuthStatusResponse, Permission, PermType, RoleGetResponse, RoleListResponse, UserGetResponse,
+    UserListResponse,
+)
 from cluster.kv import (
-    CompactResponse, DeleteResponse, KeyValue, LeaseGrantResponse, LeaseKeepAliveResponse,
+    ALL_KEYS_END, CompactResponse, DeleteResponse, KeyValue, LeaseGrantResponse, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, PutResponse, RangeResponse,
-    Response, TxnResponse,
+    Response, TxnResponse, prefix_end,
 )
 
 FORMATS = ("simple", "table", "json")
@@ -197,3 +201,72 @@ def lease_table(response: Response, lease_id: int = 0) -> str:
         case LeaseLeasesResponse(_, ids):
             return format_table(["ID"], [[f"{i:x}"] for i in ids])
     return repr(response)
+
+
+# -- users, roles and authentication (etcdctl 3.4's simple printer, word for word) ------------
+#
+# etcdctl prints keys in permissions as raw strings; so do these (show_bytes for
+# bytes that are not printable text).
+
+
+def role_get_lines(role: str, perms: Sequence[Permission]) -> list[str]:
+    """`role get`: the role, then its readable and its writable keys and ranges."""
+    def shown(perm: Permission) -> str:
+        key = show_bytes(perm.key)
+        if not perm.range_end:
+            return f"\t{key}"
+        line = (f"\t[{key}, {show_bytes(perm.range_end)})" if perm.range_end != ALL_KEYS_END
+                else f"\t[{key}, <open ended>")
+        if prefix_end(perm.key) == perm.range_end:
+            line += f" (prefix {key})"
+        return line
+
+    lines = [f"Role {role}", "KV Read:"]
+    lines += [shown(p) for p in perms if p.perm_type in (PermType.READ, PermType.READWRITE)]
+    lines.append("KV Write:")
+    lines += [shown(p) for p in perms if p.perm_type in (PermType.WRITE, PermType.READWRITE)]
+    return lines
+
+
+def user_get_lines(user: str, roles: Sequence[str]) -> list[str]:
+    return [f"User: {user}", "Roles:" + "".join(f" {role}" for role in roles)]
+
+
+def revoked_permission_line(role: str, key: bytes, range_end: bytes) -> str:
+    if not range_end:
+        return f"Permission of key {show_bytes(key)} is revoked from role {role}"
+    if range_end != ALL_KEYS_END:
+        return f"Permission of range [{show_bytes(key)}, {show_bytes(range_end)}) is revoked from role {role}"
+    return f"Permission of range [{show_bytes(key)}, <open ended> is revoked from role {role}"
+
+
+def auth_status_lines(status: AuthStatusResponse) -> list[str]:
+    """`auth status` (etcdctl 3.5's wording; 3.4 has no such command)."""
+    return [f"Authentication Status: {str(status.enabled).lower()}", f"AuthRevision: {status.auth_revision}"]
+
+
+AuthResponse = AuthDone | AuthStatusResponse | UserGetResponse | UserListResponse | RoleGetResponse | RoleListResponse
+
+
+def permission_json(perm: Permission) -> dict[str, Any]:
+    return {"perm_type": perm.perm_type.name, **bytes_json("key", perm.key), **bytes_json("range_end", perm.range_end)}
+
+
+def auth_json(response: AuthResponse) -> dict[str, Any]:
+    """The JSON object of an auth response: a header with the store revision (and,
+    after a change, the auth revision), then its body."""
+    head: dict[str, Any] = {"revision": response.revision}
+    match response:
+        case AuthDone(_, auth_revision):
+            return {"header": {**head, "auth_revision": auth_revision}}
+        case AuthStatusResponse(_, enabled, auth_revision):
+            return {"header": head, "enabled": enabled, "auth_revision": auth_revision}
+        case UserGetResponse(_, roles):
+            return {"header": head, "roles": list(roles)}
+        case UserListResponse(_, users):
+            return {"header": head, "users": list(users)}
+        case RoleGetResponse(_, perms):
+            return {"header": head, "perms": [permission_json(p) for p in perms]}
+        case RoleListResponse(_, roles):
+            return {"header": head, "roles": list(roles)}
+    return {"header": head}

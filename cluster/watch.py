@@ -35,6 +35,8 @@ import zmq
 
 from cluster.curve_keys import CurveClient
 from cluster.errors import InvalidRequestError, WatchCompactedError
+from cluster.kv.codec import decode_result
+from cluster.kv.errors import AuthError, InvalidAuthToken, ResultDecodeError
 from cluster.protocol import (
     ErrorCode, ErrorReply, ProtocolError, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
     WatchProgressRequest, decode_watch_frames, encode_request,
@@ -64,6 +66,15 @@ class WatchHost(Protocol):
     def curve(self) -> CurveClient | None: ...
 
     def next_request_id(self) -> int: ...
+
+    @property
+    def token(self) -> str:
+        """The auth token the watch's requests carry ("" = none)."""
+        ...
+
+    def renew_token(self, stale: str) -> str:
+        """A fresh token in place of `stale`, callable from the watch's thread."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,8 @@ class Watch:
         self._acked_at = 0.0
         self._heard = 0.0
         self._failures = 0
+        self._token = client.token
+        self._renewed = False  # renewed the token since the last created watch (at most once)
 
     # --- the public API --------------------------------------------------------
 
@@ -148,7 +161,8 @@ class Watch:
     def request_progress(self) -> None:
         """Ask the node for a progress notification (yielded even if progress_notify is off)."""
         self._force_progress = True
-        self._send(WatchProgressRequest(self.client.next_request_id(), self._watch_id, max(self._acked, 0), True))
+        self._send(WatchProgressRequest(self.client.next_request_id(), self._watch_id, max(self._acked, 0), True,
+                                        token=self._token))
 
     def cancel(self) -> None:
         """Stop watching (tells the node; idempotent)."""
@@ -156,7 +170,7 @@ class Watch:
             return
         self.closed = True
         if self._socket is not None and self._created:
-            self._send(WatchCancelRequest(self.client.next_request_id(), self._watch_id))
+            self._send(WatchCancelRequest(self.client.next_request_id(), self._watch_id, token=self._token))
             self._close_socket(linger_ms=100)  # let the cancel leave (a dead node: expiry covers it)
         self._close_socket()
 
@@ -196,6 +210,7 @@ class Watch:
         self._failures = 0
         if frame.kind == "created":
             self._created = True
+            self._renewed = False
             self.interval = frame.interval_ms / 1000 or self.interval
         start = self.revision
         events = frame.events if start is None else tuple(e for e in frame.events if e.kv.mod_revision > start)
@@ -214,7 +229,8 @@ class Watch:
         if (frame.kind == "progress" or frame.seq - self._acked >= ACK_EVERY
                 or now - self._acked_at >= self.interval):
             self._acked, self._acked_at = frame.seq, now
-            self._send(WatchProgressRequest(self.client.next_request_id(), self._watch_id, frame.seq, False))
+            self._send(WatchProgressRequest(self.client.next_request_id(), self._watch_id, frame.seq, False,
+                                            token=self._token))
 
     def _cancelled(self, frame: WatchFrame) -> None:
         if frame.code == ErrorCode.COMPACTED.value:
@@ -223,10 +239,31 @@ class Watch:
         self._reconnect(f"cancelled by node {frame.node_id}: {frame.reason}")
 
     def _refused(self, reply: ErrorReply) -> None:
+        if reply.code is ErrorCode.UNAUTHORIZED:
+            self._unauthorized(reply)
+            return
         if reply.code is ErrorCode.INVALID_REQUEST:
             self.cancel()
             raise InvalidRequestError(reply.reason)
         self._reconnect(f"refused by node {reply.node_id}: {reply.code.value}: {reply.reason}")
+
+    def _unauthorized(self, reply: ErrorReply) -> None:
+        """An expired token: renew it once and create the watch again; any other
+        auth refusal (no READ permission on the range) ends the watch with it."""
+        try:
+            error = decode_result(reply.kv_error)
+        except ResultDecodeError:
+            error = None
+        if isinstance(error, InvalidAuthToken) and not self._renewed:
+            self._renewed = True
+            self._token = self.client.renew_token(self._token)
+            self._reconnect(f"token renewed after node {reply.node_id} refused it")
+            self._failures = 0  # not the node's fault: no backoff
+            return
+        self.cancel()
+        if isinstance(error, AuthError):
+            raise error
+        raise InvalidRequestError(f"refused by node {reply.node_id}: {reply.reason}")
 
     # --- connections -------------------------------------------------------------
 
@@ -254,7 +291,7 @@ class Watch:
         self._heard = time.monotonic()
         start = 0 if self.revision is None else self.revision + 1
         self._send(WatchCreateRequest(self._request_id, self._watch_id, self.key, self.range_end, start,
-                                      self.prev_kv, max(20, round(self.interval * 1000))))
+                                      self.prev_kv, max(20, round(self.interval * 1000)), token=self._token))
 
     def _reconnect(self, why: str) -> None:
         """Leave this node (telling it, if it is still there) and resume elsewhere."""
@@ -262,7 +299,7 @@ class Watch:
         self.reconnects += 1
         self._failures += 1
         if self._socket is not None and self._created:
-            self._send(WatchCancelRequest(self.client.next_request_id(), self._watch_id))
+            self._send(WatchCancelRequest(self.client.next_request_id(), self._watch_id, token=self._token))
         self._close_socket()
         if len(self._endpoints) > 1:
             current = self._endpoint
