@@ -417,3 +417,5 @@ def gateway_token_use(gateway: str, token: str) -> None:
     assert status == 400 and refused["error"] == "etcdserver: user name is empty"
     status, refused = _post(f"{gateway}/v3/kv/range", {"key": "L3Rvay9h"}, "bogus")
     assert status == 401 and refused["error"] == "etcdserver: invalid auth token"
+    with urllib.request.urlopen(f"{gateway}/health", timeout=RPC_TIMEOUT) as health:  # no token: still healthy
+        assert json.loads(health.read()) == {"health": "true"}
