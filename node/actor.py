@@ -32,16 +32,20 @@ the disk (fail-stop). Nothing a peer or a client sends can raise out of the loop
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cluster.kv.passwords import hash_password, verify_password
 from cluster.protocol import ErrorCode
 from cluster.spec import ClusterSpec, MemberSpec
 from node.address_book import Address, Membership
 from node.answers import Answers
 from node.applying import Applier
+from node.auth_gate import AuthGate, AuthRefusals
+from node.auth_tokens import TokenTable
 from node.client_routing import ClientRouter
 from node.dropped_frames import DroppedFrames
 from node.eventlog import EventLog
@@ -50,6 +54,8 @@ from node.lease_expiry import LeaseExpiry
 from node.local_disk import LocalDisk
 from node.member_status import MemberStatus
 from node.outbox import Outbox
+from node.password_requests import PasswordRequests
+from node.password_work import PasswordWork
 from node.peer_link import PeerLink
 from node.raft import Config, ConfState, InstallSnapshot, RaftCore
 from node.ready_handler import ReadyPorts, handle_ready
@@ -124,12 +130,28 @@ class NodeActor:
         requests = PendingRequests(spec.limits.max_pending_requests)
         self.watches = WatchHub(node_id, self.transport.send_client, self._refuse, self.log.rate_limited)
         self.leases = LeaseExpiry(core, replica, answers, clock, self.log)
+        # Auth (cluster/kv/auth.py): tokens, refusal counters, the password worker.
+        # The face's secret lets the etcd face vouch for a TLS client certificate's CN.
+        face_secret = secrets.token_hex(32)
+        refusals = AuthRefusals(self.log)
+        answers.on_auth_error = lambda error: refusals.count_error(error, "refused by the state machine")
+        tokens = TokenTable.from_spec(spec.auth, spec.config_path(spec.auth.jwt_key, node_id)
+                                      if spec.auth.token == "jwt" else None)
+        self.gate = AuthGate(replica, tokens, refusals, face_secret)
+        self.password_work = PasswordWork()
         self.views = MemberStatus(spec, node_id, core, replica, self.storage, self.membership, self.transport,
-                                  self.dropped, clock, started, requests, self.leases, self.watches)
+                                  self.dropped, clock, started, requests, self.leases, self.watches,
+                                  self.gate.status)
         self.faults = FaultInjection(node_id, self.transport, answers, self.views.status, clock, self.log)
+
+        def passwords(router: ClientRouter) -> PasswordRequests:
+            return PasswordRequests(self.gate, replica, self.password_work, answers, self.outbox.reply,
+                                    router.propose_command, router.refuse_auth, spec.auth.password_iterations,
+                                    hash_password, verify_password)
+
         self.router = ClientRouter(spec, node_id, core, replica, requests, self.outbox, answers, self.leases,
                                    self.views, self.faults, self.watches, self.transport, self.dropped, clock,
-                                   self.log, self.disk)
+                                   self.log, self.disk, self.gate, passwords)
         self._answers = answers
         applier = Applier(node_id, replica, self.membership, self.router, self.leases, self.peers, self.outbox,
                           chunk_bytes, self.dropped, self.log)
@@ -146,7 +168,7 @@ class NodeActor:
             from node.etcd.lease import min_lease_ttl  # noqa: PLC0415
             self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
                                  spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing),
-                                 tls=FaceTls.of(spec, self.member.id))
+                                 face_secret=face_secret, tls=FaceTls.of(spec, self.member.id))
             try:
                 self.face.start()
             except BaseException:
@@ -192,7 +214,7 @@ class NodeActor:
     # ======================================================================
     def run(self) -> None:
         next_tick = self.clock() + self.tick_seconds
-        transport, watches = self.transport, self.watches
+        transport, watches, passwords = self.transport, self.watches, self.password_work
         try:
             while not self.stopping:
                 timeout_ms = (next_tick - self.clock()) * 1000
@@ -205,10 +227,13 @@ class NodeActor:
                     self._drain_peers()
                 if client_ready:
                     self.router.drain()
+                if passwords.done:  # password checks and hashes finished on the worker
+                    passwords.finish()
                 next_tick = self._tick(next_tick)
                 self._drain_ready()
                 self._background()
                 self._drain_ready()
+                self.gate.sync()  # the auth events just applied, before the next requests
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self.outbox.flush()
         finally:
@@ -230,6 +255,7 @@ class NodeActor:
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_SECONDS
             self.faults.sweep(now)
+            self.gate.sweep()
             self.leases.expire(now)
             self.router.expire(now)
         return next_tick
@@ -280,6 +306,7 @@ class NodeActor:
         if self.face is not None:
             self.face.stop()  # first: its sockets must close before the transport's context ends
         self.router.shutdown()
+        self.password_work.close()
         self.watches.close(self.sm)
         self.disk.close()
         self.peers.senders.close()

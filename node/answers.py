@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cluster.kv import Compacted, KvError, LeaseNotFound, Result, SessionExpired, encode_result
+from cluster.kv.errors import AuthError
 from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
 
 
@@ -16,6 +17,8 @@ def result_reply(request_id: int, node_id: int, result: Result, serializable: bo
             code = ErrorCode.SESSION_EXPIRED
         elif isinstance(result, LeaseNotFound):
             code = ErrorCode.LEASE_NOT_FOUND
+        elif isinstance(result, AuthError):
+            code = ErrorCode.UNAUTHORIZED
         else:
             code = ErrorCode.INVALID_REQUEST
         return ErrorReply(request_id, node_id, code, str(result), kv_error=encode_result(result))
@@ -42,6 +45,8 @@ class Answers:
     def __init__(self, node_id: int, client_address: Callable[[int], str]) -> None:
         self.node_id = node_id
         self._client_address = client_address
+        #: told of every AuthError answered (the node's refusal counters)
+        self.on_auth_error: Callable[[AuthError], None] | None = None
 
     def error(self, request_id: int, code: ErrorCode, reason: str) -> ErrorReply:
         return ErrorReply(request_id, self.node_id, code, reason)
@@ -50,4 +55,8 @@ class Answers:
         return redirect(request_id, self.node_id, leader, self._client_address(leader))
 
     def result(self, request_id: int, result: Result, serializable: bool = False) -> Reply:
-        return result_reply(request_id, self.node_id, result, serializable)
+        if isinstance(result, KvError):
+            if isinstance(result, AuthError) and self.on_auth_error is not None:
+                self.on_auth_error(result)
+            return result_reply(request_id, self.node_id, result, serializable)
+        return KvReply(request_id, self.node_id, encode_result(result), serializable)

@@ -11,6 +11,13 @@ proposal bookkeeping.
 * Lease queries go to the leader's clock (node/lease_expiry.py); status, members,
   conf changes, leadership transfers, fault injection and watches are answered or
   handed on here too, so every request has one way in.
+* Auth (cluster/kv/auth.py says who checks what): while auth is on, every
+  request's token is resolved to a user first (node/auth_gate.py); a command
+  acts for that user (spliced in with `with_user`; naming another is refused),
+  maintenance and fault injection need root, a watch needs READ on its range, a
+  lease query any valid token. Password requests go through the password worker
+  (node/password_requests.py). With auth off the only cost is one attribute check
+  (`AuthGate.enabled`) per request; tokens are then ignored, as in etcd.
 
 Replies go to the outbox (node/outbox.py) and leave at the end of the turn.
 """
@@ -21,10 +28,14 @@ import struct
 from collections.abc import Callable
 
 from cluster.kv import (
-    LEASE_QUERIES, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, Result, decode_command, is_read_only,
+    LEASE_QUERIES, Command, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, Result, decode_command,
+    encode_command, encode_result, is_read_only,
 )
+from cluster.kv.auth import AUTH_REQUESTS, AuthIssue, Authenticate, UserAdd, UserChangePassword
+from cluster.kv.codec import with_user
+from cluster.kv.errors import AuthError, InvalidAuthToken
 from cluster.protocol import (
-    BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, HashRequest, KvRequest,
+    BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, StatusReply, StatusRequest,
     TransferRequest, decode_requests, peek_request_id,
 )
@@ -32,6 +43,7 @@ from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgre
 from cluster.spec import ClusterSpec
 from node import address_book
 from node.answers import Answers
+from node.auth_gate import AuthGate
 from node.dropped_frames import DroppedFrames
 from node.eventlog import EventLog
 from node.fault_injection import FaultInjection
@@ -39,6 +51,7 @@ from node.local_disk import LocalDisk
 from node.lease_expiry import LeaseExpiry
 from node.member_status import MemberStatus
 from node.outbox import Outbox
+from node.password_requests import PasswordRequests
 from node.raft import (
     Entry, EntryKind, InvalidRequest, LeadershipTransferInProgress, NotLeader, ProposalDropped, RaftCore, Role,
     UncommittedBytesExceeded,
@@ -53,13 +66,22 @@ from node.watches import WatchHub
 
 #: Membership, leadership and maintenance requests (`_on_admin`).
 _ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest)
+#: KV requests that do not take the plain read/write path (`_on_routed`): one set
+#: lookup on the hot path instead of an isinstance chain.
+_ROUTED = frozenset((*LEASE_QUERIES, LeaseExpire, *AUTH_REQUESTS))
+_WATCH_REQUESTS = (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)
+#: Why drop-traffic is refused on a cluster whose config does not allow it.
+FAULTS_OFF = "fault injection is not enabled in this cluster's config ([faults] injection = true)"
 
 
 class ClientRouter:
     def __init__(self, spec: ClusterSpec, node_id: int, core: RaftCore, replica: Replica,
                  requests: PendingRequests, outbox: Outbox, answers: Answers, leases: LeaseExpiry,
                  views: MemberStatus, faults: FaultInjection, watches: WatchHub, transport: Transport,
-                 dropped: DroppedFrames, clock: Callable[[], float], log: EventLog, disk: LocalDisk) -> None:
+                 dropped: DroppedFrames, clock: Callable[[], float], log: EventLog, disk: LocalDisk,
+                 gate: AuthGate, passwords: Callable[[ClientRouter], PasswordRequests]) -> None:
+        """`passwords`: makes the password-request handler, given this router (it
+        proposes through `propose_command`)."""
         self.id = node_id
         self._max_batch = spec.limits.max_batch
         self._max_message_bytes = spec.limits.max_message_bytes
@@ -81,6 +103,11 @@ class ClientRouter:
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
         self._turn_reads: list[Waiter] = []  # linearizable reads of the drain in progress
+        self._fault_injection = spec.faults.injection
+        self._simple_tokens = spec.auth.token == "simple"
+        self.gate = gate
+        self._refusals = gate.refusals
+        self._passwords = passwords(self)
 
     # -- requests in -------------------------------------------------------------------
 
@@ -113,20 +140,38 @@ class ClientRouter:
         self._register_reads()
 
     def _on_request(self, identity: bytes, request: ClientRequest) -> None:
-        if isinstance(request, StatusRequest):
+        if type(request) is KvRequest:  # the common case first
+            self._on_kv(identity, request)
+            return
+        if isinstance(request, StatusRequest):  # open to all, as etcd's Status
             self._reply(identity, StatusReply(request.request_id, self.id, self._views.status()))
             return
-        if isinstance(request, DropTrafficRequest):
-            self._reply(identity, self._faults.drop_traffic(request))
-            return
-        if isinstance(request, _ADMIN):  # one check on the KV path for every rare request kind
-            self._on_admin(identity, request)
-            return
-        if isinstance(request, (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)):
-            self._watches.on_request(identity, request, self._replica.sm, self._clock())
-            return
-        assert isinstance(request, KvRequest)
-        self._on_kv(identity, request)
+        try:
+            if isinstance(request, DropTrafficRequest):
+                if not self._fault_injection:
+                    self._refusals.count("fault_injection_refused", "drop-traffic")
+                    self._reply(identity, self._answers.error(request.request_id, ErrorCode.INVALID_REQUEST,
+                                                              FAULTS_OFF))
+                    return
+                if self.gate.enabled:
+                    self.gate.require_root(request.token)
+                self._reply(identity, self._faults.drop_traffic(request))
+            elif isinstance(request, _ADMIN):  # one check on the KV path for every rare request kind
+                if self.gate.enabled and not isinstance(request, MembersRequest):
+                    self.gate.require_root(request.token)  # etcd: IsAdminPermitted
+                self._on_admin(identity, request)
+            elif isinstance(request, _WATCH_REQUESTS):
+                if self.gate.enabled and isinstance(request, WatchCreateRequest):
+                    self.gate.check_read(request.token, request.key, request.range_end)
+                self._watches.on_request(identity, request, self._replica.sm, self._clock())
+        except AuthError as error:
+            self.refuse_auth(identity, request.request_id, error, type(request).__name__)
+
+    def refuse_auth(self, identity: bytes, request_id: int, error: AuthError, what: str) -> None:
+        """Count the refusal (a rate-limited log line) and answer it with the AuthError."""
+        self._refusals.count_error(error, what)
+        self._reply(identity, ErrorReply(request_id, self.id, ErrorCode.UNAUTHORIZED, str(error),
+                                         kv_error=encode_result(error)))
 
     def _snapshot_file(self, request: SnapshotFileRequest) -> Reply:
         ref = self._disk.snapshot_covering(request.min_index)
@@ -160,32 +205,109 @@ class ClientRouter:
         except KvError as error:
             self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST, str(error)))
             return
-        if isinstance(command.request, LEASE_QUERIES):
-            if request.serializable and isinstance(command.request, LeaseLeases):
-                # This replica's lease ids, possibly stale (e.g. to compare replicas).
-                sm = self._replica.sm
-                listing = LeaseLeasesResponse(sm.revision, tuple(lease.id for lease in sm.leases()))
-                self._reply(identity, answers.result(rid, listing, serializable=True))
+        if type(command.request) in _ROUTED:
+            self._on_routed(identity, request, command)
+            return
+        data = request.command
+        if self.gate.enabled or command.user:
+            try:
+                data = self._acting(request, command)
+            except AuthError as error:
+                self.refuse_auth(identity, rid, error, type(command.request).__name__)
                 return
-            self._reply(identity, self._leases.query(rid, command.request))
-            return
-        if isinstance(command.request, LeaseExpire):
-            self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
-                                                "LeaseExpire is proposed by the leader only"))
-            return
-        if is_read_only(command.request) and request.serializable:
-            self._reply(identity, answers.result(rid, self._replica.sm.query(request.command), serializable=True))
+        self._serve(identity, rid, data, is_read_only(command.request), request.serializable)
+
+    def _serve(self, identity: bytes, rid: int, data: bytes, read_only: bool, serializable: bool) -> None:
+        """A read (from this replica, or linearizable) or a write (a proposal)."""
+        if read_only and serializable:
+            self._reply(identity, self._answers.result(rid, self._replica.sm.query(data), serializable=True))
             return
         requests = self.requests
         if len(requests) + len(self._turn_reads) >= requests.limit:
-            self._reply(identity, answers.error(rid, ErrorCode.TOO_MANY_REQUESTS,
-                                                f"{len(requests)} requests already waiting"))
+            self._reply(identity, self._answers.error(rid, ErrorCode.TOO_MANY_REQUESTS,
+                                                      f"{len(requests)} requests already waiting"))
             return
-        waiter = Waiter(identity, rid, request.command, self._clock() + self._request_timeout)
-        if is_read_only(command.request):
+        waiter = Waiter(identity, rid, data, self._clock() + self._request_timeout)
+        if read_only:
             self._turn_reads.append(waiter)  # registered together at the end of the drain
         else:
             self._propose(waiter)
+
+    def _acting(self, request: KvRequest, command: Command) -> bytes:
+        """The command bytes to execute: acting for the user `request.token`
+        proves. Raises AuthError (InvalidAuthToken for a command naming a user its
+        token does not prove)."""
+        if not self.gate.enabled:
+            # Tokens are ignored; a named user is dropped, so that auth turned on
+            # before this entry applies cannot let it act as that user unproven.
+            return encode_command(command.request, command.client_id, command.seq)
+        user = self.gate.user_of(request.token)
+        if command.user:
+            if command.user != user:
+                raise InvalidAuthToken()
+            return request.command
+        return with_user(request.command, user) if user else request.command
+
+    def _on_routed(self, identity: bytes, request: KvRequest, command: Command) -> None:
+        """Lease queries, LeaseExpire and the auth requests."""
+        rid = request.request_id
+        answers = self._answers
+        body = command.request
+        if isinstance(body, LeaseExpire):
+            self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
+                                                "LeaseExpire is proposed by the leader only"))
+            return
+        if isinstance(body, AuthIssue):
+            self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
+                                                "AuthIssue is proposed by a node only (send Authenticate)"))
+            return
+        try:
+            if isinstance(body, Authenticate):
+                if self.gate.enabled and self._simple_tokens and self._core.role is not Role.LEADER:
+                    # The token is issued through the log: check the password where it is proposed.
+                    self._reply(identity, answers.redirect(rid, self._core.lead))
+                    return
+                self._passwords.authenticate(identity, rid, request.token, body)
+                return
+            if isinstance(body, LEASE_QUERIES):
+                if self.gate.enabled:
+                    self.gate.require_user(request.token)
+                self._lease_query(identity, request, body)
+                return
+            data = self._acting(request, command) if self.gate.enabled or command.user else request.command
+            if isinstance(body, (UserAdd, UserChangePassword)) and body.password:
+                acting = ""
+                if self.gate.enabled:
+                    acting = command.user or self.gate.user_of(request.token)
+                    self._replica.sm.auth.check_admin(acting)  # before the costly hash
+                if self._core.role is not Role.LEADER:
+                    self._reply(identity, answers.redirect(rid, self._core.lead))
+                    return
+                self._passwords.hash_then_propose(identity, rid, body, command.client_id, command.seq, acting)
+                return
+        except AuthError as error:
+            self.refuse_auth(identity, rid, error, type(body).__name__)
+            return
+        self._serve(identity, rid, data, is_read_only(body), request.serializable)
+
+    def _lease_query(self, identity: bytes, request: KvRequest, body: object) -> None:
+        rid = request.request_id
+        if request.serializable and isinstance(body, LeaseLeases):
+            # This replica's lease ids, possibly stale (e.g. to compare replicas).
+            sm = self._replica.sm
+            listing = LeaseLeasesResponse(sm.revision, tuple(lease.id for lease in sm.leases()))
+            self._reply(identity, self._answers.result(rid, listing, serializable=True))
+            return
+        self._reply(identity, self._leases.query(rid, body))
+
+    def propose_command(self, identity: bytes, rid: int, data: bytes) -> None:
+        """Propose `data` for a client and answer it once applied (the password
+        requests' second half)."""
+        if self.requests.full():
+            self._reply(identity, self._answers.error(rid, ErrorCode.TOO_MANY_REQUESTS,
+                                                      f"{len(self.requests)} requests already waiting"))
+            return
+        self._propose(Waiter(identity, rid, data, self._clock() + self._request_timeout))
 
     def _register_reads(self) -> None:
         """One ReadIndex request for every linearizable read of this drain (as etcd's

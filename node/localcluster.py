@@ -49,9 +49,10 @@ def terminate(proc: subprocess.Popen[Any], grace: float) -> int:
 
 class LocalCluster:
     def __init__(self, root: Path, size: int = 3, base: str = "cluster-3", etcd: bool = False,
-                 **sections: dict[str, Any]) -> None:
+                 fault_injection: bool = False, **sections: dict[str, Any]) -> None:
         """`sections` override config fields, e.g. snapshot={"applied_entries": 20}.
-        `etcd`: every member also serves etcd's v3 API (gRPC and the JSON gateway)."""
+        `etcd`: every member also serves etcd's v3 API (gRPC and the JSON gateway).
+        `fault_injection`: the members accept drop-traffic (`[faults] injection`)."""
         self.root = root
         self.etcd = etcd
         # the faces' scheme: https:// with the config's [tls] (cluster/spec.py requires it)
@@ -61,6 +62,8 @@ class LocalCluster:
         members = tuple(self._member(i, ports[per * (i - 1):per * i]) for i in range(1, size + 1))
         spec = replace(load_spec(base), cluster_id=f"test-{os.getpid()}-{ports[0]}", members=members,
                        data_dir=str(root / "node-{id}"))
+        if fault_injection:
+            sections = {**sections, "faults": {**sections.get("faults", {}), "injection": True}}
         for name, fields in sections.items():
             spec = replace(spec, **{name: replace(getattr(spec, name), **fields)})
         self.spec: ClusterSpec = spec

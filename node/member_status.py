@@ -18,10 +18,12 @@ from node.transport import Transport
 class MemberStatus:
     def __init__(self, spec: ClusterSpec, node_id: int, core: RaftCore, replica: Replica, storage: DataDir,
                  membership: Membership, transport: Transport, dropped: DroppedFrames,
-                 clock: Callable[[], float], started: float, pending: Sized, leases: Sized, watches: Sized) -> None:
+                 clock: Callable[[], float], started: float, pending: Sized, leases: Sized, watches: Sized,
+                 auth: Callable[[], dict[str, Any]]) -> None:
         """`started`: when the process started (the clock's reading). `pending`,
         `leases`, `watches`: the waiting client requests, the lease
-        timers and the watches, reported by count."""
+        timers and the watches, reported by count. `auth`: whether auth is on, the
+        tokens held and the refusals by kind (node/auth_gate.py)."""
         self.id = node_id
         self._spec = spec
         self._core = core
@@ -35,6 +37,7 @@ class MemberStatus:
         self._pending = pending
         self._leases = leases
         self._watches = watches
+        self._auth = auth
 
     def status(self) -> dict[str, Any]:
         st = self._core.status()
@@ -56,6 +59,7 @@ class MemberStatus:
             "fault_dropped_frames": transport.blocked_frames,
             "leases": len(self._leases),
             "watches": len(self._watches),
+            "auth": self._auth(),
             **self._own_faces(),
         }
         if st.role is Role.LEADER:

@@ -33,6 +33,7 @@ examples:
   etcdctl --endpoints=$(python -m supervisor status --etcd-endpoints) member list
   kill -9 $(python -m supervisor status --leader-pid)
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
+  python -m supervisor up 3 --detach --fault-injection   # let chaos --drop/--check isolate nodes
   python -m supervisor chaos --duration 30 --interval 2 --pause --drop
   python -m supervisor chaos --check --duration 60   # workload + faults, then linearizable? lost? converged?
   python -m supervisor logs 2 -f
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fixed ports: peer P+id, client P+100+id, etcd gRPC P+200+id, etcd gateway P+300+id "
                          "(default: free ports chosen at the first up)")
     up.add_argument("--config", metavar="FILE", help="use this cluster config instead of generating one")
+    up.add_argument("--fault-injection", action="store_true",
+                    help="allow the drop-traffic fault (chaos --drop, chaos --check): writes "
+                         "[faults] injection = true into the cluster's config")
     up.add_argument("--timeout", type=_positive, default=30.0, metavar="S",
                     help="give up if no leader is elected within S seconds (default 30)")
     up.add_argument("--grace", type=_positive, default=5.0, metavar="S",
@@ -160,7 +164,7 @@ def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
         raise control.ControlError(f"N must be 1..99, got {args.size}", 2)
     if not args.supervise:
         launch.check_free(layout, sys.stdout)
-    spec = launch.prepare(layout, args.size, args.base_port, args.config)
+    spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection)
     if args.detach and not args.supervise:
         return launch.up_detached(layout, spec, args.timeout, args.grace, sys.stdout)
     return launch.up_foreground(layout, spec, args.timeout, args.grace)

@@ -14,7 +14,11 @@ admin request) to drop every peer frame to and from all other members for
 even a chaos process killed mid-run leaves no partition behind; chaos also lifts
 any still in force when it ends. `split` (used by `chaos --check` on 5+ nodes)
 does the same to a whole minority group at once, cutting it off from the
-majority: a two-sided partition.
+majority: a two-sided partition. Nodes refuse drop-traffic unless their config
+enables fault injection (`[faults] injection = true`, which `python -m supervisor
+up --fault-injection` writes), so `--drop` and `--check` first check that the
+running cluster's config does (`require_fault_injection`); kills and pauses need
+nothing from the nodes.
 
 The choice of each event is a pure function of a seeded `random.Random` and the
 cluster's status (`choose`), tested without processes.
@@ -31,6 +35,7 @@ import psutil
 
 from cluster.client import Client, ClientError
 from cluster.discovery import ClusterState, Layout
+from cluster.spec import SpecError, load_spec
 from supervisor.control import ControlError, load_state
 from supervisor.display import timestamp
 from supervisor.statefile import node_process, supervisor_process
@@ -72,6 +77,20 @@ class ChaosOptions:
             raise ValueError("nothing to do: enable --kill, --pause and/or --drop")
         if self.max_faulty is not None and self.max_faulty < 1:
             raise ValueError("--max-faulty must be >= 1")
+
+
+def require_fault_injection(state: ClusterState, what: str) -> None:
+    """ControlError unless the running cluster's config enables fault injection."""
+    try:
+        enabled = load_spec(state.config).faults.injection
+    except (OSError, SpecError) as error:
+        raise ControlError(f"cannot read the cluster's config {state.config}: {error}") from None
+    if not enabled:
+        raise ControlError(
+            f"{what} needs fault injection (the drop-traffic request), which this cluster's config does not "
+            f"enable ([faults] injection = true in {state.config}): start the cluster with "
+            "`python -m supervisor up --fault-injection` (chaos without --drop only kills and pauses nodes, "
+            "which needs no switch)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +148,8 @@ class Chaos:
         if supervisor_process(state) is None:
             raise ControlError("no supervisor is running for this cluster: chaos needs one to restart nodes")
         o = self.options
+        if o.drop or o.split:
+            require_fault_injection(state, "chaos --drop")
         actions = "+".join(a for a, on in (("kill", o.kill), ("pause", o.pause), ("drop", o.drop)) if on)
         target = "the leader" if o.leader else "random nodes"
         self.say(f"for {o.duration:g} s, one event every {o.interval:g} s: {actions} {target} (seed {self.seed})")

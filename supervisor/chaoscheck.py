@@ -41,7 +41,7 @@ from cluster.etcd_client import EtcdClient
 from cluster.spec import SpecError, load_spec
 from cluster.workload import History, Workload, WorkloadOptions, final_reads
 from supervisor import throughput
-from supervisor.chaos import Chaos, ChaosOptions
+from supervisor.chaos import Chaos, ChaosOptions, require_fault_injection
 from supervisor.control import ControlError, load_state
 from supervisor.convergence import Convergence, compare_replicas, wait_healed
 from supervisor.statefile import supervisor_process
@@ -120,6 +120,8 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     state = load_state(layout)
     if supervisor_process(state) is None:
         raise ControlError("no supervisor is running for this cluster: chaos needs one to restart nodes")
+    if options.drop or options.split:
+        require_fault_injection(state, "chaos --check")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     outdir = layout.root / f"chaos-{stamp}"
     outdir.mkdir(parents=True, exist_ok=True)

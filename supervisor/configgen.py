@@ -6,6 +6,12 @@ etcd HTTP gateway P+300+id (the shipped configs' scheme with P = 7100). Either w
 directory and the next `up` on the same data reuses it unchanged, so a restarted
 cluster keeps its cluster id (which is in every WAL segment and snapshot) and its
 addresses. Timing, storage and limits come from the shipped `cluster-3` config.
+
+`up --fault-injection` writes `[faults] injection = true` into the config (the
+generated one, a `--config` copy, or the one already in the data directory): the
+drop-traffic request `chaos --drop` and `chaos --check` use is refused by nodes
+whose config does not say so. An `up` without the flag leaves the setting as the
+config has it.
 """
 from __future__ import annotations
 
@@ -63,7 +69,7 @@ def generate_spec(size: int, base_port: int | None = None, cluster_id: str | Non
 
 
 def prepare_config(layout: Layout, size: int | None, base_port: int | None = None,
-                   config: str | None = None) -> ClusterSpec:
+                   config: str | None = None, fault_injection: bool = False) -> ClusterSpec:
     """The spec `up` runs, written to `layout.config`.
 
     * `config` given: that file (or shipped name) is copied in; its members' data
@@ -71,6 +77,7 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
     * a config already in the data directory: reused, if `size` agrees with it (a
       3-node data directory cannot be brought up as 5 nodes).
     * otherwise a new one is generated.
+    `fault_injection`: turn on `[faults] injection` in it (see above).
     Raises SpecError, ValueError or ConfigConflict with a message for the operator."""
     existing = load_spec(layout.config) if layout.config.is_file() else None
     if config is not None:
@@ -92,6 +99,8 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
         spec = generate_spec(size or 3, base_port)
     if size is not None and len(spec.members) != size:
         raise ConfigConflict(f"--config has {len(spec.members)} members but `up {size}` was asked for")
+    if fault_injection:
+        spec = replace(spec, faults=replace(spec.faults, injection=True))
     layout.root.mkdir(parents=True, exist_ok=True)
     if existing != spec:
         _write_atomically(layout.config, spec.to_toml())

@@ -45,9 +45,10 @@ def check_free(layout: Layout, out: TextIO) -> None:
         remove_state(layout)
 
 
-def prepare(layout: Layout, size: int | None, base_port: int | None, config: str | None) -> ClusterSpec:
+def prepare(layout: Layout, size: int | None, base_port: int | None, config: str | None,
+            fault_injection: bool = False) -> ClusterSpec:
     try:
-        return prepare_config(layout, size, base_port, config)
+        return prepare_config(layout, size, base_port, config, fault_injection)
     except (SpecError, ValueError, ConfigConflict) as error:
         raise ControlError(str(error), 2) from None
 

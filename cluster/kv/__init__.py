@@ -14,11 +14,66 @@ one definition of a request and no copy to drift.
     results   PutResponse ... LeaseLeasesResponse (etcd's *Response names)
     errors    the KvError hierarchy of expected outcomes; ResultDecodeError
     limits    Limits and the static checks of a request against them
-    codec     encode/decode of commands and results (msgpack), validating
+    codec     encode/decode of commands and results (msgpack), validating;
+              with_user (a user spliced into command bytes)
+    auth      the auth requests and results (etcd's Auth service), ROOT
+    passwords hash_password, verify_password (slow, salted)
 """
-from cluster.kv.codec import decode_command, decode_result, encode_command, encode_result
+from cluster.kv.auth import (
+    AUTH_READS,
+    AUTH_REQUESTS,
+    PASSWORD_REQUESTS,
+    ROOT,
+    AuthDisable,
+    AuthDone,
+    AuthEnable,
+    Authenticate,
+    AuthenticateResponse,
+    AuthIssue,
+    AuthRequest,
+    AuthResult,
+    AuthStatus,
+    AuthStatusResponse,
+    Permission,
+    PermType,
+    RoleAdd,
+    RoleDelete,
+    RoleGet,
+    RoleGetResponse,
+    RoleGrantPermission,
+    RoleList,
+    RoleListResponse,
+    RoleRevokePermission,
+    UserAdd,
+    UserChangePassword,
+    UserDelete,
+    UserGet,
+    UserGetResponse,
+    UserGrantRole,
+    UserList,
+    UserListResponse,
+    UserRevokeRole,
+)
+from cluster.kv.codec import decode_command, decode_result, encode_command, encode_result, with_user
 from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
 from cluster.kv.errors import (
+    AuthError,
+    AuthFailed,
+    AuthNotEnabled,
+    AuthOldRevision,
+    InvalidAuthMgmt,
+    InvalidAuthToken,
+    PermissionDenied,
+    PermissionNotGranted,
+    RoleAlreadyExists,
+    RoleEmpty,
+    RoleNotFound,
+    RoleNotGranted,
+    RootRoleNotExist,
+    RootUserNotExist,
+    UserAlreadyExists,
+    UserEmpty,
+    UserNotFound,
     Compacted,
     DuplicateKey,
     FutureRevision,
@@ -79,6 +134,15 @@ from cluster.kv.results import (
 )
 
 __all__ = [
+    "AUTH_READS", "AUTH_REQUESTS", "PASSWORD_REQUESTS", "ROOT", "AuthDisable", "AuthDone", "AuthEnable",
+    "AuthError", "AuthFailed", "AuthIssue", "AuthNotEnabled", "AuthOldRevision", "AuthRequest", "AuthResult",
+    "AuthStatus", "AuthStatusResponse", "Authenticate", "AuthenticateResponse", "InvalidAuthMgmt",
+    "InvalidAuthToken", "PermType", "Permission", "PermissionDenied", "PermissionNotGranted", "RoleAdd",
+    "RoleAlreadyExists", "RoleDelete", "RoleEmpty", "RoleGet", "RoleGetResponse", "RoleGrantPermission",
+    "RoleList", "RoleListResponse", "RoleNotFound", "RoleNotGranted", "RoleRevokePermission",
+    "RootRoleNotExist", "RootUserNotExist", "UserAdd", "UserAlreadyExists", "UserChangePassword",
+    "UserDelete", "UserEmpty", "UserGet", "UserGetResponse", "UserGrantRole", "UserList",
+    "UserListResponse", "UserNotFound", "UserRevokeRole", "with_user",
     "ALL_KEYS_END", "CloseSession", "Command", "Compact", "CompactResponse", "Compacted", "Compare",
     "CompareOp", "CompareTarget", "DeleteRange", "DeleteResponse", "DuplicateKey", "FutureRevision",
     "InvalidCommand", "KeyNotFound", "KeyValue", "KvError", "LEASE_QUERIES", "LeaseExists", "LeaseExpire", "LeaseGrant",

@@ -7,6 +7,7 @@ Everything is a msgpack array whose first element is a small integer tag;
 bytes are msgpack `bin`:
 
     command    = [FORMAT, client_id, seq, request]
+               | [FORMAT, client_id, seq, request, user]   (only if user is not empty)
     Put        = [1, key, value, lease, prev_kv]
                | [1, key, value, lease, prev_kv, ignore_value, ignore_lease]
                                                    (the long form only if either is true)
@@ -26,6 +27,21 @@ bytes are msgpack `bin`:
     LeaseLeases     = [12]                         (served by the leader, never logged)
     LeaseExpire= [13, id, granted_index]           (proposed by the leader's node)
 
+    AuthEnable = [20]            AuthDisable = [21]            AuthStatus = [22]
+    Authenticate       = [23, name, password]      (never logged)
+    AuthIssue          = [24, name, token, issued_ms]
+    UserAdd            = [25, name, password, hashed, no_password]
+    UserGet = [26, name]         UserList = [27]               UserDelete = [28, name]
+    UserChangePassword = [29, name, password, hashed]
+    UserGrantRole      = [30, user, role]
+    UserRevokeRole     = [31, name, role]
+    RoleAdd = [32, name]         RoleGet = [33, role]          RoleList = [34]
+    RoleDelete         = [35, role]
+    RoleGrantPermission  = [36, name, perm]
+    RoleRevokePermission = [37, role, key, range_end]
+    perm       = [perm_type, key, range_end]      (authpb's READ 0, WRITE 1, READWRITE 2)
+    (names, passwords, hashes and tokens are msgpack str)
+
     KeyValue   = [key, value, create_revision, mod_revision, version, lease]
     result     = [1, revision, kv|nil]                         PutResponse
                | [2, revision, [kv...], count, more]           RangeResponse
@@ -39,6 +55,13 @@ bytes are msgpack `bin`:
                | [10, revision, id, ttl]                       LeaseKeepAliveResponse
                | [11, revision, id, granted_ttl, ttl, [key...]] LeaseTimeToLiveResponse
                | [12, revision, [id...]]                       LeaseLeasesResponse
+               | [20, revision, auth_revision]                 AuthDone
+               | [22, revision, enabled, auth_revision]        AuthStatusResponse
+               | [23, revision, token]                         AuthenticateResponse
+               | [26, revision, [role...]]                     UserGetResponse
+               | [27, revision, [user...]]                     UserListResponse
+               | [33, revision, [perm...]]                     RoleGetResponse
+               | [34, revision, [role...]]                     RoleListResponse
                | [0, error_tag, *error_args]                   KvError
 
 Command bytes come from clients, so decoding checks every field's type and
@@ -49,7 +72,9 @@ InvalidCommand) on bad input: a client must not trust a server blindly either.
 envelope carries it. Equal values always encode to equal bytes, which keeps
 snapshots deterministic; fields added later are written only when they are not
 their default, so the bytes of every older command stay the same, and decoding
-refuses the long form carrying defaults (one value, one encoding). `tests/kv/test_kv_golden_bytes.py` pins the format.
+refuses the long form carrying defaults (one value, one encoding). A command's
+user is spliced in by the node without re-encoding (`with_user`): the 4-element
+form, the hot path, is the same bytes as before users existed. `tests/kv/test_kv_golden_bytes.py` pins the format.
 """
 from __future__ import annotations
 
@@ -57,6 +82,35 @@ from typing import Any
 
 import msgpack
 
+from cluster.kv.auth import (
+    AuthDisable,
+    AuthDone,
+    AuthEnable,
+    Authenticate,
+    AuthenticateResponse,
+    AuthIssue,
+    AuthStatus,
+    AuthStatusResponse,
+    Permission,
+    PermType,
+    RoleAdd,
+    RoleDelete,
+    RoleGet,
+    RoleGetResponse,
+    RoleGrantPermission,
+    RoleList,
+    RoleListResponse,
+    RoleRevokePermission,
+    UserAdd,
+    UserChangePassword,
+    UserDelete,
+    UserGet,
+    UserGetResponse,
+    UserGrantRole,
+    UserList,
+    UserListResponse,
+    UserRevokeRole,
+)
 from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
 from cluster.kv.errors import ERROR_TYPES, InvalidCommand, KvError, ResultDecodeError
 from cluster.kv.keyvalue import KeyValue
@@ -106,7 +160,15 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 PUT, RANGE, DELETE, TXN, COMPACT, OPEN_SESSION, CLOSE_SESSION = 1, 2, 3, 4, 5, 6, 7
 LEASE_GRANT, LEASE_REVOKE, LEASE_KEEPALIVE, LEASE_TTL, LEASE_LEASES, LEASE_EXPIRE = 8, 9, 10, 11, 12, 13
+AUTH_ENABLE, AUTH_DISABLE, AUTH_STATUS, AUTHENTICATE, AUTH_ISSUE = 20, 21, 22, 23, 24
+USER_ADD, USER_GET, USER_LIST, USER_DELETE, USER_CHANGE_PASSWORD = 25, 26, 27, 28, 29
+USER_GRANT_ROLE, USER_REVOKE_ROLE = 30, 31
+ROLE_ADD, ROLE_GET, ROLE_LIST, ROLE_DELETE, ROLE_GRANT_PERMISSION, ROLE_REVOKE_PERMISSION = 32, 33, 34, 35, 36, 37
 ERROR = 0
+
+#: Structural cap on a string field (names, passwords, hashes, tokens) while
+#: decoding; the configured `Limits` are lower.
+MAX_STRING_CHARS = 64 * 1024
 
 DECODE_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
 
@@ -125,13 +187,38 @@ def unpack(data: bytes) -> Any:
 # --- commands -----------------------------------------------------------------
 
 
-def encode_command(request: Request, client_id: int = 0, seq: int = 0) -> bytes:
-    """The log-entry bytes of `request`, on behalf of session `client_id`."""
-    if type(request) is Put and not (request.ignore_value or request.ignore_lease):
+def encode_command(request: Request, client_id: int = 0, seq: int = 0, user: str = "") -> bytes:
+    """The log-entry bytes of `request`, on behalf of session `client_id`
+    and of `user` ("" = none)."""
+    if type(request) is Put and not (request.ignore_value or request.ignore_lease) and not user:
         # the client's hot path, ahead of the general match
         fields = [PUT, request.key, request.value, request.lease, request.prev_kv]
         return pack([FORMAT, client_id, seq, fields])
+    if user:
+        return pack([FORMAT, client_id, seq, _request_fields(request), user])
     return pack([FORMAT, client_id, seq, _request_fields(request)])
+
+
+def with_user(data: bytes, user: str) -> bytes:
+    """The command bytes `data` acting for `user`, without re-encoding the
+    request: a 4-element command array (fixarray 0x94) becomes a 5-element one
+    ending with `user`. Raises InvalidCommand if `data` is not exactly one
+    4-element array (then the appended user could land anywhere but in the
+    user field) or `user` is empty. `data` is parsed once to be sure of that
+    (msgpack's C unpacker), never trusted by its first byte alone."""
+    if not user or type(user) is not str:
+        raise InvalidCommand("with_user needs a user name")
+    if not data or data[0] != 0x94:
+        if data and data[0] == 0x95:
+            raise InvalidCommand("the command already names a user")
+        raise InvalidCommand("not a 4-element command")
+    try:
+        fields = unpack(data)
+    except DECODE_ERRORS as error:
+        raise InvalidCommand(f"not a msgpack value ({type(error).__name__})") from None
+    if type(fields) is not list or len(fields) != 4:
+        raise InvalidCommand("not a 4-element command")
+    return b"\x95" + data[1:] + pack(user)
 
 
 def _request_fields(request: Request) -> list[Any]:
@@ -168,7 +255,52 @@ def _request_fields(request: Request) -> list[Any]:
             return [LEASE_LEASES]
         case LeaseExpire(lease, granted_index):
             return [LEASE_EXPIRE, lease, granted_index]
+    return _auth_request_fields(request)
+
+
+def _auth_request_fields(request: Any) -> list[Any]:
+    match request:
+        case AuthEnable():
+            return [AUTH_ENABLE]
+        case AuthDisable():
+            return [AUTH_DISABLE]
+        case AuthStatus():
+            return [AUTH_STATUS]
+        case Authenticate(name, password):
+            return [AUTHENTICATE, name, password]
+        case AuthIssue(name, token, issued_ms):
+            return [AUTH_ISSUE, name, token, issued_ms]
+        case UserAdd(name, password, hashed, no_password):
+            return [USER_ADD, name, password, hashed, no_password]
+        case UserGet(name):
+            return [USER_GET, name]
+        case UserList():
+            return [USER_LIST]
+        case UserDelete(name):
+            return [USER_DELETE, name]
+        case UserChangePassword(name, password, hashed):
+            return [USER_CHANGE_PASSWORD, name, password, hashed]
+        case UserGrantRole(user, role):
+            return [USER_GRANT_ROLE, user, role]
+        case UserRevokeRole(name, role):
+            return [USER_REVOKE_ROLE, name, role]
+        case RoleAdd(name):
+            return [ROLE_ADD, name]
+        case RoleGet(role):
+            return [ROLE_GET, role]
+        case RoleList():
+            return [ROLE_LIST]
+        case RoleDelete(role):
+            return [ROLE_DELETE, role]
+        case RoleGrantPermission(name, perm):
+            return [ROLE_GRANT_PERMISSION, name, _perm_fields(perm)]
+        case RoleRevokePermission(role, key, range_end):
+            return [ROLE_REVOKE_PERMISSION, role, key, range_end]
     raise TypeError(f"not a request: {request!r}")
+
+
+def _perm_fields(perm: Permission) -> list[Any]:
+    return [int(perm.perm_type), perm.key, perm.range_end]
 
 
 def _compare_fields(compare: Compare) -> list[Any]:
@@ -186,7 +318,9 @@ def decode_command(data: bytes) -> Command:
         raise InvalidCommand(f"not a msgpack value ({type(error).__name__})") from None
     fields = _array(obj, "command")
     if len(fields) != 4:
-        raise InvalidCommand("command: expected [format, client_id, seq, request]")
+        if len(fields) == 5:
+            return _decode_command_with_user(fields)
+        raise InvalidCommand("command: expected [format, client_id, seq, request, (user)]")
     if fields[0] != FORMAT or type(fields[0]) is not int:
         raise InvalidCommand(f"unknown command format {fields[0]!r}")
     client_id = _uint(fields[1], "client_id")
@@ -194,6 +328,14 @@ def decode_command(data: bytes) -> Command:
     if (client_id == 0) != (seq == 0):
         raise InvalidCommand("client_id and seq must be both 0 or both positive")
     return Command(_decode_request(fields[3], 0), client_id, seq)
+
+
+def _decode_command_with_user(fields: list[Any]) -> Command:
+    user = _str(fields[4], "user")
+    if not user:
+        raise InvalidCommand("command: an empty user must be left out")
+    command = decode_command(pack(fields[:4]))
+    return Command(command.request, command.client_id, command.seq, user)
 
 
 def _decode_request(obj: Any, depth: int) -> Request:
@@ -224,7 +366,52 @@ def _decode_request(obj: Any, depth: int) -> Request:
         return CloseSession(_uint(fields[1], "client_id"))
     if type(tag) is int and tag in _LEASE_TAGS:
         return _decode_lease(tag, fields)
+    if type(tag) is int and _AUTH_FIELDS.get(tag) == len(fields):
+        return _decode_auth(tag, fields)
     raise InvalidCommand(f"unknown request tag {tag!r} with {len(fields)} fields")
+
+
+_AUTH_FIELDS = {AUTH_ENABLE: 1, AUTH_DISABLE: 1, AUTH_STATUS: 1, AUTHENTICATE: 3, AUTH_ISSUE: 4, USER_ADD: 5,
+                USER_GET: 2, USER_LIST: 1, USER_DELETE: 2, USER_CHANGE_PASSWORD: 4, USER_GRANT_ROLE: 3,
+                USER_REVOKE_ROLE: 3, ROLE_ADD: 2, ROLE_GET: 2, ROLE_LIST: 1, ROLE_DELETE: 2,
+                ROLE_GRANT_PERMISSION: 3, ROLE_REVOKE_PERMISSION: 4}
+_AUTH_NO_FIELDS = {AUTH_ENABLE: AuthEnable, AUTH_DISABLE: AuthDisable, AUTH_STATUS: AuthStatus,
+                   USER_LIST: UserList, ROLE_LIST: RoleList}
+_AUTH_ONE_NAME = {USER_GET: UserGet, USER_DELETE: UserDelete, ROLE_ADD: RoleAdd, ROLE_GET: RoleGet,
+                  ROLE_DELETE: RoleDelete}
+
+
+def _decode_auth(tag: int, fields: list[Any]) -> Any:
+    """An auth request whose field count `_AUTH_FIELDS` has checked."""
+    if tag in _AUTH_NO_FIELDS:
+        return _AUTH_NO_FIELDS[tag]()
+    name = _str(fields[1], "name")
+    if tag in _AUTH_ONE_NAME:
+        return _AUTH_ONE_NAME[tag](name)
+    if tag == AUTHENTICATE:
+        return Authenticate(name, _str(fields[2], "password"))
+    if tag == AUTH_ISSUE:
+        return AuthIssue(name, _str(fields[2], "token"), _uint(fields[3], "issued_ms"))
+    if tag == USER_ADD:
+        return UserAdd(name, _str(fields[2], "password"), _str(fields[3], "hashed"),
+                       _bool(fields[4], "no_password"))
+    if tag == USER_CHANGE_PASSWORD:
+        return UserChangePassword(name, _str(fields[2], "password"), _str(fields[3], "hashed"))
+    if tag == USER_GRANT_ROLE:
+        return UserGrantRole(name, _str(fields[2], "role"))
+    if tag == USER_REVOKE_ROLE:
+        return UserRevokeRole(name, _str(fields[2], "role"))
+    if tag == ROLE_GRANT_PERMISSION:
+        return RoleGrantPermission(name, _decode_perm(fields[2]))
+    return RoleRevokePermission(name, _bytes(fields[2], "key"), _bytes(fields[3], "range_end"))
+
+
+def _decode_perm(obj: Any) -> Permission:
+    fields = _array(obj, "perm")
+    if len(fields) != 3:
+        raise InvalidCommand("perm: expected [perm_type, key, range_end]")
+    return Permission(_enum(fields[0], PermType, "perm_type"), _bytes(fields[1], "perm key"),
+                      _bytes(fields[2], "perm range_end"))
 
 
 def _decode_put_ignoring(fields: list[Any]) -> Put:
@@ -318,6 +505,14 @@ def _bytes(obj: Any, what: str) -> bytes:
     return obj
 
 
+def _str(obj: Any, what: str) -> str:
+    if type(obj) is not str:
+        raise InvalidCommand(f"{what}: expected a string, got {type(obj).__name__}")
+    if len(obj) > MAX_STRING_CHARS:
+        raise InvalidCommand(f"{what}: longer than {MAX_STRING_CHARS} characters")
+    return obj
+
+
 def _int(obj: Any, what: str) -> int:
     if type(obj) is not int:  # bool is an int subclass: refuse it too
         raise InvalidCommand(f"{what}: expected an integer, got {type(obj).__name__}")
@@ -381,6 +576,20 @@ def result_fields(result: Result) -> list[Any]:
             return [LEASE_LEASES, revision, list(ids)]
         case KvError():
             return [ERROR, result.tag, *result.args]
+        case AuthDone(revision, auth_revision):
+            return [AUTH_ENABLE, revision, auth_revision]
+        case AuthStatusResponse(revision, enabled, auth_revision):
+            return [AUTH_STATUS, revision, enabled, auth_revision]
+        case AuthenticateResponse(revision, token):
+            return [AUTHENTICATE, revision, token]
+        case UserGetResponse(revision, roles):
+            return [USER_GET, revision, list(roles)]
+        case UserListResponse(revision, users):
+            return [USER_LIST, revision, list(users)]
+        case RoleGetResponse(revision, perms):
+            return [ROLE_GET, revision, [_perm_fields(perm) for perm in perms]]
+        case RoleListResponse(revision, roles):
+            return [ROLE_LIST, revision, list(roles)]
     raise TypeError(f"not a result: {result!r}")
 
 
@@ -444,7 +653,33 @@ def _result_from_fields(fields: list[Any]) -> Result:
                                    tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))
     if tag == ERROR:
         return ERROR_TYPES[fields[1]](*fields[2:])
+    if type(tag) is int and tag in _AUTH_RESULT_FIELDS:
+        if len(fields) != _AUTH_RESULT_FIELDS[tag]:
+            raise InvalidCommand(f"result tag {tag}: expected {_AUTH_RESULT_FIELDS[tag]} fields")
+        return _auth_result(tag, fields)  # type: ignore[return-value]
     raise InvalidCommand(f"unknown result tag {tag!r}")
+
+
+_AUTH_RESULT_FIELDS = {AUTH_ENABLE: 3, AUTH_STATUS: 4, AUTHENTICATE: 3, USER_GET: 3, USER_LIST: 3, ROLE_GET: 3,
+                       ROLE_LIST: 3}
+
+
+def _auth_result(tag: int, fields: list[Any]) -> Any:
+    revision = _uint(fields[1], "revision")
+    if tag == AUTH_ENABLE:
+        return AuthDone(revision, _uint(fields[2], "auth_revision"))
+    if tag == AUTH_STATUS:
+        return AuthStatusResponse(revision, _bool(fields[2], "enabled"), _uint(fields[3], "auth_revision"))
+    if tag == AUTHENTICATE:
+        return AuthenticateResponse(revision, _str(fields[2], "token"))
+    if tag == ROLE_GET:
+        return RoleGetResponse(revision, tuple(_decode_perm(p) for p in _array(fields[2], "perms")))
+    names = tuple(_str(name, "name") for name in _array(fields[2], "names"))
+    if tag == USER_GET:
+        return UserGetResponse(revision, names)
+    if tag == USER_LIST:
+        return UserListResponse(revision, names)
+    return RoleListResponse(revision, names)
 
 
 def kv_from_fields(obj: Any) -> KeyValue:

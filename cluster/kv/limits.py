@@ -9,11 +9,35 @@ Two of them follow etcd 3.4's gRPC front door (etcdserver/api/v3rpc/key.go)
 rule for rule, because etcd clients rely on which requests it refuses:
 `max_txn_ops` is etcd's checkTxnRequest count and `DuplicateKey` its
 checkIntervals rule (both described where they are checked).
+
+Auth requests (cluster/kv/auth.py): names, passwords, hashes and tokens are
+bounded, and a permission's key range must be one of etcd's forms (a key, a
+non-empty [key, range_end), or from key on). Empty user and role names are
+refused where etcd refuses them (UserEmpty, RoleEmpty), but by the state
+machine (auth_store.py), after the admin check, in etcd's order: a non-root
+user adding "" is told PermissionDenied, as by etcd.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.kv.auth import (
+    Authenticate,
+    AuthIssue,
+    Permission,
+    RoleAdd,
+    RoleDelete,
+    RoleGet,
+    RoleGrantPermission,
+    RoleRevokePermission,
+    UserAdd,
+    UserChangePassword,
+    UserDelete,
+    UserGet,
+    UserGrantRole,
+    UserRevokeRole,
+)
+from cluster.kv.keys import ALL_KEYS_END
 from cluster.kv.requests import (
     CloseSession,
     Compact,
@@ -45,6 +69,10 @@ class Limits:
     # etcd's MaxLeaseTTL (seconds), and a bound on live leases (etcd has none).
     max_lease_ttl: int = 9_000_000_000
     max_leases: int = 100_000
+    # Auth (etcd has no bounds): user and role names; passwords, their hashes
+    # and simple tokens.
+    max_name_chars: int = 256
+    max_secret_chars: int = 4096
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -85,7 +113,63 @@ def check_request(request: Request, limits: Limits) -> None:
             if ttl > limits.max_lease_ttl:
                 raise LimitExceeded("max_lease_ttl", ttl, limits.max_lease_ttl)
         case _:
+            _check_auth(request, limits)
+
+
+def _check_auth(request: Request, limits: Limits) -> None:
+    """The static rules of the auth requests (none for the others)."""
+    match request:
+        case UserAdd(name, password, hashed) | UserChangePassword(name, password, hashed):
+            _check_name(name, limits)
+            _check_secret(password, limits)
+            _check_secret(hashed, limits)
+        case Authenticate(name, password):
+            _check_name(name, limits)
+            _check_secret(password, limits)
+        case AuthIssue(name, token):
+            _check_name(name, limits)
+            _check_secret(token, limits)
+            if not token:
+                raise InvalidCommand("AuthIssue needs a token")
+        case UserGet(name) | UserDelete(name) | RoleAdd(name) | RoleGet(name) | RoleDelete(name):
+            _check_name(name, limits)
+        case UserGrantRole(user, role) | UserRevokeRole(user, role):
+            _check_name(user, limits)
+            _check_name(role, limits)
+        case RoleGrantPermission(name, perm):
+            _check_name(name, limits)
+            _check_permission(perm, limits)
+        case RoleRevokePermission(role, key, range_end):
+            _check_name(role, limits)
+            _check_key(key, limits)
+            _check_range_end(range_end, limits)
+        case _:
             pass
+
+
+def _check_name(name: str, limits: Limits) -> None:
+    if len(name) > limits.max_name_chars:
+        raise LimitExceeded("max_name_chars", len(name), limits.max_name_chars)
+
+
+def _check_secret(secret: str, limits: Limits) -> None:
+    if len(secret) > limits.max_secret_chars:
+        raise LimitExceeded("max_secret_chars", len(secret), limits.max_secret_chars)
+
+
+def _check_permission(perm: Permission, limits: Limits) -> None:
+    """A permission's range must hold a key: etcd 3.4 stores a malformed one
+    (an empty key, or range_end <= key) as given, and it then matches nothing or,
+    for the empty key, misbehaves in its interval tree; jangada refuses it."""
+    _check_key(perm.key, limits)
+    _check_range_end(perm.range_end, limits)
+    if perm.range_end and perm.range_end != ALL_KEYS_END and perm.range_end <= perm.key:
+        raise InvalidCommand(f"permission range_end {perm.range_end!r:.40} is not after its key {perm.key!r:.40}")
+
+
+def _check_range_end(range_end: bytes, limits: Limits) -> None:
+    if len(range_end) > limits.max_key_bytes + 1:
+        raise LimitExceeded("max_key_bytes", len(range_end), limits.max_key_bytes)
 
 
 def _check_ignore(put: Put) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from cluster.kv.auth import AUTH_READS, AuthRequest
 from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
 from cluster.kv.keys import ALL_KEYS_END, prefix_end
 
@@ -194,7 +195,7 @@ LEASE_QUERIES = (LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
 Op = Union[Put, Range, DeleteRange, Txn]
 LeaseRequest = Union[LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases]
 Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession, CloseSession,
-                LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases]
+                LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases, AuthRequest]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,9 +215,11 @@ class Command:
 
 def is_read_only(request: Request) -> bool:
     """Whether no branch of `request` can write, so it can be served without a
-    log entry (ReadIndex, or a replica's local state when serializable)."""
+    log entry (ReadIndex, or a replica's local state when serializable): a
+    Range, a Txn of reads, and the read-only auth requests (`AUTH_READS`:
+    AuthStatus, UserGet, UserList, RoleGet, RoleList)."""
     if isinstance(request, Range):
         return True
     if isinstance(request, Txn):
         return all(is_read_only(op) for op in request.success + request.failure)
-    return False
+    return isinstance(request, AUTH_READS)

@@ -11,7 +11,9 @@ a compaction keeps, whether or not its deferred physical drop has run), so
 replicas at one revision agree whatever their snapshot streaming did.
 
 `hash_all` digests the whole replicated state: that history up to the current
-revision, the revision counters and the lease table. Like etcd's Hash (which
+revision, the revision counters, the lease table and the auth state (users with
+their password hashes, roles, enabled, auth revision: replicas whose auth state
+diverged differ). Like etcd's Hash (which
 skips its consistent index) it leaves out the applied Raft index, and it leaves
 out the client session table (jangada's exactly-once bookkeeping, not data).
 
@@ -26,8 +28,11 @@ import struct
 import zlib
 from collections.abc import Iterable
 
+from cluster.kv.codec import pack
 from cluster.kv.errors import Compacted, FutureRevision
+from node.statemachine.auth_store import AuthStore
 from node.statemachine.lease_table import Lease
+from node.statemachine.snapshot_stream import auth_fields
 from node.statemachine.mvcc import MvccStore
 
 #: Most history records one hash walks (a few hundred milliseconds of work).
@@ -53,13 +58,14 @@ def hash_kv(store: MvccStore, revision: int) -> tuple[int, int, int]:
     return _history_crc(store, revision or current, zlib.crc32(b"key")), current, compact
 
 
-def hash_all(store: MvccStore, leases: Iterable[Lease]) -> tuple[int, int]:
+def hash_all(store: MvccStore, leases: Iterable[Lease], auth: AuthStore) -> tuple[int, int]:
     """(hash, current revision) of the whole replicated state (see the module
     docstring). Raises TooLargeToHash."""
     crc = zlib.crc32(_COUNTERS.pack(store.revision, store.compact_revision))
     crc = _history_crc(store, store.revision, crc)
     for lease in sorted(leases, key=lambda lease: lease.id):
         crc = zlib.crc32(_LEASE.pack(lease.id, lease.ttl, lease.granted_index), crc)
+    crc = zlib.crc32(pack(auth_fields(auth)), crc)
     return crc, store.revision
 
 

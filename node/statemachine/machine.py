@@ -24,11 +24,20 @@ Leases (see `lease_table`): `LeaseGrant`, `LeaseRevoke` and the leader's
 in one revision. Keepalives and TTL queries need a clock, so the leader's node
 answers them (`lease`, `lease_ids` give it the replicated half); applied through
 the log they are refused.
+
+Auth (see `auth_store`, `authorization`): the auth requests of
+cluster/kv/auth.py are log commands too (the read-only ones are also served by
+`query`); while auth is enabled every command is checked, at apply time,
+against the auth state of that entry for the user it names (`Command.user`),
+and so are the reads of `query`/`read`. With auth disabled that costs one
+attribute check per command. Auth changes the node must act on (issued simple
+tokens, users whose tokens die, enable/disable) wait in `drain_auth_events`.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from cluster.kv.auth import AUTH_READS, AUTH_REQUESTS
 from cluster.kv.codec import decode_command
 from cluster.kv.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
 from cluster.kv.keyvalue import KeyValue
@@ -53,6 +62,8 @@ from cluster.kv.results import (
     CompactResponse, LeaseGrantResponse, LeaseRevokeResponse, Result, SessionClosed, SessionOpened,
 )
 from node.statemachine import digest
+from node.statemachine.auth_store import AuthEvent, AuthStore
+from node.statemachine.authorization import authorize, authorize_op
 from node.statemachine.events import EventSlice, read_events
 from node.statemachine.lease_table import Lease, LeaseEvent, LeaseTable
 from node.statemachine.mvcc import MvccStore
@@ -70,6 +81,7 @@ class StateMachine:
         self._store = MvccStore()
         self._sessions = SessionTable(limits.max_sessions, limits.session_ttl_entries)
         self._leases = LeaseTable(limits.max_leases)
+        self._auth = AuthStore()
 
     @property
     def revision(self) -> int:
@@ -78,6 +90,11 @@ class StateMachine:
     @property
     def compact_revision(self) -> int:
         return self._store.compact_revision
+
+    @property
+    def auth(self) -> AuthStore:
+        """The auth state as applied so far (read it; never change it)."""
+        return self._auth
 
     # --- the log ----------------------------------------------------------------
 
@@ -107,19 +124,21 @@ class StateMachine:
             # Reads are not cached (re-running one is harmless); opening and
             # closing sessions are not deduplicated.
             self._sessions.touch(client_id, index)
-            return self._execute(index, request)
+            return self._execute(index, request, command.user)
         try:
             cached = self._sessions.cached(client_id, command.seq, index)
         except KvError as error:
             return error
         if cached is not None:
             return cached
-        result = self._execute(index, request)
+        result = self._execute(index, request, command.user)
         self._sessions.record(client_id, command.seq, index, result)
         return result
 
-    def _execute(self, index: int, request: Request) -> Result:
+    def _execute(self, index: int, request: Request, user: str) -> Result:
         try:
+            if self._auth.enabled:
+                authorize(self._auth, self._leases, user, request)
             match request:
                 case Put() | DeleteRange() | Txn():
                     return run_write(self._store, self._leases, request)
@@ -140,6 +159,8 @@ class StateMachine:
                     return self._revoke(lease_id, granted_index)
                 case _ if isinstance(request, LEASE_QUERIES):
                     raise InvalidCommand(f"{type(request).__name__} is answered by the leader, not the log")
+                case _ if isinstance(request, AUTH_REQUESTS):
+                    return self._auth.apply(user, request, self._store.revision)  # type: ignore[return-value]
         except KvError as error:
             return error
         raise AssertionError(f"not a request: {request!r}")
@@ -172,6 +193,13 @@ class StateMachine:
         0, 0) applied since the last call, in order."""
         return self._leases.drain_events()
 
+    def drain_auth_events(self) -> list[AuthEvent]:
+        """Auth changes applied since the last call, in order, for the node's
+        tokens: ("issue", token, user, issued_ms) for an AuthIssue;
+        ("user-changed", user) when a user is deleted or its password changed;
+        ("enabled",) and ("disabled",)."""
+        return self._auth.drain_events()
+
     def _compact(self, revision: int) -> CompactResponse:
         store = self._store
         if revision <= store.compact_revision:
@@ -183,25 +211,29 @@ class StateMachine:
 
     # --- serializable reads (no log entry) -----------------------------------------
 
-    def read(self, request: Range | Txn) -> Result:
-        """Serve a read-only request from the applied state, possibly stale."""
+    def read(self, request: Request, user: str = "") -> Result:
+        """Serve a read-only request (`is_read_only`: a Range, a Txn of reads,
+        an auth read) from the applied state, possibly stale, for `user`
+        (checked while auth is enabled, as etcd checks its reads)."""
         try:
             check_request(request, self.limits)
             if not is_read_only(request):
                 raise InvalidCommand("only reads can be served without the log")
-            return run_read(self._store, request)
+            if isinstance(request, AUTH_READS):
+                return self._auth.read(user, request, self._store.revision)  # type: ignore[return-value]
+            if self._auth.enabled:
+                authorize_op(self._auth, None, user, request)  # type: ignore[arg-type]
+            return run_read(self._store, request)  # type: ignore[arg-type]
         except KvError as error:
             return error
 
     def query(self, data: bytes) -> Result:
-        """`read` for command bytes (a Range or a read-only Txn)."""
+        """`read` for command bytes, for the user the command names."""
         try:
             command = decode_command(data)
         except KvError as error:
             return error
-        if not isinstance(command.request, (Range, Txn)):
-            return InvalidCommand("only reads can be served without the log")
-        return self.read(command.request)
+        return self.read(command.request, command.user)
 
     def get(self, key: bytes, revision: int = 0) -> KeyValue | None:
         """The live version of `key` at `revision` (0 = latest); raises
@@ -224,20 +256,22 @@ class StateMachine:
 
     def hash_all(self) -> tuple[int, int]:
         """(hash, revision) of the whole replicated state; see digest.py."""
-        return digest.hash_all(self._store, self._leases)
+        return digest.hash_all(self._store, self._leases, self._auth)
 
     # --- snapshots -------------------------------------------------------------------
 
     def snapshot(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
         """The whole state as msgpack chunks (see `snapshot` for the format)."""
-        return stream_snapshot(self._store, self._sessions, self._leases, self.applied_index, chunk_bytes)
+        return stream_snapshot(self._store, self._sessions, self._leases, self._auth, self.applied_index,
+                               chunk_bytes)
 
     @classmethod
     def restore(cls, chunks: Iterable[bytes], limits: Limits = Limits()) -> StateMachine:
         """A state machine holding the state of a snapshot stream; raises
         SnapshotCorrupt if the stream is bad or truncated."""
         machine = cls(limits)
-        machine.applied_index = load_snapshot(chunks, machine._store, machine._sessions, machine._leases)
+        machine.applied_index = load_snapshot(chunks, machine._store, machine._sessions, machine._leases,
+                                              machine._auth)
         machine._leases.drain_events()
         return machine
 
@@ -249,6 +283,7 @@ class StateMachine:
             and self._store == other._store
             and self._sessions == other._sessions
             and self._leases == other._leases
+            and self._auth == other._auth
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable

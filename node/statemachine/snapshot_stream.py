@@ -6,11 +6,17 @@ Stream layout, one msgpack array per chunk:
     ["kvs", [[sub, kv], ...]]          history records, keys ascending, then
                                        revisions ascending (main = kv.mod_revision)
     ["leases", [[id, ttl, granted_index], ...]]       ids ascending (FORMAT 2)
+    ["auth", enabled, auth_revision, [user...], [role...]]     exactly once (FORMAT 3)
+        user = [name, hashed, [role...], no_password]     names ascending
+        role = [name, [[perm_type, key, range_end], ...]] names ascending
     ["sessions", [[client_id, last_seq, last_index, result|nil], ...]]
                                        least recently used first
     ["end", record_count, session_count, lease_count]               trailer
 
-FORMAT 2 added the leases. Which keys are attached to a lease is not written: it
+FORMAT 3 added the auth state (cluster/kv/auth.py: password hashes, never
+passwords); FORMAT 1 and 2 streams load with auth disabled and no users or
+roles. The auth chunk is one chunk whatever `chunk_bytes` (users and roles are
+few and small). FORMAT 2 added the leases. Which keys are attached to a lease is not written: it
 is each live key's latest `lease` field, re-attached on load (a key naming a
 lease that is not in the table stays unattached). FORMAT 1 streams (no leases
 chunk, a 3-field trailer) still load, with no leases.
@@ -43,15 +49,17 @@ from cluster.kv.codec import (
     result_from_fields,
     result_fields,
 )
+from cluster.kv.auth import Permission, PermType
 from cluster.kv.errors import KvError, SnapshotCorrupt
 from cluster.kv.keys import ALL_KEYS_END
+from node.statemachine.auth_store import AuthStore, Role, User
 from node.statemachine.lease_table import INT64_MAX, LeaseTable
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.sessions import Session, SessionTable
 
 MAGIC = "jangada-kv"
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 _LEASE_RECORD_BYTES = 32  # an upper bound: an array header and three int64s
 DEFAULT_CHUNK_BYTES = 256 * 1024
 _KEYS_PER_LOOKUP = 512
@@ -62,20 +70,30 @@ _RECORD_OVERHEAD = 64
 
 
 def stream_snapshot(
-    store: MvccStore, sessions: SessionTable, leases: LeaseTable, applied_index: int, chunk_bytes: int
+    store: MvccStore, sessions: SessionTable, leases: LeaseTable, auth: AuthStore, applied_index: int,
+    chunk_bytes: int
 ) -> Iterator[bytes]:
     """The chunks of a snapshot of the state as it is now."""
-    chunks = _chunks(store, sessions, leases, applied_index, chunk_bytes)
+    chunks = _chunks(store, sessions, leases, auth, applied_index, chunk_bytes)
     # Run up to the first yield now: this fixes the state the stream describes
     # and enters the try block, so dropping the iterator closes the stream.
     header = next(chunks)
     return chain((header,), chunks)
 
 
+def auth_fields(auth: AuthStore) -> list[Any]:
+    """The auth chunk's fields after its name (also what digest.hash_all hashes)."""
+    users = [[user.name, user.hashed, list(user.roles), user.no_password] for user in auth.users()]
+    roles = [[role.name, [[int(p.perm_type), p.key, p.range_end] for p in role.perms]] for role in auth.roles()]
+    return [auth.enabled, auth.revision, users, roles]
+
+
 def _chunks(
-    store: MvccStore, sessions: SessionTable, leases: LeaseTable, applied_index: int, chunk_bytes: int
+    store: MvccStore, sessions: SessionTable, leases: LeaseTable, auth: AuthStore, applied_index: int,
+    chunk_bytes: int
 ) -> Iterator[bytes]:
     revision, compact_revision = store.revision, store.compact_revision
+    saved_auth = pack(["auth", *auth_fields(auth)])
     saved_sessions = list(sessions)
     saved_leases = [[lease.id, lease.ttl, lease.granted_index] for lease in leases]
     store.open_stream()
@@ -88,6 +106,7 @@ def _chunks(
         per_chunk = max(1, chunk_bytes // _LEASE_RECORD_BYTES)
         for start in range(0, len(saved_leases), per_chunk):
             yield pack(["leases", saved_leases[start:start + per_chunk]])
+        yield saved_auth
         for batch in _session_batches(saved_sessions, chunk_bytes):
             yield pack(["sessions", batch])
         yield pack(["end", count, len(saved_sessions), len(saved_leases)])
@@ -133,9 +152,9 @@ def _session_batches(sessions: list[Session], chunk_bytes: int) -> Iterator[list
 
 
 def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable,
-                  leases: LeaseTable) -> int:
-    """Fill an empty store, session table and lease table from a snapshot
-    stream; return its applied index. Raises SnapshotCorrupt on a bad or
+                  leases: LeaseTable, auth: AuthStore) -> int:
+    """Fill an empty store, session table, lease table and auth store from a
+    snapshot stream; return its applied index. Raises SnapshotCorrupt on a bad or
     truncated stream.
 
     `chunks` is a byte stream split anywhere: storage and transport re-chunk the
@@ -151,7 +170,7 @@ def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTa
     for chunk in stream:
         if loader.done:
             raise SnapshotCorrupt("data after the end chunk")
-        loader.take(chunk, sessions, leases)
+        loader.take(chunk, sessions, leases, auth)
     if not loader.done:
         raise SnapshotCorrupt("truncated: no end chunk")
     store.finish_load(revision, compact_revision)
@@ -194,13 +213,15 @@ class _Loader:
         self.last: tuple[bytes, int, int] = (b"", 0, 0)
         self.sessions: list[Session] = []
         self.leases: list[list[int]] = []
-        self.phase = 0  # 0 kvs, 1 leases, 2 sessions: sections come in this order
+        self.auth: tuple[bool, int, list[User], list[Role]] | None = None
+        # 0 kvs, 1 leases, 2 auth, 3 sessions, 4 done: sections come in this order
+        self.phase = 0
 
     @property
     def done(self) -> bool:
-        return self.phase == 3
+        return self.phase == 4
 
-    def take(self, chunk: Any, sessions: SessionTable, leases: LeaseTable) -> None:
+    def take(self, chunk: Any, sessions: SessionTable, leases: LeaseTable, auth: AuthStore) -> None:
         if type(chunk) is not list or len(chunk) < 2:
             raise SnapshotCorrupt(f"bad chunk {chunk!r:.80}")
         match chunk[0]:
@@ -210,17 +231,22 @@ class _Loader:
             case "leases" if self.version >= 2 and self.phase <= 1:
                 self.phase = 1
                 self.leases.extend(self._lease(record) for record in _records(chunk[1]))
-            case "sessions" if self.phase <= 2:
+            case "auth" if self.version >= 3 and self.phase <= 1:
                 self.phase = 2
+                self.auth = _auth(chunk)
+            case "sessions" if self.phase <= 3 and (self.version < 3 or self.phase >= 2):
+                self.phase = 3
                 self.sessions.extend(_session(record) for record in _records(chunk[1]))
-            case "end" if len(chunk) == (4 if self.version >= 2 else 3):
+            case "end" if len(chunk) == (4 if self.version >= 2 else 3) and (self.version < 3 or self.phase >= 2):
                 counts = [self.records, len(self.sessions)] + ([len(self.leases)] if self.version >= 2 else [])
                 if _ints(chunk[1:], "end") != counts:
                     raise SnapshotCorrupt("record counts do not match the end chunk")
                 sessions.load(self.sessions)
                 for lease_id, ttl, granted_index in self.leases:
                     leases.load(lease_id, ttl, granted_index)
-                self.phase = 3
+                if self.auth is not None:
+                    auth.load(*self.auth)
+                self.phase = 4
             case _:
                 raise SnapshotCorrupt(f"unexpected chunk {chunk[0]!r:.40}")
 
@@ -269,3 +295,37 @@ def _session(record: Any) -> Session:
     except KvError as error:
         raise SnapshotCorrupt(f"session {client_id}: {error}") from None
     return Session(client_id, last_seq, last_index, result)
+
+
+def _auth(chunk: list[Any]) -> tuple[bool, int, list[User], list[Role]]:
+    """The auth chunk's state, checked: names ascending and unique, roles of
+    a user sorted, permissions well-typed."""
+    if len(chunk) != 5 or type(chunk[1]) is not bool or type(chunk[2]) is not int or chunk[2] < 1:
+        raise SnapshotCorrupt(f"bad auth chunk {chunk!r:.80}")
+    users = [_user(record) for record in _records(chunk[3])]
+    roles = [_role(record) for record in _records(chunk[4])]
+    for named in (users, roles):
+        names = [item.name for item in named]
+        if names != sorted(set(names)):
+            raise SnapshotCorrupt("auth: names out of order or repeated")
+    return chunk[1], chunk[2], users, roles
+
+
+def _user(record: Any) -> User:
+    if not (type(record) is list and len(record) == 4 and type(record[0]) is str and type(record[1]) is str
+            and type(record[2]) is list and all(type(r) is str for r in record[2])
+            and record[2] == sorted(set(record[2])) and type(record[3]) is bool):
+        raise SnapshotCorrupt(f"bad user {record!r:.80}")
+    return User(record[0], record[1], tuple(record[2]), record[3])
+
+
+def _role(record: Any) -> Role:
+    if not (type(record) is list and len(record) == 2 and type(record[0]) is str and type(record[1]) is list):
+        raise SnapshotCorrupt(f"bad role {record!r:.80}")
+    perms = []
+    for perm in record[1]:
+        if not (type(perm) is list and len(perm) == 3 and type(perm[0]) is int
+                and perm[0] in PermType._value2member_map_ and type(perm[1]) is bytes and type(perm[2]) is bytes):
+            raise SnapshotCorrupt(f"bad permission {perm!r:.80}")
+        perms.append(Permission(PermType(perm[0]), perm[1], perm[2]))
+    return Role(record[0], tuple(perms))

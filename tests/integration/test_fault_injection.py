@@ -14,7 +14,7 @@ MakeCluster = Callable[..., LocalCluster]
 
 @pytest.mark.timeout(240)
 def test_isolating_the_leader_moves_leadership_and_heals_by_itself(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster()
+    cluster = make_cluster(fault_injection=True)
     old = cluster.wait_for_leader()
     others = [i for i in cluster.spec.ids if i != old]
     admin = cluster.client()
@@ -37,7 +37,7 @@ def test_isolating_the_leader_moves_leadership_and_heals_by_itself(make_cluster:
 
 @pytest.mark.timeout(120)
 def test_drop_traffic_refuses_non_peers_and_can_be_lifted(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster()
+    cluster = make_cluster(fault_injection=True)
     node = cluster.wait_for_leader()
     admin = cluster.client()
     with pytest.raises(InvalidRequestError, match="not a peer"):

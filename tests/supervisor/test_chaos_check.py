@@ -17,7 +17,7 @@ CHAOS_SECONDS = 32
 
 @pytest.mark.timeout(150)
 def test_chaos_check_passes_on_a_three_node_cluster(session: Session) -> None:
-    up = session.supervisor("up", "3", "--detach")
+    up = session.supervisor("up", "3", "--detach", "--fault-injection")
     assert up.returncode == 0, up.stdout + up.stderr
     run = session.supervisor("chaos", "--check", "--duration", str(CHAOS_SECONDS), "--interval", "1.5",
                              "--seed", "6", timeout=120)
@@ -57,7 +57,7 @@ def test_chaos_check_catches_a_build_that_acks_before_commit(
     check must say so and exit 1."""
     monkeypatch.setenv("JANGADA_TEST_UNSAFE", "ack-before-commit")
     monkeypatch.setenv("JANGADA_TEST_UNSAFE_I_KNOW", "1")
-    up = session.supervisor("up", "3", "--detach")
+    up = session.supervisor("up", "3", "--detach", "--fault-injection")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "UNSAFE TEST BUILD" in session.layout.node_log(1).read_text()
     run = session.supervisor("chaos", "--check", "--duration", "14", "--interval", "1.2", "--no-kill",
@@ -90,7 +90,7 @@ def test_the_unsafe_mode_is_refused_without_its_confirmation() -> None:
 def test_chaos_check_through_the_etcd_grpc_faces(session: Session) -> None:
     """`--via grpc`: the recorded workload speaks etcd's v3 API to the members'
     gRPC faces (writes through followers are carried to the leader by the face)."""
-    up = session.supervisor("up", "3", "--detach")
+    up = session.supervisor("up", "3", "--detach", "--fault-injection")
     assert up.returncode == 0, up.stdout + up.stderr
     run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "20", "--interval", "1.5",
                              "--seed", "7", timeout=120)

@@ -74,3 +74,13 @@ def test_an_explicit_config_is_copied_with_local_data_dirs(tmp_path: Path) -> No
     assert parse_spec(tomllib.loads(layout.config.read_text())).cluster_id == "jangada-5"
     with pytest.raises(ConfigConflict):
         prepare_config(layout, 3, config="cluster-3")
+
+
+def test_fault_injection_is_off_unless_up_asks_for_it(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "data")
+    assert not prepare_config(layout, 3).faults.injection
+    on = prepare_config(layout, None, fault_injection=True)  # the existing config, switched on
+    assert on.faults.injection and "injection = true" in layout.config.read_text()
+    assert prepare_config(layout, None).faults.injection  # a later `up` keeps what the config says
+    other = Layout(tmp_path / "copied")
+    assert prepare_config(other, None, config="cluster-3", fault_injection=True).faults.injection

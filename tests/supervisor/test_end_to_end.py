@@ -30,7 +30,7 @@ def one_leader(session: Session) -> dict[str, Any] | None:
 
 @pytest.mark.timeout(180)
 def test_up_put_get_kill_leader_chaos_down(session: Session) -> None:
-    up = session.supervisor("up", "3", "--detach")
+    up = session.supervisor("up", "3", "--detach", "--fault-injection")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "endpoints: 127.0.0.1:" in up.stdout
 
