@@ -31,6 +31,8 @@ from node.etcd.gatewaycontext import GatewayContext
 from node.etcd.header import Headers
 from node.etcd.kv import KvService
 from node.etcd.lease import LeaseService
+from node.etcd.recipes import Store
+from node.etcd.watch import Lanes
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL, etcdctl
 from tests.etcd.readiness import every_face_up
@@ -59,8 +61,8 @@ class FakeLink:
                  token: str = "") -> bytes:
         request = kv.decode_command(command).request
         self.sent.append((request, leader_only, token))
-        answer = self.answers.get(type(request))
-        if callable(answer) and not isinstance(answer, type):
+        answer: Any = self.answers.get(type(request))
+        if callable(answer):  # the node's logic for that request
             answer = answer(request, token)
         assert answer is not None, f"no answer for {request}"
         return kv.encode_result(answer)
@@ -195,6 +197,20 @@ def test_kv_and_lease_calls_carry_the_token_streams_included() -> None:
     assert [r.TTL for r in asyncio.run(keepalives())] == [10, 10]
     assert [(type(r).__name__, token) for r, _, token in link.sent] == \
         [("Range", "t-r"), ("Put", "t-p"), ("LeaseKeepAlive", "t-k"), ("LeaseKeepAlive", "t-k")]
+
+
+def test_the_lock_and_election_recipes_act_with_their_callers_token() -> None:
+    link = FakeLink({kv.Range: kv.RangeResponse(4, (), 0, False), kv.LeaseGrant: kv.LeaseGrantResponse(4, 9, 60)})
+    headers = Headers("c", 1, link)  # type: ignore[arg-type]
+    store = Store(KvService(link, headers), Lanes(link), headers)  # type: ignore[arg-type]
+
+    async def steps() -> None:
+        mine = await store.for_call(call((("token", "t-lock"),)))
+        await mine.range(rpc_pb2.RangeRequest(key=b"lock/"))
+        await mine.session_lease(0)
+
+    asyncio.run(steps())
+    assert [(type(r).__name__, t) for r, _, t in link.sent] == [("Range", "t-lock"), ("LeaseGrant", "t-lock")]
 
 
 # -- certificate users (etcd's --client-cert-auth) ------------------------------------------
