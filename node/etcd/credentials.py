@@ -23,6 +23,7 @@ call's few metadata pairs.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -43,6 +44,11 @@ FACE_TOKEN_PREFIX = "jangada-face-"
 COMMON_NAME_PROPERTY = "x509_common_name"
 #: What the node answers when a certificate's kept token no longer works: get a new one.
 STALE = (errors.INVALID_AUTH_TOKEN, errors.USER_EMPTY)
+#: A stream fixes its token at its start and cannot ask again with a new one, so
+#: it gets a new token for its certificate unless the kept one worked this
+#: recently (simple tokens live for the config's idle TTL from their last use,
+#: etcd's 5 minutes by default; revocations aside, a recently used one is alive).
+STREAM_TOKEN_AGE = 10.0
 
 
 def presented_token(context: Any) -> str:
@@ -69,10 +75,12 @@ class Credentials:
         self._face_token = FACE_TOKEN_PREFIX + face_secret if face_secret else ""
         self.client_cert_auth = client_cert_auth and bool(face_secret)
         self._kept: dict[str, str] = {}  # CN -> its token ("" = auth was not enabled)
+        self._worked: dict[str, float] = {}  # CN -> when its kept token last worked (monotonic)
         self._getting: dict[str, asyncio.Task[str]] = {}
 
     async def token(self, context: Any) -> str:
-        """The token `context`'s call acts with (for a stream: for its whole life)."""
+        """The token a stream (or a call made of several requests) acts with for
+        its whole life: for a certificate, one that worked within STREAM_TOKEN_AGE."""
         token = presented_token(context)
         if token or not self.client_cert_auth:
             return token
@@ -80,7 +88,9 @@ class Credentials:
         if not name:
             return ""
         kept = self._kept.get(name)
-        return kept if kept is not None else await self._renew(name)
+        if kept is not None and time.monotonic() - self._worked.get(name, 0.0) <= STREAM_TOKEN_AGE:
+            return kept
+        return await self._renew(name)
 
     async def call(self, context: Any, action: Callable[[str], Awaitable[T]]) -> T:
         """`action(token)` with the call's token; for a token the face got for a
@@ -96,13 +106,16 @@ class Credentials:
         if kept is None:
             kept = await self._renew(name)
         try:
-            return await action(kept)
+            result = await action(kept)
         except errors.EtcdError as error:
             if error.status not in STALE:
+                self._worked[name] = time.monotonic()  # e.g. permission denied: the token is good
                 raise
             if self._kept.get(name) == kept:
                 self._kept.pop(name, None)
-            return await action(await self._renew(name))
+            result = await action(await self._renew(name))
+        self._worked[name] = time.monotonic()
+        return result
 
     async def _renew(self, name: str) -> str:
         """A new token for certificate name `name` (one request per name at a time)."""
@@ -130,4 +143,5 @@ class Credentials:
             assert isinstance(result, AuthenticateResponse)
             token = result.token
         self._kept[name] = token
+        self._worked[name] = time.monotonic()
         return token

@@ -24,6 +24,7 @@ from cluster import kv
 from cluster.etcdpb import auth_pb2, rpc_pb2, rpc_pb2_grpc
 from cluster.kv import auth
 from cluster.kv import errors as kv_errors
+from node.etcd import credentials as credentials_module
 from node.etcd import errors
 from node.etcd.auth import AuthService
 from node.etcd.credentials import Credentials
@@ -266,6 +267,17 @@ def test_a_certificates_cn_gets_a_token_through_the_face_token_kept_and_renewed(
         [("Put", "alice-1"), ("Authenticate", "jangada-face-s3cret"), ("Put", "alice-2")]
 
 
+def test_a_stream_gets_a_new_token_unless_the_kept_one_worked_recently(monkeypatch: pytest.MonkeyPatch) -> None:
+    node = CertNode()
+    kv_service, link = cert_service(node)
+    put(kv_service, call(common_name="alice"))
+    credentials = kv_service.credentials
+    assert asyncio.run(credentials.token(call(common_name="alice"))) == "alice-1"  # worked just now
+    monkeypatch.setattr(credentials_module, "STREAM_TOKEN_AGE", -1.0)  # as if it was long ago
+    assert asyncio.run(credentials.token(call(common_name="alice"))) == "alice-2"
+    assert asyncio.run(credentials.token(call((("token", "mine"),), common_name="alice"))) == "mine"
+
+
 def test_a_presented_token_wins_over_the_certificate() -> None:
     node = CertNode()
     node.valid.add("root-token")
@@ -301,6 +313,7 @@ ALICE = "--user=alice:alicepw"
 #: user with it (allowed, refused: write, other prefix, watch, txn), a revoked
 #: permission taking effect, wrong credentials, auth off by root.
 SCRIPT: list[tuple[tuple[str, ...], str | None]] = [
+    (("--user=root:rootpw", "get", "/app/x"), None),  # auth off: clientv3 goes on without a token
     (("user", "add", "root", "--new-user-password=rootpw"), None),
     (("auth", "enable"), None),
     (("get", "/app/x"), None),  # no user while auth is on
