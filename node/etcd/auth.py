@@ -6,8 +6,9 @@ Each RPC becomes one request, acting with the call's token
 what, with etcd's rules and errors (auth/store.go); the face converts and
 routes. What etcd puts through its log goes to the leader (the link carries it
 there from a follower); the read-only ones (UserGet, UserList, RoleGet,
-RoleList) are linearizable reads on this member. Authenticate goes to the leader
-too: the node that checks the password proposes the token's issue.
+RoleList) are linearizable reads on this member, and so is Authenticate asked:
+the node signs a JWT itself or, with simple tokens, sends it on to the leader,
+which checks the password and proposes the token's issue.
 
 Every response carries etcd's header at the revision the result names. etcd 3.4
 has no AuthStatus RPC (it came with 3.5): rpc.proto here has none, so the face
@@ -48,11 +49,14 @@ class AuthService(rpc_pb2_grpc.AuthServicer):
 
     async def _run(self, request: Any, context: Any) -> Any:
         """`request`'s result from the node (an auth result), acting with the call's token."""
-        read = isinstance(request, auth.AUTH_READS)
+        # Logged requests go to the leader; reads, and Authenticate, to this member
+        # (it checks the password, then signs a JWT itself or, with simple tokens,
+        # sends the request on to the leader, which proposes the token's issue).
+        here = isinstance(request, (*auth.AUTH_READS, auth.Authenticate))
         command = kv.encode_command(request)
 
         async def attempt(token: str) -> Any:
-            result = kv.decode_result(await self._link.kv(command, leader_only=not read, token=token))
+            result = kv.decode_result(await self._link.kv(command, leader_only=not here, token=token))
             if isinstance(result, kv.KvError):
                 raise errors.from_kv_error(result)
             return result

@@ -73,3 +73,12 @@ class Authority:
     def client(self, user: str) -> KeyPair:
         """A client certificate whose CN is `user`."""
         return self._issue(f"{self.name}-client-{user}", user, ExtendedKeyUsageOID.CLIENT_AUTH, [])
+
+
+def signing_key(path: Path) -> Path:
+    """An EC P-256 private key (PEM) at `path`, e.g. a cluster's ES256 JWT key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    return path

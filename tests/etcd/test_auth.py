@@ -137,7 +137,7 @@ def test_authenticate_answers_the_token() -> None:
     auth_service, link = service({auth.Authenticate: auth.AuthenticateResponse(9, "tok.abc.1")})
     response = asyncio.run(auth_service.Authenticate(rpc_pb2.AuthenticateRequest(name="u", password="pw"), call()))
     assert (response.token, response.header.revision) == ("tok.abc.1", 9)
-    assert link.sent == [(auth.Authenticate("u", "pw"), True, "")]
+    assert link.sent == [(auth.Authenticate("u", "pw"), False, "")]  # to this member first
 
 
 #: etcd 3.4's rpctypes/error.go, for each of the KV API's auth errors.

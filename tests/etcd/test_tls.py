@@ -21,7 +21,7 @@ import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from node.localcluster import LocalCluster
-from tests.etcd.certificates import Authority, KeyPair
+from tests.etcd.certificates import Authority, KeyPair, signing_key
 from tests.etcd.conftest import etcd_cluster_maker, etcdctl
 from tests.etcd.readiness import every_face_up
 
@@ -45,12 +45,29 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return Certificates(ca.cert, ca.server(), ca.client("root"), ca.client("alice"), foreign.client("root"))
 
 
+def tls_section(certs: Certificates) -> dict[str, Any]:
+    return {"cert": str(certs.server.cert), "key": str(certs.server.key), "ca": str(certs.ca),
+            "client_cert_auth": True}
+
+
 @pytest.fixture(scope="module")
 def tls_cluster(certs: Certificates, tmp_path_factory: pytest.TempPathFactory,
                 request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """Simple tokens (etcd's default)."""
     with etcd_cluster_maker(tmp_path_factory.mktemp("tls-etcd"), request) as make:
-        cluster = make(tls={"cert": str(certs.server.cert), "key": str(certs.server.key), "ca": str(certs.ca),
-                            "client_cert_auth": True})
+        cluster = make(tls=tls_section(certs))
+        every_face_up(cluster)
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def jwt_tls_cluster(certs: Certificates, tmp_path_factory: pytest.TempPathFactory,
+                    request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """JWT tokens (ES256): each member signs its own, nothing goes through the log."""
+    root = tmp_path_factory.mktemp("jwt-tls-etcd")
+    with etcd_cluster_maker(root, request) as make:
+        cluster = make(tls=tls_section(certs), auth={"token": "jwt", "jwt_sign_method": "ES256",
+                                                     "jwt_key": str(signing_key(root / "jwt.key"))})
         every_face_up(cluster)
         yield cluster
 
@@ -133,6 +150,18 @@ def test_the_gateway_serves_https_to_trusted_client_certificates(tls_cluster: Lo
 ])
 def test_the_certificates_cn_is_the_user_once_auth_is_on(tls_cluster: LocalCluster, certs: Certificates,
                                                          through: str) -> None:
+    cn_is_the_user(tls_cluster, certs, through)
+
+
+def test_the_certificates_cn_is_the_user_with_jwt_tokens_through_a_follower(jwt_tls_cluster: LocalCluster,
+                                                                           certs: Certificates) -> None:
+    cn_is_the_user(jwt_tls_cluster, certs, "follower")
+
+
+def cn_is_the_user(tls_cluster: LocalCluster, certs: Certificates, through: str) -> None:
+    """Users set up as root's CN on the leader; then, through `through`: alice's
+    CN reads its prefix only, root's CN may write, a token wins over the CN; auth
+    off and everything removed at the end."""
     root, alice = certs.root, certs.alice
     leader = tls_cluster.wait_for_leader()
     member = leader if through == "leader" else next(i for i in tls_cluster.ids if i != leader)
