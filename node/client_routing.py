@@ -148,13 +148,13 @@ class ClientRouter:
             return
         try:
             if isinstance(request, DropTrafficRequest):
+                if self.gate.enabled:  # strangers learn nothing of the config
+                    self.gate.require_root(request.token)
                 if not self._fault_injection:
                     self._refusals.count("fault_injection_refused", "drop-traffic")
                     self._reply(identity, self._answers.error(request.request_id, ErrorCode.INVALID_REQUEST,
                                                               FAULTS_OFF))
                     return
-                if self.gate.enabled:
-                    self.gate.require_root(request.token)
                 self._reply(identity, self._faults.drop_traffic(request))
             elif isinstance(request, _ADMIN):  # one check on the KV path for every rare request kind
                 if self.gate.enabled and not isinstance(request, MembersRequest):
@@ -261,6 +261,11 @@ class ClientRouter:
             self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
                                                 "AuthIssue is proposed by a node only (send Authenticate)"))
             return
+        if isinstance(body, UserAdd) and body.no_password and (body.password or body.hashed):
+            # (proposed as is otherwise: a clear password must never reach the log)
+            self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
+                                                "a user added with no_password takes no password"))
+            return
         try:
             if isinstance(body, Authenticate):
                 if self.gate.enabled and self._simple_tokens and self._core.role is not Role.LEADER:
@@ -275,7 +280,9 @@ class ClientRouter:
                 self._lease_query(identity, request, body)
                 return
             data = self._acting(request, command) if self.gate.enabled or command.user else request.command
-            if isinstance(body, (UserAdd, UserChangePassword)) and body.password:
+            # Every password is hashed here, the empty one too (as etcd's bcrypt of
+            # ""); a `hashed` sent by a client is replaced, never trusted.
+            if isinstance(body, UserChangePassword) or (isinstance(body, UserAdd) and not body.no_password):
                 acting = ""
                 if self.gate.enabled:
                     acting = command.user or self.gate.user_of(request.token)

@@ -1,7 +1,9 @@
 """Fault injection for chaos runs (`supervisor chaos --drop`): a client request
 makes this node's transport drop peer frames, in one or both directions, for a
 bounded time. The transport does the dropping; this object validates the request,
-starts the fault, ends it when its time is up, and logs both for operators."""
+starts the fault, ends it when its time is up, and logs both for operators. The
+client router lets a request this far only when the config enables fault
+injection (`[faults] injection = true`) and, while auth is on, for root."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -317,9 +317,13 @@ def decode_command(data: bytes) -> Command:
     except DECODE_ERRORS as error:
         raise InvalidCommand(f"not a msgpack value ({type(error).__name__})") from None
     fields = _array(obj, "command")
-    if len(fields) != 4:
-        if len(fields) == 5:
-            return _decode_command_with_user(fields)
+    if len(fields) == 4:
+        user = ""
+    elif len(fields) == 5:
+        user = _str(fields[4], "user")
+        if not user:
+            raise InvalidCommand("command: an empty user must be left out")
+    else:
         raise InvalidCommand("command: expected [format, client_id, seq, request, (user)]")
     if fields[0] != FORMAT or type(fields[0]) is not int:
         raise InvalidCommand(f"unknown command format {fields[0]!r}")
@@ -327,15 +331,7 @@ def decode_command(data: bytes) -> Command:
     seq = _uint(fields[2], "seq")
     if (client_id == 0) != (seq == 0):
         raise InvalidCommand("client_id and seq must be both 0 or both positive")
-    return Command(_decode_request(fields[3], 0), client_id, seq)
-
-
-def _decode_command_with_user(fields: list[Any]) -> Command:
-    user = _str(fields[4], "user")
-    if not user:
-        raise InvalidCommand("command: an empty user must be left out")
-    command = decode_command(pack(fields[:4]))
-    return Command(command.request, command.client_id, command.seq, user)
+    return Command(_decode_request(fields[3], 0), client_id, seq, user)
 
 
 def _decode_request(obj: Any, depth: int) -> Request:

@@ -182,3 +182,27 @@ def test_an_issue_needs_a_token() -> None:
 def test_empty_names_pass_the_static_checks_for_the_state_machine_to_refuse_in_etcds_order() -> None:
     check_request(UserAdd(""), LIMITS)
     check_request(RoleAdd(""), LIMITS)
+
+
+def test_garbage_with_auth_tags_is_invalid_or_decodes_to_its_own_bytes() -> None:
+    """Random fields under every auth tag: decoding raises InvalidCommand (never
+    anything else), or yields a command that encodes back to the same bytes
+    (one value, one encoding)."""
+    import random
+
+    pool: list[object] = [None, 0, -1, 7, 2**64 - 1, True, False, "", "ann", b"", b"k", [], [0, b"k", b""],
+                          [2, b"a", b"\0"], [9, b"k", b""], {"a": 1}, 1.5]
+    rng = random.Random(15)
+    decoded = 0
+    for _ in range(4000):
+        tag = rng.randrange(19, 39)
+        fields = [tag] + [rng.choice(pool) for _ in range(rng.randrange(0, 6))]
+        user = rng.choice([None, "ann", "", b"ann"])
+        data = _command(fields) if user is None else _command(fields, user)
+        try:
+            command = decode_command(data)
+        except InvalidCommand:
+            continue
+        assert encode_command(command.request, command.client_id, command.seq, command.user) == data
+        decoded += 1
+    assert decoded > 20  # the pool does hit well-formed commands

@@ -483,6 +483,16 @@ def test_drop_traffic_needs_root_while_auth_is_on(node: Any) -> None:
     assert isinstance(n.last(), StatusReply) and [kind for kind, _ in n.other.calls] == ["drop"]
 
 
+def test_drop_traffic_from_a_non_root_user_is_refused_before_the_switch_is_looked_at(node: Any) -> None:
+    n = node(injection=False)
+    n.send(DropTrafficRequest(1, (2,), 1.0, token=n.login("alice")))
+    refused_with(n.last(), PermissionDenied)
+    n.send(DropTrafficRequest(2, (2,), 1.0, token=n.login("root")))
+    assert n.last().code is ErrorCode.INVALID_REQUEST and n.last().reason == FAULTS_OFF
+    assert n.refusals.counts == {"auth_failed": 0, "invalid_token": 0, "permission_denied": 1,
+                                 "fault_injection_refused": 1}
+
+
 def test_drop_traffic_with_the_switch_and_auth_off_is_open(node: Any) -> None:
     n = node(auth_on=False, injection=True)
     n.send(DropTrafficRequest(1, (2,), 1.0))

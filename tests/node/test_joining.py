@@ -143,7 +143,7 @@ def test_a_final_error_and_a_member_without_addresses_are_reasons(members: Calla
 
     refuser = members(refusing)
     with pytest.raises(JoinFailed, match=f"\\(last: {refuser.endpoint}: no such thing\\)"):
-        fetch_addresses([refuser.endpoint], "test", 0.2, LOG)
+        fetch_addresses([refuser.endpoint], "test", 2.0, LOG)
     empty = members(a_member(members={"members": [{"id": 3, "peer": "", "client": ""}]}))
     with pytest.raises(JoinFailed, match=f"\\(last: {empty.endpoint} knows no member addresses\\)"):
-        fetch_addresses([empty.endpoint], "test", 0.2, LOG)
+        fetch_addresses([empty.endpoint], "test", 2.0, LOG)

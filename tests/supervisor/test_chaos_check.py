@@ -12,7 +12,7 @@ import pytest
 
 from tests.supervisor.harness import Session
 
-CHAOS_SECONDS = 32
+CHAOS_SECONDS = 24
 
 
 @pytest.mark.timeout(150)
@@ -67,7 +67,10 @@ def test_chaos_check_catches_a_build_that_acks_before_commit(
     assert "chaos check: FAIL" in run.stdout
     [outdir] = sorted(session.layout.root.glob("chaos-*"))
     report = json.loads((outdir / "report.json").read_text())
-    assert report["faults_total"] >= 3, run.stdout
+    # The broken build can wreck a replica with the first pause (it then stays
+    # unreachable and later faults are skipped under the one-at-a-time limit), so
+    # one injected fault is all the run is sure to get.
+    assert report["faults_total"] >= 1, run.stdout
     assert (not report["linearizable"] or report["lost_writes"] or report["revision_regressions"]
             or not report["converged"])
     if not report["linearizable"]:
@@ -92,7 +95,7 @@ def test_chaos_check_through_the_etcd_grpc_faces(session: Session) -> None:
     gRPC faces (writes through followers are carried to the leader by the face)."""
     up = session.supervisor("up", "3", "--detach", "--fault-injection")
     assert up.returncode == 0, up.stdout + up.stderr
-    run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "20", "--interval", "1.5",
+    run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "15", "--interval", "1.5",
                              "--seed", "7", timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "chaos check: PASS" in run.stdout and "via grpc" in run.stdout
