@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from cluster import kv
 from cluster.kv.auth import Authenticate, AuthenticateResponse
-from cluster.kv.errors import AuthNotEnabled
+from cluster.kv.errors import AuthFailed, AuthNotEnabled
 from node.etcd import errors
 from node.etcd.link import NodeLink
 
@@ -134,12 +134,19 @@ class Credentials:
             # (open on the node's side: the xfail in tests/etcd/test_tls.py).
             data = await self._link.kv(kv.encode_command(Authenticate(name, "")), token=self._face_token)
         except errors.EtcdError as error:
-            if error.status is not errors.AUTH_NOT_ENABLED:
+            if error.status is errors.AUTH_NOT_ENABLED:
+                data = kv.encode_result(AuthNotEnabled())
+            elif error.status is errors.AUTH_FAILED:
+                data = kv.encode_result(AuthFailed())
+            else:
                 raise
-            data = kv.encode_result(AuthNotEnabled())
         result = kv.decode_result(data)
         if isinstance(result, AuthNotEnabled):
             token = ""
+        elif isinstance(result, AuthFailed):
+            # No such user: etcd takes the CN as the user all the same and its
+            # permission checks find nobody (auth/store.go isOpPermitted).
+            raise errors.EtcdError(errors.PERMISSION_DENIED, f"no user {name!r} for a certificate")
         elif isinstance(result, kv.KvError):
             raise errors.from_kv_error(result)
         else:

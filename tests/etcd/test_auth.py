@@ -230,6 +230,8 @@ class CertNode:
         assert token == "jangada-face-s3cret" and request.password == ""
         if not self.enabled:
             return kv_errors.AuthNotEnabled()
+        if request.name == "nobody":
+            return kv_errors.AuthFailed()
         self.issued += 1
         issued = f"{request.name}-{self.issued}"
         self.valid.add(issued)
@@ -276,6 +278,14 @@ def test_a_stream_gets_a_new_token_unless_the_kept_one_worked_recently(monkeypat
     monkeypatch.setattr(credentials_module, "STREAM_TOKEN_AGE", -1.0)  # as if it was long ago
     assert asyncio.run(credentials.token(call(common_name="alice"))) == "alice-2"
     assert asyncio.run(credentials.token(call((("token", "mine"),), common_name="alice"))) == "mine"
+
+
+def test_a_certificate_naming_no_user_is_refused_as_etcd_refuses_it() -> None:
+    kv_service, link = cert_service(CertNode())
+    with pytest.raises(errors.EtcdError) as raised:
+        put(kv_service, call(common_name="nobody"))
+    assert raised.value.status is errors.PERMISSION_DENIED
+    assert [type(r).__name__ for r, _, _ in link.sent] == ["Authenticate"]
 
 
 def test_a_presented_token_wins_over_the_certificate() -> None:
