@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import zmq
 
+from cluster.curve_keys import CurveClient, curve_client_for, discover_curve
 from cluster.kv import (
     ALL_KEYS_END, Compact, CompactResponse, Compare, DeleteRange, DeleteResponse, KeyValue, KvError,
     LeaseGrant, LeaseGrantResponse, LeaseKeepAlive, LeaseKeepAliveResponse, LeaseLeases,
@@ -72,10 +73,14 @@ def _b(key: Key) -> bytes:
 
 class Client:
     def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0, attempt_timeout: float = 2.0,
-                 exactly_once: bool = True) -> None:
+                 exactly_once: bool = True, curve: CurveClient | None = None) -> None:
+        """`curve`: the members' CURVE public keys, for a `[curve]` cluster; by
+        default those of the cluster the supervisor started here, if it is secure
+        (cluster/discovery.py), else none (plaintext)."""
         if not endpoints:
             raise ValueError("a client needs at least one endpoint")
         self.endpoints = list(endpoints)
+        self.curve = curve if curve is not None else discover_curve()
         self.timeout = timeout
         self.attempt_timeout = attempt_timeout
         self.exactly_once = exactly_once
@@ -93,6 +98,8 @@ class Client:
 
     @classmethod
     def from_spec(cls, spec: ClusterSpec, **options: Any) -> Client:
+        if spec.curve.enabled:
+            options.setdefault("curve", curve_client_for(spec.members))
         return cls(spec.client_addresses(), **options)
 
     # -- what a watch borrows from its client (cluster.watch.WatchHost) -------------
@@ -190,7 +197,7 @@ class Client:
     def lease(self, ttl: int, lease_id: int = 0) -> Lease:
         """Grant a lease and keep it alive from a background thread until
         `Lease.close()` (see `Lease`)."""
-        return Lease(self.endpoints, ttl, lease_id, attempt_timeout=self.attempt_timeout)
+        return Lease(self.endpoints, ttl, lease_id, attempt_timeout=self.attempt_timeout, curve=self.curve)
 
     def status(self, endpoint: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         """One node's status (the current endpoint's by default); no retries."""
@@ -465,6 +472,8 @@ class Client:
             return self._socket
         self._reset()
         socket = self._ctx.socket(zmq.DEALER)
+        if self.curve is not None:
+            self.curve.secure(socket, endpoint)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.SNDHWM, 1000)
         socket.setsockopt(zmq.RCVHWM, 1000)
@@ -504,8 +513,9 @@ class Lease:
     """
 
     def __init__(self, endpoints: Sequence[str], ttl: int, lease_id: int = 0, *,
-                 attempt_timeout: float = 1.0) -> None:
-        self._client = Client(endpoints, timeout=max(1.0, ttl / 3), attempt_timeout=min(attempt_timeout, 1.0))
+                 attempt_timeout: float = 1.0, curve: CurveClient | None = None) -> None:
+        self._client = Client(endpoints, timeout=max(1.0, ttl / 3), attempt_timeout=min(attempt_timeout, 1.0),
+                              curve=curve)
         sent = time.monotonic()
         try:
             granted = self._client.lease_grant(ttl, lease_id)

@@ -14,135 +14,27 @@ named by `$JANGADA_DATA_DIR`):
 
 The state file is written only by the supervisor (atomically: tmp file + rename) and
 read by everyone else: the supervisor's `status`/`down`/`kill`/`chaos` commands and
-the client CLI, which is why its format lives here in `cluster` (the leaf package)
-and not in `supervisor`. Its JSON is documented in docs/operations.md.
+the client CLI, which is why its format lives in `cluster` (the leaf package, in
+cluster/cluster_state.py, re-exported here) and not in `supervisor`. Its JSON is
+documented in docs/operations.md.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cluster.cluster_state import (  # noqa: F401  (re-exported: the state file's readers import them from here)
+    DATA_DIR_NAME, ENV_DATA_DIR, STATE_VERSION, ClusterState, DiscoveryError, Layout, NodeRecord, default_layout,
+    read_state)
 
 if TYPE_CHECKING:
     from cluster.client import Client
 
-DATA_DIR_NAME = "jangada-data"
-ENV_DATA_DIR = "JANGADA_DATA_DIR"
 ENV_ENDPOINTS = "JANGADA_ENDPOINTS"
-STATE_VERSION = 1
 
 _HOST_PORT = re.compile(r"^(?:tcp://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
-
-
-class DiscoveryError(Exception):
-    """No cluster could be found, or its state file is unreadable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Where everything of one supervised cluster lives."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "cluster.toml"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "supervisor.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "supervisor.lock"
-
-    @property
-    def supervisor_log(self) -> Path:
-        return self.root / "supervisor.log"
-
-    def node_dir(self, node_id: int) -> Path:
-        return self.root / f"node-{node_id}"
-
-    def node_log(self, node_id: int) -> Path:
-        return self.root / f"node-{node_id}.log"
-
-
-def default_layout(cwd: Path | None = None) -> Layout:
-    """`$JANGADA_DATA_DIR`, else `./jangada-data` (absolute, so it survives a chdir)."""
-    env = os.environ.get(ENV_DATA_DIR)
-    root = Path(env) if env else (cwd or Path.cwd()) / DATA_DIR_NAME
-    return Layout(root.absolute())
-
-
-@dataclass(slots=True)
-class NodeRecord:
-    """One node as the supervisor last saw it. `pid` 0 = not running; `create_time`
-    (psutil) tells our process from a later one that reused the pid."""
-
-    id: int
-    client: str
-    peer: str
-    pid: int = 0
-    create_time: float = 0.0
-    restarts: int = 0
-    state: str = "starting"  # starting | running | backoff | stopped
-    last_exit: str = ""  # how it last died, e.g. "killed by SIGKILL after 3.2 s"
-    grpc: str = ""  # the etcd v3 gRPC URL, http://HOST:PORT ("" = off; state files before it lack it)
-    gateway: str = ""  # the etcd HTTP JSON gateway URL, likewise
-
-
-@dataclass(slots=True)
-class ClusterState:
-    cluster_id: str
-    config: str
-    data_dir: str
-    supervisor_pid: int
-    supervisor_create_time: float
-    nodes: list[NodeRecord] = field(default_factory=list)
-    ready: bool = False  # a leader was elected after start-up (`up --detach` waits on it)
-    started_at: float = 0.0
-    version: int = STATE_VERSION
-
-    def node(self, node_id: int) -> NodeRecord:
-        for record in self.nodes:
-            if record.id == node_id:
-                return record
-        raise KeyError(node_id)
-
-    def endpoints(self) -> list[str]:
-        return [n.client for n in self.nodes]
-
-    def etcd_endpoints(self) -> list[str]:
-        """HOST:PORT of every node's etcd gRPC face (what `etcdctl --endpoints` takes)."""
-        return [n.grpc.removeprefix("http://") for n in self.nodes if n.grpc]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "state file") -> ClusterState:
-        try:
-            doc = json.loads(text)
-            if doc.get("version") != STATE_VERSION:
-                raise DiscoveryError(f"{source}: unsupported version {doc.get('version')!r}")
-            nodes = [NodeRecord(**n) for n in doc.pop("nodes")]
-            return cls(nodes=nodes, **doc)
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            raise DiscoveryError(f"{source}: unreadable ({error})") from None
-
-
-def read_state(layout: Layout) -> ClusterState | None:
-    """The state file's contents, or None if there is none."""
-    try:
-        text = layout.state.read_text()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise DiscoveryError(f"{layout.state}: {error}") from None
-    return ClusterState.from_json(text, str(layout.state))
 
 
 def normalize_endpoint(text: str) -> str:

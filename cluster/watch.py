@@ -33,6 +33,7 @@ from typing import Protocol
 
 import zmq
 
+from cluster.curve_keys import CurveClient
 from cluster.errors import InvalidRequestError, WatchCompactedError
 from cluster.protocol import (
     ErrorCode, ErrorReply, ProtocolError, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
@@ -58,6 +59,9 @@ class WatchHost(Protocol):
 
     @property
     def context(self) -> zmq.Context[zmq.Socket[bytes]]: ...
+
+    @property
+    def curve(self) -> CurveClient | None: ...
 
     def next_request_id(self) -> int: ...
 
@@ -235,6 +239,8 @@ class Watch:
         if self._failures:
             time.sleep(min(0.05 * 2 ** min(self._failures, 5), 1.0))
         socket = self.client.context.socket(zmq.DEALER)
+        if self.client.curve is not None:
+            self.client.curve.secure(socket, self._endpoint)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.RCVHWM, 100_000)
         socket.connect(self._endpoint)

@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataDirLocked as error:
         print(f"jangada node {args.id}: {error}", file=sys.stderr)
         return 2
+    except SpecError as error:  # e.g. [curve]: a missing or world-readable key file
+        print(f"jangada node {args.id}: bad config: {error}", file=sys.stderr)
+        return 2
     except (OSError, zmq.ZMQError) as error:
         # e.g. an address already in use, or an unwritable data directory
         print(f"jangada node {args.id}: cannot start: {error}", file=sys.stderr)

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cluster.curve_keys import curve_client_for, load_member_keys
 from cluster.kv.passwords import hash_password, verify_password
 from cluster.protocol import ErrorCode
 from cluster.spec import ClusterSpec, MemberSpec
@@ -115,7 +116,9 @@ class NodeActor:
             self.membership.on_appended(recovered.entries)
             self.transport = Transport(node_id, self.member.peer_bind_address, self.member.client_bind_address,
                                        {}, TransportOptions(spec.limits.max_message_bytes, spec.limits.send_hwm,
-                                                            spec.limits.recv_hwm))
+                                                            spec.limits.recv_hwm),
+                                       load_member_keys(spec, node_id) if spec.curve.enabled else None,
+                                       self.dropped.drop)
             self.peers = PeerLink(node_id, self.transport, self.membership, core, spec.cluster_id,
                                   spec.limits.max_message_bytes, chunk_bytes, clock, self.dropped, self.log)
             self.peers.connect_members()
@@ -168,7 +171,8 @@ class NodeActor:
             from node.etcd.lease import min_lease_ttl  # noqa: PLC0415
             self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
                                  spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing),
-                                 face_secret=face_secret, tls=FaceTls.of(spec, self.member.id))
+                                 face_secret=face_secret, tls=FaceTls.of(spec, self.member.id),
+                                 curve=curve_client_for(spec.members) if spec.curve.enabled else None)
             try:
                 self.face.start()
             except BaseException:

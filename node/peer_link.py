@@ -117,24 +117,33 @@ class PeerLink:
 
     def receive(self, frames: list[bytes]) -> PeerMessage | None:
         """The message in one peer frame, or None if it is dropped (malformed, from
-        someone not allowed to talk to us, or cut by an injected partition)."""
+        someone not allowed to talk to us, spoofed, or cut by an injected partition).
+
+        With CURVE the transport appends the member id the connection authenticated
+        as (node/zap.py): a frame whose envelope names another sender is spoofed.
+        Without CURVE nothing proves a sender (docs/security.md): the envelope's
+        `src` is taken at its word, as the routing identity means nothing."""
         dropped = self._dropped
+        authenticated = self._transport.curve is not None
+        if authenticated:
+            *frames, user = frames
         if len(frames) != 2:
             dropped.drop("peer-frame-count", f"{len(frames)} frames")
             return None
-        identity, data = frames
-        if not self._transport.accepts_from(identity):
-            return None  # an injected partition (drop-traffic request)
+        data = frames[1]
         try:
             message = wire.decode(data, self._cluster_id, self._max_message_bytes)
         except WireError as error:
             dropped.drop(f"peer-{error.kind}", error.detail)
             return None
+        if authenticated and user != str(message.src).encode():
+            dropped.drop("peer-spoofed", f"{type(message).__name__} claiming node {message.src} "
+                         f"on a connection authenticated as node {user.decode('ascii', 'replace') or '?'}")
+            return None
+        if not self._transport.accepts_from(message.src):
+            return None  # an injected partition (drop-traffic request)
         if message.dst != self.id or message.src == self.id or not self._accepts_src(message.src):
             dropped.drop("peer-misaddressed", f"{type(message).__name__} {message.src}->{message.dst}")
-            return None
-        if identity != str(message.src).encode():
-            dropped.drop("peer-identity", f"sender {message.src} on connection {identity[:16]!r}")
             return None
         return message
 

@@ -1,7 +1,12 @@
 """ZeroMQ transport: moves frames, knows nothing about terms or logs.
 
-* One ROUTER bound for peers. Peers connect to it with a DEALER whose routing
-  identity is their node id, so a frame arrives as [identity, payload].
+* One ROUTER bound for peers. Peers connect to it with a DEALER; ZeroMQ gives each
+  connection a routing identity of its own, so a frame arrives as [identity,
+  payload]. The identity names a connection, not a member: the DEALERs set none,
+  so nobody can claim a member's identity and displace (ROUTER_HANDOVER) or shadow
+  its connection, and a restarted member's new connection never waits for the old
+  one to be noticed dead. Who sent a frame is its envelope's `src`, and with CURVE
+  the member whose key authenticated the connection (below).
 * One ROUTER bound for clients: a frame arrives as [client identity, payload] and
   the reply goes back to that identity (unroutable replies are silently dropped by
   ZeroMQ: a client that left is not our problem).
@@ -15,6 +20,14 @@ the connection of anyone who sends a larger frame, before we ever see it). Sends
 never block: a full queue raises EAGAIN, which we report as False so the actor can
 tell the Raft core the peer is unreachable (Raft retries; dropping is safe).
 
+With `[curve] enabled` (`curve` given) both ROUTERs are CURVE servers with the
+member's key pair and the DEALERs CURVE clients holding each peer's public key. The
+ZAP handler (node/zap.py) admits only members' keys on the peer port and any key on
+the client port, and labels each peer connection with its member id: the peer
+ROUTER's frames then come as [identity, payload, member id] (`receive_batch`).
+Refused and failed handshakes are reported through `refused` (counted and logged
+with the dropped frames).
+
 For chaos testing, `block` drops frames to and/or from chosen peers until a
 deadline, silently, like a network partition (the drop-traffic admin request).
 """
@@ -24,6 +37,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import zmq
+
+from cluster.curve_keys import MemberKeys
+from node.zap import CLIENT_DOMAIN, PEER_DOMAIN, HandshakeWatch, Refused, ZapHandler
 
 #: Frames at least this big are sent without a copy; smaller ones are cheaper to
 #: copy (pyzmq's own threshold: zero-copy needs a Frame and a release callback).
@@ -50,20 +66,28 @@ class Transport:
     """The node's sockets. Not thread-safe: owned by the actor thread."""
 
     def __init__(self, node_id: int, peer_bind: str, client_bind: str, peers: dict[int, str],
-                 options: TransportOptions) -> None:
+                 options: TransportOptions, curve: MemberKeys | None = None,
+                 refused: Refused | None = None) -> None:
         self.node_id = node_id
         self.options = options
+        self.curve = curve
+        self._refused: Refused = refused or _ignore
         # Injected faults (the drop-traffic admin request): peer -> (deadline, direction).
         self.blocked: dict[int, tuple[float, str]] = {}
         self.blocked_frames = 0
         self.ctx = zmq.Context()
+        # Before any CURVE server socket exists: ZeroMQ asks the handler bound then.
+        self.zap = ZapHandler(self.ctx, curve.members, self._refused) if curve is not None else None
         self.peer_router = self._socket(zmq.ROUTER)
         self.client_router = self._socket(zmq.ROUTER)
-        # A restarted peer reconnects with the same identity: let it take over the old
-        # connection at once instead of being ignored until ZeroMQ notices the old one died.
-        self.peer_router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.dealers: dict[int, zmq.Socket[bytes]] = {}
         self.addresses: dict[int, str] = {}
+        self._handshakes: list[HandshakeWatch] = []
+        if curve is not None:
+            self._serve_curve(self.peer_router, PEER_DOMAIN)
+            self._serve_curve(self.client_router, CLIENT_DOMAIN)
+            self._handshakes = [HandshakeWatch(self.peer_router, "curve-handshake-failed-peer", self._refused),
+                                HandshakeWatch(self.client_router, "curve-handshake-failed-client", self._refused)]
         try:
             self.peer_router.bind(peer_bind)
             self.client_router.bind(client_bind)
@@ -76,6 +100,14 @@ class Transport:
         self.poller = zmq.Poller()
         self.poller.register(self.peer_router, zmq.POLLIN)
         self.poller.register(self.client_router, zmq.POLLIN)
+        # The security sockets, polled with the others and handled inside `poll`.
+        self._security: dict[zmq.Socket[bytes], ZapHandler | HandshakeWatch] = {}
+        handlers: list[ZapHandler | HandshakeWatch] = [*self._handshakes]
+        if self.zap is not None:
+            handlers.append(self.zap)
+        for handler in handlers:
+            self._security[handler.socket] = handler
+            self.poller.register(handler.socket, zmq.POLLIN)
 
     def _socket(self, kind: int) -> zmq.Socket[bytes]:
         s = self.ctx.socket(kind)
@@ -92,17 +124,40 @@ class Transport:
             s.setsockopt(zmq.IMMEDIATE, 1)
         return s
 
+    def _serve_curve(self, router: zmq.Socket[bytes], domain: bytes) -> None:
+        assert self.curve is not None
+        router.setsockopt(zmq.CURVE_SERVER, 1)
+        router.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public.encode("ascii"))
+        router.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret.encode("ascii"))
+        router.setsockopt(zmq.ZAP_DOMAIN, domain)
+
+    def _dial_curve(self, dealer: zmq.Socket[bytes], peer: int) -> bool:
+        """Make `dealer` a CURVE client of `peer`; False if its key is unknown."""
+        assert self.curve is not None
+        key = self.curve.members.get(peer)
+        if not key:
+            return False
+        dealer.setsockopt(zmq.CURVE_SERVERKEY, key.encode("ascii"))
+        dealer.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public.encode("ascii"))
+        dealer.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret.encode("ascii"))
+        return True
+
     # -- peers (membership changes add and remove them at run time) -------------------
 
     def add_peer(self, peer: int, address: str) -> None:
         """Connect a DEALER to `peer` at `address` (a no-op if already connected
-        there; a new address replaces the old connection)."""
+        there; a new address replaces the old connection). With CURVE, a peer whose
+        public key is not in the config gets no connection (membership changes do
+        not carry keys yet): it is reported as refused, and sends to it are dropped."""
         if self.addresses.get(peer) == address:
             return
         self.remove_peer(peer)
         dealer = self._socket(zmq.DEALER)
         try:
-            dealer.setsockopt(zmq.IDENTITY, str(self.node_id).encode())
+            if self.curve is not None and not self._dial_curve(dealer, peer):
+                dealer.close(linger=0)
+                self._refused("curve-unknown-peer-key", f"no CURVE public key for node {peer}: not connecting")
+                return
             dealer.connect(address)
         except zmq.ZMQError:
             dealer.close(linger=0)
@@ -138,15 +193,9 @@ class Transport:
         self.blocked_frames += 1
         return True
 
-    def accepts_from(self, identity: bytes) -> bool:
-        """Whether a frame from the peer with this routing identity may be read."""
-        if not self.blocked:
-            return True
-        try:
-            peer = int(identity)
-        except ValueError:
-            return True  # not a peer id: the wire decoder rejects and counts it
-        return not self._blocks(peer, "in")
+    def accepts_from(self, peer: int) -> bool:
+        """Whether a frame from `peer` may be read (no injected partition from it)."""
+        return not self.blocked or not self._blocks(peer, "in")
 
     # -- sending -------------------------------------------------------------------
 
@@ -179,13 +228,21 @@ class Transport:
     # -- receiving -------------------------------------------------------------------
 
     def poll(self, timeout_ms: float) -> tuple[bool, bool]:
-        """Wait up to `timeout_ms` for input; returns (peer ready, client ready)."""
+        """Wait up to `timeout_ms` for input; returns (peer ready, client ready).
+        ZAP requests and handshake failures (CURVE) are handled here."""
         events = dict(self.poller.poll(max(0, int(timeout_ms))))
+        if self._security:
+            for socket, handler in self._security.items():
+                if socket in events:
+                    handler.handle_pending()
         return self.peer_router in events, self.client_router in events
 
-    @staticmethod
-    def receive_batch(socket: zmq.Socket[bytes], limit: int) -> list[list[bytes]]:
-        """Up to `limit` multipart messages already queued on `socket`."""
+    def receive_batch(self, socket: zmq.Socket[bytes], limit: int) -> list[list[bytes]]:
+        """Up to `limit` multipart messages already queued on `socket`. With CURVE,
+        a peer frame gets a last element: the member id its connection
+        authenticated as (the ZAP User-Id)."""
+        if self.curve is not None and socket is self.peer_router:
+            return self._receive_authenticated(limit)
         batch: list[list[bytes]] = []
         while len(batch) < limit:
             try:
@@ -194,7 +251,27 @@ class Transport:
                 break
         return batch
 
+    def _receive_authenticated(self, limit: int) -> list[list[bytes]]:
+        batch: list[list[bytes]] = []
+        router = self.peer_router
+        while len(batch) < limit:
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            user = str(frames[-1].get("User-Id") or "")
+            batch.append([f.bytes for f in frames] + [user.encode()])
+        return batch
+
     def close(self) -> None:
+        for handler in self._handshakes:
+            handler.close()
         for s in [self.peer_router, self.client_router, *self.dealers.values()]:
             s.close(linger=0)
+        if self.zap is not None:
+            self.zap.close()
         self.ctx.term()
+
+
+def _ignore(kind: str, detail: str) -> None:
+    """`refused` when nobody counts (tests that build a bare transport)."""

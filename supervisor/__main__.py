@@ -6,15 +6,21 @@ operation failed, 2 usage). The work is in launch/supervise/control/chaos/status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from cluster.discovery import Layout, default_layout
+from cluster.curve_keys import KeyFileError
+from cluster.discovery import ENV_DATA_DIR, Layout, default_layout
+from cluster.spec import SpecError, load_spec
 from cluster.output import format_table
 from supervisor import chaos as chaos_mod
-from supervisor import chaoscheck, control, launch, member_changes
+from supervisor import chaoscheck, control, launch, member_changes, security
+from supervisor.display import security_line
 from supervisor.statefile import supervisor_process
 from supervisor.status import HEADERS, collect, leader_of, table_rows
 
@@ -29,6 +35,8 @@ EPILOG = """\
 examples:
   python -m supervisor up 5                 # foreground: live status table, Ctrl-C stops it
   python -m supervisor up 3 --detach        # background: returns once a leader exists
+  python -m supervisor up 3 --secure        # CURVE on the native ports, TLS on the etcd faces (docs/security.md)
+  python -m supervisor keys --config my.toml  # keys and certificates for a hand-written (multi-host) config
   python -m supervisor status [--json]
   etcdctl --endpoints=$(python -m supervisor status --etcd-endpoints) member list
   kill -9 $(python -m supervisor status --leader-pid)
@@ -86,7 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="give up if no leader is elected within S seconds (default 30)")
     up.add_argument("--grace", type=_positive, default=5.0, metavar="S",
                     help="on stop, SIGKILL nodes still running S seconds after SIGTERM (default 5)")
+    up.add_argument("--secure", action="store_true",
+                    help="a new cluster gets CURVE keys and TLS certificates (in DIR/keys): encrypted, "
+                         "authenticated native and peer ports, https:// etcd faces (see docs/security.md)")
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)  # the detached child
+
+    keys = sub.add_parser("keys", help="create CURVE key files and TLS certificates for a config's members",
+                          description="Create each member's CURVE key file (mode 0600, in a 0700 directory), a TLS "
+                                      "CA, each member's server certificate and root's client certificate, then "
+                                      "print the lines to add to the config (public keys only: no secret is ever "
+                                      "printed). Existing files are kept. Copy member N's files to member N's "
+                                      "host only.")
+    keys.add_argument("--config", required=True, metavar="FILE", help="the cluster config (TOML)")
+    keys.add_argument("--out", type=Path, metavar="DIR",
+                      help="where to write them (default: keys/ next to the config)")
 
     status = sub.add_parser("status", parents=[common], help="every node: pid, role, term, indexes, WAL, RSS")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -164,7 +185,7 @@ def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
         raise control.ControlError(f"N must be 1..99, got {args.size}", 2)
     if not args.supervise:
         launch.check_free(layout, sys.stdout)
-    spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection)
+    spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection, args.secure)
     if args.detach and not args.supervise:
         return launch.up_detached(layout, spec, args.timeout, args.grace, sys.stdout)
     return launch.up_foreground(layout, spec, args.timeout, args.grace)
@@ -192,6 +213,7 @@ def cmd_status(args: argparse.Namespace, layout: Layout) -> int:
         return 0
     print(f"cluster {state.cluster_id}  supervisor pid {state.supervisor_pid}"
           f"{'' if supervisor else ' (NOT RUNNING: stale state; `down` cleans up)'}  data {state.data_dir}")
+    print(security_line(state))
     print(format_table(HEADERS, table_rows(statuses)))
     for s in statuses:
         if s.last_exit:
@@ -222,6 +244,24 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     return chaos_mod.Chaos(layout, options, sys.stdout).run()
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.config)
+    except SpecError as error:
+        raise control.ControlError(str(error), 2) from None
+    out: Path = (args.out or Path(args.config).absolute().parent / "keys").absolute()
+    files = security.SecurityFiles(out)
+    try:
+        publics = security.create(spec, files)
+    except (OSError, KeyFileError) as error:
+        raise control.ControlError(str(error)) from None
+    print(f"# keys and certificates of {len(spec.members)} members in {out} (secret files mode 0600; "
+          f"copy member N's files to member N's host only)")
+    print(f"# add to {args.config}:")
+    print("\n".join(security.config_lines(spec, publics, files)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -229,10 +269,33 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     layout = _layout(args)
+    with _clients_find(layout):
+        return _dispatch(parser, args, layout)
+
+
+@contextlib.contextmanager
+def _clients_find(layout: Layout) -> Iterator[None]:
+    """For the command's length, clients made in this process (status, chaos, the
+    check's workload) find this cluster's state file, and with it a secure
+    cluster's CURVE keys (cluster/curve_keys.py), even with --data-dir."""
+    before = os.environ.get(ENV_DATA_DIR)
+    os.environ[ENV_DATA_DIR] = str(layout.root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_DATA_DIR, None)
+        else:
+            os.environ[ENV_DATA_DIR] = before
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, layout: Layout) -> int:
     try:
         match args.command:
             case "up":
                 return cmd_up(args, layout)
+            case "keys":
+                return cmd_keys(args)
             case "status":
                 return cmd_status(args, layout)
             case "down":

@@ -23,6 +23,7 @@ from typing import NamedTuple
 from cluster.discovery import Layout
 from cluster.ports import free_ports
 from cluster.spec import ClusterSpec, MemberSpec, SpecError, load_spec
+from supervisor import security
 
 MAX_NODES = 99  # --base-port leaves room for 99 ports of each kind
 HOST = "127.0.0.1"
@@ -69,7 +70,8 @@ def generate_spec(size: int, base_port: int | None = None, cluster_id: str | Non
 
 
 def prepare_config(layout: Layout, size: int | None, base_port: int | None = None,
-                   config: str | None = None, fault_injection: bool = False) -> ClusterSpec:
+                   config: str | None = None, fault_injection: bool = False,
+                   secure: bool = False) -> ClusterSpec:
     """The spec `up` runs, written to `layout.config`.
 
     * `config` given: that file (or shipped name) is copied in; its members' data
@@ -78,6 +80,9 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
       3-node data directory cannot be brought up as 5 nodes).
     * otherwise a new one is generated.
     `fault_injection`: turn on `[faults] injection` in it (see above).
+    `secure` (`up --secure`): a new config gets CURVE keys, TLS certificates
+    (supervisor/security.py, in `<data dir>/keys`), [curve], [tls] and https://
+    face URLs; a secure config already there is reused as it is.
     Raises SpecError, ValueError or ConfigConflict with a message for the operator."""
     existing = load_spec(layout.config) if layout.config.is_file() else None
     if config is not None:
@@ -99,9 +104,15 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
         spec = generate_spec(size or 3, base_port)
     if size is not None and len(spec.members) != size:
         raise ConfigConflict(f"--config has {len(spec.members)} members but `up {size}` was asked for")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    if secure and not spec.curve.enabled:
+        if spec is existing:
+            raise ConfigConflict(f"{layout.root} holds a plaintext cluster ({spec.cluster_id}); "
+                                 "`python -m supervisor down --purge` first to start it --secure")
+        files = security.SecurityFiles(layout.root / "keys")
+        spec = security.secure_spec(spec, security.create(spec, files), files, layout.root)
     if fault_injection:
         spec = replace(spec, faults=replace(spec.faults, injection=True))
-    layout.root.mkdir(parents=True, exist_ok=True)
     if existing != spec:
         _write_atomically(layout.config, spec.to_toml())
     return load_spec(layout.config)

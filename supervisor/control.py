@@ -91,7 +91,7 @@ def _stop(layout: Layout, state: ClusterState, grace: float, out: TextIO) -> Non
     print("cluster stopped", file=out)
 
 
-_OURS = re.compile(r"^(cluster\.toml|members\.json|supervisor\.(json|lock|log)|node-\d+(\.log)?|chaos-\d{8}T\d{6}Z|.*\.tmp)$")
+_OURS = re.compile(r"^(cluster\.toml|keys|members\.json|supervisor\.(json|lock|log)|node-\d+(\.log)?|chaos-\d{8}T\d{6}Z|.*\.tmp)$")
 
 
 def _purge(layout: Layout, out: TextIO) -> int:

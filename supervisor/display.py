@@ -42,6 +42,7 @@ class Display:
                        f"{etcd_faces(node.grpc, node.gateway)}")
         endpoints = ",".join(n.client.removeprefix("tcp://") for n in state.nodes)
         self.event(f"endpoints: {endpoints}")
+        self.event(security_line(state))
         if state.etcd_endpoints():
             self.event(f"etcd endpoints: {','.join(state.etcd_endpoints())}")
         self.event("try: python -m cluster put greeting hello; python -m cluster get greeting; "
@@ -91,3 +92,14 @@ class RichDisplay(Display):
 
 def display_for(stream: TextIO) -> Display:
     return RichDisplay() if stream.isatty() else Display(stream)
+
+
+def security_line(state: ClusterState) -> str:
+    """Which mode the cluster runs in, said plainly (docs/security.md)."""
+    if not state.secure:
+        return ("security: PLAINTEXT (no CURVE, no TLS): anyone who can reach these ports can use the cluster "
+                "unless auth is enabled; `up --secure` for a secure cluster")
+    tls = f"TLS on the etcd faces, CA {state.ca}" if state.ca else "no TLS on the etcd faces"
+    certs = f" (etcdctl --cacert {state.ca} --cert {state.client_cert} --key {state.client_key})" \
+        if state.client_cert else ""
+    return f"security: SECURE: CURVE on the client and peer ports; {tls}{certs}"

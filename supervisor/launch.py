@@ -17,11 +17,12 @@ from typing import TextIO
 
 import psutil
 
+from cluster.curve_keys import KeyFileError
 from cluster.discovery import DiscoveryError, Layout, read_state
 from cluster.spec import ClusterSpec, SpecError
 from supervisor.configgen import ConfigConflict, prepare_config
 from supervisor.control import ControlError
-from supervisor.display import Display, display_for
+from supervisor.display import Display, display_for, security_line
 from supervisor.spawn import terminate
 from supervisor.statefile import SupervisorLock, SupervisorRunning, inspect, remove_state
 from supervisor.supervise import Supervisor
@@ -46,10 +47,10 @@ def check_free(layout: Layout, out: TextIO) -> None:
 
 
 def prepare(layout: Layout, size: int | None, base_port: int | None, config: str | None,
-            fault_injection: bool = False) -> ClusterSpec:
+            fault_injection: bool = False, secure: bool = False) -> ClusterSpec:
     try:
-        return prepare_config(layout, size, base_port, config, fault_injection)
-    except (SpecError, ValueError, ConfigConflict) as error:
+        return prepare_config(layout, size, base_port, config, fault_injection, secure)
+    except (SpecError, ValueError, ConfigConflict, KeyFileError, OSError) as error:
         raise ControlError(str(error), 2) from None
 
 
@@ -95,6 +96,7 @@ def up_detached(layout: Layout, spec: ClusterSpec, leader_timeout: float, grace:
                       file=out)
             endpoints = ",".join(n.client.removeprefix("tcp://") for n in state.nodes)
             print(f"endpoints: {endpoints}", file=out)
+            print(security_line(state), file=out)
             if state.etcd_endpoints():
                 print(f"etcd endpoints: {','.join(state.etcd_endpoints())}", file=out)
             print("try: python -m cluster put greeting hello; python -m supervisor status; "

@@ -68,6 +68,11 @@ def add(layout: Layout, timeout: float, out: TextIO) -> int:
         spec = load_spec(layout.config)
     except SpecError as error:
         raise ControlError(str(error)) from None
+    if spec.curve.enabled:
+        # Peers admit only the keys in their config, and a membership change carries
+        # none: a new member could never talk to them (docs/security.md).
+        raise ControlError("adding a member to a --secure cluster is not supported yet: membership changes "
+                           "do not carry CURVE keys, so the members would refuse the new one")
     roster = _roster(layout)
     node_id = roster.next_id(spec)
     peer_port, client_port, grpc_port, gateway_port = free_ports(FACES)

@@ -32,6 +32,7 @@ import psutil
 from cluster.discovery import ClusterState, Layout, NodeRecord
 from cluster.spec import ClusterSpec
 from supervisor.display import Display, etcd_faces
+from supervisor.security import tls_paths
 from supervisor.restarts import RestartPolicy
 from supervisor.roster import RosterError, load_roster
 from supervisor.spawn import describe_exit, spawn_node, terminate
@@ -70,10 +71,13 @@ class Supervisor:
         self.joins = {m.id: m for m in members if m.join is not None}
         self.children = {m.id: _Child() for m in members}
         me = os.getpid()
+        keys = {m.id: m.curve_public for m in spec.members}  # members added later have none (yet)
+        ca, client_cert, client_key = tls_paths(spec)
         self.state = ClusterState(
             cluster_id=spec.cluster_id, config=str(layout.config), data_dir=str(layout.root),
             supervisor_pid=me, supervisor_create_time=create_time(me), started_at=time.time(),
-            nodes=[NodeRecord(m.id, m.client, m.peer, grpc=m.grpc, gateway=m.gateway) for m in members])
+            nodes=[NodeRecord(m.id, m.client, m.peer, grpc=m.grpc, gateway=m.gateway, curve_public=keys.get(m.id, ""))
+                   for m in members], ca=ca, client_cert=client_cert, client_key=client_key)
         self.stopping = threading.Event()
         self.roster_changed = threading.Event()
         self.watch = _Watch()

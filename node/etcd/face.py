@@ -29,6 +29,7 @@ import grpc.aio
 import zmq
 import zmq.asyncio
 
+from cluster.curve_keys import CurveClient
 from cluster.spec import ClusterSpec, MemberSpec
 from node.etcd import errors
 from node.etcd.credentials import Credentials
@@ -109,11 +110,12 @@ class FaceStartError(OSError):
 class EtcdFace:
     def __init__(self, cluster_name: str, member: MemberSpec, ctx: zmq.Context[Any],
                  request_timeout: float, min_lease_ttl: int = 1, *, face_secret: str = "",
-                 tls: FaceTls | None = None) -> None:
+                 tls: FaceTls | None = None, curve: CurveClient | None = None) -> None:
         """`member`: this node's advertised addresses (published to the cluster
         if its address book lacks them: node/etcd/publish.py). `face_secret`: the
         node's secret for the trusted face token (certificate users); `tls`: the
-        servers' TLS (None: plaintext)."""
+        servers' TLS (None: plaintext); `curve`: how to reach other members' client
+        ports in a `[curve]` cluster."""
         self._face_secret = face_secret
         self._tls = tls
         self.cluster_name = cluster_name
@@ -123,6 +125,7 @@ class EtcdFace:
         self._ctx = ctx
         self._request_timeout = request_timeout
         self._min_lease_ttl = min_lease_ttl  # etcd's minimum lease TTL (node/etcd/lease.py)
+        self._curve = curve
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -164,7 +167,8 @@ class EtcdFace:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        link = NodeLink(zmq.asyncio.Context.shadow(self._ctx), self.node_id, self._request_timeout)
+        link = NodeLink(zmq.asyncio.Context.shadow(self._ctx), self.node_id, self._request_timeout,
+                        curve=self._curve)
         await link.start()
         headers = Headers(self.cluster_name, self.node_id, link)
         tls = self._tls

@@ -33,6 +33,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from cluster.curve_keys import CurveClient
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest, MAX_BATCH,
     MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, StatusReply, StatusRequest,
@@ -69,6 +70,7 @@ class _Connection:
         self.address = address
         self._link = link
         self.socket: zmq.asyncio.Socket = ctx.socket(zmq.DEALER)
+        _secure(self.socket, address, link.curve)
         self.socket.setsockopt(zmq.LINGER, 0)
         # Never queue a request for a peer that is not connected: a dead leader's
         # address must fail at once, not hold requests until it comes back.
@@ -125,9 +127,18 @@ class _Connection:
         self.socket.close(linger=0)
 
 
+def _secure(socket: zmq.asyncio.Socket, address: str, curve: CurveClient | None) -> None:
+    """In a `[curve]` cluster, a DEALER to another member's client port is a CURVE
+    client holding that member's public key (our own node is reached over inproc,
+    where ZeroMQ has no security mechanism and needs none)."""
+    if curve is not None and not address.startswith("inproc://"):
+        curve.secure(socket, address)
+
+
 class NodeLink:
     def __init__(self, ctx: zmq.asyncio.Context, node_id: int, request_timeout: float,
-                 max_frame_bytes: int = 256 << 20) -> None:
+                 max_frame_bytes: int = 256 << 20, *, curve: CurveClient | None = None) -> None:
+        self.curve = curve
         self._ctx = ctx
         self.node_id = node_id
         self.request_timeout = request_timeout
@@ -388,7 +399,7 @@ class NodeLink:
     def sibling(self) -> NodeLink:
         """Another link to this node with its own DEALER, so its own client identity
         (the node limits watches per identity); `start()` and `close()` it."""
-        return NodeLink(self._ctx, self.node_id, self.request_timeout, self._max_frame)
+        return NodeLink(self._ctx, self.node_id, self.request_timeout, self._max_frame, curve=self.curve)
 
     async def send_local(self, request: ClientRequest) -> None:
         """A request to this node whose answers arrive on a stream."""

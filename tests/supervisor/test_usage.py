@@ -27,6 +27,8 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["chaos", "--duration", "99999"], "--duration"),
     (["kill", "1", "--signal", "HUP"], "--signal"),
     (["status", "--bogus"], "unrecognized"),
+    (["keys"], "--config"),
+    (["keys", "--config", "no-such-config"], "no such file"),
 ])
 def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
@@ -49,5 +51,5 @@ def test_down_with_no_cluster_is_fine(capsys: pytest.CaptureFixture[str]) -> Non
 def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("up", "status", "down", "kill", "restart", "logs", "chaos", "exit status"):
+    for command in ("up", "status", "down", "kill", "restart", "logs", "chaos", "keys", "--secure", "exit status"):
         assert command in out
