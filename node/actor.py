@@ -167,11 +167,11 @@ class NodeActor:
         if self.member.grpc or self.member.gateway:
             # Imported only for a member with a face: grpcio, protobuf and the generated
             # modules cost ~0.25 s at every node start (measured with -X importtime).
-            from node.etcd.face import EtcdFace  # noqa: PLC0415
+            from node.etcd.face import EtcdFace, FaceTls  # noqa: PLC0415
             from node.etcd.lease import min_lease_ttl  # noqa: PLC0415
             self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
                                  spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing),
-                                 face_secret=face_secret,
+                                 face_secret=face_secret, tls=FaceTls.of(spec, self.member.id),
                                  curve=curve_client_for(spec.members) if spec.curve.enabled else None)
             try:
                 self.face.start()

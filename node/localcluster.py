@@ -55,6 +55,8 @@ class LocalCluster:
         `fault_injection`: the members accept drop-traffic (`[faults] injection`)."""
         self.root = root
         self.etcd = etcd
+        # the faces' scheme: https:// with the config's [tls] (cluster/spec.py requires it)
+        self.scheme = "https://" if sections.get("tls", {}).get("cert") else "http://"
         per = 4 if etcd else 2
         ports = free_ports(per * size)
         members = tuple(self._member(i, ports[per * (i - 1):per * i]) for i in range(1, size + 1))
@@ -78,7 +80,7 @@ class LocalCluster:
             return MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}")
         peer, client, grpc, gateway = ports or free_ports(4)
         return MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}",
-                          grpc=f"http://127.0.0.1:{grpc}", gateway=f"http://127.0.0.1:{gateway}")
+                          grpc=f"{self.scheme}127.0.0.1:{grpc}", gateway=f"{self.scheme}127.0.0.1:{gateway}")
 
     def new_member(self) -> MemberSpec:
         """A member for the next unused id, on fresh ports (not started, not added)."""
@@ -92,7 +94,7 @@ class LocalCluster:
 
     def grpc_endpoint(self, node_id: int) -> str:
         """HOST:PORT of a member's etcd gRPC face (as etcdctl's --endpoints takes it)."""
-        return self.member(node_id).grpc.removeprefix("http://")
+        return self.member(node_id).grpc.removeprefix(self.scheme)
 
     def gateway_url(self, node_id: int) -> str:
         return self.member(node_id).gateway

@@ -1,127 +1,147 @@
-"""The etcdserverpb.Auth service while jangada has no authentication (issue 15).
+"""The etcdserverpb.Auth service: etcd 3.4's Auth RPCs as the KV API's auth
+requests (cluster/kv/auth.py), answered by the node like KV results.
 
-jangada's state is always etcd's "auth disabled, no users, no roles", so every
-RPC whose etcd 3.4 answer in that state is determined is answered exactly as
-etcd answers it (auth/store.go, etcdserver/v3_server.go, apply.go):
+Each RPC becomes one request, acting with the call's token
+(node/etcd/credentials.py): the node and its state machine check who may do
+what, with etcd's rules and errors (auth/store.go); the face converts and
+routes. What etcd puts through its log goes to the leader (the link carries it
+there from a follower); the read-only ones (UserGet, UserList, RoleGet,
+RoleList) are linearizable reads on this member, and so is Authenticate asked:
+the node signs a JWT itself or, with simple tokens, sends it on to the leader,
+which checks the password and proposes the token's issue.
 
-* Authenticate: FAILED_PRECONDITION "etcdserver: authentication is not enabled".
-  This is the answer clientv3 expects: a client configured with a user and
-  password treats it as "no token needed" and goes on (clientv3/client.go
-  getToken, retry_interceptor.go), so `etcdctl --user=...` works unchanged.
-* AuthDisable: success (etcd's is a no-op when auth is not enabled).
-* UserList, RoleList: success with no names.
-* UserGet, UserDelete, UserChangePassword, UserGrantRole, UserRevokeRole:
-  "etcdserver: user name not found"; RoleGet, RoleDelete, RoleGrantPermission,
-  RoleRevokePermission: "etcdserver: role name not found" (no user or role
-  exists, and etcd looks the name up before anything else).
-* UserAdd / RoleAdd with an empty name: etcd's "user name is empty" / "role
-  name is empty" (checked before anything is written).
-
-What would change the state (UserAdd, RoleAdd, AuthEnable) jangada cannot do:
-UNIMPLEMENTED with a message that says so, rather than a success that did
-nothing or one of etcd's errors that would send a client looking for a cause
-that is not there (AuthEnable's "root user does not exist" would make
-etcdctl's `auth enable` try to create the root role and fail anyway).
-
-etcd sends these RPCs through its log, so they need a leader; these answers
-depend on nothing replicated and are given by any member at once. (etcd 3.4 has
-no AuthStatus RPC; it came with 3.5.)
+Every response carries etcd's header at the revision the result names. etcd 3.4
+has no AuthStatus RPC (it came with 3.5): rpc.proto here has none, so the face
+serves none.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import grpc
-
-from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
+from cluster import kv
+from cluster.etcdpb import auth_pb2, rpc_pb2, rpc_pb2_grpc
+from cluster.kv import auth
 from node.etcd import errors
+from node.etcd.credentials import Credentials
 from node.etcd.header import Headers
 from node.etcd.link import NodeLink
 
-USER_EMPTY = errors.EtcdStatus(grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: user name is empty")
-USER_NOT_FOUND = errors.EtcdStatus(grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: user name not found")
-ROLE_EMPTY = errors.EtcdStatus(grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: role name is empty")
-ROLE_NOT_FOUND = errors.EtcdStatus(grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: role name not found")
-NOT_SUPPORTED = errors.EtcdStatus(errors.UNIMPLEMENTED,
-                                  "etcdserver: jangada does not support authentication yet (issue 15)")
+
+def permission(perm: auth_pb2.Permission) -> auth.Permission:
+    """authpb.Permission as the KV API's (the same type numbers)."""
+    try:
+        perm_type = auth.PermType(perm.permType)
+    except ValueError:
+        raise errors.invalid(f"unknown permission type {perm.permType}") from None
+    return auth.Permission(perm_type, perm.key, perm.range_end)
 
 
-def _no_user() -> errors.EtcdError:
-    return errors.EtcdError(USER_NOT_FOUND)
-
-
-def _no_role() -> errors.EtcdError:
-    return errors.EtcdError(ROLE_NOT_FOUND)
+def permission_pb(perm: auth.Permission) -> auth_pb2.Permission:
+    return auth_pb2.Permission(permType=auth_pb2.Permission.Type.Name(perm.perm_type), key=perm.key,
+                              range_end=perm.range_end)
 
 
 class AuthService(rpc_pb2_grpc.AuthServicer):
-    def __init__(self, link: NodeLink, headers: Headers) -> None:
+    def __init__(self, link: NodeLink, headers: Headers, credentials: Credentials | None = None) -> None:
         self._link = link
         self._headers = headers
+        self._credentials = credentials or Credentials(link)
 
-    async def _header(self) -> rpc_pb2.ResponseHeader:
-        """At this member's revision, as etcd's header after applying the request."""
-        status = await self._link.status()
-        return self._headers.make(int(status.get("revision", 0)))
+    async def _run(self, request: Any, context: Any) -> Any:
+        """`request`'s result from the node (an auth result), acting with the call's token."""
+        # Logged requests go to the leader; reads, and Authenticate, to this member
+        # (it checks the password, then signs a JWT itself or, with simple tokens,
+        # sends the request on to the leader, which proposes the token's issue).
+        here = isinstance(request, (*auth.AUTH_READS, auth.Authenticate))
+        command = kv.encode_command(request)
 
-    # -- what etcd answers in jangada's state --------------------------------------------
+        async def attempt(token: str) -> Any:
+            result = kv.decode_result(await self._link.kv(command, leader_only=not here, token=token))
+            if isinstance(result, kv.KvError):
+                raise errors.from_kv_error(result)
+            return result
 
-    async def Authenticate(self, request: rpc_pb2.AuthenticateRequest, context: Any) -> rpc_pb2.AuthenticateResponse:
-        raise errors.EtcdError(errors.AUTH_NOT_ENABLED)
+        return await self._credentials.call(context, attempt)
+
+    async def _done(self, request: Any, context: Any) -> rpc_pb2.ResponseHeader:
+        """The header of a change whose response has nothing else."""
+        result = await self._run(request, context)
+        assert isinstance(result, auth.AuthDone), result
+        return self._headers.make(result.revision)
+
+    # -- enabling, tokens ----------------------------------------------------------------
+
+    async def AuthEnable(self, request: rpc_pb2.AuthEnableRequest, context: Any) -> rpc_pb2.AuthEnableResponse:
+        return rpc_pb2.AuthEnableResponse(header=await self._done(auth.AuthEnable(), context))
 
     async def AuthDisable(self, request: rpc_pb2.AuthDisableRequest, context: Any) -> rpc_pb2.AuthDisableResponse:
-        return rpc_pb2.AuthDisableResponse(header=await self._header())
+        return rpc_pb2.AuthDisableResponse(header=await self._done(auth.AuthDisable(), context))
 
-    async def UserList(self, request: rpc_pb2.AuthUserListRequest, context: Any) -> rpc_pb2.AuthUserListResponse:
-        return rpc_pb2.AuthUserListResponse(header=await self._header(), users=[])
+    async def Authenticate(self, request: rpc_pb2.AuthenticateRequest, context: Any) -> rpc_pb2.AuthenticateResponse:
+        result = await self._run(auth.Authenticate(request.name, request.password), context)
+        assert isinstance(result, auth.AuthenticateResponse), result
+        return rpc_pb2.AuthenticateResponse(header=self._headers.make(result.revision), token=result.token)
 
-    async def RoleList(self, request: rpc_pb2.AuthRoleListRequest, context: Any) -> rpc_pb2.AuthRoleListResponse:
-        return rpc_pb2.AuthRoleListResponse(header=await self._header(), roles=[])
+    # -- users ---------------------------------------------------------------------------
+
+    async def UserAdd(self, request: rpc_pb2.AuthUserAddRequest, context: Any) -> rpc_pb2.AuthUserAddResponse:
+        add = auth.UserAdd(request.name, request.password, no_password=request.options.no_password)
+        return rpc_pb2.AuthUserAddResponse(header=await self._done(add, context))
 
     async def UserGet(self, request: rpc_pb2.AuthUserGetRequest, context: Any) -> rpc_pb2.AuthUserGetResponse:
-        raise _no_user()
+        result = await self._run(auth.UserGet(request.name), context)
+        assert isinstance(result, auth.UserGetResponse), result
+        return rpc_pb2.AuthUserGetResponse(header=self._headers.make(result.revision), roles=list(result.roles))
+
+    async def UserList(self, request: rpc_pb2.AuthUserListRequest, context: Any) -> rpc_pb2.AuthUserListResponse:
+        result = await self._run(auth.UserList(), context)
+        assert isinstance(result, auth.UserListResponse), result
+        return rpc_pb2.AuthUserListResponse(header=self._headers.make(result.revision), users=list(result.users))
 
     async def UserDelete(self, request: rpc_pb2.AuthUserDeleteRequest,
                          context: Any) -> rpc_pb2.AuthUserDeleteResponse:
-        raise _no_user()
+        return rpc_pb2.AuthUserDeleteResponse(header=await self._done(auth.UserDelete(request.name), context))
 
     async def UserChangePassword(self, request: rpc_pb2.AuthUserChangePasswordRequest,
                                  context: Any) -> rpc_pb2.AuthUserChangePasswordResponse:
-        raise _no_user()
+        change = auth.UserChangePassword(request.name, request.password)
+        return rpc_pb2.AuthUserChangePasswordResponse(header=await self._done(change, context))
 
     async def UserGrantRole(self, request: rpc_pb2.AuthUserGrantRoleRequest,
                             context: Any) -> rpc_pb2.AuthUserGrantRoleResponse:
-        raise _no_user()
+        grant = auth.UserGrantRole(request.user, request.role)
+        return rpc_pb2.AuthUserGrantRoleResponse(header=await self._done(grant, context))
 
     async def UserRevokeRole(self, request: rpc_pb2.AuthUserRevokeRoleRequest,
                              context: Any) -> rpc_pb2.AuthUserRevokeRoleResponse:
-        raise _no_user()
+        revoke = auth.UserRevokeRole(request.name, request.role)
+        return rpc_pb2.AuthUserRevokeRoleResponse(header=await self._done(revoke, context))
+
+    # -- roles ---------------------------------------------------------------------------
+
+    async def RoleAdd(self, request: rpc_pb2.AuthRoleAddRequest, context: Any) -> rpc_pb2.AuthRoleAddResponse:
+        return rpc_pb2.AuthRoleAddResponse(header=await self._done(auth.RoleAdd(request.name), context))
 
     async def RoleGet(self, request: rpc_pb2.AuthRoleGetRequest, context: Any) -> rpc_pb2.AuthRoleGetResponse:
-        raise _no_role()
+        result = await self._run(auth.RoleGet(request.role), context)
+        assert isinstance(result, auth.RoleGetResponse), result
+        return rpc_pb2.AuthRoleGetResponse(header=self._headers.make(result.revision),
+                                           perm=[permission_pb(perm) for perm in result.perms])
+
+    async def RoleList(self, request: rpc_pb2.AuthRoleListRequest, context: Any) -> rpc_pb2.AuthRoleListResponse:
+        result = await self._run(auth.RoleList(), context)
+        assert isinstance(result, auth.RoleListResponse), result
+        return rpc_pb2.AuthRoleListResponse(header=self._headers.make(result.revision), roles=list(result.roles))
 
     async def RoleDelete(self, request: rpc_pb2.AuthRoleDeleteRequest, context: Any) -> rpc_pb2.AuthRoleDeleteResponse:
-        raise _no_role()
+        return rpc_pb2.AuthRoleDeleteResponse(header=await self._done(auth.RoleDelete(request.role), context))
 
     async def RoleGrantPermission(self, request: rpc_pb2.AuthRoleGrantPermissionRequest,
                                   context: Any) -> rpc_pb2.AuthRoleGrantPermissionResponse:
-        raise _no_role()
+        grant = auth.RoleGrantPermission(request.name, permission(request.perm))
+        return rpc_pb2.AuthRoleGrantPermissionResponse(header=await self._done(grant, context))
 
     async def RoleRevokePermission(self, request: rpc_pb2.AuthRoleRevokePermissionRequest,
                                    context: Any) -> rpc_pb2.AuthRoleRevokePermissionResponse:
-        raise _no_role()
-
-    # -- what would change the state: not yet ----------------------------------------------
-
-    async def AuthEnable(self, request: rpc_pb2.AuthEnableRequest, context: Any) -> rpc_pb2.AuthEnableResponse:
-        raise errors.EtcdError(NOT_SUPPORTED)
-
-    async def UserAdd(self, request: rpc_pb2.AuthUserAddRequest, context: Any) -> rpc_pb2.AuthUserAddResponse:
-        if not request.name:
-            raise errors.EtcdError(USER_EMPTY)
-        raise errors.EtcdError(NOT_SUPPORTED)
-
-    async def RoleAdd(self, request: rpc_pb2.AuthRoleAddRequest, context: Any) -> rpc_pb2.AuthRoleAddResponse:
-        if not request.name:
-            raise errors.EtcdError(ROLE_EMPTY)
-        raise errors.EtcdError(NOT_SUPPORTED)
+        revoke = auth.RoleRevokePermission(request.role, request.key, request.range_end)
+        return rpc_pb2.AuthRoleRevokePermissionResponse(header=await self._done(revoke, context))

@@ -32,6 +32,7 @@ import grpc
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from node.etcd import errors
+from node.etcd.credentials import Credentials
 from node.etcd.header import Headers
 from node.etcd.link import NodeLink
 
@@ -77,9 +78,10 @@ def member_messages(view: dict[str, Any]) -> list[rpc_pb2.Member]:
 
 
 class ClusterService(rpc_pb2_grpc.ClusterServicer):
-    def __init__(self, link: NodeLink, headers: Headers) -> None:
+    def __init__(self, link: NodeLink, headers: Headers, credentials: Credentials | None = None) -> None:
         self._link = link
         self._headers = headers
+        self._credentials = credentials or Credentials(link)
         self._highest_id = 0  # the largest member id this face has seen
 
     async def _members(self, leader_only: bool = False) -> dict[str, Any]:
@@ -87,9 +89,11 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         self._highest_id = max([self._highest_id, *(int(m["id"]) for m in view["members"])])
         return view
 
-    async def _change(self, change: str, node_id: int, **addresses: str) -> dict[str, Any]:
+    async def _change(self, context: Any, change: str, node_id: int, **addresses: str) -> dict[str, Any]:
+        """A membership change, acting with the call's token (root only while auth is on)."""
         try:
-            return await self._link.conf_change(change, node_id, **addresses)
+            token = await self._credentials.token(context)
+            return await self._link.conf_change(change, node_id, token=token, **addresses)
         except errors.EtcdError as error:
             raise _conf_error(change, error) from None
 
@@ -121,7 +125,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         for _ in range(ID_ATTEMPTS):
             self._highest_id = max(self._highest_id, node_id)
             try:
-                after = await self._change(change, node_id, peer=peer)
+                after = await self._change(context, change, node_id, peer=peer)
             except errors.EtcdError as error:
                 if _REUSED_ID in error.detail:
                     node_id += 1  # a former member's id this face never saw
@@ -136,7 +140,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
     async def MemberRemove(self, request: rpc_pb2.MemberRemoveRequest,
                            context: Any) -> rpc_pb2.MemberRemoveResponse:
         self._find(await self._members(), request.ID)
-        after = await self._change("remove", request.ID)
+        after = await self._change(context, "remove", request.ID)
         return rpc_pb2.MemberRemoveResponse(header=self._headers.make(), members=member_messages(after))
 
     async def MemberUpdate(self, request: rpc_pb2.MemberUpdateRequest,
@@ -149,7 +153,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         if any(m.get("peer") == peer and int(m["id"]) != request.ID for m in view["members"]):
             raise errors.EtcdError(errors.PEER_URL_EXIST, peer)
         # an update replaces the member's addresses: keep the others as they are
-        after = await self._change("update", request.ID, peer=peer, client=member.get("client") or "",
+        after = await self._change(context, "update", request.ID, peer=peer, client=member.get("client") or "",
                                    grpc=member.get("grpc") or "", gateway=member.get("gateway") or "")
         return rpc_pb2.MemberUpdateResponse(header=self._headers.make(), members=member_messages(after))
 
@@ -158,7 +162,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         member = self._find(await self._members(leader_only=True), request.ID)
         if member["voter"]:
             raise errors.EtcdError(errors.MEMBER_NOT_LEARNER, f"node {request.ID} is a voter")
-        after = await self._change("promote", request.ID)
+        after = await self._change(context, "promote", request.ID)
         return rpc_pb2.MemberPromoteResponse(header=self._headers.make(), members=member_messages(after))
 
 

@@ -58,14 +58,14 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     @recipe_errors
     async def Campaign(self, request: v3election_pb2.CampaignRequest,
                        context: Any) -> v3election_pb2.CampaignResponse:
-        store = self._store
+        store = await self._store.for_call(context)
         prefix = request.name + b"/"
         lease = await store.session_lease(request.lease)
         key = queue_key(prefix, lease)
         response = await self._cleanups.undoable(store.txn(rpc_pb2.TxnRequest(
             compare=[create_revision_is(key, 0)], success=[put_op(key, request.value, lease)],
             failure=[get_op(rpc_pb2.RangeRequest(key=key))])),
-            lambda joined: self._resign(key, joined.revision) if joined.succeeded else None)
+            lambda joined: self._resign(store, key, joined.revision) if joined.succeeded else None)
         revision = response.revision
         if not response.succeeded:
             mine = response.responses[0]
@@ -73,16 +73,16 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             revision = mine.kvs[0].create_revision
             if mine.kvs[0].value != request.value:
                 try:
-                    await self._proclaim(key, revision, lease, request.value)
+                    await self._proclaim(store, key, revision, lease, request.value)
                 except errors.EtcdError:
-                    await Cleanups.quietly(self._resign(key, revision))
+                    await Cleanups.quietly(self._resign(store, key, revision))
                     raise
         try:
             await wait_deletes(store, prefix, revision - 1)
         except asyncio.CancelledError:
             # etcd resigns when the caller's context ends (cancelled, or past its
             # deadline); another failure leaves the candidacy in place.
-            self._cleanups.run(self._resign(key, revision))
+            self._cleanups.run(self._resign(store, key, revision))
             raise
         leader = v3election_pb2.LeaderKey(name=request.name, key=key, rev=revision, lease=lease)
         return v3election_pb2.CampaignResponse(header=store.header(response.revision), leader=leader)
@@ -91,19 +91,20 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     async def Proclaim(self, request: v3election_pb2.ProclaimRequest,
                        context: Any) -> v3election_pb2.ProclaimResponse:
         leader = _leader_key(request)
-        lease = await self._store.session_lease(leader.lease)
-        revision = await self._proclaim(leader.key, leader.rev, lease, request.value)
+        store = await self._store.for_call(context)
+        lease = await store.session_lease(leader.lease)
+        revision = await self._proclaim(store, leader.key, leader.rev, lease, request.value)
         return v3election_pb2.ProclaimResponse(header=self._store.header(revision))
 
     @recipe_errors
     async def Resign(self, request: v3election_pb2.ResignRequest, context: Any) -> v3election_pb2.ResignResponse:
         leader = _leader_key(request)
-        revision = await self._resign(leader.key, leader.rev)
+        revision = await self._resign(await self._store.for_call(context), leader.key, leader.rev)
         return v3election_pb2.ResignResponse(header=self._store.header(revision))
 
     @recipe_errors
     async def Leader(self, request: v3election_pb2.LeaderRequest, context: Any) -> v3election_pb2.LeaderResponse:
-        response = await self._store.range(first_created(request.name + b"/"))
+        response = await (await self._store.for_call(context)).range(first_created(request.name + b"/"))
         if not response.kvs:
             raise errors.EtcdError(NO_LEADER)
         return v3election_pb2.LeaderResponse(header=self._store.header(response.revision),
@@ -114,7 +115,8 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
                       context: Any) -> AsyncIterator[v3election_pb2.LeaderResponse]:
         try:
             # aclosing: the watch of a stream that ends (a client gone) is cancelled now, not at collection.
-            async with contextlib.aclosing(self._observe(request.name + b"/")) as leaders:
+            store = await self._store.for_call(context)
+            async with contextlib.aclosing(self._observe(store, request.name + b"/")) as leaders:
                 async for revision, item in leaders:
                     yield v3election_pb2.LeaderResponse(header=self._store.header(revision),
                                                         kv=convert.keyvalue(item))
@@ -124,11 +126,10 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             # the stream with status OK: so does this one.
             return
 
-    async def _observe(self, prefix: bytes) -> AsyncGenerator[tuple[int, kv.KeyValue], None]:
+    async def _observe(self, store: Store, prefix: bytes) -> AsyncGenerator[tuple[int, kv.KeyValue], None]:
         """etcd's Election.observe: the leader, then each new value of its key
         until it is deleted; then the next leader (waiting for the first put under
         the prefix while there is none)."""
-        store = self._store
         while True:
             response = await store.range(first_created(prefix))
             if response.kvs:
@@ -136,7 +137,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             else:
                 revision, leader = await _first_put(store, prefix, response.revision)
             yield revision, leader
-            async with KeyWatch(store.lanes, leader.key, b"", revision + 1) as watch:
+            async with KeyWatch(store.lanes, leader.key, b"", revision + 1, store.token) as watch:
                 deleted = False
                 while not deleted:
                     batch_revision, events = await watch.next()
@@ -146,23 +147,25 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
                             break
                         yield batch_revision, event.kv
 
-    async def _proclaim(self, key: bytes, revision: int, lease: int, value: bytes) -> int:
-        response = await self._store.txn(rpc_pb2.TxnRequest(compare=[create_revision_is(key, revision)],
-                                                            success=[put_op(key, value, lease)]))
+    @staticmethod
+    async def _proclaim(store: Store, key: bytes, revision: int, lease: int, value: bytes) -> int:
+        response = await store.txn(rpc_pb2.TxnRequest(compare=[create_revision_is(key, revision)],
+                                                      success=[put_op(key, value, lease)]))
         if not response.succeeded:
             raise errors.EtcdError(NOT_LEADER)
         return response.revision
 
-    async def _resign(self, key: bytes, revision: int) -> int:
-        response = await self._store.txn(rpc_pb2.TxnRequest(compare=[create_revision_is(key, revision)],
-                                                            success=[delete_op(key)]))
+    @staticmethod
+    async def _resign(store: Store, key: bytes, revision: int) -> int:
+        response = await store.txn(rpc_pb2.TxnRequest(compare=[create_revision_is(key, revision)],
+                                                      success=[delete_op(key)]))
         return response.revision
 
 
 async def _first_put(store: Store, prefix: bytes, revision: int) -> tuple[int, kv.KeyValue]:
     """The first key put under `prefix` from `revision` on, and its revision
     (etcd only takes a put: a delete would make the observer spin)."""
-    async with KeyWatch(store.lanes, prefix, kv.prefix_end(prefix), revision) as watch:
+    async with KeyWatch(store.lanes, prefix, kv.prefix_end(prefix), revision, store.token) as watch:
         while True:
             _, events = await watch.next()
             for event in events:

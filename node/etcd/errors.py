@@ -70,6 +70,20 @@ REQUEST_TOO_LARGE = _s(C.INVALID_ARGUMENT, "etcdserver: request is too large")
 TOO_MANY_REQUESTS = _s(C.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
 AUTH_NOT_ENABLED = _s(C.FAILED_PRECONDITION, "etcdserver: authentication is not enabled")
 PERMISSION_DENIED = _s(C.PERMISSION_DENIED, "etcdserver: permission denied")
+AUTH_FAILED = _s(C.INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password")
+INVALID_AUTH_TOKEN = _s(C.UNAUTHENTICATED, "etcdserver: invalid auth token")
+USER_EMPTY = _s(C.INVALID_ARGUMENT, "etcdserver: user name is empty")
+USER_ALREADY_EXISTS = _s(C.FAILED_PRECONDITION, "etcdserver: user name already exists")
+USER_NOT_FOUND = _s(C.FAILED_PRECONDITION, "etcdserver: user name not found")
+ROLE_ALREADY_EXISTS = _s(C.FAILED_PRECONDITION, "etcdserver: role name already exists")
+ROLE_NOT_FOUND = _s(C.FAILED_PRECONDITION, "etcdserver: role name not found")
+ROLE_EMPTY = _s(C.INVALID_ARGUMENT, "etcdserver: role name is empty")
+ROLE_NOT_GRANTED = _s(C.FAILED_PRECONDITION, "etcdserver: role is not granted to the user")
+PERMISSION_NOT_GRANTED = _s(C.FAILED_PRECONDITION, "etcdserver: permission is not granted to the role")
+ROOT_USER_NOT_EXIST = _s(C.FAILED_PRECONDITION, "etcdserver: root user does not exist")
+ROOT_ROLE_NOT_EXIST = _s(C.FAILED_PRECONDITION, "etcdserver: root user does not have root role")
+INVALID_AUTH_MGMT = _s(C.INVALID_ARGUMENT, "etcdserver: invalid auth management")
+AUTH_OLD_REVISION = _s(C.INVALID_ARGUMENT, "etcdserver: revision of auth store is old")
 NO_LEADER = _s(C.UNAVAILABLE, "etcdserver: no leader")
 NOT_LEADER = _s(C.FAILED_PRECONDITION, "etcdserver: not leader")
 LEADER_CHANGED = _s(C.UNAVAILABLE, "etcdserver: leader changed")
@@ -110,6 +124,23 @@ _KV_ERRORS: dict[str, EtcdStatus] = {
     "ValueProvided": VALUE_PROVIDED,
     "LeaseProvided": LEASE_PROVIDED,
     "DuplicateKey": DUPLICATE_KEY,
+    # cluster/kv/errors.py's AuthError subclasses: etcd's auth errors (rpctypes/error.go)
+    "AuthNotEnabled": AUTH_NOT_ENABLED,
+    "AuthFailed": AUTH_FAILED,
+    "InvalidAuthToken": INVALID_AUTH_TOKEN,
+    "PermissionDenied": PERMISSION_DENIED,
+    "UserEmpty": USER_EMPTY,
+    "UserAlreadyExists": USER_ALREADY_EXISTS,
+    "UserNotFound": USER_NOT_FOUND,
+    "RoleAlreadyExists": ROLE_ALREADY_EXISTS,
+    "RoleNotFound": ROLE_NOT_FOUND,
+    "RoleEmpty": ROLE_EMPTY,
+    "RoleNotGranted": ROLE_NOT_GRANTED,
+    "PermissionNotGranted": PERMISSION_NOT_GRANTED,
+    "RootUserNotExist": ROOT_USER_NOT_EXIST,
+    "RootRoleNotExist": ROOT_ROLE_NOT_EXIST,
+    "InvalidAuthMgmt": INVALID_AUTH_MGMT,
+    "AuthOldRevision": AUTH_OLD_REVISION,
 }
 _LIMITS: dict[str, EtcdStatus] = {
     "max_txn_ops": TOO_MANY_OPS,
@@ -129,6 +160,8 @@ def from_reply(reply: ErrorReply) -> EtcdError:
         if isinstance(failure, kv.KvError):
             return from_kv_error(failure)
     code = reply.code
+    if code is ErrorCode.UNAUTHORIZED:  # a refusal whose AuthError did not decode: etcd's generic one
+        return EtcdError(PERMISSION_DENIED, reply.reason)
     if code is ErrorCode.TIMEOUT:
         return EtcdError(TIMEOUT, reply.reason)
     if code is ErrorCode.TOO_MANY_REQUESTS:

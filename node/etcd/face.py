@@ -7,13 +7,21 @@ reach the node only through NodeLink (in-process ZeroMQ), so the actor sees
 client requests and nothing else; the face holds no state of the store.
 
 Errors: see node/etcd/calls.py.
+
+TLS (the config's [tls], etcd's --cert-file/--key-file/--trusted-ca-file/
+--client-cert-auth): both servers present the member's certificate; with
+client_cert_auth they require a client certificate chaining to the CA and its
+common name is the user of calls that bring no token (node/etcd/credentials.py,
+with the node's `face_secret`).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,8 +30,9 @@ import zmq
 import zmq.asyncio
 
 from cluster.curve_keys import CurveClient
-from cluster.spec import MemberSpec
+from cluster.spec import ClusterSpec, MemberSpec
 from node.etcd import errors
+from node.etcd.credentials import Credentials
 from node.etcd.decoding import UndecodableRequests
 from node.etcd.gateway import Gateway
 from node.etcd.header import Headers
@@ -60,16 +69,55 @@ class FaceAddresses:
         return bool(self.grpc or self.gateway)
 
 
+@dataclass(frozen=True, slots=True)
+class FaceTls:
+    """The files of the face's TLS, resolved for one member."""
+
+    cert: Path
+    key: Path
+    ca: Path | None
+    client_cert_auth: bool
+
+    @classmethod
+    def of(cls, spec: ClusterSpec, node_id: int) -> FaceTls | None:
+        """The spec's [tls] for member `node_id`; None when TLS is off."""
+        tls = spec.tls
+        if not tls.enabled:
+            return None
+        return cls(spec.config_path(tls.cert, node_id), spec.config_path(tls.key, node_id),
+                   spec.config_path(tls.ca, node_id) if tls.ca else None, tls.client_cert_auth)
+
+    def grpc_credentials(self) -> grpc.ServerCredentials:
+        ca = self.ca.read_bytes() if self.ca is not None and self.client_cert_auth else None
+        return grpc.ssl_server_credentials([(self.key.read_bytes(), self.cert.read_bytes())],
+                                           root_certificates=ca, require_client_auth=self.client_cert_auth)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The gateway's server context, with the same rules as the gRPC server's."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_cert_auth:
+            if self.ca is not None:
+                context.load_verify_locations(cafile=str(self.ca))
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
 class FaceStartError(OSError):
     """The face could not bind its ports (e.g. one is in use)."""
 
 
 class EtcdFace:
     def __init__(self, cluster_name: str, member: MemberSpec, ctx: zmq.Context[Any],
-                 request_timeout: float, min_lease_ttl: int = 1, *, curve: CurveClient | None = None) -> None:
+                 request_timeout: float, min_lease_ttl: int = 1, *, face_secret: str = "",
+                 tls: FaceTls | None = None, curve: CurveClient | None = None) -> None:
         """`member`: this node's advertised addresses (published to the cluster
-        if its address book lacks them: node/etcd/publish.py). `curve`: how to
-        reach other members' client ports in a `[curve]` cluster."""
+        if its address book lacks them: node/etcd/publish.py). `face_secret`: the
+        node's secret for the trusted face token (certificate users); `tls`: the
+        servers' TLS (None: plaintext); `curve`: how to reach other members' client
+        ports in a `[curve]` cluster."""
+        self._face_secret = face_secret
+        self._tls = tls
         self.cluster_name = cluster_name
         self.member = member
         self.node_id = member.id
@@ -123,19 +171,25 @@ class EtcdFace:
                         curve=self._curve)
         await link.start()
         headers = Headers(self.cluster_name, self.node_id, link)
+        tls = self._tls
+        credentials = Credentials(link, self._face_secret, tls is not None and tls.client_cert_auth)
         server = None
         gateway = None
         try:
             if self.addresses.grpc:
                 server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[UndecodableRequests()])
-                services = add_services(server, link, headers, self._min_lease_ttl)
-                if server.add_insecure_port(self.addresses.grpc) == 0:
+                services = add_services(server, link, headers, self._min_lease_ttl, credentials)
+                if tls is not None:
+                    bound = server.add_secure_port(self.addresses.grpc, tls.grpc_credentials())
+                else:
+                    bound = server.add_insecure_port(self.addresses.grpc)
+                if bound == 0:
                     raise FaceStartError(f"cannot bind the gRPC address {self.addresses.grpc}")
                 await server.start()
             else:
-                services = add_services(None, link, headers, self._min_lease_ttl)
+                services = add_services(None, link, headers, self._min_lease_ttl, credentials)
             if self.addresses.gateway:
-                gateway = Gateway(services, self.addresses.gateway)
+                gateway = Gateway(services, self.addresses.gateway, tls.ssl_context() if tls is not None else None)
                 await gateway.start()
             self._started.set()
             publishing = asyncio.get_running_loop().create_task(publish(link, self.member))

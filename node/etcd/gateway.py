@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -127,6 +128,19 @@ def _check_size(request: Message) -> None:
                        f"grpc: received message larger than max ({size} vs. {MAX_RECEIVE_BYTES})")
 
 
+def certificate_auth(peercert: Any) -> dict[str, list[bytes]]:
+    """What grpc's auth context says of a verified client certificate (its common
+    name), from ssl's `getpeercert()` dict; {} without one."""
+    if not peercert:
+        return {}
+    names = [value.encode() for rdn in peercert.get("subject", ()) for key, value in rdn if key == "commonName"]
+    return {"x509_common_name": names[:1]} if names else {}
+
+
+#: What the health read (without a token) gets from a healthy member while auth is on.
+AUTH_REFUSALS = frozenset({errors.USER_EMPTY.message, errors.PERMISSION_DENIED.message})
+
+
 class _Connection:
     """One client connection: requests answered one after another."""
 
@@ -136,6 +150,7 @@ class _Connection:
         self.writer = writer
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
+        self.auth = certificate_auth(writer.get_extra_info("peercert"))
 
     async def serve(self) -> None:
         try:
@@ -220,7 +235,7 @@ class _Connection:
     def context(self, request: httpwire.HttpRequest, requests: AsyncIterator[Message] | None = None,
                 on_write: Any = None) -> GatewayContext:
         return GatewayContext(forwarded_metadata(request.headers, self.peer), f"ipv4:{self.peer}", requests,
-                              on_write)
+                              on_write, self.auth)
 
     async def unary(self, route: Route, request: httpwire.HttpRequest, keep_alive: bool) -> bool:
         """Answer a unary call; whether the connection may carry another request."""
@@ -378,9 +393,11 @@ def _excluded_alarms(query: str) -> frozenset[str]:
 class Gateway:
     """The HTTP JSON gateway of one face, serving `services` on HOST:PORT."""
 
-    def __init__(self, services: Any, bind_host_port: str) -> None:
+    def __init__(self, services: Any, bind_host_port: str, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: serve HTTPS with this context (node/etcd/face.py's FaceTls)."""
         self.services = services
         self.bind_host_port = bind_host_port
+        self._tls = tls
         self.routes = build_routes(services)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -389,7 +406,7 @@ class Gateway:
         host, _, port = self.bind_host_port.rpartition(":")
         host = host.strip("[]")  # an IPv6 literal
         self._server = await asyncio.start_server(self._accept, host or None, int(port), limit=httpwire.MAX_LINE,
-                                                  reuse_address=True)
+                                                  reuse_address=True, ssl=self._tls)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -424,7 +441,11 @@ class Gateway:
             await asyncio.wait_for(self.services.kv.Range(rpc_pb2.RangeRequest(key=b"health"), context),
                                    HEALTH_READ_SECONDS)
             return True
-        except (asyncio.TimeoutError, CallAborted, errors.EtcdError):
+        except CallAborted as aborted:
+            # With auth on, the read (it has no token) is refused by the store it
+            # reached: healthy. etcd's own check is a v2 read that auth never sees.
+            return aborted.message in AUTH_REFUSALS
+        except (asyncio.TimeoutError, errors.EtcdError):
             return False
         finally:
             context.finish()

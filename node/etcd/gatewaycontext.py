@@ -56,8 +56,11 @@ def forwarded_metadata(headers: dict[str, str], peer: str) -> tuple[tuple[str, s
 class GatewayContext:
     def __init__(self, metadata: tuple[tuple[str, str], ...], peer: str,
                  requests: AsyncIterator[Message] | None = None,
-                 on_write: Callable[[Message], Any] | None = None) -> None:
+                 on_write: Callable[[Message], Any] | None = None,
+                 auth: dict[str, list[bytes]] | None = None) -> None:
+        """`auth`: grpc's auth context of the connection (a TLS client certificate's CN)."""
         self._metadata = metadata
+        self._auth = auth or {}
         self._peer = peer
         self._requests = requests
         self._on_write = on_write
@@ -118,7 +121,7 @@ class GatewayContext:
         self._callbacks.append(callback)
 
     def auth_context(self) -> dict[str, list[bytes]]:
-        return {}
+        return self._auth
 
     async def send_initial_metadata(self, metadata: Any) -> None:
         return None

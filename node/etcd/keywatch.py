@@ -38,8 +38,10 @@ class KeyWatch:
     """Events on `key` (with `range_end`, etcd's convention) from `start_revision`,
     as `(revision, events)` batches: `async with KeyWatch(...) as w: await w.next()`."""
 
-    def __init__(self, lanes: Lanes, key: bytes, range_end: bytes, start_revision: int) -> None:
+    def __init__(self, lanes: Lanes, key: bytes, range_end: bytes, start_revision: int, token: str = "") -> None:
+        """`token`: the auth token the watch acts with (its caller's)."""
         self._lanes = lanes
+        self._token = token
         self._link: NodeLink | None = None
         self._key, self._range_end = key, range_end
         #: Every event of a revision <= this one has been delivered.
@@ -76,7 +78,8 @@ class KeyWatch:
         self._watch_id = int.from_bytes(os.urandom(7), "big")
         self._expected, self._acked = 0, -1
         await self.link.send_local(WatchCreateRequest(self._request_id, self._watch_id, self._key,
-                                                       self._range_end, self.revision + 1, False, PROGRESS_MS))
+                                                       self._range_end, self.revision + 1, False, PROGRESS_MS,
+                                                       token=self._token))
 
     def _drop(self) -> None:
         """Cancel this watch on the node (without waiting: the handler may be ending)."""

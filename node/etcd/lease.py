@@ -27,6 +27,7 @@ from cluster import kv
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from cluster.spec import TimingSpec
 from node.etcd import calls, errors
+from node.etcd.credentials import Credentials
 from node.etcd.header import Headers
 from node.etcd.link import NodeLink
 
@@ -47,19 +48,21 @@ def min_lease_ttl(timing: TimingSpec) -> int:
 
 
 class LeaseService(rpc_pb2_grpc.LeaseServicer):
-    def __init__(self, link: NodeLink, headers: Headers, min_ttl: int = 1) -> None:
+    def __init__(self, link: NodeLink, headers: Headers, min_ttl: int = 1,
+                 credentials: Credentials | None = None) -> None:
         self._link = link
         self._headers = headers
         self._min_ttl = min_ttl
+        self._credentials = credentials or Credentials(link)
 
-    async def _run(self, request: kv.Request) -> kv.Response:
-        """One lease request at the leader; a KV API failure becomes etcd's error."""
-        result = kv.decode_result(await self._link.kv(kv.encode_command(request), leader_only=True))
+    async def _run(self, request: kv.Request, token: str = "") -> kv.Response:
+        """One lease request at the leader, acting with `token`; a KV API failure becomes etcd's error."""
+        result = kv.decode_result(await self._link.kv(kv.encode_command(request), leader_only=True, token=token))
         if isinstance(result, kv.KvError):
             raise errors.from_kv_error(result)
         return result
 
-    async def _query(self, request: kv.Request) -> kv.Response:
+    async def _query(self, request: kv.Request, token: str = "") -> kv.Response:
         """A lease query (never logged) at the current leader, asked again while
         the leader it went to is gone. A new try starts only within the request
         timeout; one that started in time may end later (a leader that died with
@@ -67,7 +70,7 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         deadline = time.monotonic() + self._link.request_timeout
         while True:
             try:
-                return await self._run(request)
+                return await self._run(request, token)
             except errors.EtcdError as error:
                 if error.status not in _REQUERY:
                     raise
@@ -85,14 +88,16 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             # etcd accepts any int64 id; jangada's lease ids are non-negative.
             raise errors.invalid("jangada lease IDs are non-negative")
         ttl = max(request.TTL, self._min_ttl)
-        result = await self._run(kv.LeaseGrant(ttl, request.ID))
+        grant = kv.LeaseGrant(ttl, request.ID)
+        result = await self._credentials.call(context, lambda token: self._run(grant, token))
         assert isinstance(result, kv.LeaseGrantResponse)
         return rpc_pb2.LeaseGrantResponse(header=self._headers.make(result.revision), ID=result.id, TTL=result.ttl)
 
     async def LeaseRevoke(self, request: rpc_pb2.LeaseRevokeRequest, context: Any) -> rpc_pb2.LeaseRevokeResponse:
         if request.ID <= 0:
             raise errors.EtcdError(errors.LEASE_NOT_FOUND)  # no lease ever has such an id
-        result = await self._run(kv.LeaseRevoke(request.ID))
+        revoke = kv.LeaseRevoke(request.ID)
+        result = await self._credentials.call(context, lambda token: self._run(revoke, token))
         assert isinstance(result, kv.LeaseRevokeResponse)
         return rpc_pb2.LeaseRevokeResponse(header=self._headers.make(result.revision))
 
@@ -101,7 +106,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         try:
             if request.ID <= 0:
                 raise errors.EtcdError(errors.LEASE_NOT_FOUND)
-            result = await self._query(kv.LeaseTimeToLive(request.ID, request.keys))
+            query = kv.LeaseTimeToLive(request.ID, request.keys)
+            result = await self._credentials.call(context, lambda token: self._query(query, token))
         except errors.EtcdError as error:
             if error.status is not errors.LEASE_NOT_FOUND:
                 raise
@@ -113,17 +119,17 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
                                                TTL=result.ttl, grantedTTL=result.granted_ttl, keys=result.keys)
 
     async def LeaseLeases(self, request: rpc_pb2.LeaseLeasesRequest, context: Any) -> rpc_pb2.LeaseLeasesResponse:
-        result = await self._query(kv.LeaseLeases())
+        result = await self._credentials.call(context, lambda token: self._query(kv.LeaseLeases(), token))
         assert isinstance(result, kv.LeaseLeasesResponse)
         return rpc_pb2.LeaseLeasesResponse(header=self._headers.make(result.revision),
                                            leases=[rpc_pb2.LeaseStatus(ID=lease_id) for lease_id in result.ids])
 
-    async def keepalive(self, lease_id: int) -> rpc_pb2.LeaseKeepAliveResponse:
+    async def keepalive(self, lease_id: int, token: str = "") -> rpc_pb2.LeaseKeepAliveResponse:
         """One renewal; a lease that is gone answers TTL 0, as etcd's does."""
         try:
             if lease_id <= 0:
                 raise errors.EtcdError(errors.LEASE_NOT_FOUND)
-            result = await self._query(kv.LeaseKeepAlive(lease_id))
+            result = await self._query(kv.LeaseKeepAlive(lease_id), token)
         except errors.EtcdError as error:
             if error.status is not errors.LEASE_NOT_FOUND:
                 raise
@@ -137,10 +143,12 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
                              context: Any) -> AsyncIterator[rpc_pb2.LeaseKeepAliveResponse]:
         """Each request answered in turn; a failure other than a missing lease
         (no leader within the request timeout) ends the stream with etcd's
-        status, as etcd's server does, and clientv3 opens a new one."""
+        status, as etcd's server does, and clientv3 opens a new one. The stream's
+        token (its metadata at the start) is every renewal's."""
+        token = await self._credentials.token(context)
         async for request in requests:
             try:
-                response = await self.keepalive(request.ID)
+                response = await self.keepalive(request.ID, token)
             except errors.EtcdError as error:
                 await calls.abort(context, error)
                 return

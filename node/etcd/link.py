@@ -246,11 +246,13 @@ class NodeLink:
 
     # -- requests with etcd's routing -----------------------------------------------------
 
-    async def kv(self, command: bytes, *, serializable: bool = False, leader_only: bool = False) -> bytes:
+    async def kv(self, command: bytes, *, serializable: bool = False, leader_only: bool = False,
+                 token: str = "") -> bytes:
         """The result bytes of a KV API command. Reads are served here; what only a
         leader does (writes, lease queries) is carried to the leader when this node
-        is not it (`leader_only` sends it there directly once the leader is known)."""
-        reply = await self.routed(lambda rid: KvRequest(rid, command, serializable), leader_only,
+        is not it (`leader_only` sends it there directly once the leader is known).
+        `token`: the client's auth token (node/etcd/credentials.py), for the node to check."""
+        reply = await self.routed(lambda rid: KvRequest(rid, command, serializable, token), leader_only,
                                   idempotent=not leader_only)
         assert isinstance(reply, KvReply)
         return reply.result
@@ -331,9 +333,9 @@ class NodeLink:
             if not self.leader_id:
                 await asyncio.sleep(NO_LEADER_RETRY * 4)
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self, token: str = "") -> dict[str, Any]:
         """This node's status (node/member_status.py)."""
-        reply = await self.call(lambda rid: StatusRequest(rid), timeout=self.request_timeout)
+        reply = await self.call(lambda rid: StatusRequest(rid, token), timeout=self.request_timeout)
         if isinstance(reply, ErrorReply):
             raise errors.from_reply(reply)
         assert isinstance(reply, StatusReply)
@@ -343,35 +345,37 @@ class NodeLink:
         self._term_read = time.monotonic()
         return status
 
-    async def members(self, leader_only: bool = False) -> dict[str, Any]:
-        reply = await self.routed(lambda rid: MembersRequest(rid, leader_only), leader_only)
+    async def members(self, leader_only: bool = False, token: str = "") -> dict[str, Any]:
+        reply = await self.routed(lambda rid: MembersRequest(rid, leader_only, token), leader_only)
         assert isinstance(reply, MembersReply)
         return reply.members
 
-    async def conf_change(self, change: str, node: int, **addresses: str) -> dict[str, Any]:
-        reply = await self.routed(lambda rid: ConfChangeRequest(rid, change, node, **addresses), True)
+    async def conf_change(self, change: str, node: int, token: str = "", **addresses: str) -> dict[str, Any]:
+        reply = await self.routed(lambda rid: ConfChangeRequest(rid, change, node, **addresses, token=token), True)
         assert isinstance(reply, MembersReply)
         return reply.members
 
-    async def transfer(self, to: int) -> dict[str, Any]:
-        reply = await self.routed(lambda rid: TransferRequest(rid, to), True)
+    async def transfer(self, to: int, token: str = "") -> dict[str, Any]:
+        reply = await self.routed(lambda rid: TransferRequest(rid, to, token=token), True)
         assert isinstance(reply, StatusReply)
         return reply.status
 
-    async def hash(self, revision: int = 0, whole: bool = False) -> dict[str, Any]:
+    async def hash(self, revision: int = 0, whole: bool = False, token: str = "") -> dict[str, Any]:
         """This node's digest of its state ({"hash", "revision", "compact_revision"})."""
-        reply = await self.call(lambda rid: HashRequest(rid, revision, whole), timeout=self.request_timeout)
+        reply = await self.call(lambda rid: HashRequest(rid, revision, whole, token=token),
+                                timeout=self.request_timeout)
         if isinstance(reply, ErrorReply):
             raise errors.from_reply(reply)
         assert isinstance(reply, StatusReply)
         return reply.status
 
-    async def snapshot_file(self, min_index: int) -> dict[str, Any]:
+    async def snapshot_file(self, min_index: int, token: str = "") -> dict[str, Any]:
         """This node's newest snapshot file covering `min_index` ({"path", "index",
         "term", "size"}), waiting while the node writes one (until the request timeout)."""
         deadline = time.monotonic() + self.request_timeout
         while True:
-            reply = await self.call(lambda rid: SnapshotFileRequest(rid, min_index), timeout=self.request_timeout)
+            reply = await self.call(lambda rid: SnapshotFileRequest(rid, min_index, token=token),
+                                    timeout=self.request_timeout)
             if isinstance(reply, StatusReply):
                 return reply.status
             assert isinstance(reply, ErrorReply)

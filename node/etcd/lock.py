@@ -34,7 +34,7 @@ class LockService(v3lock_pb2_grpc.LockServicer):
 
     @recipe_errors
     async def Lock(self, request: v3lock_pb2.LockRequest, context: Any) -> v3lock_pb2.LockResponse:
-        store = self._store
+        store = await self._store.for_call(context)
         prefix = request.name + b"/"
         lease = await store.session_lease(request.lease)
         key = queue_key(prefix, lease)
@@ -59,7 +59,7 @@ class LockService(v3lock_pb2_grpc.LockServicer):
 
     @recipe_errors
     async def Unlock(self, request: v3lock_pb2.UnlockRequest, context: Any) -> v3lock_pb2.UnlockResponse:
-        result = await self._store.delete(request.key)
+        result = await (await self._store.for_call(context)).delete(request.key)
         return v3lock_pb2.UnlockResponse(header=self._store.header(result.revision))
 
 

@@ -39,6 +39,7 @@ import grpc
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from node.etcd import calls, errors
+from node.etcd.credentials import Credentials
 from node.etcd.header import Headers
 from node.etcd.link import NodeLink
 
@@ -70,9 +71,10 @@ def status_message(status: dict[str, Any], header: rpc_pb2.ResponseHeader) -> rp
 
 
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
-    def __init__(self, link: NodeLink, headers: Headers) -> None:
+    def __init__(self, link: NodeLink, headers: Headers, credentials: Credentials | None = None) -> None:
         self._link = link
         self._headers = headers
+        self._credentials = credentials or Credentials(link)
 
     def _header(self, status: dict[str, Any]) -> rpc_pb2.ResponseHeader:
         return self._headers.make(int(status.get("revision") or 0))
@@ -91,7 +93,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             raise errors.EtcdError(errors.BAD_LEADER_TRANSFEREE, f"node {target} is not a voter")
         if target != link.node_id:
             try:
-                await link.transfer(target)
+                await link.transfer(target, await self._credentials.token(context))
             except errors.EtcdError as error:
                 if error.code is grpc.StatusCode.INVALID_ARGUMENT:  # the core's refusal: not a voter now
                     raise errors.EtcdError(errors.BAD_LEADER_TRANSFEREE, error.detail) from None
@@ -105,12 +107,12 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         return rpc_pb2.MoveLeaderResponse(header=self._header(status))
 
     async def HashKV(self, request: rpc_pb2.HashKVRequest, context: Any) -> rpc_pb2.HashKVResponse:
-        digest = await self._link.hash(request.revision)
+        digest = await self._link.hash(request.revision, token=await self._credentials.token(context))
         return rpc_pb2.HashKVResponse(header=self._headers.make(digest["revision"]), hash=digest["hash"],
                                       compact_revision=digest["compact_revision"])
 
     async def Hash(self, request: rpc_pb2.HashRequest, context: Any) -> rpc_pb2.HashResponse:
-        digest = await self._link.hash(whole=True)
+        digest = await self._link.hash(whole=True, token=await self._credentials.token(context))
         return rpc_pb2.HashResponse(header=self._headers.make(digest["revision"]), hash=digest["hash"])
 
     async def Alarm(self, request: rpc_pb2.AlarmRequest, context: Any) -> rpc_pb2.AlarmResponse:
@@ -128,7 +130,8 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
                        context: Any) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
         try:
             status = await self._link.status()
-            found = await self._link.snapshot_file(int(status.get("applied_index") or 0))
+            found = await self._link.snapshot_file(int(status.get("applied_index") or 0),
+                                                   await self._credentials.token(context))
             # Opened at once: the file stays readable even if a newer snapshot prunes it.
             source = open(found["path"], "rb")
         except errors.EtcdError as error:

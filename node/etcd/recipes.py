@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -78,27 +78,36 @@ def delete_op(key: bytes) -> rpc_pb2.RequestOp:
 
 class Store:
     """The KV calls of the recipes, through the KV service's checks and routing;
-    responses in the KV API's types (kv.RangeResponse, kv.TxnResponse ...)."""
+    responses in the KV API's types (kv.RangeResponse, kv.TxnResponse ...).
 
-    def __init__(self, kv_service: KvService, lanes: Lanes, headers: Headers) -> None:
+    They act for the caller of the Lock or Election RPC (`for_call`): etcd's
+    server runs its recipes on an in-process client with the caller's context,
+    so its token and permissions apply to every step."""
+
+    def __init__(self, kv_service: KvService, lanes: Lanes, headers: Headers, token: str = "") -> None:
         self._kv = kv_service
         self.lanes = lanes  # the Watch service's: one count of native watches per client identity
         self.headers = headers
+        self.token = token
+
+    async def for_call(self, context: Any) -> Store:
+        """This store acting with the token of `context`'s call."""
+        return Store(self._kv, self.lanes, self.headers, await self._kv.credentials.token(context))
 
     async def range(self, request: rpc_pb2.RangeRequest) -> kv.RangeResponse:
         store_range, post = convert.range_request(request)
-        result = post(await self._kv.run(store_range))
+        result = post(await self._kv.run(store_range, token=self.token))
         assert isinstance(result, kv.RangeResponse)
         return result
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> kv.TxnResponse:
         txn, post = convert.txn_request(request)
-        result = post(await self._kv.run(txn))
+        result = post(await self._kv.run(txn, token=self.token))
         assert isinstance(result, kv.TxnResponse)
         return result
 
     async def delete(self, key: bytes) -> kv.DeleteResponse:
-        result = await self._kv.run(convert.delete_request(rpc_pb2.DeleteRangeRequest(key=key)))
+        result = await self._kv.run(convert.delete_request(rpc_pb2.DeleteRangeRequest(key=key)), token=self.token)
         assert isinstance(result, kv.DeleteResponse)
         return result
 
@@ -108,7 +117,7 @@ class Store:
         nobody keeps alive (etcd's server orphans the session)."""
         if lease != NO_LEASE:
             return lease
-        result = await self._kv.run(kv.LeaseGrant(SESSION_TTL))
+        result = await self._kv.run(kv.LeaseGrant(SESSION_TTL), token=self.token)
         assert isinstance(result, kv.LeaseGrantResponse)
         return result.id
 
@@ -141,7 +150,7 @@ def recipe_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
 
 async def wait_delete(store: Store, key: bytes, revision: int) -> None:
     """Until `key` is deleted at or after `revision` (etcd's waitDelete)."""
-    async with KeyWatch(store.lanes, key, b"", revision) as watch:
+    async with KeyWatch(store.lanes, key, b"", revision, store.token) as watch:
         while True:
             _, events = await watch.next()
             if any(event.type == EVENT_DELETE for event in events):

@@ -9,6 +9,7 @@ from cluster.etcdpb import rpc_pb2_grpc, v3election_pb2_grpc, v3lock_pb2_grpc
 from node.etcd.auth import AuthService
 from node.etcd.calls import guarded
 from node.etcd.cluster import ClusterService
+from node.etcd.credentials import Credentials
 from node.etcd.election import ElectionService
 from node.etcd.header import Headers
 from node.etcd.kv import KvService
@@ -32,16 +33,20 @@ class Services:
     election: ElectionService
 
 
-def add_services(server: Any, link: NodeLink, headers: Headers, min_lease_ttl: int = 1) -> Services:
-    """The services of one face, registered on `server` (None: the gateway alone)."""
-    kv = guarded(KvService(link, headers))
-    watch = guarded(WatchService(link, headers))
+def add_services(server: Any, link: NodeLink, headers: Headers, min_lease_ttl: int = 1,
+                 credentials: Credentials | None = None) -> Services:
+    """The services of one face, registered on `server` (None: the gateway alone).
+    `credentials`: how a call's auth token is found (one for the face: the
+    tokens it got for certificate names are shared by every service)."""
+    credentials = credentials or Credentials(link)
+    kv = guarded(KvService(link, headers, credentials))
+    watch = guarded(WatchService(link, headers, credentials=credentials))
     store = Store(kv, watch.lanes, headers)  # the recipes' waits share the Watch service's lanes
     services = Services(kv=kv,
-                        lease=guarded(LeaseService(link, headers, min_lease_ttl)),
-                        auth=guarded(AuthService(link, headers)),
-                        cluster=guarded(ClusterService(link, headers)),
-                        maintenance=guarded(MaintenanceService(link, headers)),
+                        lease=guarded(LeaseService(link, headers, min_lease_ttl, credentials)),
+                        auth=guarded(AuthService(link, headers, credentials)),
+                        cluster=guarded(ClusterService(link, headers, credentials)),
+                        maintenance=guarded(MaintenanceService(link, headers, credentials)),
                         watch=watch,
                         lock=guarded(LockService(store)),
                         election=guarded(ElectionService(store)))

@@ -71,6 +71,7 @@ from cluster.protocol import (
     WatchCreateRequest, WatchEvent, WatchFrame, WatchProgressRequest,
 )
 from node.etcd import calls, convert, errors
+from node.etcd.credentials import Credentials
 from node.etcd.header import Headers
 from node.etcd.link import NodeLink
 from node.watches import WatchLimits
@@ -253,8 +254,10 @@ def fragments(response: rpc_pb2.WatchResponse, max_bytes: int) -> list[rpc_pb2.W
 class WatchStream:
     """One gRPC Watch stream: its etcd watches, their native watches, the writer's queue."""
 
-    def __init__(self, service: WatchService, context: Any) -> None:
+    def __init__(self, service: WatchService, context: Any, token: str = "") -> None:
+        """`token`: the stream's (its metadata at the start), every watch's on it."""
         self._service = service
+        self._token = token
         self._headers = service.headers
         self._lanes = service.lanes
         self._context = context
@@ -390,7 +393,8 @@ class WatchStream:
         watch.native = native
         self._natives.add(native)
         await self._send(native, WatchCreateRequest(native.request_id, native.wid, watch.key, watch.range_end,
-                                                    watch.next_rev, watch.prev_kv, self._service.progress_ms))
+                                                    watch.next_rev, watch.prev_kv, self._service.progress_ms,
+                                                    token=self._token))
 
     def _end_native(self, native: _Native, tell_node: bool) -> None:
         if native.watch.native is native:
@@ -550,7 +554,8 @@ class WatchStream:
         compact = refusal.compact_revision
         try:
             data = await self._service.link.kv(
-                kv.encode_command(kv.Range(watch.key, watch.range_end, revision=compact)), serializable=True)
+                kv.encode_command(kv.Range(watch.key, watch.range_end, revision=compact)), serializable=True,
+                token=self._token)
             result = kv.decode_result(data)
         except errors.EtcdError:
             result = None
@@ -626,8 +631,10 @@ class LeaderMonitor:
 
 
 class WatchService(rpc_pb2_grpc.WatchServicer):
-    def __init__(self, link: NodeLink, headers: Headers, progress_ms: int | None = None) -> None:
+    def __init__(self, link: NodeLink, headers: Headers, progress_ms: int | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.link = link
+        self.credentials = credentials or Credentials(link)
         self.headers = headers
         self.lanes = Lanes(link)
         self.progress_ms = progress_ms_from(os.environ) if progress_ms is None else progress_ms
@@ -642,7 +649,7 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
         if require_leader and not await self.leader.has_leader():
             await calls.abort(context, errors.EtcdError(errors.NO_LEADER))
             return
-        stream = WatchStream(self, context)
+        stream = WatchStream(self, context, await self.credentials.token(context))
         if require_leader:
             self.leader.add(stream)
         try:

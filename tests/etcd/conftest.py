@@ -26,7 +26,7 @@ TIMING: dict[str, Any] = {"tick_ms": 10, "election_ticks": 30, "heartbeat_ticks"
 
 
 @contextmanager
-def _etcd_cluster_maker(root: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
+def etcd_cluster_maker(root: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
     with cluster_maker(root, request, etcd=True, timing=TIMING) as make:
 
         def make_etcd(size: int = 3, start: bool = True, **sections: dict[str, Any]) -> LocalCluster:
@@ -45,7 +45,7 @@ def _etcd_cluster_maker(root: Path, request: pytest.FixtureRequest) -> Iterator[
 
 @pytest.fixture
 def make_etcd_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
-    with _etcd_cluster_maker(tmp_path, request) as make:
+    with etcd_cluster_maker(tmp_path, request) as make:
         yield make
 
 
@@ -55,7 +55,7 @@ def shared_etcd_cluster(tmp_path_factory: pytest.TempPathFactory,
     """One cluster for a whole test module, for tests that neither kill members nor
     change membership and keep to their own keys (a cluster start is ~3 s of the
     suite each time)."""
-    with _etcd_cluster_maker(tmp_path_factory.mktemp("shared-etcd"), request) as make:
+    with etcd_cluster_maker(tmp_path_factory.mktemp("shared-etcd"), request) as make:
         yield make()
 
 

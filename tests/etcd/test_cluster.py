@@ -13,6 +13,7 @@ import pytest
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from node.etcd import errors
 from node.etcd.cluster import ClusterService
+from node.etcd.gatewaycontext import GatewayContext
 from node.etcd.header import Headers
 from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import etcdctl
@@ -160,6 +161,9 @@ def test_member_add_takes_a_fresh_id_and_update_changes_peer_urls(etcd_cluster: 
 
 # -- the service's own logic, over a fake link (no cluster) ------------------------------
 
+#: A call without metadata (no auth token), as the gateway makes one.
+NO_METADATA = GatewayContext((), "")
+
 
 class FakeLink:
     """The NodeLink calls ClusterService makes, over an in-memory membership that
@@ -174,6 +178,7 @@ class FakeLink:
                      for i in (1, 2, 3)}
         self.former = {9}
         self.changes: list[tuple[str, int, dict[str, str]]] = []
+        self.tokens: list[str] = []
 
     async def status(self) -> dict[str, Any]:
         return {"leader_id": 1}
@@ -181,8 +186,9 @@ class FakeLink:
     async def members(self, leader_only: bool = False) -> dict[str, Any]:
         return {"members": [dict(row) for _, row in sorted(self.rows.items())]}
 
-    async def conf_change(self, change: str, node: int, **addresses: str) -> dict[str, Any]:
+    async def conf_change(self, change: str, node: int, token: str = "", **addresses: str) -> dict[str, Any]:
         self.changes.append((change, node, addresses))
+        self.tokens.append(token)
         if change.startswith("add"):
             if node in self.former:
                 raise errors.invalid(f"node {node} was a member before: ids are never reused")
@@ -203,14 +209,14 @@ def fake_service() -> tuple[Any, FakeLink]:
 def test_member_add_picks_ids_above_every_seen_one_and_skips_former_members() -> None:
     service, link = fake_service()
     link.former = {4, 5}
-    added = asyncio.run(service.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=["http://10.0.0.1:7000"]), None))
+    added = asyncio.run(service.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=["http://10.0.0.1:7000"]), NO_METADATA))
     assert added.member.ID == 6 and list(added.member.peerURLs) == ["http://10.0.0.1:7000"]
     assert link.changes[-1] == ("add-voter", 6, {"peer": "tcp://10.0.0.1:7000"})
     new = {m.ID: m for m in added.members}[6]
     assert new.name == "" and not new.clientURLs and not new.isLearner  # never started
-    asyncio.run(service.MemberRemove(rpc_pb2.MemberRemoveRequest(ID=6), None))
+    asyncio.run(service.MemberRemove(rpc_pb2.MemberRemoveRequest(ID=6), NO_METADATA))
     again = asyncio.run(service.MemberAdd(
-        rpc_pb2.MemberAddRequest(peerURLs=["http://10.0.0.2:7000"], isLearner=True), None))
+        rpc_pb2.MemberAddRequest(peerURLs=["http://10.0.0.2:7000"], isLearner=True), NO_METADATA))
     assert again.member.ID == 7 and again.member.isLearner and link.changes[-1][0] == "add-learner"
 
 
@@ -220,7 +226,7 @@ def test_member_list_names_started_members_and_shows_grpc_urls() -> None:
                     "voter": False, "match": 12}
     link.rows[5] = {"id": 5, "peer": "tcp://h:2", "client": "", "grpc": "", "gateway": "", "voter": False,
                     "match": 0}
-    members = {m.ID: m for m in asyncio.run(service.MemberList(rpc_pb2.MemberListRequest(), None)).members}
+    members = {m.ID: m for m in asyncio.run(service.MemberList(rpc_pb2.MemberListRequest(), NO_METADATA)).members}
     assert members[2].name == "node-2" and list(members[2].clientURLs) == ["http://127.0.0.1:7202"]
     assert list(members[2].peerURLs) == ["http://127.0.0.1:7002"]
     assert members[4].name == "node-4" and members[4].isLearner  # it published its addresses
@@ -230,7 +236,7 @@ def test_member_list_names_started_members_and_shows_grpc_urls() -> None:
 
 def test_member_update_keeps_the_other_addresses() -> None:
     service, link = fake_service()
-    asyncio.run(service.MemberUpdate(rpc_pb2.MemberUpdateRequest(ID=2, peerURLs=["http://127.0.0.1:7999"]), None))
+    asyncio.run(service.MemberUpdate(rpc_pb2.MemberUpdateRequest(ID=2, peerURLs=["http://127.0.0.1:7999"]), NO_METADATA))
     assert link.changes[-1] == ("update", 2, {"peer": "tcp://127.0.0.1:7999", "client": "tcp://127.0.0.1:7102",
                                               "grpc": "http://127.0.0.1:7202", "gateway": ""})
 
@@ -240,5 +246,5 @@ def test_member_update_keeps_the_other_addresses() -> None:
 def test_member_add_refuses_urls_jangada_cannot_dial(urls: list[str]) -> None:
     service, _ = fake_service()
     with pytest.raises(errors.EtcdError) as raised:
-        asyncio.run(service.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=urls), None))
+        asyncio.run(service.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=urls), NO_METADATA))
     assert raised.value.status is errors.MEMBER_BAD_URLS
