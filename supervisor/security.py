@@ -73,6 +73,11 @@ class SecurityFiles:
     def client_key(self) -> Path:
         return self.tls / f"{ROOT_USER}.key"
 
+    @property
+    def jwt_key(self) -> Path:
+        """The cluster's JWT signing key (ES256), the same file on every member."""
+        return self.root / "jwt.key"
+
 
 def create(spec: ClusterSpec, files: SecurityFiles) -> dict[int, str]:
     """Every member's CURVE key file and TLS certificate, the CA and root's client
@@ -85,6 +90,8 @@ def create(spec: ClusterSpec, files: SecurityFiles) -> dict[int, str]:
                    _member_hosts(m), server=True)
     if not files.client_cert.exists():
         _issue(files.client_cert, files.client_key, ca_cert, ca_key, ROOT_USER, [], server=False)
+    if not files.jwt_key.exists():
+        _private_key_file(files.jwt_key, ec.generate_private_key(ec.SECP256R1()))
     return publics
 
 
@@ -115,7 +122,12 @@ def secure_spec(spec: ClusterSpec, publics: dict[int, str], files: SecurityFiles
     curve = replace(spec.curve, enabled=True, secret_key=str(template.root / "member-{id}.key"))
     tls = replace(spec.tls, cert=str(template.tls / "member-{id}.crt"), key=str(template.tls / "member-{id}.key"),
                   ca=str(template.ca_cert))
-    return replace(spec, members=members, curve=curve, tls=tls)
+    # JWT tokens: any member checks them by itself, so a TLS client certificate's
+    # user gets a token from whichever member it reached, a follower included
+    # (a simple token is issued through the leader, which cannot vouch for a
+    # certificate another member checked).
+    auth = replace(spec.auth, token="jwt", jwt_key=str(template.jwt_key), jwt_sign_method="ES256")
+    return replace(spec, members=members, curve=curve, tls=tls, auth=auth)
 
 
 def config_lines(spec: ClusterSpec, publics: dict[int, str], files: SecurityFiles) -> list[str]:
@@ -123,6 +135,8 @@ def config_lines(spec: ClusterSpec, publics: dict[int, str], files: SecurityFile
     lines = ["[curve]", "enabled = true", f'secret_key = "{files.root / "member-{id}.key"}"', "",
              "[tls]", f'cert = "{files.tls / "member-{id}.crt"}"', f'key = "{files.tls / "member-{id}.key"}"',
              f'ca = "{files.ca_cert}"', "# client_cert_auth = true   # etcd's --client-cert-auth", "",
+             "[auth]", 'token = "jwt"', f'jwt_key = "{files.jwt_key}"   # the same file on every member',
+             'jwt_sign_method = "ES256"', "",
              "# in each [[members]] table (and make its grpc/gateway URLs https://):"]
     lines += [f'#   member {m.id}:\ncurve_public = "{publics[m.id]}"' for m in spec.members]
     return lines
