@@ -19,8 +19,10 @@ Differences from etcd 3.4, all stricter:
   txn follow the top-level rules (prev_kv READ, the lease rule).
 * etcd lets a command without a user through where no key is checked
   (Compact, LeaseGrant, LeaseRevoke of an empty lease); here OpenSession,
-  CloseSession, LeaseGrant, LeaseRevoke and Compact need a user (UserEmpty).
-  Compact needs no admin, as in etcd 3.4 (needAdminPermission has no compaction).
+  CloseSession, LeaseGrant and LeaseRevoke need a user (UserEmpty).
+* Compact is root's (issue 15: compaction, like membership and snapshots, is an
+  operator's act); etcd 3.4 lets any user compact (needAdminPermission has no
+  compaction): a documented difference.
 * LeaseExpire is the leader's verdict, proposed without a user: not checked.
 """
 from __future__ import annotations
@@ -51,8 +53,10 @@ def authorize(auth: AuthStore, leases: LeaseTable, user: str, request: Request) 
         case LeaseRevoke(lease_id):
             auth.check_user(user)
             _check_lease_puts(auth, leases, user, lease_id)
-        case OpenSession() | CloseSession() | LeaseGrant() | Compact():
+        case OpenSession() | CloseSession() | LeaseGrant():
             auth.check_user(user)
+        case Compact():
+            auth.check_admin(user)
         case _:
             pass
 
