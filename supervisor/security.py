@@ -18,23 +18,13 @@ must not change the members' identities); existing certificates likewise.
 """
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from cluster.certificates import CertificateError, certificate_authority, issue, new_private_key, write_private_key
 from cluster.curve_keys import KeyFileError, new_key_pair, read_key_file, write_key_file
 from cluster.spec import ClusterSpec, MemberSpec
 
-#: Certificates made here last this long (a local or test cluster; real deployments
-#: bring their own CA and rotation).
-VALID_DAYS = 825
 ROOT_USER = "root"
 
 
@@ -83,15 +73,18 @@ def create(spec: ClusterSpec, files: SecurityFiles) -> dict[int, str]:
     """Every member's CURVE key file and TLS certificate, the CA and root's client
     certificate (each kept if it exists); returns the members' public keys."""
     publics = {m.id: member_key_pair(files.member_key(m.id), m.id) for m in spec.members}
-    ca_cert, ca_key = _ca(files)
+    try:
+        ca_cert, ca_key = certificate_authority(files.ca_cert, files.ca_key)
+    except CertificateError as error:
+        raise KeyFileError(str(error)) from None
     for m in spec.members:
         if not files.member_cert(m.id).exists():
-            _issue(files.member_cert(m.id), files.member_cert_key(m.id), ca_cert, ca_key, f"jangada member {m.id}",
-                   _member_hosts(m), server=True)
+            issue(files.member_cert(m.id), files.member_cert_key(m.id), ca_cert, ca_key, f"jangada member {m.id}",
+                  _member_hosts(m), server=True)
     if not files.client_cert.exists():
-        _issue(files.client_cert, files.client_key, ca_cert, ca_key, ROOT_USER, [], server=False)
+        issue(files.client_cert, files.client_key, ca_cert, ca_key, ROOT_USER, [], server=False)
     if not files.jwt_key.exists():
-        _private_key_file(files.jwt_key, ec.generate_private_key(ec.SECP256R1()))
+        write_private_key(files.jwt_key, new_private_key())
     return publics
 
 
@@ -166,65 +159,3 @@ def _member_hosts(member: MemberSpec) -> list[str]:
             if host not in hosts and host not in ("0.0.0.0", "::"):
                 hosts.append(host)
     return hosts or ["localhost"]
-
-
-def _private_key_file(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-
-
-def _ca(files: SecurityFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    if files.ca_cert.exists() and files.ca_key.exists():
-        key = serialization.load_pem_private_key(files.ca_key.read_bytes(), None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise KeyFileError(f"{files.ca_key}: not an EC private key")
-        return x509.load_pem_x509_certificate(files.ca_cert.read_bytes()), key
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jangada cluster CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
-    _private_key_file(files.ca_key, key)
-    files.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert, key
-
-
-def _issue(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
-           common_name: str, hosts: list[str], server: bool) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-               .issuer_name(ca_cert.subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
-                                                     else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
-    if hosts:
-        builder = builder.add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    _private_key_file(key_path, key)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _san(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)
