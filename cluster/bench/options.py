@@ -38,6 +38,10 @@ class BenchOptions:
     pipeline: bool = False  # one socket per process with in_flight requests on it (cluster/bench/pipeline.py)
     kill_leader: int = 0  # SIGKILL the leader this many times during the run (`python -m supervisor kill leader`)
     kill_interval: float = 2.0  # seconds between kills (the first after one interval)
+    #: a [curve] cluster's (client endpoint, member public key Z85) pairs: every load
+    #: socket is a CURVE client of its member; () = plaintext (or the supervisor's
+    #: state file says, as for any Client)
+    curve_keys: tuple[tuple[str, str], ...] = ()
 
     @property
     def clients(self) -> int:

@@ -24,6 +24,7 @@ import zmq
 
 from cluster.bench.options import BenchOptions
 from cluster.bench.tally import INTERVAL, WRITE_KINDS, ThreadTally
+from cluster.curve_keys import CurveClient
 from cluster.kv import OpenSession, Put, Range, SessionOpened, decode_result, encode_command, prefix_end
 from cluster.protocol import MAX_BATCH, KvReply, KvRequest, ProtocolError, decode_replies, encode_requests
 
@@ -46,12 +47,16 @@ class Slot:
 class Pipeline:
     """One socket; `send(slot, kind, command, serializable)` and `collect(...)`."""
 
-    def __init__(self, endpoint: str, slots: int) -> None:
+    def __init__(self, endpoint: str, slots: int, curve: CurveClient | None = None) -> None:
+        """`curve`: the members' keys of a [curve] cluster (the socket is then a
+        CURVE client of the member at `endpoint`)."""
         self.ctx = zmq.Context(io_threads=1)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 100_000)
         self.sock.setsockopt(zmq.RCVHWM, 100_000)
+        if curve is not None:
+            curve.secure(self.sock, endpoint)
         self.sock.connect(endpoint)
         self.slots = [Slot() for _ in range(slots)]
         self.pending: dict[int, Slot] = {}

@@ -18,6 +18,7 @@ from cluster.bench.killer import Kill, LeaderKiller
 from cluster.bench.options import BenchOptions
 from cluster.bench.worker import READY_TIMEOUT, Shared, worker_main
 from cluster.client import Client, ClientError
+from cluster.curve_keys import CurveClient
 
 KILL_JOIN = 20.0  # a kill command in progress when the run ends: at most KILL_TIMEOUT
 GRACE = 30.0  # past the duration + one op timeout: the parent stops waiting
@@ -34,11 +35,11 @@ class ClusterView:
     roles: dict[str, str]  # endpoint -> role, or "unreachable"
 
 
-def survey(endpoints: list[str], timeout: float = 1.0) -> ClusterView:
-    """Ask every endpoint for its status once."""
+def survey(endpoints: list[str], timeout: float = 1.0, curve: CurveClient | None = None) -> ClusterView:
+    """Ask every endpoint for its status once (`curve`: a [curve] cluster's keys)."""
     roles: dict[str, str] = {}
     leader = None
-    with Client(endpoints, timeout=timeout, attempt_timeout=timeout) as client:
+    with Client(endpoints, timeout=timeout, attempt_timeout=timeout, curve=curve) as client:
         for endpoint in endpoints:
             try:
                 status = client.status(endpoint, timeout)

@@ -26,6 +26,7 @@ from cluster.bench.options import BenchOptions
 from cluster.bench.pipeline import Pipeline, PipelineError, make_request, pump
 from cluster.bench.tally import INTERVAL, WRITE_KINDS, ThreadTally, merge_tallies
 from cluster.client import Client, ClientError
+from cluster.curve_keys import CurveClient
 from cluster.kv import Compare, Put, Range, prefix_end
 
 READY_TIMEOUT = 300.0
@@ -92,6 +93,12 @@ def prefill_value(options: BenchOptions) -> bytes:
     return b"v" * options.value_size
 
 
+def curve_client(options: BenchOptions) -> CurveClient | None:
+    """This load process's CURVE side for a [curve] cluster (one ephemeral key pair
+    per process, as any client), None for a plaintext one."""
+    return CurveClient(dict(options.curve_keys)) if options.curve_keys else None
+
+
 def prefill_keys(options: BenchOptions, thread: int, threads: int) -> range:
     """The keys thread `thread` of `threads` writes before measuring (a partition)."""
     return range(thread, options.keys, threads)
@@ -100,7 +107,8 @@ def prefill_keys(options: BenchOptions, thread: int, threads: int) -> range:
 def run_thread(options: BenchOptions, endpoints: list[str], budget: int | None, shared: Shared,
                start: threading.Barrier, tally: ThreadTally, global_index: int, threads: int) -> None:
     rng = random.Random(options.seed * 1_000_003 + global_index)
-    with Client(endpoints, timeout=options.timeout, attempt_timeout=options.attempt_timeout) as client:
+    with Client(endpoints, timeout=options.timeout, attempt_timeout=options.attempt_timeout,
+                curve=curve_client(options)) as client:
         try:
             if options.prefill and options.workload != "put":
                 for index in prefill_keys(options, global_index, threads):
@@ -152,13 +160,14 @@ def run_pipeline(options: BenchOptions, endpoint: str, budget: int | None, share
                  start: threading.Barrier, tally: ThreadTally, process: int, processes: int) -> None:
     """--pipeline: this process's one socket with `in_flight` requests outstanding."""
     rng = random.Random(options.seed * 1_000_003 + process)
-    pipe = Pipeline(endpoint, options.in_flight)
+    curve = curve_client(options)
+    pipe = Pipeline(endpoint, options.in_flight, curve)
     try:
         try:
             if options.workload in ("put", "mixed"):
                 pipe.open_sessions(options.timeout)
             if options.prefill and options.workload != "put":
-                with Client([endpoint], timeout=options.timeout) as client:
+                with Client([endpoint], timeout=options.timeout, curve=curve) as client:
                     for index in prefill_keys(options, process, processes):
                         try:
                             client.put(options.key(index), prefill_value(options))

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from cluster.bench.compare.plan import SYSTEMS, WORKLOADS, Measurement
 from cluster.bench.compare.table import fsyncs
 
-COLORS = {"jangada": "tab:blue", "jangada-idleface": "tab:purple", "jangada-grpc": "tab:cyan", "etcd": "tab:green", "pysyncobj": "tab:orange"}
+COLORS = {"jangada": "tab:blue", "jangada-idleface": "tab:purple", "jangada-secure": "tab:red",
+          "jangada-grpc": "tab:cyan", "jangada-grpc-tls": "tab:olive", "etcd": "tab:green", "pysyncobj": "tab:orange"}
 
 
 def draw(measurements: Sequence[Measurement], path: str, title: str) -> None:

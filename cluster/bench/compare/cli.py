@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="jangada, etcd and PySyncObj side by side: 3-member clusters on loopback, "
                             "the same workloads, each driven by its best load generator; jangada-idleface is "
-                            "the native load with the etcd faces on and idle, jangada-grpc is "
-                            "jangada through its etcd gRPC face, driven by etcd's own.")
+                            "the native load with the etcd faces on and idle, jangada-secure the native "
+                            "load over CURVE, jangada-grpc is jangada through its etcd gRPC face, driven "
+                            "by etcd's own, jangada-grpc-tls the same over TLS.")
     p.add_argument("--systems", default=",".join(SYSTEMS), metavar="S,...",
                    help=f"which systems, in order (default {','.join(SYSTEMS)})")
     p.add_argument("--workloads", default=",".join(w.key for w in WORKLOADS), metavar="W,...",
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where compare.md, compare.json and compare.png go (default ./compare-results)")
     p.add_argument("--install", action="store_true",
                    help="install what a system lacks (apt-get: etcd-server golang-go golang-etcd-server-dev "
-                        "(jangada-grpc: the last two); "
+                        "(jangada-grpc, jangada-grpc-tls: the last two); "
                         "pip: pysyncobj); also JANGADA_BENCH_INSTALL=1. Without it a missing system is skipped")
     p.add_argument("--no-chart", dest="chart", action="store_false", help="skip compare.png (no matplotlib needed)")
     p.add_argument("--keep-data", action="store_true", help="keep the clusters' data and logs (path printed)")
@@ -153,12 +154,13 @@ def run_system(system: str, workloads: list[Workload], root: Path, settings: Set
     home.mkdir(parents=True, exist_ok=True)
     # Each system's driver loads only when that system runs (jangada's brings zmq and
     # the client), so `compare --help` and a run of the others stay light.
-    if system in ("jangada", "jangada-idleface"):
+    if system in ("jangada", "jangada-idleface", "jangada-secure"):
         from cluster.bench.compare import jangada
-        return jangada.run(mine, home, settings, each=each, idle_faces=system == "jangada-idleface")
-    if system == "jangada-grpc":
+        return jangada.run(mine, home, settings, each=each, idle_faces=system == "jangada-idleface",
+                           secure=system == "jangada-secure")
+    if system in ("jangada-grpc", "jangada-grpc-tls"):
         from cluster.bench.compare import jangada_grpc
-        return jangada_grpc.run(mine, home, settings, each=each)
+        return jangada_grpc.run(mine, home, settings, each=each, tls=system == "jangada-grpc-tls")
     if system == "etcd":
         from cluster.bench.compare import etcd
         return etcd.run(mine, home, free_ports(6), settings, each=each)

@@ -11,7 +11,13 @@ round 3). Each measurement reports the generator's CPU, so a saturated one shows
 Two systems run this load: `jangada` on members with no etcd face at all, and
 `jangada-idleface` on members whose gRPC and JSON gateway faces are on but get no
 request, so one compare run shows whether a face that is merely there slows the
-native protocol (issue 14: it must not).
+native protocol (issue 14: it must not). A third, `jangada-secure`, runs it on
+members with `[curve] enabled` (key files made here with cluster/curve_keys.py), the
+load processes CURVE clients of them: the cost of encryption on the native port
+(issue 15).
+
+`JangadaCluster(tls=True)` gives the members' etcd faces certificates from a CA
+made here (cluster/certificates.py) and https:// URLs: `jangada-grpc-tls`'s cluster.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from cluster.bench import report, runner
 from cluster.bench.compare.cpu import ServerCpu
 from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.bench.options import BenchOptions
+from cluster.certificates import certificate_authority, issue
+from cluster.curve_keys import CurveClient, curve_client_for, new_key_pair, write_key_file
 from cluster.ports import free_ports
 from cluster.spec import ClusterSpec, MemberSpec, load_spec
 
@@ -37,6 +45,8 @@ FACE_TIMEOUT = 30.0
 SYSTEM = "jangada"
 #: The native load on a cluster whose etcd faces (gRPC and gateway) are on and idle.
 IDLE_FACE_SYSTEM = "jangada-idleface"
+#: The native load on a [curve] cluster, over CURVE.
+SECURE_SYSTEM = "jangada-secure"
 
 
 class JangadaError(Exception):
@@ -47,22 +57,42 @@ class JangadaCluster:
     """`size` members with data under `root`; `close()` ends each by its pid. With
     `grpc` each member also serves etcd's v3 gRPC API, with `gateway` its HTTP JSON
     gateway; without either no member runs the etcd face at all, as for the native
-    rows."""
+    rows. With `curve` the native and peer ports are CURVE (a key pair per member
+    under `root/keys`); with `tls` the faces are https:// with certificates under
+    `root/tls` (`ca_cert` is the CA a client checks them with)."""
 
-    def __init__(self, root: Path, size: int, grpc: bool = False, gateway: bool = False) -> None:
+    def __init__(self, root: Path, size: int, grpc: bool = False, gateway: bool = False, curve: bool = False,
+                 tls: bool = False) -> None:
         per = 2 + grpc + gateway
         ports = iter(free_ports(per * size))
+        scheme = "https" if tls else "http"
         members = tuple(MemberSpec(i, f"tcp://127.0.0.1:{next(ports)}", f"tcp://127.0.0.1:{next(ports)}",
-                                   grpc=f"http://127.0.0.1:{next(ports)}" if grpc else "",
-                                   gateway=f"http://127.0.0.1:{next(ports)}" if gateway else "")
+                                   grpc=f"{scheme}://127.0.0.1:{next(ports)}" if grpc else "",
+                                   gateway=f"{scheme}://127.0.0.1:{next(ports)}" if gateway else "")
                         for i in range(1, size + 1))
         first = members[0].peer.rsplit(":", 1)[1]
-        self.spec = replace(load_spec(f"cluster-{size}"), cluster_id=f"compare-{os.getpid()}-{first}",
-                            members=members, data_dir=str(root / "node-{id}"))
+        spec = replace(load_spec(f"cluster-{size}"), cluster_id=f"compare-{os.getpid()}-{first}",
+                       members=members, data_dir=str(root / "node-{id}"))
+        self.ca_cert = root / "tls" / "ca.crt"
+        if curve:
+            spec = curve_spec(spec, root / "keys")
+        if tls:
+            spec = tls_spec(spec, root / "tls")
+        self.spec = spec
         self.root = root
         self.config = root / "cluster.toml"
         self.config.write_text(self.spec.to_toml())
         self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def curve(self) -> CurveClient | None:
+        """A client's CURVE side for this cluster (None: plaintext)."""
+        return curve_client_for(self.spec.members) if self.spec.curve.enabled else None
+
+    @property
+    def curve_keys(self) -> tuple[tuple[str, str], ...]:
+        """(client endpoint, public key) per member, for BenchOptions.curve_keys."""
+        return tuple((m.client, m.curve_public) for m in self.spec.members if m.curve_public)
 
     def start(self) -> None:
         for member in self.spec.members:
@@ -76,7 +106,7 @@ class JangadaCluster:
 
     def wait_for_leader(self, timeout: float = LEADER_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        while runner.survey(self.spec.client_addresses(), timeout=0.5).leader is None:
+        while runner.survey(self.spec.client_addresses(), timeout=0.5, curve=self.curve).leader is None:
             if any(p.poll() is not None for p in self.procs):
                 raise JangadaError(f"a node exited at start (logs in {self.root})")
             if time.monotonic() > deadline:
@@ -97,6 +127,30 @@ class JangadaCluster:
         self.procs.clear()
 
 
+def curve_spec(spec: ClusterSpec, keys: Path) -> ClusterSpec:
+    """`spec` with [curve] on: a fresh key pair per member in `keys` (0600 files),
+    each public key in its member's `curve_public`."""
+    members = []
+    for m in spec.members:
+        public, secret = new_key_pair()
+        write_key_file(keys / f"member-{m.id}.key", m.id, public, secret)
+        members.append(replace(m, curve_public=public))
+    return replace(spec, members=tuple(members),
+                   curve=replace(spec.curve, enabled=True, secret_key=str(keys / "member-{id}.key")))
+
+
+def tls_spec(spec: ClusterSpec, where: Path) -> ClusterSpec:
+    """`spec` with [tls]: a CA in `where` and a server certificate per member for
+    the host of its face URLs (loopback here); no client certificates asked for."""
+    ca_cert, ca_key = certificate_authority(where / "ca.crt", where / "ca.key")
+    for m in spec.members:
+        hosts = sorted({url.split("://", 1)[-1].rsplit(":", 1)[0] for url in (m.grpc, m.gateway) if url})
+        issue(where / f"member-{m.id}.crt", where / f"member-{m.id}.key", ca_cert, ca_key, f"jangada member {m.id}",
+              hosts or ["127.0.0.1"], server=True)
+    return replace(spec, tls=replace(spec.tls, cert=str(where / "member-{id}.crt"),
+                                     key=str(where / "member-{id}.key"), ca=str(where / "ca.crt")))
+
+
 def wait_for_faces(spec: ClusterSpec, timeout: float = FACE_TIMEOUT) -> None:
     """Every member's etcd faces (gRPC, gateway: those it has) accept connections; the
     face starts with the node, in its own thread, and may listen after a leader is
@@ -106,7 +160,7 @@ def wait_for_faces(spec: ClusterSpec, timeout: float = FACE_TIMEOUT) -> None:
         for face, url in (("gRPC face", member.grpc), ("gateway", member.gateway)):
             if not url:
                 continue
-            host, _, port = url.removeprefix("http://").rpartition(":")
+            host, _, port = url.split("://", 1)[-1].rpartition(":")
             while True:
                 try:
                     with socket.create_connection((host, int(port)), timeout=1):
@@ -137,14 +191,15 @@ def durability(fsync: str) -> str:
 
 
 def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, pids: list[int],
-            system: str = SYSTEM) -> Measurement:
+            system: str = SYSTEM, curve_keys: tuple[tuple[str, str], ...] = ()) -> Measurement:
+    """One workload with the pipelined generator; `curve_keys`: a [curve] cluster's."""
     shape = SHAPES[w.key]
     options = BenchOptions(workload=w.op, processes=shape.processes, in_flight=shape.in_flight, ops=None,
                            duration=settings.duration, keys=settings.keys, value_size=settings.value_size,
                            serializable=w.serializable,
-                           target=shape.target, pipeline=True)
+                           target=shape.target, pipeline=True, curve_keys=curve_keys)
     options.check()
-    view = runner.survey(endpoints)
+    view = runner.survey(endpoints, curve=CurveClient(dict(curve_keys)) if curve_keys else None)
     cpu = ServerCpu(pids)
 
     def window(phase: str, completed: int, elapsed: float) -> None:
@@ -172,16 +227,18 @@ def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, p
 
 def run(workloads: list[Workload], root: Path, settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
-        each: Callable[[Measurement], None] = lambda m: None, idle_faces: bool = False) -> list[Measurement]:
+        each: Callable[[Measurement], None] = lambda m: None, idle_faces: bool = False,
+        secure: bool = False) -> list[Measurement]:
     """One cluster per member count, in the order the workloads come; each stopped
     (by pid) before the next starts. With `idle_faces` every member also runs its
-    gRPC face and JSON gateway (nothing calls them) and the rows are `jangada-idleface`'s."""
-    system = IDLE_FACE_SYSTEM if idle_faces else SYSTEM
+    gRPC face and JSON gateway (nothing calls them) and the rows are `jangada-idleface`'s;
+    with `secure` the members are [curve] and the load CURVE clients (`jangada-secure`)."""
+    system = IDLE_FACE_SYSTEM if idle_faces else SECURE_SYSTEM if secure else SYSTEM
     out: list[Measurement] = []
     for members in dict.fromkeys(w.members for w in workloads):
         home = root / f"{system}-{members}"
         home.mkdir(parents=True, exist_ok=True)
-        cluster = JangadaCluster(home, members, grpc=idle_faces, gateway=idle_faces)
+        cluster = JangadaCluster(home, members, grpc=idle_faces, gateway=idle_faces, curve=secure)
         try:
             cluster.start()
             started([p.pid for p in cluster.procs])
@@ -190,7 +247,7 @@ def run(workloads: list[Workload], root: Path, settings: Settings,
             fsync = cluster.spec.storage.fsync
             pids = [p.pid for p in cluster.procs]
             for w in (w for w in workloads if w.members == members):
-                m = measure(w, cluster.spec.client_addresses(), settings, fsync, pids, system)
+                m = measure(w, cluster.spec.client_addresses(), settings, fsync, pids, system, cluster.curve_keys)
                 each(m)
                 out.append(m)
         finally:

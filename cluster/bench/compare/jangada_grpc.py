@@ -13,6 +13,10 @@ leader's gRPC endpoint is found with jangada's own status request (etcdload find
 etcd's with clientv3's Status, a Maintenance call the face need not serve) and given
 to etcdload alone with `-target all`, which pins every connection to it: the same
 connections `-target leader` makes once it has found the leader.
+
+`jangada-grpc-tls` is the same on members whose faces serve TLS (certificates from a
+CA made for the run, https:// URLs); etcdload gets `-cacert` and checks them, so the
+two rows differ only in TLS (issue 15: what it costs).
 """
 from __future__ import annotations
 
@@ -26,13 +30,19 @@ from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.spec import ClusterSpec
 
 SYSTEM = "jangada-grpc"
+TLS_SYSTEM = "jangada-grpc-tls"
+
+
+def host_port(url: str) -> str:
+    """HOST:PORT of a face URL, http:// or https://."""
+    return url.split("://", 1)[-1]
 
 
 def grpc_endpoint(spec: ClusterSpec, client_address: str) -> str:
     """HOST:PORT of the gRPC face of the member whose native address is `client_address`."""
     for member in spec.members:
         if member.client == client_address:
-            return member.grpc.removeprefix("http://")
+            return host_port(member.grpc)
     raise JangadaError(f"no member has the client address {client_address}")
 
 
@@ -46,37 +56,42 @@ def leader_grpc_endpoint(spec: ClusterSpec) -> str:
 def target(w: Workload, spec: ClusterSpec) -> tuple[list[str], str]:
     """The endpoints etcdload gets for `w` and what the table calls that target."""
     if w.serializable:
-        return [m.grpc.removeprefix("http://") for m in spec.members], "all"
+        return [host_port(m.grpc) for m in spec.members], "all"
     return [leader_grpc_endpoint(spec)], "leader"
 
 
-def measure(binary: Path, w: Workload, cluster: JangadaCluster, settings: Settings) -> Measurement:
+def measure(binary: Path, w: Workload, cluster: JangadaCluster, settings: Settings,
+            system: str = SYSTEM) -> Measurement:
     endpoints, where = target(w, cluster.spec)
     pids = [p.pid for p in cluster.procs]
-    doc, used = etcd.run_etcdload(binary, etcd.etcdload_args(w, endpoints, settings, target="all"), pids,
-                                  settings, f"{SYSTEM} {w.key}")
-    return etcd.measurement(w, doc, used, system=SYSTEM, durability=durability(cluster.spec.storage.fsync),
+    args = etcd.etcdload_args(w, endpoints, settings, target="all")
+    if cluster.spec.tls.enabled:
+        args += ["-cacert", str(cluster.ca_cert)]
+    doc, used = etcd.run_etcdload(binary, args, pids, settings, f"{system} {w.key}")
+    return etcd.measurement(w, doc, used, system=system, durability=durability(cluster.spec.storage.fsync),
                             target=where)
 
 
 def run(workloads: list[Workload], root: Path, settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
-        each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
-    """Build etcdload, then per member count: start the cluster with gRPC faces, run
-    its workloads, stop it (by pid) before the next."""
+        each: Callable[[Measurement], None] = lambda m: None, tls: bool = False) -> list[Measurement]:
+    """Build etcdload, then per member count: start the cluster with gRPC faces (with
+    `tls`: https://, the rows `jangada-grpc-tls`'s), run its workloads, stop it (by
+    pid) before the next."""
     binary = etcd.build_etcdload()
+    system = TLS_SYSTEM if tls else SYSTEM
     out: list[Measurement] = []
     for members in dict.fromkeys(w.members for w in workloads):
-        home = root / f"jangada-grpc-{members}"
+        home = root / f"{system}-{members}"
         home.mkdir(parents=True, exist_ok=True)
-        cluster = JangadaCluster(home, members, grpc=True)
+        cluster = JangadaCluster(home, members, grpc=True, tls=tls)
         try:
             cluster.start()
             started([p.pid for p in cluster.procs])
             cluster.wait_for_leader()
             wait_for_faces(cluster.spec)
             for w in (w for w in workloads if w.members == members):
-                m = measure(binary, w, cluster, settings)
+                m = measure(binary, w, cluster, settings, system)
                 each(m)
                 out.append(m)
         finally:

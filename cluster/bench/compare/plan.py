@@ -6,9 +6,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: jangada-idleface: jangada's native load on members whose etcd faces are on and idle;
-#: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator.
-#: In this order the table reads native, native beside idle faces, the face, etcd.
-SYSTEMS = ("jangada", "jangada-idleface", "jangada-grpc", "etcd", "pysyncobj")
+#: jangada-secure: the native load over CURVE on [curve] members;
+#: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator;
+#: jangada-grpc-tls: the same with TLS on the face.
+#: In this order the table reads native, native beside idle faces, native over CURVE,
+#: the face, the face over TLS, etcd.
+SYSTEMS = ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd", "pysyncobj")
 VALUE_SIZE = 100
 KEYS = 1000
 #: A load generator using more than this share of one core may be what limits the figure.

@@ -14,7 +14,8 @@ from pathlib import Path
 from cluster.bench.compare.etcd import CLIENTV3, ETCD
 
 APT_PACKAGES = {"etcd": ("etcd-server", "golang-go", "golang-etcd-server-dev"),
-                "jangada-grpc": ("golang-go", "golang-etcd-server-dev")}
+                "jangada-grpc": ("golang-go", "golang-etcd-server-dev"),
+                "jangada-grpc-tls": ("golang-go", "golang-etcd-server-dev")}
 PIP_PACKAGES = {"pysyncobj": ("pysyncobj",)}
 INSTALL_TIMEOUT = 900.0
 
@@ -46,7 +47,7 @@ def missing(system: str) -> list[str]:
     """The packages `system` lacks here ([] = runnable; jangada is always)."""
     if system == "etcd":
         return etcd_missing()
-    if system == "jangada-grpc":
+    if system in ("jangada-grpc", "jangada-grpc-tls"):
         return etcdload_missing()
     if system == "pysyncobj":
         return pysyncobj_missing()

@@ -8,9 +8,9 @@ from typing import Any
 
 from cluster.bench.compare.plan import SATURATED_CORES, SYSTEMS, WORKLOADS, Measurement, Settings, workload
 
-SCHEMA = 1
+SCHEMA = 2  # 2: "vs_plaintext" (issue 15)
 DOC_KEYS = ("schema", "started", "duration_s", "keys", "value_size", "machine", "systems", "skipped", "measurements", "ratios",
-            "five_vs_three", "caveats")
+            "five_vs_three", "vs_plaintext", "caveats")
 MEASUREMENT_KEYS = ("system", "workload", "members", "durability", "ops_per_s", "ok", "errors", "elapsed_s",
                     "latency_ms", "load_cpu_s", "generator", "generator_processes", "note", "server_cpu_s", "cluster_cpu_s",
                     "error_kinds", "load_us_per_op", "load_cores", "cluster_us_per_op", "saturated")
@@ -24,8 +24,12 @@ DURABILITY_LEGEND = {
                "has fsynced it",
     "jangada-idleface": "fsync = as jangada's (the same cluster config, storage.fsync \"always\", the same "
                         "native load), with every member's etcd gRPC face and JSON gateway on and idle",
+    "jangada-secure": "fsync = as jangada's (the same cluster config, storage.fsync \"always\", the same "
+                      "native load), with [curve] on: the native and peer ports encrypted and authenticated",
     "jangada-grpc": "fsync = as jangada's (the same cluster config, storage.fsync \"always\"), reached "
                     "through its etcd v3 gRPC face by etcd's own load generator",
+    "jangada-grpc-tls": "fsync = as jangada-grpc's (the same config, face and load generator), with TLS on the "
+                        "gRPC face (server certificates; the load checks them, presents none)",
     "etcd": "fsync = etcd 3.4's only mode: the WAL is fsynced before a write is acknowledged",
     "pysyncobj": "NO fsync = PySyncObj writes its journal file and never fsyncs it: a machine crash can lose "
                  "acknowledged writes",
@@ -73,6 +77,31 @@ def vs_native(measurements: Sequence[Measurement], system: str) -> dict[str, flo
     native = {m.workload: m.ops_per_s for m in measurements if m.system == "jangada"}
     return {m.workload: round(m.ops_per_s / native[m.workload], 3) for m in measurements
             if m.system == system and native.get(m.workload)}
+
+
+#: secure system -> (its plaintext twin, what the ratio line under the table is called):
+#: the same cluster config and load generator, only the encryption differs (issue 15).
+VS_PLAINTEXT = {"jangada-secure": ("jangada", "jangada-secure / jangada (CURVE vs plaintext, native load)"),
+                "jangada-grpc-tls": ("jangada-grpc", "jangada-grpc-tls / jangada-grpc (TLS vs plaintext, gRPC face)")}
+
+
+def vs_plaintext(measurements: Sequence[Measurement]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """secure system -> workload -> {ops_per_s, p50}: its figure / its plaintext
+    twin's for the same workload in the same run: what CURVE or TLS costs (ops/s
+    below 1x, p50 above). Only workloads both measured."""
+    by = {(m.system, m.workload): m for m in measurements}
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for m in measurements:
+        if m.system not in VS_PLAINTEXT:
+            continue
+        base = by.get((VS_PLAINTEXT[m.system][0], m.workload))
+        if base is None:
+            continue
+        ops = m.ops_per_s / base.ops_per_s if base.ops_per_s > 0 else None
+        p50 = m.latency_ms["p50"] / base.latency_ms["p50"] if base.latency_ms["p50"] > 0 else None
+        out.setdefault(m.system, {})[m.workload] = {
+            "ops_per_s": None if ops is None else round(ops, 3), "p50": None if p50 is None else round(p50, 3)}
+    return out
 
 
 def caveats(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[str]:
@@ -147,6 +176,9 @@ def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str]) -> l
         figures = vs_native(measurements, system)
         if figures:
             lines.append(f"{title}: " + ", ".join(f"{k} {v:.2f}x" for k, v in figures.items()))
+    for system, figures in vs_plaintext(measurements).items():
+        lines.append(f"{VS_PLAINTEXT[system][1]}: " + ", ".join(
+            f"{k} ops/s {_ratio(v['ops_per_s'])} p50 {_ratio(v['p50'])}" for k, v in figures.items()))
     present = dict.fromkeys(m.system for m in measurements)
     lines += [f"durability, {system}: {DURABILITY_LEGEND[system]}" for system in present if system in
               DURABILITY_LEGEND]
@@ -168,7 +200,8 @@ def document(measurements: Sequence[Measurement], skipped: dict[str, str], start
         "value_size": settings.value_size, "machine": machine,
         "systems": sorted({m.system for m in measurements}), "skipped": dict(skipped),
         "measurements": [m.to_dict() for m in measurements], "ratios": ratios(measurements),
-        "five_vs_three": five_vs_three(measurements), "caveats": caveats(measurements, skipped),
+        "five_vs_three": five_vs_three(measurements), "vs_plaintext": vs_plaintext(measurements),
+        "caveats": caveats(measurements, skipped),
     }
     assert tuple(doc) == DOC_KEYS
     return doc

@@ -14,6 +14,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,6 +29,22 @@ import (
 
 	"go.etcd.io/etcd/clientv3"
 )
+
+// tlsConfig is nil for plaintext endpoints; with -cacert, a client TLS config that
+// trusts only that CA's certificates (the servers'; no client certificate).
+var tlsConfig *tls.Config
+
+func loadCA(path string) *tls.Config {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		fail("-cacert: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		fail("-cacert: %s holds no PEM certificate", path)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
 
 // MeasuringLine goes to stderr when the measured window starts (after connecting and prefill).
 const MeasuringLine = "etcdload: measuring"
@@ -67,7 +85,7 @@ func fail(format string, args ...interface{}) {
 
 // leaderEndpoint asks each endpoint for its status and returns the leader's.
 func leaderEndpoint(endpoints []string, timeout time.Duration) (string, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: timeout})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: timeout, TLS: tlsConfig})
 	if err != nil {
 		return "", err
 	}
@@ -109,7 +127,11 @@ func main() {
 	target := flag.String("target", "leader", "leader | all: where the clients send requests")
 	timeout := flag.Float64("timeout", 5, "one operation's deadline (s)")
 	prefill := flag.Bool("prefill", true, "read workloads: write every key once first (not measured)")
+	cacert := flag.String("cacert", "", "TLS: the CA certificate (PEM) the servers' certificates chain to")
 	flag.Parse()
+	if *cacert != "" {
+		tlsConfig = loadCA(*cacert)
+	}
 
 	if *workload != "put" && *workload != "get" && *workload != "get-serializable" {
 		fail("-workload must be put, get or get-serializable, got %q", *workload)
@@ -142,7 +164,7 @@ func main() {
 		if *target == "all" {
 			eps = eps[:1] // pinned: spread the serializable reads over every member
 		}
-		cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+		cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, TLS: tlsConfig})
 		if err != nil {
 			fail("connect: %v", err)
 		}
