@@ -111,7 +111,7 @@ def test_a_saturated_load_generator_is_flagged_per_process() -> None:
 
 def test_the_json_document_schema_is_stable() -> None:
     doc = table.document(FIXED, {"etcd": "why"}, "2026-11-22T00:00:00", Settings(8.0), {"cpus": 2})
-    assert tuple(doc) == table.DOC_KEYS and doc["schema"] == table.SCHEMA == 1
+    assert tuple(doc) == table.DOC_KEYS and doc["schema"] == table.SCHEMA == 2
     assert all(tuple(x) == table.MEASUREMENT_KEYS for x in doc["measurements"])
     assert (doc["duration_s"], doc["keys"], doc["value_size"]) == (8.0, 1000, 100)
     assert doc["skipped"] == {"etcd": "why"} and doc["systems"] == ["etcd", "jangada", "pysyncobj"]
@@ -219,7 +219,8 @@ def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--systems", "redis"], "choose from jangada, jangada-idleface, jangada-grpc, etcd, pysyncobj"),
+    (["--systems", "redis"], "choose from jangada, jangada-idleface, jangada-secure, jangada-grpc, "
+                             "jangada-grpc-tls, etcd, pysyncobj"),
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
     (["--duration", "x"], "invalid float"),
@@ -251,7 +252,8 @@ def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.Ca
 
 def test_jangada_grpc_is_a_default_system_for_every_workload_etcd_runs() -> None:
     from cluster.bench.compare.plan import SYSTEMS
-    assert SYSTEMS == ("jangada", "jangada-idleface", "jangada-grpc", "etcd", "pysyncobj")
+    assert SYSTEMS == ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
+                       "pysyncobj")
     for w in WORKLOADS:
         assert ("jangada-grpc" in w.systems) == ("etcd" in w.systems), w.key
     assert cli.parse([]).systems == list(SYSTEMS)
@@ -361,7 +363,9 @@ def test_run_system_runs_the_native_load_with_idle_faces_for_jangada_idleface(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[list[str], bool]] = []
 
-    def run(mine: list[Any], home: Path, settings: Settings, each: Any = None, idle_faces: bool = False) -> list[Any]:
+    def run(mine: list[Any], home: Path, settings: Settings, each: Any = None, idle_faces: bool = False,
+            secure: bool = False) -> list[Any]:
+        assert not secure
         calls.append(([w.key for w in mine], idle_faces))
         return []
 
@@ -380,3 +384,132 @@ def test_wait_for_faces_waits_for_the_gateway_too(tmp_path: Path) -> None:
         grpc_port.listen()
         with pytest.raises(jangada.JangadaError, match="member 1's gateway did not listen"):
             jangada.wait_for_faces(faced.spec, timeout=0.3)
+
+
+# -- jangada-secure / jangada-grpc-tls: the same loads over CURVE / TLS (issue 15) -----------------------
+
+def test_the_secure_systems_follow_their_plaintext_twins_for_every_3_member_workload() -> None:
+    from cluster.bench.compare.plan import SYSTEMS
+    assert SYSTEMS.index("jangada-secure") > SYSTEMS.index("jangada")
+    assert SYSTEMS.index("jangada-grpc-tls") == SYSTEMS.index("jangada-grpc") + 1
+    for w in WORKLOADS:
+        assert ("jangada-secure" in w.systems) == ("jangada-grpc-tls" in w.systems) == (w.members == 3), w.key
+    assert cli.parse(["--systems", "jangada-secure,jangada-grpc-tls"]).systems == ["jangada-secure",
+                                                                                    "jangada-grpc-tls"]
+    assert systems.missing("jangada-secure") == []
+    assert systems.APT_PACKAGES["jangada-grpc-tls"] == systems.APT_PACKAGES["jangada-grpc"]
+
+
+def test_vs_plaintext_divides_each_secure_row_by_its_twin_in_the_same_run() -> None:
+    rows = [m("jangada", "put-64", 4000.0, p50=10.0), m("jangada-secure", "put-64", 3000.0, p50=12.5),
+            m("jangada-grpc", "get-lin-16", 2000.0, p50=4.0), m("jangada-grpc-tls", "get-lin-16", 1000.0, p50=8.0),
+            m("jangada-secure", "get-lin-16", 900.0)]  # no plaintext get-lin-16 row: no ratio
+    assert table.vs_plaintext(rows) == {
+        "jangada-secure": {"put-64": {"ops_per_s": 0.75, "p50": 1.25}},
+        "jangada-grpc-tls": {"get-lin-16": {"ops_per_s": 0.5, "p50": 2.0}}}
+    notes = table.footnotes(rows, {})
+    assert "jangada-secure / jangada (CURVE vs plaintext, native load): put-64 ops/s 0.75x p50 1.25x" in notes
+    assert "jangada-grpc-tls / jangada-grpc (TLS vs plaintext, gRPC face): get-lin-16 ops/s 0.50x p50 2.00x" in notes
+    assert any(n.startswith("durability, jangada-secure: fsync = as jangada's") for n in notes)
+    assert any(n.startswith("durability, jangada-grpc-tls: fsync = as jangada-grpc's") for n in notes)
+    doc = table.document(rows, {}, "2026-12-06T00:00:00", Settings(8.0), {"cpus": 2})
+    assert doc["vs_plaintext"] == table.vs_plaintext(rows)
+    assert [(r[0], r[3]) for r in table.rows(rows, {})] == [
+        ("jangada", "put-64"), ("jangada-secure", "put-64"), ("jangada-secure", "get-lin-16"),
+        ("jangada-grpc", "get-lin-16"), ("jangada-grpc-tls", "get-lin-16")]
+    assert table.vs_plaintext(FIXED) == {}
+
+
+def test_the_curve_cluster_has_a_key_file_per_member_and_the_load_its_public_keys(tmp_path: Path) -> None:
+    from cluster.curve_keys import read_key_file
+    secure = jangada.JangadaCluster(tmp_path, 3, curve=True)
+    assert secure.spec.curve.enabled and secure.curve is not None
+    for mem in secure.spec.members:
+        path = secure.spec.config_path(secure.spec.curve.secret_key, mem.id)
+        assert read_key_file(path)[0] == mem.curve_public and path.stat().st_mode & 0o777 == 0o600
+    assert secure.curve_keys == tuple((mem.client, mem.curve_public) for mem in secure.spec.members)
+    assert secure.curve.server_keys == dict(secure.curve_keys)
+    assert "enabled = true" in secure.config.read_text()
+    (tmp_path / "plain").mkdir()
+    plain = jangada.JangadaCluster(tmp_path / "plain", 3)
+    assert plain.curve is None and plain.curve_keys == ()
+
+
+def test_the_tls_cluster_has_https_faces_and_certificates_its_ca_signed(tmp_path: Path) -> None:
+    from cryptography import x509
+    cluster = jangada.JangadaCluster(tmp_path, 3, grpc=True, tls=True)
+    assert all(mem.grpc.startswith("https://127.0.0.1:") for mem in cluster.spec.members)
+    ca = x509.load_pem_x509_certificate(cluster.ca_cert.read_bytes())
+    for mem in cluster.spec.members:
+        cert = x509.load_pem_x509_certificate(cluster.spec.config_path(cluster.spec.tls.cert, mem.id).read_bytes())
+        cert.verify_directly_issued_by(ca)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        assert cluster.spec.config_path(cluster.spec.tls.key, mem.id).stat().st_mode & 0o777 == 0o600
+    assert cluster.spec.tls.ca == str(cluster.ca_cert) and not cluster.spec.tls.client_cert_auth
+
+
+def test_jangada_grpc_tls_gives_etcdload_the_ca_and_its_own_system_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cluster.bench.compare import jangada_grpc
+    cluster = jangada.JangadaCluster(tmp_path, 3, grpc=True, tls=True)
+    leader = cluster.spec.members[0]
+    monkeypatch.setattr(jangada_grpc, "leader_grpc_endpoint", lambda spec: jangada_grpc.host_port(leader.grpc))
+    seen: list[list[str]] = []
+
+    def run_etcdload(binary: Path, args: list[str], pids: list[int], settings: Settings,
+                     what: str) -> tuple[dict[str, Any], float]:
+        seen.append(args)
+        return etcd.parse_etcdload(ETCDLOAD_OUT), 1.0
+
+    monkeypatch.setattr(etcd, "run_etcdload", run_etcdload)
+    got = jangada_grpc.measure(Path("etcdload"), WORKLOADS[2], cluster, Settings(1.0), jangada_grpc.TLS_SYSTEM)
+    assert got.system == "jangada-grpc-tls" and got.durability == "fsync"
+    assert seen[0][-2:] == ["-cacert", str(cluster.ca_cert)]
+    assert seen[0][seen[0].index("-endpoints") + 1] == leader.grpc.removeprefix("https://")
+    (tmp_path / "plain").mkdir()
+    plain = jangada.JangadaCluster(tmp_path / "plain", 3, grpc=True)
+    jangada_grpc.measure(Path("etcdload"), WORKLOADS[2], plain, Settings(1.0))
+    assert "-cacert" not in seen[1]
+
+
+def test_run_system_dispatches_the_secure_systems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cluster.bench.compare import jangada_grpc
+    calls: list[tuple[str, bool]] = []
+
+    def native(mine: list[Any], home: Path, settings: Settings, each: Any = None, idle_faces: bool = False,
+               secure: bool = False) -> list[Any]:
+        calls.append(("native", secure))
+        return []
+
+    def grpc(mine: list[Any], home: Path, settings: Settings, each: Any = None, tls: bool = False) -> list[Any]:
+        calls.append(("grpc", tls))
+        return []
+
+    monkeypatch.setattr(jangada, "run", native)
+    monkeypatch.setattr(jangada_grpc, "run", grpc)
+    for system in ("jangada", "jangada-secure", "jangada-grpc", "jangada-grpc-tls"):
+        cli.run_system(system, list(WORKLOADS), tmp_path, Settings(1.0), lambda m: None)
+    assert calls == [("native", False), ("native", True), ("grpc", False), ("grpc", True)]
+
+
+def test_a_curve_load_process_secures_its_socket_and_a_plaintext_one_does_not() -> None:
+    import zmq
+    from cluster.bench import pipeline, worker
+    from cluster.bench.options import BenchOptions
+    from cluster.curve_keys import new_key_pair
+    public, _ = new_key_pair()
+    options = BenchOptions(pipeline=True, curve_keys=(("tcp://127.0.0.1:1", public),))
+    curve = worker.curve_client(options)
+    assert curve is not None and curve.server_keys == {"tcp://127.0.0.1:1": public}
+    assert worker.curve_client(BenchOptions()) is None
+    pipe = pipeline.Pipeline("tcp://127.0.0.1:1", 1, curve)
+    try:
+        assert pipe.sock.getsockopt(zmq.MECHANISM) == zmq.CURVE
+    finally:
+        pipe.close()
+    plain = pipeline.Pipeline("tcp://127.0.0.1:1", 1)
+    try:
+        assert plain.sock.getsockopt(zmq.MECHANISM) == zmq.NULL
+    finally:
+        plain.close()

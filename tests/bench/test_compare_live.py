@@ -93,3 +93,47 @@ def test_jangada_idleface_tiny(tmp_path: Path) -> None:
     idle = [x for x in doc["measurements"] if x["system"] == "jangada-idleface"][0]
     assert idle["durability"] == "fsync" and idle["generator"].startswith("cluster.bench --pipeline")
     assert "jangada-idleface / jangada ops/s (native load, faces on and idle vs off): put-16" in out
+
+
+def test_jangada_secure_tiny(tmp_path: Path) -> None:
+    """The native load over CURVE, beside the plaintext rows in the same run: both
+    measured, and the vs-plaintext ratio printed under the table and in the JSON."""
+    code, out, doc = compare(tmp_path, "--systems", "jangada,jangada-secure", "--workloads", "put-16,get-lin-16",
+                             "--duration", "0.5")
+    check_measured(doc, "jangada", ["put-16", "get-lin-16"])
+    check_measured(doc, "jangada-secure", ["put-16", "get-lin-16"])
+    secure = [x for x in doc["measurements"] if x["system"] == "jangada-secure"]
+    assert all(x["durability"] == "fsync" and x["generator"].startswith("cluster.bench --pipeline") for x in secure)
+    assert set(doc["vs_plaintext"]["jangada-secure"]) == {"put-16", "get-lin-16"}
+    assert "jangada-secure / jangada (CURVE vs plaintext, native load): put-16 ops/s" in out
+
+
+def test_a_curve_cluster_refuses_a_plaintext_load_and_serves_the_curve_one(tmp_path: Path) -> None:
+    """What jangada-secure measures is CURVE: its members answer no plaintext status
+    request, and the bench's own load, given the keys, gets every op done."""
+    from cluster.bench import runner
+    from cluster.bench.compare import jangada
+    from cluster.bench.compare.plan import Settings, workload
+    cluster = jangada.JangadaCluster(tmp_path, 3, curve=True)
+    try:
+        cluster.start()
+        cluster.wait_for_leader()  # over CURVE
+        assert set(runner.survey(cluster.spec.client_addresses(), timeout=0.5).roles.values()) == {"unreachable"}
+        m = jangada.measure(workload("put-1"), cluster.spec.client_addresses(), Settings(0.3, keys=10), "always",
+                            [p.pid for p in cluster.procs], jangada.SECURE_SYSTEM, cluster.curve_keys)
+        assert m.system == "jangada-secure" and m.ok > 0 and m.errors == 0
+    finally:
+        cluster.close()
+
+
+def test_jangada_grpc_tls_tiny(tmp_path: Path) -> None:
+    """jangada's gRPC face over TLS, driven by etcdload with -cacert."""
+    code, out, doc = compare(tmp_path, "--systems", "jangada-grpc-tls", "--workloads", "put-16,get-lin-16",
+                             "--duration", "0.5")
+    if systems.missing("jangada-grpc-tls"):
+        assert "jangada-grpc-tls skipped: not installed here" in out and "jangada-grpc-tls" in doc["skipped"]
+        return
+    check_measured(doc, "jangada-grpc-tls", ["put-16", "get-lin-16"])
+    for x in doc["measurements"]:
+        assert x["durability"] == "fsync" and x["load_cpu_s"] > 0 and x["generator"].startswith("etcdload")
+    assert doc["vs_plaintext"] == {}  # no jangada-grpc row in this run: nothing to divide by

@@ -12,10 +12,13 @@ driven by the best load generator it has:
                 gateway) are on and idle: the native protocol beside an idle face
     jangada-grpc  jangada's cluster through its etcd v3 gRPC face, driven by etcdload
                 exactly as etcd is (the row that differs from etcd's only in the server)
+    jangada-secure  jangada's own load over CURVE, on [curve] members (issue 15)
+    jangada-grpc-tls  jangada-grpc with TLS on the faces, etcdload checking them (-cacert)
 
 Modules, one concept each: `plan` (the workloads), `systems` (is each system here;
-installing it on request), `jangada` (also jangada-idleface), `jangada_grpc`, `etcd`, `syncobj` (+ `syncobj_node`, the node
+installing it on request), `jangada` (also jangada-idleface, jangada-secure),
+`jangada_grpc` (also jangada-grpc-tls), `etcd`, `syncobj` (+ `syncobj_node`, the node
 process) run one system each and return `Measurement`s; `table` (durability
-labels, ratios vs etcd, markdown and the JSON document), `chart` (matplotlib),
+labels, ratios vs etcd and vs plaintext, markdown and the JSON document), `chart` (matplotlib),
 `cli` (main). docs/benchmarks.md, "Comparison", says what each figure means.
 """
