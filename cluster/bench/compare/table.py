@@ -176,9 +176,9 @@ def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str]) -> l
         figures = vs_native(measurements, system)
         if figures:
             lines.append(f"{title}: " + ", ".join(f"{k} {v:.2f}x" for k, v in figures.items()))
-    for system, figures in vs_plaintext(measurements).items():
+    for system, costs in vs_plaintext(measurements).items():
         lines.append(f"{VS_PLAINTEXT[system][1]}: " + ", ".join(
-            f"{k} ops/s {_ratio(v['ops_per_s'])} p50 {_ratio(v['p50'])}" for k, v in figures.items()))
+            f"{k} ops/s {_ratio(v['ops_per_s'])} p50 {_ratio(v['p50'])}" for k, v in costs.items()))
     present = dict.fromkeys(m.system for m in measurements)
     lines += [f"durability, {system}: {DURABILITY_LEGEND[system]}" for system in present if system in
               DURABILITY_LEGEND]
