@@ -44,7 +44,7 @@ workloads (100-byte values, --keys keys, closed loop):
   {chr(10).join(f'{w.key:<12}{w.label}' + ('' if w.systems == SYSTEMS else f' ({", ".join(w.systems)} only)') for w in WORKLOADS).replace(chr(10), chr(10) + '  ')}
 
 examples:
-  python -m cluster.bench compare                                   # everything, ~5 minutes
+  python -m cluster.bench compare                                   # everything, ~6 - 7 minutes
   python -m cluster.bench compare --systems jangada,etcd --duration 5 --out /tmp/cmp
   python -m cluster.bench compare --install                          # apt/pip what is missing first
 
