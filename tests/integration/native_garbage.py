@@ -92,7 +92,10 @@ def spray(endpoint: str, frames: list[list[bytes]], identity: bytes | None, wait
             s.send_multipart(frame)
         s.close(linger=200)
     finally:
-        ctx.term()
+        # destroy, not term: term waits for every socket, and one whose CURVE
+        # handshake never ends (a wrong key, a refused ZAP) held it forever, past
+        # pytest-timeout (a C call) and the module's teardown
+        ctx.destroy(linger=0)
     return replies
 
 
