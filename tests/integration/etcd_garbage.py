@@ -250,11 +250,17 @@ def slowloris(endpoint: str, connections: int) -> Iterator[Callable[[], None]]:
 
     def drip() -> None:
         for s in sockets:
-            s.sendall(b"a")
+            try:
+                s.sendall(b"a")
+            except OSError:
+                pass  # the server closed it: its right (a TLS port closes a plaintext head at once)
 
     try:
         for s in sockets:
-            s.sendall(b"POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            try:
+                s.sendall(b"POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            except OSError:
+                pass
         yield drip
     finally:
         for s in sockets:

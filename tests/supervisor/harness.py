@@ -94,6 +94,17 @@ class Session:
         if holder:
             self._remember(holder, supervisor=True)
 
+    def _track_by_data_dir(self) -> None:
+        """Our processes the state file does not name yet: an `up --detach` that
+        timed out leaves its background supervisor starting, and it writes the state
+        file only once the cluster is up -- after this session closed. Every such
+        process names this session's own tmp data directory on its command line."""
+        root = str(self.layout.root)
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if any(root in arg for arg in cmdline):
+                self._remember(proc.info["pid"], supervisor="supervisor" in cmdline)
+
     def _remember(self, pid: int, supervisor: bool = False) -> None:
         try:
             proc = psutil.Process(pid)
@@ -112,6 +123,7 @@ class Session:
 
     def close(self) -> None:
         self.track()
+        self._track_by_data_dir()
         for pid in self.supervisors:
             proc = _same(pid, self.tracked[pid])
             if proc is not None:

@@ -53,6 +53,10 @@ class JangadaError(Exception):
     """The jangada cluster did not start; the message says how."""
 
 
+class NodeExitedAtStart(JangadaError):
+    """A node process ended before the cluster had a leader."""
+
+
 class JangadaCluster:
     """`size` members with data under `root`; `close()` ends each by its pid. With
     `grpc` each member also serves etcd's v3 gRPC API, with `gateway` its HTTP JSON
@@ -107,8 +111,12 @@ class JangadaCluster:
     def wait_for_leader(self, timeout: float = LEADER_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while runner.survey(self.spec.client_addresses(), timeout=0.5, curve=self.curve).leader is None:
-            if any(p.poll() is not None for p in self.procs):
-                raise JangadaError(f"a node exited at start (logs in {self.root})")
+            exited = [i for i, p in enumerate(self.procs, 1) if p.poll() is not None]
+            if exited:
+                log = self.root / f"node-{exited[0]}.log"
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
+                raise NodeExitedAtStart(f"node {exited[0]} exited at start (logs in {self.root}): "
+                                        + " | ".join(tail))
             if time.monotonic() > deadline:
                 raise JangadaError(f"no leader within {timeout:g} s (logs in {self.root})")
             time.sleep(0.1)
@@ -225,6 +233,31 @@ def measure(w: Workload, endpoints: list[str], settings: Settings, fsync: str, p
         generator_processes=shape.processes, error_kinds=dict(summary["errors"]), cluster_cpu_s=cpu.used)
 
 
+def start_cluster(make: Callable[[Path], JangadaCluster], home: Path,
+                  started: Callable[[list[int]], None]) -> JangadaCluster:
+    """A started cluster with a leader, its data under `home`. Its ports come from
+    free_ports(), and another process may bind one before a node does: a node that
+    exits at start gets one more try, a new cluster with fresh ports in `home/retry`
+    (the first one stopped by pid, its logs kept)."""
+    for attempt in (1, 2):
+        where = home if attempt == 1 else home / "retry"
+        where.mkdir(parents=True, exist_ok=True)
+        cluster = make(where)
+        cluster.start()
+        started([p.pid for p in cluster.procs])
+        try:
+            cluster.wait_for_leader()
+            return cluster
+        except NodeExitedAtStart:
+            cluster.close()
+            if attempt == 2:
+                raise
+        except BaseException:
+            cluster.close()
+            raise
+    raise AssertionError("unreachable")
+
+
 def run(workloads: list[Workload], root: Path, settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
         each: Callable[[Measurement], None] = lambda m: None, idle_faces: bool = False,
@@ -238,11 +271,9 @@ def run(workloads: list[Workload], root: Path, settings: Settings,
     for members in dict.fromkeys(w.members for w in workloads):
         home = root / f"{system}-{members}"
         home.mkdir(parents=True, exist_ok=True)
-        cluster = JangadaCluster(home, members, grpc=idle_faces, gateway=idle_faces, curve=secure)
+        cluster = start_cluster(lambda where: JangadaCluster(where, members, grpc=idle_faces, gateway=idle_faces,
+                                                             curve=secure), home, started)
         try:
-            cluster.start()
-            started([p.pid for p in cluster.procs])
-            cluster.wait_for_leader()
             wait_for_faces(cluster.spec)
             fsync = cluster.spec.storage.fsync
             pids = [p.pid for p in cluster.procs]

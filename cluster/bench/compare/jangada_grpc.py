@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cluster.bench import runner
 from cluster.bench.compare import etcd
-from cluster.bench.compare.jangada import JangadaCluster, JangadaError, durability, wait_for_faces
+from cluster.bench.compare.jangada import JangadaCluster, JangadaError, durability, start_cluster, wait_for_faces
 from cluster.bench.compare.plan import Measurement, Settings, Workload
 from cluster.spec import ClusterSpec
 
@@ -84,11 +84,8 @@ def run(workloads: list[Workload], root: Path, settings: Settings,
     for members in dict.fromkeys(w.members for w in workloads):
         home = root / f"{system}-{members}"
         home.mkdir(parents=True, exist_ok=True)
-        cluster = JangadaCluster(home, members, grpc=True, tls=tls)
+        cluster = start_cluster(lambda where: JangadaCluster(where, members, grpc=True, tls=tls), home, started)
         try:
-            cluster.start()
-            started([p.pid for p in cluster.procs])
-            cluster.wait_for_leader()
             wait_for_faces(cluster.spec)
             for w in (w for w in workloads if w.members == members):
                 m = measure(binary, w, cluster, settings, system)
