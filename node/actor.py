@@ -238,6 +238,9 @@ class NodeActor:
                 self._background()
                 self._drain_ready()
                 self.gate.sync()  # the auth events just applied, before the next requests
+                if self.router.deferred:  # barriers (Authenticate) whose read index is applied
+                    self.router.run_deferred()
+                    self._drain_ready()
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self.outbox.flush()
         finally:

@@ -103,6 +103,9 @@ class ClientRouter:
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
         self._turn_reads: list[Waiter] = []  # linearizable reads of the drain in progress
+        #: barriers whose read index is applied, run after the auth state is synced
+        #: (`run_deferred`: the core may not be called during a Ready)
+        self.deferred: list[Callable[[], None]] = []
         self._fault_injection = spec.faults.injection
         self._simple_tokens = spec.auth.token == "simple"
         self.gate = gate
@@ -268,11 +271,16 @@ class ClientRouter:
             return
         try:
             if isinstance(body, Authenticate):
-                if self.gate.enabled and self._simple_tokens and self._core.role is not Role.LEADER:
-                    # The token is issued through the log: check the password where it is proposed.
-                    self._reply(identity, answers.redirect(rid, self._core.lead))
+                # Linearizable, as etcd's (a raft request there): the password is checked
+                # against the state a read now would see, so an Authenticate right after
+                # an acknowledged AuthEnable or UserAdd on any member finds them.
+                if self.requests.full():
+                    self._reply(identity, answers.error(rid, ErrorCode.TOO_MANY_REQUESTS,
+                                                        f"{len(self.requests)} requests already waiting"))
                     return
-                self._passwords.authenticate(identity, rid, request.token, body)
+                token = request.token
+                self._turn_reads.append(Waiter(identity, rid, b"", self._clock() + self._request_timeout,
+                                               lambda: self._authenticate(identity, rid, token, body)))
                 return
             if isinstance(body, LEASE_QUERIES):
                 if self.gate.enabled:
@@ -296,6 +304,20 @@ class ClientRouter:
             self.refuse_auth(identity, rid, error, type(body).__name__)
             return
         self._serve(identity, rid, data, is_read_only(body), request.serializable)
+
+    def _authenticate(self, identity: bytes, rid: int, token: str, body: Authenticate) -> None:
+        """Authenticate's second half, once this member applied its read index."""
+        if self.gate.enabled and self._simple_tokens and self._core.role is not Role.LEADER:
+            # The token is issued through the log: check the password where it is proposed.
+            self._reply(identity, self._answers.redirect(rid, self._core.lead))
+            return
+        self._passwords.authenticate(identity, rid, token, body)
+
+    def run_deferred(self) -> None:
+        """The barriers `serve_reads` found ready (from the actor loop, outside any Ready)."""
+        deferred, self.deferred = self.deferred, []
+        for then in deferred:
+            then()
 
     def _lease_query(self, identity: bytes, request: KvRequest, body: object) -> None:
         rid = request.request_id
@@ -413,6 +435,9 @@ class ClientRouter:
         """Answer the reads whose read index the state machine has applied."""
         sm = self._replica.sm
         for waiter in self.requests.reads_ready(sm.applied_index):
+            if waiter.then is not None:
+                self.deferred.append(waiter.then)
+                continue
             self._reply(waiter.identity, self._answers.result(waiter.request_id, sm.query(waiter.command)))
 
     def reads_lost(self, leader: int) -> None:

@@ -14,18 +14,22 @@ can be tested directly:
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
 class Waiter:
-    """Who to answer: the client's routing identity and its request id."""
+    """Who to answer: the client's routing identity and its request id. A read
+    with `then` is a barrier: once its read index is applied, `then` runs instead
+    of a query (Authenticate checks the password against the state a
+    linearizable read would see)."""
 
     identity: bytes
     request_id: int
     command: bytes
     deadline: float
+    then: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
