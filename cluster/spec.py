@@ -122,6 +122,10 @@ class LimitsSpec:
     max_pending_requests: int = 10_000
     send_hwm: int = 10_000
     recv_hwm: int = 10_000
+    #: etcd's --max-request-bytes: the largest client request (a key and value, a txn)
+    max_request_bytes: int = 1536 * 1024
+    #: etcd's --max-txn-ops: operations in one txn (counted as etcd does)
+    max_txn_ops: int = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,29 @@ class CurveSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceSpec:
+    """Space and consistency upkeep (docs/operations.md), as etcd's flags of the same names."""
+
+    #: etcd's --auto-compaction-mode: "" (off), "periodic" or "revision"
+    auto_compaction_mode: str = ""
+    #: etcd's --auto-compaction-retention: a duration ("1h", "30m", "90s"; a bare number is
+    #: hours, as etcd) for periodic, a revision count ("1000") for revision; "0" is off
+    auto_compaction_retention: str = "0"
+    #: etcd's --quota-backend-bytes on the store's accounted size: 0 = etcd's default
+    #: (2 GiB), -1 = no quota; over it, a NOSPACE alarm and writes refused
+    quota_bytes: int = 0
+    #: etcd's --experimental-initial-corrupt-check: compare with peers before serving
+    corrupt_check_initial: bool = False
+    #: etcd's --experimental-corrupt-check-time in seconds (0 = off): the leader compares
+    #: members' HashKV at one revision; a mismatch raises a CORRUPT alarm
+    corrupt_check_interval_s: int = 0
+
+
+AUTO_COMPACTION_MODES = ("", "periodic", "revision")
+DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class FaultsSpec:
     """Fault injection (the drop-traffic request chaos uses): refused unless on."""
 
@@ -186,6 +213,7 @@ class ClusterSpec:
     tls: TlsSpec = field(default_factory=TlsSpec)
     curve: CurveSpec = field(default_factory=CurveSpec)
     faults: FaultsSpec = field(default_factory=FaultsSpec)
+    maintenance: MaintenanceSpec = field(default_factory=MaintenanceSpec)
     source: str = "<spec>"
 
     @property
@@ -219,7 +247,8 @@ class ClusterSpec:
                f"data_dir = {_toml_value(self.data_dir)}", ""]
         for section, value in (("timing", self.timing), ("storage", self.storage),
                                ("snapshot", self.snapshot), ("limits", self.limits), ("auth", self.auth),
-                               ("tls", self.tls), ("curve", self.curve), ("faults", self.faults)):
+                               ("tls", self.tls), ("curve", self.curve), ("faults", self.faults),
+                               ("maintenance", self.maintenance)):
             out.append(f"[{section}]")
             out += [f"{f.name} = {_toml_value(getattr(value, f.name))}" for f in fields(value)]
             out.append("")
@@ -277,7 +306,7 @@ def _read_toml(data: bytes, source: str) -> dict[str, Any]:
 def parse_spec(doc: dict[str, Any], source: str = "<spec>") -> ClusterSpec:
     """Validate a parsed TOML document; raises SpecError naming the bad field."""
     _only_keys(doc, {"cluster", "timing", "storage", "snapshot", "limits", "members", "auth", "tls", "curve",
-                     "faults"}, "", source)
+                     "faults", "maintenance"}, "", source)
     cluster = _table(doc, "cluster", source, required=True)
     _only_keys(cluster, {"id", "data_dir"}, "cluster.", source)
     cluster_id = _string(cluster, "id", "cluster.", source, required=True)
@@ -298,6 +327,7 @@ def parse_spec(doc: dict[str, Any], source: str = "<spec>") -> ClusterSpec:
         tls=_section(doc, "tls", TlsSpec(), source),
         curve=_section(doc, "curve", CurveSpec(), source),
         faults=_section(doc, "faults", FaultsSpec(), source),
+        maintenance=_section(doc, "maintenance", MaintenanceSpec(), source),
         source=source,
     )
     _check_ranges(spec)
@@ -360,7 +390,7 @@ _POSITIVE = {
     "storage": ("segment_bytes", "keep_snapshots"),
     "snapshot": ("applied_entries", "wal_bytes", "chunk_bytes"),
     "limits": ("max_message_bytes", "max_batch", "max_append_bytes", "max_inflight_appends",
-               "max_pending_requests", "send_hwm", "recv_hwm"),
+               "max_pending_requests", "send_hwm", "recv_hwm", "max_request_bytes", "max_txn_ops"),
     "auth": ("token_ttl_s", "password_iterations"),
 }
 
@@ -388,6 +418,20 @@ def _check_ranges(spec: ClusterSpec) -> None:
     if spec.snapshot.chunk_bytes * 2 > spec.limits.max_message_bytes:
         raise SpecError(src, "snapshot.chunk_bytes", "must be at most half of limits.max_message_bytes")
     _check_security(spec)
+    _check_maintenance(spec)
+
+
+def _check_maintenance(spec: ClusterSpec) -> None:
+    src, m = spec.source, spec.maintenance
+    if m.auto_compaction_mode not in AUTO_COMPACTION_MODES:
+        raise SpecError(src, "maintenance.auto_compaction_mode",
+                        f"{m.auto_compaction_mode!r} is not one of {AUTO_COMPACTION_MODES}")
+    if m.quota_bytes < -1:
+        raise SpecError(src, "maintenance.quota_bytes", "must be -1 (no quota), 0 (2 GiB) or a size in bytes")
+    if m.corrupt_check_interval_s < 0:
+        raise SpecError(src, "maintenance.corrupt_check_interval_s", "must be >= 0 (0 = off)")
+    if spec.limits.max_request_bytes * 2 > spec.limits.max_message_bytes:
+        raise SpecError(src, "limits.max_request_bytes", "must be at most half of limits.max_message_bytes")
 
 
 def _check_security(spec: ClusterSpec) -> None:
