@@ -31,6 +31,7 @@ from cluster.kv import (
     LEASE_QUERIES, Command, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, Result, decode_command,
     encode_command, encode_result, is_read_only,
 )
+from cluster.kv.alarms import Alarm
 from cluster.kv.auth import AUTH_REQUESTS, AuthIssue, Authenticate, UserAdd, UserChangePassword
 from cluster.kv.codec import with_user
 from cluster.kv.errors import AuthError, InvalidAuthToken
@@ -68,7 +69,7 @@ from node.watches import WatchHub
 _ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest)
 #: KV requests that do not take the plain read/write path (`_on_routed`): one set
 #: lookup on the hot path instead of an isinstance chain.
-_ROUTED = frozenset((*LEASE_QUERIES, LeaseExpire, *AUTH_REQUESTS))
+_ROUTED = frozenset((*LEASE_QUERIES, LeaseExpire, *AUTH_REQUESTS, Alarm))
 _WATCH_REQUESTS = (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)
 #: Why drop-traffic is refused on a cluster whose config does not allow it.
 FAULTS_OFF = "fault injection is not enabled in this cluster's config ([faults] injection = true)"
@@ -270,6 +271,13 @@ class ClientRouter:
                                                 "a user added with no_password takes no password"))
             return
         try:
+            if isinstance(body, Alarm):
+                # etcd's admin check, here (the state machine does not check alarms:
+                # a node's own NOSPACE/CORRUPT proposals carry no user).
+                if self.gate.enabled:
+                    self.gate.require_root(request.token)
+                self._serve(identity, rid, encode_command(body, command.client_id, command.seq), False, False)
+                return
             if isinstance(body, Authenticate):
                 # Linearizable, as etcd's (a raft request there): the password is checked
                 # against the state a read now would see, so an Authenticate right after

@@ -17,6 +17,7 @@ one definition of a request and no copy to drift.
     codec     encode/decode of commands and results (msgpack), validating;
               with_user (a user spliced into command bytes)
     auth      the auth requests and results (etcd's Auth service), ROOT
+    alarms    Alarm, AlarmResponse, AlarmAction, AlarmType (etcd's Maintenance.Alarm)
     passwords hash_password, verify_password (slow, salted)
 """
 from cluster.kv.auth import (
@@ -54,9 +55,13 @@ from cluster.kv.auth import (
     UserListResponse,
     UserRevokeRole,
 )
+from cluster.kv.alarms import Alarm, AlarmAction, AlarmMember, AlarmResponse, AlarmType
 from cluster.kv.codec import decode_command, decode_result, encode_command, encode_result, with_user
 from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
 from cluster.kv.errors import (
+    AlarmError,
+    Corrupt,
+    NoSpace,
     AuthError,
     AuthFailed,
     AuthNotEnabled,
@@ -134,6 +139,14 @@ from cluster.kv.results import (
 )
 
 __all__ = [
+    "Alarm",
+    "AlarmAction",
+    "AlarmError",
+    "AlarmMember",
+    "AlarmResponse",
+    "AlarmType",
+    "Corrupt",
+    "NoSpace",
     "AUTH_READS", "AUTH_REQUESTS", "PASSWORD_REQUESTS", "ROOT", "AuthDisable", "AuthDone", "AuthEnable",
     "AuthError", "AuthFailed", "AuthIssue", "AuthNotEnabled", "AuthOldRevision", "AuthRequest", "AuthResult",
     "AuthStatus", "AuthStatusResponse", "Authenticate", "AuthenticateResponse", "InvalidAuthMgmt",

@@ -18,6 +18,7 @@ bytes are msgpack `bin`:
     compare    = [key, target, op, operand]       (operand bin for VALUE, else uint)
                | [key, target, op, operand, range_end]   (only if range_end is not empty)
     Compact    = [5, revision]
+    Alarm      = [14, action, member_id, alarm]    (cluster/kv/alarms.py: etcd's numbers)
     OpenSession= [6]
     CloseSession=[7, client_id]
     LeaseGrant = [8, ttl, id]                      (id 0: the state machine picks)
@@ -55,6 +56,7 @@ bytes are msgpack `bin`:
                | [10, revision, id, ttl]                       LeaseKeepAliveResponse
                | [11, revision, id, granted_ttl, ttl, [key...]] LeaseTimeToLiveResponse
                | [12, revision, [id...]]                       LeaseLeasesResponse
+               | [14, revision, [[member_id, alarm]...]]       AlarmResponse
                | [20, revision, auth_revision]                 AuthDone
                | [22, revision, enabled, auth_revision]        AuthStatusResponse
                | [23, revision, token]                         AuthenticateResponse
@@ -111,6 +113,7 @@ from cluster.kv.auth import (
     UserListResponse,
     UserRevokeRole,
 )
+from cluster.kv.alarms import Alarm, AlarmAction, AlarmMember, AlarmResponse, AlarmType
 from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
 from cluster.kv.errors import ERROR_TYPES, InvalidCommand, KvError, ResultDecodeError
 from cluster.kv.keyvalue import KeyValue
@@ -160,6 +163,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 PUT, RANGE, DELETE, TXN, COMPACT, OPEN_SESSION, CLOSE_SESSION = 1, 2, 3, 4, 5, 6, 7
 LEASE_GRANT, LEASE_REVOKE, LEASE_KEEPALIVE, LEASE_TTL, LEASE_LEASES, LEASE_EXPIRE = 8, 9, 10, 11, 12, 13
+ALARM = 14
 AUTH_ENABLE, AUTH_DISABLE, AUTH_STATUS, AUTHENTICATE, AUTH_ISSUE = 20, 21, 22, 23, 24
 USER_ADD, USER_GET, USER_LIST, USER_DELETE, USER_CHANGE_PASSWORD = 25, 26, 27, 28, 29
 USER_GRANT_ROLE, USER_REVOKE_ROLE = 30, 31
@@ -255,6 +259,8 @@ def _request_fields(request: Request) -> list[Any]:
             return [LEASE_LEASES]
         case LeaseExpire(lease, granted_index):
             return [LEASE_EXPIRE, lease, granted_index]
+        case Alarm(action, member_id, alarm):
+            return [ALARM, int(action), member_id, int(alarm)]
     return _auth_request_fields(request)
 
 
@@ -362,6 +368,9 @@ def _decode_request(obj: Any, depth: int) -> Request:
         return CloseSession(_uint(fields[1], "client_id"))
     if type(tag) is int and tag in _LEASE_TAGS:
         return _decode_lease(tag, fields)
+    if tag == ALARM and len(fields) == 4:
+        return Alarm(_enum(fields[1], AlarmAction, "alarm action"), _uint(fields[2], "member_id"),
+                     _enum(fields[3], AlarmType, "alarm"))
     if type(tag) is int and _AUTH_FIELDS.get(tag) == len(fields):
         return _decode_auth(tag, fields)
     raise InvalidCommand(f"unknown request tag {tag!r} with {len(fields)} fields")
@@ -570,6 +579,8 @@ def result_fields(result: Result) -> list[Any]:
             return [LEASE_TTL, revision, lease, granted_ttl, ttl, list(keys)]
         case LeaseLeasesResponse(revision, ids):
             return [LEASE_LEASES, revision, list(ids)]
+        case AlarmResponse(revision, alarms):
+            return [ALARM, revision, [[a.member_id, int(a.alarm)] for a in alarms]]
         case KvError():
             return [ERROR, result.tag, *result.args]
         case AuthDone(revision, auth_revision):
@@ -647,6 +658,8 @@ def _result_from_fields(fields: list[Any]) -> Result:
     if tag == LEASE_LEASES:
         return LeaseLeasesResponse(_uint(fields[1], "revision"),
                                    tuple(_uint(i, "lease") for i in _array(fields[2], "ids")))
+    if tag == ALARM:
+        return AlarmResponse(_uint(fields[1], "revision"), tuple(_alarm_member(a) for a in _array(fields[2], "alarms")))
     if tag == ERROR:
         return ERROR_TYPES[fields[1]](*fields[2:])
     if type(tag) is int and tag in _AUTH_RESULT_FIELDS:
@@ -654,6 +667,13 @@ def _result_from_fields(fields: list[Any]) -> Result:
             raise InvalidCommand(f"result tag {tag}: expected {_AUTH_RESULT_FIELDS[tag]} fields")
         return _auth_result(tag, fields)  # type: ignore[return-value]
     raise InvalidCommand(f"unknown result tag {tag!r}")
+
+
+def _alarm_member(obj: Any) -> AlarmMember:
+    fields = _array(obj, "alarm member")
+    if len(fields) != 2:
+        raise InvalidCommand("alarm member: expected [member_id, alarm]")
+    return AlarmMember(_uint(fields[0], "member_id"), _enum(fields[1], AlarmType, "alarm"))
 
 
 _AUTH_RESULT_FIELDS = {AUTH_ENABLE: 3, AUTH_STATUS: 4, AUTHENTICATE: 3, USER_GET: 3, USER_LIST: 3, ROLE_GET: 3,

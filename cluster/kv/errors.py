@@ -325,6 +325,33 @@ AUTH_ERRORS: tuple[type[AuthError], ...] = (
 )
 
 
+class AlarmError(KvError):
+    """A request refused while an alarm is raised (cluster/kv/alarms.py): the
+    message is etcd's, word for word. No fields."""
+
+    message: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NoSpace(AlarmError):
+    """A NOSPACE alarm is raised: the store is over its quota."""
+
+    tag = 40
+    message = "etcdserver: mvcc: database space exceeded"
+
+
+class Corrupt(AlarmError):
+    """A CORRUPT alarm is raised: a member's state diverged."""
+
+    tag = 41
+    message = "etcdserver: corrupt cluster"
+
+
 ERROR_TYPES: dict[int, type[KvError]] = {
     cls.tag: cls
     for cls in (
@@ -342,5 +369,7 @@ ERROR_TYPES: dict[int, type[KvError]] = {
         LeaseProvided,
         DuplicateKey,
         *AUTH_ERRORS,
+        NoSpace,
+        Corrupt,
     )
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from cluster.kv.alarms import Alarm
 from cluster.kv.auth import AUTH_READS, AuthRequest
 from cluster.kv.enums import CompareOp, CompareTarget, SortOrder, SortTarget
 from cluster.kv.keys import ALL_KEYS_END, prefix_end
@@ -195,7 +196,8 @@ LEASE_QUERIES = (LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
 Op = Union[Put, Range, DeleteRange, Txn]
 LeaseRequest = Union[LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases]
 Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession, CloseSession,
-                LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases, AuthRequest]
+                LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases, AuthRequest,
+                Alarm]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from cluster.kv.alarms import AlarmResponse
 from cluster.kv.errors import KvError
 from cluster.kv.keyvalue import KeyValue
 
@@ -117,6 +118,7 @@ Response = Union[
     LeaseKeepAliveResponse,
     LeaseTimeToLiveResponse,
     LeaseLeasesResponse,
+    AlarmResponse,
 ]
 #: What applying a command returns: a response, or the expected error it failed with.
 Result = Union[Response, KvError]

@@ -24,6 +24,8 @@ Differences from etcd 3.4, all stricter:
   operator's act); etcd 3.4 lets any user compact (needAdminPermission has no
   compaction): a documented difference.
 * LeaseExpire is the leader's verdict, proposed without a user: not checked.
+* Alarm is checked by the receiving node (root only, as etcd's admin check; the
+  node's own NOSPACE/CORRUPT proposals carry no user): not checked here.
 """
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 
+from cluster.kv.alarms import AlarmMember
 from cluster.kv.codec import pack
 from cluster.kv.errors import Compacted, FutureRevision
 from node.statemachine.auth_store import AuthStore
@@ -58,7 +59,8 @@ def hash_kv(store: MvccStore, revision: int) -> tuple[int, int, int]:
     return _history_crc(store, revision or current, zlib.crc32(b"key")), current, compact
 
 
-def hash_all(store: MvccStore, leases: Iterable[Lease], auth: AuthStore) -> tuple[int, int]:
+def hash_all(store: MvccStore, leases: Iterable[Lease], auth: AuthStore,
+             alarms: Iterable[AlarmMember] = ()) -> tuple[int, int]:
     """(hash, current revision) of the whole replicated state (see the module
     docstring). Raises TooLargeToHash."""
     crc = zlib.crc32(_COUNTERS.pack(store.revision, store.compact_revision))
@@ -66,6 +68,9 @@ def hash_all(store: MvccStore, leases: Iterable[Lease], auth: AuthStore) -> tupl
     for lease in sorted(leases, key=lambda lease: lease.id):
         crc = zlib.crc32(_LEASE.pack(lease.id, lease.ttl, lease.granted_index), crc)
     crc = zlib.crc32(pack(auth_fields(auth)), crc)
+    raised = [[a.member_id, int(a.alarm)] for a in alarms]
+    if raised:  # (the digest of a state without alarms is what it was before they existed)
+        crc = zlib.crc32(pack(raised), crc)
     return crc, store.revision
 
 

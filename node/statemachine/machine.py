@@ -25,6 +25,10 @@ in one revision. Keepalives and TTL queries need a clock, so the leader's node
 answers them (`lease`, `lease_ids` give it the replicated half); applied through
 the log they are refused.
 
+Alarms (see `alarm_table`, cluster/kv/alarms.py): `Alarm` commands raise and
+clear them; while one is raised, commands are refused as etcd's capped (NOSPACE)
+and corrupt (CORRUPT) appliers refuse them, at apply time and for reads.
+
 Auth (see `auth_store`, `authorization`): the auth requests of
 cluster/kv/auth.py are log commands too (the read-only ones are also served by
 `query`); while auth is enabled every command is checked, at apply time,
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from cluster.kv.alarms import Alarm, AlarmMember
 from cluster.kv.auth import AUTH_REQUESTS
 from cluster.kv.codec import decode_command
 from cluster.kv.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
@@ -62,6 +67,7 @@ from cluster.kv.results import (
     CompactResponse, LeaseGrantResponse, LeaseRevokeResponse, Result, SessionClosed, SessionOpened,
 )
 from node.statemachine import digest
+from node.statemachine.alarm_table import AlarmTable
 from node.statemachine.auth_store import AuthEvent, AuthStore
 from node.statemachine.authorization import authorize, authorize_op
 from node.statemachine.events import EventSlice, read_events
@@ -82,6 +88,7 @@ class StateMachine:
         self._sessions = SessionTable(limits.max_sessions, limits.session_ttl_entries)
         self._leases = LeaseTable(limits.max_leases)
         self._auth = AuthStore()
+        self._alarms = AlarmTable()
 
     @property
     def revision(self) -> int:
@@ -95,6 +102,11 @@ class StateMachine:
     def auth(self) -> AuthStore:
         """The auth state as applied so far (read it; never change it)."""
         return self._auth
+
+    @property
+    def alarms(self) -> tuple[AlarmMember, ...]:
+        """The raised alarms, ascending (member, type)."""
+        return tuple(self._alarms)
 
     # --- the log ----------------------------------------------------------------
 
@@ -139,6 +151,8 @@ class StateMachine:
         try:
             if self._auth.enabled:
                 authorize(self._auth, self._leases, user, request)
+            if self._alarms.any:
+                self._alarms.check(request)
             match request:
                 case Put() | DeleteRange() | Txn():
                     return run_write(self._store, self._leases, request)
@@ -159,6 +173,8 @@ class StateMachine:
                     return self._revoke(lease_id, granted_index)
                 case _ if isinstance(request, LEASE_QUERIES):
                     raise InvalidCommand(f"{type(request).__name__} is answered by the leader, not the log")
+                case Alarm():
+                    return self._alarms.apply(request, self._store.revision)
                 case _ if isinstance(request, AUTH_REQUESTS):
                     return self._auth.apply(user, request, self._store.revision)  # type: ignore[return-value]
         except KvError as error:
@@ -223,6 +239,8 @@ class StateMachine:
                 return self._auth.read(user, request, self._store.revision)  # type: ignore[return-value]
             if self._auth.enabled:
                 authorize_op(self._auth, None, user, request)  # type: ignore[arg-type]
+            if self._alarms.any:
+                self._alarms.check(request)
             return run_read(self._store, request)  # type: ignore[arg-type]
         except KvError as error:
             return error
@@ -256,14 +274,14 @@ class StateMachine:
 
     def hash_all(self) -> tuple[int, int]:
         """(hash, revision) of the whole replicated state; see digest.py."""
-        return digest.hash_all(self._store, self._leases, self._auth)
+        return digest.hash_all(self._store, self._leases, self._auth, self._alarms)
 
     # --- snapshots -------------------------------------------------------------------
 
     def snapshot(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
         """The whole state as msgpack chunks (see `snapshot` for the format)."""
-        return stream_snapshot(self._store, self._sessions, self._leases, self._auth, self.applied_index,
-                               chunk_bytes)
+        return stream_snapshot(self._store, self._sessions, self._leases, self._auth, self._alarms,
+                               self.applied_index, chunk_bytes)
 
     @classmethod
     def restore(cls, chunks: Iterable[bytes], limits: Limits = Limits()) -> StateMachine:
@@ -271,7 +289,7 @@ class StateMachine:
         SnapshotCorrupt if the stream is bad or truncated."""
         machine = cls(limits)
         machine.applied_index = load_snapshot(chunks, machine._store, machine._sessions, machine._leases,
-                                              machine._auth)
+                                              machine._auth, machine._alarms)
         machine._leases.drain_events()
         return machine
 
@@ -284,6 +302,7 @@ class StateMachine:
             and self._sessions == other._sessions
             and self._leases == other._leases
             and self._auth == other._auth
+            and self._alarms == other._alarms
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable

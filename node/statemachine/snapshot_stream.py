@@ -7,13 +7,15 @@ Stream layout, one msgpack array per chunk:
                                        revisions ascending (main = kv.mod_revision)
     ["leases", [[id, ttl, granted_index], ...]]       ids ascending (FORMAT 2)
     ["auth", enabled, auth_revision, [user...], [role...]]     exactly once (FORMAT 3)
+    ["alarms", [[member_id, alarm], ...]]      exactly once, ascending (FORMAT 4)
         user = [name, hashed, [role...], no_password]     names ascending
         role = [name, [[perm_type, key, range_end], ...]] names ascending
     ["sessions", [[client_id, last_seq, last_index, result|nil], ...]]
                                        least recently used first
     ["end", record_count, session_count, lease_count]               trailer
 
-FORMAT 3 added the auth state (cluster/kv/auth.py: password hashes, never
+FORMAT 4 added the raised alarms (cluster/kv/alarms.py); older streams load
+with none. FORMAT 3 added the auth state (cluster/kv/auth.py: password hashes, never
 passwords); FORMAT 1 and 2 streams load with auth disabled and no users or
 roles. The auth chunk is one chunk whatever `chunk_bytes` (users and roles are
 few and small). FORMAT 2 added the leases. Which keys are attached to a lease is not written: it
@@ -49,17 +51,19 @@ from cluster.kv.codec import (
     result_from_fields,
     result_fields,
 )
+from cluster.kv.alarms import AlarmMember, AlarmType
 from cluster.kv.auth import Permission, PermType
 from cluster.kv.errors import KvError, SnapshotCorrupt
 from cluster.kv.keys import ALL_KEYS_END
+from node.statemachine.alarm_table import AlarmTable
 from node.statemachine.auth_store import AuthStore, Role, User
 from node.statemachine.lease_table import INT64_MAX, LeaseTable
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.sessions import Session, SessionTable
 
 MAGIC = "jangada-kv"
-FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)
+FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 _LEASE_RECORD_BYTES = 32  # an upper bound: an array header and three int64s
 DEFAULT_CHUNK_BYTES = 256 * 1024
 _KEYS_PER_LOOKUP = 512
@@ -70,11 +74,11 @@ _RECORD_OVERHEAD = 64
 
 
 def stream_snapshot(
-    store: MvccStore, sessions: SessionTable, leases: LeaseTable, auth: AuthStore, applied_index: int,
-    chunk_bytes: int
+    store: MvccStore, sessions: SessionTable, leases: LeaseTable, auth: AuthStore, alarms: AlarmTable,
+    applied_index: int, chunk_bytes: int
 ) -> Iterator[bytes]:
     """The chunks of a snapshot of the state as it is now."""
-    chunks = _chunks(store, sessions, leases, auth, applied_index, chunk_bytes)
+    chunks = _chunks(store, sessions, leases, auth, alarms, applied_index, chunk_bytes)
     # Run up to the first yield now: this fixes the state the stream describes
     # and enters the try block, so dropping the iterator closes the stream.
     header = next(chunks)
@@ -89,11 +93,12 @@ def auth_fields(auth: AuthStore) -> list[Any]:
 
 
 def _chunks(
-    store: MvccStore, sessions: SessionTable, leases: LeaseTable, auth: AuthStore, applied_index: int,
-    chunk_bytes: int
+    store: MvccStore, sessions: SessionTable, leases: LeaseTable, auth: AuthStore, alarms: AlarmTable,
+    applied_index: int, chunk_bytes: int
 ) -> Iterator[bytes]:
     revision, compact_revision = store.revision, store.compact_revision
     saved_auth = pack(["auth", *auth_fields(auth)])
+    saved_alarms = pack(["alarms", [[a.member_id, int(a.alarm)] for a in alarms]])
     saved_sessions = list(sessions)
     saved_leases = [[lease.id, lease.ttl, lease.granted_index] for lease in leases]
     store.open_stream()
@@ -107,6 +112,7 @@ def _chunks(
         for start in range(0, len(saved_leases), per_chunk):
             yield pack(["leases", saved_leases[start:start + per_chunk]])
         yield saved_auth
+        yield saved_alarms
         for batch in _session_batches(saved_sessions, chunk_bytes):
             yield pack(["sessions", batch])
         yield pack(["end", count, len(saved_sessions), len(saved_leases)])
@@ -152,7 +158,7 @@ def _session_batches(sessions: list[Session], chunk_bytes: int) -> Iterator[list
 
 
 def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable,
-                  leases: LeaseTable, auth: AuthStore) -> int:
+                  leases: LeaseTable, auth: AuthStore, alarms: AlarmTable | None = None) -> int:
     """Fill an empty store, session table, lease table and auth store from a
     snapshot stream; return its applied index. Raises SnapshotCorrupt on a bad or
     truncated stream.
@@ -174,6 +180,8 @@ def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTa
     if not loader.done:
         raise SnapshotCorrupt("truncated: no end chunk")
     store.finish_load(revision, compact_revision)
+    if alarms is not None:
+        alarms.load(loader.alarms)
     for kv in store.scan(b"", ALL_KEYS_END):
         if kv.lease and leases.exists(kv.lease):
             leases.attach(kv.lease, kv.key)
@@ -214,6 +222,8 @@ class _Loader:
         self.sessions: list[Session] = []
         self.leases: list[list[int]] = []
         self.auth: tuple[bool, int, list[User], list[Role]] | None = None
+        self.alarms: list[AlarmMember] = []
+        self.alarms_seen = version < 4  # FORMAT 4 has exactly one alarms chunk, after auth
         # 0 kvs, 1 leases, 2 auth, 3 sessions, 4 done: sections come in this order
         self.phase = 0
 
@@ -234,10 +244,14 @@ class _Loader:
             case "auth" if self.version >= 3 and self.phase <= 1:
                 self.phase = 2
                 self.auth = _auth(chunk)
-            case "sessions" if self.phase <= 3 and (self.version < 3 or self.phase >= 2):
+            case "alarms" if self.version >= 4 and self.phase == 2 and not self.alarms_seen:
+                self.alarms_seen = True
+                self.alarms = _alarms(chunk)
+            case "sessions" if self.phase <= 3 and (self.version < 3 or self.phase >= 2) and self.alarms_seen:
                 self.phase = 3
                 self.sessions.extend(_session(record) for record in _records(chunk[1]))
-            case "end" if len(chunk) == (4 if self.version >= 2 else 3) and (self.version < 3 or self.phase >= 2):
+            case "end" if (len(chunk) == (4 if self.version >= 2 else 3) and (self.version < 3 or self.phase >= 2)
+                           and self.alarms_seen):
                 counts = [self.records, len(self.sessions)] + ([len(self.leases)] if self.version >= 2 else [])
                 if _ints(chunk[1:], "end") != counts:
                     raise SnapshotCorrupt("record counts do not match the end chunk")
@@ -295,6 +309,23 @@ def _session(record: Any) -> Session:
     except KvError as error:
         raise SnapshotCorrupt(f"session {client_id}: {error}") from None
     return Session(client_id, last_seq, last_index, result)
+
+
+def _alarms(chunk: list[Any]) -> list[AlarmMember]:
+    if len(chunk) != 2:
+        raise SnapshotCorrupt("bad alarms chunk")
+    out: list[AlarmMember] = []
+    for record in _records(chunk[1]):
+        if type(record) is not list or len(record) != 2:
+            raise SnapshotCorrupt(f"bad alarm {record!r:.80}")
+        member_id, kind = _ints(record, "alarm")
+        if kind not in {int(t) for t in AlarmType} or kind == AlarmType.NONE:
+            raise SnapshotCorrupt(f"unknown alarm type {kind}")
+        alarm = AlarmMember(member_id, AlarmType(kind))
+        if out and alarm <= out[-1]:
+            raise SnapshotCorrupt(f"alarms out of order at {record!r:.80}")
+        out.append(alarm)
+    return out
 
 
 def _auth(chunk: list[Any]) -> tuple[bool, int, list[User], list[Role]]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from cluster.kv.alarms import Alarm, AlarmAction, AlarmMember, AlarmResponse, AlarmType
+from cluster.kv.errors import Corrupt, NoSpace
 from cluster.kv import (
     CloseSession,
     Command,
@@ -121,6 +123,11 @@ REQUESTS = [  # (name, request, its command bytes as client 7, seq 3)
      "94010703910c"),
     ("lease_expire", LeaseExpire(99, 12),
      "94010703930d630c"),
+    # Added with alarms (etcd's Maintenance.Alarm): [14, action, member_id, alarm]
+    ("alarm_get", Alarm(AlarmAction.GET),
+     "94010703940e000000"),
+    ("alarm_activate_nospace", Alarm(AlarmAction.ACTIVATE, 3, AlarmType.NOSPACE),
+     "94010703940e010301"),
     # Added with etcd's ignore_value/ignore_lease: [1, key, value, lease, prev_kv, ignore_value, ignore_lease]
     ("put_ignore_value", Put(b"k", b"", ignore_value=True),
      "940107039701c4016bc40000c2c3c2"),
@@ -276,6 +283,12 @@ RESULTS = [  # (name, result, its bytes)
      "920022"),
     ("error_auth_old_revision", AuthOldRevision(),
      "920023"),
+    ("alarm_response", AlarmResponse(7, (AlarmMember(3, AlarmType.CORRUPT),)),
+     "930e0791920302"),
+    ("error_no_space", NoSpace(),
+     "920028"),
+    ("error_corrupt", Corrupt(),
+     "920029"),
 ]
 
 

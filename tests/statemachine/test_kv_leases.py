@@ -214,9 +214,9 @@ def test_leases_and_their_keys_survive_a_snapshot_round_trip() -> None:
     assert again.machine == kv.machine
 
 
-def test_the_snapshot_format_is_3_with_a_leases_section() -> None:
+def test_the_snapshot_format_is_4_with_a_leases_section() -> None:
     chunks = [msgpack.unpackb(c) for c in leased_state().machine.snapshot()]
-    assert chunks[0][:2] == ["jangada-kv", 3]  # 3: the auth section (issue 15)
+    assert chunks[0][:2] == ["jangada-kv", 4]  # 3: the auth section (issue 15); 4: alarms (issue 16)
     assert [c for c in chunks if c[0] == "leases"] == [["leases", [[10, 60, 1], [20, 60, 2], [30, 60, 3]]]]
     assert chunks[-1][0] == "end" and chunks[-1][3] == 3
 
@@ -226,7 +226,7 @@ def test_a_format_1_snapshot_still_loads_with_no_leases() -> None:
     kv(Put(b"a", b"1"))
     kv(OpenSession())
     chunks = [msgpack.unpackb(c) for c in kv.machine.snapshot()]
-    old = [["jangada-kv", 1, *chunks[0][2:]]] + [c for c in chunks[1:-1] if c[0] not in ("leases", "auth")]
+    old = [["jangada-kv", 1, *chunks[0][2:]]] + [c for c in chunks[1:-1] if c[0] not in ("leases", "auth", "alarms")]
     old.append(chunks[-1][:3])
     restored = StateMachine.restore(msgpack.packb(c) for c in old)
     assert restored == kv.machine

@@ -88,7 +88,7 @@ def test_snapshot_carries_the_applied_index_and_revisions() -> None:
     kv = run(workload())
     kv.skip(3)
     header = msgpack.unpackb(next(kv.machine.snapshot()))
-    assert header == ["jangada-kv", 3, kv.index, kv.machine.revision, kv.machine.compact_revision]
+    assert header == ["jangada-kv", 4, kv.index, kv.machine.revision, kv.machine.compact_revision]
     restored = StateMachine.restore(kv.machine.snapshot())
     assert restored.applied_index == kv.index
 
