@@ -75,6 +75,7 @@ class NodeRecord:
     grpc: str = ""  # the etcd v3 gRPC URL, http://HOST:PORT ("" = off; state files before it lack it)
     gateway: str = ""  # the etcd HTTP JSON gateway URL, likewise
     curve_public: str = ""  # the node's CURVE public key (Z85) in a `--secure` cluster, else ""
+    metrics: str = ""  # the metrics and health endpoint, http://HOST:PORT ("" = off; older state files lack it)
 
 
 @dataclass(slots=True)

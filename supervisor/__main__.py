@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of nodes (1-99; default 3, or the size of the cluster already in --data-dir)")
     up.add_argument("--detach", "-d", action="store_true", help="run in the background; return once a leader exists")
     up.add_argument("--base-port", type=int, metavar="P",
-                    help="fixed ports: peer P+id, client P+100+id, etcd gRPC P+200+id, etcd gateway P+300+id "
+                    help="fixed ports: peer P+id, client P+100+id, etcd gRPC P+200+id, etcd gateway P+300+id, "
+                         "metrics P+400+id "
                          "(default: free ports chosen at the first up)")
     up.add_argument("--config", metavar="FILE", help="use this cluster config instead of generating one")
     up.add_argument("--fault-injection", action="store_true",
