@@ -16,6 +16,9 @@ from pathlib import Path
 
 DATA_DIR_NAME = "jangada-data"
 ENV_DATA_DIR = "JANGADA_DATA_DIR"
+#: The nodes' --log-format default (`python -m node`): the supervisor sets it for the
+#: nodes it spawns with `up --log-format`.
+ENV_LOG_FORMAT = "JANGADA_LOG_FORMAT"
 STATE_VERSION = 1
 
 
