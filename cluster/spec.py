@@ -365,8 +365,8 @@ def _members(doc: dict[str, Any], source: str) -> tuple[MemberSpec, ...]:
         member = MemberSpec(node_id, *(_endpoint(table, k, where, source, required=k in ("peer", "client"))
                                        for k in _MEMBER_ADDRESSES),
                             *(_url(table, k, where, source) for k in _MEMBER_URLS),
-                            _curve_key(table, "curve_public", where, source),
-                            metrics=_metrics_url(table, where, source))
+                            _curve_key(table, "curve_public", where, source))
+        member = replace(member, metrics=_metrics_url(table, where, source))
         for key in ("peer", "client", "grpc", "gateway", "metrics"):
             # Keyed by HOST:PORT: a tcp:// and an http:// face on one port collide too.
             address = url_host_port(getattr(member, key))
