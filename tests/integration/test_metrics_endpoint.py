@@ -53,7 +53,7 @@ def test_metrics_pages_pass_promtool_and_health_follows_the_leader(
     client.put("metrics-key", "1")
     for node_id in cluster.ids:
         # The loop publishes every 0.1 s: wait until this member's page shows the write.
-        metrics = wait_for(lambda: (m := scrape(cluster, node_id))["etcd_server_proposals_applied_total"] >= 2
+        metrics = wait_for(lambda node=node_id: (m := scrape(cluster, node))["etcd_server_proposals_applied_total"] >= 2
                            and m, 10, f"node {node_id}'s /metrics to show the write")
         assert metrics["etcd_server_has_leader"] == 1
         assert metrics["etcd_server_is_leader"] == (1 if node_id == leader else 0)
@@ -63,7 +63,8 @@ def test_metrics_pages_pass_promtool_and_health_follows_the_leader(
         page = get(cluster.member(node_id).metrics + "/metrics")[1]
         checked = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True, timeout=30)
         assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
-            assert health(cluster, node_id)[1] == {"health": "true"}
+        wait_for(lambda node=node_id: health(cluster, node)[0] == 200, 10, f"node {node_id}'s /health to say healthy")
+        assert health(cluster, node_id)[1] == {"health": "true"}
 
     status, body = get(cluster.member(1).metrics + "/version")
     assert status == 200 and json.loads(body)["etcdserver"] == "3.4.0"
@@ -73,7 +74,7 @@ def test_metrics_pages_pass_promtool_and_health_follows_the_leader(
     stopped = [i for i in cluster.ids if i != survivor]
     for node_id in stopped:
         cluster.stop(node_id)
-    code, verdict = wait_for(lambda: (h := health(cluster, survivor))[0] == 503 and h, 20,
+    _code, verdict = wait_for(lambda: (h := health(cluster, survivor))[0] == 503 and h, 20,
                              f"node {survivor}'s /health to turn unhealthy without a quorum")
     assert verdict["health"] == "false" and verdict["reason"], verdict
     assert scrape(cluster, survivor)["etcd_server_has_leader"] == 0 or "QGET" in verdict["reason"]
