@@ -42,6 +42,20 @@ def health(cluster: LocalCluster, node_id: int) -> tuple[int, dict[str, str]]:
     return status, json.loads(body)
 
 
+def showing_the_write(cluster: LocalCluster, node_id: int) -> Callable[[], dict[str, float] | None]:
+    def check() -> dict[str, float] | None:
+        metrics = scrape(cluster, node_id)
+        return metrics if metrics["etcd_server_proposals_applied_total"] >= 2 else None
+    return check
+
+
+def health_is(cluster: LocalCluster, node_id: int, code: int) -> Callable[[], dict[str, str] | None]:
+    def check() -> dict[str, str] | None:
+        status, verdict = health(cluster, node_id)
+        return verdict if status == code else None
+    return check
+
+
 @pytest.mark.timeout(90)
 def test_metrics_pages_pass_promtool_and_health_follows_the_leader(
         make_cluster: Callable[..., LocalCluster]) -> None:
@@ -53,8 +67,7 @@ def test_metrics_pages_pass_promtool_and_health_follows_the_leader(
     client.put("metrics-key", "1")
     for node_id in cluster.ids:
         # The loop publishes every 0.1 s: wait until this member's page shows the write.
-        metrics = wait_for(lambda node=node_id: (m := scrape(cluster, node))["etcd_server_proposals_applied_total"] >= 2
-                           and m, 10, f"node {node_id}'s /metrics to show the write")
+        metrics = wait_for(showing_the_write(cluster, node_id), 10, f"node {node_id}'s /metrics to show the write")
         assert metrics["etcd_server_has_leader"] == 1
         assert metrics["etcd_server_is_leader"] == (1 if node_id == leader else 0)
         assert metrics["etcd_server_leader_changes_seen_total"] >= 1
@@ -63,8 +76,8 @@ def test_metrics_pages_pass_promtool_and_health_follows_the_leader(
         page = get(cluster.member(node_id).metrics + "/metrics")[1]
         checked = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True, timeout=30)
         assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
-        wait_for(lambda node=node_id: health(cluster, node)[0] == 200, 10, f"node {node_id}'s /health to say healthy")
-        assert health(cluster, node_id)[1] == {"health": "true"}
+        verdict = wait_for(health_is(cluster, node_id, 200), 10, f"node {node_id}'s /health to say healthy")
+        assert verdict == {"health": "true"}
 
     status, body = get(cluster.member(1).metrics + "/version")
     assert status == 200 and json.loads(body)["etcdserver"] == "3.4.0"
@@ -74,12 +87,12 @@ def test_metrics_pages_pass_promtool_and_health_follows_the_leader(
     stopped = [i for i in cluster.ids if i != survivor]
     for node_id in stopped:
         cluster.stop(node_id)
-    _code, verdict = wait_for(lambda: (h := health(cluster, survivor))[0] == 503 and h, 20,
-                             f"node {survivor}'s /health to turn unhealthy without a quorum")
+    verdict = wait_for(health_is(cluster, survivor, 503), 20,
+                       f"node {survivor}'s /health to turn unhealthy without a quorum")
     assert verdict["health"] == "false" and verdict["reason"], verdict
     assert scrape(cluster, survivor)["etcd_server_has_leader"] == 0 or "QGET" in verdict["reason"]
 
     for node_id in stopped:
         cluster.start(node_id)
-    wait_for(lambda: health(cluster, survivor)[0] == 200, 30, f"node {survivor}'s /health to recover")
-    assert health(cluster, survivor)[1] == {"health": "true"}
+    verdict = wait_for(health_is(cluster, survivor, 200), 30, f"node {survivor}'s /health to recover")
+    assert verdict == {"health": "true"}
