@@ -16,6 +16,9 @@ from pathlib import Path
 
 DATA_DIR_NAME = "jangada-data"
 ENV_DATA_DIR = "JANGADA_DATA_DIR"
+#: The nodes' --log-format default (`python -m node`): the supervisor sets it for the
+#: nodes it spawns with `up --log-format`.
+ENV_LOG_FORMAT = "JANGADA_LOG_FORMAT"
 STATE_VERSION = 1
 
 
@@ -75,6 +78,7 @@ class NodeRecord:
     grpc: str = ""  # the etcd v3 gRPC URL, http://HOST:PORT ("" = off; state files before it lack it)
     gateway: str = ""  # the etcd HTTP JSON gateway URL, likewise
     curve_public: str = ""  # the node's CURVE public key (Z85) in a `--secure` cluster, else ""
+    metrics: str = ""  # the metrics and health endpoint, http://HOST:PORT ("" = off; older state files lack it)
 
 
 @dataclass(slots=True)

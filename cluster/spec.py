@@ -51,7 +51,13 @@ class MemberSpec:
 
     `grpc` and `gateway` are the member's etcd v3 faces, URLs `http://HOST:PORT`
     (the gRPC API and its HTTP JSON gateway); "" means that face is off. Their
-    `*_bind` URLs default to them likewise (e.g. `http://0.0.0.0:7301`)."""
+    `*_bind` URLs default to them likewise (e.g. `http://0.0.0.0:7301`).
+
+    `metrics` is the member's Prometheus and health endpoint (`/metrics`, `/health`,
+    `/livez`, `/readyz`, `/version`; node/metrics_http.py), a URL `http://HOST:PORT`
+    or "" for none. It is plain HTTP even when [tls] is on, as etcd's
+    --listen-metrics-urls may be: a scraper or a load balancer's health check should
+    not need the cluster's client certificates to read it."""
 
     id: int
     peer: str
@@ -65,6 +71,7 @@ class MemberSpec:
     #: the member's ZeroMQ CURVE public key (Z85), when [curve] is enabled: peers
     #: accept only members' keys on the peer port; clients check the server's key
     curve_public: str = ""
+    metrics: str = ""
 
     @property
     def peer_bind_address(self) -> str:
@@ -83,6 +90,11 @@ class MemberSpec:
     def gateway_bind_address(self) -> str:
         """HOST:PORT the HTTP gateway binds ("" when the face is off)."""
         return url_host_port(self.gateway_bind or self.gateway)
+
+    @property
+    def metrics_address(self) -> str:
+        """HOST:PORT the metrics and health endpoint binds ("" when off)."""
+        return url_host_port(self.metrics)
 
 
 def url_host_port(url: str) -> str:
@@ -257,7 +269,7 @@ class ClusterSpec:
                     f"client = {_toml_value(m.client)}"]
             if m.peer_bind:
                 out.append(f"peer_bind = {_toml_value(m.peer_bind)}")
-            for key in ("client_bind", "grpc", "gateway", "grpc_bind", "gateway_bind", "curve_public"):
+            for key in ("client_bind", "grpc", "gateway", "grpc_bind", "gateway_bind", "curve_public", "metrics"):
                 if getattr(m, key):
                     out.append(f"{key} = {_toml_value(getattr(m, key))}")
             out.append("")
@@ -344,7 +356,7 @@ def _members(doc: dict[str, Any], source: str) -> tuple[MemberSpec, ...]:
         where = f"members[{i}]."
         if not isinstance(table, dict):
             raise SpecError(source, f"members[{i}]", "must be a table")
-        _only_keys(table, {"id", *_MEMBER_ADDRESSES, *_MEMBER_URLS, "curve_public"}, where, source)
+        _only_keys(table, {"id", *_MEMBER_ADDRESSES, *_MEMBER_URLS, "curve_public", "metrics"}, where, source)
         node_id = _int(table, "id", where, source, required=True)
         if node_id < 1:
             raise SpecError(source, f"{where}id", f"must be >= 1 (0 means 'no node'), got {node_id}")
@@ -354,7 +366,8 @@ def _members(doc: dict[str, Any], source: str) -> tuple[MemberSpec, ...]:
                                        for k in _MEMBER_ADDRESSES),
                             *(_url(table, k, where, source) for k in _MEMBER_URLS),
                             _curve_key(table, "curve_public", where, source))
-        for key in ("peer", "client", "grpc", "gateway"):
+        member = replace(member, metrics=_metrics_url(table, where, source))
+        for key in ("peer", "client", "grpc", "gateway", "metrics"):
             # Keyed by HOST:PORT: a tcp:// and an http:// face on one port collide too.
             address = url_host_port(getattr(member, key))
             if not address:
@@ -523,6 +536,15 @@ def _endpoint(table: dict[str, Any], key: str, where: str, source: str, required
     port = int(match.group(2))
     if not 0 < port < 65536:
         raise SpecError(source, f"{where}{key}", f"port {port} out of range")
+    return value
+
+
+def _metrics_url(table: dict[str, Any], where: str, source: str) -> str:
+    """The metrics endpoint's URL: always plain http (see MemberSpec)."""
+    value = _url(table, "metrics", where, source)
+    if value and not value.startswith("http://"):
+        raise SpecError(source, f"{where}metrics", f"{value!r}: the metrics endpoint is plain http://HOST:PORT "
+                        "(as etcd's --listen-metrics-urls may be), even when [tls] is on")
     return value
 
 

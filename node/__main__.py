@@ -24,9 +24,10 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from cluster.cluster_state import ENV_LOG_FORMAT
 from cluster.spec import ClusterSpec, SpecError, load_spec
 from node import unsafe
-from node.eventlog import LOGGER_NAME, configure
+from node.eventlog import LOG_FORMATS, LOGGER_NAME, configure
 
 DESCRIPTION = """\
 Run one member of a jangada cluster: a Raft-replicated, etcd-style key-value store.
@@ -72,6 +73,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="--join with an empty data directory: give up after S s without an answer")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="stderr log level (default INFO)")
+    parser.add_argument("--log-format", default=os.environ.get(ENV_LOG_FORMAT) or "text", choices=LOG_FORMATS,
+                        help="stderr log lines: text, or json (one object per line: ts, level, node, term, "
+                             f"commit, applied, msg); default text, or ${ENV_LOG_FORMAT} (which "
+                             "`python -m supervisor up --log-format` sets)")
     return parser.parse_args(argv)
 
 
@@ -117,7 +122,7 @@ def is_fresh(data_dir: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    configure(args.log_level)
+    configure(args.log_level, args.log_format)
     log = logging.getLogger(LOGGER_NAME)
     try:
         spec, data_dir = load(args)

@@ -58,18 +58,20 @@ from node.outbox import Outbox
 from node.password_requests import PasswordRequests
 from node.password_work import PasswordWork
 from node.peer_link import PeerLink
-from node.raft import Config, ConfState, InstallSnapshot, RaftCore
+from node.raft import Config, ConfState, InstallSnapshot, RaftCore, SoftState
 from node.ready_handler import ReadyPorts, handle_ready
 from node.replica import Replica, restore_state
 from node.requests import PendingRequests
 from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
+from node.telemetry import Telemetry
 from node.transport import Transport, TransportOptions
 from node.watches import WatchHub
 from node.wire import SnapshotChunk, SnapshotChunkAck
 
 if TYPE_CHECKING:
     from node.etcd.face import EtcdFace
+    from node.metrics_face import MetricsFace
 
 #: Ticks the loop may catch up at once after a stall (see step 3 above).
 MAX_CATCH_UP_TICKS = 3
@@ -102,6 +104,7 @@ class NodeActor:
         self.log = EventLog(self._position, clock=clock)
         self.dropped = DroppedFrames(self.log)
         self.tick_seconds = spec.timing.tick_ms / 1000
+        self.telemetry = Telemetry()  # what /metrics reads besides the status (node/telemetry.py)
         chunk_bytes = spec.snapshot.chunk_bytes
         self.storage, recovered = DataDir.open(data_dir, spec.cluster_id, node_id, StorageOptions(
             segment_bytes=spec.storage.segment_bytes, sync=SyncPolicy(spec.storage.fsync),
@@ -127,7 +130,8 @@ class NodeActor:
             raise
         self.disk = LocalDisk(node_id, self.storage, core, replica, self.membership,
                               CompactionPolicy(spec.snapshot.applied_entries, spec.snapshot.wal_bytes),
-                              chunk_bytes, self.peers, self.dropped, self.log)
+                              chunk_bytes, self.peers, self.dropped, self.log,
+                              self.telemetry if self.member.metrics else None)
         self.outbox = Outbox(self.transport.send_client, self.dropped)
         answers = Answers(node_id, self.membership.client_address)
         requests = PendingRequests(spec.limits.max_pending_requests)
@@ -158,7 +162,8 @@ class NodeActor:
         self._answers = answers
         applier = Applier(node_id, replica, self.membership, self.router, self.leases, self.peers, self.outbox,
                           chunk_bytes, self.dropped, self.log)
-        self.ports = ReadyPorts(applier.on_soft_state, peers=self.peers, disk=self.disk, apply=applier,
+        self.applier = applier
+        self.ports = ReadyPorts(self._on_soft_state, peers=self.peers, disk=self.disk, apply=applier,
                                 snapshots=self.disk)
         self._next_sweep = 0.0
         self.leases.reset()
@@ -180,9 +185,25 @@ class NodeActor:
                 self.transport.close()
                 self.storage.close()
                 raise
+        # The metrics and health endpoint (node/metrics_face.py): its own threads.
+        self.metrics: MetricsFace | None = None
+        if self.member.metrics:
+            # Imported only when on: prometheus_client is not needed otherwise.
+            from node.metrics_face import MetricsFace  # noqa: PLC0415
+            self.metrics = MetricsFace(spec, self.member, self.telemetry, self.status, self._counters,
+                                       self._alarms, clock)
+            try:
+                self.metrics.start()
+            except BaseException:
+                if self.face is not None:
+                    self.face.stop()
+                self.transport.close()
+                self.storage.close()
+                raise
         self.log.info(f"started: data dir {data_dir}, recovered {len(recovered.entries)} entries after "
                       f"snapshot {recovered.snapshot.meta.index if recovered.snapshot else 0}, "
-                      f"peer {self.member.peer_bind_address}, client {self.member.client_bind_address}")
+                      f"peer {self.member.peer_bind_address}, client {self.member.client_bind_address}"
+                      + (f", metrics {self.member.metrics}" if self.member.metrics else ""))
 
     def _raft_config(self) -> Config:
         t, lim = self.spec.timing, self.spec.limits
@@ -213,12 +234,33 @@ class NodeActor:
     def members(self) -> dict[str, Any]:
         return self.views.members()
 
+    def _counters(self) -> dict[str, float]:
+        """What /metrics needs beyond the status (read on this thread at publish)."""
+        telemetry = self.telemetry
+        return {"leader_changes": telemetry.leader_changes, "slow_applies": self.applier.slow_applies,
+                "proposals_failed": self.router.proposals_failed, "lease_expired": self.leases.expired_total,
+                # The store's size as `endpoint status` reports it (dbSize: the WAL on disk)
+                # until the store keeps an accounted size (the quota's).
+                "db_bytes": getattr(self.sm, "accounted_bytes", self.storage.wal_bytes),
+                "keys": self.sm.key_count, "compact_revision": self.sm.compact_revision,
+                "auth_tokens": len(self.gate.tokens)}
+
+    def _alarms(self) -> Any:
+        # The replicated alarm table (issue 16's alarms): () on a state machine without one.
+        return getattr(self.sm, "alarms", ())
+
+    def _on_soft_state(self, ss: SoftState) -> None:
+        self.applier.on_soft_state(ss)
+        self.telemetry.leader_seen(ss.lead)
+
     # ======================================================================
     # The loop
     # ======================================================================
     def run(self) -> None:
         next_tick = self.clock() + self.tick_seconds
         transport, watches, passwords = self.transport, self.watches, self.password_work
+        metrics, turn = self.metrics, self.telemetry.loop_turn
+        perf_counter = time.perf_counter
         try:
             while not self.stopping:
                 timeout_ms = (next_tick - self.clock()) * 1000
@@ -227,6 +269,7 @@ class NodeActor:
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1.0)
                 peer_ready, client_ready = transport.poll(timeout_ms)
+                busy_from = perf_counter()
                 if peer_ready:
                     self._drain_peers()
                 if client_ready:
@@ -243,6 +286,9 @@ class NodeActor:
                     self._drain_ready()
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self.outbox.flush()
+                if metrics is not None:
+                    turn.observe(perf_counter() - busy_from)
+                    metrics.maybe_publish(self.clock())
         finally:
             self._shutdown()
 
@@ -310,6 +356,8 @@ class NodeActor:
     # ======================================================================
     def _shutdown(self) -> None:
         self.log.info("shutting down")
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.face is not None:
             self.face.stop()  # first: its sockets must close before the transport's context ends
         self.router.shutdown()

@@ -10,6 +10,8 @@ and ends a deposed leader's snapshot streams.
 """
 from __future__ import annotations
 
+import time
+
 from node.address_book import Membership
 from node.client_routing import ClientRouter
 from node.dropped_frames import DroppedFrames
@@ -20,6 +22,7 @@ from node.peer_link import PeerLink
 from node.raft import ConfChangeKind, Entry, EntryKind, ReadState, Role, Snapshot, SoftState
 from node.replica import Replica, restore_state
 from node.storage import SnapshotRef
+from node.telemetry import SLOW_APPLY_SECONDS
 
 
 class Applier:
@@ -27,6 +30,8 @@ class Applier:
                  leases: LeaseExpiry, peers: PeerLink, outbox: Outbox, chunk_bytes: int,
                  dropped: DroppedFrames, log: EventLog) -> None:
         self.id = node_id
+        #: applies that took over SLOW_APPLY_SECONDS (etcd's slow_apply_total, /metrics)
+        self.slow_applies = 0
         self._replica = replica
         self._membership = membership
         self._router = router
@@ -62,7 +67,13 @@ class Applier:
         """Ready step 6: one committed entry."""
         sm = self._replica.sm
         if entry.kind is EntryKind.NORMAL:
+            started = time.perf_counter()
             result = sm.apply(entry.index, entry.data)
+            took = time.perf_counter() - started
+            if took > SLOW_APPLY_SECONDS:
+                self.slow_applies += 1
+                self._log.rate_limited("slow-apply", f"apply of entry {entry.index} took {took * 1000:.0f} ms "
+                                       f"(over {SLOW_APPLY_SECONDS * 1000:.0f} ms) [{self.slow_applies} so far]")
         else:
             # NOOPs and membership changes are not commands: the state machine only
             # moves its applied index. A conf change's addresses go to the book.

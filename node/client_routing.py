@@ -103,6 +103,9 @@ class ClientRouter:
         self._disk = disk
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
+        #: proposals the core refused (leadership transfer, uncommitted bytes) and
+        #: writes a snapshot replaced: etcd's proposals_failed_total (/metrics)
+        self.proposals_failed = 0
         self._turn_reads: list[Waiter] = []  # linearizable reads of the drain in progress
         #: barriers whose read index is applied, run after the auth state is synced
         #: (`run_deferred`: the core may not be called during a Ready)
@@ -367,13 +370,15 @@ class ClientRouter:
         answers = self._answers
         try:
             index = core.propose(waiter.command)
-        except NotLeader as error:
+        except NotLeader as error:  # a redirect, not a failure: the client retries at the leader
             self._reply(waiter.identity, answers.redirect(waiter.request_id, error.leader_hint))
             return
         except LeadershipTransferInProgress as error:
+            self.proposals_failed += 1
             self._reply(waiter.identity, answers.error(waiter.request_id, ErrorCode.NO_LEADER_YET, str(error)))
             return
         except UncommittedBytesExceeded as error:
+            self.proposals_failed += 1
             self._reply(waiter.identity, answers.error(waiter.request_id, ErrorCode.TOO_MANY_REQUESTS, str(error)))
             return
         self.requests.add_write(index, core.term, waiter)
@@ -459,6 +464,7 @@ class ClientRouter:
         """A snapshot up to `index` was installed: the writes waiting at or below it
         will never be applied here."""
         for waiter in self.requests.writes_up_to(index):
+            self.proposals_failed += 1
             self._reply(waiter.identity, self._answers.error(
                 waiter.request_id, ErrorCode.TIMEOUT, "replaced by a snapshot: outcome unknown"))
 

@@ -28,6 +28,8 @@ class LeaseExpiry:
         self._answers = answers
         self._clock = clock
         self._log = log
+        #: revokes of expired leases proposed (etcd's lease_expired_total, /metrics)
+        self.expired_total = 0
 
     def __len__(self) -> int:
         return len(self.timers)
@@ -67,6 +69,7 @@ class LeaseExpiry:
             except (NotLeader, LeadershipTransferInProgress, UncommittedBytesExceeded):
                 self.timers.retry(lease_id, now)
                 continue
+            self.expired_total += 1
             self._log.rate_limited("lease-expired", f"lease {lease_id:x} expired: revoke proposed")
 
     def query(self, request_id: int, request: Any) -> Reply:

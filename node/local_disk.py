@@ -12,6 +12,7 @@ leader's or the network's fault and is dropped.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Sequence
 
 from node.address_book import Membership, with_members
@@ -23,15 +24,18 @@ from node.replica import Replica
 from node.snapshot_transfer import LocalSnapshot, SnapshotIntake, remove_unused
 from node.storage import CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError
 from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
+from node.telemetry import Telemetry
 from node.wire import SnapshotChunk
 
 
 class LocalDisk:
     def __init__(self, node_id: int, storage: DataDir, core: RaftCore, replica: Replica, membership: Membership,
                  policy: CompactionPolicy, chunk_bytes: int, peers: PeerLink, dropped: DroppedFrames,
-                 log: EventLog) -> None:
+                 log: EventLog, telemetry: Telemetry | None = None) -> None:
+        """`telemetry`: where the WAL write and snapshot commit times go (/metrics)."""
         self.id = node_id
         self.storage = storage
+        self._telemetry = telemetry
         self._core = core
         self._replica = replica
         self._membership = membership
@@ -61,7 +65,14 @@ class LocalDisk:
 
     def append(self, entries: Sequence[Entry], hard_state: HardState | None, sync: bool) -> None:
         """Ready step 4: one WAL write; one fsync iff `sync` (group commit)."""
+        telemetry = self._telemetry
+        if telemetry is None or not sync:
+            self.storage.append(entries, hard_state, sync=sync)
+            return
+        started = time.perf_counter()
         self.storage.append(entries, hard_state, sync=sync)
+        telemetry.wal_fsync.observe(time.perf_counter() - started)
+        telemetry.append_batch.observe(len(entries))
 
     # -- local snapshots -----------------------------------------------------------------
 
@@ -106,9 +117,12 @@ class LocalDisk:
         job = self.local_snapshot
         if job is None:
             return
+        started = time.perf_counter()
         ref = job.pump(budget)
         if ref is None:
             return
+        if self._telemetry is not None:  # the pump that ended with the fsync and rename
+            self._telemetry.snapshot_commit.observe(time.perf_counter() - started)
         self.local_snapshot = None
         self._core.compact(Snapshot(ref.meta, ref))
         removed = self.storage.compact(ref.meta.index)

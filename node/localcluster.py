@@ -49,15 +49,17 @@ def terminate(proc: subprocess.Popen[Any], grace: float) -> int:
 
 class LocalCluster:
     def __init__(self, root: Path, size: int = 3, base: str = "cluster-3", etcd: bool = False,
-                 fault_injection: bool = False, **sections: dict[str, Any]) -> None:
+                 fault_injection: bool = False, metrics: bool = False, **sections: dict[str, Any]) -> None:
         """`sections` override config fields, e.g. snapshot={"applied_entries": 20}.
         `etcd`: every member also serves etcd's v3 API (gRPC and the JSON gateway).
-        `fault_injection`: the members accept drop-traffic (`[faults] injection`)."""
+        `fault_injection`: the members accept drop-traffic (`[faults] injection`).
+        `metrics`: every member serves /metrics and /health (MemberSpec.metrics)."""
         self.root = root
         self.etcd = etcd
+        self.metrics = metrics
         # the faces' scheme: https:// with the config's [tls] (cluster/spec.py requires it)
         self.scheme = "https://" if sections.get("tls", {}).get("cert") else "http://"
-        per = 4 if etcd else 2
+        per = (4 if etcd else 2) + (1 if metrics else 0)
         ports = free_ports(per * size)
         members = tuple(self._member(i, ports[per * (i - 1):per * i]) for i in range(1, size + 1))
         spec = replace(load_spec(base), cluster_id=f"test-{os.getpid()}-{ports[0]}", members=members,
@@ -75,12 +77,19 @@ class LocalCluster:
         self.joined: dict[int, MemberSpec] = {}
 
     def _member(self, node_id: int, ports: list[int] | None = None) -> MemberSpec:
+        metrics = ""
+        if ports is None:  # a member added later: no metrics endpoint (`--join` has no flag for it)
+            ports = free_ports(4 if self.etcd else 2)
+        elif self.metrics:
+            *ports, metrics_port = ports
+            metrics = f"http://127.0.0.1:{metrics_port}"
         if not self.etcd:
-            peer, client = ports or free_ports(2)
-            return MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}")
-        peer, client, grpc, gateway = ports or free_ports(4)
+            peer, client = ports
+            return MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}", metrics=metrics)
+        peer, client, grpc, gateway = ports
         return MemberSpec(node_id, f"tcp://127.0.0.1:{peer}", f"tcp://127.0.0.1:{client}",
-                          grpc=f"{self.scheme}127.0.0.1:{grpc}", gateway=f"{self.scheme}127.0.0.1:{gateway}")
+                          grpc=f"{self.scheme}127.0.0.1:{grpc}", gateway=f"{self.scheme}127.0.0.1:{gateway}",
+                          metrics=metrics)
 
     def new_member(self) -> MemberSpec:
         """A member for the next unused id, on fresh ports (not started, not added)."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cluster.curve_keys import KeyFileError
+from cluster.cluster_state import ENV_LOG_FORMAT
 from cluster.discovery import ENV_DATA_DIR, Layout, default_layout
 from cluster.spec import SpecError, load_spec
 from cluster.output import format_table
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of nodes (1-99; default 3, or the size of the cluster already in --data-dir)")
     up.add_argument("--detach", "-d", action="store_true", help="run in the background; return once a leader exists")
     up.add_argument("--base-port", type=int, metavar="P",
-                    help="fixed ports: peer P+id, client P+100+id, etcd gRPC P+200+id, etcd gateway P+300+id "
+                    help="fixed ports: peer P+id, client P+100+id, etcd gRPC P+200+id, etcd gateway P+300+id, "
+                         "metrics P+400+id "
                          "(default: free ports chosen at the first up)")
     up.add_argument("--config", metavar="FILE", help="use this cluster config instead of generating one")
     up.add_argument("--fault-injection", action="store_true",
@@ -97,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--secure", action="store_true",
                     help="a new cluster gets CURVE keys and TLS certificates (in DIR/keys): encrypted, "
                          "authenticated native and peer ports, https:// etcd faces (see docs/security.md)")
+    up.add_argument("--log-format", choices=("text", "json"), default=None,
+                    help="the nodes' log lines (node-N.log): text (default) or json, one object per line")
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)  # the detached child
 
     keys = sub.add_parser("keys", help="create CURVE key files and TLS certificates for a config's members",
@@ -185,6 +189,10 @@ def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
         raise control.ControlError(f"N must be 1..99, got {args.size}", 2)
     if not args.supervise:
         launch.check_free(layout, sys.stdout)
+    if args.log_format:
+        # Inherited by every node this supervisor spawns (and by its detached self):
+        # `python -m node` takes its --log-format default from it.
+        os.environ[ENV_LOG_FORMAT] = args.log_format
     spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection, args.secure)
     if args.detach and not args.supervise:
         return launch.up_detached(layout, spec, args.timeout, args.grace, sys.stdout)

@@ -1,8 +1,8 @@
 """A cluster config for N nodes on this machine, and its reuse across `up`s.
 
 Ports: by default the kernel hands out free loopback ports at the first `up`; with
-`--base-port P` they are fixed, peer P+id, client P+100+id, etcd gRPC P+200+id and
-etcd HTTP gateway P+300+id (the shipped configs' scheme with P = 7100). Either way the generated config is written to the data
+`--base-port P` they are fixed, peer P+id, client P+100+id, etcd gRPC P+200+id,
+etcd HTTP gateway P+300+id and metrics P+400+id (the shipped configs' scheme with P = 7100). Either way the generated config is written to the data
 directory and the next `up` on the same data reuses it unchanged, so a restarted
 cluster keeps its cluster id (which is in every WAL segment and snapshot) and its
 addresses. Timing, storage and limits come from the shipped `cluster-3` config.
@@ -27,8 +27,10 @@ from supervisor import security
 
 MAX_NODES = 99  # --base-port leaves room for 99 ports of each kind
 HOST = "127.0.0.1"
-#: Ports per member: peer, client, etcd gRPC, etcd gateway.
+#: Ports of a member `supervisor add` adds: peer, client, etcd gRPC, etcd gateway.
 FACES = 4
+#: Ports per initial member: those and the metrics endpoint.
+PORTS = FACES + 1
 
 
 class MemberPorts(NamedTuple):
@@ -36,6 +38,7 @@ class MemberPorts(NamedTuple):
     client: int
     grpc: int
     gateway: int
+    metrics: int
 
 
 class ConfigConflict(Exception):
@@ -47,17 +50,18 @@ def member_ports(size: int, base_port: int | None) -> list[MemberPorts]:
     if not 1 <= size <= MAX_NODES:
         raise ValueError(f"cluster size must be 1..{MAX_NODES}, got {size}")
     if base_port is None:
-        ports = free_ports(FACES * size)
-        return [MemberPorts(*ports[FACES * i:FACES * (i + 1)]) for i in range(size)]
-    top = 65535 - 100 * (FACES - 1) - size
+        ports = free_ports(PORTS * size)
+        return [MemberPorts(*ports[PORTS * i:PORTS * (i + 1)]) for i in range(size)]
+    top = 65535 - 100 * (PORTS - 1) - size
     if not 1024 <= base_port <= top:
         raise ValueError(f"--base-port {base_port}: need 1024 <= P <= {top}")
-    return [MemberPorts(*(base_port + 100 * face + i for face in range(FACES))) for i in range(1, size + 1)]
+    return [MemberPorts(*(base_port + 100 * face + i for face in range(PORTS))) for i in range(1, size + 1)]
 
 
 def member_spec(node_id: int, ports: MemberPorts) -> MemberSpec:
     return MemberSpec(node_id, f"tcp://{HOST}:{ports.peer}", f"tcp://{HOST}:{ports.client}",
-                      grpc=f"http://{HOST}:{ports.grpc}", gateway=f"http://{HOST}:{ports.gateway}")
+                      grpc=f"http://{HOST}:{ports.grpc}", gateway=f"http://{HOST}:{ports.gateway}",
+                      metrics=f"http://{HOST}:{ports.metrics}")
 
 
 def generate_spec(size: int, base_port: int | None = None, cluster_id: str | None = None,

@@ -90,8 +90,8 @@ def up_detached(layout: Layout, spec: ClusterSpec, leader_timeout: float, grace:
             print(f"cluster {state.cluster_id} is up: {len(state.nodes)} nodes, supervisor pid {child.pid} "
                   f"(log: {layout.supervisor_log})", file=out)
             for node in state.nodes:
-                faces = "".join(f"  {name} {url}" for name, url in (("grpc", node.grpc), ("gateway", node.gateway))
-                                if url)
+                faces = "".join(f"  {name} {url}" for name, url in
+                                (("grpc", node.grpc), ("gateway", node.gateway), ("metrics", node.metrics)) if url)
                 print(f"  node {node.id}  pid {node.pid}  client {node.client}{faces}  log {layout.node_log(node.id)}",
                       file=out)
             endpoints = ",".join(n.client.removeprefix("tcp://") for n in state.nodes)

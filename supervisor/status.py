@@ -37,11 +37,13 @@ class NodeStatus:
     last_exit: str
     grpc: str = ""
     gateway: str = ""
+    metrics: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """`status --json`'s node: every field, plus "endpoints" (each face's address)."""
         out = asdict(self)
-        out["endpoints"] = {"client": self.client, "peer": self.peer, "grpc": self.grpc, "gateway": self.gateway}
+        out["endpoints"] = {"client": self.client, "peer": self.peer, "grpc": self.grpc, "gateway": self.gateway,
+                            "metrics": self.metrics}
         return out
 
 
@@ -88,7 +90,7 @@ def _one(record: NodeRecord, state: ClusterState, timeout: float) -> NodeStatus:
         applied_index=got.get("applied_index"), last_index=got.get("last_index"),
         snapshot_index=got.get("snapshot_index"), wal_bytes=got.get("wal_bytes"), rss_bytes=rss,
         restarts=record.restarts, client=record.client, peer=record.peer, state=record.state,
-        last_exit=record.last_exit, grpc=record.grpc, gateway=record.gateway)
+        last_exit=record.last_exit, grpc=record.grpc, gateway=record.gateway, metrics=record.metrics)
 
 
 def collect(state: ClusterState, timeout: float = QUERY_TIMEOUT) -> list[NodeStatus]:

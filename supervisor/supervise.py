@@ -72,11 +72,13 @@ class Supervisor:
         self.children = {m.id: _Child() for m in members}
         me = os.getpid()
         keys = {m.id: m.curve_public for m in spec.members}  # members added later have none (yet)
+        metrics = {m.id: m.metrics for m in spec.members}  # likewise
         ca, client_cert, client_key = tls_paths(spec)
         self.state = ClusterState(
             cluster_id=spec.cluster_id, config=str(layout.config), data_dir=str(layout.root),
             supervisor_pid=me, supervisor_create_time=create_time(me), started_at=time.time(),
-            nodes=[NodeRecord(m.id, m.client, m.peer, grpc=m.grpc, gateway=m.gateway, curve_public=keys.get(m.id, ""))
+            nodes=[NodeRecord(m.id, m.client, m.peer, grpc=m.grpc, gateway=m.gateway, curve_public=keys.get(m.id, ""),
+                              metrics=metrics.get(m.id, ""))
                    for m in members], ca=ca, client_cert=client_cert, client_key=client_key)
         self.stopping = threading.Event()
         self.roster_changed = threading.Event()

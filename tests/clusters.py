@@ -17,19 +17,20 @@ from node.localcluster import LocalCluster
 @contextmanager
 def cluster_maker(tmp_path: Path, request: pytest.FixtureRequest, etcd: bool = False,
                   **defaults: dict[str, Any]) -> Iterator[Callable[..., LocalCluster]]:
-    """`make(size=3, start=True, etcd=None, fault_injection=False, **sections)`: a
-    new cluster in its own directory; `sections` override `defaults` (config
-    sections such as timing), `etcd` the maker's default (members with etcd
-    faces); `fault_injection` lets its members accept drop-traffic."""
+    """`make(size=3, start=True, etcd=None, fault_injection=False, metrics=False,
+    **sections)`: a new cluster in its own directory; `sections` override
+    `defaults` (config sections such as timing), `etcd` the maker's default
+    (members with etcd faces); `fault_injection` lets its members accept
+    drop-traffic; `metrics` gives them the metrics and health endpoint."""
     faces = etcd
     clusters: list[LocalCluster] = []
 
     def make(size: int = 3, start: bool = True, etcd: bool | None = None, fault_injection: bool = False,
-             **sections: dict[str, Any]) -> LocalCluster:
+             metrics: bool = False, **sections: dict[str, Any]) -> LocalCluster:
         root = tmp_path / f"cluster{len(clusters)}"
         root.mkdir()
         cluster = LocalCluster(root, size=size, etcd=faces if etcd is None else etcd,
-                               fault_injection=fault_injection, **{**defaults, **sections})
+                               fault_injection=fault_injection, metrics=metrics, **{**defaults, **sections})
         clusters.append(cluster)
         if start:
             cluster.start_all()

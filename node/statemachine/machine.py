@@ -99,6 +99,11 @@ class StateMachine:
         return self._store.compact_revision
 
     @property
+    def key_count(self) -> int:
+        """Keys with retained history, live or deleted-not-yet-compacted (/metrics)."""
+        return len(self._store)
+
+    @property
     def auth(self) -> AuthStore:
         """The auth state as applied so far (read it; never change it)."""
         return self._auth

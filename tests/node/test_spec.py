@@ -71,6 +71,9 @@ def _doc(**changes: Any) -> dict[str, Any]:
     ({"members__0__gateway_bind": "0.0.0.0:7401"}, "members[0].gateway_bind"),
     ({"members__2__grpc": "http://127.0.0.1:7301"}, "members[2].grpc"),
     ({"members__2__gateway": "http://127.0.0.1:7103"}, "members[2].gateway"),
+    ({"members__1__metrics": "https://127.0.0.1:7502"}, "members[1].metrics"),
+    ({"members__1__metrics": "127.0.0.1:7502"}, "members[1].metrics"),
+    ({"members__2__metrics": "http://127.0.0.1:7401"}, "members[2].metrics"),
     ({"extra": {}}, "extra"),
 ])
 def test_problems_name_the_bad_field(changes: dict[str, Any], field: str) -> None:
@@ -119,3 +122,21 @@ def test_etcd_faces_are_optional_and_may_bind_elsewhere(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(spec.to_toml())
     assert load_spec(path).members == spec.members
+    secure = _doc(tls={"cert": "c.pem", "key": "k.pem"})
+    for member in secure["members"]:
+        member["grpc"], member["gateway"] = (member[k].replace("http://", "https://") for k in ("grpc", "gateway"))
+    assert parse_spec(secure).member(1).metrics == "http://127.0.0.1:7501"  # the faces are https, metrics not
+
+
+def test_the_metrics_endpoint_is_optional_plain_http_even_with_tls(tmp_path: Path) -> None:
+    spec = parse_spec(_doc(members__0__metrics=None))
+    assert spec.member(1).metrics == "" and spec.member(1).metrics_address == ""
+    assert spec.member(2).metrics == "http://127.0.0.1:7502"
+    assert spec.member(2).metrics_address == "127.0.0.1:7502"
+    path = tmp_path / "c.toml"
+    path.write_text(spec.to_toml())
+    assert load_spec(path).members == spec.members
+    secure = _doc(tls={"cert": "c.pem", "key": "k.pem"})
+    for member in secure["members"]:
+        member["grpc"], member["gateway"] = (member[k].replace("http://", "https://") for k in ("grpc", "gateway"))
+    assert parse_spec(secure).member(1).metrics == "http://127.0.0.1:7501"  # the faces are https, metrics not

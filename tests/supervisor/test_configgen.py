@@ -31,7 +31,8 @@ def test_generated_spec_round_trips_through_toml(tmp_path: Path) -> None:
 
 
 def test_base_port_gives_the_shipped_scheme() -> None:
-    assert member_ports(3, 7100) == [(7101, 7201, 7301, 7401), (7102, 7202, 7302, 7402), (7103, 7203, 7303, 7403)]
+    assert member_ports(3, 7100) == [(7101, 7201, 7301, 7401, 7501), (7102, 7202, 7302, 7402, 7502),
+                                     (7103, 7203, 7303, 7403, 7503)]
     spec = generate_spec(3, base_port=7100)
     assert [m.client for m in spec.members] == [f"tcp://127.0.0.1:{p}" for p in (7201, 7202, 7203)]
     assert spec.members == load_spec("cluster-3").members  # the shipped scheme, etcd faces included

@@ -1,4 +1,4 @@
-"""Every supervised member has an etcd gRPC and an HTTP gateway address: chosen at
+"""Every supervised member has an etcd gRPC, an HTTP gateway and a metrics address: chosen at
 `up`, recorded in the state file, shown by `status` (table, --json "endpoints") and
 listed by `status --etcd-endpoints` for `etcdctl --endpoints=$(...)`."""
 from __future__ import annotations
@@ -27,8 +27,9 @@ def test_up_gives_every_member_grpc_and_gateway_endpoints(session: Session) -> N
         member = spec.member(record.id)
         assert (record.grpc, record.gateway) == (member.grpc, member.gateway)
         assert record.grpc.startswith("http://127.0.0.1:") and record.gateway.startswith("http://127.0.0.1:")
-    ports = [p for m in spec.members for p in (m.peer, m.client, m.grpc, m.gateway)]
-    assert len({p.rsplit(":", 1)[1] for p in ports}) == 12, "every face has its own port"
+        assert record.metrics == member.metrics and member.metrics.startswith("http://127.0.0.1:")
+    ports = [p for m in spec.members for p in (m.peer, m.client, m.grpc, m.gateway, m.metrics)]
+    assert len({p.rsplit(":", 1)[1] for p in ports}) == 15, "every face has its own port"
 
     status = session.supervisor("status", "--json")
     assert status.returncode == 0, status.stderr
@@ -36,7 +37,7 @@ def test_up_gives_every_member_grpc_and_gateway_endpoints(session: Session) -> N
     for node_id, node in nodes.items():
         member = spec.member(node_id)
         assert node["endpoints"] == {"client": member.client, "peer": member.peer, "grpc": member.grpc,
-                                     "gateway": member.gateway}
+                                     "gateway": member.gateway, "metrics": member.metrics}
 
     etcd = session.supervisor("status", "--etcd-endpoints")
     assert etcd.returncode == 0, etcd.stderr
