@@ -246,8 +246,7 @@ class NodeActor:
                 "auth_tokens": len(self.gate.tokens)}
 
     def _alarms(self) -> Any:
-        # The replicated alarm table (issue 16's alarms): () on a state machine without one.
-        return getattr(self.sm, "alarms", ())
+        return self.sm.alarms
 
     def _on_soft_state(self, ss: SoftState) -> None:
         self.applier.on_soft_state(ss)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from cluster.kv.alarms import AlarmMember
 from cluster.client import Client, ClientError
 from cluster.curve_keys import curve_client_for
 from cluster.kv.errors import KvError, PermissionDenied, UserEmpty
@@ -31,14 +32,9 @@ def jangada_version() -> str:
         return ""
 
 
-def alarm_pairs(alarms: Iterable[Any]) -> tuple[tuple[int, str], ...]:
-    """(member id, alarm name) for each raised alarm: `AlarmMember(member_id,
-    alarm)` objects (the alarm an enum) or plain pairs."""
-    pairs = []
-    for entry in alarms:
-        member_id, alarm = (entry.member_id, entry.alarm) if hasattr(entry, "member_id") else entry
-        pairs.append((int(member_id), str(getattr(alarm, "name", alarm))))
-    return tuple(sorted(pairs))
+def alarm_pairs(alarms: Iterable[AlarmMember]) -> tuple[tuple[int, str], ...]:
+    """(member id, alarm name) for each raised alarm."""
+    return tuple(sorted((alarm.member_id, alarm.alarm.name) for alarm in alarms))
 
 
 class MetricsFace:

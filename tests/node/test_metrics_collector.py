@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cluster.kv.alarms import AlarmMember, AlarmType
 from node.eventlog import JsonFormatter
 from node.metrics_collector import MetricsCollector
 from node.metrics_face import alarm_pairs
@@ -125,14 +126,9 @@ def test_health_needs_a_fresh_snapshot_a_leader_no_alarm_and_a_read() -> None:
     assert judge(board, 100.5, lambda: "").reason == "ALARM CORRUPT,NOSPACE"
 
 
-class _AlarmMember:
-    def __init__(self, member_id: int, name: str) -> None:
-        self.member_id = member_id
-        self.alarm = type("AlarmType", (), {"name": name})()
-
-
-def test_alarm_pairs_read_alarm_members_and_plain_pairs() -> None:
-    assert alarm_pairs([_AlarmMember(2, "NOSPACE"), (1, "CORRUPT")]) == ((1, "CORRUPT"), (2, "NOSPACE"))
+def test_alarm_pairs_name_each_raised_alarm_by_member() -> None:
+    raised = [AlarmMember(2, AlarmType.NOSPACE), AlarmMember(1, AlarmType.CORRUPT)]
+    assert alarm_pairs(raised) == ((1, "CORRUPT"), (2, "NOSPACE"))
     assert alarm_pairs(()) == ()
 
 
