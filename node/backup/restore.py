@@ -29,7 +29,7 @@ from cluster.spec import ClusterSpec
 from node.address_book import Address, Membership, with_members
 from node.backup.backup_file import load_backup
 from node.raft import ConfState, HardState, SnapshotMeta
-from node.raft.types import NONE, Index, Term
+from node.raft.types import NONE, Index, NodeId, Term
 from node.snapshot_transfer import frame_chunks
 from node.statemachine import StateMachine
 from node.storage import DataDir, SnapshotRef, StorageOptions
@@ -66,7 +66,7 @@ def write_member(machine: StateMachine, term: int, spec: ClusterSpec, node_id: i
     index = machine.applied_index
     if index < 1 or term < 1:
         raise RestoreRefused("the saved state is empty (log index 0): start a new cluster instead")
-    conf = ConfState(spec.ids)
+    conf = ConfState(tuple(NodeId(i) for i in spec.ids))
     book = Membership(node_id, {m.id: Address(m.peer, m.client, m.grpc, m.gateway) for m in spec.members}, conf)
     meta = SnapshotMeta(Index(index), Term(term), conf)
     chunks = frame_chunks(with_members(book.members_frame(conf), machine.snapshot(spec.snapshot.chunk_bytes)))

@@ -47,10 +47,11 @@ class TooLargeToHash(ValueError):
     """The store holds more history than one hash may walk."""
 
 
-def hash_kv(store: MvccStore, revision: int, max_records: int = MAX_RECORDS) -> tuple[int, int, int]:
+def hash_kv(store: MvccStore, revision: int, max_records: int | None = None) -> tuple[int, int, int]:
     """(hash, current revision, compact revision) of the history up to `revision`
     (0: the current one). Raises Compacted, FutureRevision or TooLargeToHash (over
-    `max_records`: an offline tool, which stalls no loop, may pass more)."""
+    `max_records`, default MAX_RECORDS: an offline tool, which stalls no loop, may
+    pass more)."""
     current, compact = store.revision, store.compact_revision
     if revision > 0 and revision <= compact:
         raise Compacted(revision, compact)
@@ -70,7 +71,8 @@ def hash_all(store: MvccStore, leases: Iterable[Lease], auth: AuthStore) -> tupl
     return crc, store.revision
 
 
-def _history_crc(store: MvccStore, upto: int, crc: int, max_records: int = MAX_RECORDS) -> int:
+def _history_crc(store: MvccStore, upto: int, crc: int, max_records: int | None = None) -> int:
+    max_records = MAX_RECORDS if max_records is None else max_records
     walked = 0
     for key, mains, subs, kvs in store.records():
         key_written = False

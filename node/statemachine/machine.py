@@ -249,7 +249,7 @@ class StateMachine:
 
     # --- digests (etcd's Maintenance.HashKV and Hash) ------------------------------------
 
-    def hash_kv(self, revision: int, max_records: int = digest.MAX_RECORDS) -> tuple[int, int, int]:
+    def hash_kv(self, revision: int, max_records: int | None = None) -> tuple[int, int, int]:
         """(hash, revision, compact revision) of the key-value history up to
         `revision` (0: the current one); see node/statemachine/digest.py."""
         return digest.hash_kv(self._store, revision, max_records)
