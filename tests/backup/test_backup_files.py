@@ -1,6 +1,6 @@
 """Backup files and restored data directories, without processes: the status
 reader (plain and etcd-face-padded files), restore of a member's data directory
-into a new cluster, a survivor's data directory turned into a backup (its WAL
+into a new cluster (and the supervisor's `up --from-snapshot` doing it for each), a survivor's data directory turned into a backup (its WAL
 past the snapshot and past its recorded commit index kept), and the client's
 checked download of a snapshot file in pieces."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.discovery import Layout
 from cluster.kv import DeleteRange, LeaseGrant, Put, RoleAdd, encode_command
 from cluster.kv.auth import UserAdd
 from cluster.protocol import SnapshotReadRequest, decode_requests, encode_request
@@ -29,6 +30,9 @@ from node.snapshot_transfer import frame_chunks
 from node.statemachine import StateMachine
 from node.storage import DataDir
 from node.storage.errors import ForeignSegment, SnapshotCorrupt
+from supervisor.configgen import prepare_config
+from supervisor.control import ControlError
+from supervisor.launch import restore_members
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,3 +218,18 @@ def test_a_download_refuses_bytes_of_another_file_and_a_bad_checksum(tmp_path: P
     flipped[50] ^= 1
     with pytest.raises(SnapshotMismatch, match="SHA-256"):
         SnapshotDownload(io.BytesIO()).take({**whole, "data": bytes(flipped)})
+
+
+def test_up_from_snapshot_restores_every_member_and_refuses_a_used_directory(tmp_path: Path) -> None:
+    backup, machine = saved_backup(tmp_path)
+    layout = Layout(tmp_path / "data")
+    spec = prepare_config(layout, 1)  # a new config: a new cluster id (one member: one restore process)
+    out = io.StringIO()
+    restore_members(layout, spec, str(backup), out)
+    assert f"restored 1 members of cluster {spec.cluster_id}" in out.getvalue()
+    storage, recovered = DataDir.open(layout.root / spec.data_dir_for(1), spec.cluster_id, 1)
+    with storage:
+        assert recovered.snapshot_ref is not None
+        assert restore_state(recovered.snapshot_ref, 4096, Membership(1, {}, ConfState())) == machine
+    with pytest.raises(ControlError, match="not empty"):
+        restore_members(layout, spec, str(backup), out)
