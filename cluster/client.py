@@ -73,6 +73,8 @@ from cluster.watch import Watch, WatchResponse  # noqa: F401  (re-exported)
 T = TypeVar("T")
 #: Times `snapshot` starts again when the member replaced its file under it.
 SNAPSHOT_ATTEMPTS = 3
+#: `snapshot` gives up on a member silent this long, whatever its deadline.
+SNAPSHOT_SILENCE_S = 10.0
 
 #: How long an attempt waits for a connection to the node (loopback connects in
 #: about a millisecond; a node that is down refuses at once and never connects).
@@ -582,6 +584,7 @@ class Client:
         def send(token: str) -> StatusReply:
             backoff = BACKOFF_FIRST_S
             last = "no attempt made"
+            heard = time.monotonic()
             while (remaining := deadline - time.monotonic()) > 0:
                 request_id = next(self._ids)
                 reply = self._attempt(target, encode_request(make(request_id, token)), request_id,
@@ -590,7 +593,10 @@ class Client:
                     return reply
                 if reply is None:
                     last = f"no answer from {target}"
+                    if time.monotonic() - heard > SNAPSHOT_SILENCE_S:
+                        break  # down, or not a member at all: a long deadline is for a busy one
                     continue
+                heard = time.monotonic()
                 if isinstance(reply, ErrorReply):
                     self._raise_if_final(reply)
                     last = f"{target}: {reply.code.value}: {reply.reason}"
@@ -600,7 +606,7 @@ class Client:
                     raise UnexpectedReply(f"{target} answered with {reply!r}")
                 time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
-            raise ClientTimeout(f"no answer within {self.timeout}s (last: {last})")
+            raise ClientTimeout(f"no definite answer (last: {last})")
 
         return self._authenticated(send)
 
