@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cluster.protocol import SNAPSHOT_READ_MAX, SnapshotReadRequest
 from node.storage import SnapshotCorrupt, SnapshotRef
@@ -51,7 +51,7 @@ class SnapshotReads:
         self._max_piece = min(SNAPSHOT_READ_MAX, max_message_bytes // 2)
         self._open: OrderedDict[int, _OpenSnapshot] = OrderedDict()
 
-    def read(self, request: SnapshotReadRequest, now: float) -> dict[str, object]:
+    def read(self, request: SnapshotReadRequest, now: float) -> dict[str, Any]:
         """The StatusReply body for `request`; raises SnapshotUnavailable."""
         self._close_idle(now)
         entry = self._open.get(request.index) or self._open_file(request.index, now)
