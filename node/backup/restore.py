@@ -16,13 +16,16 @@ does the same from the new cluster's config:
   it, so no member of the old cluster can vote in, replicate to or join the new
   one (node/storage/segment.py's Identity, node/wire.py).
 
-The directory gets a snapshot at the saved state's log index and term and a hard
-state committing it, and no entries: every member restored from one file holds
+The directory is written beside its final name (`<dir>.restoring`) and renamed
+into place once complete, then opened once as the node will open it. It holds a
+snapshot at the saved state's log index and term and a hard state committing it,
+and no entries: every member restored from one file holds
 byte-identical state at the same (index, term), so the first election proceeds
 as after any restart, and the log continues from that index.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from cluster.spec import ClusterSpec
@@ -33,6 +36,7 @@ from node.raft.types import NONE, Index, NodeId, Term
 from node.snapshot_transfer import frame_chunks
 from node.statemachine import StateMachine
 from node.storage import DataDir, SnapshotRef, StorageOptions
+from node.storage.durable import replace_durably
 
 
 class RestoreRefused(Exception):
@@ -71,8 +75,20 @@ def write_member(machine: StateMachine, term: int, spec: ClusterSpec, node_id: i
     meta = SnapshotMeta(Index(index), Term(term), conf)
     chunks = frame_chunks(with_members(book.members_frame(conf), machine.snapshot(spec.snapshot.chunk_bytes)))
     options = StorageOptions(segment_bytes=spec.storage.segment_bytes, keep_snapshots=spec.storage.keep_snapshots)
-    storage, _ = DataDir.open(target, spec.cluster_id, node_id, options)
+    # Written aside, then renamed: an interrupted restore leaves no half-made member
+    # directory that a node could start from (or that a second restore would refuse).
+    scratch = target.with_name(f"{target.name}.restoring")
+    if scratch.exists():
+        shutil.rmtree(scratch)  # an interrupted restore's, never a member's
+    storage, _ = DataDir.open(scratch, spec.cluster_id, node_id, options)
     with storage:
-        ref = storage.save_snapshot(meta, chunks)
+        storage.save_snapshot(meta, chunks)
         storage.append([], HardState(Term(term), NONE, Index(index)), sync=True)
+    if target.exists():
+        target.rmdir()  # empty (checked above)
+    replace_durably(scratch, target)
+    storage, recovered = DataDir.open(target, spec.cluster_id, node_id, options)  # as the node will
+    storage.close()
+    ref = recovered.snapshot_ref
+    assert ref is not None and ref.meta == meta, f"{target} does not recover to the snapshot just written"
     return ref
