@@ -16,6 +16,7 @@
         [--grpc HOST:PORT] [--gateway HOST:PORT] [--voter]
     python -m cluster member promote ID | member remove ID
     python -m cluster move-leader ID
+    python -m cluster snapshot save FILE | snapshot status FILE | snapshot restore FILE --config NEW --id N
     python -m cluster auth enable|disable|status
     python -m cluster user add NAME[:PASSWORD] | user get NAME [--detail] | user list | user delete NAME
         | user passwd NAME | user grant-role NAME ROLE | user revoke-role NAME ROLE
@@ -53,7 +54,7 @@ from cluster.client import (
     SessionExpiredError,
     UnexpectedReply,
 )
-from cluster import cli_auth, txnsyntax
+from cluster import cli_auth, cli_snapshot, txnsyntax
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.kv import Response
 from cluster.kv.errors import AuthError
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     elect.add_argument("proposal", metavar="PROPOSAL", nargs="?")
     _watch_parser(sub, common)
     cli_auth.add_parsers(sub, common, _Parser)
+    cli_snapshot.add_parsers(sub, common, _Parser)
     return parser
 
 
@@ -644,6 +646,10 @@ def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpa
     call = KV_COMMANDS[args.command](args) if args.command in KV_COMMANDS else None
     watch_span = prepare_watch(args) if args.command == "watch" else None
     auth_call = cli_auth.prepare(args, ask) if args.command in cli_auth.AUTH_COMMANDS else None
+    if args.command == "snapshot":
+        if cli_snapshot.is_offline(args):
+            return cli_snapshot.run_offline(args, out)
+        args.timeout = cli_snapshot.save_timeout(args)
     explicit = getattr(args, "endpoints", None)
     try:
         endpoints = discover_endpoints(explicit)
@@ -661,6 +667,8 @@ def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpa
             return cmd_endpoint(client, args, endpoints, out)
         if args.command == "member":
             return cmd_member(client, args, endpoints, out)
+        if args.command == "snapshot":
+            return cli_snapshot.run_save(client, args, out)
         if args.command == "move-leader":
             return cmd_move_leader(client, args, out)
         if args.command == "lease":

@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import zmq
 
@@ -59,9 +59,10 @@ from cluster.kv.auth import (
 from cluster.kv.errors import AuthError, AuthNotEnabled, InvalidAuthToken
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
-    MembersReply, MembersRequest, ProtocolError, Reply, StatusReply, StatusRequest, TransferRequest,
-    decode_replies, encode_request,
+    MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, SnapshotReadRequest, StatusReply,
+    StatusRequest, TransferRequest, decode_replies, encode_request,
 )
+from cluster.snapshot_download import SnapshotDownload, SnapshotMismatch, SnapshotSaved
 from cluster.errors import (  # noqa: F401  (re-exported: callers catch them from here)
     ClientError, ClientTimeout, CompactedError, InvalidRequestError, LeaseNotFoundError, RefusedError,
     SessionExpiredError, UnexpectedReply, WatchCompactedError,
@@ -70,6 +71,10 @@ from cluster.spec import ClusterSpec
 from cluster.watch import Watch, WatchResponse  # noqa: F401  (re-exported)
 
 T = TypeVar("T")
+#: Times `snapshot` starts again when the member replaced its file under it.
+SNAPSHOT_ATTEMPTS = 3
+#: `snapshot` gives up on a member silent this long, whatever its deadline.
+SNAPSHOT_SILENCE_S = 10.0
 
 #: How long an attempt waits for a connection to the node (loopback connects in
 #: about a millisecond; a node that is down refuses at once and never connects).
@@ -539,6 +544,69 @@ class Client:
             request = make(request_id)
             frame = encode_request(replace(request, token=token) if token else request)
             return self._exchange(frame, request_id, deadline, answer, refused, silence)
+
+        return self._authenticated(send)
+
+    # -- snapshots (etcd's Maintenance.Snapshot) ---------------------------------------
+
+    def snapshot(self, sink: BinaryIO, endpoint: str | None = None) -> SnapshotSaved:
+        """A consistent point-in-time snapshot of the whole store from ONE member
+        (`endpoint`, by default the first, as etcdctl's): its snapshot file covering
+        everything it applied before the call (written now if its newest one does
+        not), copied into `sink` (seekable: emptied on a restart) in bounded pieces
+        and verified against the file's SHA-256 (SnapshotMismatch). Needs root while
+        auth is on. Raises ClientTimeout after `timeout`."""
+        target = endpoint or self.endpoints[0]
+        deadline = time.monotonic() + self.timeout
+        status = self._on_member(target, lambda rid, tok: StatusRequest(rid, tok), deadline)
+        applied = int(status.status["applied_index"])
+        gone = "no attempt made"
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            found = self._on_member(target, lambda rid, tok: SnapshotFileRequest(rid, applied, tok), deadline)
+            index = int(found.status["index"])
+            sink.seek(0)
+            sink.truncate()
+            download = SnapshotDownload(sink)
+            try:
+                while not download.take(self._on_member(
+                        target, lambda rid, tok: SnapshotReadRequest(rid, index, download.offset, token=tok),
+                        deadline).status):
+                    pass
+            except InvalidRequestError as error:  # the member pruned that file: take its newer one
+                gone = str(error)
+                continue
+            return download.saved(found.node_id)
+        raise SnapshotMismatch(f"{target} replaced its snapshot {SNAPSHOT_ATTEMPTS} times during the copy ({gone})")
+
+    def _on_member(self, target: str, make: Callable[[int, str], ClientRequest], deadline: float) -> StatusReply:
+        """One request to `target` only (no redirect, no other endpoint), asked again
+        while it is silent or busy, until `deadline`."""
+        def send(token: str) -> StatusReply:
+            backoff = BACKOFF_FIRST_S
+            last = "no attempt made"
+            heard = time.monotonic()
+            while (remaining := deadline - time.monotonic()) > 0:
+                request_id = next(self._ids)
+                reply = self._attempt(target, encode_request(make(request_id, token)), request_id,
+                                      min(self.attempt_timeout, remaining))
+                if isinstance(reply, StatusReply):
+                    return reply
+                if reply is None:
+                    last = f"no answer from {target}"
+                    if time.monotonic() - heard > SNAPSHOT_SILENCE_S:
+                        break  # down, or not a member at all: a long deadline is for a busy one
+                    continue
+                heard = time.monotonic()
+                if isinstance(reply, ErrorReply):
+                    self._raise_if_final(reply)
+                    last = f"{target}: {reply.code.value}: {reply.reason}"
+                    if reply.code not in (ErrorCode.BUSY, ErrorCode.NO_LEADER_YET, ErrorCode.TOO_MANY_REQUESTS):
+                        raise UnexpectedReply(last)
+                else:
+                    raise UnexpectedReply(f"{target} answered with {reply!r}")
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            raise ClientTimeout(f"no definite answer (last: {last})")
 
         return self._authenticated(send)
 

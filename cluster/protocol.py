@@ -17,6 +17,12 @@ uses a DEALER). Each frame is a msgpack map with string keys:
              {"v": 1, "id": request_id, "op": "snapshot-file", "min": index}
                  (replies status {"path", "index", "term", "size"}: the node's newest
                   committed snapshot file if it covers index, else busy - one is started)
+             {"v": 1, "id": request_id, "op": "snapshot-read", "index": index, "off": offset,
+              "len": max_bytes}
+                 (replies status {"index", "term", "size", "checksum", "offset", "data"}: up
+                  to len bytes (at most SNAPSHOT_READ_MAX) of the node's snapshot file at log
+                  index `index` from `offset`; `checksum` is the hex SHA-256 in the file's
+                  trailer; not-found (invalid-request) once the file is gone: start again)
              {"v": 1, "id": request_id, "op": "hash", "rev": revision, "all": bool}
                  (replies status {"hash", "revision", "compact_revision"}: this replica's
                   digest of its key-value history up to rev (0: now), or with "all" of its
@@ -226,6 +232,27 @@ class SnapshotFileRequest:
     token: str = ""
 
 
+#: Most snapshot bytes one SnapshotReadRequest is answered with (the node also keeps
+#: every reply within half of its [limits] max_message_bytes).
+SNAPSHOT_READ_MAX = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReadRequest:
+    """Bytes of this node's snapshot file at log index `index` (one that
+    SnapshotFileRequest named): a StatusReply {"index", "term", "size", "checksum",
+    "offset", "data"} with up to `max_bytes` bytes from `offset`. What `python -m
+    cluster snapshot save` streams across hosts: one bounded read per request, so
+    the node's loop never stalls on a large file."""
+
+    request_id: int
+    index: int
+    offset: int = 0
+    max_bytes: int = SNAPSHOT_READ_MAX
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class HashRequest:
     """This replica's digest (node/statemachine/digest.py), answered from its local
@@ -255,7 +282,8 @@ class MembersReply:
 
 
 ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, "WatchRequest", MembersRequest,
-                      ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest]
+                      ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest,
+                      SnapshotReadRequest]
 Reply = Union[KvReply, StatusReply, ErrorReply, MembersReply]
 
 
@@ -297,6 +325,9 @@ def _request_fields(request: ClientRequest) -> dict[str, Any]:
             return {"v": VERSION, "id": request_id, "op": "transfer", "to": to}
         case SnapshotFileRequest(request_id, min_index):
             return {"v": VERSION, "id": request_id, "op": "snapshot-file", "min": min_index}
+        case SnapshotReadRequest(request_id, index, offset, max_bytes):
+            return {"v": VERSION, "id": request_id, "op": "snapshot-read", "index": index, "off": offset,
+                    "len": max_bytes}
         case HashRequest(request_id, revision, whole):
             return {"v": VERSION, "id": request_id, "op": "hash", "rev": revision, "all": whole}
         case WatchCreateRequest() | WatchCancelRequest() | WatchProgressRequest():
@@ -440,6 +471,9 @@ def _other_request(obj: dict[str, Any], request_id: int, op: Any) -> ClientReque
         return TransferRequest(request_id, _node_id(obj, "to"))
     if op == "snapshot-file":
         return SnapshotFileRequest(request_id, _uint(obj, "min", 2**63 - 1))
+    if op == "snapshot-read":
+        return SnapshotReadRequest(request_id, _uint(obj, "index", 2**63 - 1), _uint(obj, "off", 2**63 - 1),
+                                   _uint(obj, "len", SNAPSHOT_READ_MAX))
     if op == "hash":
         return HashRequest(request_id, _uint(obj, "rev", 2**63 - 1), bool(_get(obj, "all", bool)))
     if op in WATCH_OPS:

@@ -37,7 +37,8 @@ from cluster.kv.codec import with_user
 from cluster.kv.errors import AuthError, InvalidAuthToken
 from cluster.protocol import (
     BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvRequest,
-    MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, StatusReply, StatusRequest,
+    MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, SnapshotReadRequest, StatusReply,
+    StatusRequest,
     TransferRequest, decode_requests, peek_request_id,
 )
 from cluster.protocol import WatchCancelRequest, WatchCreateRequest, WatchProgressRequest
@@ -59,6 +60,7 @@ from node.raft import (
 )
 from node.raft.errors import InvalidConfChange
 from node.replica import Replica
+from node.snapshot_reads import SnapshotReads, SnapshotUnavailable
 from node.statemachine import TooLargeToHash
 from node.requests import PendingRequests, Waiter
 from node.transport import Transport
@@ -66,7 +68,7 @@ from node.watches import WatchHub
 
 
 #: Membership, leadership and maintenance requests (`_on_admin`).
-_ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest)
+_ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest, SnapshotReadRequest)
 #: KV requests that do not take the plain read/write path (`_on_routed`): one set
 #: lookup on the hot path instead of an isinstance chain.
 _ROUTED = frozenset((*LEASE_QUERIES, LeaseExpire, *AUTH_REQUESTS, Alarm))
@@ -101,6 +103,8 @@ class ClientRouter:
         self._clock = clock
         self._log = log
         self._disk = disk
+        self._snapshot_reads = SnapshotReads(lambda index: self._disk.storage.snapshot_file(index), spec.cluster_id,
+                                             spec.limits.max_message_bytes)
         self._ctx_prefix = os.urandom(8)  # ReadIndex contexts unique across restarts
         self._ctx_counter = 0
         #: proposals the core refused (leadership transfer, uncommitted bytes) and
@@ -187,6 +191,13 @@ class ClientRouter:
                                        f"writing a snapshot covering index {request.min_index}")
         return StatusReply(request.request_id, self.id, {"path": str(ref.path), "index": ref.meta.index,
                                                          "term": ref.meta.term, "size": ref.file_size})
+
+    def _snapshot_read(self, request: SnapshotReadRequest) -> Reply:
+        try:
+            body = self._snapshot_reads.read(request, self._clock())
+        except SnapshotUnavailable as error:
+            return self._answers.error(request.request_id, ErrorCode.INVALID_REQUEST, str(error))
+        return StatusReply(request.request_id, self.id, body)
 
     def _hash(self, request: HashRequest) -> Reply:
         """This replica's digest, from its local state (node/statemachine/digest.py)."""
@@ -386,12 +397,15 @@ class ClientRouter:
     # -- membership requests (docs/operations.md, "Changing membership") ----------------
 
     def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest | HashRequest
-                  | SnapshotFileRequest) -> None:
+                  | SnapshotFileRequest | SnapshotReadRequest) -> None:
         if isinstance(request, HashRequest):
             self._reply(identity, self._hash(request))
             return
         if isinstance(request, SnapshotFileRequest):
             self._reply(identity, self._snapshot_file(request))
+            return
+        if isinstance(request, SnapshotReadRequest):
+            self._reply(identity, self._snapshot_read(request))
             return
         rid = request.request_id
         core = self._core

@@ -42,6 +42,7 @@ examples:
   etcdctl --endpoints=$(python -m supervisor status --etcd-endpoints) member list
   kill -9 $(python -m supervisor status --leader-pid)
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
+  python -m supervisor up 3 --detach --from-snapshot backup.snap   # a new cluster from a backup
   python -m supervisor up 3 --detach --fault-injection   # let chaos --drop/--check isolate nodes
   python -m supervisor chaos --duration 30 --interval 2 --pause --drop
   python -m supervisor chaos --check --duration 60   # workload + faults, then linearizable? lost? converged?
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "authenticated native and peer ports, https:// etcd faces (see docs/security.md)")
     up.add_argument("--log-format", choices=("text", "json"), default=None,
                     help="the nodes' log lines (node-N.log): text (default) or json, one object per line")
+    up.add_argument("--from-snapshot", metavar="FILE",
+                    help="a NEW cluster starting from this snapshot file (python -m cluster snapshot save): "
+                         "every member's data directory is restored from it first")
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)  # the detached child
 
     keys = sub.add_parser("keys", help="create CURVE key files and TLS certificates for a config's members",
@@ -194,6 +198,8 @@ def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
         # `python -m node` takes its --log-format default from it.
         os.environ[ENV_LOG_FORMAT] = args.log_format
     spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection, args.secure)
+    if args.from_snapshot and not args.supervise:
+        launch.restore_members(layout, spec, args.from_snapshot, sys.stdout)
     if args.detach and not args.supervise:
         return launch.up_detached(layout, spec, args.timeout, args.grace, sys.stdout)
     return launch.up_foreground(layout, spec, args.timeout, args.grace)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 import psutil
@@ -52,6 +53,27 @@ def prepare(layout: Layout, size: int | None, base_port: int | None, config: str
         return prepare_config(layout, size, base_port, config, fault_injection, secure)
     except (SpecError, ValueError, ConfigConflict, KeyFileError, OSError) as error:
         raise ControlError(str(error), 2) from None
+
+
+def restore_members(layout: Layout, spec: ClusterSpec, backup: str, out: TextIO) -> None:
+    """`up --from-snapshot FILE`: every member's data directory of the new cluster
+    `spec` written from the snapshot file (`python -m node.backup restore`: same
+    keys, revisions, leases and auth; this cluster's id and members), before any
+    member starts. Refused if a member's directory holds anything: a restore
+    starts a new cluster, it never overwrites one."""
+    targets = {m.id: layout.root / spec.data_dir_for(m.id) for m in spec.members}
+    for node_id, target in targets.items():
+        if target.exists() and any(target.iterdir()):
+            raise ControlError(f"member {node_id}'s data directory {target} is not empty: --from-snapshot starts "
+                               "a new cluster (`python -m supervisor down --purge` first)", 2)
+    source = str(Path(backup).absolute())
+    for node_id, target in targets.items():
+        done = subprocess.run([sys.executable, "-m", "node.backup", "restore", source, "--config", str(layout.config),
+                               "--id", str(node_id), "--data-dir", str(target)],
+                              capture_output=True, text=True, check=False, cwd=layout.root)
+        if done.returncode:
+            raise ControlError(f"restoring member {node_id} from {backup}: {done.stderr.strip()}")
+    print(f"restored {len(targets)} members of cluster {spec.cluster_id} from {backup}", file=out)
 
 
 def up_foreground(layout: Layout, spec: ClusterSpec, leader_timeout: float, grace: float,

@@ -48,15 +48,17 @@ class TooLargeToHash(ValueError):
     """The store holds more history than one hash may walk."""
 
 
-def hash_kv(store: MvccStore, revision: int) -> tuple[int, int, int]:
+def hash_kv(store: MvccStore, revision: int, max_records: int | None = None) -> tuple[int, int, int]:
     """(hash, current revision, compact revision) of the history up to `revision`
-    (0: the current one). Raises Compacted, FutureRevision or TooLargeToHash."""
+    (0: the current one). Raises Compacted, FutureRevision or TooLargeToHash (over
+    `max_records`, default MAX_RECORDS: an offline tool, which stalls no loop, may
+    pass more)."""
     current, compact = store.revision, store.compact_revision
     if revision > 0 and revision <= compact:
         raise Compacted(revision, compact)
     if revision > current:
         raise FutureRevision(revision, current)
-    return _history_crc(store, revision or current, zlib.crc32(b"key")), current, compact
+    return _history_crc(store, revision or current, zlib.crc32(b"key"), max_records), current, compact
 
 
 def hash_all(store: MvccStore, leases: Iterable[Lease], auth: AuthStore,
@@ -74,7 +76,8 @@ def hash_all(store: MvccStore, leases: Iterable[Lease], auth: AuthStore,
     return crc, store.revision
 
 
-def _history_crc(store: MvccStore, upto: int, crc: int) -> int:
+def _history_crc(store: MvccStore, upto: int, crc: int, max_records: int | None = None) -> int:
+    max_records = MAX_RECORDS if max_records is None else max_records
     walked = 0
     for key, mains, subs, kvs in store.records():
         key_written = False
@@ -82,8 +85,8 @@ def _history_crc(store: MvccStore, upto: int, crc: int) -> int:
             if main > upto:
                 break
             walked += 1
-            if walked > MAX_RECORDS:
-                raise TooLargeToHash(f"the store holds more than {MAX_RECORDS} history records to hash")
+            if walked > max_records:
+                raise TooLargeToHash(f"the store holds more than {max_records} history records to hash")
             if not key_written:
                 crc = zlib.crc32(_KEY.pack(len(key)) + key, crc)
                 key_written = True

@@ -272,10 +272,15 @@ class StateMachine:
 
     # --- digests (etcd's Maintenance.HashKV and Hash) ------------------------------------
 
-    def hash_kv(self, revision: int) -> tuple[int, int, int]:
+    def hash_kv(self, revision: int, max_records: int | None = None) -> tuple[int, int, int]:
         """(hash, revision, compact revision) of the key-value history up to
         `revision` (0: the current one); see node/statemachine/digest.py."""
-        return digest.hash_kv(self._store, revision)
+        return digest.hash_kv(self._store, revision, max_records)
+
+    def history_records(self) -> int:
+        """How many key-value records the store retains (one per key and revision,
+        tombstones included): `snapshot status`'s TOTAL KEYS."""
+        return sum(len(mains) for _, mains, _, _ in self._store.records())
 
     def hash_all(self) -> tuple[int, int]:
         """(hash, revision) of the whole replicated state; see digest.py."""

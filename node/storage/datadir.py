@@ -140,6 +140,16 @@ class DataDir:
         """The newest committed snapshot."""
         return self._committed
 
+    def snapshot_file(self, index: int) -> Path | None:
+        """The snapshot file at log index `index` still in ``snap/`` (the committed one
+        or an older one kept by ``keep_snapshots``), if any: what an operator's
+        ``snapshot save`` reads, chunk by chunk (node/snapshot_reads.py)."""
+        committed = self._committed
+        if committed is not None and committed.meta.index == index:
+            return committed.path
+        floor = committed.meta.index if committed else 0
+        return next((path for i, _, path in self._snapshots.files() if i == index <= floor), None)
+
     def begin_snapshot(self, meta: SnapshotMeta) -> SnapshotWriter:
         """Start streaming a local snapshot; ``commit()`` the writer, then pass the
         result to ``commit_snapshot``."""

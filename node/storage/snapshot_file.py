@@ -43,6 +43,8 @@ _TRAILER = struct.Struct("<Q32s")
 SUFFIX = ".snap"
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
 _MAX_META = 16 * 1024 * 1024
+#: The etcd face pads the file it streams to a multiple of this (node/etcd/maintenance.py).
+_ETCD_ALIGN = 512
 
 
 def snapshot_filename(index: int, term: int) -> str:
@@ -103,8 +105,59 @@ def _encode_prefix(cluster_id: str, meta: SnapshotMeta) -> bytes:
 
 def read_snapshot_header(path: Path, cluster_id: str) -> SnapshotRef:
     """Parse a snapshot file's metadata and trailer without hashing the data."""
+    ref, file_cluster = _read_header(path, None)
+    if file_cluster != cluster_id:
+        raise SnapshotCorrupt(path, len(MAGIC), f"snapshot of cluster {file_cluster!r}, expected {cluster_id!r}")
+    return ref
+
+
+def read_backup_header(path: Path) -> tuple[SnapshotRef, str]:
+    """A snapshot file saved by an operator, of any cluster: its header and the
+    cluster id it names. Besides the plain file (`python -m cluster snapshot save`)
+    this accepts what `etcdctl snapshot save` writes from the etcd face's
+    Maintenance.Snapshot: the file padded with zeros to a multiple of 512 bytes,
+    then the SHA-256 of those bytes (checked here). Data is not hashed: use
+    `verify_snapshot` (or `iter_data`) before trusting it."""
+    size = path.stat().st_size
+    if size % _ETCD_ALIGN == hashlib.sha256().digest_size:
+        with path.open("rb") as file:
+            digest = hashlib.sha256()
+            remaining = size - digest.digest_size
+            while remaining:
+                chunk = file.read(min(1 << 20, remaining))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                remaining -= len(chunk)
+            if digest.digest() == file.read():
+                return _read_padded(path, size - digest.digest_size)
+    return _read_header(path, None)
+
+
+def _read_padded(path: Path, padded: int) -> tuple[SnapshotRef, str]:
+    """The file within the first `padded` bytes: the one length whose trailer
+    agrees with it, followed by zeros only."""
     with path.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
+        file.seek(max(0, padded - _ETCD_ALIGN - _TRAILER.size))
+        tail = file.read(padded - file.tell())
+    for pad in range(min(_ETCD_ALIGN, padded)):
+        end = len(tail) - pad
+        if pad and tail[end] != 0:
+            break
+        if end < _TRAILER.size:
+            break
+        try:
+            return _read_header(path, padded - pad)
+        except SnapshotCorrupt:
+            continue
+    raise SnapshotCorrupt(path, padded, "not a snapshot file padded to 512 bytes")
+
+
+def _read_header(path: Path, length: int | None) -> tuple[SnapshotRef, str]:
+    """The header of the snapshot file in the first `length` bytes of `path` (all of
+    it if None), and the cluster it names."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size if length is None else length
         head = file.read(len(MAGIC) + _META_LEN.size)
         if len(head) < len(MAGIC) + _META_LEN.size or head[: len(MAGIC)] != MAGIC:
             raise SnapshotCorrupt(path, 0, "not a snapshot file (bad magic)")
@@ -115,11 +168,9 @@ def read_snapshot_header(path: Path, cluster_id: str) -> SnapshotRef:
         meta, file_cluster = _decode_meta(path, file.read(meta_len), len(head))
         file.seek(size - _TRAILER.size)
         data_length, checksum = _TRAILER.unpack(file.read(_TRAILER.size))
-    if file_cluster != cluster_id:
-        raise SnapshotCorrupt(path, len(head), f"snapshot of cluster {file_cluster!r}, expected {cluster_id!r}")
     if data_offset + data_length + _TRAILER.size != size:
         raise SnapshotCorrupt(path, size - _TRAILER.size, f"trailer says {data_length} data bytes; the file holds {size - data_offset - _TRAILER.size}")
-    return SnapshotRef(path, meta, checksum, data_offset, data_length)
+    return SnapshotRef(path, meta, checksum, data_offset, data_length), file_cluster
 
 
 def _decode_meta(path: Path, packed: bytes, offset: int) -> tuple[SnapshotMeta, str]:
@@ -166,8 +217,9 @@ class SnapshotWriter:
     """Streams a new snapshot into the store: ``write`` chunks as the state machine
     produces them (a few per loop step, so the loop never stalls), then ``commit``."""
 
-    def __init__(self, directory: Path, cluster_id: str, meta: SnapshotMeta) -> None:
-        self._final = directory / snapshot_filename(meta.index, meta.term)
+    def __init__(self, directory: Path, cluster_id: str, meta: SnapshotMeta, name: str = "") -> None:
+        """`name`: the file's name in `directory` (default: the store's name for `meta`)."""
+        self._final = directory / (name or snapshot_filename(meta.index, meta.term))
         self._temp = _TempFile(directory / f"{self._final.name}.{uuid.uuid4().hex}.tmp")
         self._meta = meta
         self._digest = hashlib.sha256()

@@ -20,7 +20,7 @@ from cluster.kv.errors import (
 )
 from cluster.protocol import (
     DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest, MembersReply, MembersRequest,
-    Reply, StatusReply, StatusRequest, TransferRequest, WatchCreateRequest, encode_request,
+    Reply, SnapshotReadRequest, StatusReply, StatusRequest, TransferRequest, WatchCreateRequest, encode_request,
 )
 from cluster.spec import load_spec
 from node.answers import Answers
@@ -493,6 +493,8 @@ def test_maintenance_needs_root_while_members_and_status_stay_open(node: Any) ->
     assert isinstance(n.last(), MembersReply)
     n.send(StatusRequest(6))
     assert isinstance(n.last(), StatusReply)
+    n.send(SnapshotReadRequest(7, 1, 0, token=alice))  # snapshot save's reads: root only, as etcd's Snapshot
+    refused_with(n.last(), PermissionDenied)
 
 
 def test_drop_traffic_is_refused_unless_the_config_enables_it(node: Any) -> None:
