@@ -8,6 +8,10 @@ does the same from the new cluster's config:
   version, the store's revision and compact revision), leases (as etcd's restore
   keeps them: their TTLs start again under the new leader), auth users and roles,
   and client sessions are kept as they were;
+* raised alarms are not: they named members of the old cluster (a CORRUPT alarm
+  would refuse every request of the new one), and a NOSPACE condition is raised
+  again by the new cluster if it still holds (etcd's restore keeps its alarm
+  bucket; a documented difference);
 * the membership is the config's members, every one a voter, written as the
   snapshot's members frame and its metadata (node/address_book.py), so no
   membership change of the old cluster survives;
@@ -70,6 +74,7 @@ def write_member(machine: StateMachine, term: int, spec: ClusterSpec, node_id: i
     index = machine.applied_index
     if index < 1 or term < 1:
         raise RestoreRefused("the saved state is empty (log index 0): start a new cluster instead")
+    machine.clear_alarms()
     conf = ConfState(tuple(NodeId(i) for i in spec.ids))
     book = Membership(node_id, {m.id: Address(m.peer, m.client, m.grpc, m.gateway) for m in spec.members}, conf)
     meta = SnapshotMeta(Index(index), Term(term), conf)

@@ -113,6 +113,12 @@ class StateMachine:
         """The raised alarms, ascending (member, type)."""
         return tuple(self._alarms)
 
+    def clear_alarms(self) -> None:
+        """Forget every raised alarm, outside the log: only for a state that starts a
+        NEW cluster (node/backup/restore.py), whose members are not the ones the
+        alarms named."""
+        self._alarms.load(())
+
     # --- the log ----------------------------------------------------------------
 
     def apply(self, index: int, data: bytes) -> Result:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cluster.discovery import Layout
+from cluster.kv.alarms import Alarm, AlarmAction, AlarmMember, AlarmType
 from cluster.kv import DeleteRange, LeaseGrant, Put, RoleAdd, encode_command
 from cluster.kv.auth import UserAdd
 from cluster.protocol import SnapshotReadRequest, decode_requests, encode_request
@@ -44,7 +45,8 @@ def spec_for(tmp: Path, cluster_id: str) -> ClusterSpec:
 
 
 def commands() -> list[bytes]:
-    """Puts (some keys rewritten), a delete, a lease with a key on it, a user and a role."""
+    """Puts (some keys rewritten), a delete, a lease with a key on it, a user, a role,
+    and a CORRUPT alarm raised last (it refuses nothing of what came before)."""
     out = [encode_command(LeaseGrant(60, 77))]
     for i in range(30):
         out.append(encode_command(Put(f"k{i % 7}".encode(), f"v{i}".encode())))
@@ -52,6 +54,7 @@ def commands() -> list[bytes]:
     out.append(encode_command(DeleteRange(b"k3")))
     out.append(encode_command(UserAdd("root", hashed="h", no_password=True)))
     out.append(encode_command(RoleAdd("reader")))
+    out.append(encode_command(Alarm(AlarmAction.ACTIVATE, 2, AlarmType.CORRUPT)))
     return out
 
 
@@ -135,6 +138,8 @@ def test_a_damaged_backup_is_refused(tmp_path: Path) -> None:
 
 def test_restore_writes_a_new_clusters_member_with_the_same_state(tmp_path: Path) -> None:
     backup, machine = saved_backup(tmp_path)
+    assert machine.alarms == (AlarmMember(2, AlarmType.CORRUPT),)  # the old cluster's: not restored
+    machine.clear_alarms()
     new = spec_for(tmp_path, "new-cluster")
     for node_id in new.ids:
         restore_member(backup, new, node_id)
@@ -180,6 +185,7 @@ def test_a_survivor_keeps_its_whole_wal_beyond_the_snapshot_and_the_commit_index
     save_survivor(state, OLD, out, 4096)
     new = spec_for(tmp_path, "new-cluster")
     restore_member(out, new, 3)
+    machine.clear_alarms()  # a new cluster starts without the old one's alarms
     storage, recovered = DataDir.open(new.data_dir_for(3), new.cluster_id, 3)
     with storage:
         assert recovered.snapshot_ref is not None
@@ -228,6 +234,7 @@ def test_up_from_snapshot_restores_every_member_and_refuses_a_used_directory(tmp
     restore_members(layout, spec, str(backup), out)
     assert f"restored 1 members of cluster {spec.cluster_id}" in out.getvalue()
     storage, recovered = DataDir.open(layout.root / spec.data_dir_for(1), spec.cluster_id, 1)
+    machine.clear_alarms()
     with storage:
         assert recovered.snapshot_ref is not None
         assert restore_state(recovered.snapshot_ref, 4096, Membership(1, {}, ConfState())) == machine
