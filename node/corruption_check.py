@@ -54,6 +54,9 @@ from node.wire import AlarmReport, HashKVRequest, HashKVResponse, HashOutcome
 CheckMessage = HashKVRequest | HashKVResponse | AlarmReport
 #: Seconds between two proposals (or reports) of one alarm not applied yet.
 RAISE_RETRY_S = 1.0
+#: Seconds between two requests to a peer that has not answered this round: a frame
+#: to a peer not connected yet (a member just started) is dropped, not queued.
+ASK_AGAIN_S = 0.5
 #: What a member not serving yet answers KV requests with.
 CHECKING = "checking consistency with its peers before serving (initial corruption check)"
 
@@ -69,6 +72,7 @@ class _Round:
     initial: bool
     asked: set[int]
     answers: dict[int, HashKVResponse] = field(default_factory=dict)
+    asked_at: float = 0.0
 
 
 class CorruptionCheck:
@@ -110,8 +114,11 @@ class CorruptionCheck:
         is applied now, start and end rounds, raise or report pending alarms."""
         if self._waiting:
             self._answer_waiting(now)
-        if self._round is not None and now >= self._round.deadline:
-            self._conclude()
+        if self._round is not None:
+            if now >= self._round.deadline:
+                self._conclude()
+            elif now - self._round.asked_at >= ASK_AGAIN_S:
+                self._ask(self._round, now)
         if self._round is None:
             if self.starting:
                 self._maybe_start_initial(now)
@@ -194,11 +201,18 @@ class CorruptionCheck:
         if not peers:
             return False
         check = next(self._checks)
-        self._round = _Round(check, MemberHash(self.id, digest, compact), revision, now + self._wait_s, initial,
-                             set(peers))
-        for peer in sorted(peers):
-            self._send(HashKVRequest(self.id, peer, check, revision))
+        # A periodic round ends by the next one's time: a member that is down must not
+        # hold up the comparison of the others for the whole request timeout.
+        wait = self._wait_s if initial else min(self._wait_s, self._interval)
+        self._round = _Round(check, MemberHash(self.id, digest, compact), revision, now + wait, initial, set(peers))
+        self._ask(self._round, now)
         return True
+
+    def _ask(self, current: _Round, now: float) -> None:
+        """(Again) ask the peers that have not answered the round."""
+        current.asked_at = now
+        for peer in sorted(current.asked - set(current.answers)):
+            self._send(HashKVRequest(self.id, peer, current.check, current.revision))
 
     def _conclude(self) -> None:
         current, self._round = self._round, None
@@ -238,11 +252,17 @@ class CorruptionCheck:
                             f"{len(hashes) + 1} member(s){_skipped(skipped)}")
             return
         found = {h.member_id: h.hash for h in [current.own, *hashes]}
+        raised = self._replica.sm.alarms
         for member in odd:
-            self._log.error(f"corruption check: node {member}'s HashKV at revision {current.revision} "
-                            f"({found[member]}) is not the majority's (hashes {found}): raising a CORRUPT "
-                            f"alarm naming node {member}")
-            self._raise(AlarmMember(member, AlarmType.CORRUPT))
+            what = f"node {member}'s HashKV at revision {current.revision} ({found[member]}) is not the " \
+                   f"majority's (hashes {found})"
+            alarm = AlarmMember(member, AlarmType.CORRUPT)
+            if alarm in raised:
+                self._log.rate_limited(f"still-corrupt-{member}", f"corruption check: {what}; its CORRUPT "
+                                       "alarm is raised")
+                continue
+            self._log.error(f"corruption check: {what}: raising a CORRUPT alarm naming node {member}")
+            self._raise(alarm)
 
     # -- raising alarms ------------------------------------------------------------------
 
