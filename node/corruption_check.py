@@ -48,7 +48,7 @@ from node.eventlog import EventLog
 from node.hash_comparison import MemberHash, odd_members, start_up_mismatch
 from node.raft import LeadershipTransferInProgress, NotLeader, RaftCore, Role, UncommittedBytesExceeded
 from node.replica import Replica
-from node.statemachine import TooLargeToHash
+from node.statemachine import StateMachine, TooLargeToHash
 from node.wire import AlarmReport, HashKVRequest, HashKVResponse, HashOutcome
 
 CheckMessage = HashKVRequest | HashKVResponse | AlarmReport
@@ -57,6 +57,8 @@ RAISE_RETRY_S = 1.0
 #: Seconds between two requests to a peer that has not answered this round: a frame
 #: to a peer not connected yet (a member just started) is dropped, not queued.
 ASK_AGAIN_S = 0.5
+#: Most requests a member keeps waiting for their revision (bounded: peers resend).
+MAX_WAITING = 64
 #: What a member not serving yet answers KV requests with.
 CHECKING = "checking consistency with its peers before serving (initial corruption check)"
 
@@ -99,6 +101,8 @@ class CorruptionCheck:
         self._round: _Round | None = None
         self._waiting: list[tuple[float, HashKVRequest]] = []  # asked for revisions not applied yet
         self._raising: dict[AlarmMember, float] = {}  # alarm -> when last proposed or reported
+        #: (state machine, (revision, compact revision), hash) of the last HashKV computed
+        self._last_hash: tuple[StateMachine, tuple[int, int], int] | None = None
         #: the start-up check has not given its verdict yet (KV requests are refused)
         self.starting = settings.corrupt_check_initial
         #: the start-up check found this member's state diverged
@@ -147,10 +151,13 @@ class CorruptionCheck:
     def _answer(self, request: HashKVRequest, deadline: float) -> None:
         sm = self._replica.sm
         if request.revision > sm.revision:
-            self._waiting.append((deadline, request))
+            if len(self._waiting) < MAX_WAITING:
+                self._waiting.append((deadline, request))
+            else:
+                self._reply(request, HashOutcome.BEHIND)
             return
         try:
-            digest, current, compact = sm.hash_kv(request.revision)
+            digest, current, compact = self._hash_kv(request.revision)
         except Compacted:
             self._reply(request, HashOutcome.COMPACTED)
             return
@@ -161,6 +168,20 @@ class CorruptionCheck:
             return
         self._send(HashKVResponse(self.id, request.src, request.check, request.revision, HashOutcome.OK,
                                   digest, current, compact))
+
+    def _hash_kv(self, revision: int) -> tuple[int, int, int]:
+        """The state machine's HashKV, remembering the last one: the history up to a
+        revision is fixed once applied, until a compaction (whose revision is part of
+        the key), so asking again (a resent request, the round's own hash) is free.
+        An installed snapshot replaces the state machine: it is part of the key too."""
+        sm = self._replica.sm
+        key = (revision, sm.compact_revision)
+        last = self._last_hash
+        if last is not None and last[0] is sm and last[1] == key:
+            return last[2], sm.revision, sm.compact_revision
+        digest, current, compact = sm.hash_kv(revision)
+        self._last_hash = (sm, key, digest)
+        return digest, current, compact
 
     def _reply(self, request: HashKVRequest, outcome: HashOutcome) -> None:
         self._send(HashKVResponse(self.id, request.src, request.check, request.revision, outcome))
@@ -194,7 +215,7 @@ class CorruptionCheck:
         sm = self._replica.sm
         revision = sm.revision
         try:
-            digest, _, compact = sm.hash_kv(revision)
+            digest, _, compact = self._hash_kv(revision)
         except (KvError, TooLargeToHash) as error:
             self._log.rate_limited("corruption-check-skipped", f"corruption check skipped: {error}")
             return False

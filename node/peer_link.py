@@ -18,7 +18,9 @@ from node.raft import ConfState, Entry, InstallSnapshot, Message, RaftCore
 from node.snapshot_transfer import SnapshotSenders
 from node.transport import Transport
 from node import wire
-from node.wire import AlarmReport, HashKVRequest, HashKVResponse, PeerMessage, SnapshotChunk, SnapshotChunkAck, WireError
+from node.wire import (
+    AlarmReport, HashKVRequest, HashKVResponse, PeerMessage, SnapshotChunk, SnapshotChunkAck, WireError,
+)
 
 
 class PeerLink:
