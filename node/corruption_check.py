@@ -206,7 +206,7 @@ class CorruptionCheck:
         if sm.revision <= 1:
             self._pass_initial("nothing written yet: nothing to compare")
         elif not self._start(now, initial=True):
-            self._pass_initial("no peers to compare with")
+            self._pass_initial("no peer to compare with, or a history too large to hash")
 
     def _start(self, now: float, initial: bool) -> bool:
         """Hash this member's history at its revision and ask every peer for theirs;
