@@ -11,7 +11,7 @@
     python -m cluster lock [--ttl S] [--wait S] NAME [-- COMMAND ...]    # a distributed lock
     python -m cluster elect [--ttl S] NAME [PROPOSAL]    # campaign (with PROPOSAL) or observe
     python -m cluster watch app/ --prefix [--rev R] [--prev-kv] [--max-events N] [--timeout S]
-    python -m cluster endpoint status | endpoint health
+    python -m cluster endpoint status | endpoint health | endpoint hashkv [--rev R] [--cluster]
     python -m cluster member list | member add ID --peer HOST:PORT [--client HOST:PORT]
         [--grpc HOST:PORT] [--gateway HOST:PORT] [--voter]
     python -m cluster member promote ID | member remove ID
@@ -54,7 +54,7 @@ from cluster.client import (
     SessionExpiredError,
     UnexpectedReply,
 )
-from cluster import cli_auth, cli_snapshot, txnsyntax
+from cluster import cli_auth, cli_hashkv, cli_snapshot, txnsyntax
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.kv import Response
 from cluster.kv.errors import AuthError
@@ -174,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     compact = sub.add_parser("compact", parents=[common], help="compact history before revision REV")
     compact.add_argument("revision", type=_nonnegative, metavar="REV")
 
-    endpoint = sub.add_parser("endpoint", parents=[common], help="endpoint status | endpoint health")
-    endpoint.add_argument("what", choices=["status", "health"])
+    endpoint = sub.add_parser("endpoint", parents=[common], help="endpoint status | endpoint health | endpoint hashkv")
+    endpoint.add_argument("what", choices=["status", "health", "hashkv"])
+    cli_hashkv.add_arguments(endpoint)
 
     member = sub.add_parser("member", parents=[common], help="member list | add | promote | remove")
     members = member.add_subparsers(dest="what", metavar="list|add|promote|remove", parser_class=_Parser)
@@ -663,6 +664,8 @@ def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpa
                 **args.credentials) as client:
         if auth_call is not None:
             return auth_call(client, cli_auth.Printer(out, args.write_out == "json"))
+        if args.command == "endpoint" and args.what == "hashkv":
+            return cli_hashkv.cmd_hashkv(client, args, endpoints, out)
         if args.command == "endpoint":
             return cmd_endpoint(client, args, endpoints, out)
         if args.command == "member":

@@ -58,7 +58,7 @@ from cluster.kv.auth import (
 )
 from cluster.kv.errors import AuthError, AuthNotEnabled, InvalidAuthToken
 from cluster.protocol import (
-    ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, KvReply, KvRequest,
+    ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, SnapshotReadRequest, StatusReply,
     StatusRequest, TransferRequest, decode_replies, encode_request,
 )
@@ -341,6 +341,26 @@ class Client:
         if not isinstance(reply, StatusReply):
             raise UnexpectedReply(f"{target} answered a status request with {reply!r}")
         return reply.status
+
+    def hash_kv(self, revision: int = 0, endpoint: str | None = None,
+                timeout: float | None = None) -> dict[str, Any]:
+        """One member's HashKV (etcd's Maintenance.HashKV): {"hash", "revision",
+        "compact_revision", "member_id"} of its key-value history up to `revision`
+        (0: its current one), from the current endpoint by default; no retries
+        (each member answers for itself). A compacted or future revision raises
+        the KV API's error (CompactedError, InvalidRequestError)."""
+        request_id = next(self._ids)
+        target = endpoint or self._endpoint
+        request = HashRequest(request_id, revision, token=self.token)
+        reply = self._attempt(target, encode_request(request), request_id, timeout or self.attempt_timeout)
+        if reply is None:
+            raise ClientTimeout(f"no answer from {target} to hashkv")
+        if isinstance(reply, ErrorReply):
+            self._raise_if_final(reply)
+            raise UnexpectedReply(f"{target}: {reply.code.value}: {reply.reason}")
+        if not isinstance(reply, StatusReply):
+            raise UnexpectedReply(f"{target} answered hashkv with {reply!r}")
+        return {**reply.status, "member_id": reply.node_id}
 
     def drop_traffic(self, endpoint: str, peers: Sequence[int], seconds: float,
                      direction: str = "both", timeout: float | None = None) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from node.applying import Applier
 from node.auth_gate import AuthGate, AuthRefusals
 from node.auth_tokens import TokenTable
 from node.client_routing import ClientRouter
+from node.corruption_check import CorruptionCheck
 from node.dropped_frames import DroppedFrames
 from node.eventlog import EventLog
 from node.fault_injection import FaultInjection
@@ -67,7 +68,7 @@ from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
 from node.telemetry import Telemetry
 from node.transport import Transport, TransportOptions
 from node.watches import WatchHub
-from node.wire import SnapshotChunk, SnapshotChunkAck
+from node.wire import AlarmReport, HashKVRequest, HashKVResponse, SnapshotChunk, SnapshotChunkAck
 
 if TYPE_CHECKING:
     from node.etcd.face import EtcdFace
@@ -160,6 +161,9 @@ class NodeActor:
                                    self.views, self.faults, self.watches, self.transport, self.dropped, clock,
                                    self.log, self.disk, self.gate, passwords)
         self._answers = answers
+        self.consistency = CorruptionCheck(node_id, spec.maintenance, spec.timing.request_timeout_ms / 1000, core,
+                                           replica, self.peers.peers, self.peers.send_check, answers,
+                                           self.router.refuse_kv, clock, self.log)
         applier = Applier(node_id, replica, self.membership, self.router, self.leases, self.peers, self.outbox,
                           chunk_bytes, self.dropped, self.log)
         self.applier = applier
@@ -310,6 +314,7 @@ class NodeActor:
             self.gate.sweep()
             self.leases.expire(now)
             self.router.expire(now)
+            self.consistency.sweep(now)
         return next_tick
 
     def _drain_ready(self) -> None:
@@ -340,6 +345,8 @@ class NodeActor:
                 self.disk.receive_chunk(message)
             elif isinstance(message, SnapshotChunkAck):
                 peers.senders.acknowledged(message)
+            elif isinstance(message, (HashKVRequest, HashKVResponse, AlarmReport)):
+                self.consistency.on_message(message)
             elif isinstance(message, InstallSnapshot):
                 # Snapshots arrive only as SnapshotChunks: an InstallSnapshot on the wire
                 # carries no data, and stepping it could make the core install nothing.

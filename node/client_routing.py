@@ -119,6 +119,9 @@ class ClientRouter:
         self.gate = gate
         self._refusals = gate.refusals
         self._passwords = passwords(self)
+        #: while set, KV requests are answered with this instead of served (a member
+        #: whose start-up corruption check runs or failed: node/corruption_check.py)
+        self.refusing: Callable[[int], Reply] | None = None
 
     # -- requests in -------------------------------------------------------------------
 
@@ -215,9 +218,16 @@ class ClientRouter:
         return StatusReply(request.request_id, self.id,
                            {"hash": digest, "revision": revision, "compact_revision": compact})
 
+    def refuse_kv(self, reply: Callable[[int], Reply] | None) -> None:
+        """Answer KV requests with `reply(request_id)` from now on (None: serve them again)."""
+        self.refusing = reply
+
     def _on_kv(self, identity: bytes, request: KvRequest) -> None:
         rid = request.request_id
         answers = self._answers
+        if self.refusing is not None:
+            self._reply(identity, self.refusing(rid))
+            return
         try:
             command = decode_command(request.command)
         except KvError as error:

@@ -60,6 +60,7 @@ class MemberStatus:
             "leases": len(self._leases),
             "watches": len(self._watches),
             "auth": self._auth(),
+            "alarms": [{"member_id": a.member_id, "alarm": a.alarm.name} for a in sm.alarms],
             **self._own_faces(),
         }
         if st.role is Role.LEADER:

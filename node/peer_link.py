@@ -18,7 +18,9 @@ from node.raft import ConfState, Entry, InstallSnapshot, Message, RaftCore
 from node.snapshot_transfer import SnapshotSenders
 from node.transport import Transport
 from node import wire
-from node.wire import PeerMessage, SnapshotChunk, SnapshotChunkAck, WireError
+from node.wire import (
+    AlarmReport, HashKVRequest, HashKVResponse, PeerMessage, SnapshotChunk, SnapshotChunkAck, WireError,
+)
 
 
 class PeerLink:
@@ -95,6 +97,15 @@ class PeerLink:
             return
         if not transport.send_peer(m.dst, wire.encode(self._cluster_id, m)):
             self.unreachable.add(m.dst)
+
+    def send_check(self, m: HashKVRequest | HashKVResponse | AlarmReport) -> None:
+        """A corruption-check message (node/corruption_check.py): dropped and counted
+        when the peer has no known address; lost like any frame when unreachable (the
+        check skips members that do not answer)."""
+        if m.dst not in self._transport.dealers and not self.dial(m.dst):
+            self._dropped.drop("peer-no-address", f"{type(m).__name__} to node {m.dst}")
+            return
+        self._transport.send_peer(m.dst, wire.encode(self._cluster_id, m))
 
     def send_chunk(self, chunk: SnapshotChunk) -> bool:
         return self._transport.send_peer(chunk.dst, wire.encode(self._cluster_id, chunk))

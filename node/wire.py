@@ -22,6 +22,14 @@ metadata as `[index, term, voters, learners]`.
 | 10 | ReadIndexResponse | dst, term, ctx, index |
 | 11 | SnapshotChunk | dst, term, meta, offset, data, done |
 | 12 | SnapshotChunkAck | dst, term, index, received |
+| 13 | HashKVRequest | dst, check, revision |
+| 14 | HashKVResponse | dst, check, revision, outcome, hash, current_revision, compact_revision |
+| 15 | AlarmReport | dst, alarm |
+
+Tags 13-15 are the corruption checks' (node/corruption_check.py), not Raft's:
+members asking each other for HashKV as etcd's members do over their peer URLs
+(/members/hashkv), so the peer channel's CURVE authentication covers them and
+no client token is needed.
 
 Decoding checks the envelope and every field's type and range and raises only
 `WireError` (whose `kind` names the counter the node bumps): bytes from the
@@ -30,6 +38,7 @@ network are never trusted, and a node never crashes on them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, Callable, Union, cast
 
 import msgpack
@@ -82,12 +91,60 @@ class SnapshotChunkAck:
     received: int
 
 
-PeerMessage = Union[Message, SnapshotChunk, SnapshotChunkAck]
+class HashOutcome(IntEnum):
+    """How a member answered a HashKVRequest: with its hash, or why not."""
+
+    OK = 0
+    COMPACTED = 1  # its compact revision is past the revision asked for
+    BEHIND = 2  # it has not applied the revision asked for (in time)
+    UNAVAILABLE = 3  # its store holds too much history to hash (digest.MAX_RECORDS)
+
+
+@dataclass(frozen=True, slots=True)
+class HashKVRequest:
+    """Member -> member: the receiver's HashKV (node/statemachine/digest.py) at
+    `revision`. `check` numbers the asker's round, so a late answer to an earlier
+    round is told apart."""
+
+    src: int
+    dst: int
+    check: int
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class HashKVResponse:
+    """Member -> asker: the answer to a HashKVRequest. `hash`, `current_revision`
+    and `compact_revision` are meaningful with outcome OK only (0 otherwise)."""
+
+    src: int
+    dst: int
+    check: int
+    revision: int
+    outcome: HashOutcome
+    hash: int = 0
+    current_revision: int = 0
+    compact_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmReport:
+    """Member -> leader: raise `alarm` (an AlarmType number) for the sender. Only
+    the leader proposes; a member whose start-up check found its own state
+    diverged reports itself this way (a member reports nobody else)."""
+
+    src: int
+    dst: int
+    alarm: int
+
+
+PeerMessage = Union[Message, SnapshotChunk, SnapshotChunkAck, HashKVRequest, HashKVResponse, AlarmReport]
 
 _TAGS: dict[type, int] = {
     RequestVote: 1, RequestVoteResponse: 2, AppendEntries: 3, AppendEntriesResponse: 4,
     Heartbeat: 5, HeartbeatResponse: 6, InstallSnapshot: 7, TimeoutNow: 8,
     ReadIndexRequest: 9, ReadIndexResponse: 10, SnapshotChunk: 11, SnapshotChunkAck: 12,
+    HashKVRequest: 13, HashKVResponse: 14, AlarmReport: 15,
 }
 
 
@@ -127,6 +184,12 @@ def _payload(m: PeerMessage) -> list[Any]:
             return [m.dst, m.term, _meta_fields(m.meta), m.offset, m.data, m.done]
         case SnapshotChunkAck():
             return [m.dst, m.term, m.index, m.received]
+        case HashKVRequest():
+            return [m.dst, m.check, m.revision]
+        case HashKVResponse():
+            return [m.dst, m.check, m.revision, int(m.outcome), m.hash, m.current_revision, m.compact_revision]
+        case AlarmReport():
+            return [m.dst, m.alarm]
     raise TypeError(f"not a peer message: {m!r}")
 
 
@@ -301,8 +364,29 @@ def _snapshot_chunk_ack(src: int, p: list[Any]) -> SnapshotChunkAck:
                             _uint(p[3], "received"))
 
 
+def _hash_kv_request(src: int, p: list[Any]) -> HashKVRequest:
+    _arity(p, 3, "HashKVRequest")
+    return HashKVRequest(src, _uint(p[0], "dst"), _uint(p[1], "check"), _uint(p[2], "revision"))
+
+
+def _hash_kv_response(src: int, p: list[Any]) -> HashKVResponse:
+    _arity(p, 7, "HashKVResponse")
+    outcome = _uint(p[3], "outcome")
+    if outcome not in HashOutcome._value2member_map_:
+        raise WireError("bad-field", f"HashKVResponse outcome {outcome}")
+    return HashKVResponse(src, _uint(p[0], "dst"), _uint(p[1], "check"), _uint(p[2], "revision"),
+                          HashOutcome(outcome), _uint(p[4], "hash"), _uint(p[5], "current_revision"),
+                          _uint(p[6], "compact_revision"))
+
+
+def _alarm_report(src: int, p: list[Any]) -> AlarmReport:
+    _arity(p, 2, "AlarmReport")
+    return AlarmReport(src, _uint(p[0], "dst"), _uint(p[1], "alarm"))
+
+
 _DECODERS: dict[int, Callable[[int, list[Any]], PeerMessage]] = {
     1: _request_vote, 2: _vote_response, 3: _append, 4: _append_response, 5: _heartbeat,
     6: _heartbeat_response, 7: _install_snapshot, 8: _timeout_now, 9: _read_index_request,
     10: _read_index_response, 11: _snapshot_chunk, 12: _snapshot_chunk_ack,
+    13: _hash_kv_request, 14: _hash_kv_response, 15: _alarm_report,
 }

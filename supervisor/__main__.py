@@ -23,7 +23,7 @@ from supervisor import chaos as chaos_mod
 from supervisor import chaoscheck, control, launch, member_changes, security
 from supervisor.display import security_line
 from supervisor.statefile import supervisor_process
-from supervisor.status import HEADERS, collect, leader_of, table_rows
+from supervisor.status import HEADERS, alarm_lines, collect, leader_of, table_rows
 
 DESCRIPTION = """\
 Run a jangada cluster on this machine: N `python -m node` processes on 127.0.0.1,
@@ -229,6 +229,8 @@ def cmd_status(args: argparse.Namespace, layout: Layout) -> int:
           f"{'' if supervisor else ' (NOT RUNNING: stale state; `down` cleans up)'}  data {state.data_dir}")
     print(security_line(state))
     print(format_table(HEADERS, table_rows(statuses)))
+    for line in alarm_lines(statuses):
+        print(line)
     for s in statuses:
         if s.last_exit:
             print(f"node {s.id} last exit: {s.last_exit}")

@@ -38,6 +38,8 @@ class NodeStatus:
     grpc: str = ""
     gateway: str = ""
     metrics: str = ""
+    #: the raised alarms as this node's state machine has them: {"member_id", "alarm"}
+    alarms: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """`status --json`'s node: every field, plus "endpoints" (each face's address)."""
@@ -90,12 +92,21 @@ def _one(record: NodeRecord, state: ClusterState, timeout: float) -> NodeStatus:
         applied_index=got.get("applied_index"), last_index=got.get("last_index"),
         snapshot_index=got.get("snapshot_index"), wal_bytes=got.get("wal_bytes"), rss_bytes=rss,
         restarts=record.restarts, client=record.client, peer=record.peer, state=record.state,
-        last_exit=record.last_exit, grpc=record.grpc, gateway=record.gateway, metrics=record.metrics)
+        last_exit=record.last_exit, grpc=record.grpc, gateway=record.gateway, metrics=record.metrics,
+        alarms=tuple(got.get("alarms", ())))
 
 
 def collect(state: ClusterState, timeout: float = QUERY_TIMEOUT) -> list[NodeStatus]:
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(state.nodes)))) as pool:
         return list(pool.map(lambda r: _one(r, state, timeout), state.nodes))
+
+
+def alarm_lines(statuses: list[NodeStatus]) -> list[str]:
+    """One line per alarm any node reports (alarms are replicated: every member that
+    applied it reports it), for the human status."""
+    raised = sorted({(a["member_id"], a["alarm"]) for s in statuses for a in s.alarms})
+    return [f"ALARM {alarm} raised for node {member} (what to do: docs/operations.md, alarms)"
+            for member, alarm in raised]
 
 
 def leader_of(statuses: list[NodeStatus]) -> NodeStatus | None:

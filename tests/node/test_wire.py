@@ -10,7 +10,9 @@ from node.raft import (
     InstallSnapshot, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, Snapshot,
     SnapshotMeta, TimeoutNow,
 )
-from node.wire import SnapshotChunk, SnapshotChunkAck, WireError, decode, encode
+from node.wire import (
+    AlarmReport, HashKVRequest, HashKVResponse, HashOutcome, SnapshotChunk, SnapshotChunkAck, WireError, decode, encode,
+)
 
 CLUSTER = "c1"
 LIMIT = 1 << 20
@@ -31,6 +33,10 @@ EVERY_MESSAGE = [
     ReadIndexResponse(1, 2, 5, b"\x00\x01", 42),
     SnapshotChunk(1, 2, 5, META, 4096, b"bytes", True),
     SnapshotChunkAck(2, 1, 5, 10, 8192),
+    HashKVRequest(1, 2, 7, 42),
+    HashKVResponse(2, 1, 7, 42, HashOutcome.OK, 2**32 - 1, 50, 10),
+    HashKVResponse(2, 1, 7, 42, HashOutcome.BEHIND),
+    AlarmReport(3, 1, 2),
 ]
 
 
@@ -56,6 +62,7 @@ def test_envelope_problems_are_classified() -> None:
     assert _kind(msgpack.packb([1, CLUSTER, 1, 8, [2]])) == "bad-field"
     assert _kind(msgpack.packb([1, CLUSTER, -1, 8, [2, 5]])) == "bad-field"
     assert _kind(msgpack.packb([1, CLUSTER, 1, 8, [2, "5"]])) == "bad-field"
+    assert _kind(msgpack.packb([1, CLUSTER, 2, 14, [1, 7, 42, 9, 0, 0, 0]])) == "bad-field"  # no such outcome
     with pytest.raises(WireError) as info:
         decode(b"x" * 100, CLUSTER, 10)
     assert info.value.kind == "oversized"
@@ -85,7 +92,7 @@ _values = st.recursive(_leaf, lambda children: st.lists(children, max_size=7), m
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 11), _values)
+@given(st.integers(1, 15), _values)
 def test_well_framed_envelopes_with_random_payloads_raise_only_wire_error(tag: int, payload: object) -> None:
     data = msgpack.packb([1, CLUSTER, 1, tag, payload if isinstance(payload, list) else [payload]])
     try:
