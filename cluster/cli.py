@@ -676,6 +676,9 @@ def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpa
         return 0
 
 
+NOT_RUNNING_HINT = " -- is the cluster running? see `python -m supervisor status`"
+
+
 def cmd_version(out: TextIO) -> int:
     """etcdctl's two lines: this program's version and the etcd API it follows."""
     try:
@@ -727,13 +730,13 @@ def _main(argv: list[str] | None, out: TextIO, ask: cli_auth.Ask) -> int:
         print(f"Error: {error}", file=sys.stderr)
         return ExitCode.BAD_CONNECTION
     except BadConnection as error:  # etcdctl: "Error: dial tcp 127.0.0.1:2379: connect: connection refused"
-        hint = "" if getattr(args, "explicit", True) else " -- is the cluster running? see `python -m supervisor status`"
+        hint = "" if getattr(args, "explicit", True) else NOT_RUNNING_HINT
         print(f"Error: {error}{hint}", file=sys.stderr)
         return ExitCode.BAD_CONNECTION
     except ClientError as error:
         status, message = _errors(error)
         if isinstance(error, ClientTimeout) and not getattr(args, "explicit", True):
-            message += " -- is the cluster running? see `python -m supervisor status`"
+            message += NOT_RUNNING_HINT
         print(f"Error: {message}", file=sys.stderr)
         return status
     except AuthError as error:  # etcdctl's form: "Error: etcdserver: permission denied"
