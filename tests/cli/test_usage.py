@@ -80,13 +80,6 @@ def test_no_cluster_here_exits_2_and_says_how_to_start_one(capsys: pytest.Captur
     assert "python -m supervisor up 3" in capsys.readouterr().err
 
 
-def test_nobody_listening_is_a_timeout_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    from supervisor.configgen import free_ports
-    port = free_ports(1)[0]
-    assert main(["--endpoints", f"127.0.0.1:{port}", "--timeout", "0.3", "put", "k", "v"]) == 1
-    assert "timeout" in capsys.readouterr().err
-
-
 def test_global_options_go_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-w", "json", "get", ""]) == 128
     assert main(["get", "", "-w", "json"]) == 128
