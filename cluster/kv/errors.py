@@ -173,7 +173,7 @@ class LeaseExists(KvError):
         self.lease = lease
 
     def __str__(self) -> str:
-        return f"lease {self.lease} already exists"
+        return f"lease {self.lease:x} already exists"
 
 
 class KeyNotFound(KvError):
