@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint = sub.add_parser("endpoint", parents=[common], help="endpoint status | endpoint health")
     endpoint.add_argument("what", choices=["status", "health"])
 
-    sub.add_parser("version", help="print the version of jangada and of the etcd API it follows")
+    sub.add_parser("version", parents=[common], help="print the version of jangada and of the etcd API it follows")
 
     member = sub.add_parser("member", parents=[common], help="member list | add | promote | remove")
     members = member.add_subparsers(dest="what", metavar="list|add|promote|remove", parser_class=_Parser)
@@ -699,6 +699,7 @@ def _quiet_broken_pipe(out: TextIO) -> int:
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         except (OSError, ValueError):  # no real file descriptor (a test's capture)
             pass
     return 128 + signal.SIGPIPE
