@@ -3,20 +3,24 @@ the CLI sends a request.
 
 ZeroMQ connects lazily and retries forever, so a request to a port where nothing
 listens is indistinguishable from a slow cluster until the whole `--timeout`
-passes. etcdctl instead dials first (a 2 s dial timeout) and exits with "connection
-refused" (ExitBadConnection). `dial` does the same: it tries the endpoints in order
-and stops at the first that accepts a TCP connection; only when none does is the
-command refused, naming each endpoint and why. The connection is closed at once,
-before any ZMTP greeting: the node sees a peer that went away, which ZeroMQ drops
-silently.
+passes. `dial` connects first, as etcd's client does with its 2 s dial timeout
+(gRPC's blocking dial): it tries the endpoints in order, stops at the first that
+accepts a TCP connection, and keeps trying (every 0.1 s) until the dial timeout,
+so that a member the supervisor is restarting is waited for. Only when none
+accepts in that time is the command refused, naming each endpoint and why, with
+etcdctl's ExitBadConnection. The connection is closed at once, before any ZMTP
+greeting: the node sees a peer that went away, which ZeroMQ drops silently.
 """
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 #: etcdctl's default --dial-timeout.
 DIAL_TIMEOUT = 2.0
+#: Between rounds of connection attempts (a refused connect returns at once).
+RETRY_INTERVAL = 0.1
 
 
 class BadConnection(Exception):
@@ -50,12 +54,18 @@ def connect_error(endpoint: str, timeout: float) -> str | None:
         return f"connect: {error.strerror or error}"
 
 
-def dial(endpoints: Sequence[str], timeout: float = DIAL_TIMEOUT) -> str:
-    """The first endpoint that accepts a connection; BadConnection if none does."""
-    failures = []
-    for endpoint in endpoints:
-        why = connect_error(endpoint, timeout)
-        if why is None:
-            return endpoint
-        failures.append((endpoint, why))
-    raise BadConnection(failures)
+def dial(endpoints: Sequence[str], timeout: float = DIAL_TIMEOUT,
+         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
+    """The first endpoint that accepts a connection within `timeout`; BadConnection
+    (with each endpoint's last failure) if none does."""
+    deadline = clock() + timeout
+    while True:
+        failures = []
+        for endpoint in endpoints:
+            why = connect_error(endpoint, max(deadline - clock(), 0.01))
+            if why is None:
+                return endpoint
+            failures.append((endpoint, why))
+        if clock() + RETRY_INTERVAL >= deadline:
+            raise BadConnection(failures)
+        sleep(RETRY_INTERVAL)

@@ -18,6 +18,7 @@ import pytest
 
 from cluster import cli
 from cluster.client import ClientTimeout, InvalidRequestError
+from cluster.dial import BadConnection, dial
 from cluster.kv import (
     Compare, CompareOp, CompareTarget, KeyValue, Put, PutResponse, Range, RangeResponse, SortOrder, SortTarget,
     TxnResponse,
@@ -173,7 +174,7 @@ def test_endpoint_health_table_is_etcdctls(fake: type[FakeClient], monkeypatch: 
 
 
 @pytest.mark.timeout(8)  # the default --timeout is 10 s: a CLI that waits for it fails here
-def test_nobody_listening_is_a_bad_connection_named_at_once(
+def test_nobody_listening_is_a_bad_connection_named_within_the_dial_timeout(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from supervisor.configgen import free_ports
     monkeypatch.chdir(tmp_path)
@@ -182,6 +183,29 @@ def test_nobody_listening_is_a_bad_connection_named_at_once(
     err = capsys.readouterr().err
     assert f"dial tcp 127.0.0.1:{port}: connect: connection refused" in err
     assert f"127.0.0.1:{other}: connect: connection refused" in err and err.count("\n") == 1
+
+
+def test_dial_waits_for_a_member_that_starts_listening_within_the_dial_timeout() -> None:
+    from supervisor.configgen import free_ports
+    port, = free_ports(1)
+    now = [0.0]
+    listener: list[socket.socket] = []
+
+    def sleep(seconds: float) -> None:  # the member comes back after the third round
+        now[0] += seconds
+        if len(listener) == 0 and now[0] > 0.25:
+            listener.append(socket.create_server(("127.0.0.1", port)))
+    try:
+        assert dial([f"tcp://127.0.0.1:{port}"], 2.0, clock=lambda: now[0], sleep=sleep) == f"tcp://127.0.0.1:{port}"
+        assert 0.25 < now[0] < 0.5
+        listener[0].close()
+        now[0] = 0.0
+        with pytest.raises(BadConnection, match="connection refused"):
+            dial([f"tcp://127.0.0.1:{port}"], 2.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+        assert 1.8 < now[0] <= 2.0  # kept trying for the whole dial timeout
+    finally:
+        for sock in listener:
+            sock.close()
 
 
 @pytest.mark.timeout(30)
