@@ -12,6 +12,7 @@
     python -m cluster elect [--ttl S] NAME [PROPOSAL]    # campaign (with PROPOSAL) or observe
     python -m cluster watch app/ --prefix [--rev R] [--prev-kv] [--max-events N] [--timeout S]
     python -m cluster endpoint status | endpoint health | endpoint hashkv [--rev R] [--cluster]
+    python -m cluster version
     python -m cluster member list | member add ID --peer HOST:PORT [--client HOST:PORT]
         [--grpc HOST:PORT] [--gateway HOST:PORT] [--voter]
     python -m cluster member promote ID | member remove ID
@@ -29,15 +30,22 @@ it is not given there or with `--password`).
 
 Endpoints: `--endpoints HOST:PORT,...`, else `$JANGADA_ENDPOINTS`, else the cluster
 that `python -m supervisor up` started in this directory (its state file).
-Exit status: 0 ok; 1 the operation failed (the message names the error type; auth
-errors print etcd's message, e.g. "Error: etcdserver: permission denied");
-2 usage: a bad flag, an empty key, a request the cluster refuses as invalid (e.g.
-over a size limit).
+Keys and values are bytes: arguments and stdin are taken byte for byte (UTF-8 or
+not) and `-w simple` prints them raw, as etcdctl does.
+
+Exit status (etcdctl 3.4's codes): 0 ok; 1 the operation failed (the message names
+the error; auth errors print etcd's message, e.g. "Error: etcdserver: permission
+denied"; a request the cluster refuses as invalid, e.g. over a size limit);
+2 bad connection (no endpoint accepts a connection, no cluster found); 3 invalid
+input (a txn that does not parse); 4 a flag value we do not support (e.g. -w table
+where there is no table, --sort-by SIZE); 5 interrupted (Ctrl-C); 6 a local file
+cannot be read (txn --file); 128 bad arguments (a bad flag, an empty key).
 """
 from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.metadata
 import json
 import os
 import signal
@@ -54,7 +62,9 @@ from cluster.client import (
     SessionExpiredError,
     UnexpectedReply,
 )
-from cluster import cli_auth, cli_hashkv, cli_snapshot, txnsyntax
+from cluster import cli_auth, cli_hashkv, cli_snapshot, kvflags, txnsyntax
+from cluster.dial import DIAL_TIMEOUT, BadConnection, dial
+from cluster.kvflags import lease_id as _lease_id, nonnegative as _nonnegative
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.kv import Response
 from cluster.kv.errors import AuthError
@@ -63,31 +73,24 @@ from cluster.discovery import (
 )
 from cluster.output import (
     FORMATS, dumps, format_table, kv_json, lease_json, lease_simple, lease_table, response_json,
-    response_simple, response_table, show_bytes,
+    response_simple, response_table, write_lines,
 )
 from cluster.txnsyntax import TxnSyntaxError, parse_txn, span
-from cluster.usage import UsageError
-
+from cluster.usage import BadFeatureError, ExitCode, InvalidInputError, LocalIOError, UsageError
 
 EPILOG = """\
-exit status: 0 ok, 1 the operation failed, 2 usage error (bad flag, empty key, invalid request).
+exit status (etcdctl's): 0 ok, 1 the operation failed, 2 bad connection, 3 invalid txn input,
+4 unsupported flag value, 5 interrupted, 6 local I/O error, 128 bad arguments.
 output (-w): simple (etcdctl's), table, json (stable: documented in docs/operations.md).
 """
+
+#: What `version` prints as the API version: the etcd API jangada follows.
+API_VERSION = "3.4"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
-
-
-def _nonnegative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -97,17 +100,6 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError(f"must be in (0, 3600], got {text}")
-    return value
-
-
-def _lease_id(text: str) -> int:
-    """A lease id in hex, as etcdctl prints and reads them."""
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a lease id (hexadecimal)") from None
-    if not 0 < value < 2**63:
-        raise argparse.ArgumentTypeError(f"lease id {text} out of range (1 to 7fffffffffffffff)")
     return value
 
 
@@ -121,50 +113,44 @@ def _ttl(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Global options work before or after the command (SUPPRESS: a subcommand's
-    # unset copy does not overwrite the value given before it).
+DEFAULT_TIMEOUT_HELP = "give up after S seconds (default 10); a write that times out has an unknown outcome"
+#: watch has no default timeout: it streams until Ctrl-C (run_watch: timeout_given).
+WATCH_TIMEOUT_HELP = "stop watching after S seconds (default: never, until Ctrl-C or --max-events)"
+
+
+def _common_options(timeout_help: str = DEFAULT_TIMEOUT_HELP) -> _Parser:
+    """The global options. They work before or after the command (SUPPRESS: a
+    subcommand's unset copy does not overwrite the value given before it)."""
     common = _Parser(add_help=False)
     common.add_argument("--endpoints", default=argparse.SUPPRESS, metavar="HOST:PORT,...",
                         help="client endpoints (default: $JANGADA_ENDPOINTS, else the supervisor's cluster here)")
     common.add_argument("-w", "--write-out", choices=FORMATS, default=argparse.SUPPRESS,
                         help="output format (default simple)")
-    common.add_argument("--timeout", type=_seconds, default=argparse.SUPPRESS, metavar="S",
-                        help="give up after S seconds (default 10); a write that times out has an unknown outcome")
+    common.add_argument("--timeout", type=_seconds, default=argparse.SUPPRESS, metavar="S", help=timeout_help)
     common.add_argument("--attempt-timeout", type=_seconds, default=argparse.SUPPRESS, metavar="S",
                         help="try the next endpoint after S seconds without an answer (default 1)")
     common.add_argument("--user", default=argparse.SUPPRESS, metavar="NAME[:PASSWORD]",
                         help="authenticate as NAME (asks for the password unless given here or with --password)")
     common.add_argument("--password", default=argparse.SUPPRESS, metavar="PASSWORD",
                         help="the password of --user (then NAME is taken whole, colons included)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
     parser = _Parser(prog="python -m cluster", description=__doc__, epilog=EPILOG, parents=[common],
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    put = sub.add_parser("put", parents=[common], help="put KEY VALUE (VALUE from stdin if omitted)")
-    put.add_argument("key", metavar="KEY")
-    put.add_argument("value", metavar="VALUE", nargs="?")
-    put.add_argument("--prev-kv", action="store_true", help="also print the previous key-value")
-    put.add_argument("--lease", type=_lease_id, default=0, metavar="ID",
-                     help="attach the key to lease ID (hex); a put without --lease detaches it")
-    put.add_argument("--ignore-value", action="store_true",
-                     help="update the key using its current value (no VALUE given)")
-    put.add_argument("--ignore-lease", action="store_true", help="update the key using its current lease")
+    kvflags.add_put_args(sub.add_parser("put", parents=[common], help="put KEY VALUE (VALUE from stdin if omitted)"))
 
     get = sub.add_parser("get", parents=[common], help="get KEY [RANGE_END]")
-    _range_args(get)
-    get.add_argument("--limit", type=_nonnegative, default=0, metavar="N", help="at most N keys (0: no limit)")
-    get.add_argument("--rev", type=_nonnegative, default=0, metavar="R", help="read at revision R (0: latest)")
-    get.add_argument("--keys-only", action="store_true")
-    get.add_argument("--count-only", action="store_true")
-    get.add_argument("--print-value-only", action="store_true", help="simple output: values only")
+    kvflags.add_get_args(get)
     get.add_argument("--serializable", action="store_true",
                      help="serve from whichever node answers, without ReadIndex: fast, maybe stale")
 
-    delete = sub.add_parser("del", parents=[common], help="del KEY [RANGE_END]")
-    _range_args(delete)
-    delete.add_argument("--prev-kv", action="store_true", help="also print the deleted key-values")
+    kvflags.add_del_args(sub.add_parser("del", parents=[common], help="del KEY [RANGE_END]"))
 
     txn = sub.add_parser("txn", parents=[common], help="a transaction read from stdin or --file",
                          description=txnsyntax.__doc__,
@@ -177,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint = sub.add_parser("endpoint", parents=[common], help="endpoint status | endpoint health | endpoint hashkv")
     endpoint.add_argument("what", choices=["status", "health", "hashkv"])
     cli_hashkv.add_arguments(endpoint)
+
+    sub.add_parser("version", parents=[common], help="print the version of jangada and of the etcd API it follows")
 
     member = sub.add_parser("member", parents=[common], help="member list | add | promote | remove")
     members = member.add_subparsers(dest="what", metavar="list|add|promote|remove", parser_class=_Parser)
@@ -238,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="observing: exit after N leaders (0: until Ctrl-C)")
     elect.add_argument("name", metavar="NAME")
     elect.add_argument("proposal", metavar="PROPOSAL", nargs="?")
-    _watch_parser(sub, common)
+    _watch_parser(sub, _common_options(WATCH_TIMEOUT_HELP))
     cli_auth.add_parsers(sub, common, _Parser)
     cli_snapshot.add_parsers(sub, common, _Parser)
     return parser
@@ -288,24 +276,16 @@ def _url(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _range_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("key", metavar="KEY")
-    parser.add_argument("range_end", metavar="RANGE_END", nargs="?", default="",
-                        help="end of the range [KEY, RANGE_END)")
-    parser.add_argument("--prefix", action="store_true", help="every key starting with KEY")
-    parser.add_argument("--from-key", action="store_true", help="every key >= KEY")
-
-
 # -- commands ----------------------------------------------------------------------------
 
 
 def _range_span(args: argparse.Namespace) -> tuple[bytes, bytes]:
     if args.prefix + args.from_key + bool(args.range_end) > 1:
         raise UsageError("use only one of RANGE_END, --prefix, --from-key")
-    key = args.key.encode()
+    key = kvflags.raw(args.key)
     if not key and not (args.prefix or args.from_key):
         raise UsageError("the key must not be empty (use --prefix '' or --from-key '' for every key)")
-    return span(key, args.range_end.encode(), args.prefix, args.from_key)
+    return span(key, kvflags.raw(args.range_end), args.prefix, args.from_key)
 
 
 Call = Callable[[Client], Response]
@@ -317,17 +297,25 @@ def prepare_put(args: argparse.Namespace) -> Call:
     if args.ignore_value and args.value is not None:  # etcdctl's rule
         raise UsageError("put command needs only 1 argument when 'ignore-value' is set")
     if args.ignore_value:
-        value = ""
+        value = b""
+    elif args.value is not None:
+        value = kvflags.raw(args.value)
     else:
-        value = args.value if args.value is not None else sys.stdin.read()
-    return lambda client: client.put(args.key, value, lease=args.lease, prev_kv=args.prev_kv,
+        value = sys.stdin.buffer.read()  # bytes: a value need not be UTF-8
+    key = kvflags.raw(args.key)
+    return lambda client: client.put(key, value, lease=args.lease, prev_kv=args.prev_kv,
                                      ignore_value=args.ignore_value, ignore_lease=args.ignore_lease)
 
 
 def prepare_get(args: argparse.Namespace) -> Call:
     key, end = _range_span(args)
+    try:
+        sort_target, sort_order = kvflags.sort_options(args.sort_by, args.order)
+    except ValueError as error:
+        raise BadFeatureError(str(error)) from None
     return lambda client: client.range(key, end, revision=args.rev, limit=args.limit, keys_only=args.keys_only,
-                                       count_only=args.count_only, serializable=args.serializable)
+                                       count_only=args.count_only, sort_target=sort_target,
+                                       sort_order=sort_order, serializable=args.serializable)
 
 
 def prepare_del(args: argparse.Namespace) -> Call:
@@ -336,14 +324,14 @@ def prepare_del(args: argparse.Namespace) -> Call:
 
 
 def prepare_txn(args: argparse.Namespace) -> Call:
-    try:
-        text = args.file.read_text() if args.file else sys.stdin.read()
+    try:  # bytes: keys and values need not be UTF-8
+        text = args.file.read_bytes() if args.file else sys.stdin.buffer.read()
     except OSError as error:
-        raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
+        raise LocalIOError(f"cannot read {args.file}: {error.strerror}") from None
     try:
         compares, success, failure = parse_txn(text)
     except TxnSyntaxError as error:
-        raise UsageError(str(error)) from None
+        raise InvalidInputError(str(error)) from None
     return lambda client: client.txn(compares, success, failure)
 
 
@@ -366,9 +354,7 @@ def print_response(response: Response, args: argparse.Namespace, out: TextIO) ->
     elif fmt == "table":
         print(response_table(response, keys_only, count_only), file=out)
     else:
-        lines = response_simple(response, keys_only, count_only, getattr(args, "print_value_only", False))
-        if lines:
-            print("\n".join(lines), file=out)
+        write_lines(out, response_simple(response, keys_only, count_only, getattr(args, "print_value_only", False)))
 
 
 # -- leases ------------------------------------------------------------------------------
@@ -530,6 +516,8 @@ def cmd_endpoint(client: Client, args: argparse.Namespace, endpoints: list[str],
             row["healthy"] = "status" in row and bool(row["status"].get("leader_id"))
     if fmt == "json":
         print(dumps(rows), file=out)
+    elif args.what == "health" and fmt == "table":
+        print(format_table(*endpoint_health_table(rows)), file=out)
     elif args.what == "health":
         for row in rows:
             name = row["endpoint"].removeprefix("tcp://")
@@ -554,6 +542,16 @@ def cmd_endpoint(client: Client, args: argparse.Namespace, endpoints: list[str],
                 print(", ".join(c for c in cells if c), file=out)
     ok = all(row.get("healthy", "status" in row) for row in rows)
     return 0 if ok else 1
+
+
+def endpoint_health_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """etcdctl's `endpoint health -w table`: ENDPOINT | HEALTH | TOOK | ERROR."""
+    cells = []
+    for row in rows:
+        took = f"{row['took_ms']}ms" if "took_ms" in row else ""
+        why = "" if row["healthy"] else row.get("error") or "no leader known"
+        cells.append([row["endpoint"].removeprefix("tcp://"), str(row["healthy"]).lower(), took, why])
+    return ["ENDPOINT", "HEALTH", "TOOK", "ERROR"], cells
 
 
 def cmd_member(client: Client, args: argparse.Namespace, endpoints: list[str], out: TextIO) -> int:
@@ -622,8 +620,8 @@ def cmd_move_leader(client: Client, args: argparse.Namespace, out: TextIO) -> in
 
 def _errors(error: ClientError) -> tuple[int, str]:
     """Exit status and message for a typed client error."""
-    if isinstance(error, InvalidRequestError):
-        return 2, f"invalid request: {error}"
+    if isinstance(error, InvalidRequestError):  # etcdctl: a server's refusal is ExitError
+        return 1, f"invalid request: {error}"
     if isinstance(error, ClientTimeout):
         return 1, f"timeout: {error} (for a write: the outcome is unknown)"
     if isinstance(error, CompactedError):
@@ -644,6 +642,8 @@ def _errors(error: ClientError) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpass) -> int:
+    if args.command == "version":
+        return cmd_version(out)
     call = KV_COMMANDS[args.command](args) if args.command in KV_COMMANDS else None
     watch_span = prepare_watch(args) if args.command == "watch" else None
     auth_call = cli_auth.prepare(args, ask) if args.command in cli_auth.AUTH_COMMANDS else None
@@ -658,6 +658,7 @@ def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpa
         raise UsageError(f"--endpoints: {error}") from None
     args.explicit = explicit is not None
     args.credentials = credentials(args, ask)
+    dial(endpoints, min(DIAL_TIMEOUT, args.timeout))  # fail fast when nothing listens (etcdctl's dial)
     if watch_span is not None:
         return run_watch(args, watch_span, endpoints, out)
     with Client(endpoints, timeout=args.timeout, attempt_timeout=min(args.attempt_timeout, args.timeout),
@@ -686,8 +687,44 @@ def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpa
         return 0
 
 
+NOT_RUNNING_HINT = " -- is the cluster running? see `python -m supervisor status`"
+
+
+def cmd_version(out: TextIO) -> int:
+    """etcdctl's two lines: this program's version and the etcd API it follows."""
+    try:
+        version = importlib.metadata.version("jangada")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        version = "unknown"
+    print(f"jangada version: {version}", file=out)
+    print(f"API version: {API_VERSION}", file=out)
+    return 0
+
+
+def _quiet_broken_pipe(out: TextIO) -> int:
+    """The reader of our output went away (`... | head`): exit quietly, as etcdctl
+    (killed by SIGPIPE) does. As the Python documentation advises (signal module,
+    "Note on SIGPIPE"), point stdout at /dev/null so that the interpreter's final
+    flush does not fail again; the status is the shell's for a death by SIGPIPE."""
+    if out is sys.stdout:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no real file descriptor (a test's capture)
+            pass
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None, ask: cli_auth.Ask = getpass.getpass) -> int:
     out = out or sys.stdout
+    try:
+        return _main(argv, out, ask)
+    except BrokenPipeError:
+        return _quiet_broken_pipe(out)
+
+
+def _main(argv: list[str] | None, out: TextIO, ask: cli_auth.Ask) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -698,23 +735,27 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, ask: cli_auth
         return run(args, out, ask)
     except UsageError as error:
         print(f"Error: {error}", file=sys.stderr)
-        return 2
+        return error.code
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
     except DiscoveryError as error:
         print(f"Error: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.BAD_CONNECTION
+    except BadConnection as error:  # etcdctl: "Error: dial tcp 127.0.0.1:2379: connect: connection refused"
+        hint = "" if getattr(args, "explicit", True) else NOT_RUNNING_HINT
+        print(f"Error: {error}{hint}", file=sys.stderr)
+        return ExitCode.BAD_CONNECTION
     except ClientError as error:
         status, message = _errors(error)
         if isinstance(error, ClientTimeout) and not getattr(args, "explicit", True):
-            message += " -- is the cluster running? see `python -m supervisor status`"
+            message += NOT_RUNNING_HINT
         print(f"Error: {message}", file=sys.stderr)
         return status
     except AuthError as error:  # etcdctl's form: "Error: etcdserver: permission denied"
         print(f"Error: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.ERROR
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 # -- watch -------------------------------------------------------------------------------
@@ -734,7 +775,7 @@ def _watch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                     "across node failures (docs/watch.md). simple output: PUT|DELETE, [prev key, prev value,] "
                     "key, value lines per event; json: one object per line. Exit 0 on Ctrl-C, after "
                     "--max-events, or at --timeout (1 if --max-events were not all seen by then).")
-    _range_args(watch)
+    kvflags.add_range_args(watch)
     watch.add_argument("--rev", type=_nonnegative, default=0, metavar="R",
                        help="start at revision R (0: from now); R <= the compact revision fails")
     watch.add_argument("--prev-kv", action="store_true", help="also print each key's previous version")
@@ -745,13 +786,13 @@ def _watch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                        help="the node confirms an idle watch every S seconds (default 1)")
 
 
-def watch_event_lines(event: Any, prev_kv: bool) -> list[str]:
-    """etcdctl's simple form: the type, then (with --prev-kv) the previous key and
-    value, then the key and value (empty for a DELETE)."""
-    lines = [event.type_name]
+def watch_event_lines(event: Any, prev_kv: bool) -> list[bytes]:
+    """etcdctl's simple form, raw bytes: the type, then (with --prev-kv) the
+    previous key and value, then the key and value (empty for a DELETE)."""
+    lines = [event.type_name.encode()]
     if prev_kv and event.prev_kv is not None:
-        lines += [show_bytes(event.prev_kv.key), show_bytes(event.prev_kv.value)]
-    return lines + [show_bytes(event.kv.key), show_bytes(event.kv.value)]
+        lines += [event.prev_kv.key, event.prev_kv.value]
+    return lines + [event.kv.key, event.kv.value]
 
 
 def watch_event_json(event: Any) -> dict[str, Any]:
@@ -761,8 +802,8 @@ def watch_event_json(event: Any) -> dict[str, Any]:
 
 def prepare_watch(args: argparse.Namespace) -> tuple[bytes, bytes]:
     """Check a watch command line before any connection; the span to watch."""
-    if args.write_out == "table":
-        raise UsageError("watch prints simple or json (-w table is not supported)")
+    if args.write_out == "table":  # etcdctl: ExitBadFeature
+        raise BadFeatureError("watch prints simple or json (-w table is not supported)")
     return _range_span(args)
 
 
@@ -787,7 +828,7 @@ def run_watch(args: argparse.Namespace, span: tuple[bytes, bytes], endpoints: li
                     if args.write_out == "json":
                         print(json.dumps(watch_event_json(event)), file=out)  # one object per line
                     else:
-                        print("\n".join(watch_event_lines(event, args.prev_kv)), file=out)
+                        write_lines(out, watch_event_lines(event, args.prev_kv))
                     seen += 1
                 if response.progress:
                     print(json.dumps({"progress": True, "revision": response.revision}) if args.write_out == "json"

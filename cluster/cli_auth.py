@@ -28,7 +28,7 @@ from cluster.kv.errors import RootRoleNotExist
 from cluster.output import (
     AuthResponse, auth_json, auth_status_lines, dumps, revoked_permission_line, role_get_lines, user_get_lines,
 )
-from cluster.usage import UsageError
+from cluster.usage import BadFeatureError, UsageError
 
 #: The top-level commands this module parses and runs.
 AUTH_COMMANDS = ("auth", "user", "role")
@@ -186,7 +186,7 @@ def _user_add_credentials(args: argparse.Namespace, ask: Ask, stdin: TextIO) -> 
 def prepare(args: argparse.Namespace, ask: Ask, stdin: TextIO = sys.stdin) -> AuthCall:
     """Check the command line and read any password now; the command to run."""
     if args.write_out == "table":
-        raise UsageError("table not supported as output format")
+        raise BadFeatureError("table not supported as output format")  # etcdctl: ExitBadFeature
     action = args.action
     if args.command == "auth":
         return {"enable": _auth_enable, "disable": _auth_disable, "status": _auth_status}[action]

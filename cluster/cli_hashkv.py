@@ -20,6 +20,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from cluster.usage import UsageError
 from cluster.client import Client, ClientError
 from cluster.kv.errors import AuthError
 from cluster.output import dumps, format_table
@@ -59,8 +60,7 @@ def hashes(client: Client, endpoints: list[str], revision: int,
 
 def cmd_hashkv(client: Client, args: argparse.Namespace, endpoints: list[str], out: TextIO) -> int:
     if args.rev < 0:
-        print("Error: --rev must be >= 0", file=sys.stderr)
-        return 2
+        raise UsageError("--rev must be >= 0")
     targets = cluster_endpoints(client) if args.cluster else endpoints
     rows, failures = hashes(client, targets, args.rev, args.attempt_timeout)
     for failure in failures:

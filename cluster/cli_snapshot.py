@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from cluster.client import Client
 from cluster.snapshot_download import SnapshotSaved
-from cluster.usage import UsageError
+from cluster.usage import ExitCode, UsageError
 
 SNAPSHOT_COMMANDS = ("snapshot",)
 #: `save`'s deadline when --timeout is not given: a large store takes a while to
@@ -76,7 +76,8 @@ def run_offline(args: argparse.Namespace, out: TextIO) -> int:
                           stderr=subprocess.PIPE, text=True, check=False)
     out.write(done.stdout)
     sys.stderr.write(done.stderr)
-    return done.returncode
+    # node.backup's 2 is a usage error (etcdctl's code for that is 128; our 2 is a bad connection)
+    return ExitCode.BAD_ARGS if done.returncode == 2 else done.returncode
 
 
 def save_timeout(args: argparse.Namespace) -> float:

@@ -1,9 +1,13 @@
 """How the CLI shows results: `-w simple`, `-w table` and `-w json`.
 
-Keys and values are bytes. Printable UTF-8 is shown as text; anything else is
-shown base64-encoded: `simple` and `table` prefix it with `base64:`, and the JSON
-form says which encoding each string uses (`"key_encoding": "utf-8" | "base64"`),
-so a script can always recover the exact bytes. The JSON shapes are documented in
+Keys and values are bytes. `simple` writes them raw, as etcdctl does: `get
+--print-value-only` gives back the exact bytes that were put, UTF-8 or not (the
+lines are bytes, written to the binary stdout). `table` shows printable UTF-8 as
+text and anything else base64-encoded with a `base64:` prefix, so that a table
+stays readable on a terminal. The JSON form says which encoding each string uses
+(`"key_encoding": "utf-8" | "base64"`), so a script can always recover the exact
+bytes. Lease ids are hex everywhere but in JSON, where they are numbers (etcd's
+JSON) with an `id_hex` beside them. The JSON shapes are documented in
 docs/operations.md and are stable: tests and scripts parse them.
 """
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from cluster.kv.auth import (
     AuthDone, AuthStatusResponse, Permission, PermType, RoleGetResponse, RoleListResponse, UserGetResponse,
@@ -82,35 +86,50 @@ def _kind(response: Response) -> str:
 
 
 def response_simple(response: Response, keys_only: bool = False, count_only: bool = False,
-                    value_only: bool = False) -> list[str]:
-    """etcdctl's simple form: get prints key and value lines, put prints OK, del
-    prints the number deleted, txn prints SUCCESS/FAILURE then each response."""
+                    value_only: bool = False) -> list[bytes]:
+    """etcdctl's simple form, in bytes: get prints key and value lines (raw), put
+    prints OK, del prints the number deleted, txn prints SUCCESS/FAILURE then each
+    response."""
     match response:
         case PutResponse(_, prev_kv):
-            return ["OK"] + ([show_bytes(prev_kv.key), show_bytes(prev_kv.value)] if prev_kv else [])
+            return [b"OK"] + ([prev_kv.key, prev_kv.value] if prev_kv else [])
         case RangeResponse(_, kvs, count):
             if count_only:
-                return [str(count)]
-            lines: list[str] = []
+                return [str(count).encode()]
+            lines: list[bytes] = []
             for kv in kvs:
                 if not value_only:
-                    lines.append(show_bytes(kv.key))
+                    lines.append(kv.key)
                 if not keys_only:
-                    lines.append(show_bytes(kv.value))
+                    lines.append(kv.value)
             return lines
         case DeleteResponse(_, deleted, prev_kvs):
-            out = [str(deleted)]
+            out = [str(deleted).encode()]
             for kv in prev_kvs:
-                out += [show_bytes(kv.key), show_bytes(kv.value)]
+                out += [kv.key, kv.value]
             return out
         case TxnResponse(_, succeeded, responses):
-            out = ["SUCCESS" if succeeded else "FAILURE"]
+            out = [b"SUCCESS" if succeeded else b"FAILURE"]
             for r in responses:
-                out += [""] + response_simple(r)
+                out += [b""] + response_simple(r)
             return out
         case CompactResponse(revision, compact_revision):
-            return [f"compacted revision {compact_revision}"]
-    return [repr(response)]
+            return [f"compacted revision {compact_revision}".encode()]
+    return [repr(response).encode()]
+
+
+def write_lines(out: TextIO, lines: Sequence[bytes]) -> None:
+    """Raw bytes, one line each, to the binary buffer under the text stream `out`
+    (flushing the text layer first, so that the order of the output holds). A
+    stream with no buffer (io.StringIO) gets them decoded with surrogateescape."""
+    data = b"".join(line + b"\n" for line in lines)
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:
+        out.write(data.decode("utf-8", "surrogateescape"))
+        return
+    out.flush()
+    buffer.write(data)
+    buffer.flush()
 
 
 KV_HEADERS = ["KEY", "VALUE", "CREATE_REV", "MOD_REV", "VERSION", "LEASE"]
@@ -122,7 +141,7 @@ def response_table(response: Response, keys_only: bool = False, count_only: bool
             if count_only:
                 return format_table(["COUNT", "REVISION"], [[str(count), str(revision)]])
             rows = [[show_bytes(kv.key), "" if keys_only else show_bytes(kv.value), str(kv.create_revision),
-                     str(kv.mod_revision), str(kv.version), str(kv.lease)] for kv in kvs]
+                     str(kv.mod_revision), str(kv.version), f"{kv.lease:x}"] for kv in kvs]
             return format_table(KV_HEADERS, rows)
         case TxnResponse(revision, succeeded, responses):
             parts = [format_table(["RESULT", "REVISION"], [["SUCCESS" if succeeded else "FAILURE", str(revision)]])]

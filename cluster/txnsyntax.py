@@ -6,12 +6,19 @@
     <blank line>
     operations otherwise, one per line
 
-A compare is `TARGET("KEY") OP OPERAND` with TARGET one of value, version, create,
-mod, lease; OP one of = == != > <; OPERAND a quoted string for value, an integer
-(quoted or not) for the others. An operation is `put KEY VALUE`, `get KEY
-[RANGE_END] [--prefix] [--from-key] [--limit N] [--rev R] [--keys-only]
-[--count-only]`, or `del KEY [RANGE_END] [--prefix] [--from-key]`, split like a
-shell line (quote values with spaces). Lines starting with `#` are comments.
+A compare is `TARGET("KEY") OP OPERAND` with TARGET one of value (or val), version
+(ver), create (c), mod (m), lease; OP one of = == != > <; OPERAND a quoted string
+for value, an integer (quoted or not) for version/create/mod, a lease id in hex
+(as `lease grant` prints it) for lease. An operation is a put, get or del command
+line with etcdctl's flags, split like a shell line (quote values with spaces):
+
+    put KEY VALUE [--lease=ID] [--prev-kv] [--ignore-value] [--ignore-lease]
+    get KEY [RANGE_END] [--prefix] [--from-key] [--limit N] [--rev R] [--keys-only]
+        [--count-only] [--sort-by CREATE|KEY|MODIFY|VALUE|VERSION] [--order ASCEND|DESCEND]
+    del KEY [RANGE_END] [--prefix] [--from-key] [--prev-kv]
+
+Lines starting with `#` are comments. Keys and values are bytes: text that is not
+UTF-8 passes through unchanged (read as bytes, decoded with surrogateescape).
 
     mod("config") > "0"
 
@@ -20,20 +27,28 @@ shell line (quote values with spaces). Lines starting with `#` are comments.
 
     put config v1
 
-Errors are `TxnSyntaxError`, naming the line.
+Errors are `TxnSyntaxError`, naming the line (the CLI exits 3, etcdctl's
+ExitInvalidInput).
 """
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
+from typing import NoReturn
 
+from cluster import kvflags
 from cluster.kv import (
     ALL_KEYS_END, Compare, CompareOp, CompareTarget, DeleteRange, Op, Put, Range, prefix_end,
 )
 
-_COMPARE = re.compile(r'^\s*(value|version|create|mod|lease)\s*\(\s*(.*?)\s*\)\s*(==|=|!=|>|<)\s*(.*?)\s*$')
-_TARGETS = {"value": CompareTarget.VALUE, "version": CompareTarget.VERSION, "create": CompareTarget.CREATE,
-            "mod": CompareTarget.MOD, "lease": CompareTarget.LEASE}
+_COMPARE = re.compile(r'^\s*(\w+)\s*\(\s*(.*?)\s*\)\s*(==|=|!=|>|<)\s*(.*?)\s*$')
+#: etcdctl's spellings (txn_command.go's parseCompare) and ours.
+_TARGETS = {"value": CompareTarget.VALUE, "val": CompareTarget.VALUE,
+            "version": CompareTarget.VERSION, "ver": CompareTarget.VERSION,
+            "create": CompareTarget.CREATE, "c": CompareTarget.CREATE,
+            "mod": CompareTarget.MOD, "m": CompareTarget.MOD,
+            "lease": CompareTarget.LEASE}
 _OPS = {"=": CompareOp.EQUAL, "==": CompareOp.EQUAL, "!=": CompareOp.NOT_EQUAL, ">": CompareOp.GREATER,
         "<": CompareOp.LESS}
 
@@ -44,7 +59,9 @@ class TxnSyntaxError(ValueError):
         self.line = line
 
 
-def parse_txn(text: str) -> tuple[list[Compare], list[Op], list[Op]]:
+def parse_txn(text: str | bytes) -> tuple[list[Compare], list[Op], list[Op]]:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
     sections: list[list[tuple[int, str]]] = [[]]
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -78,19 +95,49 @@ def _unquote(number: int, text: str) -> str:
 
 def parse_compare(number: int, line: str) -> Compare:
     match = _COMPARE.match(line)
-    if not match:
+    if not match or match.group(1) not in _TARGETS:
         raise TxnSyntaxError(number, f"not a compare: {line!r} (expected e.g. value(\"k\") = \"v\" or "
-                                     "mod(\"k\") > 3)")
-    target, key, op, operand = match.groups()
-    key_bytes = _unquote(number, key).encode()
+                                     "mod(\"k\") > 3; targets: " + ", ".join(_TARGETS) + ")")
+    target_name, key, op, operand = match.groups()
+    target = _TARGETS[target_name]
+    key_bytes = kvflags.raw(_unquote(number, key))
     value = _unquote(number, operand)
-    if target == "value":
-        return Compare(key_bytes, _TARGETS[target], _OPS[op], value.encode())
+    if target is CompareTarget.VALUE:
+        return Compare(key_bytes, target, _OPS[op], kvflags.raw(value))
+    if target is CompareTarget.LEASE:
+        try:
+            return Compare(key_bytes, target, _OPS[op], kvflags.parse_lease_id(value, allow_zero=True))
+        except ValueError as error:
+            raise TxnSyntaxError(number, f"lease() compares with a lease id: {error}") from None
     try:
         number_operand = int(value)
     except ValueError:
-        raise TxnSyntaxError(number, f"{target}() compares with an integer, got {value!r}") from None
-    return Compare(key_bytes, _TARGETS[target], _OPS[op], number_operand)
+        raise TxnSyntaxError(number, f"{target_name}() compares with an integer, got {value!r}") from None
+    return Compare(key_bytes, target, _OPS[op], number_operand)
+
+
+class _OpLineError(Exception):
+    pass
+
+
+class _OpParser(argparse.ArgumentParser):
+    """argparse, raising instead of printing and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _OpLineError(message)
+
+
+def _op_parser() -> argparse.ArgumentParser:
+    parser = _OpParser(prog="txn", add_help=False, allow_abbrev=False)
+    verbs = parser.add_subparsers(dest="verb", metavar="put|get|del", parser_class=_OpParser)
+    verbs.required = True
+    kvflags.add_put_args(verbs.add_parser("put", add_help=False, allow_abbrev=False))
+    kvflags.add_get_args(verbs.add_parser("get", add_help=False, allow_abbrev=False))
+    kvflags.add_del_args(verbs.add_parser("del", aliases=["delete"], add_help=False, allow_abbrev=False))
+    return parser
+
+
+_OP_PARSER = _op_parser()
 
 
 def parse_op(number: int, line: str) -> Op:
@@ -98,52 +145,43 @@ def parse_op(number: int, line: str) -> Op:
         words = shlex.split(line)
     except ValueError as error:
         raise TxnSyntaxError(number, f"bad quoting: {error}") from None
-    verb, args = words[0].lower(), words[1:]
-    flags = {a for a in args if a.startswith("--") and a.partition("=")[0] not in ("--limit", "--rev")}
-    valued = _valued_flags(number, args)
-    plain = _positional(args)
-    if verb == "put":
-        if len(plain) != 2 or flags or valued:
-            raise TxnSyntaxError(number, "put takes KEY VALUE")
-        return Put(plain[0].encode(), plain[1].encode())
-    if verb in ("get", "del", "delete"):
-        allowed = {"--prefix", "--from-key"} | ({"--keys-only", "--count-only"} if verb == "get" else set())
-        unknown = flags - allowed
-        if unknown or not 1 <= len(plain) <= 2 or (verb != "get" and valued):
-            raise TxnSyntaxError(number, f"bad {verb}: {line!r}")
-        key, end = span(plain[0].encode(), plain[1].encode() if len(plain) == 2 else b"",
-                        "--prefix" in flags, "--from-key" in flags)
-        if verb == "get":
-            return Range(key, end, revision=valued.get("--rev", 0), limit=valued.get("--limit", 0),
-                         keys_only="--keys-only" in flags, count_only="--count-only" in flags)
-        return DeleteRange(key, end)
-    raise TxnSyntaxError(number, f"unknown operation {verb!r} (put, get, del)")
+    if words and words[0].lower() not in ("put", "get", "del", "delete"):
+        raise TxnSyntaxError(number, f"unknown operation {words[0]!r} (put, get, del)")
+    words[0] = words[0].lower()
+    try:
+        args = _OP_PARSER.parse_args(words)
+    except _OpLineError as error:
+        raise TxnSyntaxError(number, f"bad {words[0]}: {error} in {line!r}") from None
+    if args.verb == "put":
+        return _put(number, args)
+    key, end = _op_span(number, args)
+    if args.verb == "get":
+        try:
+            sort_target, sort_order = kvflags.sort_options(args.sort_by, args.order)
+        except ValueError as error:
+            raise TxnSyntaxError(number, str(error)) from None
+        return Range(key, end, revision=args.rev, limit=args.limit, keys_only=args.keys_only,
+                     count_only=args.count_only, sort_target=sort_target, sort_order=sort_order)
+    return DeleteRange(key, end, prev_kv=args.prev_kv)
 
 
-def _valued_flags(number: int, args: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i, arg in enumerate(args):
-        name, eq, value = arg.partition("=")
-        if name in ("--limit", "--rev"):
-            text = value if eq else (args[i + 1] if i + 1 < len(args) else "")
-            try:
-                out[name] = int(text)
-            except ValueError:
-                raise TxnSyntaxError(number, f"{name} needs an integer") from None
-    return out
+def _put(number: int, args: argparse.Namespace) -> Put:
+    if args.ignore_value:
+        if args.value is not None:
+            raise TxnSyntaxError(number, "put takes only KEY with --ignore-value")
+        value = b""
+    elif args.value is None:
+        raise TxnSyntaxError(number, "put takes KEY VALUE")
+    else:
+        value = kvflags.raw(args.value)
+    return Put(kvflags.raw(args.key), value, lease=args.lease, prev_kv=args.prev_kv,
+               ignore_value=args.ignore_value, ignore_lease=args.ignore_lease)
 
 
-def _positional(args: list[str]) -> list[str]:
-    out: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in ("--limit", "--rev"):
-            skip = True
-        elif not arg.startswith("--"):
-            out.append(arg)
-    return out
+def _op_span(number: int, args: argparse.Namespace) -> tuple[bytes, bytes]:
+    if args.prefix + args.from_key + bool(args.range_end) > 1:
+        raise TxnSyntaxError(number, "use only one of RANGE_END, --prefix, --from-key")
+    return span(kvflags.raw(args.key), kvflags.raw(args.range_end), args.prefix, args.from_key)
 
 
 def span(key: bytes, range_end: bytes, prefix: bool, from_key: bool) -> tuple[bytes, bytes]:

@@ -147,7 +147,7 @@ class LeaseNotFound(KvError):
         self.lease = lease
 
     def __str__(self) -> str:
-        return f"lease {self.lease} not found"
+        return f"lease {self.lease:x} not found"  # hex, as lease ids are printed and typed
 
 
 class SnapshotCorrupt(KvError):
@@ -173,7 +173,7 @@ class LeaseExists(KvError):
         self.lease = lease
 
     def __str__(self) -> str:
-        return f"lease {self.lease} already exists"
+        return f"lease {self.lease:x} already exists"
 
 
 class KeyNotFound(KvError):

@@ -298,11 +298,12 @@ def test_main_prints_etcds_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     def refused(self: Any) -> Any:
         raise PermissionDenied()
     monkeypatch.setattr(cli.Client, "role_list", refused)
+    monkeypatch.setattr(cli, "dial", lambda endpoints, timeout: endpoints[0])  # as if 127.0.0.1:1 listened
     status = cli.main(["--endpoints", "127.0.0.1:1", "role", "list"], io.StringIO(), Prompts())
     assert status == 1
     assert capsys.readouterr().err == "Error: etcdserver: permission denied\n"
 
 
-def test_main_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["role", "grant-permission", "r"], io.StringIO(), Prompts()) == 2
+def test_main_usage_error_exits_128(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["role", "grant-permission", "r"], io.StringIO(), Prompts()) == 128
     assert capsys.readouterr().err.startswith("Error: ")

@@ -1,20 +1,23 @@
 """Every CLI command against a real one-node cluster started by the supervisor,
-as subprocesses with no flags (the CLI finds the cluster from the state file)."""
+as subprocesses with no flags (the CLI finds the cluster from the state file).
+One cluster for the module: the tests use disjoint keys."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from cluster.discovery import connect
-from tests.supervisor.harness import Session
+from tests.supervisor.harness import Session, clean_env
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[Session]:
-    session = Session(tmp_path)
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    session = Session(tmp_path_factory.mktemp("live"))
     try:
         up = session.supervisor("up", "1", "--detach")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -50,7 +53,7 @@ def test_every_command_on_a_live_cluster(live: Session) -> None:
     compacted = cli("get", "app/a", "--rev", "2")
     assert compacted.returncode == 1 and "compacted" in compacted.stderr
     future = cli("get", "app/a", "--rev", "999999")
-    assert future.returncode == 2 and "invalid request" in future.stderr
+    assert future.returncode == 1 and "invalid request" in future.stderr
 
     assert cli("del", "app/", "--prefix").stdout == "3\n"
     assert cli("get", "app/", "--prefix", "--count-only").stdout == "0\n"
@@ -58,10 +61,10 @@ def test_every_command_on_a_live_cluster(live: Session) -> None:
     assert cli("put", "other", "--ignore-value", "--prev-kv").stdout == "OK\nother\nz\n"
     assert cli("get", "other", "--print-value-only").stdout == "z\n"
     missing = cli("put", "nope", "v", "--ignore-lease")
-    assert missing.returncode == 2 and "key not found" in missing.stderr
+    assert missing.returncode == 1 and "key not found" in missing.stderr
 
     big = cli("put", "big", stdin="x" * (1024 * 1024 + 1))
-    assert big.returncode == 2 and "max_value_bytes" in big.stderr
+    assert big.returncode == 1 and "max_value_bytes" in big.stderr
 
     health = cli("endpoint", "health")
     assert health.returncode == 0 and "is healthy" in health.stdout
@@ -80,3 +83,40 @@ def test_the_client_library_finds_the_cluster_from_the_state_file(live: Session)
         kv = client.get("lib")
         assert kv is not None and kv.value == b"works"
     assert live.cli("get", "lib", "--print-value-only").stdout == "works\n"
+
+
+def raw_cli(live: Session, *args: bytes, stdin: bytes = b"",
+            stdout: int = subprocess.PIPE) -> subprocess.CompletedProcess[bytes]:
+    """The CLI with byte arguments and byte input, as a shell runs it."""
+    return subprocess.run([sys.executable.encode(), b"-m", b"cluster", *args], cwd=live.cwd, env=clean_env(),
+                          input=stdin, stdout=stdout, stderr=subprocess.PIPE, timeout=60)
+
+
+@pytest.mark.timeout(120)
+def test_the_rough_edges_on_a_live_cluster(live: Session) -> None:
+    """issue 16: `printf '\\xff\\xfe' | python -m cluster put $'\\xff'`, `get $'\\xff'`,
+    lease ids in hex in a txn and the table, `endpoint status -w json | head`,
+    `endpoint health -w table`."""
+    assert raw_cli(live, b"put", b"\xff", stdin=b"\xff\xfe").returncode == 0
+    got = raw_cli(live, b"get", b"\xff")
+    assert (got.returncode, got.stdout, got.stderr) == (0, b"\xff\n\xff\xfe\n", b"")
+
+    granted = live.cli("lease", "grant", "60")
+    lease = granted.stdout.split()[1]
+    assert granted.stdout == f"lease {lease} granted with TTL(60s)\n"
+    txn = f'lease("held") = "0"\n\nput held v --lease={lease}\n\n'
+    assert live.cli("txn", stdin=txn).stdout.splitlines()[0] == "SUCCESS"
+    compare = f'lease("held") = "{lease}"\n\nget held --sort-by=MODIFY --order=DESCEND\n\n'
+    assert live.cli("txn", stdin=compare).stdout.splitlines() == ["SUCCESS", "", "held", "v"]
+    assert f"| {lease} |" in live.cli("get", "held", "-w", "table").stdout
+
+    read, write = os.pipe()
+    os.close(read)  # `| head` that has exited
+    try:
+        piped = raw_cli(live, b"endpoint", b"status", b"-w", b"json", stdout=write)
+    finally:
+        os.close(write)
+    assert piped.returncode == 141 and b"Traceback" not in piped.stderr, piped.stderr
+    table = live.cli("endpoint", "health", "-w", "table").stdout.splitlines()
+    assert [c.strip() for c in table[1].strip("|").split("|")] == ["ENDPOINT", "HEALTH", "TOOK", "ERROR"]
+    assert [c.strip() for c in table[3].strip("|").split("|")][1] == "true"

@@ -31,10 +31,10 @@ def test_kv_json_flags_each_encoding() -> None:
 
 def test_get_simple_prints_key_then_value_like_etcdctl() -> None:
     response = RangeResponse(5, (KV, BINARY), 2, False)
-    assert response_simple(response) == ["greeting", "hello", "bin", show_bytes(b"\x00\xff\x10")]
-    assert response_simple(response, keys_only=True) == ["greeting", "bin"]
-    assert response_simple(response, value_only=True)[0] == "hello"
-    assert response_simple(response, count_only=True) == ["2"]
+    assert response_simple(response) == [b"greeting", b"hello", b"bin", b"\x00\xff\x10"]  # raw, as etcdctl
+    assert response_simple(response, keys_only=True) == [b"greeting", b"bin"]
+    assert response_simple(response, value_only=True)[0] == b"hello"
+    assert response_simple(response, count_only=True) == [b"2"]
 
 
 def test_json_shapes_are_stable() -> None:
@@ -50,10 +50,10 @@ def test_json_shapes_are_stable() -> None:
 
 
 def test_simple_forms_of_writes() -> None:
-    assert response_simple(PutResponse(3)) == ["OK"]
-    assert response_simple(DeleteResponse(3, 2)) == ["2"]
-    assert response_simple(TxnResponse(3, False, (PutResponse(3),))) == ["FAILURE", "", "OK"]
-    assert response_simple(CompactResponse(3, 2)) == ["compacted revision 2"]
+    assert response_simple(PutResponse(3)) == [b"OK"]
+    assert response_simple(DeleteResponse(3, 2)) == [b"2"]
+    assert response_simple(TxnResponse(3, False, (PutResponse(3),))) == [b"FAILURE", b"", b"OK"]
+    assert response_simple(CompactResponse(3, 2)) == [b"compacted revision 2"]
 
 
 def test_tables_align_columns() -> None:
