@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,9 @@ def test_snapshot_save_writes_the_nodes_snapshot_and_etcds_checksum(etcd_cluster
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
+@pytest.mark.skipif(not os.environ.get("JANGADA_LONG_TESTS"),
+                    reason="etcdctl check perf always writes for 60 s: set JANGADA_LONG_TESTS=1 to run it "
+                           "(outside the default suite's 10-minute budget)")
 def test_check_perf_completes(own_cluster: LocalCluster) -> None:
     """`etcdctl check perf` writes for 60 s and judges the throughput; the verdict is
     about this machine's speed, so only that the run completes is asserted."""

@@ -12,12 +12,13 @@ import pytest
 from node.simulation import run_seed
 
 CHUNK = 50
-#: (first seed, cluster size, ticks of faults): 400 three-node and 250 five-node runs
-#: (the suite's budget: about a third of its CPU time went here at 1,300 runs; soaks
+#: (first seed, cluster size, ticks of faults): 300 three-node and 200 five-node runs
+#: (the suite's budget: about a third of its CPU time went here at 1,300 runs, a fifth
+#: at 650 when issue 16's maintenance tests needed the room; soaks
 #: of thousands more are in the closing notes and docs/raft-core.md, and
 #: `python -m node.simulation --seeds N` runs any number).
-BATCHES = ([(s, 3, 1500) for s in range(0, 400, CHUNK)]
-           + [(s, 5, 1000) for s in range(100_000, 100_250, CHUNK)])
+BATCHES = ([(s, 3, 1500) for s in range(0, 300, CHUNK)]
+           + [(s, 5, 1000) for s in range(100_000, 100_200, CHUNK)])
 
 
 @pytest.mark.timeout(600)
