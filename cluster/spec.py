@@ -443,8 +443,6 @@ def _check_maintenance(spec: ClusterSpec) -> None:
         raise SpecError(src, "maintenance.quota_bytes", "must be -1 (no quota), 0 (2 GiB) or a size in bytes")
     if m.corrupt_check_interval_s < 0:
         raise SpecError(src, "maintenance.corrupt_check_interval_s", "must be >= 0 (0 = off)")
-    if spec.limits.max_request_bytes * 2 > spec.limits.max_message_bytes:
-        raise SpecError(src, "limits.max_request_bytes", "must be at most half of limits.max_message_bytes")
 
 
 def _check_security(spec: ClusterSpec) -> None:
