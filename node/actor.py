@@ -14,8 +14,9 @@ Each turn of `run`:
    into proposals / one batched ReadIndex request / local reads;
 3. tick the core for every tick interval that passed (at most a few at once: a
    stalled loop must not fire a burst of elections); every 50 ms, answer clients
-   whose deadline passed, propose the revoke of expired leases (leader only) and
-   end injected faults whose time is up;
+   whose deadline passed, propose the revoke of expired leases, auto-compaction
+   and the NOSPACE alarm (leader only: node/auto_compaction.py,
+   node/space_quota.py) and end injected faults whose time is up;
 4. pump background work (a local snapshot being written, snapshot streams to
    followers) a few chunks at a time;
 5. hand every Ready the core has to `handle_ready` (node/ready_handler.py, the
@@ -45,6 +46,7 @@ from cluster.spec import ClusterSpec, MemberSpec
 from node.address_book import Address, Membership
 from node.answers import Answers
 from node.applying import Applier
+from node.auto_compaction import AutoCompaction
 from node.auth_gate import AuthGate, AuthRefusals
 from node.auth_tokens import TokenTable
 from node.client_routing import ClientRouter
@@ -60,8 +62,9 @@ from node.password_work import PasswordWork
 from node.peer_link import PeerLink
 from node.raft import Config, ConfState, InstallSnapshot, RaftCore
 from node.ready_handler import ReadyPorts, handle_ready
-from node.replica import Replica, restore_state
+from node.replica import Replica, restore_state, state_machine_limits
 from node.requests import PendingRequests
+from node.space_quota import SpaceQuota
 from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
 from node.transport import Transport, TransportOptions
@@ -108,7 +111,9 @@ class NodeActor:
             keep_snapshots=spec.storage.keep_snapshots, snapshot_chunk_bytes=chunk_bytes))
         try:
             ref = recovered.snapshot_ref
-            replica = Replica(restore_state(ref, chunk_bytes, self.membership) if ref else StateMachine())
+            limits = state_machine_limits(spec.limits)
+            replica = Replica(restore_state(ref, chunk_bytes, self.membership, limits) if ref
+                              else StateMachine(limits))
             core = RaftCore(self._raft_config(), self.membership.applied_conf,
                             hard_state=recovered.hard_state, snapshot=recovered.snapshot,
                             entries=recovered.entries)
@@ -133,6 +138,9 @@ class NodeActor:
         requests = PendingRequests(spec.limits.max_pending_requests)
         self.watches = WatchHub(node_id, self.transport.send_client, self._refuse, self.log.rate_limited)
         self.leases = LeaseExpiry(core, replica, answers, clock, self.log)
+        # Space (docs/operations.md, "Space"): auto-compaction and the quota, the leader's acts.
+        self.auto_compaction = AutoCompaction(spec.maintenance, core, replica, clock, self.log)
+        self.quota = SpaceQuota(node_id, spec.maintenance, core, replica, clock, self.log)
         # Auth (cluster/kv/auth.py): tokens, refusal counters, the password worker.
         # The face's secret lets the etcd face vouch for a TLS client certificate's CN.
         face_secret = secrets.token_hex(32)
@@ -154,7 +162,7 @@ class NodeActor:
 
         self.router = ClientRouter(spec, node_id, core, replica, requests, self.outbox, answers, self.leases,
                                    self.views, self.faults, self.watches, self.transport, self.dropped, clock,
-                                   self.log, self.disk, self.gate, passwords)
+                                   self.log, self.disk, self.gate, passwords, self.quota)
         self._answers = answers
         applier = Applier(node_id, replica, self.membership, self.router, self.leases, self.peers, self.outbox,
                           chunk_bytes, self.dropped, self.log)
@@ -265,6 +273,8 @@ class NodeActor:
             self.gate.sweep()
             self.leases.expire(now)
             self.router.expire(now)
+            self.auto_compaction.sweep(now)
+            self.quota.sweep()
         return next_tick
 
     def _drain_ready(self) -> None:
