@@ -177,10 +177,12 @@ class NodeActor:
             # modules cost ~0.25 s at every node start (measured with -X importtime).
             from node.etcd.face import EtcdFace, FaceTls  # noqa: PLC0415
             from node.etcd.lease import min_lease_ttl  # noqa: PLC0415
+            from node.etcd.limits import FaceLimits  # noqa: PLC0415
             self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
                                  spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing),
                                  face_secret=face_secret, tls=FaceTls.of(spec, self.member.id),
-                                 curve=curve_client_for(spec.members) if spec.curve.enabled else None)
+                                 curve=curve_client_for(spec.members) if spec.curve.enabled else None,
+                                 limits=FaceLimits(spec.limits.max_request_bytes, spec.limits.max_txn_ops))
             try:
                 self.face.start()
             except BaseException:

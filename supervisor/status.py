@@ -37,6 +37,8 @@ class NodeStatus:
     last_exit: str
     grpc: str = ""
     gateway: str = ""
+    #: the raised alarms the node reports (etcd's "memberID:N alarm:NOSPACE" as "NOSPACE:N")
+    alarms: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """`status --json`'s node: every field, plus "endpoints" (each face's address)."""
@@ -88,7 +90,8 @@ def _one(record: NodeRecord, state: ClusterState, timeout: float) -> NodeStatus:
         applied_index=got.get("applied_index"), last_index=got.get("last_index"),
         snapshot_index=got.get("snapshot_index"), wal_bytes=got.get("wal_bytes"), rss_bytes=rss,
         restarts=record.restarts, client=record.client, peer=record.peer, state=record.state,
-        last_exit=record.last_exit, grpc=record.grpc, gateway=record.gateway)
+        last_exit=record.last_exit, grpc=record.grpc, gateway=record.gateway,
+        alarms=tuple(f"{a.get('alarm')}:{a.get('member_id')}" for a in got.get("alarms", ())))
 
 
 def collect(state: ClusterState, timeout: float = QUERY_TIMEOUT) -> list[NodeStatus]:
@@ -103,14 +106,15 @@ def leader_of(statuses: list[NodeStatus]) -> NodeStatus | None:
 
 
 HEADERS = ["ID", "PID", "ALIVE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST", "SNAPSHOT",
-           "WAL", "RSS", "RESTARTS", "GRPC", "GATEWAY"]
+           "WAL", "RSS", "RESTARTS", "GRPC", "GATEWAY", "ALARMS"]
 
 
 def table_rows(statuses: list[NodeStatus]) -> list[list[str]]:
     return [[str(s.id), str(s.pid or "-"), "yes" if s.alive else "no", s.role, _opt(s.term), _opt(s.leader),
              _opt(s.commit_index), _opt(s.applied_index), _opt(s.last_index), _opt(s.snapshot_index),
              human_bytes(s.wal_bytes), human_bytes(s.rss_bytes), str(s.restarts),
-             s.grpc.removeprefix("http://") or "-", s.gateway.removeprefix("http://") or "-"] for s in statuses]
+             s.grpc.removeprefix("http://") or "-", s.gateway.removeprefix("http://") or "-",
+             ",".join(s.alarms) or "-"] for s in statuses]
 
 
 def _opt(value: int | None) -> str:
