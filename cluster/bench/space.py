@@ -36,9 +36,11 @@ class Samples:
 
     t: list[float] = field(default_factory=list)
     rss: dict[int, list[int]] = field(default_factory=dict)
-    revision: list[int] = field(default_factory=list)
-    compact_revision: list[int] = field(default_factory=list)
-    db_size: list[int] = field(default_factory=list)
+    #: None where no leader answered the sample's status request
+    revision: list[int | None] = field(default_factory=list)
+    compact_revision: list[int | None] = field(default_factory=list)
+    db_size: list[int | None] = field(default_factory=list)
+    puts: int = 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +105,7 @@ def soak(state: ClusterState, duration: float, rate: float, keys: int, value_byt
                 time.sleep(due - now)
             client.put(f"space/{puts % keys:06d}", value)
             puts += 1
+            samples.puts = puts
     done.set()
     sampler.join()
     return samples
@@ -120,9 +123,8 @@ def _sample(state: ClusterState, samples: Samples, start: float, every: float, d
             for node_id, proc in processes.items():
                 samples.rss[node_id].append(proc.memory_info().rss)
             status = _leader_status(client, state.endpoints())
-            samples.revision.append(int(status.get("revision", 0)))
-            samples.compact_revision.append(int(status.get("compact_revision", 0)))
-            samples.db_size.append(int(status.get("db_size", 0)))
+            for name in ("revision", "compact_revision", "db_size"):
+                getattr(samples, name).append(int(status[name]) if name in status else None)
             if done.wait(every):
                 return
 
@@ -151,10 +153,15 @@ def summarize(samples: Samples, retention_s: float) -> dict[str, Any]:
         members[str(node_id)] = {
             "rss_start_mib": round(series[0] / mib, 1), "rss_settled_mib": round(series[after] / mib, 1),
             "rss_end_mib": round(series[-1] / mib, 1), "rss_max_after_settled_mib": round(max(series[after:]) / mib, 1)}
-    return {"elapsed_s": samples.t[-1] if samples.t else 0, "settled_at_s": samples.t[after] if samples.t else 0,
-            "members": members, "revision_end": samples.revision[-1] if samples.revision else 0,
-            "compact_revision_end": samples.compact_revision[-1] if samples.compact_revision else 0,
-            "db_size_end": samples.db_size[-1] if samples.db_size else 0}
+    elapsed = samples.t[-1] if samples.t else 0
+    return {"elapsed_s": elapsed, "settled_at_s": samples.t[after] if samples.t else 0,
+            "puts": samples.puts, "puts_per_s": round(samples.puts / elapsed, 1) if elapsed else 0,
+            "members": members, "revision_end": _last(samples.revision),
+            "compact_revision_end": _last(samples.compact_revision), "db_size_end": _last(samples.db_size)}
+
+
+def _last(series: list[int | None]) -> int | None:
+    return next((v for v in reversed(series) if v is not None), None)
 
 
 def draw(samples: Samples, retention_s: float, summary: dict[str, Any], path: str) -> None:
@@ -169,12 +176,13 @@ def draw(samples: Samples, retention_s: float, summary: dict[str, Any], path: st
         top.axvline(retention_s, color="grey", linestyle="--", label="one retention")
     top.set_ylabel("RSS (MiB)")
     top.set_ylim(bottom=0)
-    top.set_title(f"RSS under {summary['rate']:g} puts/s over {summary['keys']} keys, "
+    top.set_title(f"RSS under {summary['puts_per_s']:g} puts/s over {summary['keys']} keys, "
                   f"auto-compaction {summary['mode']} {summary['retention']}")
     top.legend()
     top.grid(alpha=0.3)
-    bottom.plot(samples.t, samples.revision, label="revision")
-    bottom.plot(samples.t, samples.compact_revision, label="compact revision")
+    for name, label in (("revision", "revision"), ("compact_revision", "compact revision")):
+        points = [(t, v) for t, v in zip(samples.t, getattr(samples, name)) if v is not None]
+        bottom.plot([t for t, _ in points], [v for _, v in points], label=label)
     bottom.set_xlabel("seconds")
     bottom.set_ylabel("revision")
     bottom.legend()

@@ -7,7 +7,9 @@ Snapshot, Defragment. What each answers, and where it differs from etcd 3.4:
   the WAL is what grows with writes and what a snapshot compacts); there are no
   free pages, so both are the same. `raftIndex` is the commit index,
   `raftAppliedIndex` the applied one; `errors` holds etcd's "no leader" when the
-  node knows none (jangada raises no alarms).
+  node knows none, and each raised alarm as etcd 3.4 lists it ("memberID:N
+  alarm:NOSPACE "). The store's accounted size (what the quota counts) is the
+  node status's `db_size` (docs/operations.md, "Space").
 * MoveLeader: only the leader takes it (etcd's "not leader" elsewhere; `etcdctl
   move-leader` finds the leader among its endpoints itself); the target must be a
   voter (etcd's "bad leader transferee"); the call returns once the target leads,
@@ -69,7 +71,8 @@ def status_message(status: dict[str, Any], header: rpc_pb2.ResponseHeader) -> rp
         header=header, version=ETCD_API_VERSION, dbSize=wal_bytes, dbSizeInUse=wal_bytes, leader=leader,
         raftIndex=int(status.get("commit_index") or 0), raftTerm=int(status.get("term") or 0),
         raftAppliedIndex=int(status.get("applied_index") or 0), isLearner=status.get("role") == "learner",
-        errors=[] if leader else [errors.NO_LEADER.message])
+        errors=([] if leader else [errors.NO_LEADER.message])
+        + [f"memberID:{a.get('member_id')} alarm:{a.get('alarm')} " for a in status.get("alarms", ())])
 
 
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):

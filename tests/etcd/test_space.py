@@ -7,6 +7,7 @@ on its own (the RSS soak is `python -m cluster.bench space`, not a test)."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 
 import grpc
@@ -57,6 +58,8 @@ def test_nospace_refuses_writes_until_compaction_and_disarm_and_loses_nothing_ac
     put = etcdctl([endpoint], "put", "small", "1", check=False)
     assert put.returncode != 0 and "etcdserver: mvcc: database space exceeded" in put.stderr
     assert etcdctl([endpoint], "alarm", "list").stdout == f"memberID:{leader} alarm:NOSPACE \n"
+    found = json.loads(etcdctl([endpoint], "endpoint", "status", "-w", "json").stdout)
+    assert f"memberID:{leader} alarm:NOSPACE " in found[0]["Status"]["errors"]  # as etcd 3.4's Status
     assert client.get(f"big/{acked and max(acked)}") is not None
     assert etcdctl([endpoint], "get", "big/0", "--print-value-only").stdout.startswith(f"{acked[0]}:")
     status = cluster.status_of(leader)
