@@ -31,7 +31,7 @@ def test_the_running_size_is_the_cost_of_the_retained_records_through_deferred_c
     rng = random.Random(16)
     store = MvccStore()
     streams = 0
-    for _ in range(3000):
+    for _ in range(1500):
         roll = rng.random()
         if roll < 0.75:
             write(store, rng)
