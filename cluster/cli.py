@@ -6,6 +6,7 @@
     python -m cluster del app/ --prefix
     python -m cluster txn < ops.txt             # the format: cluster/txnsyntax.py
     python -m cluster compact 42
+    python -m cluster alarm list | alarm disarm     # etcdctl's (NOSPACE: docs/operations.md)
     python -m cluster lease grant 10            # then: put --lease ID KEY VALUE
     python -m cluster lease keepalive ID [--once] | lease revoke ID | lease timetolive ID [--keys] | lease list
     python -m cluster lock [--ttl S] [--wait S] NAME [-- COMMAND ...]    # a distributed lock
@@ -62,12 +63,12 @@ from cluster.client import (
     SessionExpiredError,
     UnexpectedReply,
 )
-from cluster import cli_auth, cli_hashkv, cli_snapshot, kvflags, txnsyntax
+from cluster import cli_alarm, cli_auth, cli_hashkv, cli_snapshot, kvflags, txnsyntax
 from cluster.dial import DIAL_TIMEOUT, BadConnection, dial
 from cluster.kvflags import lease_id as _lease_id, nonnegative as _nonnegative
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
 from cluster.kv import Response
-from cluster.kv.errors import AuthError
+from cluster.kv.errors import AlarmError, AuthError
 from cluster.discovery import (
     DiscoveryError, discover_endpoints, normalize_endpoint,
 )
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     _watch_parser(sub, _common_options(WATCH_TIMEOUT_HELP))
     cli_auth.add_parsers(sub, common, _Parser)
     cli_snapshot.add_parsers(sub, common, _Parser)
+    cli_alarm.add_parsers(sub, common, _Parser)
     return parser
 
 
@@ -677,6 +679,8 @@ def run(args: argparse.Namespace, out: TextIO, ask: cli_auth.Ask = getpass.getpa
             return cmd_move_leader(client, args, out)
         if args.command == "lease":
             return cmd_lease(client, args, out)
+        if args.command in cli_alarm.ALARM_COMMANDS:
+            return cli_alarm.run(client, args, out)
         if args.command == "lock":
             return cmd_lock(client, args, out)
         if args.command == "elect":
@@ -751,7 +755,7 @@ def _main(argv: list[str] | None, out: TextIO, ask: cli_auth.Ask) -> int:
             message += NOT_RUNNING_HINT
         print(f"Error: {message}", file=sys.stderr)
         return status
-    except AuthError as error:  # etcdctl's form: "Error: etcdserver: permission denied"
+    except (AuthError, AlarmError) as error:  # etcdctl's form: "Error: etcdserver: permission denied"
         print(f"Error: {error}", file=sys.stderr)
         return ExitCode.ERROR
     except KeyboardInterrupt:

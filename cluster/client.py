@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, TypeVar
 import zmq
 
 from cluster.curve_keys import CurveClient, curve_client_for, discover_curve
+from cluster.kv.alarms import Alarm, AlarmAction, AlarmMember, AlarmResponse, AlarmType
 from cluster.kv import (
     ALL_KEYS_END, Compact, CompactResponse, Compare, DeleteRange, DeleteResponse, KeyValue, KvError,
     LeaseGrant, LeaseGrantResponse, LeaseKeepAlive, LeaseKeepAliveResponse, LeaseLeases,
@@ -56,7 +57,7 @@ from cluster.kv.auth import (
     RoleList, RoleListResponse, RoleRevokePermission, UserAdd, UserChangePassword, UserDelete, UserGet,
     UserGetResponse, UserGrantRole, UserList, UserListResponse, UserRevokeRole,
 )
-from cluster.kv.errors import AuthError, AuthNotEnabled, InvalidAuthToken
+from cluster.kv.errors import AlarmError, AuthError, AuthNotEnabled, InvalidAuthToken
 from cluster.protocol import (
     ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, SnapshotReadRequest, StatusReply,
@@ -94,13 +95,13 @@ def _b(key: Key) -> bytes:
 
 
 def _raise_auth_error(reply: ErrorReply) -> None:
-    """Raise the AuthError a refusal carries (etcd's exact type and message), if it
-    carries one."""
+    """Raise the AuthError or AlarmError (NoSpace, Corrupt) a refusal carries
+    (etcd's exact type and message), if it carries one."""
     try:
         error = decode_result(reply.kv_error)
     except ResultDecodeError:
         return
-    if isinstance(error, AuthError):
+    if isinstance(error, (AuthError, AlarmError)):
         raise error
 
 
@@ -289,6 +290,23 @@ class Client:
         result = self._write(Compact(revision))
         assert isinstance(result, CompactResponse)
         return result
+
+    # -- alarms (etcd's Maintenance.Alarm; docs/operations.md, "Space") ------------------
+
+    def alarm_list(self) -> tuple[AlarmMember, ...]:
+        """Every raised alarm (through the log, as etcd's AlarmList)."""
+        result = self._write(Alarm(AlarmAction.GET))
+        assert isinstance(result, AlarmResponse)
+        return result.alarms
+
+    def alarm_disarm(self, member_id: int = 0, alarm: AlarmType = AlarmType.NONE) -> tuple[AlarmMember, ...]:
+        """Clear an alarm; with no member and NONE, every raised one (clientv3's
+        AlarmDisarm lists them, then disarms each). Returns what was disarmed."""
+        if member_id == 0 and alarm is AlarmType.NONE:
+            return tuple(a for raised in self.alarm_list() for a in self.alarm_disarm(raised.member_id, raised.alarm))
+        result = self._write(Alarm(AlarmAction.DEACTIVATE, member_id, alarm))
+        assert isinstance(result, AlarmResponse)
+        return result.alarms
 
     # -- leases (etcd v3 semantics; docs/leases.md) ------------------------------------
 

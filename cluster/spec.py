@@ -434,11 +434,36 @@ def _check_ranges(spec: ClusterSpec) -> None:
     _check_maintenance(spec)
 
 
+#: Go's time.ParseDuration units, which etcd's --auto-compaction-retention takes.
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def compaction_retention(mode: str, text: str) -> float:
+    """etcd's reading of --auto-compaction-retention (embed/config.go): an integer
+    is hours in periodic mode and a revision count in revision mode; otherwise, in
+    periodic mode only, a Go duration ("30m", "1h30m", "90s"). Returns seconds
+    (periodic) or revisions (revision); 0 means off. Raises ValueError."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text) * 3600.0 if mode == "periodic" else float(int(text))
+    if mode != "periodic":
+        raise ValueError(f"{text!r} is not a revision count (revision mode takes an integer)")
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration such as \"1h\", \"30m\", \"90s\" or a number of hours")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
 def _check_maintenance(spec: ClusterSpec) -> None:
     src, m = spec.source, spec.maintenance
     if m.auto_compaction_mode not in AUTO_COMPACTION_MODES:
         raise SpecError(src, "maintenance.auto_compaction_mode",
                         f"{m.auto_compaction_mode!r} is not one of {AUTO_COMPACTION_MODES}")
+    try:
+        compaction_retention(m.auto_compaction_mode or "periodic", m.auto_compaction_retention)
+    except ValueError as error:
+        raise SpecError(src, "maintenance.auto_compaction_retention", str(error)) from None
     if m.quota_bytes < -1:
         raise SpecError(src, "maintenance.quota_bytes", "must be -1 (no quota), 0 (2 GiB) or a size in bytes")
     if m.corrupt_check_interval_s < 0:

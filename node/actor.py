@@ -14,8 +14,9 @@ Each turn of `run`:
    into proposals / one batched ReadIndex request / local reads;
 3. tick the core for every tick interval that passed (at most a few at once: a
    stalled loop must not fire a burst of elections); every 50 ms, answer clients
-   whose deadline passed, propose the revoke of expired leases (leader only) and
-   end injected faults whose time is up;
+   whose deadline passed, propose the revoke of expired leases, auto-compaction
+   and the NOSPACE alarm (leader only: node/auto_compaction.py,
+   node/space_quota.py) and end injected faults whose time is up;
 4. pump background work (a local snapshot being written, snapshot streams to
    followers) a few chunks at a time;
 5. hand every Ready the core has to `handle_ready` (node/ready_handler.py, the
@@ -45,6 +46,7 @@ from cluster.spec import ClusterSpec, MemberSpec
 from node.address_book import Address, Membership
 from node.answers import Answers
 from node.applying import Applier
+from node.auto_compaction import AutoCompaction
 from node.auth_gate import AuthGate, AuthRefusals
 from node.auth_tokens import TokenTable
 from node.client_routing import ClientRouter
@@ -61,8 +63,9 @@ from node.password_work import PasswordWork
 from node.peer_link import PeerLink
 from node.raft import Config, ConfState, InstallSnapshot, RaftCore, SoftState
 from node.ready_handler import ReadyPorts, handle_ready
-from node.replica import Replica, restore_state
+from node.replica import Replica, restore_state, state_machine_limits
 from node.requests import PendingRequests
+from node.space_quota import SpaceQuota
 from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
 from node.telemetry import Telemetry
@@ -112,7 +115,9 @@ class NodeActor:
             keep_snapshots=spec.storage.keep_snapshots, snapshot_chunk_bytes=chunk_bytes))
         try:
             ref = recovered.snapshot_ref
-            replica = Replica(restore_state(ref, chunk_bytes, self.membership) if ref else StateMachine())
+            limits = state_machine_limits(spec.limits)
+            replica = Replica(restore_state(ref, chunk_bytes, self.membership, limits) if ref
+                              else StateMachine(limits))
             core = RaftCore(self._raft_config(), self.membership.applied_conf,
                             hard_state=recovered.hard_state, snapshot=recovered.snapshot,
                             entries=recovered.entries)
@@ -138,6 +143,9 @@ class NodeActor:
         requests = PendingRequests(spec.limits.max_pending_requests)
         self.watches = WatchHub(node_id, self.transport.send_client, self._refuse, self.log.rate_limited)
         self.leases = LeaseExpiry(core, replica, answers, clock, self.log)
+        # Space (docs/operations.md, "Space"): auto-compaction and the quota, the leader's acts.
+        self.auto_compaction = AutoCompaction(spec.maintenance, core, replica, clock, self.log)
+        self.quota = SpaceQuota(node_id, spec.maintenance, core, replica, clock, self.log)
         # Auth (cluster/kv/auth.py): tokens, refusal counters, the password worker.
         # The face's secret lets the etcd face vouch for a TLS client certificate's CN.
         face_secret = secrets.token_hex(32)
@@ -159,7 +167,7 @@ class NodeActor:
 
         self.router = ClientRouter(spec, node_id, core, replica, requests, self.outbox, answers, self.leases,
                                    self.views, self.faults, self.watches, self.transport, self.dropped, clock,
-                                   self.log, self.disk, self.gate, passwords)
+                                   self.log, self.disk, self.gate, passwords, self.quota)
         self._answers = answers
         self.consistency = CorruptionCheck(node_id, spec.maintenance, spec.timing.request_timeout_ms / 1000, core,
                                            replica, self.peers.peers, self.peers.send_check, answers,
@@ -178,10 +186,12 @@ class NodeActor:
             # modules cost ~0.25 s at every node start (measured with -X importtime).
             from node.etcd.face import EtcdFace, FaceTls  # noqa: PLC0415
             from node.etcd.lease import min_lease_ttl  # noqa: PLC0415
+            from node.etcd.limits import FaceLimits  # noqa: PLC0415
             self.face = EtcdFace(spec.cluster_id, self.member, self.transport.ctx,
                                  spec.timing.request_timeout_ms / 1000, min_lease_ttl(spec.timing),
                                  face_secret=face_secret, tls=FaceTls.of(spec, self.member.id),
-                                 curve=curve_client_for(spec.members) if spec.curve.enabled else None)
+                                 curve=curve_client_for(spec.members) if spec.curve.enabled else None,
+                                 limits=FaceLimits(spec.limits.max_request_bytes, spec.limits.max_txn_ops))
             try:
                 self.face.start()
             except BaseException:
@@ -243,9 +253,8 @@ class NodeActor:
         telemetry = self.telemetry
         return {"leader_changes": telemetry.leader_changes, "slow_applies": self.applier.slow_applies,
                 "proposals_failed": self.router.proposals_failed, "lease_expired": self.leases.expired_total,
-                # The store's size as `endpoint status` reports it (dbSize: the WAL on disk)
-                # until the store keeps an accounted size (the quota's).
-                "db_bytes": getattr(self.sm, "accounted_bytes", self.storage.wal_bytes),
+                # The store's accounted size, the quota's (MvccStore.size_bytes).
+                "db_bytes": self.sm.size_bytes,
                 "keys": self.sm.key_count, "compact_revision": self.sm.compact_revision,
                 "auth_tokens": len(self.gate.tokens)}
 
@@ -315,6 +324,8 @@ class NodeActor:
             self.leases.expire(now)
             self.router.expire(now)
             self.consistency.sweep(now)
+            self.auto_compaction.sweep(now)
+            self.quota.sweep()
         return next_tick
 
     def _drain_ready(self) -> None:

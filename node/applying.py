@@ -57,7 +57,7 @@ class Applier:
         """Ready step 3, after the disk committed the snapshot: take its state."""
         ref = snapshot.data
         assert isinstance(ref, SnapshotRef), "a snapshot to install must be a received file"
-        self._replica.sm = restore_state(ref, self._chunk_bytes, self._membership)
+        self._replica.sm = restore_state(ref, self._chunk_bytes, self._membership, self._replica.sm.limits)
         self._peers.connect_members()
         self._leases.reset()
         self._router.writes_replaced(snapshot.meta.index)

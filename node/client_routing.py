@@ -28,13 +28,13 @@ import struct
 from collections.abc import Callable
 
 from cluster.kv import (
-    LEASE_QUERIES, Command, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, Result, decode_command,
+    LEASE_QUERIES, AutoCompact, Command, KvError, LeaseExpire, LeaseLeases, LeaseLeasesResponse, Result, decode_command,
     encode_command, encode_result, is_read_only,
 )
 from cluster.kv.alarms import Alarm
 from cluster.kv.auth import AUTH_REQUESTS, AuthIssue, Authenticate, UserAdd, UserChangePassword
 from cluster.kv.codec import with_user
-from cluster.kv.errors import AuthError, InvalidAuthToken
+from cluster.kv.errors import AuthError, InvalidAuthToken, LimitExceeded, NoSpace
 from cluster.protocol import (
     BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, SnapshotReadRequest, StatusReply,
@@ -63,6 +63,7 @@ from node.replica import Replica
 from node.snapshot_reads import SnapshotReads, SnapshotUnavailable
 from node.statemachine import TooLargeToHash
 from node.requests import PendingRequests, Waiter
+from node.space_quota import SpaceQuota
 from node.transport import Transport
 from node.watches import WatchHub
 
@@ -71,7 +72,7 @@ from node.watches import WatchHub
 _ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest, SnapshotReadRequest)
 #: KV requests that do not take the plain read/write path (`_on_routed`): one set
 #: lookup on the hot path instead of an isinstance chain.
-_ROUTED = frozenset((*LEASE_QUERIES, LeaseExpire, *AUTH_REQUESTS, Alarm))
+_ROUTED = frozenset((*LEASE_QUERIES, LeaseExpire, AutoCompact, *AUTH_REQUESTS, Alarm))
 _WATCH_REQUESTS = (WatchCreateRequest, WatchCancelRequest, WatchProgressRequest)
 #: Why drop-traffic is refused on a cluster whose config does not allow it.
 FAULTS_OFF = "fault injection is not enabled in this cluster's config ([faults] injection = true)"
@@ -82,12 +83,16 @@ class ClientRouter:
                  requests: PendingRequests, outbox: Outbox, answers: Answers, leases: LeaseExpiry,
                  views: MemberStatus, faults: FaultInjection, watches: WatchHub, transport: Transport,
                  dropped: DroppedFrames, clock: Callable[[], float], log: EventLog, disk: LocalDisk,
-                 gate: AuthGate, passwords: Callable[[ClientRouter], PasswordRequests]) -> None:
+                 gate: AuthGate, passwords: Callable[[ClientRouter], PasswordRequests],
+                 quota: SpaceQuota | None = None) -> None:
         """`passwords`: makes the password-request handler, given this router (it
-        proposes through `propose_command`)."""
+        proposes through `propose_command`). `quota`: the space quota's front door
+        (node/space_quota.py); None or a zero quota: no check."""
         self.id = node_id
         self._max_batch = spec.limits.max_batch
         self._max_message_bytes = spec.limits.max_message_bytes
+        self._max_request_bytes = spec.limits.max_request_bytes
+        self._quota = quota if quota is not None and quota.quota else None
         self._request_timeout = spec.timing.request_timeout_ms / 1000
         self._core = core
         self._replica = replica
@@ -237,6 +242,13 @@ class ClientRouter:
             self._on_routed(identity, request, command)
             return
         data = request.command
+        if len(data) > self._max_request_bytes:  # etcd's ErrRequestTooLarge, before proposing
+            self._reply(identity, answers.result(rid, LimitExceeded("max_request_bytes", len(data),
+                                                                    self._max_request_bytes)))
+            return
+        if self._quota is not None and self._quota.refuses(command.request, len(data)):
+            self._reply(identity, answers.result(rid, NoSpace()))  # etcd's quotaKVServer
+            return
         if self.gate.enabled or command.user:
             try:
                 data = self._acting(request, command)
@@ -281,9 +293,9 @@ class ClientRouter:
         rid = request.request_id
         answers = self._answers
         body = command.request
-        if isinstance(body, LeaseExpire):
+        if isinstance(body, (LeaseExpire, AutoCompact)):
             self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,
-                                                "LeaseExpire is proposed by the leader only"))
+                                                f"{type(body).__name__} is proposed by the leader only"))
             return
         if isinstance(body, AuthIssue):
             self._reply(identity, answers.error(rid, ErrorCode.INVALID_REQUEST,

@@ -53,6 +53,8 @@ class MemberStatus:
             "applied_index": sm.applied_index, "last_index": st.last_index,
             "snapshot_index": snapshot.meta.index if snapshot else 0, "wal_bytes": self._storage.wal_bytes,
             "uptime_s": round(self._clock() - self._started, 3), "revision": sm.revision,
+            "compact_revision": sm.compact_revision, "db_size": sm.size_bytes,
+            "alarms": [{"member_id": a.member_id, "alarm": a.alarm.name} for a in sm.alarms],
             "pending_requests": len(self._pending), "dropped": dict(self._dropped.counts),
             "dropping": {str(peer): {"direction": direction, "remaining_s": round(until - self._clock(), 3)}
                          for peer, (until, direction) in sorted(transport.blocked.items())},
@@ -60,7 +62,6 @@ class MemberStatus:
             "leases": len(self._leases),
             "watches": len(self._watches),
             "auth": self._auth(),
-            "alarms": [{"member_id": a.member_id, "alarm": a.alarm.name} for a in sm.alarms],
             **self._own_faces(),
         }
         if st.role is Role.LEADER:

@@ -6,6 +6,8 @@ everyone who reads it (client routing, leases, status, snapshots) holds the
 """
 from __future__ import annotations
 
+from cluster.kv.limits import Limits
+from cluster.spec import LimitsSpec
 from node.address_book import Membership, split_members
 from node.snapshot_transfer import unframe_chunks
 from node.statemachine import StateMachine
@@ -17,7 +19,25 @@ class Replica:
         self.sm = sm
 
 
-def restore_state(ref: SnapshotRef, chunk_bytes: int, membership: Membership) -> StateMachine:
+#: etcd's --max-request-bytes default, under which a value keeps Limits' own bound.
+DEFAULT_MAX_REQUEST_BYTES = LimitsSpec().max_request_bytes
+
+
+def state_machine_limits(spec: LimitsSpec) -> Limits:
+    """The state machine's Limits from the config's [limits] (every member has
+    the same config, so every replica checks the same rules): etcd's
+    --max-txn-ops as is; --max-request-bytes bounds a value too (a value must fit
+    in a request): below its default it lowers the 1 MiB value bound, above it
+    raises the value bound to it."""
+    default = Limits()
+    request_bytes = spec.max_request_bytes
+    value_bytes = (min(default.max_value_bytes, request_bytes) if request_bytes <= DEFAULT_MAX_REQUEST_BYTES
+                   else request_bytes)
+    return Limits(max_txn_ops=spec.max_txn_ops, max_value_bytes=value_bytes)
+
+
+def restore_state(ref: SnapshotRef, chunk_bytes: int, membership: Membership,
+                  limits: Limits = Limits()) -> StateMachine:
     """The state machine from a snapshot file, and the members frame that leads it
     (node/address_book.py) into the address book."""
     members, chunks = split_members(unframe_chunks(ref.iter_data(chunk_bytes)))
@@ -25,4 +45,4 @@ def restore_state(ref: SnapshotRef, chunk_bytes: int, membership: Membership) ->
         membership.restore(*members)
     elif ref.meta.conf.voters or ref.meta.conf.learners:
         membership.restore(ref.meta.conf, {})
-    return StateMachine.restore(chunks)
+    return StateMachine.restore(chunks, limits)

@@ -116,14 +116,15 @@ def leader_of(statuses: list[NodeStatus]) -> NodeStatus | None:
 
 
 HEADERS = ["ID", "PID", "ALIVE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST", "SNAPSHOT",
-           "WAL", "RSS", "RESTARTS", "GRPC", "GATEWAY"]
+           "WAL", "RSS", "RESTARTS", "GRPC", "GATEWAY", "ALARMS"]
 
 
 def table_rows(statuses: list[NodeStatus]) -> list[list[str]]:
     return [[str(s.id), str(s.pid or "-"), "yes" if s.alive else "no", s.role, _opt(s.term), _opt(s.leader),
              _opt(s.commit_index), _opt(s.applied_index), _opt(s.last_index), _opt(s.snapshot_index),
              human_bytes(s.wal_bytes), human_bytes(s.rss_bytes), str(s.restarts),
-             s.grpc.removeprefix("http://") or "-", s.gateway.removeprefix("http://") or "-"] for s in statuses]
+             s.grpc.removeprefix("http://") or "-", s.gateway.removeprefix("http://") or "-",
+             ",".join(f"{a['alarm']}:{a['member_id']}" for a in s.alarms) or "-"] for s in statuses]
 
 
 def _opt(value: int | None) -> str:

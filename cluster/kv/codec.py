@@ -19,6 +19,7 @@ bytes are msgpack `bin`:
                | [key, target, op, operand, range_end]   (only if range_end is not empty)
     Compact    = [5, revision]
     Alarm      = [14, action, member_id, alarm]    (cluster/kv/alarms.py: etcd's numbers)
+    AutoCompact= [15, revision]                    (proposed by the leader's node)
     OpenSession= [6]
     CloseSession=[7, client_id]
     LeaseGrant = [8, ttl, id]                      (id 0: the state machine picks)
@@ -120,6 +121,7 @@ from cluster.kv.keyvalue import KeyValue
 from cluster.kv.requests import (
     CloseSession,
     Command,
+    AutoCompact,
     Compact,
     Compare,
     DeleteRange,
@@ -163,7 +165,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 PUT, RANGE, DELETE, TXN, COMPACT, OPEN_SESSION, CLOSE_SESSION = 1, 2, 3, 4, 5, 6, 7
 LEASE_GRANT, LEASE_REVOKE, LEASE_KEEPALIVE, LEASE_TTL, LEASE_LEASES, LEASE_EXPIRE = 8, 9, 10, 11, 12, 13
-ALARM = 14
+ALARM, AUTO_COMPACT = 14, 15
 AUTH_ENABLE, AUTH_DISABLE, AUTH_STATUS, AUTHENTICATE, AUTH_ISSUE = 20, 21, 22, 23, 24
 USER_ADD, USER_GET, USER_LIST, USER_DELETE, USER_CHANGE_PASSWORD = 25, 26, 27, 28, 29
 USER_GRANT_ROLE, USER_REVOKE_ROLE = 30, 31
@@ -261,6 +263,8 @@ def _request_fields(request: Request) -> list[Any]:
             return [LEASE_EXPIRE, lease, granted_index]
         case Alarm(action, member_id, alarm):
             return [ALARM, int(action), member_id, int(alarm)]
+        case AutoCompact(revision):
+            return [AUTO_COMPACT, revision]
     return _auth_request_fields(request)
 
 
@@ -368,6 +372,8 @@ def _decode_request(obj: Any, depth: int) -> Request:
         return CloseSession(_uint(fields[1], "client_id"))
     if type(tag) is int and tag in _LEASE_TAGS:
         return _decode_lease(tag, fields)
+    if tag == AUTO_COMPACT and len(fields) == 2:
+        return AutoCompact(_uint(fields[1], "revision"))
     if tag == ALARM and len(fields) == 4:
         return Alarm(_enum(fields[1], AlarmAction, "alarm action"), _uint(fields[2], "member_id"),
                      _enum(fields[3], AlarmType, "alarm"))

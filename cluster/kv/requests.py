@@ -129,6 +129,17 @@ class Compact:
 
 
 @dataclass(frozen=True, slots=True)
+class AutoCompact:
+    """The leader node's auto-compaction (etcd's --auto-compaction-mode; see
+    node/auto_compaction.py): a `Compact` the node decided on, proposed without a
+    user, never by clients (the router refuses it, as LeaseExpire). A revision at
+    or below the compact revision is a no-op, not an error (etcd's compactor takes
+    ErrCompacted as success). Not checked against auth: the node's own act."""
+
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenSession:
     """Register a client session; its id is the log index of this command
     (unique and deterministic, as in the Raft thesis §6.3)."""
@@ -195,7 +206,7 @@ LEASE_QUERIES = (LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
 
 Op = Union[Put, Range, DeleteRange, Txn]
 LeaseRequest = Union[LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases]
-Request = Union[Put, Range, DeleteRange, Txn, Compact, OpenSession, CloseSession,
+Request = Union[Put, Range, DeleteRange, Txn, Compact, AutoCompact, OpenSession, CloseSession,
                 LeaseGrant, LeaseRevoke, LeaseExpire, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases, AuthRequest,
                 Alarm]
 

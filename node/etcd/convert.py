@@ -107,18 +107,19 @@ def compare(c: rpc_pb2.Compare) -> kv.Compare:
     return kv.Compare(c.key, target, op, operand, range_end=c.range_end)
 
 
-#: etcd's --max-txn-ops default, which jangada's store enforces (cluster/kv/limits.py).
+#: etcd's --max-txn-ops default, which jangada's store enforces (cluster/kv/limits.py);
+#: a face takes the cluster's ([limits] max_txn_ops, node/etcd/limits.py's FaceLimits).
 MAX_TXN_OPS = kv.Limits().max_txn_ops
 
 
-def txn_request(r: rpc_pb2.TxnRequest) -> tuple[kv.Txn, Post]:
+def txn_request(r: rpc_pb2.TxnRequest, max_ops: int = MAX_TXN_OPS) -> tuple[kv.Txn, Post]:
     # etcd's checkTxnRequest, first thing: a Txn of 100,000 compares is refused
     # before it is converted and carried to the store (which counts exactly).
-    if max(len(r.compare), len(r.success), len(r.failure)) > MAX_TXN_OPS:
+    if max(len(r.compare), len(r.success), len(r.failure)) > max_ops:
         raise errors.EtcdError(errors.TOO_MANY_OPS)
     compares = tuple(compare(c) for c in r.compare)
-    success, success_posts = _ops(r.success)
-    failure, failure_posts = _ops(r.failure)
+    success, success_posts = _ops(r.success, max_ops)
+    failure, failure_posts = _ops(r.failure, max_ops)
     txn = kv.Txn(compares, success, failure)
     if all(p is _identity for p in success_posts + failure_posts):
         return txn, _identity
@@ -131,7 +132,7 @@ def txn_request(r: rpc_pb2.TxnRequest) -> tuple[kv.Txn, Post]:
     return txn, post
 
 
-def _ops(ops: object) -> tuple[tuple[kv.Op, ...], list[Post]]:
+def _ops(ops: object, max_ops: int = MAX_TXN_OPS) -> tuple[tuple[kv.Op, ...], list[Post]]:
     out: list[kv.Op] = []
     posts: list[Post] = []
     for op in ops:  # type: ignore[attr-defined]
@@ -143,7 +144,7 @@ def _ops(ops: object) -> tuple[tuple[kv.Op, ...], list[Post]]:
         elif which == "request_delete_range":
             request, post = delete_request(op.request_delete_range), _identity
         elif which == "request_txn":
-            request, post = txn_request(op.request_txn)
+            request, post = txn_request(op.request_txn, max_ops)
         else:  # etcd's checkRequestOp names an empty op this way
             raise errors.EtcdError(errors.KEY_NOT_FOUND)
         out.append(request)

@@ -124,6 +124,9 @@ _KV_ERRORS: dict[str, EtcdStatus] = {
     "ValueProvided": VALUE_PROVIDED,
     "LeaseProvided": LEASE_PROVIDED,
     "DuplicateKey": DUPLICATE_KEY,
+    # cluster/kv/errors.py's AlarmError subclasses: the capped and corrupt appliers' refusals
+    "NoSpace": NO_SPACE,
+    "Corrupt": CORRUPT,
     # cluster/kv/errors.py's AuthError subclasses: etcd's auth errors (rpctypes/error.go)
     "AuthNotEnabled": AUTH_NOT_ENABLED,
     "AuthFailed": AUTH_FAILED,
@@ -147,6 +150,7 @@ _LIMITS: dict[str, EtcdStatus] = {
     "max_lease_ttl": LEASE_TTL_TOO_LARGE,
     "max_value_bytes": REQUEST_TOO_LARGE,
     "max_key_bytes": REQUEST_TOO_LARGE,
+    "max_request_bytes": REQUEST_TOO_LARGE,
 }
 
 

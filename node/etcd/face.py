@@ -36,7 +36,7 @@ from node.etcd.credentials import Credentials
 from node.etcd.decoding import UndecodableRequests
 from node.etcd.gateway import Gateway
 from node.etcd.header import Headers
-from node.etcd.limits import MAX_RECEIVE_BYTES
+from node.etcd.limits import MAX_RECEIVE_BYTES, FaceLimits
 from node.etcd.link import NodeLink
 from node.etcd.publish import publish
 from node.etcd.services import add_services
@@ -110,13 +110,16 @@ class FaceStartError(OSError):
 class EtcdFace:
     def __init__(self, cluster_name: str, member: MemberSpec, ctx: zmq.Context[Any],
                  request_timeout: float, min_lease_ttl: int = 1, *, face_secret: str = "",
-                 tls: FaceTls | None = None, curve: CurveClient | None = None) -> None:
+                 tls: FaceTls | None = None, curve: CurveClient | None = None,
+                 limits: FaceLimits = FaceLimits()) -> None:
         """`member`: this node's advertised addresses (published to the cluster
         if its address book lacks them: node/etcd/publish.py). `face_secret`: the
         node's secret for the trusted face token (certificate users); `tls`: the
         servers' TLS (None: plaintext); `curve`: how to reach other members' client
-        ports in a `[curve]` cluster."""
+        ports in a `[curve]` cluster; `limits`: the cluster's request size and
+        txn-op limits (etcd's --max-request-bytes, --max-txn-ops)."""
         self._face_secret = face_secret
+        self._limits = limits
         self._tls = tls
         self.cluster_name = cluster_name
         self.member = member
@@ -177,8 +180,11 @@ class EtcdFace:
         gateway = None
         try:
             if self.addresses.grpc:
-                server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[UndecodableRequests()])
-                services = add_services(server, link, headers, self._min_lease_ttl, credentials)
+                options = [(name, self._limits.max_receive_bytes if name == "grpc.max_receive_message_length"
+                            else value) for name, value in GRPC_OPTIONS]
+                server = grpc.aio.server(options=options, interceptors=[UndecodableRequests()])
+                services = add_services(server, link, headers, self._min_lease_ttl, credentials,
+                                        self._limits.max_txn_ops)
                 if tls is not None:
                     bound = server.add_secure_port(self.addresses.grpc, tls.grpc_credentials())
                 else:
@@ -187,7 +193,8 @@ class EtcdFace:
                     raise FaceStartError(f"cannot bind the gRPC address {self.addresses.grpc}")
                 await server.start()
             else:
-                services = add_services(None, link, headers, self._min_lease_ttl, credentials)
+                services = add_services(None, link, headers, self._min_lease_ttl, credentials,
+                                        self._limits.max_txn_ops)
             if self.addresses.gateway:
                 gateway = Gateway(services, self.addresses.gateway, tls.ssl_context() if tls is not None else None)
                 await gateway.start()

@@ -18,10 +18,13 @@ from node.etcd.link import NodeLink
 
 
 class KvService(rpc_pb2_grpc.KVServicer):
-    def __init__(self, link: NodeLink, headers: Headers, credentials: Credentials | None = None) -> None:
+    def __init__(self, link: NodeLink, headers: Headers, credentials: Credentials | None = None,
+                 max_txn_ops: int = convert.MAX_TXN_OPS) -> None:
         self._link = link
         self._headers = headers
         self.credentials = credentials or Credentials(link)
+        #: the cluster's [limits] max_txn_ops, checked before a Txn is converted
+        self.max_txn_ops = max_txn_ops
 
     async def run(self, request: kv.Request, serializable: bool = False, token: str = "") -> kv.Response:
         """One command through the node, acting with `token` (node/etcd/credentials.py);
@@ -54,7 +57,7 @@ class KvService(rpc_pb2_grpc.KVServicer):
         return convert.delete_response(result, self._headers.make(result.revision))
 
     async def Txn(self, request: rpc_pb2.TxnRequest, context: Any) -> rpc_pb2.TxnResponse:
-        txn, post = convert.txn_request(request)
+        txn, post = convert.txn_request(request, self.max_txn_ops)
         result = post(await self.credentials.call(context, lambda token: self.run(txn, token=token)))
         assert isinstance(result, kv.TxnResponse)
         return convert.txn_response(result, self._headers.make(result.revision))

@@ -7,7 +7,9 @@ Snapshot, Defragment. What each answers, and where it differs from etcd 3.4:
   the WAL is what grows with writes and what a snapshot compacts); there are no
   free pages, so both are the same. `raftIndex` is the commit index,
   `raftAppliedIndex` the applied one; `errors` holds etcd's "no leader" when the
-  node knows none (jangada raises no alarms).
+  node knows none, and each raised alarm as etcd 3.4 lists it ("memberID:N
+  alarm:NOSPACE "). The store's accounted size (what the quota counts) is the
+  node status's `db_size` (docs/operations.md, "Space").
 * MoveLeader: only the leader takes it (etcd's "not leader" elsewhere; `etcdctl
   move-leader` finds the leader among its endpoints itself); the target must be a
   voter (etcd's "bad leader transferee"); the call returns once the target leads,
@@ -15,9 +17,12 @@ Snapshot, Defragment. What each answers, and where it differs from etcd 3.4:
 * HashKV / Hash: this replica's digest of its key-value history up to a revision /
   of its whole replicated state (node/statemachine/digest.py): equal on replicas
   at the same revision, but not etcd's numbers (CRC-32 over jangada's records).
-* Alarm: jangada has no alarms yet: GET lists none, DEACTIVATE answers as etcd
-  does for an alarm that is not raised (no alarms); ACTIVATE is refused
-  (Unimplemented), since nothing would act on it.
+* Alarm: GET, ACTIVATE and DEACTIVATE go through the log as etcd's (root only
+  while auth is on) and answer etcd's AlarmResponse: GET every raised alarm (of
+  one type unless NONE), ACTIVATE the alarm raised, DEACTIVATE the one cleared
+  (none if it was not raised). A NOSPACE alarm is raised by the leader's node
+  when the store reaches its quota (node/space_quota.py); while it is, writes get
+  etcd's "database space exceeded" (docs/operations.md, "Space").
 * Snapshot: streams the node's newest snapshot file, written now if the newest
   does not cover the applied index at the call (so it holds every write applied
   before the call), in 32 KiB messages with `remaining_bytes`, then the SHA-256
@@ -37,6 +42,7 @@ from typing import Any
 
 import grpc
 
+from cluster import kv
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from node.etcd import calls, errors
 from node.etcd.credentials import Credentials
@@ -55,8 +61,6 @@ TRANSFER_POLL = 0.02
 #: client as Unknown with the error's text.
 TIMEOUT_LEADER_TRANSFER = errors.EtcdStatus(grpc.StatusCode.UNKNOWN,
                                             "etcdserver: request timed out, leader transfer took too long")
-ALARMS_UNSUPPORTED = errors.EtcdStatus(grpc.StatusCode.UNIMPLEMENTED,
-                                       "etcdserver: jangada does not support raising alarms")
 
 
 def status_message(status: dict[str, Any], header: rpc_pb2.ResponseHeader) -> rpc_pb2.StatusResponse:
@@ -67,7 +71,8 @@ def status_message(status: dict[str, Any], header: rpc_pb2.ResponseHeader) -> rp
         header=header, version=ETCD_API_VERSION, dbSize=wal_bytes, dbSizeInUse=wal_bytes, leader=leader,
         raftIndex=int(status.get("commit_index") or 0), raftTerm=int(status.get("term") or 0),
         raftAppliedIndex=int(status.get("applied_index") or 0), isLearner=status.get("role") == "learner",
-        errors=[] if leader else [errors.NO_LEADER.message])
+        errors=([] if leader else [errors.NO_LEADER.message])
+        + [f"memberID:{a.get('member_id')} alarm:{a.get('alarm')} " for a in status.get("alarms", ())])
 
 
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
@@ -116,10 +121,15 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         return rpc_pb2.HashResponse(header=self._headers.make(digest["revision"]), hash=digest["hash"])
 
     async def Alarm(self, request: rpc_pb2.AlarmRequest, context: Any) -> rpc_pb2.AlarmResponse:
-        if request.action == rpc_pb2.AlarmRequest.ACTIVATE:
-            raise errors.EtcdError(ALARMS_UNSUPPORTED)
-        status = await self._link.status()  # GET and DEACTIVATE: no alarm is ever raised
-        return rpc_pb2.AlarmResponse(header=self._header(status), alarms=[])
+        alarm = kv.Alarm(kv.AlarmAction(request.action), request.memberID, kv.AlarmType(request.alarm))
+        data = await self._credentials.call(context, lambda token: self._link.kv(
+            kv.encode_command(alarm), leader_only=True, token=token))
+        result = kv.decode_result(data)
+        if isinstance(result, kv.KvError):
+            raise errors.from_kv_error(result)
+        assert isinstance(result, kv.AlarmResponse)
+        return rpc_pb2.AlarmResponse(header=self._headers.make(result.revision), alarms=[
+            rpc_pb2.AlarmMember(memberID=a.member_id, alarm=a.alarm.name) for a in result.alarms])
 
     async def Defragment(self, request: rpc_pb2.DefragmentRequest, context: Any) -> rpc_pb2.DefragmentResponse:
         status = await self._link.status()

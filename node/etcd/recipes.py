@@ -101,7 +101,7 @@ class Store:
         return result
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> kv.TxnResponse:
-        txn, post = convert.txn_request(request)
+        txn, post = convert.txn_request(request, self._kv.max_txn_ops)
         result = post(await self._kv.run(txn, token=self.token))
         assert isinstance(result, kv.TxnResponse)
         return result

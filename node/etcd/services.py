@@ -9,6 +9,7 @@ from cluster.etcdpb import rpc_pb2_grpc, v3election_pb2_grpc, v3lock_pb2_grpc
 from node.etcd.auth import AuthService
 from node.etcd.calls import guarded
 from node.etcd.cluster import ClusterService
+from node.etcd.convert import MAX_TXN_OPS
 from node.etcd.credentials import Credentials
 from node.etcd.election import ElectionService
 from node.etcd.header import Headers
@@ -34,12 +35,12 @@ class Services:
 
 
 def add_services(server: Any, link: NodeLink, headers: Headers, min_lease_ttl: int = 1,
-                 credentials: Credentials | None = None) -> Services:
+                 credentials: Credentials | None = None, max_txn_ops: int = MAX_TXN_OPS) -> Services:
     """The services of one face, registered on `server` (None: the gateway alone).
     `credentials`: how a call's auth token is found (one for the face: the
     tokens it got for certificate names are shared by every service)."""
     credentials = credentials or Credentials(link)
-    kv = guarded(KvService(link, headers, credentials))
+    kv = guarded(KvService(link, headers, credentials, max_txn_ops))
     watch = guarded(WatchService(link, headers, credentials=credentials))
     store = Store(kv, watch.lanes, headers)  # the recipes' waits share the Watch service's lanes
     services = Services(kv=kv,

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Iterator
 from cluster.kv.alarms import Alarm, AlarmAction, AlarmMember, AlarmResponse, AlarmType
 from cluster.kv.errors import Corrupt, NoSpace
 from cluster.kv.requests import (
-    Compact, DeleteRange, LeaseGrant, LeaseRevoke, Put, Range, Request, Txn,
+    AutoCompact, Compact, DeleteRange, LeaseGrant, LeaseRevoke, Put, Range, Request, Txn,
 )
 
 #: The requests a CORRUPT alarm refuses (etcd's applierV3Corrupt).
-_CORRUPT_REFUSES = (Put, Range, DeleteRange, Txn, Compact, LeaseGrant, LeaseRevoke)
+_CORRUPT_REFUSES = (Put, Range, DeleteRange, Txn, Compact, AutoCompact, LeaseGrant, LeaseRevoke)
 
 
 class AlarmTable:

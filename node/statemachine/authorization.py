@@ -23,7 +23,9 @@ Differences from etcd 3.4, all stricter:
 * Compact is root's (issue 15: compaction, like membership and snapshots, is an
   operator's act); etcd 3.4 lets any user compact (needAdminPermission has no
   compaction): a documented difference.
-* LeaseExpire is the leader's verdict, proposed without a user: not checked.
+* LeaseExpire is the leader's verdict, proposed without a user: not checked;
+  nor is AutoCompact, the leader node's auto-compaction (the router refuses
+  both from clients, so only a node proposes them).
 * Alarm is checked by the receiving node (root only, as etcd's admin check; the
   node's own NOSPACE/CORRUPT proposals carry no user): not checked here.
 """

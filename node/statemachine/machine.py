@@ -49,6 +49,7 @@ from cluster.kv.keyvalue import KeyValue
 from cluster.kv.limits import Limits, check_request
 from cluster.kv.requests import (
     LEASE_QUERIES,
+    AutoCompact,
     CloseSession,
     Command,
     Compact,
@@ -102,6 +103,12 @@ class StateMachine:
     def key_count(self) -> int:
         """Keys with retained history, live or deleted-not-yet-compacted (/metrics)."""
         return len(self._store)
+
+    @property
+    def size_bytes(self) -> int:
+        """The store's accounted size (see `MvccStore.size_bytes`): what the space
+        quota ([maintenance] quota_bytes) is checked against."""
+        return self._store.size_bytes
 
     @property
     def auth(self) -> AuthStore:
@@ -170,6 +177,10 @@ class StateMachine:
                 case Range():
                     return run_read(self._store, request)
                 case Compact(revision):
+                    return self._compact(revision)
+                case AutoCompact(revision):
+                    if revision <= self._store.compact_revision:  # done already: etcd's ErrCompacted = success
+                        return CompactResponse(self._store.revision, self._store.compact_revision)
                     return self._compact(revision)
                 case OpenSession():
                     return SessionOpened(self._sessions.open(index))

@@ -30,6 +30,15 @@ cost O(writes since R), whatever the number of keys. It is dropped up to the
 compact revision by `compact` (at once: a watch from there fails anyway) and
 rebuilt from the retained records by `finish_load` (every record after the
 compact revision is retained, so the rebuilt index is complete).
+
+The accounted size (`size_bytes`, what the space quota is checked against, as
+etcd checks its backend's size) is a running count over the logically retained
+records: each costs its key, its value and `RECORD_OVERHEAD_BYTES`. Puts and
+tombstones add, compaction subtracts what it drops, a snapshot load counts
+what it loads. It follows the logical compaction (not the deferred physical
+drop), so every replica at one applied index counts the same number. Only
+compaction makes it shrink: the live keys and values stay counted, as etcd's
+db size stays until a defragment (here there is no free-page slack to reclaim).
 """
 from __future__ import annotations
 
@@ -50,6 +59,15 @@ LATEST = 1 << 62
 _KVS = attrgetter("kvs")
 _LAST = itemgetter(-1)
 _VERSION = itemgetter(4)  # KeyValue.version
+#: What one retained record costs beyond its key and value in the accounted
+#: size: etcd's per-revision bucket key (17 bytes) and KeyValue fields (revisions,
+#: version, lease: ~24 bytes), rounded. A constant, so the size is deterministic.
+RECORD_OVERHEAD_BYTES = 48
+
+
+def record_bytes(kv: KeyValue) -> int:
+    """One record's cost in the accounted size."""
+    return len(kv.key) + len(kv.value) + RECORD_OVERHEAD_BYTES
 
 
 class KeyHistory:
@@ -122,6 +140,8 @@ class MvccStore:
         self.changes: list[bytes | tuple[bytes, ...]] = []
         self.changes_from = 2
         self._changed: list[bytes] = []  # keys written by the transaction in progress
+        #: the accounted size of the logically retained records (module docstring)
+        self.size_bytes = 0
 
     # --- write transactions ----------------------------------------------------
 
@@ -157,6 +177,7 @@ class MvccStore:
         sub = self._sub
         self._sub = sub + 1
         self._changed.append(key)
+        self.size_bytes += len(key) + len(value) + RECORD_OVERHEAD_BYTES
         history = self._histories.get(key)
         if history is None:
             self._histories[key] = KeyHistory(main, sub, KeyValue(key, value, main, main, 1, lease))
@@ -181,6 +202,7 @@ class MvccStore:
         if prev.version == 0:
             return None
         main = self.revision + 1
+        self.size_bytes += len(key) + RECORD_OVERHEAD_BYTES
         history.append(main, self._sub, tombstone(key, main))
         self._sub += 1
         self._changed.append(key)
@@ -229,9 +251,15 @@ class MvccStore:
     def compact(self, revision: int) -> None:
         """Forget history superseded at or before `revision` (checked by the caller)."""
         assert self.compact_revision < revision <= self.revision
-        self.compact_revision = revision
+        previous, self.compact_revision = self.compact_revision, revision
         self._drop_changes_to(revision)
-        if not self._streams and not self._writing:
+        now = not self._streams and not self._writing
+        if now and self._compacted_to == previous:
+            self.size_bytes -= self._compact_now(revision)
+            return
+        # Some physical drop is or was deferred: account for the logical one here.
+        self.size_bytes -= self._superseded_bytes(previous, revision)
+        if now:
             self._compact_now(revision)
 
     def _drop_changes_to(self, revision: int) -> None:
@@ -240,13 +268,30 @@ class MvccStore:
             del self.changes[:drop]
             self.changes_from += drop
 
-    def _compact_now(self, revision: int) -> None:
+    def _superseded_bytes(self, previous: int, revision: int) -> int:
+        """The accounted bytes of the records a compaction from `previous` to
+        `revision` drops logically (whether or not they are physically gone)."""
+        dropped = 0
+        for key in self._compactable:
+            history = self._histories[key]
+            kvs = history.kvs
+            for i in range(history.retained_from(previous), history.retained_from(revision)):
+                dropped += record_bytes(kvs[i])
+        return dropped
+
+    def _compact_now(self, revision: int) -> int:
+        """Drop the records superseded at `revision`; return their accounted bytes
+        (meaningful only when nothing was deferred: `compact` says when)."""
         histories = self._histories
         emptied = []
+        dropped = 0
         for key in self._compactable:
             history = histories[key]
             start = history.retained_from(revision)
             if start:
+                kvs = history.kvs
+                for i in range(start):
+                    dropped += record_bytes(kvs[i])
                 history.drop_before(start)
             if len(history.kvs) <= 1:
                 emptied.append(key)
@@ -256,6 +301,7 @@ class MvccStore:
                 del histories[key]
                 self._index.remove(key)
         self._compacted_to = revision
+        return dropped
 
     # --- snapshots ---------------------------------------------------------------
 
@@ -283,6 +329,7 @@ class MvccStore:
 
     def load(self, key: bytes, main: int, sub: int, kv: KeyValue) -> None:
         """Restore one history record; keys must come in order (the caller checks)."""
+        self.size_bytes += record_bytes(kv)
         history = self._histories.get(key)
         if history is None:
             self._histories[key] = KeyHistory(main, sub, kv)

@@ -224,6 +224,30 @@ def test_alarm_list_and_disarm_print_what_etcd_prints(etcd_cluster: LocalCluster
     ours = etcd_cluster.grpc_endpoints()[:1]
     for command in (["alarm", "list"], ["alarm", "disarm"]):
         assert etcdctl(ours, *command).stdout == etcdctl([etcd_ref.endpoint], *command).stdout == ""
+    # A NOSPACE alarm raised through Maintenance.Alarm on both: the same lines, the
+    # same refusal of a put, and disarm lists what it cleared.
+    member = {ours[0]: etcd_cluster.ids[0], etcd_ref.endpoint: etcd_ref.member_id}
+    outputs: dict[str, list[str]] = {}
+    for endpoint in (ours[0], etcd_ref.endpoint):
+        with ready_channel(endpoint) as channel:
+            maintenance = rpc_pb2_grpc.MaintenanceStub(channel)
+            raise_ = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=member[endpoint],
+                                          alarm=rpc_pb2.NOSPACE)
+            try:
+                raised = maintenance.Alarm(raise_, timeout=RPC_TIMEOUT)
+                assert [(a.memberID, a.alarm) for a in raised.alarms] == [(member[endpoint], rpc_pb2.NOSPACE)]
+                put = rpc_pb2.PutRequest(key=b"alarm-test", value=b"v")
+                outputs[endpoint] = [etcdctl([endpoint], "alarm", "list").stdout,
+                                     str(failure(rpc_pb2_grpc.KVStub(channel).Put, put)),
+                                     etcdctl([endpoint], "alarm", "disarm").stdout,
+                                     etcdctl([endpoint], "alarm", "list").stdout]
+            finally:
+                maintenance.Alarm(rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.DEACTIVATE,
+                                                       memberID=member[endpoint], alarm=rpc_pb2.NOSPACE),
+                                  timeout=RPC_TIMEOUT)
+    theirs = [text.replace(str(etcd_ref.member_id), "ID") for text in outputs[etcd_ref.endpoint]]
+    assert [text.replace(str(etcd_cluster.ids[0]), "ID") for text in outputs[ours[0]]] == theirs
+    assert theirs[0] == "memberID:ID alarm:NOSPACE \n" and "database space exceeded" in theirs[1]
 
 
 def test_defrag_succeeds_on_every_endpoint(etcd_cluster: LocalCluster) -> None:

@@ -16,6 +16,7 @@ import pytest
 from cluster.kv.alarms import Alarm, AlarmAction, AlarmMember, AlarmResponse, AlarmType
 from cluster.kv.errors import Corrupt, NoSpace
 from cluster.kv import (
+    AutoCompact,
     CloseSession,
     Command,
     Compact,
@@ -128,6 +129,9 @@ REQUESTS = [  # (name, request, its command bytes as client 7, seq 3)
      "94010703940e000000"),
     ("alarm_activate_nospace", Alarm(AlarmAction.ACTIVATE, 3, AlarmType.NOSPACE),
      "94010703940e010301"),
+    # Added with auto-compaction (the leader node's Compact): [15, revision]
+    ("auto_compact", AutoCompact(42),
+     "94010703920f2a"),
     # Added with etcd's ignore_value/ignore_lease: [1, key, value, lease, prev_kv, ignore_value, ignore_lease]
     ("put_ignore_value", Put(b"k", b"", ignore_value=True),
      "940107039701c4016bc40000c2c3c2"),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cluster.kv import LeaseKeepAlive, Put, Range, decode_command, decode_result, encode_command
+from cluster.kv import AutoCompact, LeaseKeepAlive, LimitExceeded, Put, Range, decode_command, decode_result, encode_command
 from cluster.kv.auth import (
     AuthenticateResponse, AuthIssue, AuthStatus, Authenticate, UserAdd, UserChangePassword, UserList,
 )
@@ -285,6 +285,23 @@ def test_auth_off_drops_a_user_a_command_names(node: Any) -> None:
     n = node(auth_on=False)
     n.kv(Put(b"k", b"v"), user="root")
     assert decode_command(n.core.proposed[0]).user == ""
+
+
+@pytest.mark.parametrize("auth_on", [False, True])
+def test_auto_compact_is_the_nodes_own_and_refused_from_clients(node: Any, auth_on: bool) -> None:
+    n = node(auth_on=auth_on)
+    n.kv(AutoCompact(5), token=n.login("root") if auth_on else "")
+    reply = n.last()
+    assert isinstance(reply, ErrorReply) and reply.code is ErrorCode.INVALID_REQUEST
+    assert "proposed by the leader only" in reply.reason and n.core.proposed == []
+
+
+def test_a_command_over_max_request_bytes_is_refused_before_it_is_proposed(node: Any) -> None:
+    n = node(auth_on=False)
+    data = n.kv(Put(b"k", b"v" * (1536 * 1024)))  # etcd's --max-request-bytes default: 1.5 MiB
+    reply = n.last()
+    assert isinstance(reply, ErrorReply) and n.core.proposed == []
+    assert decode_result(reply.kv_error) == LimitExceeded("max_request_bytes", len(data), 1536 * 1024)
 
 
 def test_a_tokens_user_is_spliced_into_a_command_naming_none(node: Any) -> None:
