@@ -436,7 +436,7 @@ class Gateway:
         context = GatewayContext((), "")
         try:
             maintenance = getattr(self.services, "maintenance", None)
-            if maintenance is not None and await self._alarmed(maintenance, context, excluded_alarms):
+            if maintenance is not None and await self._alarmed(maintenance, excluded_alarms):
                 return False
             await asyncio.wait_for(self.services.kv.Range(rpc_pb2.RangeRequest(key=b"health"), context),
                                    HEALTH_READ_SECONDS)
@@ -451,13 +451,6 @@ class Gateway:
             context.finish()
 
     @staticmethod
-    async def _alarmed(maintenance: Any, context: GatewayContext, excluded: frozenset[str]) -> bool:
-        try:
-            alarms = await asyncio.wait_for(
-                maintenance.Alarm(rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET), context),
-                HEALTH_READ_SECONDS)
-        except CallAborted as aborted:
-            if aborted.code is grpc.StatusCode.UNIMPLEMENTED:
-                return False  # no alarms kept: none raised
-            raise
-        return any(rpc_pb2.AlarmType.Name(alarm.alarm) not in excluded for alarm in alarms.alarms)
+    async def _alarmed(maintenance: Any, excluded: frozenset[str]) -> bool:
+        raised = await asyncio.wait_for(maintenance.raised_alarms(), HEALTH_READ_SECONDS)
+        return any(name not in excluded for name in raised)

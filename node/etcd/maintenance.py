@@ -75,11 +75,21 @@ def status_message(status: dict[str, Any], header: rpc_pb2.ResponseHeader) -> rp
         + [f"memberID:{a.get('member_id')} alarm:{a.get('alarm')} " for a in status.get("alarms", ())])
 
 
+_ALARM_ACTIONS = frozenset(int(a) for a in kv.AlarmAction)
+_ALARM_TYPES = frozenset(int(t) for t in kv.AlarmType)
+
+
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     def __init__(self, link: NodeLink, headers: Headers, credentials: Credentials | None = None) -> None:
         self._link = link
         self._headers = headers
         self._credentials = credentials or Credentials(link)
+
+    async def raised_alarms(self) -> list[str]:
+        """The names of the alarms raised in the cluster, from this member's status
+        (etcd's /health reads them inside the server: no log entry, no auth)."""
+        status = await self._link.status()
+        return [str(alarm.get("alarm")) for alarm in status.get("alarms", ())]
 
     def _header(self, status: dict[str, Any]) -> rpc_pb2.ResponseHeader:
         return self._headers.make(int(status.get("revision") or 0))
@@ -121,6 +131,11 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         return rpc_pb2.HashResponse(header=self._headers.make(digest["revision"]), hash=digest["hash"])
 
     async def Alarm(self, request: rpc_pb2.AlarmRequest, context: Any) -> rpc_pb2.AlarmResponse:
+        if request.action not in _ALARM_ACTIONS or request.alarm not in _ALARM_TYPES:
+            # etcd's applier ignores an action it does not know (an empty answer) and
+            # keeps an alarm type it does not know; here neither reaches the log.
+            status = await self._link.status()
+            return rpc_pb2.AlarmResponse(header=self._header(status))
         alarm = kv.Alarm(kv.AlarmAction(request.action), request.memberID, kv.AlarmType(request.alarm))
         data = await self._credentials.call(context, lambda token: self._link.kv(
             kv.encode_command(alarm), leader_only=True, token=token))

@@ -19,6 +19,7 @@ from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc
 from cluster.kv import AlarmMember, AlarmType, NoSpace
 from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import etcdctl
+from tests.etcd.test_gateway import http_request
 from tests.etcd.stubs import RPC_TIMEOUT, failure, ready_channel
 
 QUOTA = 64 * 1024
@@ -26,6 +27,11 @@ VALUE = 2000
 KEYS = 8
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def health(cluster: LocalCluster) -> dict[int, int]:
+    """Each member's HTTP gateway /health status code."""
+    return {i: http_request(cluster.gateway_url(i), "/health", method="GET")[0] for i in cluster.ids}
 
 
 def test_nospace_refuses_writes_until_compaction_and_disarm_and_loses_nothing_acknowledged(
@@ -64,6 +70,7 @@ def test_nospace_refuses_writes_until_compaction_and_disarm_and_loses_nothing_ac
     assert etcdctl([endpoint], "get", "big/0", "--print-value-only").stdout.startswith(f"{acked[0]}:")
     status = cluster.status_of(leader)
     assert status["alarms"] == [{"member_id": leader, "alarm": "NOSPACE"}]
+    assert health(cluster) == {i: 503 for i in cluster.ids}  # the gateways' /health, as etcd's
     full = status["db_size"]
     assert 0 < full < QUOTA
 
@@ -79,6 +86,7 @@ def test_nospace_refuses_writes_until_compaction_and_disarm_and_loses_nothing_ac
     assert cli_main(["--endpoints", ",".join(cluster.address(i) for i in cluster.ids), "alarm", "disarm"], out=out) == 0
     assert out.getvalue() == f"memberID:{leader} alarm:NOSPACE \n"
     assert client.alarm_list() == ()
+    wait_for(lambda: health(cluster) == {i: 200 for i in cluster.ids}, 10, "every /health to be healthy again")
     client.put("small", "1")
     for i in range(KEYS):
         kv = client.get(f"big/{i}")

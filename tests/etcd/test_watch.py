@@ -247,20 +247,24 @@ def test_progress_request_and_a_future_start_revision(channel: grpc.Channel) -> 
 
 
 def test_fragment_splits_a_large_txn_as_etcd(channel: grpc.Channel) -> None:
-    value = b"v" * (100 << 10)
+    """One txn under the request limit (etcd's 1.5 MiB) overwriting 36 keys of 40 KiB:
+    with prev_kv its events are ~2.9 MiB, over the fragment size (the limit + 512 KiB)."""
+    keys = [b"big/%03d" % i for i in range(36)]
+    for half in (keys[:18], keys[18:]):
+        put_all(channel, [(k, b"o" * (40 << 10)) for k in half])
     stream = Stream(channel)
     try:
-        stream.create(b"big/", b"big0", fragment=True)
+        stream.create(b"big/", b"big0", fragment=True, prev_kv=True)
         assert stream.next().created
-        stream.create(b"big/", b"big0")
+        stream.create(b"big/", b"big0", prev_kv=True)
         assert stream.next().created
-        put_all(channel, [(b"big/%03d" % i, value) for i in range(40)])
+        put_all(channel, [(k, b"v" * (40 << 10)) for k in keys])
         pieces: list[rpc_pb2.WatchResponse] = []
         whole: list[rpc_pb2.WatchResponse] = []
         while len(whole) < 1 or not pieces or pieces[-1].fragment:
             response = stream.next()
             (pieces if response.watch_id == 0 else whole).append(response)
-        assert len(whole[0].events) == 40 and not whole[0].fragment
+        assert len(whole[0].events) == 36 and not whole[0].fragment
         assert [p.fragment for p in pieces] == [True] * (len(pieces) - 1) + [False] and len(pieces) == 2
         assert [e.kv.key for p in pieces for e in p.events] == [e.kv.key for e in whole[0].events]
         assert all(p.ByteSize() < 2 << 20 for p in pieces)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cluster import cli
-from cluster.client import ClientError
+from cluster.kv.errors import Corrupt
 from node.localcluster import LocalCluster, wait_for
 from node.storage.tamper import rewrite_wal_bytes
 
@@ -64,7 +64,7 @@ def test_a_value_flipped_with_its_crc_in_one_members_wal_is_found_and_raises_a_c
     # both checks saw it: the member itself at start-up, the leader periodically
     wait_for(lambda: f"node {victim}'s data is corrupt" in cluster.log_text(victim), 10, "the start-up check")
     wait_for(lambda: f"node {victim}'s HashKV at revision" in cluster.log_text(leader), 10, "the periodic check")
-    with pytest.raises(ClientError, match="etcdserver: corrupt cluster"):
+    with pytest.raises(Corrupt, match="etcdserver: corrupt cluster"):
         client.get("k1")
     # the corrupted member's own copy is what differs (a serializable read of it)
     assert _corrupt_alarms(cluster, victim) == found

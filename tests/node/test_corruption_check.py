@@ -59,7 +59,7 @@ class Members:
     def _check(self, i: int, settings: MaintenanceSpec) -> CorruptionCheck:
         def refuse(reply: Callable[[int], Reply] | None) -> None:
             self.refusing[i] = reply
-        log = EventLog(lambda: f"node={i}", clock=lambda: self.now)
+        log = EventLog(lambda: f"node={i}", logger=logging.getLogger(f"test-corruption-{i}"), clock=lambda: self.now)
         return CorruptionCheck(i, settings, WAIT_S, self.cores[i], Replica(self.sms[i]),  # type: ignore[arg-type]
                                lambda: {1, 2, 3} - {i}, self.bus.append, Answers(i, lambda _: ""), refuse,
                                lambda: self.now, log)
