@@ -217,9 +217,9 @@ class DuplicateKey(InvalidCommand):
         self.reason = "duplicate key given in txn request"
 
 
-class AuthError(KvError):
-    """An auth outcome (etcd's auth errors): the message is etcd's, word for
-    word (`message`), so every face can answer with it. No fields."""
+class EtcdMessageError(KvError):
+    """An outcome whose message is etcd's, word for word (`message`), so every face
+    can answer with it. No fields."""
 
     message: ClassVar[str] = ""
 
@@ -228,6 +228,10 @@ class AuthError(KvError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class AuthError(EtcdMessageError):
+    """An auth outcome (etcd's auth errors)."""
 
 
 class AuthNotEnabled(AuthError):
@@ -325,17 +329,8 @@ AUTH_ERRORS: tuple[type[AuthError], ...] = (
 )
 
 
-class AlarmError(KvError):
-    """A request refused while an alarm is raised (cluster/kv/alarms.py): the
-    message is etcd's, word for word. No fields."""
-
-    message: ClassVar[str] = ""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    def __str__(self) -> str:
-        return self.message
+class AlarmError(EtcdMessageError):
+    """A request refused while an alarm is raised (cluster/kv/alarms.py)."""
 
 
 class NoSpace(AlarmError):
