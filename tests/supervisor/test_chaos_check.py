@@ -61,7 +61,7 @@ def test_chaos_check_catches_a_build_that_acks_before_commit(
     assert up.returncode == 0, up.stdout + up.stderr
     assert "UNSAFE TEST BUILD" in session.layout.node_log(1).read_text()
     run = session.supervisor("chaos", "--check", "--duration", "14", "--interval", "1.2", "--no-kill",
-                             "--leader", "--seed", "2", "--heal-timeout", "20", "--converge-timeout", "10",
+                             "--leader", "--seed", "2", "--heal-timeout", "6", "--converge-timeout", "4",
                              timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "chaos check: FAIL" in run.stdout
