@@ -44,6 +44,8 @@ examples:
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
   python -m supervisor up 3 --detach --from-snapshot backup.snap   # a new cluster from a backup
   python -m supervisor up 3 --detach --fault-injection   # let chaos --drop/--check isolate nodes
+  python -m supervisor up 3 --detach --netns   # (root) each node in its own network namespace
+  python -m supervisor chaos --partition --duration 60   # (--netns) cut real links, split with nft rules
   python -m supervisor chaos --duration 30 --interval 2 --pause --drop
   python -m supervisor chaos --check --duration 60   # workload + faults, then linearizable? lost? converged?
   python -m supervisor logs 2 -f
@@ -105,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--from-snapshot", metavar="FILE",
                     help="a NEW cluster starting from this snapshot file (python -m cluster snapshot save): "
                          "every member's data directory is restored from it first")
+    up.add_argument("--netns", action="store_true",
+                    help="Linux, root: each node in its own network namespace with its own address on a private "
+                         "bridge (removed by `down`), for real multi-host addressing and real partitions "
+                         "(chaos --partition); see supervisor/netns.py")
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)  # the detached child
 
     keys = sub.add_parser("keys", help="create CURVE key files and TLS certificates for a config's members",
@@ -197,7 +203,8 @@ def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
         # Inherited by every node this supervisor spawns (and by its detached self):
         # `python -m node` takes its --log-format default from it.
         os.environ[ENV_LOG_FORMAT] = args.log_format
-    spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection, args.secure)
+    spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection, args.secure,
+                          netns_wanted=args.netns)
     if args.from_snapshot and not args.supervise:
         launch.restore_members(layout, spec, args.from_snapshot, sys.stdout)
     if args.detach and not args.supervise:
