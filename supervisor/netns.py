@@ -198,17 +198,19 @@ def create(plan: NetnsPlan) -> list[str]:
 
 def remove(plan: NetnsPlan) -> list[str]:
     """Delete the namespaces, links and bridge of `plan` that exist; the names
-    removed. Deleting a namespace deletes its veth end, and with it the pair."""
+    removed."""
     removed: list[str] = []
     existing = namespaces()
     for node_id in plan.ids:
+        # The link first: deleting it deletes both ends at once, while a deleted
+        # namespace's devices go away later, in the kernel's own time.
+        if link_exists(plan.host_veth(node_id)):
+            run(["ip", "link", "del", plan.host_veth(node_id)])
+            removed.append(plan.host_veth(node_id))
         ns = plan.namespace(node_id)
         if ns in existing:
             run(["ip", "netns", "del", ns])
             removed.append(ns)
-        if link_exists(plan.host_veth(node_id)):
-            run(["ip", "link", "del", plan.host_veth(node_id)])
-            removed.append(plan.host_veth(node_id))
     if link_exists(plan.bridge):
         run(["ip", "link", "del", plan.bridge])
         removed.append(plan.bridge)
