@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from cluster.curve_keys import KeyFileError
@@ -20,7 +21,7 @@ from cluster.discovery import ENV_DATA_DIR, Layout, default_layout
 from cluster.spec import SpecError, load_spec
 from cluster.output import format_table
 from supervisor import chaos as chaos_mod
-from supervisor import chaoscheck, control, launch, member_changes, security
+from supervisor import chaoscheck, control, launch, member_changes, netns, security
 from supervisor.display import security_line
 from supervisor.statefile import supervisor_process
 from supervisor.status import HEADERS, alarm_lines, collect, leader_of, table_rows
@@ -167,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--pause-for", type=_positive, default=1.0, metavar="S")
     ch.add_argument("--drop", action="store_true",
                     help="also isolate nodes: the node drops all peer traffic for --drop-for seconds")
+    ch.add_argument("--partition", action="store_true",
+                    help="(an `up --netns` cluster) isolations and splits are real: a node's link goes down, or "
+                         "nft rules drop all packets between a minority and the rest (the default with --check "
+                         "on a --netns cluster)")
     ch.add_argument("--drop-for", type=_positive, default=1.0, metavar="S")
     ch.add_argument("--leader", action="store_true", help="aim at the current leader")
     ch.add_argument("--max-faulty", type=int, metavar="K",
@@ -255,7 +260,10 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     options = chaos_mod.ChaosOptions(duration=args.duration, interval=args.interval, kill=args.kill,
                                      pause=args.pause or args.check, drop=args.drop or args.check, drop_for=args.drop_for,
                                      leader=args.leader, pause_for=args.pause_for,
-                                     max_faulty=args.max_faulty, seed=args.seed)
+                                     max_faulty=args.max_faulty, seed=args.seed,
+                                     partition=args.partition or (args.check and netns.load(layout) is not None))
+    if args.partition:
+        options = replace(options, drop=True, split=True)
     try:
         options.check()
     except ValueError as error:
