@@ -86,7 +86,9 @@ def the_leader_cut_off_is_replaced_and_catches_up_after_the_link_returns(session
         assert session.cli("put", "after-cut", "1").returncode == 0
     finally:
         faults.heal_all()
-    with Client([n.client for n in session.state().nodes], timeout=20) as client:
+    state = session.state()
+    assert state is not None
+    with Client([n.client for n in state.nodes], timeout=20) as client:
         client.put(b"after-heal", b"2")
 
     def caught_up() -> bool:
