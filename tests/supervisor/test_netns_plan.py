@@ -14,7 +14,7 @@ IFNAMSIZ = 15  # the kernel's longest interface name
 
 
 def test_names_fit_the_kernel_and_differ_between_data_directories(tmp_path: Path) -> None:
-    a = netns.plan_for(tmp_path / "a", range(1, 100))
+    a = netns.plan_for(tmp_path / "a", list(range(1, 100)))
     b = netns.plan_for(tmp_path / "b", [1, 2, 3])
     names = [a.bridge, *(a.host_veth(i) for i in a.ids), *(a.node_veth(i) for i in a.ids)]
     assert max(len(n) for n in names) <= IFNAMSIZ
