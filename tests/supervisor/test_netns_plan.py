@@ -7,6 +7,7 @@ import pytest
 
 from cluster.discovery import Layout
 from supervisor import netns
+from supervisor.__main__ import main
 from supervisor.configgen import ConfigConflict, generate_spec, prepare_config
 from supervisor.partitions import NetworkFaults, cut_command, isolate_script
 
@@ -89,3 +90,17 @@ def test_a_cut_is_the_host_end_of_the_nodes_link(tmp_path: Path) -> None:
     assert cut_command(plan, 2, down=True) == ["ip", "link", "set", plan.host_veth(2), "down"]
     assert cut_command(plan, 2, down=False)[-1] == "up"
     assert NetworkFaults(plan).heal_all() == []  # nothing done, nothing to undo
+
+
+def test_up_netns_without_root_says_so_and_makes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert main(["up", "3", "--netns", "--data-dir", str(tmp_path / "d")]) == 2
+    assert "--netns needs root" in capsys.readouterr().err
+    assert not (tmp_path / "d" / netns.RECORD).exists()
+
+
+def test_elsewhere_than_linux_the_error_names_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netns.sys, "platform", "darwin")
+    with pytest.raises(netns.NetnsUnavailable, match="needs Linux network namespaces .this is darwin"):
+        netns.require()
