@@ -83,6 +83,14 @@ CONNECT_WAIT_S = 0.1
 #: While waiting for a reply, the connection is checked this often, so a node
 #: killed mid-request costs this much instead of the whole attempt timeout.
 LIVENESS_SLICE_S = 0.02
+#: ZMTP heartbeats on the request socket: a node that stops answering without
+#: closing the connection (a partition drops its packets silently, or it is
+#: paused) loses the connection after at most about IVL + TIMEOUT, which the
+#: liveness check above sees, so the client moves to another member in well under
+#: a second instead of waiting out `attempt_timeout`. Pongs come from the node's
+#: ZeroMQ I/O thread, so a node merely busy (fsync, a long apply) keeps answering.
+HEARTBEAT_IVL_MS = 200
+HEARTBEAT_TIMEOUT_MS = 600
 #: Backoff between attempts while there is no leader: short, since an election
 #: takes a few hundred milliseconds and asking a follower costs one round trip.
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.01, 0.1
@@ -801,6 +809,8 @@ class Client:
         socket.setsockopt(zmq.SNDHWM, 1000)
         socket.setsockopt(zmq.RCVHWM, 1000)
         socket.setsockopt(zmq.IMMEDIATE, 1)
+        socket.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         socket.connect(endpoint)
         self._socket, self._socket_endpoint = socket, endpoint
         return socket

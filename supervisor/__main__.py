@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from cluster.curve_keys import KeyFileError
@@ -20,7 +21,7 @@ from cluster.discovery import ENV_DATA_DIR, Layout, default_layout
 from cluster.spec import SpecError, load_spec
 from cluster.output import format_table
 from supervisor import chaos as chaos_mod
-from supervisor import chaoscheck, control, launch, member_changes, security
+from supervisor import chaoscheck, control, launch, member_changes, netns, security
 from supervisor.display import security_line
 from supervisor.statefile import supervisor_process
 from supervisor.status import HEADERS, alarm_lines, collect, leader_of, table_rows
@@ -44,6 +45,8 @@ examples:
   python -m supervisor kill leader          # SIGKILL; the supervisor restarts it
   python -m supervisor up 3 --detach --from-snapshot backup.snap   # a new cluster from a backup
   python -m supervisor up 3 --detach --fault-injection   # let chaos --drop/--check isolate nodes
+  python -m supervisor up 3 --detach --netns   # (root) each node in its own network namespace
+  python -m supervisor chaos --partition --duration 60   # (--netns) cut real links, split with nft rules
   python -m supervisor chaos --duration 30 --interval 2 --pause --drop
   python -m supervisor chaos --check --duration 60   # workload + faults, then linearizable? lost? converged?
   python -m supervisor logs 2 -f
@@ -105,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--from-snapshot", metavar="FILE",
                     help="a NEW cluster starting from this snapshot file (python -m cluster snapshot save): "
                          "every member's data directory is restored from it first")
+    up.add_argument("--netns", action="store_true",
+                    help="Linux, root: each node in its own network namespace with its own address on a private "
+                         "bridge (removed by `down`), for real multi-host addressing and real partitions "
+                         "(chaos --partition); see supervisor/netns.py")
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)  # the detached child
 
     keys = sub.add_parser("keys", help="create CURVE key files and TLS certificates for a config's members",
@@ -161,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--pause-for", type=_positive, default=1.0, metavar="S")
     ch.add_argument("--drop", action="store_true",
                     help="also isolate nodes: the node drops all peer traffic for --drop-for seconds")
+    ch.add_argument("--partition", action="store_true",
+                    help="(an `up --netns` cluster) isolations and splits are real: a node's link goes down, or "
+                         "nft rules drop all packets between a minority and the rest (the default with --check "
+                         "on a --netns cluster)")
     ch.add_argument("--drop-for", type=_positive, default=1.0, metavar="S")
     ch.add_argument("--leader", action="store_true", help="aim at the current leader")
     ch.add_argument("--max-faulty", type=int, metavar="K",
@@ -197,7 +208,8 @@ def cmd_up(args: argparse.Namespace, layout: Layout) -> int:
         # Inherited by every node this supervisor spawns (and by its detached self):
         # `python -m node` takes its --log-format default from it.
         os.environ[ENV_LOG_FORMAT] = args.log_format
-    spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection, args.secure)
+    spec = launch.prepare(layout, args.size, args.base_port, args.config, args.fault_injection, args.secure,
+                          netns_wanted=args.netns)
     if args.from_snapshot and not args.supervise:
         launch.restore_members(layout, spec, args.from_snapshot, sys.stdout)
     if args.detach and not args.supervise:
@@ -248,7 +260,10 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     options = chaos_mod.ChaosOptions(duration=args.duration, interval=args.interval, kill=args.kill,
                                      pause=args.pause or args.check, drop=args.drop or args.check, drop_for=args.drop_for,
                                      leader=args.leader, pause_for=args.pause_for,
-                                     max_faulty=args.max_faulty, seed=args.seed)
+                                     max_faulty=args.max_faulty, seed=args.seed,
+                                     partition=args.partition or (args.check and netns.load(layout) is not None))
+    if args.partition:
+        options = replace(options, drop=True, split=True)
     try:
         options.check()
     except ValueError as error:

@@ -20,6 +20,14 @@ up --fault-injection` writes), so `--drop` and `--check` first check that the
 running cluster's config does (`require_fault_injection`); kills and pauses need
 nothing from the nodes.
 
+`--partition` (a cluster started with `up --netns`; supervisor/partitions.py)
+makes the same two events real network faults instead: `drop` takes the node's
+link down, `split` installs nftables DROP rules in the minority's namespaces, so
+packets vanish silently and connections hang. They need nothing from the nodes
+(no fault injection), and chaos heals them when due and however it ends; a chaos
+process killed with SIGKILL leaves them until `down`, which deletes the
+namespaces.
+
 The choice of each event is a pure function of a seeded `random.Random` and the
 cluster's status (`choose`), tested without processes.
 """
@@ -36,8 +44,10 @@ import psutil
 from cluster.client import Client, ClientError
 from cluster.discovery import ClusterState, Layout
 from cluster.spec import SpecError, load_spec
+from supervisor import netns
 from supervisor.control import ControlError, load_state
 from supervisor.display import timestamp
+from supervisor.partitions import NetworkFaults
 from supervisor.statefile import node_process, supervisor_process
 from supervisor.status import NodeStatus, collect, leader_of
 
@@ -58,6 +68,7 @@ class ChaosOptions:
     leader: bool = False  # aim at the leader (else a random node)
     leader_odds: float = 0.0  # with leader False: aim at the leader with this probability
     split: bool = False  # also split the cluster into the largest minority | a majority (drop-traffic)
+    partition: bool = False  # drop and split as real network faults (an `up --netns` cluster)
     pause_for: float = 1.0
     max_faulty: int | None = None  # None: a minority of the cluster
     seed: int | None = None
@@ -139,6 +150,8 @@ class Chaos:
         self.rng = random.Random(self.seed)
         self.paused: dict[int, tuple[psutil.Process, float]] = {}  # node id -> (process, resume at)
         self.isolated: dict[int, tuple[str, list[int], float]] = {}  # node id -> (client, peers, until)
+        self.network: NetworkFaults | None = None  # --partition
+        self.cut: dict[int, float] = {}  # --partition: node id -> heal at
 
     def say(self, message: str) -> None:
         print(f"{timestamp()} chaos: {message}", file=self.out, flush=True)
@@ -148,7 +161,9 @@ class Chaos:
         if supervisor_process(state) is None:
             raise ControlError("no supervisor is running for this cluster: chaos needs one to restart nodes")
         o = self.options
-        if o.drop or o.split:
+        if o.partition:
+            self.network = network_faults(self.layout)
+        elif o.drop or o.split:
             require_fault_injection(state, "chaos --drop")
         actions = "+".join(a for a, on in (("kill", o.kill), ("pause", o.pause), ("drop", o.drop)) if on)
         target = "the leader" if o.leader else "random nodes"
@@ -165,7 +180,7 @@ class Chaos:
                         counts[counts_key] += 1
                     next_event = now + o.interval
                 wake = min([next_event, end] + [at for _, at in self.paused.values()]
-                           + [at for _, _, at in self.isolated.values()])
+                           + [at for _, _, at in self.isolated.values()] + list(self.cut.values()))
                 time.sleep(max(0.0, min(wake - time.monotonic(), 0.5)))
         except KeyboardInterrupt:
             self.say("interrupted")
@@ -184,15 +199,16 @@ class Chaos:
         statuses = collect(state, timeout=0.3)
         # a node we paused or isolated counts as faulty even if it answered a moment ago
         statuses = [replace(s, role="paused") if s.id in self.paused
-                    else replace(s, role="isolated") if s.id in self.isolated else s for s in statuses]
+                    else replace(s, role="isolated") if s.id in self.isolated or s.id in self.cut else s
+                    for s in statuses]
         event = choose(self.rng, statuses, self.options)
         if isinstance(event, str):
             self.say(event)
             return None
         if event.action == "drop":
-            return self._isolate(state, event)
+            return self._cut(event) if self.network else self._isolate(state, event)
         if event.action == "split":
-            return self._split(state, event)
+            return self._cut_split(state, event) if self.network else self._split(state, event)
         proc = self._target(state, event.node_id, supervisor.pid)
         if proc is None:
             self.say(f"skipped: node {event.node_id} is not a running child of the supervisor")
@@ -256,7 +272,45 @@ class Chaos:
         self.say(f"SPLIT nodes {list(event.group)}{role} | {rest} for {seconds:g} s")
         return "split"
 
+    def _cut(self, event: Event) -> str | None:
+        assert self.network is not None
+        seconds = self.options.drop_for
+        try:
+            self.network.cut(event.node_id)
+        except netns.NetnsError as error:
+            self.say(f"skipped: could not cut node {event.node_id}'s link ({error})")
+            return None
+        self.cut[event.node_id] = time.monotonic() + seconds
+        role = " (leader)" if event.was_leader else ""
+        self.say(f"DROP node {event.node_id}{role}: its link is down (packets vanish) for {seconds:g} s")
+        return "drop"
+
+    def _cut_split(self, state: ClusterState, event: Event) -> str | None:
+        assert self.network is not None
+        rest = [n.id for n in state.nodes if n.id not in event.group]
+        seconds = self.options.drop_for
+        try:
+            self.network.isolate(list(event.group), rest)
+        except (netns.NetnsError, netns.NetnsUnavailable) as error:
+            self.say(f"skipped: could not split {list(event.group)} | {rest} ({error})")
+            for node_id in event.group:  # whatever half of it was made
+                self.network.heal(node_id)
+            return None
+        until = time.monotonic() + seconds
+        self.cut.update({node_id: until for node_id in event.group})
+        role = " (leader among them)" if event.was_leader else ""
+        self.say(f"SPLIT nodes {list(event.group)}{role} | {rest} for {seconds:g} s: nft drops every packet between")
+        return "split"
+
     def _resume_due(self, now: float) -> None:
+        for node_id, at in list(self.cut.items()):
+            if at <= now and self.network is not None:
+                del self.cut[node_id]
+                try:
+                    self.network.heal(node_id)
+                    self.say(f"HEAL node {node_id}: its network is whole again")
+                except netns.NetnsError as error:
+                    self.say(f"node {node_id}: could not heal its network ({error}); `down` removes it")
         for node_id, (client, peers, at) in list(self.isolated.items()):
             if at <= now:
                 del self.isolated[node_id]
@@ -276,6 +330,19 @@ class Chaos:
                 except psutil.NoSuchProcess:
                     continue
                 self.say(f"SIGCONT node {node_id}, pid {proc.pid}")
+
+
+def network_faults(layout: Layout) -> NetworkFaults:
+    """`--partition`'s executor, for the cluster's recorded --netns plan."""
+    try:
+        plan = netns.load(layout)
+        netns.require()
+    except (netns.NetnsError, netns.NetnsUnavailable) as error:
+        raise ControlError(f"chaos --partition: {error}") from None
+    if plan is None:
+        raise ControlError("chaos --partition cuts real links: it needs a cluster started with "
+                           "`python -m supervisor up --netns` (use --drop for simulated partitions)")
+    return NetworkFaults(plan)
 
 
 def _drop_traffic(endpoint: str, peers: list[int], seconds: float) -> None:

@@ -120,7 +120,7 @@ def run(layout: Layout, options: ChaosOptions, out: TextIO, check: CheckOptions 
     state = load_state(layout)
     if supervisor_process(state) is None:
         raise ControlError("no supervisor is running for this cluster: chaos needs one to restart nodes")
-    if options.drop or options.split:
+    if (options.drop or options.split) and not options.partition:
         require_fault_injection(state, "chaos --check")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     outdir = layout.root / f"chaos-{stamp}"

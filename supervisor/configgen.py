@@ -16,6 +16,7 @@ config has it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +28,8 @@ from supervisor import security
 
 MAX_NODES = 99  # --base-port leaves room for 99 ports of each kind
 HOST = "127.0.0.1"
+#: `up --netns`: every member has its own address, so the fixed scheme always fits.
+NETNS_BASE_PORT = 7100
 #: Ports of a member `supervisor add` adds: peer, client, etcd gRPC, etcd gateway.
 FACES = 4
 #: Ports per initial member: those and the metrics endpoint.
@@ -58,24 +61,26 @@ def member_ports(size: int, base_port: int | None) -> list[MemberPorts]:
     return [MemberPorts(*(base_port + 100 * face + i for face in range(PORTS))) for i in range(1, size + 1)]
 
 
-def member_spec(node_id: int, ports: MemberPorts) -> MemberSpec:
-    return MemberSpec(node_id, f"tcp://{HOST}:{ports.peer}", f"tcp://{HOST}:{ports.client}",
-                      grpc=f"http://{HOST}:{ports.grpc}", gateway=f"http://{HOST}:{ports.gateway}",
-                      metrics=f"http://{HOST}:{ports.metrics}")
+def member_spec(node_id: int, ports: MemberPorts, host: str = HOST) -> MemberSpec:
+    return MemberSpec(node_id, f"tcp://{host}:{ports.peer}", f"tcp://{host}:{ports.client}",
+                      grpc=f"http://{host}:{ports.grpc}", gateway=f"http://{host}:{ports.gateway}",
+                      metrics=f"http://{host}:{ports.metrics}")
 
 
 def generate_spec(size: int, base_port: int | None = None, cluster_id: str | None = None,
-                  base: str = "cluster-3") -> ClusterSpec:
-    """A spec for `size` members on 127.0.0.1; data dirs `node-{id}` relative to the
+                  base: str = "cluster-3", hosts: Mapping[int, str] | None = None) -> ClusterSpec:
+    """A spec for `size` members on 127.0.0.1 (or member N on `hosts[N]`: `up
+    --netns`, each in its own namespace); data dirs `node-{id}` relative to the
     data directory (the supervisor runs every node there)."""
-    members = tuple(member_spec(i, ports) for i, ports in enumerate(member_ports(size, base_port), start=1))
+    members = tuple(member_spec(i, ports, (hosts or {}).get(i, HOST))
+                    for i, ports in enumerate(member_ports(size, base_port), start=1))
     return replace(load_spec(base), cluster_id=cluster_id or f"jangada-{secrets.token_hex(4)}",
                    members=members, data_dir="node-{id}", source="<generated>")
 
 
 def prepare_config(layout: Layout, size: int | None, base_port: int | None = None,
                    config: str | None = None, fault_injection: bool = False,
-                   secure: bool = False) -> ClusterSpec:
+                   secure: bool = False, hosts: Mapping[int, str] | None = None) -> ClusterSpec:
     """The spec `up` runs, written to `layout.config`.
 
     * `config` given: that file (or shipped name) is copied in; its members' data
@@ -87,6 +92,9 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
     `secure` (`up --secure`): a new config gets CURVE keys, TLS certificates
     (supervisor/security.py, in `<data dir>/keys`), [curve], [tls] and https://
     face URLs; a secure config already there is reused as it is.
+    `hosts` (`up --netns`): a new config puts member N on `hosts[N]` (ports as with
+    --base-port, 7100 by default: each member has an address of its own); an
+    existing config must already use those addresses.
     Raises SpecError, ValueError or ConfigConflict with a message for the operator."""
     existing = load_spec(layout.config) if layout.config.is_file() else None
     if config is not None:
@@ -105,7 +113,10 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
                                  "`down --purge` first to change ports")
         spec = existing
     else:
-        spec = generate_spec(size or 3, base_port)
+        spec = generate_spec(size or 3, base_port if base_port or not hosts else NETNS_BASE_PORT, hosts=hosts)
+    if hosts is not None and any(_host_of(m.peer) != hosts.get(m.id) for m in spec.members):
+        raise ConfigConflict(f"--netns: the config in {layout.root} does not put its members on the namespace "
+                             "addresses; `python -m supervisor down --purge` first")
     if size is not None and len(spec.members) != size:
         raise ConfigConflict(f"--config has {len(spec.members)} members but `up {size}` was asked for")
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -120,6 +131,10 @@ def prepare_config(layout: Layout, size: int | None, base_port: int | None = Non
     if existing != spec:
         _write_atomically(layout.config, spec.to_toml())
     return load_spec(layout.config)
+
+
+def _host_of(url: str) -> str:
+    return url.split("://", 1)[-1].rsplit(":", 1)[0]
 
 
 def _uses_base_port(spec: ClusterSpec, base_port: int) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from cluster.discovery import ClusterState, DiscoveryError, Layout, NodeRecord, read_state
+from supervisor import netns
 from supervisor.spawn import terminate
 from supervisor.statefile import SupervisorLock, node_process, remove_state, supervisor_process
 from supervisor.status import collect, leader_of
@@ -73,6 +74,7 @@ def down(layout: Layout, purge: bool, grace: float, out: TextIO) -> int:
         print(f"no cluster running in {layout.root}", file=out)
     else:
         _stop(layout, state, grace, out)
+    _remove_network(layout, out)
     if purge:
         return _purge(layout, out)
     return 0
@@ -91,7 +93,20 @@ def _stop(layout: Layout, state: ClusterState, grace: float, out: TextIO) -> Non
     print("cluster stopped", file=out)
 
 
-_OURS = re.compile(r"^(cluster\.toml|keys|members\.json|supervisor\.(json|lock|log)|node-\d+(\.log)?|chaos-\d{8}T\d{6}Z|.*\.tmp)$")
+def _remove_network(layout: Layout, out: TextIO) -> None:
+    """A --netns cluster's namespaces, links and bridge (after its nodes stopped);
+    the record stays, so the next `up` makes them again."""
+    try:
+        plan = netns.load(layout)
+        if plan is not None:
+            removed = netns.remove(plan)
+            if removed:
+                print(f"netns: removed {', '.join(removed)}", file=out)
+    except netns.NetnsError as error:
+        raise ControlError(str(error)) from None
+
+
+_OURS = re.compile(r"^(cluster\.toml|keys|members\.json|netns\.json|supervisor\.(json|lock|log)|node-\d+(\.log)?|chaos-\d{8}T\d{6}Z|.*\.tmp)$")
 
 
 def _purge(layout: Layout, out: TextIO) -> int:

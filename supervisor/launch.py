@@ -20,7 +20,8 @@ import psutil
 
 from cluster.curve_keys import KeyFileError
 from cluster.discovery import DiscoveryError, Layout, read_state
-from cluster.spec import ClusterSpec, SpecError
+from cluster.spec import ClusterSpec, SpecError, load_spec
+from supervisor import netns
 from supervisor.configgen import ConfigConflict, prepare_config
 from supervisor.control import ControlError
 from supervisor.display import Display, display_for, security_line
@@ -48,11 +49,38 @@ def check_free(layout: Layout, out: TextIO) -> None:
 
 
 def prepare(layout: Layout, size: int | None, base_port: int | None, config: str | None,
-            fault_injection: bool = False, secure: bool = False) -> ClusterSpec:
+            fault_injection: bool = False, secure: bool = False, netns_wanted: bool = False) -> ClusterSpec:
+    """The config `up` runs; with `netns_wanted` (`--netns`), or in a data directory
+    that recorded a --netns plan, each member's namespace, link and the bridge are
+    made first (supervisor/netns.py) and the members use their namespace addresses."""
     try:
-        return prepare_config(layout, size, base_port, config, fault_injection, secure)
+        plan = _netns_plan(layout, size, netns_wanted)
+        spec = prepare_config(layout, size, base_port, config, fault_injection, secure,
+                              hosts=plan.hosts() if plan else None)
+        if plan is not None:
+            netns.save(layout, plan)
+            made = netns.create(plan)
+            if made:
+                print(f"netns: made {', '.join(made)} (bridge {plan.bridge}, host {plan.host_address}/24)")
+        return spec
+    except netns.NetnsUnavailable as error:
+        raise ControlError(str(error), 2) from None
+    except netns.NetnsError as error:
+        raise ControlError(str(error)) from None
     except (SpecError, ValueError, ConfigConflict, KeyFileError, OSError) as error:
         raise ControlError(str(error), 2) from None
+
+
+def _netns_plan(layout: Layout, size: int | None, wanted: bool) -> netns.NetnsPlan | None:
+    plan = netns.load(layout)
+    if plan is None and not wanted:
+        return None
+    netns.require()
+    if plan is None:
+        existing = load_spec(layout.config) if layout.config.is_file() else None
+        count = size or (len(existing.members) if existing else 3)
+        plan = netns.plan_for(layout.root, list(range(1, count + 1)))
+    return plan
 
 
 def restore_members(layout: Layout, spec: ClusterSpec, backup: str, out: TextIO) -> None:

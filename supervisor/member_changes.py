@@ -21,6 +21,7 @@ from cluster.client import Client, ClientError, InvalidRequestError, RefusedErro
 from cluster.discovery import ClusterState, Layout, read_state
 from cluster.spec import SpecError, load_spec
 from supervisor.configgen import HOST, FACES, free_ports
+from supervisor import netns
 from supervisor.control import ControlError, load_state, wait_until
 from supervisor.roster import Member, Roster, RosterError, load_roster, save_roster
 from supervisor.statefile import node_process, supervisor_process
@@ -73,6 +74,9 @@ def add(layout: Layout, timeout: float, out: TextIO) -> int:
         # none: a new member could never talk to them (docs/security.md).
         raise ControlError("adding a member to a --secure cluster is not supported yet: membership changes "
                            "do not carry CURVE keys, so the members would refuse the new one")
+    if netns.load(layout) is not None:
+        raise ControlError("`supervisor add` in a --netns cluster is not supported yet (the new member would need "
+                           "a namespace of its own); docs/deploy.md shows adding a member on another host by hand")
     roster = _roster(layout)
     node_id = roster.next_id(spec)
     peer_port, client_port, grpc_port, gateway_port = free_ports(FACES)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 import psutil
 
 from cluster.discovery import Layout
+from supervisor import netns
 from supervisor.roster import Member
 
 _PR_SET_PDEATHSIG = 1
@@ -26,8 +27,9 @@ _PR_SET_PDEATHSIG = 1
 def node_command(layout: Layout, node_id: int, join: Member | None = None) -> list[str]:
     """The node's command line; a member added after the initial config (`join`)
     also gets `--join ENDPOINTS --peer P --client C` (and `--grpc U --gateway U`
-    for the etcd faces it has)."""
-    command = [sys.executable, "-m", "node", "--config", str(layout.config), "--id", str(node_id),
+    for the etcd faces it has). In a --netns cluster it runs inside the member's
+    namespace (`ip netns exec NS`, which execs it: same pid; supervisor/netns.py)."""
+    command = netns.node_prefix(layout, node_id) + [sys.executable, "-m", "node", "--config", str(layout.config), "--id", str(node_id),
                "--data-dir", str(layout.node_dir(node_id))]
     if join is not None:
         command += ["--join", ",".join(join.join or ()), "--peer", join.peer, "--client", join.client]
