@@ -50,6 +50,7 @@ examples:
   python -m supervisor add                  # a new member: learner, catch up, voter
   python -m supervisor remove 2             # take node 2 out of the cluster, then stop it
   python -m supervisor down [--purge]
+  kill -9 <supervisor pid>; python -m supervisor up -d   # nodes keep serving; the new supervisor adopts them
 
 exit status: 0 ok, 1 the operation failed, 2 usage error.
 """
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also isolate nodes: the node drops all peer traffic for --drop-for seconds")
     ch.add_argument("--drop-for", type=_positive, default=1.0, metavar="S")
     ch.add_argument("--leader", action="store_true", help="aim at the current leader")
+    ch.add_argument("--supervisor", action="store_true",
+                    help="also SIGKILL the supervisor; chaos starts a new one, which adopts the running nodes")
     ch.add_argument("--max-faulty", type=int, metavar="K",
                     help="at most K nodes dead or paused at once (default: a minority)")
     ch.add_argument("--seed", type=int, help="random seed (events are then reproducible given the same status)")
@@ -248,7 +251,7 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     options = chaos_mod.ChaosOptions(duration=args.duration, interval=args.interval, kill=args.kill,
                                      pause=args.pause or args.check, drop=args.drop or args.check, drop_for=args.drop_for,
                                      leader=args.leader, pause_for=args.pause_for,
-                                     max_faulty=args.max_faulty, seed=args.seed)
+                                     max_faulty=args.max_faulty, seed=args.seed, supervisor=args.supervisor)
     try:
         options.check()
     except ValueError as error:

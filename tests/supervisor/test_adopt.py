@@ -1,0 +1,97 @@
+"""Issue 18: the supervisor is not a single point of failure. Nodes outlive a
+supervisor killed with SIGKILL and keep serving writes; a second `up` adopts the
+running nodes (same pids: nothing restarted), watches them (a node it adopted
+that dies is restarted) and `down` stops everything."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+
+from cluster.client import Client, ClientError
+from tests.supervisor.harness import Session, wait_for
+
+
+class Writer(threading.Thread):
+    """Puts k0, k1, ... one after another, noting every acknowledgement and failure."""
+
+    def __init__(self, endpoints: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.client = Client(endpoints, timeout=10.0, attempt_timeout=1.0)
+        self.acked: list[str] = []
+        self.failed: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set() and len(self.acked) + len(self.failed) < 100_000:
+                key = f"adopt/k{len(self.acked) + len(self.failed)}"
+                try:
+                    self.client.put(key, "v")
+                    self.acked.append(key)
+                except ClientError as error:
+                    self.failed.append(f"{key}: {error}")
+                time.sleep(0.01)
+        finally:
+            self.client.close()
+
+    def acks_beyond(self, count: int) -> bool:
+        return len(self.acked) > count
+
+
+@pytest.mark.timeout(150)
+def test_nodes_outlive_a_killed_supervisor_and_are_adopted(session: Session) -> None:
+    up = session.supervisor("up", "3", "--detach")
+    assert up.returncode == 0, up.stdout + up.stderr
+    first = session.state()
+    assert first is not None
+    pids = {n.id: (n.pid, n.create_time) for n in first.nodes}
+    writer = Writer([n.client for n in first.nodes])
+    writer.start()
+    try:
+        wait_for(lambda: writer.acks_beyond(20), 30, "writes before the kill")
+        supervisor = psutil.Process(first.supervisor_pid)
+        assert abs(supervisor.create_time() - first.supervisor_create_time) < 0.5
+        assert first.supervisor_pid in session.supervisors  # ours, by pid
+        os.kill(first.supervisor_pid, signal.SIGKILL)
+        wait_for(lambda: not psutil.pid_exists(first.supervisor_pid)
+                 or psutil.Process(first.supervisor_pid).status() == psutil.STATUS_ZOMBIE, 30, "the supervisor to die")
+        acked_at_kill = len(writer.acked)
+        wait_for(lambda: writer.acks_beyond(acked_at_kill + 30), 30, "writes with no supervisor")
+
+        status = session.supervisor("status", "--json")
+        assert '"supervisor_alive": false' in status.stdout, status.stdout
+
+        again = session.supervisor("up", "--detach")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "adopting them" in again.stdout, again.stdout
+        second = session.state()
+        assert second is not None and second.supervisor_pid != first.supervisor_pid
+        assert {n.id: (n.pid, n.create_time) for n in second.nodes} == pids  # adopted, not restarted
+        assert all(n.restarts == 0 for n in second.nodes)
+        log = session.layout.supervisor_log.read_text()
+        assert "adopting 3 nodes" in log and "starting 0 nodes" in log
+        acked_at_adoption = len(writer.acked)
+        wait_for(lambda: writer.acks_beyond(acked_at_adoption + 10), 30, "writes under the new supervisor")
+    finally:
+        writer.stop.set()
+        writer.join(30)
+    assert writer.failed == []  # no write failed while the supervisor was dead or being replaced
+    for node_id, (pid, created) in pids.items():
+        assert abs(psutil.Process(pid).create_time() - created) < 0.5, f"node {node_id} was restarted"
+
+    # The new supervisor watches the nodes it adopted: one killed is restarted.
+    victim = second.nodes[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    restarted = wait_for(lambda: (s := session.state()) is not None and s.node(victim.id).pid not in (0, victim.pid)
+                         and s.node(victim.id).restarts == 1 and s, 60, "the adopted node's restart")
+    assert "status unknown" in restarted.node(victim.id).last_exit
+
+    down = session.supervisor("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    wait_for(lambda: session.alive() == [], 30, "every process to stop")
+    assert not session.layout.state.exists()
