@@ -31,8 +31,6 @@ import psutil
 from cluster.discovery import Layout
 from supervisor.roster import Member
 
-_PR_SET_PDEATHSIG = 1
-
 
 def node_command(layout: Layout, node_id: int, join: Member | None = None) -> list[str]:
     """The node's command line; a member added after the initial config (`join`)
