@@ -7,8 +7,8 @@ parent of every node it started, so it learns of a death by reaping the child
 killed (supervisor/spawn.py); a new supervisor in the same data directory adopts
 the ones still running (`previous`: the state file the dead one left, matched by
 pid, start time and command line), watches them by polling psutil (their exit
-status is lost with their parent), and starts only the missing members. A dead node is restarted after the backoff of
-`RestartPolicy`; the state file is rewritten on every change (spawn, death,
+status is lost with their parent), and starts only the missing members. A dead
+node is restarted after the backoff of `RestartPolicy`; the state file is rewritten on every change (spawn, death,
 restart), so `status`, `kill` and `chaos` in other processes always see the
 current pids. A background thread asks every node for its status once a second
 (never the main loop: a paused node would stall restarts); the display shows it.
