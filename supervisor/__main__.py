@@ -229,7 +229,8 @@ def cmd_status(args: argparse.Namespace, layout: Layout) -> int:
                           "nodes": [s.to_dict() for s in statuses]}, indent=2))
         return 0
     print(f"cluster {state.cluster_id}  supervisor pid {state.supervisor_pid}"
-          f"{'' if supervisor else ' (NOT RUNNING: stale state; `down` cleans up)'}  data {state.data_dir}")
+          f"{'' if supervisor else ' (NOT RUNNING: nodes still alive keep serving; `up` adopts them, `down` stops them)'}"
+          f"  data {state.data_dir}")
     print(security_line(state))
     print(format_table(HEADERS, table_rows(statuses)))
     for line in alarm_lines(statuses):
