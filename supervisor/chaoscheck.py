@@ -7,7 +7,8 @@
 2. run the chaos schedule for --duration (SIGKILL random nodes and the leader,
    SIGSTOP pauses longer than the election timeout, drop-traffic isolating a
    node - the leader or a follower - and, with 5+ nodes, splitting the cluster
-   into its largest minority | a majority);
+   into its largest minority | a majority; with `--supervisor`, SIGKILL the
+   supervisor too, whose nodes keep serving until a new one adopts them);
 3. heal: chaos SIGCONTs every paused node and lifts every drop as it ends; stop
    the workload; wait for the supervisor to have restarted every killed node and
    for one leader;
