@@ -82,8 +82,8 @@ class ChaosOptions:
             raise ValueError(f"--pause-for must be in [{PAUSE_RANGE[0]}, {PAUSE_RANGE[1]}] seconds")
         if not PAUSE_RANGE[0] <= self.drop_for <= PAUSE_RANGE[1]:
             raise ValueError(f"--drop-for must be in [{PAUSE_RANGE[0]}, {PAUSE_RANGE[1]}] seconds")
-        if not (self.kill or self.pause or self.drop):
-            raise ValueError("nothing to do: enable --kill, --pause and/or --drop")
+        if not (self.kill or self.pause or self.drop or self.supervisor):
+            raise ValueError("nothing to do: enable --kill, --pause, --drop and/or --supervisor")
         if self.max_faulty is not None and self.max_faulty < 1:
             raise ValueError("--max-faulty must be >= 1")
 

@@ -1,9 +1,12 @@
 """Issue 18: the supervisor is not a single point of failure. Nodes outlive a
 supervisor killed with SIGKILL and keep serving writes; a second `up` adopts the
 running nodes (same pids: nothing restarted), watches them (a node it adopted
-that dies is restarted) and `down` stops everything."""
+that dies is restarted) and `down` stops everything. With JANGADA_LONG_TESTS=1,
+`chaos --check --supervisor` too: supervisor kills among the faults, and the
+check still passes."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -92,3 +95,23 @@ def test_nodes_outlive_a_killed_supervisor_and_are_adopted(session: Session) -> 
     assert down.returncode == 0, down.stdout + down.stderr
     wait_for(lambda: session.alive() == [], 30, "every process to stop")
     assert not session.layout.state.exists()
+
+
+@pytest.mark.skipif(not os.environ.get("JANGADA_LONG_TESTS"),
+                    reason="a chaos check with supervisor kills takes a minute: set JANGADA_LONG_TESTS=1 to run it")
+@pytest.mark.timeout(300)
+def test_chaos_check_with_supervisor_kills_passes(session: Session) -> None:
+    up = session.supervisor("up", "3", "--detach", "--fault-injection")
+    assert up.returncode == 0, up.stdout + up.stderr
+    # --supervisor alone first: every event is a supervisor kill, and a new one adopts.
+    alone = session.supervisor("chaos", "--supervisor", "--no-kill", "--duration", "1", "--interval", "0.5")
+    assert alone.returncode == 0 and "SUPERVISOR back" in alone.stdout, alone.stdout + alone.stderr
+    run = session.supervisor("chaos", "--check", "--supervisor", "--duration", "30", "--interval", "1",
+                             "--seed", "11", timeout=240)
+    assert run.returncode == 0 and "chaos check: PASS" in run.stdout, run.stdout + run.stderr
+    [outdir] = sorted(session.layout.root.glob("chaos-*"))
+    report = json.loads((outdir / "report.json").read_text())
+    assert report["lost_writes"] == 0 and report["linearizable"] and report["converged"]
+    assert report["faults"]["supervisor"] >= 1, run.stdout
+    assert session.supervisor("down").returncode == 0
+    wait_for(lambda: session.alive() == [], 30, "every process to stop")
