@@ -63,7 +63,8 @@ class PrivateDisk:
             return _mounted(self.holder.pid, self.path) or self.holder.poll() is not None
         wait_for(mounted_or_dead, 10, "the private tmpfs")
         if self.holder.poll() is not None:
-            return f"cannot mount a tmpfs in a private mount namespace: {self.holder.stderr.read().decode().strip()}"
+            _, stderr = self.holder.communicate()
+            return f"cannot mount a tmpfs in a private mount namespace: {stderr.decode().strip()}"
         return None
 
     def inside(self, *command: str) -> list[str]:

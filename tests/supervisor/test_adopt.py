@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from cluster.client import Client, ClientError
+from cluster.discovery import NodeRecord
 from tests.supervisor.harness import Session, wait_for
 
 
@@ -87,9 +88,12 @@ def test_nodes_outlive_a_killed_supervisor_and_are_adopted(session: Session) -> 
     # The new supervisor watches the nodes it adopted: one killed is restarted.
     victim = second.nodes[0]
     os.kill(victim.pid, signal.SIGKILL)
-    restarted = wait_for(lambda: (s := session.state()) is not None and s.node(victim.id).pid not in (0, victim.pid)
-                         and s.node(victim.id).restarts == 1 and s, 60, "the adopted node's restart")
-    assert "status unknown" in restarted.node(victim.id).last_exit
+
+    def restarted() -> NodeRecord | None:
+        state = session.state()
+        record = state.node(victim.id) if state is not None else None
+        return record if record is not None and record.pid not in (0, victim.pid) and record.restarts == 1 else None
+    assert "status unknown" in wait_for(restarted, 60, "the adopted node's restart").last_exit
 
     down = session.supervisor("down")
     assert down.returncode == 0, down.stdout + down.stderr
