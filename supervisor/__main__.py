@@ -53,6 +53,7 @@ examples:
   python -m supervisor add                  # a new member: learner, catch up, voter
   python -m supervisor remove 2             # take node 2 out of the cluster, then stop it
   python -m supervisor down [--purge]
+  kill -9 <supervisor pid>; python -m supervisor up -d   # nodes keep serving; the new supervisor adopts them
 
 exit status: 0 ok, 1 the operation failed, 2 usage error.
 """
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "on a --netns cluster)")
     ch.add_argument("--drop-for", type=_positive, default=1.0, metavar="S")
     ch.add_argument("--leader", action="store_true", help="aim at the current leader")
+    ch.add_argument("--supervisor", action="store_true",
+                    help="also SIGKILL the supervisor; chaos starts a new one, which adopts the running nodes")
     ch.add_argument("--max-faulty", type=int, metavar="K",
                     help="at most K nodes dead or paused at once (default: a minority)")
     ch.add_argument("--seed", type=int, help="random seed (events are then reproducible given the same status)")
@@ -238,7 +241,8 @@ def cmd_status(args: argparse.Namespace, layout: Layout) -> int:
                           "nodes": [s.to_dict() for s in statuses]}, indent=2))
         return 0
     print(f"cluster {state.cluster_id}  supervisor pid {state.supervisor_pid}"
-          f"{'' if supervisor else ' (NOT RUNNING: stale state; `down` cleans up)'}  data {state.data_dir}")
+          f"{'' if supervisor else ' (NOT RUNNING: nodes still alive keep serving; `up` adopts them, `down` stops them)'}"
+          f"  data {state.data_dir}")
     print(security_line(state))
     print(format_table(HEADERS, table_rows(statuses)))
     for line in alarm_lines(statuses):
@@ -260,7 +264,7 @@ def cmd_chaos(args: argparse.Namespace, layout: Layout) -> int:
     options = chaos_mod.ChaosOptions(duration=args.duration, interval=args.interval, kill=args.kill,
                                      pause=args.pause or args.check, drop=args.drop or args.check, drop_for=args.drop_for,
                                      leader=args.leader, pause_for=args.pause_for,
-                                     max_faulty=args.max_faulty, seed=args.seed,
+                                     max_faulty=args.max_faulty, seed=args.seed, supervisor=args.supervisor,
                                      partition=args.partition or (args.check and netns.load(layout) is not None))
     if args.partition:
         options = replace(options, drop=True, split=True)

@@ -3,10 +3,16 @@ cluster at an interval, for a bounded duration, printing each event.
 
 Safety. A process is touched only if the state file names its pid, its start time
 matches (so a reused pid is never hit), its command line is `-m node --id N`, and
-its parent is the live supervisor of that state file. Every SIGSTOP is followed by
+the supervisor that wrote that state file is alive (a node it adopted from a
+killed supervisor is not its child, so the parent is not what is checked). Every SIGSTOP is followed by
 a SIGCONT before chaos exits, however it exits (end of duration, Ctrl-C, error).
 At most `max_faulty` nodes are dead or paused at once (default: a minority, so the
 cluster stays available and a workload can keep writing).
+
+`--supervisor` adds the supervisor itself to the victims: chaos SIGKILLs it (its
+nodes keep serving, supervisor/spawn.py) and starts a new one, `python -m
+supervisor up --detach`, which adopts the running nodes; until it is up, chaos
+injects nothing else (no one would restart a killed node).
 
 `--drop` isolates a node: it asks that node (the client protocol's drop-traffic
 admin request) to drop every peer frame to and from all other members for
@@ -35,6 +41,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, replace
 from typing import TextIO
@@ -72,6 +80,7 @@ class ChaosOptions:
     pause_for: float = 1.0
     max_faulty: int | None = None  # None: a minority of the cluster
     seed: int | None = None
+    supervisor: bool = False  # also SIGKILL the supervisor (a new one adopts the nodes)
 
     def check(self) -> None:
         """ValueError naming the bad option."""
@@ -84,8 +93,8 @@ class ChaosOptions:
             raise ValueError(f"--pause-for must be in [{PAUSE_RANGE[0]}, {PAUSE_RANGE[1]}] seconds")
         if not PAUSE_RANGE[0] <= self.drop_for <= PAUSE_RANGE[1]:
             raise ValueError(f"--drop-for must be in [{PAUSE_RANGE[0]}, {PAUSE_RANGE[1]}] seconds")
-        if not (self.kill or self.pause or self.drop):
-            raise ValueError("nothing to do: enable --kill, --pause and/or --drop")
+        if not (self.kill or self.pause or self.drop or self.supervisor):
+            raise ValueError("nothing to do: enable --kill, --pause, --drop and/or --supervisor")
         if self.max_faulty is not None and self.max_faulty < 1:
             raise ValueError("--max-faulty must be >= 1")
 
@@ -106,7 +115,7 @@ def require_fault_injection(state: ClusterState, what: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    action: str  # "kill" | "pause" | "drop" | "split"
+    action: str  # "kill" | "pause" | "drop" | "split" | "supervisor"
     node_id: int
     was_leader: bool
     group: tuple[int, ...] = ()  # split: the minority side (node_id among them)
@@ -132,6 +141,8 @@ def choose(rng: random.Random, statuses: list[NodeStatus], options: ChaosOptions
     minority = (len(statuses) - 1) // 2
     if options.split and minority >= 2 and len(faulty) + minority <= limit:
         actions.append("split")
+    if options.supervisor:
+        actions.append("supervisor")
     action = rng.choice(actions)
     if action != "split":
         return Event(action, target.id, was_leader)
@@ -152,6 +163,7 @@ class Chaos:
         self.isolated: dict[int, tuple[str, list[int], float]] = {}  # node id -> (client, peers, until)
         self.network: NetworkFaults | None = None  # --partition
         self.cut: dict[int, float] = {}  # --partition: node id -> heal at
+        self.respawn: subprocess.Popen[str] | None = None  # `up --detach` after a supervisor kill
 
     def say(self, message: str) -> None:
         print(f"{timestamp()} chaos: {message}", file=self.out, flush=True)
@@ -165,15 +177,17 @@ class Chaos:
             self.network = network_faults(self.layout)
         elif o.drop or o.split:
             require_fault_injection(state, "chaos --drop")
-        actions = "+".join(a for a, on in (("kill", o.kill), ("pause", o.pause), ("drop", o.drop)) if on)
+        actions = "+".join(a for a, on in (("kill", o.kill), ("pause", o.pause), ("drop", o.drop),
+                                           ("supervisor kills", o.supervisor)) if on)
         target = "the leader" if o.leader else "random nodes"
         self.say(f"for {o.duration:g} s, one event every {o.interval:g} s: {actions} {target} (seed {self.seed})")
         end = time.monotonic() + o.duration
         next_event = time.monotonic() + o.interval
-        counts = {"kill": 0, "pause": 0, "drop": 0, "split": 0}
+        counts = {"kill": 0, "pause": 0, "drop": 0, "split": 0, "supervisor": 0}
         try:
             while (now := time.monotonic()) < end:
                 self._resume_due(now)
+                self._respawned()
                 if now >= next_event:
                     counts_key = self._event()
                     if counts_key:
@@ -186,11 +200,17 @@ class Chaos:
             self.say("interrupted")
         finally:
             self._resume_due(float("inf"))
+            self._respawned(wait=True)
         splits = f", {counts['split']} splits" if o.split else ""
-        self.say(f"done: {counts['kill']} kills, {counts['pause']} pauses, {counts['drop']} isolations{splits}")
+        supervisors = f", {counts['supervisor']} supervisor kills" if o.supervisor else ""
+        self.say(f"done: {counts['kill']} kills, {counts['pause']} pauses, {counts['drop']} isolations"
+                 f"{splits}{supervisors}")
         return 0
 
     def _event(self) -> str | None:
+        if self.respawn is not None:
+            self.say("skipped: a new supervisor is starting")
+            return None
         state = load_state(self.layout)
         supervisor = supervisor_process(state)
         if supervisor is None:
@@ -209,9 +229,11 @@ class Chaos:
             return self._cut(event) if self.network else self._isolate(state, event)
         if event.action == "split":
             return self._cut_split(state, event) if self.network else self._split(state, event)
-        proc = self._target(state, event.node_id, supervisor.pid)
+        if event.action == "supervisor":
+            return self._kill_supervisor(supervisor)
+        proc = node_process(state.node(event.node_id), state)
         if proc is None:
-            self.say(f"skipped: node {event.node_id} is not a running child of the supervisor")
+            self.say(f"skipped: node {event.node_id} is not running")
             return None
         role = " (leader)" if event.was_leader else ""
         try:  # psutil re-checks the process identity before signalling
@@ -226,13 +248,44 @@ class Chaos:
             self.say(f"SIGSTOP node {event.node_id}{role}, pid {proc.pid}, for {self.options.pause_for:g} s")
         return event.action
 
-    @staticmethod
-    def _target(state: ClusterState, node_id: int, supervisor_pid: int) -> psutil.Process | None:
-        proc = node_process(state.node(node_id), state)
+    def _kill_supervisor(self, supervisor: psutil.Process) -> str | None:
+        """SIGKILL the supervisor (identity checked by psutil), wait until it is
+        gone (its lock is free), then start a new one that adopts the nodes."""
         try:
-            return proc if proc is not None and proc.ppid() == supervisor_pid else None
-        except psutil.Error:
-            return None
+            supervisor.kill()
+            supervisor.wait(timeout=10)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            self.say(f"the supervisor (pid {supervisor.pid}) did not die within 10 s: stopping")
+            raise KeyboardInterrupt from None
+        self.say(f"SIGKILL supervisor, pid {supervisor.pid}; its nodes keep serving; starting a new one")
+        self.respawn = subprocess.Popen(
+            [sys.executable, "-m", "supervisor", "up", "--detach", "--data-dir", str(self.layout.root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=self.layout.root)
+        return "supervisor"
+
+    def _respawned(self, wait: bool = False) -> None:
+        """Report the new supervisor once its `up --detach` returned (every node
+        adopted or started, a leader); with `wait`, block until then (bounded)."""
+        if self.respawn is None:
+            return
+        try:
+            output, _ = self.respawn.communicate(timeout=90 if wait else 0.001)
+        except subprocess.TimeoutExpired:
+            if not wait:
+                return
+            self.respawn.kill()
+            output, _ = self.respawn.communicate()
+        code, self.respawn = self.respawn.returncode, None
+        if code == 0:
+            pid = supervisor_process(load_state(self.layout))
+            self.say(f"SUPERVISOR back: pid {pid.pid if pid else '?'} adopted the running nodes")
+            return
+        self.say(f"a new supervisor did not start (status {code}): {output.strip()[-500:]}")
+        if not wait:
+            raise KeyboardInterrupt  # ends the run: nothing would restart a killed node
 
     def _isolate(self, state: ClusterState, event: Event) -> str | None:
         record = state.node(event.node_id)

@@ -7,7 +7,8 @@
 2. run the chaos schedule for --duration (SIGKILL random nodes and the leader,
    SIGSTOP pauses longer than the election timeout, drop-traffic isolating a
    node - the leader or a follower - and, with 5+ nodes, splitting the cluster
-   into its largest minority | a majority);
+   into its largest minority | a majority; with `--supervisor`, SIGKILL the
+   supervisor too, whose nodes keep serving until a new one adopts them);
 3. heal: chaos SIGCONTs every paused node and lifts every drop as it ends; stop
    the workload; wait for the supervisor to have restarted every killed node and
    for one leader;
@@ -51,7 +52,7 @@ CONVERGE_TIMEOUT = 30.0
 CHECK_TIMEOUT = 30.0  # search budget per key
 MINIMIZE_BUDGET = 3.0  # per failing key: the counterexample is shrunk this long at most
 MAX_KEY_LINES = 40  # of each failing key's description in the text report
-EVENT_WORDS = ("SIGKILL", "SIGSTOP", "SIGCONT", "DROP", "SPLIT", "HEAL")
+EVENT_WORDS = ("SIGKILL", "SIGSTOP", "SIGCONT", "DROP", "SPLIT", "HEAL", "SUPERVISOR")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class RecordingChaos(Chaos):
         super().__init__(layout, options, out)
         self.history = history
         self.events: list[tuple[float, str]] = []
-        self.counts = {"kill": 0, "pause": 0, "drop": 0, "split": 0, "leader": 0}
+        self.counts = {"kill": 0, "pause": 0, "drop": 0, "split": 0, "supervisor": 0, "leader": 0}
 
     def say(self, message: str) -> None:
         super().say(message)
@@ -200,7 +201,7 @@ def evaluate(history: History, chaos: RecordingChaos, final: dict[str, Any] | No
         "ops": len(ops), "ok": counts["ok"], "fail": counts["fail"], "info": counts["info"],
         "ok_per_s": round(counts["ok"] / chaos_end, 1) if chaos_end > 0 else 0.0,
         "faults": {k: v for k, v in chaos.counts.items()}, "faults_total": sum(
-            chaos.counts[k] for k in ("kill", "pause", "drop", "split")),
+            chaos.counts[k] for k in ("kill", "pause", "drop", "split", "supervisor")),
         "max_unavailable_s": round(gap, 3), "max_unavailable_at_s": round(gap_at, 3),
         "convergence": convergence.to_dict(), "converged": convergence.converged,
         "events": [{"t": t, "event": e} for t, e in chaos.events],
@@ -228,7 +229,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"  ops:                 {report['ops']} ({report['ok']} ok, {report['fail']} fail, {report['info']} info;"
         f" {report['ok_per_s']} ok/s over {report['duration_s']} s)",
         f"  faults injected:     {report['faults_total']} ({faults['kill']} kills, {faults['pause']} pauses, "
-        f"{faults['drop']} isolations, {faults['split']} splits; {faults['leader']} aimed at the leader)",
+        f"{faults['drop']} isolations, {faults['split']} splits, {faults.get('supervisor', 0)} supervisor kills; "
+        f"{faults['leader']} aimed at the leader)",
         f"  max unavailability:  {report['max_unavailable_s']} s (from t={report['max_unavailable_at_s']} s)",
         f"  converged:           {'yes' if report['converged'] else 'NO'} ({conv['reason']}; applied index "
         f"{conv['applied_index']}, {len(conv['replicas'])} replicas)",

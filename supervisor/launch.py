@@ -19,7 +19,7 @@ from typing import TextIO
 import psutil
 
 from cluster.curve_keys import KeyFileError
-from cluster.discovery import DiscoveryError, Layout, read_state
+from cluster.discovery import ClusterState, DiscoveryError, Layout, read_state
 from cluster.spec import ClusterSpec, SpecError, load_spec
 from supervisor import netns
 from supervisor.configgen import ConfigConflict, prepare_config
@@ -31,7 +31,8 @@ from supervisor.supervise import Supervisor
 
 
 def check_free(layout: Layout, out: TextIO) -> None:
-    """Refuse if a supervisor or orphaned nodes are live here; clean a stale state file."""
+    """Refuse if a supervisor is live here; clean a stale state file, but keep one
+    whose nodes still run: the new supervisor adopts them (supervisor/spawn.py)."""
     existing = inspect(layout)
     if existing.supervisor_alive or SupervisorLock(layout).is_held_elsewhere():
         state = existing.state
@@ -40,8 +41,9 @@ def check_free(layout: Layout, out: TextIO) -> None:
                            "See `python -m supervisor status`; stop it with `python -m supervisor down`.")
     if existing.orphans:
         pids = ", ".join(str(n.pid) for n in existing.orphans)
-        raise ControlError(f"nodes of a supervisor that is gone are still running (pids {pids}): "
-                           "stop them with `python -m supervisor down`")
+        print(f"the supervisor (pid {existing.state.supervisor_pid if existing.state else '?'}) is gone but "
+              f"{len(existing.orphans)} of its nodes still run (pids {pids}): adopting them", file=out)
+        return
     if existing.state is not None or layout.state.exists():
         pid = existing.state.supervisor_pid if existing.state else "?"
         print(f"removing a stale state file (its supervisor, pid {pid}, is gone)", file=out)
@@ -112,11 +114,21 @@ def up_foreground(layout: Layout, spec: ClusterSpec, leader_timeout: float, grac
     except SupervisorRunning as error:
         raise ControlError(str(error)) from None
     try:
-        supervisor = Supervisor(layout, spec, display or display_for(sys.stdout), grace=grace)
+        supervisor = Supervisor(layout, spec, display or display_for(sys.stdout), grace=grace,
+                                previous=_previous_state(layout))
         supervisor.install_signal_handlers()
         return supervisor.run(leader_timeout)
     finally:
         lock.release()
+
+
+def _previous_state(layout: Layout) -> ClusterState | None:
+    """The state file a killed supervisor left (read under the lock: no live
+    supervisor writes it now), whose running nodes are adopted."""
+    try:
+        return read_state(layout)
+    except DiscoveryError:
+        return None
 
 
 def up_detached(layout: Layout, spec: ClusterSpec, leader_timeout: float, grace: float, out: TextIO) -> int:

@@ -4,7 +4,12 @@ A node that ran for at least `stable_after` seconds before dying is restarted
 after `base` seconds; each further death within `stable_after` of its start
 doubles the delay, up to `cap`. One kill (chaos, an operator, an OOM) costs a
 fraction of a second; a node that cannot start (a corrupt disk, a port taken)
-is retried every `cap` seconds instead of spinning.
+is retried every `cap` seconds instead of spinning. That includes a node that
+fail-stops on a full or failing disk (node/storage DiskFault, exit status 1):
+each restart dies again within seconds until space is freed, so the delay
+doubles to `cap`, and the first restart after the operator frees space brings it
+back within `cap` seconds. The same policy applies to adopted nodes (their
+uptime counts from their real start).
 """
 from __future__ import annotations
 

@@ -5,6 +5,12 @@ however the process dies, so a crashed supervisor never blocks the next `up`). T
 state file records pids with their psutil `create_time`: a pid is "ours" only if a
 process with that pid exists *and* started at that time, so a pid reused by an
 unrelated program is never signalled. The format itself is `cluster.discovery`.
+
+Adoption (issue 18): nodes outlive a supervisor that was killed, and the next `up`
+takes them over (`adoptable`) only if pid, start time and command line (`-m node
+--id N --config <this data dir's config>`) all match the state file the dead
+supervisor left: a node of another data directory, or a pid reused by anything
+else, is never adopted.
 """
 from __future__ import annotations
 
@@ -81,6 +87,33 @@ def is_node_command(cmdline: list[str], node_id: int) -> bool:
                 and cmdline[cmdline.index("--id") + 1] == str(node_id))
     except (ValueError, IndexError):
         return False
+
+
+def adoptable(state: ClusterState, config: str) -> dict[int, psutil.Process]:
+    """The nodes of `state` still running that a new supervisor may take over:
+    node id -> process. Empty while the state's own supervisor lives (they are
+    its children, not orphans)."""
+    if supervisor_process(state) is not None:
+        return {}
+    found = {}
+    for record in state.nodes:
+        proc = node_process(record, state)
+        if proc is None:
+            continue
+        try:
+            cmdline = proc.cmdline()
+        except psutil.Error:
+            continue
+        if _argument(cmdline, "--config") == config:
+            found[record.id] = proc
+    return found
+
+
+def _argument(cmdline: list[str], flag: str) -> str | None:
+    try:
+        return cmdline[cmdline.index(flag) + 1]
+    except (ValueError, IndexError):
+        return None
 
 
 def supervisor_process(state: ClusterState) -> psutil.Process | None:

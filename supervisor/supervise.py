@@ -2,14 +2,19 @@
 stop everything on SIGTERM/SIGINT.
 
 Theory of operation. The supervisor is the only writer of the state file and the
-parent of every node, so it learns of a death by reaping the child (`poll`), with
-the exact exit status or signal. A dead node is restarted after the backoff of
-`RestartPolicy`; the state file is rewritten on every change (spawn, death,
+parent of every node it started, so it learns of a death by reaping the child
+(`poll`), with the exact exit status or signal. Nodes outlive a supervisor that is
+killed (supervisor/spawn.py); a new supervisor in the same data directory adopts
+the ones still running (`previous`: the state file the dead one left, matched by
+pid, start time and command line), watches them by polling psutil (their exit
+status is lost with their parent), and starts only the missing members. A dead
+node is restarted after the backoff of `RestartPolicy`; the state file is rewritten on every change (spawn, death,
 restart), so `status`, `kill` and `chaos` in other processes always see the
 current pids. A background thread asks every node for its status once a second
 (never the main loop: a paused node would stall restarts); the display shows it.
-On SIGTERM or SIGINT the loop ends, every node gets SIGTERM, then SIGKILL after
-the grace period, the state file is removed and the lock released.
+On SIGTERM, SIGINT or SIGHUP the loop ends, every node (adopted ones too) gets
+SIGTERM, then SIGKILL after the grace period, the state file is removed and the
+lock released: asking the supervisor to stop stops the cluster; killing it does not.
 
 Membership (supervisor/roster.py): the nodes run are the roster's members, not just
 the config's. `python -m supervisor add` / `remove` rewrite `members.json` and send
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,8 +39,8 @@ from supervisor.display import Display, etcd_faces
 from supervisor.security import tls_paths
 from supervisor.restarts import RestartPolicy
 from supervisor.roster import RosterError, load_roster
-from supervisor.spawn import describe_exit, spawn_node, terminate
-from supervisor.statefile import create_time, remove_state, write_state
+from supervisor.spawn import Adopted, NodeProcess, as_psutil, describe_exit, exit_of, reap, spawn_node, terminate
+from supervisor.statefile import adoptable, create_time, remove_state, write_state
 from supervisor.status import NodeStatus, collect, leader_of
 
 LOOP_INTERVAL = 0.1  # how often dead children are reaped and due restarts run
@@ -45,7 +49,7 @@ STATUS_INTERVAL = 1.0
 
 @dataclass(slots=True)
 class _Child:
-    proc: subprocess.Popen[bytes] | None = None
+    proc: NodeProcess | None = None
     started: float = 0.0  # monotonic
     restart_at: float | None = None  # monotonic, while in backoff
     quick_deaths: int = 0
@@ -61,7 +65,8 @@ class _Watch:
 
 class Supervisor:
     def __init__(self, layout: Layout, spec: ClusterSpec, display: Display, *,
-                 policy: RestartPolicy = RestartPolicy(), grace: float = 5.0) -> None:
+                 policy: RestartPolicy = RestartPolicy(), grace: float = 5.0,
+                 previous: ClusterState | None = None) -> None:
         self.layout = layout
         self.spec = spec
         self.display = display
@@ -84,6 +89,25 @@ class Supervisor:
         self.roster_changed = threading.Event()
         self.watch = _Watch()
         self._leader: tuple[int, int] | None = None  # (id, term) last announced
+        self.strays: list[psutil.Process] = []  # live nodes of `previous` that are no longer members
+        if previous is not None:
+            self._adopt(previous)
+
+    def _adopt(self, previous: ClusterState) -> None:
+        """Take over the nodes a killed supervisor left running: their pids,
+        restart counts and last exits carry over; their uptime counts from their
+        real start, so the crash-loop backoff judges them fairly."""
+        for node_id, proc in adoptable(previous, str(self.layout.config)).items():
+            if node_id not in self.children:
+                self.strays.append(proc)
+                continue
+            old = previous.node(node_id)
+            record = self.state.node(node_id)
+            record.pid, record.create_time, record.state = old.pid, old.create_time, "running"
+            record.restarts, record.last_exit = old.restarts, old.last_exit
+            child = self.children[node_id]
+            child.proc = Adopted(proc)
+            child.started = time.monotonic() - max(0.0, time.time() - old.create_time)
 
     # -- signals ---------------------------------------------------------------------
 
@@ -98,10 +122,18 @@ class Supervisor:
 
     def run(self, leader_timeout: float) -> int:
         """Start, supervise until told to stop, stop. The exit status of `up`."""
-        self.display.event(f"starting {len(self.children)} nodes of cluster {self.spec.cluster_id} "
+        adopted = {i: c.proc.pid for i, c in self.children.items() if c.proc is not None}
+        missing = [i for i in self.children if i not in adopted]
+        if adopted:
+            listed = ", ".join(f"node {i} pid {pid}" for i, pid in adopted.items())
+            self.display.event(f"adopting {len(adopted)} nodes still running from an earlier supervisor ({listed})")
+        self.display.event(f"starting {len(missing)} nodes of cluster {self.spec.cluster_id} "
                            f"(data: {self.layout.root})")
         try:
-            for node_id in self.children:
+            if self.strays:
+                self.display.event(f"stopping nodes that are no longer members: pids {[p.pid for p in self.strays]}")
+                terminate(self.strays, self.grace)
+            for node_id in missing:
                 self._spawn(node_id)
             self._save()
             leader = self._wait_for_leader(leader_timeout)
@@ -144,8 +176,8 @@ class Supervisor:
             self.roster_changed.clear()
             changed = self._reconcile()
         for node_id, child in self.children.items():
-            if child.proc is not None and (code := child.proc.poll()) is not None:
-                self._on_death(node_id, child, code, now)
+            if child.proc is not None and (ended := exit_of(child.proc)) is not None:
+                self._on_death(node_id, child, ended.code, now)
                 changed = True
             elif child.proc is None and child.restart_at is not None and now >= child.restart_at:
                 record = self.state.node(node_id)
@@ -156,7 +188,7 @@ class Supervisor:
         if changed:
             self._save()
 
-    def _on_death(self, node_id: int, child: _Child, code: int, now: float) -> None:
+    def _on_death(self, node_id: int, child: _Child, code: int | None, now: float) -> None:
         uptime = now - child.started
         record = self.state.node(node_id)
         how = describe_exit(code, uptime)
@@ -167,7 +199,7 @@ class Supervisor:
         child.restart_at = now + delay
         record.last_exit, record.state, record.pid, record.create_time = how, "backoff", 0, 0.0
         self.display.event(f"node {node_id}: pid {pid} {how}; restarting in {delay:.1f} s")
-        if code > 0 and (last := last_line(self.layout.node_log(node_id))):
+        if (code is None or code > 0) and (last := last_line(self.layout.node_log(node_id))):
             self.display.event(f"node {node_id}: its last log line: {last}")
 
     def _reconcile(self) -> bool:
@@ -182,10 +214,10 @@ class Supervisor:
         for node_id in [i for i in self.children if i not in wanted]:
             child = self.children.pop(node_id)
             self.state.nodes = [n for n in self.state.nodes if n.id != node_id]
-            if child.proc is not None and child.proc.poll() is None:
-                terminate([psutil.Process(child.proc.pid)], self.grace)
+            if child.proc is not None and (proc := as_psutil(child.proc)) is not None:
+                terminate([proc], self.grace)
             if child.proc is not None:
-                child.proc.wait()
+                reap(child.proc)
             self.display.event(f"node {node_id}: removed from the cluster; stopped and forgotten")
             changed = True
         for node_id, member in wanted.items():
@@ -242,11 +274,8 @@ class Supervisor:
         self.stopping.set()
         procs: list[psutil.Process] = []
         for child in self.children.values():
-            if child.proc is not None and child.proc.poll() is None:
-                try:
-                    procs.append(psutil.Process(child.proc.pid))
-                except psutil.NoSuchProcess:
-                    pass
+            if child.proc is not None and (proc := as_psutil(child.proc)) is not None:
+                procs.append(proc)
         if procs:
             self.display.event(f"stopping {len(procs)} nodes (SIGTERM, SIGKILL after {self.grace:.0f} s)")
         killed = terminate(procs, self.grace)
@@ -254,7 +283,7 @@ class Supervisor:
             self.display.event(f"SIGKILLed after the grace period: pids {killed}")
         for child in self.children.values():
             if child.proc is not None:
-                child.proc.wait()  # reap (terminate waited already; this is immediate)
+                reap(child.proc)  # terminate waited already; this is immediate
                 child.proc = None
         remove_state(self.layout)
         self.display.event("cluster stopped")

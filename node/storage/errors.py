@@ -7,6 +7,8 @@ on a log it cannot trust (never silently drop acknowledged data).
 """
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 
@@ -59,6 +61,27 @@ class SnapshotMissing(StorageError):
             f"missing snapshot: the WAL commits snapshot index={index} term={term} "
             f"but {self.path} does not exist"
         )
+
+
+class DiskFault(StorageError):
+    """A write, fsync, create or rename that durability rests on failed (ENOSPC,
+    EIO, EDQUOT, EROFS, ...). Always fail-stop (docs/storage.md, "Disk faults"):
+    the node must not acknowledge what it could not make durable, and after a
+    failed fsync the kernel may already have dropped the dirty pages, so retrying
+    would report success for data that is gone. write() and fsync() on an fd carry
+    no file name: this error adds the path and byte offset."""
+
+    def __init__(self, operation: str, path: Path | str, offset: int | None, error: OSError) -> None:
+        self.operation = operation
+        self.path = Path(path)
+        self.offset = offset
+        self.errno = error.errno
+        name = errno.errorcode.get(error.errno or 0, "?")
+        where = f" at byte {offset}" if offset is not None else ""
+        super().__init__(
+            f"disk fault: {operation} {self.path}{where} failed: {os.strerror(error.errno or 0)} ({name}). "
+            "Fail-stop: nothing that was not durable was acknowledged; free space or replace the disk, "
+            "then restart the node (recovery drops a torn WAL tail)")
 
 
 class SnapshotTransferError(StorageError):

@@ -34,7 +34,7 @@ import msgpack
 
 from node.raft.types import ConfState, SnapshotMeta
 
-from .durable import ensure_dir, replace_durably, sync_dir
+from .durable import disk_fault, ensure_dir, replace_durably, sync_dir
 from .errors import SnapshotCorrupt, SnapshotTransferError
 
 MAGIC = b"JGDSNAP1"
@@ -197,18 +197,24 @@ class _TempFile:
     def write(self, data: bytes) -> None:
         if self.file is None:
             raise SnapshotTransferError(f"{self.tmp} is already finished or aborted")
-        self.file.write(data)
+        with disk_fault(f"write of {len(data)} bytes to", self.tmp, self.file.tell()):
+            self.file.write(data)
 
     def close_synced(self) -> None:
+        """Flush, fsync, close; a DiskFault (fail-stop) names the file."""
         assert self.file is not None
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        with disk_fault("flush and fsync of", self.tmp, self.file.tell()):
+            self.file.flush()
+            os.fsync(self.file.fileno())
         self.file.close()
         self.file = None
 
     def abort(self) -> None:
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass  # a full disk refuses the buffered tail; the file is removed anyway
             self.file = None
         self.tmp.unlink(missing_ok=True)
 

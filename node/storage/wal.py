@@ -9,6 +9,13 @@ Overwriting a conflicting suffix is an ordinary append (see replay.py): the reco
 that starts at index i is itself the truncation, so it is atomic and durable exactly
 when the append is. Until its fsync completes a crash leaves the old suffix, after it
 the new one; a half-written record is a torn tail and is discarded whole, by CRC.
+
+Disk faults (ENOSPC, EIO) are fail-stop (docs/storage.md): a failed write or fsync
+raises DiskFault naming the segment and offset, and the log refuses every later
+append, since a partial record may now sit at its end and whatever follows it
+would read as corruption, and since after a failed fsync the kernel may have
+dropped the unsynced pages for good. The process exits; recovery drops the torn
+tail, and nothing it drops was acknowledged (append had not returned).
 """
 from __future__ import annotations
 
@@ -22,8 +29,8 @@ from typing import Iterator, Sequence
 
 from node.raft.types import Entry, HardState
 
-from .durable import ensure_dir, replace_durably, sync_data, truncate_durably, unlink_durably, write_all
-from .errors import CompactionBeyondSnapshot, InvalidAppend
+from .durable import disk_fault, ensure_dir, replace_durably, sync_data, truncate_durably, unlink_durably, write_all
+from .errors import CompactionBeyondSnapshot, DiskFault, InvalidAppend
 from .framing import encode_frame
 from .records import (
     EntryBatch,
@@ -96,6 +103,7 @@ class WriteAheadLog:
         self._hard_state = replay.hard_state
         self._marker = replay.marker
         self._fd: int | None = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
+        self._fault: DiskFault | None = None  # once set, the log takes no more appends
 
     # -- opening ---------------------------------------------------------------------
 
@@ -190,8 +198,11 @@ class WriteAheadLog:
 
     def sync(self) -> None:
         """Make every append so far durable (for callers that appended with sync=False)."""
+        if self._fault is not None:
+            raise self._fault
         if self._fd is not None and self._options.sync is SyncPolicy.ALWAYS:
-            sync_data(self._fd)
+            with self._failing():
+                sync_data(self._fd, self._segments[-1].path)
 
     def _check_append(self, entries: Sequence[Entry]) -> None:
         first = entries[0].index
@@ -206,14 +217,26 @@ class WriteAheadLog:
                 raise InvalidAppend(f"entries are not consecutive: {entry.index} follows {first + offset - 1}")
 
     def _write(self, data: bytes, *, sync: bool) -> None:
+        if self._fault is not None:
+            raise self._fault
         if self._fd is None:
             raise InvalidAppend("the WAL is closed")
         if self._size >= self._options.segment_bytes:
             self._rotate()
-        write_all(self._fd, data)
+        with self._failing():
+            write_all(self._fd, data, self._segments[-1].path, self._size)
         self._size += len(data)
-        if sync and self._options.sync is SyncPolicy.ALWAYS:
-            sync_data(self._fd)
+        if sync:
+            self.sync()
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Remember a disk fault: every later write raises it again (fail-stop)."""
+        try:
+            yield
+        except DiskFault as fault:
+            self._fault = fault
+            raise
 
     def _rotate(self) -> None:
         assert self._fd is not None
@@ -224,7 +247,9 @@ class WriteAheadLog:
         os.close(self._fd)
         self._fd = None
         name = SegmentName(self._segments[-1].name.seq + 1, self._last_index + 1)
-        path = _create_segment(self._dir, name, self._identity, self._marker, self._hard_state, self._options.sync)
+        with self._failing():
+            path = _create_segment(self._dir, name, self._identity, self._marker, self._hard_state,
+                                   self._options.sync)
         self._segments.append(_Segment(name, path, 0))
         self._size = path.stat().st_size
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
@@ -251,10 +276,15 @@ class WriteAheadLog:
         return removed
 
     def close(self) -> None:
+        """Sync and close; after a disk fault only close (the fault is already
+        on its way up, and a second fsync could only fail or lie)."""
         if self._fd is not None:
-            self.sync()
-            os.close(self._fd)
-            self._fd = None
+            try:
+                if self._fault is None:
+                    self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
 
 @contextmanager
@@ -301,17 +331,24 @@ def _create_segment(
     frames.append(encode_frame(RecordKind.HARD_STATE, encode_hard_state(hard_state)))
     final = directory / name.filename
     tmp = final.with_name(final.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        write_all(fd, b"".join(frames))
+        with disk_fault("creation of the WAL segment", tmp):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            write_all(fd, b"".join(frames), tmp, 0)
+            if policy is SyncPolicy.ALWAYS:
+                with disk_fault("fsync of the new WAL segment", tmp):
+                    os.fsync(fd)
+        finally:
+            os.close(fd)
         if policy is SyncPolicy.ALWAYS:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    if policy is SyncPolicy.ALWAYS:
-        replace_durably(tmp, final)
-    else:
-        os.replace(tmp, final)
+            replace_durably(tmp, final)
+        else:
+            with disk_fault(f"rename of {tmp} to", final):
+                os.replace(tmp, final)
+    except DiskFault:
+        tmp.unlink(missing_ok=True)  # holds no data (recovery would remove it too): give the space back
+        raise
     return final
 
 

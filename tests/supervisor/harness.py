@@ -6,8 +6,9 @@ the commands must find the cluster themselves). After each command the session
 records the supervisor's pid and every node pid from the state file (and the
 pid in supervisor.lock, for a supervisor that never wrote a state file), each
 with its start time. `close()` (the fixture's finalizer) SIGTERMs the recorded
-supervisors, waits, then SIGKILLs every recorded process that is still the same
-process; nothing is found by name.
+supervisors and waits, then SIGTERMs the recorded nodes still running (a killed
+supervisor leaves its nodes serving), waits, then SIGKILLs every recorded process
+that is still the same process; nothing is found by name.
 """
 from __future__ import annotations
 
@@ -122,20 +123,29 @@ class Session:
         return [pid for pid, created in self.tracked.items() if _same(pid, created) is not None]
 
     def close(self) -> None:
+        """SIGTERM the supervisors (each stops its nodes) and wait for them; then
+        SIGTERM what is left -- nodes outlive a supervisor that was killed -- and
+        SIGKILL whatever still runs after that."""
         self.track()
         self._track_by_data_dir()
-        for pid in self.supervisors:
-            proc = _same(pid, self.tracked[pid])
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self._terminate([pid for pid in self.supervisors if pid in self.tracked], 20)
+        self._terminate(self.alive(), 10)
         for pid in self.alive():
             proc = _same(pid, self.tracked[pid])
             if proc is not None:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
+
+
+    def _terminate(self, pids: list[int], timeout: float) -> None:
+        for pid in pids:
+            proc = _same(pid, self.tracked[pid])
+            if proc is not None:
+                proc.send_signal(signal.SIGCONT)  # a node chaos paused
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(_same(pid, self.tracked[pid]) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _same(pid: int, created: float) -> psutil.Process | None:

@@ -1,6 +1,7 @@
 """Supervisor life cycle on real processes: foreground `up` stops everything on
 SIGTERM; a second `up` refuses; `restart` and `logs`; a supervisor that died
-leaves a stale state file that the next `up` detects and cleans."""
+leaves its nodes running, and once they are gone too a stale state file that the
+next `up` detects and cleans."""
 from __future__ import annotations
 
 import json
@@ -66,12 +67,17 @@ def test_refuse_restart_logs_and_stale_state(session: Session) -> None:
     assert session.supervisor("logs", "9").returncode == 1
     assert session.supervisor("kill", "9").returncode == 2
 
-    # The supervisor dies without cleaning up: its nodes follow it (PDEATHSIG),
-    # the state file stays behind, and the next `up` detects and removes it.
+    # The supervisor dies without cleaning up: its node keeps running (nodes outlive
+    # their supervisor; test_adopt.py has the adoption). Once the node is gone too,
+    # the state file it left is stale, and the next `up` detects and removes it.
     supervisor = psutil.Process(after.supervisor_pid)
     assert abs(supervisor.create_time() - after.supervisor_create_time) < 0.5
     supervisor.kill()
-    wait_for(lambda: session.alive() == [], 30, "the nodes to follow their supervisor")
+    node = psutil.Process(after.nodes[0].pid)
+    assert abs(node.create_time() - after.nodes[0].create_time) < 0.5
+    wait_for(lambda: session.alive() == [node.pid], 30, "the supervisor to die, its node alone left")
+    node.kill()
+    wait_for(lambda: session.alive() == [], 30, "the node to die")
     assert session.layout.state.exists()
     status = json.loads(session.supervisor("status", "--json").stdout)
     assert status["supervisor_alive"] is False and not status["nodes"][0]["alive"]
