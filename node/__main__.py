@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     settle_garbage_collector()
     try:
         actor.run()
-    except Exception:  # fail-stop: log why, exit non-zero, recovery reads the disk
-        log.critical("node=%d fail-stop", args.id, exc_info=True)
+    except Exception as error:  # fail-stop: log why, exit non-zero, recovery reads the disk
+        log.critical("node=%d fail-stop: %s", args.id, error, exc_info=True)
         return 1
     log.info("node=%d stopped", args.id)
     return 0
