@@ -66,7 +66,10 @@ class JangadaCluster:
     `root/tls` (`ca_cert` is the CA a client checks them with)."""
 
     def __init__(self, root: Path, size: int, grpc: bool = False, gateway: bool = False, curve: bool = False,
-                 tls: bool = False) -> None:
+                 tls: bool = False, tune: Callable[[ClusterSpec], ClusterSpec] | None = None,
+                 wrap: Callable[[int], list[str]] | None = None) -> None:
+        """`tune(spec)`: the spec to run instead (timing, fsync...); `wrap(member id)`:
+        the command line a node runs under (valgrind for cluster/bench/cost.py)."""
         per = 2 + grpc + gateway
         ports = iter(free_ports(per * size))
         scheme = "https" if tls else "http"
@@ -82,7 +85,10 @@ class JangadaCluster:
             spec = curve_spec(spec, root / "keys")
         if tls:
             spec = tls_spec(spec, root / "tls")
+        if tune is not None:
+            spec = tune(spec)
         self.spec = spec
+        self.wrap = wrap
         self.root = root
         self.config = root / "cluster.toml"
         self.config.write_text(self.spec.to_toml())
@@ -103,7 +109,7 @@ class JangadaCluster:
             log = (self.root / f"node-{member.id}.log").open("ab")
             try:
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "node", "--config", str(self.config), "--id", str(member.id)],
+                    [*(self.wrap(member.id) if self.wrap else ()), sys.executable, "-m", "node", "--config", str(self.config), "--id", str(member.id)],
                     stdout=subprocess.DEVNULL, stderr=log, cwd=self.root))
             finally:
                 log.close()
