@@ -44,7 +44,7 @@ def wake_in_ms(now: float, next_tick: float, tick_seconds: float, quiet_ticks: i
     millisecond early, and the loop then spins on zero-timeout polls until the tick
     is due (that was most of the idle CPU)."""
     wake_at = min(next_tick + (quiet_ticks - 1) * tick_seconds, other_deadline)
-    return max(0, math.ceil((wake_at - now) * 1000))
+    return max(0, math.ceil((wake_at - now) * 1000 - 1e-6))  # less a hair of float noise
 
 
 def ticks_to_deliver(now: float, next_tick: float, tick_seconds: float, allowed: int) -> tuple[int, float]:

@@ -51,6 +51,7 @@ KEYS = 1000
 CALLGRIND_TICK_STRETCH = 10
 CALLGRIND_LEADER_TIMEOUT = 240.0
 CONTROL_TIMEOUT = 60.0
+CONTROL_TRIES = 10
 _TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.MULTILINE)
 
 
@@ -267,11 +268,18 @@ def _callgrind_run(where: Path, puts: int, idle_s: float, fsync: str) -> list[Ro
 
 
 def _control(pids: Sequence[int] | Any, *args: str) -> None:
+    """`callgrind_control ARGS PID` for each pid. It finds a process through vgdb's
+    files in /tmp, which a busy valgrind may not have answered yet: a few tries."""
     for pid in pids:
-        done = subprocess.run(["callgrind_control", *args, str(pid)], capture_output=True, text=True,
-                              timeout=CONTROL_TIMEOUT)
-        if done.returncode != 0 or "OK" not in done.stdout:
-            raise CostError(f"callgrind_control {' '.join(args)} {pid}: {(done.stdout + done.stderr).strip()[-300:]}")
+        for attempt in range(CONTROL_TRIES):
+            done = subprocess.run(["callgrind_control", *args, str(pid)], capture_output=True, text=True,
+                                  timeout=CONTROL_TIMEOUT)
+            if done.returncode == 0 and "OK" in done.stdout:
+                break
+            if attempt == CONTROL_TRIES - 1:
+                raise CostError(f"callgrind_control {' '.join(args)} {pid}: "
+                                f"{(done.stdout + done.stderr).strip()[-300:]}")
+            time.sleep(1.0)
 
 
 def _dump(where: Path, pids: dict[int, int]) -> dict[int, int]:
