@@ -44,7 +44,7 @@ def idle_cores(pids: list[int], seconds: float, settle: float = IDLE_SETTLE_S) -
     """The cores `pids` use together while nobody asks them anything: their CPU
     over `seconds` (after `settle` seconds), / `seconds`. Issue 17: an idle jangada
     cluster must cost at most twice etcd's."""
-    time.sleep(settle)
+    time.sleep(min(settle, seconds))
     cpu = ServerCpu(pids)
     cpu.begin()
     time.sleep(seconds)
