@@ -5,15 +5,18 @@ Theory of operation
 -------------------
 Each turn of `run`:
 
-1. poll the peer and client sockets until input arrives or the next tick is due
-   (or not at all when background work is pending);
+1. poll the peer and client sockets until input arrives or the next tick that
+   can act is due (node/wakeup.py: ticks that only count are slept through), or
+   the next sweep (or not at all when background work is pending); then tick the
+   core for every tick interval that passed, before the input is stepped (at most
+   a few at once beyond those planned: a stalled loop must not fire a burst of
+   elections);
 2. drain up to `max_batch` frames from each socket: peer frames are vetted and
    decoded by the `PeerLink` (bad bytes are dropped and counted, never fatal) and
    step the core (snapshot chunks go to the `LocalDisk`, their acks to the
    snapshot streams); client requests go to the `ClientRouter`, which turns them
    into proposals / one batched ReadIndex request / local reads;
-3. tick the core for every tick interval that passed (at most a few at once: a
-   stalled loop must not fire a burst of elections); every 50 ms, answer clients
+3. every 50 ms (up to 50 ms later on a loop nothing else wakes), answer clients
    whose deadline passed, propose the revoke of expired leases, auto-compaction
    and the NOSPACE alarm (leader only: node/auto_compaction.py,
    node/space_quota.py) and end injected faults whose time is up;
@@ -61,7 +64,7 @@ from node.outbox import Outbox
 from node.password_requests import PasswordRequests
 from node.password_work import PasswordWork
 from node.peer_link import PeerLink
-from node.raft import Config, ConfState, InstallSnapshot, RaftCore, SoftState
+from node.raft import Config, ConfState, InstallSnapshot, RaftCore, Role, SoftState
 from node.ready_handler import ReadyPorts, handle_ready
 from node.replica import Replica, restore_state, state_machine_limits
 from node.requests import PendingRequests
@@ -70,6 +73,7 @@ from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
 from node.telemetry import Telemetry
 from node.transport import Transport, TransportOptions
+from node.wakeup import ticks_to_deliver, ticks_until_due, wake_in_ms
 from node.watches import WatchHub
 from node.wire import AlarmReport, HashKVRequest, HashKVResponse, SnapshotChunk, SnapshotChunkAck
 
@@ -83,6 +87,9 @@ MAX_CATCH_UP_TICKS = 3
 CHUNKS_PER_TURN = 4
 #: Seconds between sweeps for timed-out requests, expired leases and faults.
 SWEEP_SECONDS = 0.05
+#: How late a sweep may run when nothing else wakes the loop (a quiet loop does not
+#: wake 20 times a second for sweeps that mostly find nothing).
+SWEEP_SLACK_SECONDS = 0.05
 
 
 class NodeActor:
@@ -275,20 +282,27 @@ class NodeActor:
         perf_counter = time.perf_counter
         try:
             while not self.stopping:
-                timeout_ms = (next_tick - self.clock()) * 1000
+                # Sleep until the next tick that can act (node/wakeup.py) or a late sweep:
+                # a sweep due rides on the next wake-up (a heartbeat's, every few ticks, in
+                # a healthy cluster) and forces one only SWEEP_SLACK_SECONDS after it is due.
+                quiet = self._quiet_ticks()
+                timeout_ms = wake_in_ms(self.clock(), next_tick, self.tick_seconds, quiet,
+                                        self._next_sweep + SWEEP_SLACK_SECONDS)
                 if self.disk.local_snapshot is not None or self.peers.senders or watches.busy:
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
-                    timeout_ms = min(timeout_ms, 1.0)
+                    timeout_ms = min(timeout_ms, 1)
                 peer_ready, client_ready = transport.poll(timeout_ms)
                 busy_from = perf_counter()
+                # The ticks slept through first: the input below happened after them.
+                next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
                 if peer_ready:
                     self._drain_peers()
                 if client_ready:
                     self.router.drain()
                 if passwords.done:  # password checks and hashes finished on the worker
                     passwords.finish()
-                next_tick = self._tick(next_tick)
+                self._sweep()
                 self._drain_ready()
                 self._background()
                 self._drain_ready()
@@ -308,15 +322,25 @@ class NodeActor:
         """Ask the loop to finish its turn and shut down (signal-handler safe)."""
         self.stopping = True
 
-    def _tick(self, next_tick: float) -> float:
+    def _quiet_ticks(self) -> int:
+        """Ticks from the next one to the first that may act (node/wakeup.py)."""
+        core = self.raft
+        cfg = core.cfg
+        return ticks_until_due(core.role is Role.LEADER, core.election_elapsed, core.heartbeat_elapsed,
+                               core.randomized_election_timeout, cfg.heartbeat_ticks, cfg.election_ticks)
+
+    def _tick(self, next_tick: float, allowed: int) -> float:
+        """Tick the core for every tick interval that passed, up to `allowed` (the
+        ticks the loop planned to sleep through, or MAX_CATCH_UP_TICKS after a stall:
+        further behind, skip rather than burst)."""
+        ticks, next_tick = ticks_to_deliver(self.clock(), next_tick, self.tick_seconds, allowed)
+        tick = self.raft.tick
+        for _ in range(ticks):
+            tick()
+        return next_tick
+
+    def _sweep(self) -> None:
         now = self.clock()
-        ticks = 0
-        while now >= next_tick and ticks < MAX_CATCH_UP_TICKS:
-            self.raft.tick()
-            next_tick += self.tick_seconds
-            ticks += 1
-        if now >= next_tick:
-            next_tick = now + self.tick_seconds  # fell behind: skip, do not burst
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_SECONDS
             self.faults.sweep(now)
@@ -326,7 +350,6 @@ class NodeActor:
             self.consistency.sweep(now)
             self.auto_compaction.sweep(now)
             self.quota.sweep()
-        return next_tick
 
     def _drain_ready(self) -> None:
         """Every Ready the core has, each handled in node/ready_handler.py's numbered

@@ -50,6 +50,7 @@ deadline, silently, like a network partition (the drop-traffic admin request).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -254,7 +255,9 @@ class Transport:
     def poll(self, timeout_ms: float) -> tuple[bool, bool]:
         """Wait up to `timeout_ms` for input; returns (peer ready, client ready).
         ZAP requests and handshake failures (CURVE) are handled here."""
-        events = dict(self.poller.poll(max(0, int(timeout_ms))))
+        # Rounded up: rounded down, the loop wakes a fraction of a millisecond before
+        # its deadline and then spins on zero-timeout polls until it is reached.
+        events = dict(self.poller.poll(max(0, math.ceil(timeout_ms))))
         if self._security:
             for socket, handler in self._security.items():
                 if socket in events:

@@ -111,7 +111,7 @@ def test_a_saturated_load_generator_is_flagged_per_process() -> None:
 
 def test_the_json_document_schema_is_stable() -> None:
     doc = table.document(FIXED, {"etcd": "why"}, "2026-11-22T00:00:00", Settings(8.0), {"cpus": 2})
-    assert tuple(doc) == table.DOC_KEYS and doc["schema"] == table.SCHEMA == 2
+    assert tuple(doc) == table.DOC_KEYS and doc["schema"] == table.SCHEMA == 3
     assert all(tuple(x) == table.MEASUREMENT_KEYS for x in doc["measurements"])
     assert (doc["duration_s"], doc["keys"], doc["value_size"]) == (8.0, 1000, 100)
     assert doc["skipped"] == {"etcd": "why"} and doc["systems"] == ["etcd", "jangada", "pysyncobj"]
@@ -220,7 +220,8 @@ def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
 
 @pytest.mark.parametrize("argv, message", [
     (["--systems", "redis"], "choose from jangada, jangada-idleface, jangada-secure, jangada-grpc, "
-                             "jangada-grpc-tls, etcd, pysyncobj"),
+                             "jangada-grpc-tls, etcd, jangada-nofsync, pysyncobj"),
+    (["--idle", "-1"], "--idle must be"),
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
     (["--duration", "x"], "invalid float"),
@@ -253,7 +254,7 @@ def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.Ca
 def test_jangada_grpc_is_a_default_system_for_every_workload_etcd_runs() -> None:
     from cluster.bench.compare.plan import SYSTEMS
     assert SYSTEMS == ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
-                       "pysyncobj")
+                       "jangada-nofsync", "pysyncobj")
     for w in WORKLOADS:
         assert ("jangada-grpc" in w.systems) == ("etcd" in w.systems), w.key
     assert cli.parse([]).systems == list(SYSTEMS)
@@ -364,8 +365,8 @@ def test_run_system_runs_the_native_load_with_idle_faces_for_jangada_idleface(
     calls: list[tuple[list[str], bool]] = []
 
     def run(mine: list[Any], home: Path, settings: Settings, each: Any = None, idle_faces: bool = False,
-            secure: bool = False) -> list[Any]:
-        assert not secure
+            secure: bool = False, nofsync: bool = False, idle: Any = None) -> list[Any]:
+        assert not secure and not nofsync
         calls.append(([w.key for w in mine], idle_faces))
         return []
 
@@ -478,7 +479,7 @@ def test_run_system_dispatches_the_secure_systems(tmp_path: Path, monkeypatch: p
     calls: list[tuple[str, bool]] = []
 
     def native(mine: list[Any], home: Path, settings: Settings, each: Any = None, idle_faces: bool = False,
-               secure: bool = False) -> list[Any]:
+               secure: bool = False, nofsync: bool = False, idle: Any = None) -> list[Any]:
         calls.append(("native", secure))
         return []
 
@@ -513,3 +514,41 @@ def test_a_curve_load_process_secures_its_socket_and_a_plaintext_one_does_not() 
         assert plain.sock.getsockopt(zmq.MECHANISM) == zmq.NULL
     finally:
         plain.close()
+
+
+def test_run_system_runs_jangada_nofsync_on_puts_only_and_measures_idle_for_the_idle_systems(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], bool, bool]] = []
+
+    def run(mine: list[Any], home: Path, settings: Settings, each: Any = None, idle_faces: bool = False,
+            secure: bool = False, nofsync: bool = False, idle: Any = None) -> list[Any]:
+        calls.append(([w.key for w in mine], nofsync, idle is not None))
+        if idle is not None:
+            idle([11, 12, 13])
+        return []
+
+    monkeypatch.setattr(jangada, "run", run)
+    seen: list[tuple[str, list[int]]] = []
+    for system in ("jangada-nofsync", "jangada", "jangada-idleface"):
+        cli.run_system(system, list(WORKLOADS), tmp_path, Settings(1.0), lambda m: None,
+                       lambda s, pids: seen.append((s, pids)))
+    assert calls == [(["put-1", "put-16", "put-64"], True, False),
+                     ([w.key for w in WORKLOADS], False, True),
+                     (["put-1", "put-16", "put-64", "get-lin-16", "get-ser-16"], False, False)]
+    assert seen == [("jangada", [11, 12, 13])]
+
+
+def test_the_idle_line_and_the_nofsync_ratio_are_printed_with_their_targets() -> None:
+    rows = [m("jangada-nofsync", "put-16", 15000.0), m("pysyncobj", "put-16", 10000.0),
+            m("jangada-nofsync", "put-64", 20000.0)]
+    assert table.nofsync_vs_pysyncobj(rows) == {"put-16": 1.5}  # no pysyncobj put-64: no ratio
+    notes = table.footnotes(rows, {}, {"jangada": 0.05, "etcd": 0.03, "pysyncobj": 0.01}, 5.0)
+    assert notes[0] == ("idle CPU, 3 members, 5 s, nothing asked: jangada 0.050 cores, etcd 0.030 cores, "
+                        "pysyncobj 0.010 cores; jangada / etcd 1.67x (target <= 2x: met)")
+    assert "jangada-nofsync / pysyncobj ops/s (both WITHOUT fsync): put-16 1.50x (target >= 1.5x)" in notes
+    assert any(n.startswith("durability, jangada-nofsync: NO fsync") for n in notes)
+    assert table.idle_line({"jangada": 0.3, "etcd": 0.03}, 10.0).endswith("10.00x (target <= 2x: NOT met)")
+    assert table.idle_line({}, 5.0) is None
+    doc = table.document(rows, {}, "2026-12-06T00:00:00", Settings(8.0, idle_s=5.0), {}, {"jangada": 0.05})
+    assert doc["idle_cpu"] == {"seconds": 5.0, "members": 3, "cores": {"jangada": 0.05}}
+    assert doc["nofsync_vs_pysyncobj"] == {"put-16": 1.5}

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.timeout(120)
 
 def compare(tmp_path: Path, *args: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
     command = [sys.executable, "-m", "cluster.bench", "compare", "--out", str(tmp_path / "out"), "--quiet",
-               "--keys", "50", "--no-chart", *args]  # the chart: test_compare.py
+               "--keys", "50", "--no-chart", *(() if "--idle" in args else ("--idle", "0")), *args]
+    # the chart: test_compare.py; the idle CPU: test_jangada_tiny only (it sleeps)
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=90)
@@ -40,10 +41,16 @@ def check_measured(doc: dict, system: str, workloads: list[str]) -> None:  # typ
 
 
 def test_jangada_tiny(tmp_path: Path) -> None:
-    code, out, doc = compare(tmp_path, "--systems", "jangada", "--workloads", "put-1,get-lin-16", "--duration", "0.5")
+    """With the fsync-less row (puts only) and the idle CPU line (issue 17)."""
+    code, out, doc = compare(tmp_path, "--systems", "jangada,jangada-nofsync", "--workloads", "put-1,get-lin-16",
+                             "--duration", "0.5", "--idle", "0.3")
     assert tuple(doc) == table.DOC_KEYS and "jangada vs etcd vs PySyncObj" in out
     check_measured(doc, "jangada", ["put-1", "get-lin-16"])
-    assert all(x["durability"] == "fsync" and x["load_cpu_s"] > 0 for x in doc["measurements"])
+    check_measured(doc, "jangada-nofsync", ["put-1"])
+    assert all(x["durability"] == ("fsync" if x["system"] == "jangada" else "NO fsync (storage.fsync = none)")
+               and x["load_cpu_s"] > 0 for x in doc["measurements"])
+    assert list(doc["idle_cpu"]["cores"]) == ["jangada"] and doc["idle_cpu"]["cores"]["jangada"] >= 0
+    assert "idle CPU, 3 members, 0.3 s, nothing asked: jangada " in out
     assert (tmp_path / "out" / "compare.md").exists() and "no chart asked for" in out
 
 

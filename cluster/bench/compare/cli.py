@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from cluster.bench.compare import systems as available
 from cluster.bench.compare import table
-from cluster.bench.compare.plan import KEYS, SYSTEMS, WORKLOADS, Measurement, Settings, Workload
+from cluster.bench.compare.plan import IDLE_SECONDS, IDLE_SYSTEMS, KEYS, SYSTEMS, WORKLOADS, Measurement, Settings, Workload
 from cluster.ports import free_ports
 
 DEFAULT_DURATION = 8.0
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which workloads (default: all, listed below)")
     p.add_argument("-d", "--duration", type=float, default=DEFAULT_DURATION,
                    help=f"seconds per workload per system (default {DEFAULT_DURATION:g}, max {MAX_DURATION:g})")
+    p.add_argument("--idle", type=float, default=IDLE_SECONDS, metavar="S",
+                   help=f"seconds the idle CPU of {', '.join(IDLE_SYSTEMS)}'s 3-member clusters is measured, "
+                        f"before their load (default {IDLE_SECONDS:g}; 0: not measured)")
     p.add_argument("--keys", type=int, default=KEYS,
                    help=f"key space, chosen uniformly (default {KEYS}); reads first write every key once")
     p.add_argument("--out", default="compare-results", metavar="DIR",
@@ -94,6 +97,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.workloads = _names(args.workloads, tuple(w.key for w in WORKLOADS), "workloads")
     if not 1 <= args.keys <= 1_000_000:
         raise UsageError(f"--keys must be 1..1000000, got {args.keys}")
+    if not 0 <= args.idle <= MAX_DURATION:
+        raise UsageError(f"--idle must be in [0, {MAX_DURATION:g}] s, got {args.idle:g}")
     if not 0 < args.duration <= MAX_DURATION:
         raise UsageError(f"--duration must be in (0, {MAX_DURATION:g}] s, got {args.duration:g}")
     return args
@@ -146,26 +151,30 @@ def check_systems(wanted: list[str], install: bool, say: Callable[[str], None]) 
 
 
 def run_system(system: str, workloads: list[Workload], root: Path, settings: Settings,
-               each: Callable[[Measurement], None]) -> list[Measurement]:
+               each: Callable[[Measurement], None],
+               idle: Callable[[str, list[int]], None] | None = None) -> list[Measurement]:
+    """`idle(system, pids)`: called once with the 3-member cluster of a system in
+    IDLE_SYSTEMS, before its load (the caller measures its idle CPU)."""
     mine = [w for w in workloads if system in w.systems]
     if not mine:
         return []
     home = root / system
     home.mkdir(parents=True, exist_ok=True)
+    quiet = (lambda pids: idle(system, pids)) if idle is not None and system in IDLE_SYSTEMS else None
     # Each system's driver loads only when that system runs (jangada's brings zmq and
     # the client), so `compare --help` and a run of the others stay light.
-    if system in ("jangada", "jangada-idleface", "jangada-secure"):
+    if system in ("jangada", "jangada-idleface", "jangada-secure", "jangada-nofsync"):
         from cluster.bench.compare import jangada
         return jangada.run(mine, home, settings, each=each, idle_faces=system == "jangada-idleface",
-                           secure=system == "jangada-secure")
+                           secure=system == "jangada-secure", nofsync=system == "jangada-nofsync", idle=quiet)
     if system in ("jangada-grpc", "jangada-grpc-tls"):
         from cluster.bench.compare import jangada_grpc
         return jangada_grpc.run(mine, home, settings, each=each, tls=system == "jangada-grpc-tls")
     if system == "etcd":
         from cluster.bench.compare import etcd
-        return etcd.run(mine, home, free_ports(6), settings, each=each)
+        return etcd.run(mine, home, free_ports(6), settings, each=each, idle=quiet)
     from cluster.bench.compare import syncobj
-    return syncobj.run(mine, home, free_ports(3), settings, each=each)
+    return syncobj.run(mine, home, free_ports(3), settings, each=each, idle=quiet)
 
 
 def machine() -> dict[str, Any]:
@@ -180,11 +189,17 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
     for system, why in skipped.items():
         print(f"{system} skipped: {why}", file=out)
     workloads = [w for w in WORKLOADS if w.key in args.workloads]
-    settings = Settings(args.duration, args.keys)
+    settings = Settings(args.duration, args.keys, idle_s=args.idle)
     started, at_start, t0 = time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine(), time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="jangada-compare-"))
     measurements: list[Measurement] = []
+    idle: dict[str, float] = {}
     failed = False
+
+    def measure_idle(system: str, pids: list[int]) -> None:
+        from cluster.bench.compare.cpu import idle_cores
+        idle[system] = idle_cores(pids, settings.idle_s)
+        say(f"  {system:<16} idle: {idle[system]:.3f} cores (3 members, {settings.idle_s:g} s)")
 
     def each(m: Measurement) -> None:
         measurements.append(m)
@@ -196,7 +211,7 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
         for system in (s for s in args.systems if s not in skipped):
             say(f"{system}: starting a cluster ...")
             try:
-                run_system(system, workloads, root, settings, each)
+                run_system(system, workloads, root, settings, each, measure_idle if settings.idle_s > 0 else None)
             except Exception as error:  # noqa: BLE001 -- one system's failure is reported, the others still run
                 failed = True
                 skipped[system] = f"FAILED: {type(error).__name__}: {error}"
@@ -208,17 +223,18 @@ def compare(args: argparse.Namespace, out: TextIO) -> int:
             shutil.rmtree(root, ignore_errors=True)
     info = dict(at_start, loadavg_end=[round(x, 2) for x in os.getloadavg()],
                 wall_s=round(time.monotonic() - t0, 1))
-    write_outputs(Path(args.out), measurements, skipped, started, settings, info, out, args.chart)
+    write_outputs(Path(args.out), measurements, skipped, started, settings, info, out, args.chart, idle)
     return 1 if failed else 0
 
 
 def write_outputs(where: Path, measurements: list[Measurement], skipped: dict[str, str], started: str,
-                  settings: Settings, info: dict[str, Any], out: TextIO, chart_wanted: bool = True) -> None:
+                  settings: Settings, info: dict[str, Any], out: TextIO, chart_wanted: bool = True,
+                  idle: dict[str, float] | None = None) -> None:
     where.mkdir(parents=True, exist_ok=True)
-    (where / "compare.md").write_text(table.markdown(measurements, skipped))
-    doc = table.document(measurements, skipped, started, settings, info)
+    (where / "compare.md").write_text(table.markdown(measurements, skipped, idle, settings.idle_s))
+    doc = table.document(measurements, skipped, started, settings, info, idle)
     (where / "compare.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print_table(measurements, skipped, out)
+    print_table(measurements, skipped, out, idle, settings.idle_s)
     chart = where / "compare.png"
     if not measurements or not chart_wanted:
         why = "nothing was measured" if not measurements else "no chart asked for"
@@ -234,7 +250,8 @@ def write_outputs(where: Path, measurements: list[Measurement], skipped: dict[st
     print(f"run took {info['wall_s']:.0f} s; wrote {wrote}", file=out)
 
 
-def print_table(measurements: list[Measurement], skipped: dict[str, str], out: TextIO) -> None:
+def print_table(measurements: list[Measurement], skipped: dict[str, str], out: TextIO,
+                idle: dict[str, float] | None = None, idle_s: float = 0.0) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -243,5 +260,5 @@ def print_table(measurements: list[Measurement], skipped: dict[str, str], out: T
         grid.add_row(*row)
     console = Console(file=out, width=160)
     console.print(grid)
-    for line in table.footnotes(measurements, skipped):
+    for line in table.footnotes(measurements, skipped, idle, idle_s):
         console.print(f"* {line}", markup=False, highlight=False)

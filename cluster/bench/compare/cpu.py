@@ -4,7 +4,12 @@ measured window, so the table can show server CPU per op next to the load
 generator's."""
 from __future__ import annotations
 
+import time
+
 import psutil
+
+#: Seconds a freshly started cluster is left alone before its idle CPU is read.
+IDLE_SETTLE_S = 1.0
 
 
 class ServerCpu:
@@ -33,3 +38,15 @@ class ServerCpu:
         if self.start is not None and self.used is None:
             self.used = self.read() - self.start
         return self.used
+
+
+def idle_cores(pids: list[int], seconds: float, settle: float = IDLE_SETTLE_S) -> float:
+    """The cores `pids` use together while nobody asks them anything: their CPU
+    over `seconds` (after `settle` seconds), / `seconds`. Issue 17: an idle jangada
+    cluster must cost at most twice etcd's."""
+    time.sleep(min(settle, seconds))
+    cpu = ServerCpu(pids)
+    cpu.begin()
+    time.sleep(seconds)
+    used = cpu.end()
+    return (used or 0.0) / seconds

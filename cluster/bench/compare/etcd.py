@@ -246,13 +246,17 @@ def run_workload(binary: Path, w: Workload, endpoints: list[str], settings: Sett
 
 def run(workloads: list[Workload], root: Path, ports: list[int], settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
-        each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
-    """Build etcdload, start the cluster, run every workload, stop the cluster."""
+        each: Callable[[Measurement], None] = lambda m: None,
+        idle: Callable[[list[int]], None] | None = None) -> list[Measurement]:
+    """Build etcdload, start the cluster, run every workload, stop the cluster.
+    `idle(pids)`: called once the cluster is up, before any load (its idle CPU)."""
     binary = build_etcdload()
     cluster = EtcdCluster(root, ports)
     try:
         cluster.start()
         started(cluster.pids())
+        if idle is not None:
+            idle(cluster.pids())
         out = []
         for w in workloads:
             m = run_workload(binary, w, cluster.endpoints, settings, cluster.pids())

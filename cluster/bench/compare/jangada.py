@@ -47,6 +47,8 @@ SYSTEM = "jangada"
 IDLE_FACE_SYSTEM = "jangada-idleface"
 #: The native load on a [curve] cluster, over CURVE.
 SECURE_SYSTEM = "jangada-secure"
+#: The native load on members with storage.fsync = "none": next to PySyncObj (issue 17).
+NOFSYNC_SYSTEM = "jangada-nofsync"
 
 
 class JangadaError(Exception):
@@ -66,7 +68,10 @@ class JangadaCluster:
     `root/tls` (`ca_cert` is the CA a client checks them with)."""
 
     def __init__(self, root: Path, size: int, grpc: bool = False, gateway: bool = False, curve: bool = False,
-                 tls: bool = False) -> None:
+                 tls: bool = False, tune: Callable[[ClusterSpec], ClusterSpec] | None = None,
+                 wrap: Callable[[int], list[str]] | None = None) -> None:
+        """`tune(spec)`: the spec to run instead (timing, fsync...); `wrap(member id)`:
+        the command line a node runs under (valgrind for cluster/bench/cost.py)."""
         per = 2 + grpc + gateway
         ports = iter(free_ports(per * size))
         scheme = "https" if tls else "http"
@@ -82,7 +87,10 @@ class JangadaCluster:
             spec = curve_spec(spec, root / "keys")
         if tls:
             spec = tls_spec(spec, root / "tls")
+        if tune is not None:
+            spec = tune(spec)
         self.spec = spec
+        self.wrap = wrap
         self.root = root
         self.config = root / "cluster.toml"
         self.config.write_text(self.spec.to_toml())
@@ -103,7 +111,7 @@ class JangadaCluster:
             log = (self.root / f"node-{member.id}.log").open("ab")
             try:
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "node", "--config", str(self.config), "--id", str(member.id)],
+                    [*(self.wrap(member.id) if self.wrap else ()), sys.executable, "-m", "node", "--config", str(self.config), "--id", str(member.id)],
                     stdout=subprocess.DEVNULL, stderr=log, cwd=self.root))
             finally:
                 log.close()
@@ -133,6 +141,11 @@ class JangadaCluster:
                 proc.kill()
                 proc.wait(timeout=10)
         self.procs.clear()
+
+
+def no_fsync(spec: ClusterSpec) -> ClusterSpec:
+    """`spec` with storage.fsync = "none": acknowledged writes are NOT durable."""
+    return replace(spec, storage=replace(spec.storage, fsync="none"))
 
 
 def curve_spec(spec: ClusterSpec, keys: Path) -> ClusterSpec:
@@ -261,22 +274,28 @@ def start_cluster(make: Callable[[Path], JangadaCluster], home: Path,
 def run(workloads: list[Workload], root: Path, settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
         each: Callable[[Measurement], None] = lambda m: None, idle_faces: bool = False,
-        secure: bool = False) -> list[Measurement]:
+        secure: bool = False, nofsync: bool = False,
+        idle: Callable[[list[int]], None] | None = None) -> list[Measurement]:
     """One cluster per member count, in the order the workloads come; each stopped
     (by pid) before the next starts. With `idle_faces` every member also runs its
     gRPC face and JSON gateway (nothing calls them) and the rows are `jangada-idleface`'s;
-    with `secure` the members are [curve] and the load CURVE clients (`jangada-secure`)."""
-    system = IDLE_FACE_SYSTEM if idle_faces else SECURE_SYSTEM if secure else SYSTEM
+    with `secure` the members are [curve] and the load CURVE clients (`jangada-secure`);
+    with `nofsync` the members' storage.fsync is "none" (`jangada-nofsync`). `idle(pids)`
+    is called once with the 3-member cluster's pids, before any load (its idle CPU)."""
+    system = IDLE_FACE_SYSTEM if idle_faces else SECURE_SYSTEM if secure else NOFSYNC_SYSTEM if nofsync else SYSTEM
+    tune = no_fsync if nofsync else None
     out: list[Measurement] = []
     for members in dict.fromkeys(w.members for w in workloads):
         home = root / f"{system}-{members}"
         home.mkdir(parents=True, exist_ok=True)
         cluster = start_cluster(lambda where: JangadaCluster(where, members, grpc=idle_faces, gateway=idle_faces,
-                                                             curve=secure), home, started)
+                                                             curve=secure, tune=tune), home, started)
         try:
             wait_for_faces(cluster.spec)
             fsync = cluster.spec.storage.fsync
             pids = [p.pid for p in cluster.procs]
+            if idle is not None and members == 3:
+                idle(pids)
             for w in (w for w in workloads if w.members == members):
                 m = measure(w, cluster.spec.client_addresses(), settings, fsync, pids, system, cluster.curve_keys)
                 each(m)

@@ -8,10 +8,16 @@ from typing import Any
 #: jangada-idleface: jangada's native load on members whose etcd faces are on and idle;
 #: jangada-secure: the native load over CURVE on [curve] members;
 #: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator;
-#: jangada-grpc-tls: the same with TLS on the face.
+#: jangada-grpc-tls: the same with TLS on the face;
+#: jangada-nofsync: the native load with storage.fsync = "none", put workloads only:
+#: the fair row next to PySyncObj, which never fsyncs (issue 17).
 #: In this order the table reads native, native beside idle faces, native over CURVE,
-#: the face, the face over TLS, etcd.
-SYSTEMS = ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd", "pysyncobj")
+#: the face, the face over TLS, etcd, then the two without fsync side by side.
+SYSTEMS = ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
+           "jangada-nofsync", "pysyncobj")
+#: The systems whose idle CPU the compare prints (3 members, nothing asked of them).
+IDLE_SYSTEMS = ("jangada", "etcd", "pysyncobj")
+IDLE_SECONDS = 5.0
 VALUE_SIZE = 100
 KEYS = 1000
 #: A load generator using more than this share of one core may be what limits the figure.
@@ -25,6 +31,7 @@ class Settings:
     duration: float  # seconds measured per workload per system
     keys: int = KEYS  # key space, chosen uniformly; reads find every key written first
     value_size: int = VALUE_SIZE
+    idle_s: float = IDLE_SECONDS  # seconds an idle 3-member cluster's CPU is measured (0: not measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +52,15 @@ class Workload:
         return f"{what}, {self.clients} in flight" + (f", {self.members} members" if self.members != 3 else "")
 
 
+#: Everyone but the fsync-less jangada row, which only puts (reads do not fsync).
+READERS = tuple(s for s in SYSTEMS if s != "jangada-nofsync")
+
 WORKLOADS = (
     Workload("put-1", "put", 1),
     Workload("put-16", "put", 16),
     Workload("put-64", "put", 64),
-    Workload("get-lin-16", "get", 16),
-    Workload("get-ser-16", "get", 16, serializable=True),
+    Workload("get-lin-16", "get", 16, systems=READERS),
+    Workload("get-ser-16", "get", 16, serializable=True, systems=READERS),
     # The issue's target: 5 members keep >= 70% of 3 members' put throughput.
     Workload("put-64-5m", "put", 64, members=5, systems=("jangada",)),
 )

@@ -112,11 +112,16 @@ def measurement(w: Workload, doc: dict[str, Any]) -> Measurement:
 
 def run(workloads: list[Workload], root: Path, ports: list[int], settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
-        each: Callable[[Measurement], None] = lambda m: None) -> list[Measurement]:
+        each: Callable[[Measurement], None] = lambda m: None,
+        idle: Callable[[list[int]], None] | None = None) -> list[Measurement]:
+    """`idle(pids)`: called once the cluster has a leader, before any load."""
     cluster = SyncObjCluster(root, ports)
     try:
         cluster.start()
         started(cluster.pids())
+        if idle is not None:
+            cluster.leader()
+            idle(cluster.pids())
         out = []
         for w in workloads:
             leader = cluster.leader()

@@ -8,9 +8,13 @@ from typing import Any
 
 from cluster.bench.compare.plan import SATURATED_CORES, SYSTEMS, WORKLOADS, Measurement, Settings, workload
 
-SCHEMA = 2  # 2: "vs_plaintext" (issue 15)
+SCHEMA = 3  # 2: "vs_plaintext" (issue 15); 3: "idle_cpu", "nofsync_vs_pysyncobj" (issue 17)
 DOC_KEYS = ("schema", "started", "duration_s", "keys", "value_size", "machine", "systems", "skipped", "measurements", "ratios",
-            "five_vs_three", "vs_plaintext", "caveats")
+            "five_vs_three", "vs_plaintext", "idle_cpu", "nofsync_vs_pysyncobj", "caveats")
+#: The issue's target: an idle 3-member jangada cluster at most this many times etcd's CPU.
+IDLE_TARGET = 2.0
+#: The issue's target: jangada without fsync at least this many times PySyncObj's put ops/s.
+NOFSYNC_TARGET = 1.5
 MEASUREMENT_KEYS = ("system", "workload", "members", "durability", "ops_per_s", "ok", "errors", "elapsed_s",
                     "latency_ms", "load_cpu_s", "generator", "generator_processes", "note", "server_cpu_s", "cluster_cpu_s",
                     "error_kinds", "load_us_per_op", "load_cores", "cluster_us_per_op", "saturated")
@@ -31,6 +35,8 @@ DURABILITY_LEGEND = {
     "jangada-grpc-tls": "fsync = as jangada-grpc's (the same config, face and load generator), with TLS on the "
                         "gRPC face (server certificates; the load checks them, presents none)",
     "etcd": "fsync = etcd 3.4's only mode: the WAL is fsynced before a write is acknowledged",
+    "jangada-nofsync": "NO fsync = jangada's native load on members with storage.fsync \"none\" (benchmarks "
+                       "only: a machine crash can lose acknowledged writes), the fair row next to PySyncObj",
     "pysyncobj": "NO fsync = PySyncObj writes its journal file and never fsyncs it: a machine crash can lose "
                  "acknowledged writes",
 }
@@ -104,6 +110,27 @@ def vs_plaintext(measurements: Sequence[Measurement]) -> dict[str, dict[str, dic
     return out
 
 
+def nofsync_vs_pysyncobj(measurements: Sequence[Measurement]) -> dict[str, float]:
+    """workload -> jangada-nofsync's ops/s / PySyncObj's in the same run: both
+    without fsync, the only fair comparison with PySyncObj (issue 17's >= 1.5x)."""
+    theirs = {m.workload: m.ops_per_s for m in measurements if m.system == "pysyncobj"}
+    return {m.workload: round(m.ops_per_s / theirs[m.workload], 3) for m in measurements
+            if m.system == "jangada-nofsync" and theirs.get(m.workload)}
+
+
+def idle_line(idle: dict[str, float] | None, seconds: float) -> str | None:
+    """The idle CPU line: each system's 3-member cluster doing nothing, and
+    jangada's / etcd's against the issue's target (None: nothing measured)."""
+    if not idle:
+        return None
+    line = f"idle CPU, 3 members, {seconds:g} s, nothing asked: " + ", ".join(
+        f"{system} {cores:.3f} cores" for system, cores in idle.items())
+    if idle.get("etcd") and "jangada" in idle:
+        ratio = idle["jangada"] / idle["etcd"]
+        line += f"; jangada / etcd {ratio:.2f}x (target <= {IDLE_TARGET:g}x: {'met' if ratio <= IDLE_TARGET else 'NOT met'})"
+    return line
+
+
 def caveats(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[str]:
     out = []
     mixed = {fsyncs(m.durability) for m in measurements if workload(m.workload).op == "put"}
@@ -165,9 +192,18 @@ def rows(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[l
     return out
 
 
-def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str]) -> list[str]:
-    """The lines under the table: the 5-member target, durability legend, caveats."""
+def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str], idle: dict[str, float] | None = None,
+              idle_s: float = 0.0) -> list[str]:
+    """The lines under the table: idle CPU, the 5-member and fsync-less targets,
+    durability legend, caveats."""
     lines = []
+    quiet = idle_line(idle, idle_s)
+    if quiet is not None:
+        lines.append(quiet)
+    unsynced = nofsync_vs_pysyncobj(measurements)
+    if unsynced:
+        lines.append("jangada-nofsync / pysyncobj ops/s (both WITHOUT fsync): " + ", ".join(
+            f"{k} {v:.2f}x" for k, v in unsynced.items()) + f" (target >= {NOFSYNC_TARGET:g}x)")
     five = five_vs_three(measurements)
     if five is not None:
         lines.append(f"jangada put-64, 5 members / 3 members: {five['ratio']:.2f} "
@@ -187,20 +223,24 @@ def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str]) -> l
     return lines + caveats(measurements, skipped)
 
 
-def markdown(measurements: Sequence[Measurement], skipped: dict[str, str]) -> str:
+def markdown(measurements: Sequence[Measurement], skipped: dict[str, str], idle: dict[str, float] | None = None,
+             idle_s: float = 0.0) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows(measurements, skipped)]
-    return "\n".join(lines + [""] + [f"* {line}" for line in footnotes(measurements, skipped)]) + "\n"
+    return "\n".join(lines + [""] + [f"* {line}" for line in footnotes(measurements, skipped, idle, idle_s)]) + "\n"
 
 
 def document(measurements: Sequence[Measurement], skipped: dict[str, str], started: str, settings: Settings,
-             machine: dict[str, Any]) -> dict[str, Any]:
+             machine: dict[str, Any], idle: dict[str, float] | None = None) -> dict[str, Any]:
     doc = {
         "schema": SCHEMA, "started": started, "duration_s": settings.duration, "keys": settings.keys,
         "value_size": settings.value_size, "machine": machine,
         "systems": sorted({m.system for m in measurements}), "skipped": dict(skipped),
         "measurements": [m.to_dict() for m in measurements], "ratios": ratios(measurements),
         "five_vs_three": five_vs_three(measurements), "vs_plaintext": vs_plaintext(measurements),
+        "idle_cpu": {"seconds": settings.idle_s, "members": 3,
+                     "cores": {system: round(cores, 4) for system, cores in (idle or {}).items()}},
+        "nofsync_vs_pysyncobj": nofsync_vs_pysyncobj(measurements),
         "caveats": caveats(measurements, skipped),
     }
     assert tuple(doc) == DOC_KEYS
