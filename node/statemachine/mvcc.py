@@ -71,17 +71,17 @@ RECORD_OVERHEAD_BYTES = 48
 
 def _as_history(entry: KeyValue | KeyHistory) -> KeyHistory:
     """A stored entry as a history (a bare KeyValue is one record at sub 0)."""
-    return entry if type(entry) is KeyHistory else KeyHistory(entry.mod_revision, 0, entry)  # type: ignore[arg-type]
+    return entry if isinstance(entry, KeyHistory) else KeyHistory(entry.mod_revision, 0, entry)
 
 
 def _latest(entry: KeyValue | KeyHistory) -> KeyValue:
-    return entry.kvs[-1] if type(entry) is KeyHistory else entry  # type: ignore[return-value,union-attr]
+    return entry.kvs[-1] if isinstance(entry, KeyHistory) else entry
 
 
 def _at(entry: KeyValue | KeyHistory, revision: int) -> KeyValue | None:
-    if type(entry) is KeyHistory:
-        return entry.at(revision)  # type: ignore[union-attr]
-    return entry if entry.mod_revision <= revision else None  # type: ignore[union-attr,return-value]
+    if isinstance(entry, KeyHistory):
+        return entry.at(revision)
+    return entry if entry.mod_revision <= revision else None
 
 
 def record_bytes(kv: KeyValue) -> int:
@@ -206,8 +206,8 @@ class MvccStore:
             self._index.add(key)
             return None
         self._compactable.add(key)
-        if type(entry) is KeyHistory:
-            history: KeyHistory = entry  # type: ignore[assignment]
+        if isinstance(entry, KeyHistory):
+            history = entry
         else:
             history = histories[key] = _as_history(entry)
         prev = history.kvs[-1]
@@ -301,7 +301,7 @@ class MvccStore:
         dropped = 0
         for key in self._compactable:
             history = self._histories[key]
-            assert type(history) is KeyHistory  # a compactable key has several records
+            assert isinstance(history, KeyHistory)  # a compactable key has several records
             kvs = history.kvs
             for i in range(history.retained_from(previous), history.retained_from(revision)):
                 dropped += record_bytes(kvs[i])
@@ -315,7 +315,7 @@ class MvccStore:
         dropped = 0
         for key in self._compactable:
             history = histories[key]
-            assert type(history) is KeyHistory  # a compactable key has several records
+            assert isinstance(history, KeyHistory)  # a compactable key has several records
             start = history.retained_from(revision)
             if start:
                 kvs = history.kvs
@@ -327,11 +327,12 @@ class MvccStore:
         for key in emptied:
             self._compactable.discard(key)
             history = histories[key]
-            if not history.kvs:  # type: ignore[union-attr]
+            assert isinstance(history, KeyHistory)
+            if not history.kvs:
                 del histories[key]
                 self._index.remove(key)
-            elif history.subs[0] == 0:  # type: ignore[union-attr]
-                histories[key] = history.kvs[0]  # type: ignore[union-attr]  # back to the bare form
+            elif history.subs[0] == 0:
+                histories[key] = history.kvs[0]  # back to the bare form
         self._compacted_to = revision
         return dropped
 
@@ -369,12 +370,11 @@ class MvccStore:
         if entry is None:
             histories[key] = kv if sub == 0 and kv.version else KeyHistory(main, sub, kv)
             return
-        if type(entry) is not KeyHistory:
-            entry = histories[key] = _as_history(entry)
+        history = _as_history(entry)
+        if len(history.kvs) == 1:
+            histories[key] = history
             self._compactable.add(key)
-        elif len(entry.kvs) == 1:  # type: ignore[union-attr]
-            self._compactable.add(key)
-        entry.append(main, sub, kv)  # type: ignore[union-attr]
+        history.append(main, sub, kv)
 
     def finish_load(self, revision: int, compact_revision: int) -> None:
         self._index = SortedList(self._histories)
