@@ -56,6 +56,7 @@ from node.eventlog import EventLog
 from node.fault_injection import FaultInjection
 from node.lease_expiry import LeaseExpiry
 from node.local_disk import LocalDisk
+from node.loop_stalls import LoopStalls, stall_bound
 from node.member_status import MemberStatus
 from node.outbox import Outbox
 from node.password_requests import PasswordRequests
@@ -74,6 +75,7 @@ from node.watches import WatchHub
 from node.wire import AlarmReport, HashKVRequest, HashKVResponse, SnapshotChunk, SnapshotChunkAck
 
 if TYPE_CHECKING:
+    from node.collector_policy import CollectorPolicy
     from node.etcd.face import EtcdFace
     from node.metrics_face import MetricsFace
 
@@ -158,6 +160,11 @@ class NodeActor:
         self.views = MemberStatus(spec, node_id, core, replica, self.storage, self.membership, self.transport,
                                   self.dropped, clock, started, requests, self.leases, self.watches,
                                   self.gate.status)
+        # How long each loop turn takes (node/loop_stalls.py); the collector policy is the
+        # process's (node/__main__.py sets it; None in a test process: CPython's defaults).
+        self.stalls = LoopStalls(stall_bound(spec.timing.tick_ms, spec.timing.election_ticks))
+        self.collector: CollectorPolicy | None = None
+        self.views.loop = self._loop_status
         self.faults = FaultInjection(node_id, self.transport, answers, self.views.status, clock, self.log)
 
         def passwords(router: ClientRouter) -> PasswordRequests:
@@ -258,6 +265,9 @@ class NodeActor:
                 "keys": self.sm.key_count, "compact_revision": self.sm.compact_revision,
                 "auth_tokens": len(self.gate.tokens)}
 
+    def _loop_status(self) -> dict[str, Any]:
+        return {**self.stalls.status(), **(self.collector.status() if self.collector else {})}
+
     def _alarms(self) -> Any:
         return self.sm.alarms
 
@@ -272,6 +282,7 @@ class NodeActor:
         next_tick = self.clock() + self.tick_seconds
         transport, watches, passwords = self.transport, self.watches, self.password_work
         metrics, turn = self.metrics, self.telemetry.loop_turn
+        stalls, collector = self.stalls, self.collector
         perf_counter = time.perf_counter
         try:
             while not self.stopping:
@@ -298,8 +309,12 @@ class NodeActor:
                     self._drain_ready()
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self.outbox.flush()
+                if collector is not None:
+                    collector.maybe_settle(busy_from)
+                busy = perf_counter() - busy_from
+                stalls.observe(busy, busy_from)
                 if metrics is not None:
-                    turn.observe(perf_counter() - busy_from)
+                    turn.observe(busy)
                     metrics.maybe_publish(self.clock())
         finally:
             self._shutdown()
