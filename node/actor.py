@@ -283,7 +283,7 @@ class NodeActor:
         transport, watches, passwords = self.transport, self.watches, self.password_work
         metrics, turn = self.metrics, self.telemetry.loop_turn
         stalls, collector = self.stalls, self.collector
-        perf_counter = time.perf_counter
+        perf_counter, thread_time = time.perf_counter, time.thread_time
         try:
             while not self.stopping:
                 timeout_ms = (next_tick - self.clock()) * 1000
@@ -292,7 +292,7 @@ class NodeActor:
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1.0)
                 peer_ready, client_ready = transport.poll(timeout_ms)
-                busy_from = perf_counter()
+                busy_from, cpu_from = perf_counter(), thread_time()
                 if peer_ready:
                     self._drain_peers()
                 if client_ready:
@@ -312,7 +312,7 @@ class NodeActor:
                 if collector is not None:
                     collector.maybe_settle(busy_from)
                 busy = perf_counter() - busy_from
-                stalls.observe(busy, busy_from)
+                stalls.observe(busy, busy_from, thread_time() - cpu_from)
                 if metrics is not None:
                     turn.observe(busy)
                     metrics.maybe_publish(self.clock())

@@ -32,8 +32,8 @@ WINDOW_SECONDS = 10.0
 class LoopStalls:
     """Turn durations: the longest ever and recently, a histogram, the stalls."""
 
-    __slots__ = ("bound_s", "_counts", "turns", "stalls", "max_s", "_window_max", "_previous_max",
-                 "_window_end", "_window_s")
+    __slots__ = ("bound_s", "_counts", "turns", "stalls", "max_s", "cpu_max_s", "_window_max", "_previous_max",
+                 "_window_end", "_window_s", "_window_cpu_max", "_previous_cpu_max")
 
     def __init__(self, bound_s: float, window_s: float = WINDOW_SECONDS) -> None:
         """`bound_s`: a turn longer than this is a stall (a third of the minimum
@@ -43,18 +43,29 @@ class LoopStalls:
         self.turns = 0
         self.stalls = 0
         self.max_s = 0.0
+        self.cpu_max_s = 0.0
+        self._window_cpu_max = 0.0
+        self._previous_cpu_max = 0.0
         self._window_s = window_s
         self._window_end = 0.0
         self._window_max = 0.0
         self._previous_max = 0.0
 
-    def observe(self, seconds: float, now: float) -> None:
-        """One turn took `seconds` of busy time; `now` is the loop clock's reading."""
+    def observe(self, seconds: float, now: float, cpu_seconds: float = 0.0) -> None:
+        """One turn took `seconds` of busy (wall) time, `cpu_seconds` of the loop
+        thread's CPU; `now` is the loop clock's reading. Wall time is what a peer
+        waits; CPU time is the turn's own work: on a machine short of cores the two
+        differ by the time the thread waited to be scheduled."""
         if now >= self._window_end:
             ended_long_ago = now >= self._window_end + self._window_s
             self._previous_max = 0.0 if ended_long_ago else self._window_max
-            self._window_max = 0.0
+            self._previous_cpu_max = 0.0 if ended_long_ago else self._window_cpu_max
+            self._window_max = self._window_cpu_max = 0.0
             self._window_end = now + self._window_s
+        if cpu_seconds > self._window_cpu_max:
+            self._window_cpu_max = cpu_seconds
+            if cpu_seconds > self.cpu_max_s:
+                self.cpu_max_s = cpu_seconds
         self._counts[bisect.bisect_left(TURN_BOUNDS_MS, seconds * 1000)] += 1
         self.turns += 1
         if seconds > self._window_max:
@@ -69,6 +80,10 @@ class LoopStalls:
         """The longest turn of the current and the previous window (10-20 s)."""
         return max(self._window_max, self._previous_max)
 
+    @property
+    def recent_cpu_max_s(self) -> float:
+        return max(self._window_cpu_max, self._previous_cpu_max)
+
     def histogram(self) -> dict[str, int]:
         """Turns per bucket, by upper bound in ms ("+Inf" for the rest); not cumulative."""
         labels = [str(b) for b in TURN_BOUNDS_MS] + ["+Inf"]
@@ -78,6 +93,8 @@ class LoopStalls:
         """The member status keys (node/member_status.py)."""
         return {"loop_turn_max_ms": round(self.max_s * 1000, 3),
                 "loop_turn_recent_max_ms": round(self.recent_max_s * 1000, 3),
+                "loop_turn_cpu_max_ms": round(self.cpu_max_s * 1000, 3),
+                "loop_turn_recent_cpu_max_ms": round(self.recent_cpu_max_s * 1000, 3),
                 "loop_turns": self.turns, "loop_stalls": self.stalls,
                 "loop_stall_bound_ms": round(self.bound_s * 1000, 3),
                 "loop_turn_histogram_ms": self.histogram()}

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     if argv[:1] == ["compare"]:  # jangada vs etcd vs PySyncObj: cluster/bench/compare/
         from cluster.bench.compare.cli import main as compare
         return compare(argv[1:], out)
+    if argv[:1] == ["scale"]:  # N keys under load, jangada vs etcd: cluster/bench/scale.py
+        from cluster.bench.scale import main as scale
+        return scale(argv[1:], out)
     if argv[:1] == ["space"]:  # RSS under auto-compaction: cluster/bench/space.py
         from cluster.bench.space import main as space
         return space(argv[1:], out)
