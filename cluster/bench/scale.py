@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from cluster.bench.compare.etcd import EtcdCluster, build_etcdload, parse_etcdload
 from cluster.bench.compare.jangada import JangadaCluster
