@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"jangada node {args.id}: cannot join: {error}", file=sys.stderr)
                 return 1
             log.info("node=%d restarting without asking for addresses: %s", args.id, error)
+    collector = CollectorPolicy()
+    collector.pause_for_recovery()  # node/collector_policy.py: recovery only builds what it keeps
     try:
         actor = NodeActor(spec, args.id, data_dir, join=join, fetched=fetched)
     except DataDirLocked as error:
@@ -178,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    actor.collector = CollectorPolicy()
-    actor.collector.install()  # after recovery built the state: node/collector_policy.py
+    actor.collector = collector
+    collector.install()
     try:
         actor.run()
     except Exception:  # fail-stop: log why, exit non-zero, recovery reads the disk
