@@ -472,7 +472,7 @@ def draw(results: dict[str, Any], path: str) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     panels = (("ops_per_s", "ops/s"), ("p99_ms", "p99 ms"), ("rss", "largest member RSS MiB"),
-              ("loop", "longest loop turn ms (jangada)"))
+              ("loop", "longest loop turn ms, wall and CPU (jangada)"))
     for ax, (what, title) in zip(axes.flat, panels):
         for system, result in results.items():
             steps = result["steps"]
@@ -482,10 +482,12 @@ def draw(results: dict[str, Any], path: str) -> None:
             elif what == "loop":
                 if not any(row["loop_turn_max_ms"] for row in steps):
                     continue
+                cpu = [max(row.get("loop_turn_cpu_max_ms", {}).values(), default=0.0) for row in steps]
+                ax.plot(xs, cpu, marker="x", linestyle="--", label=f"{system} (CPU)")
                 ys = [max(row["loop_turn_max_ms"].values(), default=0.0) for row in steps]
             else:
                 ys = [row[what] for row in steps]
-            ax.plot(xs, ys, marker="o", label=system)
+            ax.plot(xs, ys, marker="o", label=f"{system} (wall)" if what == "loop" else system)
         ax.set_title(title)
         ax.set_xlabel("keys")
         ax.legend()
