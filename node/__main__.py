@@ -15,7 +15,6 @@ state-machine failure, a broken invariant): restart it and recovery reads the di
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import re
@@ -140,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     import zmq
 
     from node.actor import NodeActor
+    from node.collector_policy import CollectorPolicy
     from node.storage import DataDirLocked
     from node.address_book import Address
     join: Address | None = None
@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"jangada node {args.id}: cannot join: {error}", file=sys.stderr)
                 return 1
             log.info("node=%d restarting without asking for addresses: %s", args.id, error)
+    collector = CollectorPolicy()
+    collector.pause_for_recovery()  # node/collector_policy.py: recovery only builds what it keeps
     try:
         actor = NodeActor(spec, args.id, data_dir, join=join, fetched=fetched)
     except DataDirLocked as error:
@@ -178,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    settle_garbage_collector()
+    actor.collector = collector
+    collector.install()
     try:
         actor.run()
     except Exception as error:  # fail-stop: log why, exit non-zero, recovery reads the disk
@@ -186,24 +189,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("node=%d stopped", args.id)
     return 0
-
-
-#: Young-generation collections every this many allocations (CPython's default is
-#: 700): the hot path allocates a few objects per entry, and each collection has a
-#: fixed cost.
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def settle_garbage_collector() -> None:
-    """Keep CPython's cycle collector from stalling the loop. A full collection
-    walks every tracked object, and the state machine holds millions of them: a
-    stall of 96 ms at 300k versions and 312 ms at 500k was measured, as long as an
-    election timeout. So: collect once, then freeze what recovery built (the
-    collector ignores frozen objects), and collect young objects less often. The
-    actor freezes again after each snapshot (see NodeActor._background)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
 
 
 if __name__ == "__main__":

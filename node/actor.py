@@ -59,6 +59,7 @@ from node.eventlog import EventLog
 from node.fault_injection import FaultInjection
 from node.lease_expiry import LeaseExpiry
 from node.local_disk import LocalDisk
+from node.loop_stalls import LoopStalls, stall_bound
 from node.member_status import MemberStatus
 from node.outbox import Outbox
 from node.password_requests import PasswordRequests
@@ -78,6 +79,7 @@ from node.watches import WatchHub
 from node.wire import AlarmReport, HashKVRequest, HashKVResponse, SnapshotChunk, SnapshotChunkAck
 
 if TYPE_CHECKING:
+    from node.collector_policy import CollectorPolicy
     from node.etcd.face import EtcdFace
     from node.metrics_face import MetricsFace
 
@@ -165,6 +167,11 @@ class NodeActor:
         self.views = MemberStatus(spec, node_id, core, replica, self.storage, self.membership, self.transport,
                                   self.dropped, clock, started, requests, self.leases, self.watches,
                                   self.gate.status)
+        # How long each loop turn takes (node/loop_stalls.py); the collector policy is the
+        # process's (node/__main__.py sets it; None in a test process: CPython's defaults).
+        self.stalls = LoopStalls(stall_bound(spec.timing.tick_ms, spec.timing.election_ticks))
+        self.collector: CollectorPolicy | None = None
+        self.views.loop = self._loop_status
         self.faults = FaultInjection(node_id, self.transport, answers, self.views.status, clock, self.log)
 
         def passwords(router: ClientRouter) -> PasswordRequests:
@@ -265,6 +272,9 @@ class NodeActor:
                 "keys": self.sm.key_count, "compact_revision": self.sm.compact_revision,
                 "auth_tokens": len(self.gate.tokens)}
 
+    def _loop_status(self) -> dict[str, Any]:
+        return {**self.stalls.status(), **(self.collector.status() if self.collector else {})}
+
     def _alarms(self) -> Any:
         return self.sm.alarms
 
@@ -279,7 +289,8 @@ class NodeActor:
         next_tick = self.clock() + self.tick_seconds
         transport, watches, passwords = self.transport, self.watches, self.password_work
         metrics, turn = self.metrics, self.telemetry.loop_turn
-        perf_counter = time.perf_counter
+        stalls, collector = self.stalls, self.collector
+        perf_counter, thread_time = time.perf_counter, time.thread_time
         try:
             while not self.stopping:
                 # Sleep until the next tick that can act (node/wakeup.py) or a late sweep:
@@ -293,7 +304,7 @@ class NodeActor:
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1)
                 peer_ready, client_ready = transport.poll(timeout_ms)
-                busy_from = perf_counter()
+                busy_from, cpu_from = perf_counter(), thread_time()
                 # The ticks slept through first: the input below happened after them.
                 next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
                 if peer_ready:
@@ -312,8 +323,12 @@ class NodeActor:
                     self._drain_ready()
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self.outbox.flush()
+                if collector is not None:
+                    collector.maybe_settle(busy_from)
+                busy = perf_counter() - busy_from
+                stalls.observe(busy, busy_from, thread_time() - cpu_from)
                 if metrics is not None:
-                    turn.observe(perf_counter() - busy_from)
+                    turn.observe(busy)
                     metrics.maybe_publish(self.clock())
         finally:
             self._shutdown()

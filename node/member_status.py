@@ -38,6 +38,8 @@ class MemberStatus:
         self._leases = leases
         self._watches = watches
         self._auth = auth
+        #: the loop's own figures (turn durations, collector passes: node/loop_stalls.py)
+        self.loop: Callable[[], dict[str, Any]] | None = None
 
     def status(self) -> dict[str, Any]:
         st = self._core.status()
@@ -64,6 +66,8 @@ class MemberStatus:
             "auth": self._auth(),
             **self._own_faces(),
         }
+        if self.loop is not None:
+            out.update(self.loop())
         if st.role is Role.LEADER:
             out["progress"] = {str(peer): text for peer, text in st.progress.items()}
         return out

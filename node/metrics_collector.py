@@ -52,6 +52,8 @@ _COUNTERS = (
     ("etcd_server_slow_apply_total", "The total number of slow apply requests (over 100 ms).", "slow_applies"),
     ("etcd_debugging_server_lease_expired_total", "The total number of expired leases (revokes this member "
      "proposed as leader).", "lease_expired"),
+    ("jangada_loop_stalls_total", "Loop turns longer than a third of the minimum election timeout "
+     "(node/loop_stalls.py).", "loop_stalls"),
     ("jangada_fault_dropped_frames_total", "Frames dropped by an injected drop-traffic fault.",
      "fault_dropped_frames"),
 )

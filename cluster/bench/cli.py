@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     if argv[:1] == ["cost"]:  # instructions and CPU per put per member: cluster/bench/cost.py
         from cluster.bench.cost import main as cost
         return cost(argv[1:], out)
+    if argv[:1] == ["scale"]:  # N keys under load, jangada vs etcd: cluster/bench/scale.py
+        from cluster.bench.scale import main as scale
+        return scale(argv[1:], out)
     if argv[:1] == ["space"]:  # RSS under auto-compaction: cluster/bench/space.py
         from cluster.bench.space import main as space
         return space(argv[1:], out)

@@ -6,6 +6,9 @@ shape is stable: `SCHEMA` changes when it does), and the text an operator reads.
     errors         failed operations by error type (ClientTimeout = outcome unknown)
     fsync          the cluster's storage.fsync ("always" | "none"), or "unknown"
     leader_kills   --kill-leader: per kill, the longest time without an ok write (null without it)
+    interruptions  --pipeline: leader changes the generator followed (count, longest and
+                   total seconds from a lost request to the next answer); its requests were
+                   sent again, not counted as errors
     load_cpu       the load processes' own CPU while measuring: seconds, per op (us), and
                    as cores busy (cpu_s / elapsed): near the machine's core count, the
                    load generator, not the cluster, may be what limits the figure
@@ -29,7 +32,7 @@ from cluster.spec import SpecError, load_spec
 SCHEMA = 1
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 SUMMARY_KEYS = ("schema", "workload", "options", "cluster", "elapsed_s", "ops", "ops_per_s", "latency_ms",
-                "errors", "kinds", "prefill_errors", "load_cpu", "leader_kills", "timeline")
+                "errors", "kinds", "prefill_errors", "load_cpu", "leader_kills", "interruptions", "timeline")
 
 
 def fsync_setting(config: str | None, cwd: Path | None = None) -> str:
@@ -75,6 +78,7 @@ def summarize(options: BenchOptions, results: list[dict[str, Any]], wall: float,
         "prefill_errors": sum(r["prefill_errors"] for r in results),
         "load_cpu": load_cpu(sum(r.get("cpu_s", 0.0) for r in results), completed, wall),
         "leader_kills": leader_kills(kills, results, wall) if options.kill_leader else None,
+        "interruptions": interruptions([x for r in results for x in r.get("interruptions", ())]),
         "timeline": {"interval_s": INTERVAL,
                      "ops": [timeline.get(i, 0) for i in range(max(timeline, default=-1) + 1)]},
     }
@@ -124,6 +128,11 @@ def latency_ms(hist: Histogram) -> dict[str, float]:
     return out
 
 
+def interruptions(lengths: Sequence[float]) -> dict[str, Any]:
+    return {"count": len(lengths), "longest_s": round(max(lengths, default=0.0), 3),
+            "total_s": round(sum(lengths), 3)}
+
+
 def render_text(summary: dict[str, Any]) -> str:
     opts, cluster, ops, lat = summary["options"], summary["cluster"], summary["ops"], summary["latency_ms"]
     what = summary["workload"]
@@ -150,6 +159,10 @@ def render_text(summary: dict[str, Any]) -> str:
         if kills["failed_kills"]:
             line += f"; {len(kills['failed_kills'])} kill(s) failed: {kills['failed_kills'][0]}"
         lines.append(line)
+    gaps = summary["interruptions"]
+    if gaps["count"]:
+        lines.append(f"followed:   {gaps['count']} leader change(s), longest interruption {gaps['longest_s']:.3f} s, "
+                     f"{gaps['total_s']:.3f} s in all (lost requests sent again, not errors)")
     errors = summary["errors"]
     lines.append("errors:     " + (", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "none"))
     cas = summary["kinds"]

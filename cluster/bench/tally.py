@@ -29,6 +29,8 @@ class ThreadTally:
     prefill_errors: int = 0
     setup_error: str = ""  # why this thread could not start measuring (the run is aborted)
     ok_write_times: list[float] | None = None  # --kill-leader: when each ok write completed (s after t0)
+    #: --pipeline: each leader change it followed, seconds from the first lost request to the next answer
+    interruptions: list[float] = field(default_factory=list)
 
 
 def merge_tallies(index: int, tallies: list[ThreadTally], cpu_s: float = 0.0) -> dict[str, Any]:
@@ -46,4 +48,5 @@ def merge_tallies(index: int, tallies: list[ThreadTally], cpu_s: float = 0.0) ->
             "last": max((t.last for t in tallies), default=0.0),
             "prefill_errors": sum(t.prefill_errors for t in tallies), "cpu_s": cpu_s,
             "setup_error": next((t.setup_error for t in tallies if t.setup_error), ""),
-            "ok_write_times": sorted(x for t in tallies for x in (t.ok_write_times or ()))}
+            "ok_write_times": sorted(x for t in tallies for x in (t.ok_write_times or ())),
+            "interruptions": [x for t in tallies for x in t.interruptions]}

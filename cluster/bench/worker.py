@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 
 from cluster.bench.options import BenchOptions
-from cluster.bench.pipeline import Pipeline, PipelineError, make_request, pump
+from cluster.bench.pipeline import LeaderFollower, Pipeline, PipelineError, make_request, pump
 from cluster.bench.tally import INTERVAL, WRITE_KINDS, ThreadTally, merge_tallies
 from cluster.client import Client, ClientError
 from cluster.curve_keys import CurveClient
@@ -156,9 +156,11 @@ def measure(op: Op, budget: int | None, t0: float, duration: float, stopped: Cal
             remaining -= 1
 
 
-def run_pipeline(options: BenchOptions, endpoint: str, budget: int | None, shared: Shared,
+def run_pipeline(options: BenchOptions, endpoints: list[str], budget: int | None, shared: Shared,
                  start: threading.Barrier, tally: ThreadTally, process: int, processes: int) -> None:
-    """--pipeline: this process's one socket with `in_flight` requests outstanding."""
+    """--pipeline: this process's one socket with `in_flight` requests outstanding,
+    on `endpoints[0]`; with the leader target it follows a leader change."""
+    endpoint = endpoints[0]
     rng = random.Random(options.seed * 1_000_003 + process)
     curve = curve_client(options)
     pipe = Pipeline(endpoint, options.in_flight, curve)
@@ -184,7 +186,8 @@ def run_pipeline(options: BenchOptions, endpoint: str, budget: int | None, share
         if shared.stop.is_set() or not shared.go.wait(READY_TIMEOUT):
             return
         pump(pipe, make_request(options, rng), budget, shared.t0.value, options.duration, options.timeout,
-             shared.stop.is_set, tally)
+             shared.stop.is_set, tally,
+             LeaderFollower(endpoints, curve) if options.target == "leader" else None)
     finally:
         pipe.close()
 
@@ -200,7 +203,7 @@ def worker_main(index: int, options: BenchOptions, endpoints: list[list[str]], b
         if options.kill_leader:
             tallies[0].ok_write_times = []
         workers = [threading.Thread(target=run_pipeline, daemon=True, name=f"bench-{index}",
-                                    args=(options, endpoints[0][0], total, shared, start, tallies[0], index,
+                                    args=(options, endpoints[0], total, shared, start, tallies[0], index,
                                           options.processes))]
     else:
         tallies = [ThreadTally(ok_write_times=[] if options.kill_leader else None) for _ in endpoints]

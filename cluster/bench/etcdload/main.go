@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -116,7 +117,8 @@ func percentile(sorted []time.Duration, p float64) float64 {
 }
 
 func main() {
-	workload := flag.String("workload", "put", "put | get | get-serializable")
+	workload := flag.String("workload", "put", "put | get | get-serializable | fill")
+	firstKey := flag.Int64("first-key", 0, "fill: the first key index; the fill puts each key from it once, in order")
 	clients := flag.Int("clients", 1, "concurrent requests (goroutines), each one in flight")
 	conns := flag.Int("conns", 0, "gRPC connections shared by the clients (0: min(clients, 8))")
 	ops := flag.Int("ops", 0, "operations in all (0: until -duration)")
@@ -133,7 +135,7 @@ func main() {
 		tlsConfig = loadCA(*cacert)
 	}
 
-	if *workload != "put" && *workload != "get" && *workload != "get-serializable" {
+	if *workload != "put" && *workload != "get" && *workload != "get-serializable" && *workload != "fill" {
 		fail("-workload must be put, get or get-serializable, got %q", *workload)
 	}
 	if *clients < 1 || *clients > 4096 || *duration <= 0 || *duration > 3600 || *keys < 1 || *valueSize < 0 {
@@ -174,7 +176,8 @@ func main() {
 	key := func(i int) string { return fmt.Sprintf("bench/%08d", i) }
 	value := strings.Repeat("v", *valueSize)
 
-	if *prefill && *workload != "put" {
+	nextKey := *firstKey // fill: the next key index to put (shared by the clients)
+	if *prefill && *workload != "put" && *workload != "fill" {
 		var wg sync.WaitGroup
 		for c := 0; c < *clients; c++ {
 			wg.Add(1)
@@ -225,11 +228,16 @@ func main() {
 			}
 			var end time.Time
 			for n := 0; (budget[c] < 0 || n < budget[c]) && time.Now().Before(deadline); n++ {
-				k := key(rng.Intn(*keys))
+				var k string
+				if *workload == "fill" {
+					k = key(int(atomic.AddInt64(&nextKey, 1) - 1))
+				} else {
+					k = key(rng.Intn(*keys))
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 				began := time.Now()
 				var err error
-				if *workload == "put" {
+				if *workload == "put" || *workload == "fill" {
 					_, err = cli.Put(ctx, k, value)
 				} else {
 					_, err = cli.Get(ctx, k, opts...)

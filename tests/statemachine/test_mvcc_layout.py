@@ -1,0 +1,76 @@
+"""The store's memory layout (node/statemachine/mvcc.py): a key whose only record
+is a live version at sub-revision 0 is held as its bare KeyValue, one tracked
+object instead of five, and goes back to that form once compaction leaves it
+one record; readers see the same history either way."""
+from __future__ import annotations
+
+import gc
+
+from cluster.kv.keyvalue import KeyValue
+from node.statemachine.mvcc import KeyHistory, MvccStore
+
+
+def write(store: MvccStore, *ops: tuple[str, bytes]) -> None:
+    """One write transaction (revision) with `ops`: ("put" | "del", key)."""
+    store.begin_write()
+    for op, key in ops:
+        if op == "put":
+            store.put(key, b"v-" + key, 0)
+        else:
+            store.delete(key)
+    store.end_write()
+
+
+def entry(store: MvccStore, key: bytes) -> object:
+    return store._histories[key]  # noqa: SLF001  # the layout is what this file checks
+
+
+def test_a_key_written_once_is_one_tracked_object() -> None:
+    store = MvccStore()
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(2000):
+        write(store, ("put", b"k%05d" % i))
+    gc.collect()
+    per_key = (len(gc.get_objects()) - before) / 2000
+    assert per_key < 1.1  # the bare KeyValue (was 5: the history and its three lists)
+    assert type(entry(store, b"k00000")) is KeyValue
+
+
+def test_a_second_write_or_a_nonzero_sub_revision_makes_a_history() -> None:
+    store = MvccStore()
+    write(store, ("put", b"a"))
+    write(store, ("put", b"a"))
+    write(store, ("put", b"x"), ("put", b"y"))  # y at sub-revision 1
+    assert isinstance(entry(store, b"a"), KeyHistory) and isinstance(entry(store, b"y"), KeyHistory)
+    assert type(entry(store, b"x")) is KeyValue
+    assert store.history(b"y").subs == [1] and store.history(b"x").mains == [4]
+
+
+def test_compaction_returns_a_key_to_the_bare_form_and_reads_do_not_change() -> None:
+    store = MvccStore()
+    write(store, ("put", b"a"))
+    write(store, ("put", b"a"), ("put", b"b"))
+    write(store, ("del", b"b"))
+    before = [store.get(b"a", r) for r in (2, 3, 4)]
+    store.compact(4)
+    assert type(entry(store, b"a")) is KeyValue
+    assert [store.get(b"a", r) for r in (4,)] == before[2:]
+    assert b"b" not in store._histories  # noqa: SLF001  # deleted before the compaction: gone
+    assert [kv.key for kv in store.scan(b"", b"\0")] == [b"a"]
+
+
+def test_bare_and_history_forms_compare_equal_and_snapshot_alike() -> None:
+    compacted, fresh = MvccStore(), MvccStore()
+    write(compacted, ("put", b"a"))
+    write(compacted, ("put", b"z"))
+    write(compacted, ("put", b"a"))
+    compacted.compact(3)
+    # the same logical records, loaded as a snapshot load does
+    for key in (b"a", b"z"):
+        history = compacted.history(key)
+        for main, sub, kv in zip(history.mains, history.subs, history.kvs):
+            fresh.load(key, main, sub, kv)
+    fresh.finish_load(compacted.revision, compacted.compact_revision)
+    assert fresh == compacted and list(fresh.records()) == list(compacted.records())
+    assert type(entry(fresh, b"z")) is KeyValue
