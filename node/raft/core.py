@@ -90,6 +90,7 @@ class RaftCore:
     def tick(self) -> None:
         """Advance logical time by one tick."""
         if self.role is Role.LEADER:
+            self._maybe_auto_leave()
             self._tick_heartbeat()
         else:
             self._tick_election()
@@ -281,8 +282,6 @@ class RaftCore:
             # The leader's own durable entries count towards the quorum only now.
             if self._maybe_commit():
                 self._broadcast_pending = True
-        if rd.committed_entries:
-            self._maybe_auto_leave()
 
     # ======================================================================
     # Role transitions (Raft §5.2)
@@ -364,7 +363,6 @@ class RaftCore:
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self.heartbeat_elapsed = 0
             self._broadcast_heartbeat()
-            self._maybe_auto_leave()  # retries one refused earlier (transfer, no commit yet)
 
     def _quorum_recently_active(self) -> bool:
         m = self.membership
@@ -451,6 +449,8 @@ class RaftCore:
         """Feed one message from a peer into the core."""
         if m.dst != self.id:
             return
+        if self.role is Role.LEADER:
+            self._maybe_auto_leave()
         if m.term > self.term:
             if not self._step_higher_term(m):
                 return
@@ -602,9 +602,11 @@ class RaftCore:
 
     def _maybe_auto_leave(self) -> None:
         """Joint consensus with auto leave (etcd-io/raft): once the entry entering the
-        joint configuration is applied here, this leader proposes leaving it. A refusal
-        (a transfer under way, no committed entry of this term yet) is retried on the
-        next heartbeat or apply; a new leader of a joint configuration does the same."""
+        joint configuration is applied here, this leader proposes leaving it, on its
+        next input (a tick or a message; never inside `advance`, so the new entry and
+        configuration come out in the next Ready). A refusal (a transfer under way, no
+        committed entry of this term yet) is retried on the next input; a new leader
+        of a joint configuration does the same."""
         conf = self.membership.conf
         if (self.role is not Role.LEADER or not conf.joint or not conf.auto_leave
                 or self.log.applied < self.membership.index):
