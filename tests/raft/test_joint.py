@@ -173,3 +173,27 @@ def test_a_voter_demoted_while_joint_becomes_a_learner_on_leaving() -> None:
     h.stabilize()
     assert h[1].conf == ConfState((1, 2), (3,)) and h[1].prs[3].is_learner
     assert all(h[i].conf == h[1].conf for i in (2, 3))
+
+
+@pytest.mark.parametrize("conf", [ConfState((1, 2, 3), (4,)), ConfState((3, 4), (5,), (1, 2, 3), (2,), True)],
+                         ids=["simple", "joint"])
+def test_snapshot_metadata_carries_a_joint_configuration(conf: ConfState, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """WAL snapshot marker, snapshot file header and InstallSnapshot metadata: a
+    simple conf is written as before (4 fields on the wire), a joint one round-trips."""
+    from pathlib import Path
+
+    import msgpack
+
+    from node.raft import SnapshotMeta
+    from node.storage import records, snapshot_file
+    from node.wire import _meta, _meta_fields
+
+    meta = SnapshotMeta(7, 2, conf)
+    marker = records.SnapshotMarker(meta, b"sum")
+    assert records.decode(records.RecordKind.SNAPSHOT, records.encode_marker(marker)) == marker
+    assert _meta(_meta_fields(meta)) == meta
+    assert len(_meta_fields(meta)) == (7 if conf.joint else 4)
+    prefix = snapshot_file._encode_prefix("c", meta)
+    packed = prefix[len(snapshot_file.MAGIC) + 4:]
+    assert snapshot_file._decode_meta(Path(tmp_path), packed, 0) == (meta, "c")
+    assert len(msgpack.unpackb(packed)) == (8 if conf.joint else 5)
