@@ -310,6 +310,9 @@ class RaftCore:
         self._reset(self.term)
         self.lead = self.id
         self.role = Role.LEADER
+        if self.id not in self.prs:  # elected outside its latest configuration (§4.2.2)
+            self._track_members()
+            self.prs[self.id].match = self.log.stable_index
         self.prs[self.id].become_replicate()
         # A no-op in the new term lets the leader commit entries of earlier terms,
         # which Figure 8 forbids it from committing by counting (§5.4.2, §8).
@@ -338,7 +341,19 @@ class RaftCore:
 
     def _promotable(self) -> bool:
         # While joint, an outgoing-only voter still votes and may lead (etcd-io/raft).
-        return self.id in self.membership.all_voters
+        m = self.membership
+        if self.id in m.all_voters:
+            return True
+        # Thesis §4.2.2: a server not in its own latest configuration still starts
+        # elections while that entry is uncommitted -- it may be needed to commit it
+        # (e.g. a leader outside C_new that appended C_new and lost its lease: the
+        # new voters lack the entry, and the old ones, which hold it, would refuse
+        # their shorter logs). It counts votes by that latest configuration, in which
+        # its own vote does not count; once leading it commits C_new and hands over.
+        log = self.log
+        if m.index <= log.committed or m.index <= log.snapshot_index:
+            return False
+        return self.id in self.membership.conf_at(log, Index(m.index - 1)).all_voters()
 
     # ======================================================================
     # Timers
