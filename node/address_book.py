@@ -38,10 +38,10 @@ from typing import Any, cast
 
 import msgpack
 
-from cluster.protocol import ConfChangeRequest, ErrorCode
+from cluster.protocol import ConfChangeRequest, ErrorCode, JointChangeRequest
 from node.raft import ConfState, Entry, EntryKind, InvalidRequest, ProposalDropped, Role, Status
 from node.raft.errors import LearnerLagging
-from node.raft.types import ConfChange, ConfChangeKind, ConfChangeSingle, decode_conf_change
+from node.raft.types import ConfChange, ConfChangeKind, ConfChangeSingle, decode_conf_change, enter_joint
 
 #: The members frame's first field: tells it from the state machine's header chunk
 #: (["jangada-kv", ...]) so snapshots written before membership changes still load.
@@ -137,6 +137,16 @@ def conf_change_for(request: ConfChangeRequest) -> ConfChange:
     kind = _KINDS[request.change]
     address = Address(request.peer, request.client, request.grpc, request.gateway)
     return ConfChange(kind, request.node, encode_context(address) if kind in ADDRESSED else b"")
+
+
+def joint_change_for(request: JointChangeRequest) -> ConfChange:
+    """The core's ENTER_JOINT for a client's multi-member change."""
+    singles_ = []
+    for ch in request.changes:
+        kind = _KINDS[ch.change]
+        address = Address(ch.peer, ch.client, ch.grpc, ch.gateway)
+        singles_.append(ConfChangeSingle(kind, ch.node, encode_context(address) if kind in ADDRESSED else b""))
+    return enter_joint(singles_, request.auto_leave)
 
 
 def refusal_code(error: ProposalDropped | InvalidRequest) -> ErrorCode:
