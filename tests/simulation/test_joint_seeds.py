@@ -21,9 +21,9 @@ from node.simulation import SimulationFailure, run_seed
 
 CHUNK = 25
 TICKS = 300
-#: (first seed, cluster size): 75 three-node and 75 five-node runs.
-BATCHES = ([(s, 3) for s in range(0, 75, CHUNK)]
-           + [(s, 5) for s in range(200_000, 200_075, CHUNK)])
+#: (first seed, cluster size): 125 three-node and 125 five-node runs.
+BATCHES = ([(s, 3) for s in range(0, 125, CHUNK)]
+           + [(s, 5) for s in range(200_000, 200_125, CHUNK)])
 
 
 @pytest.mark.timeout(600)
