@@ -63,7 +63,7 @@ from cluster.client import (
     SessionExpiredError,
     UnexpectedReply,
 )
-from cluster import cli_alarm, cli_auth, cli_hashkv, cli_snapshot, kvflags, txnsyntax
+from cluster import cli_alarm, cli_auth, cli_hashkv, cli_member_change, cli_snapshot, kvflags, txnsyntax
 from cluster.dial import DIAL_TIMEOUT, BadConnection, dial
 from cluster.kvflags import lease_id as _lease_id, nonnegative as _nonnegative
 from cluster.concurrency import Election, LockTimeout, Mutex, Session, SessionLost, observe
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", parents=[common], help="print the version of jangada and of the etcd API it follows")
 
     member = sub.add_parser("member", parents=[common], help="member list | add | promote | remove")
-    members = member.add_subparsers(dest="what", metavar="list|add|promote|remove", parser_class=_Parser)
+    members = member.add_subparsers(dest="what", metavar="list|add|promote|remove|replace|change",
+                                    parser_class=_Parser)
     members.required = True
     members.add_parser("list", parents=[common], help="members: id, addresses, voter or learner (and its lag)")
     add = members.add_parser("add", parents=[common], help="add a new member as a learner (or --voter)")
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("member_id", type=_node_id, metavar="ID")
     remove = members.add_parser("remove", parents=[common], help="remove a member (the leader too)")
     remove.add_argument("member_id", type=_node_id, metavar="ID")
+    cli_member_change.add_parsers(members, common, _node_id, _address, _url)
 
     move = sub.add_parser("move-leader", parents=[common],
                           help="transfer leadership to voter ID and wait until it leads")
@@ -559,6 +561,8 @@ def endpoint_health_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[l
 def cmd_member(client: Client, args: argparse.Namespace, endpoints: list[str], out: TextIO) -> int:
     """`member list` from the leader's membership (voters, learners, addresses, the
     learners' lag); add / promote / remove through the leader, printed once applied."""
+    if args.what in cli_member_change.WHAT:
+        return cli_member_change.run(client, args, out)
     if args.what == "add":
         members = client.member_add(args.member_id, args.peer, args.client or "", grpc=args.grpc or "",
                                     gateway=args.gateway or "", voter=args.voter)

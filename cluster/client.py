@@ -59,7 +59,7 @@ from cluster.kv.auth import (
 )
 from cluster.kv.errors import AlarmError, AuthError, AuthNotEnabled, InvalidAuthToken
 from cluster.protocol import (
-    ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest,
+    ClientRequest, ConfChangeRequest, JointChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvReply, KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, SnapshotReadRequest, StatusReply,
     StatusRequest, TransferRequest, decode_replies, encode_request,
 )
@@ -516,6 +516,14 @@ class Client:
         def done(m: dict[str, Any]) -> bool:
             return any(row.get("id") == node_id and row.get("peer") == peer for row in m.get("members", []))
         return self._conf_change(ConfChangeRequest(0, "update", node_id, peer, client, grpc, gateway), done)
+
+    def member_joint_change(self, changes: list[ConfChangeRequest], auto_leave: bool = True) -> dict[str, Any]:
+        """Several changes (add-learner, add-voter, promote, remove) in one joint
+        step (a jangada extension, docs/raft-core.md); returns the membership once
+        the joint configuration is entered (left by itself with `auto_leave`).
+        RefusedError while a learner to promote lags. cluster/cli_member_change.py
+        drives the whole change."""
+        return self._admin(lambda rid: JointChangeRequest(rid, tuple(changes), auto_leave))
 
     def member_promote(self, node_id: int) -> dict[str, Any]:
         """Make learner `node_id` a voter (RefusedError while it lags)."""

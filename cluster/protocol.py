@@ -209,6 +209,27 @@ class ConfChangeRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class JointChangeRequest:
+    """Several membership changes in one joint-consensus step (a jangada extension:
+    etcd's API changes one member per call). Each change is a ConfChangeRequest
+    (add-learner, add-voter, promote, remove; its request_id is unused); the leader
+    enters the joint configuration and, with `auto_leave`, leaves it by itself once
+    that commits. Answered with a MembersReply once the entering entry is applied."""
+
+    request_id: int
+    changes: tuple[ConfChangeRequest, ...]
+    auto_leave: bool = True
+    #: the client's auth token ("" = none): see cluster/kv/auth.py
+    token: str = ""
+
+
+#: The changes a JointChangeRequest may carry (an update changes no voter: use "conf").
+JOINT_CHANGES = ("add-learner", "add-voter", "promote", "remove")
+#: At most this many changes in one joint step.
+MAX_JOINT_CHANGES = 16
+
+
+@dataclass(frozen=True, slots=True)
 class TransferRequest:
     """Move leadership to voter `to` (answered with a StatusReply once started)."""
 
@@ -282,7 +303,7 @@ class MembersReply:
 
 
 ClientRequest = Union[KvRequest, StatusRequest, DropTrafficRequest, "WatchRequest", MembersRequest,
-                      ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest,
+                      ConfChangeRequest, JointChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest,
                       SnapshotReadRequest]
 Reply = Union[KvReply, StatusReply, ErrorReply, MembersReply]
 
@@ -321,6 +342,14 @@ def _request_fields(request: ClientRequest) -> dict[str, Any]:
                    "peer": peer, "client": client}
             out.update((key, url) for key, url in (("grpc", grpc), ("gateway", gateway)) if url)
             return out
+        case JointChangeRequest(request_id, changes, auto_leave):
+            rows = []
+            for change in changes:
+                row = _request_fields(change)
+                for key in ("v", "id", "op"):
+                    row.pop(key)
+                rows.append(row)
+            return {"v": VERSION, "id": request_id, "op": "joint", "changes": rows, "auto": auto_leave}
         case TransferRequest(request_id, to):
             return {"v": VERSION, "id": request_id, "op": "transfer", "to": to}
         case SnapshotFileRequest(request_id, min_index):
@@ -467,6 +496,8 @@ def _other_request(obj: dict[str, Any], request_id: int, op: Any) -> ClientReque
         return MembersRequest(request_id, bool(_get(obj, "leader", bool)))
     if op == "conf":
         return _conf_request(obj, request_id)
+    if op == "joint":
+        return _joint_request(obj, request_id)
     if op == "transfer":
         return TransferRequest(request_id, _node_id(obj, "to"))
     if op == "snapshot-file":
@@ -518,6 +549,23 @@ def _conf_request(obj: dict[str, Any], request_id: int) -> ConfChangeRequest:
         if any(url and not url.startswith("http://") for url in (grpc, gateway)):
             raise ProtocolError(f"{change}: 'grpc' and 'gateway' must be http://HOST:PORT URLs")
     return ConfChangeRequest(request_id, change, node, peer, client, grpc, gateway)
+
+
+def _joint_request(obj: dict[str, Any], request_id: int) -> JointChangeRequest:
+    rows = _get(obj, "changes", list)
+    if not 1 <= len(rows) <= MAX_JOINT_CHANGES:
+        raise ProtocolError(f"field 'changes' must hold 1 to {MAX_JOINT_CHANGES} changes")
+    changes = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise ProtocolError("each change must be a map")
+        change = _conf_request(row, 0)
+        if change.change not in JOINT_CHANGES:
+            raise ProtocolError(f"a joint change may only {', '.join(JOINT_CHANGES)}")
+        changes.append(change)
+    if len({c.node for c in changes}) != len(changes):
+        raise ProtocolError("a joint change names each node at most once")
+    return JointChangeRequest(request_id, tuple(changes), bool(_get(obj, "auto", bool)))
 
 
 def decode_reply(data: bytes, max_bytes: int = 64 << 20) -> Reply:

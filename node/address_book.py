@@ -38,10 +38,10 @@ from typing import Any, cast
 
 import msgpack
 
-from cluster.protocol import ConfChangeRequest, ErrorCode
+from cluster.protocol import ConfChangeRequest, ErrorCode, JointChangeRequest
 from node.raft import ConfState, Entry, EntryKind, InvalidRequest, ProposalDropped, Role, Status
 from node.raft.errors import LearnerLagging
-from node.raft.types import ConfChange, ConfChangeKind, decode_conf_change
+from node.raft.types import ConfChange, ConfChangeKind, ConfChangeSingle, decode_conf_change, enter_joint
 
 #: The members frame's first field: tells it from the state machine's header chunk
 #: (["jangada-kv", ...]) so snapshots written before membership changes still load.
@@ -125,11 +125,28 @@ ADDRESSED = frozenset({ConfChangeKind.ADD_LEARNER, ConfChangeKind.ADD_VOTER, Con
 _ADDED = frozenset({ConfChangeKind.ADD_LEARNER, ConfChangeKind.ADD_VOTER})
 
 
+def singles(cc: ConfChange) -> tuple[ConfChangeSingle, ...]:
+    """The member-level changes `cc` makes: an ENTER_JOINT's list, else itself."""
+    if cc.kind is ConfChangeKind.ENTER_JOINT:
+        return cc.changes
+    return (ConfChangeSingle(cc.kind, cc.node_id, cc.context),)
+
+
 def conf_change_for(request: ConfChangeRequest) -> ConfChange:
     """The core's change for a client's request (addresses go into the context)."""
     kind = _KINDS[request.change]
     address = Address(request.peer, request.client, request.grpc, request.gateway)
     return ConfChange(kind, request.node, encode_context(address) if kind in ADDRESSED else b"")
+
+
+def joint_change_for(request: JointChangeRequest) -> ConfChange:
+    """The core's ENTER_JOINT for a client's multi-member change."""
+    singles_ = []
+    for ch in request.changes:
+        kind = _KINDS[ch.change]
+        address = Address(ch.peer, ch.client, ch.grpc, ch.gateway)
+        singles_.append(ConfChangeSingle(kind, ch.node, encode_context(address) if kind in ADDRESSED else b""))
+    return enter_joint(singles_, request.auto_leave)
 
 
 def refusal_code(error: ProposalDropped | InvalidRequest) -> ErrorCode:
@@ -172,23 +189,26 @@ class Membership:
         core counts it as a member from append on)."""
         for entry in entries:
             cc = conf_change_of(entry)
-            if cc is not None and cc.kind in _ADDED:
-                address = decode_context(cc.context)
-                if address is not None:
-                    self.known[cc.node_id] = address
+            for ch in singles(cc) if cc is not None else ():
+                if ch.kind in _ADDED:
+                    address = decode_context(ch.context)
+                    if address is not None:
+                        self.known[ch.node_id] = address
 
     def on_applied(self, entry: Entry) -> ConfChange | None:
         """A committed CONF_CHANGE entry is applied: it is replicated state now."""
         cc = conf_change_of(entry)
         if cc is None:
             return None
-        if cc.kind in ADDRESSED:
-            address = decode_context(cc.context)
+        for ch in singles(cc):
+            if ch.kind not in ADDRESSED:
+                continue
+            address = decode_context(ch.context)
             if address is not None:
-                if cc.kind is ConfChangeKind.UPDATE:
-                    address = updated(self.applied.get(cc.node_id), address)
-                self.applied[cc.node_id] = address
-                self.known[cc.node_id] = address
+                if ch.kind is ConfChangeKind.UPDATE:
+                    address = updated(self.applied.get(ch.node_id), address)
+                self.applied[ch.node_id] = address
+                self.known[ch.node_id] = address
         if cc.result is not None:
             self.applied_conf = cc.result
         return cc
@@ -206,7 +226,7 @@ class Membership:
         """The first chunk of every snapshot: `conf` (the membership at the snapshot's
         index) and its members' addresses as of the applied index (sorted: replicas
         at one index write identical bytes)."""
-        ids = sorted(set(conf.voters) | set(conf.learners))
+        ids = sorted(conf.ids())  # outgoing voters too, while joint
         rows = [[i, *(self._row(i))] for i in ids]
         return cast(bytes, msgpack.packb([MEMBERS_MAGIC, MEMBERS_FORMAT, sorted(conf.voters),
                                           sorted(conf.learners), rows], use_bin_type=True))
@@ -226,14 +246,16 @@ class Membership:
         status), every member's addresses and, from the leader, each learner's
         match index and lag."""
         rows = []
-        for node_id in sorted(set(st.voters) | set(st.learners)):
+        for node_id in sorted(set(st.voters) | set(st.learners) | set(st.voters_outgoing)):
             address = self.known.get(node_id)
             rows.append({"id": node_id, "peer": address.peer if address else "",
                          "client": address.client if address else "", "grpc": address.grpc if address else "",
-                         "gateway": address.gateway if address else "", "voter": node_id in st.voters,
+                         "gateway": address.gateway if address else "",
+                         "voter": node_id in st.voters or node_id in st.voters_outgoing,
                          "match": (st.learner_match or {}).get(node_id),
                          "lag": (st.learner_lag or {}).get(node_id)})
         return {"node_id": self.id, "voters": list(st.voters), "learners": list(st.learners),
+                "voters_outgoing": list(st.voters_outgoing), "learners_next": list(st.learners_next),
                 "members": rows, "leader_id": st.lead, "term": st.term, "last_index": st.last_index,
                 "commit_index": st.commit, "from_leader": st.role is Role.LEADER}
 

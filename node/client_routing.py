@@ -36,7 +36,8 @@ from cluster.kv.auth import AUTH_REQUESTS, AuthIssue, Authenticate, UserAdd, Use
 from cluster.kv.codec import with_user
 from cluster.kv.errors import AuthError, InvalidAuthToken, LimitExceeded, NoSpace
 from cluster.protocol import (
-    BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, KvRequest,
+    BadRequest, ClientRequest, ConfChangeRequest, DropTrafficRequest, ErrorCode, ErrorReply, HashRequest, JointChangeRequest,
+    KvRequest,
     MembersReply, MembersRequest, ProtocolError, Reply, SnapshotFileRequest, SnapshotReadRequest, StatusReply,
     StatusRequest,
     TransferRequest, decode_requests, peek_request_id,
@@ -69,7 +70,7 @@ from node.watches import WatchHub
 
 
 #: Membership, leadership and maintenance requests (`_on_admin`).
-_ADMIN = (MembersRequest, ConfChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest, SnapshotReadRequest)
+_ADMIN = (MembersRequest, ConfChangeRequest, JointChangeRequest, TransferRequest, HashRequest, SnapshotFileRequest, SnapshotReadRequest)
 #: KV requests that do not take the plain read/write path (`_on_routed`): one set
 #: lookup on the hot path instead of an isinstance chain.
 _ROUTED = frozenset((*LEASE_QUERIES, LeaseExpire, AutoCompact, *AUTH_REQUESTS, Alarm))
@@ -418,7 +419,8 @@ class ClientRouter:
 
     # -- membership requests (docs/operations.md, "Changing membership") ----------------
 
-    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | TransferRequest | HashRequest
+    def _on_admin(self, identity: bytes, request: MembersRequest | ConfChangeRequest | JointChangeRequest
+                  | TransferRequest | HashRequest
                   | SnapshotFileRequest | SnapshotReadRequest) -> None:
         if isinstance(request, HashRequest):
             self._reply(identity, self._hash(request))
@@ -449,18 +451,24 @@ class ClientRouter:
                 self._log.info(f"leadership transfer to node {request.to} requested by a client")
                 self._reply(identity, StatusReply(rid, self.id, self._views.status()))
                 return
-            if request.change in ("add-learner", "add-voter") and self._views.was_member(request.node):
-                raise InvalidConfChange(
-                    f"node {request.node} was a member before: ids are never reused (a fresh node "
-                    f"under a removed id could vote as its old incarnation); add it under a new id")
-            index = core.propose_conf_change(address_book.conf_change_for(request))
+            changes = request.changes if isinstance(request, JointChangeRequest) else (request,)
+            for change in changes:
+                if change.change in ("add-learner", "add-voter") and self._views.was_member(change.node):
+                    raise InvalidConfChange(
+                        f"node {change.node} was a member before: ids are never reused (a fresh node "
+                        f"under a removed id could vote as its old incarnation); add it under a new id")
+            index = core.propose_conf_change(address_book.joint_change_for(request)
+                                             if isinstance(request, JointChangeRequest)
+                                             else address_book.conf_change_for(request))
         except NotLeader as error:
             self._reply(identity, answers.redirect(rid, error.leader_hint))
             return
         except (ProposalDropped, InvalidRequest) as error:
             self._reply(identity, answers.error(rid, address_book.refusal_code(error), str(error)))
             return
-        self._log.info(f"proposed {request.change} of node {request.node} at index {index}")
+        what = (", ".join(f"{c.change} {c.node}" for c in request.changes) if isinstance(request, JointChangeRequest)
+                else f"{request.change} of node {request.node}")
+        self._log.info(f"proposed {what} at index {index}")
         waiter = Waiter(identity, rid, b"", self._clock() + self._request_timeout)
         self.requests.add_write(index, core.term, waiter)
 

@@ -88,5 +88,5 @@ class MemberStatus:
         snapshot's members frame holds only the members of its time, so a node that
         recovered from one remembers fewer; the supervisor never reuses ids.)"""
         conf = self._core.conf
-        current = set(conf.voters) | set(conf.learners)
+        current = conf.ids()
         return node_id not in current and (node_id in self._membership.applied or node_id in self._spec.ids)

@@ -47,7 +47,7 @@ class PeerLink:
         the followers' acknowledgements to commit that very change (thesis §4.2.2)."""
         core = self._core
         conf, applied = core.conf, self._membership.applied_conf
-        return {*conf.voters, *conf.learners, *applied.voters, *applied.learners, core.lead} - {self.id, 0}
+        return {*conf.ids(), *applied.ids(), core.lead} - {self.id, 0}  # outgoing voters too, while joint
 
     def connect_members(self) -> None:
         """One DEALER per peer (`peers`); none for anyone else. A member whose
@@ -166,4 +166,4 @@ class PeerLink:
         if src in self._transport.dealers or src in self.peers():
             return True
         conf = self._core.conf
-        return self.id not in conf.voters and self.id not in conf.learners
+        return self.id not in conf.ids()

@@ -217,7 +217,7 @@ def _payload(m: PeerMessage) -> list[Any]:
 
 
 def _meta_fields(meta: SnapshotMeta) -> list[Any]:
-    return [meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners)]
+    return [meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners), *meta.conf.joint_fields()]
 
 
 # --- decoding ------------------------------------------------------------------------
@@ -304,12 +304,16 @@ def _checked_entry(fields: Any) -> Entry:
 
 
 def _meta(fields: Any) -> SnapshotMeta:
-    if not isinstance(fields, list) or len(fields) != 4:
-        raise WireError("bad-field", "snapshot meta must be [index, term, voters, learners]")
+    if not isinstance(fields, list) or len(fields) not in (4, 7):
+        raise WireError("bad-field", "snapshot meta must be [index, term, voters, learners] "
+                        "(+ [outgoing, learners_next, auto_leave] while joint)")
     voters, learners = fields[2], fields[3]
     if not isinstance(voters, list) or not isinstance(learners, list):
         raise WireError("bad-field", "voters and learners must be arrays")
-    conf = ConfState(tuple(_uint(v, "voter") for v in voters), tuple(_uint(v, "learner") for v in learners))
+    try:
+        conf = ConfState.from_fields(voters, learners, fields[4:])
+    except ValueError as exc:
+        raise WireError("bad-field", f"snapshot conf: {exc}") from None
     return SnapshotMeta(_uint(fields[0], "snapshot index"), _uint(fields[1], "snapshot term"), conf)
 
 

@@ -21,7 +21,7 @@ from cluster.discovery import ENV_DATA_DIR, Layout, default_layout
 from cluster.spec import SpecError, load_spec
 from cluster.output import format_table
 from supervisor import chaos as chaos_mod
-from supervisor import chaoscheck, control, launch, member_changes, netns, security
+from supervisor import chaoscheck, control, launch, member_changes, member_replace, netns, security
 from supervisor.display import security_line
 from supervisor.statefile import supervisor_process
 from supervisor.status import HEADERS, alarm_lines, collect, leader_of, table_rows
@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
                             description=member_changes.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     remove.add_argument("node", metavar="ID")
     remove.add_argument("--timeout", type=_positive, default=60.0, metavar="S")
+    rep = sub.add_parser("replace", parents=[common], help="replace member ID by a new one in one joint step",
+                         description=member_replace.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("node", metavar="ID")
+    rep.add_argument("--timeout", type=_positive, default=120.0, metavar="S")
 
     ch = sub.add_parser("chaos", parents=[common], help="kill and pause random nodes for a while",
                         description=chaos_mod.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -347,6 +351,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, layout:
                 return member_changes.add(layout, args.timeout, sys.stdout)
             case "remove":
                 return member_changes.remove(layout, args.node, args.timeout, sys.stdout)
+            case "replace":
+                return member_replace.replace(layout, args.node, args.timeout, sys.stdout)
     except control.ControlError as error:
         print(f"jangada supervisor: {error}", file=sys.stderr)
         return error.status

@@ -18,8 +18,9 @@ from .messages import (
 from .ready import Ready, Role, SoftState
 from .status import Status
 from .types import (
-    NONE, ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, Index, NodeId,
-    ReadState, Snapshot, SnapshotMeta, Term, decode_conf_change, encode_conf_change,
+    NONE, ConfChange, ConfChangeKind, ConfChangeSingle, ConfState, Entry, EntryKind, HardState,
+    Index, NodeId, ReadState, Snapshot, SnapshotMeta, Term, decode_conf_change, encode_conf_change,
+    enter_joint, leave_joint,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "Ready", "Role", "SoftState",
     "NONE", "ConfChange", "ConfChangeKind", "ConfState", "Entry", "EntryKind", "HardState", "Index", "NodeId", "ReadState",
     "Snapshot", "SnapshotMeta", "Term", "decode_conf_change", "encode_conf_change",
+    "ConfChangeSingle", "enter_joint", "leave_joint",
 ]

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 
 from .config import Config
 from .errors import (
-    InvalidRequest, LeadershipTransferInProgress, NotLeader, UncommittedBytesExceeded,
+    InvalidRequest, ProposalDropped, LeadershipTransferInProgress, NotLeader, UncommittedBytesExceeded,
 )
 from .log import RaftLog
 from .membership import Membership
@@ -41,14 +41,14 @@ from .messages import (
     RequestVote, RequestVoteResponse, TimeoutNow,
 )
 from .progress import Progress, ProgressState, progress_for, take_recently_active, track_members
-from .quorum import VoteResult, committed_index, has_quorum, vote_result
+from .quorum import VoteResult, joint_committed_index, joint_has_quorum, joint_vote_result
 from .read_only import ReadOnly
 from .replication import maybe_acknowledge, maybe_back_off, next_append
 from .ready import Ready, Reported, Role
 from .status import Status
 from .types import (
     NONE, ConfChange, ConfState, Entry, EntryKind, HardState, Index, NodeId, ReadState,
-    Snapshot, Term, encode_conf_change,
+    Snapshot, Term, encode_conf_change, leave_joint,
 )
 
 
@@ -90,6 +90,7 @@ class RaftCore:
     def tick(self) -> None:
         """Advance logical time by one tick."""
         if self.role is Role.LEADER:
+            self._maybe_auto_leave()
             self._tick_heartbeat()
         else:
             self._tick_election()
@@ -215,6 +216,7 @@ class RaftCore:
             progress={p: repr(pr) for p, pr in sorted(self.prs.items())},
             voters=self.conf.voters, learners=self.conf.learners, conf_index=self.conf_index,
             learner_match=learner_match, learner_lag=learner_lag,
+            voters_outgoing=self.conf.voters_outgoing, learners_next=self.conf.learners_next,
         )
 
     # ======================================================================
@@ -308,6 +310,9 @@ class RaftCore:
         self._reset(self.term)
         self.lead = self.id
         self.role = Role.LEADER
+        if self.id not in self.prs:  # elected outside its latest configuration (§4.2.2)
+            self._track_members()
+            self.prs[self.id].match = self.log.stable_index
         self.prs[self.id].become_replicate()
         # A no-op in the new term lets the leader commit entries of earlier terms,
         # which Figure 8 forbids it from committing by counting (§5.4.2, §8).
@@ -329,13 +334,26 @@ class RaftCore:
         self.uncommitted_size = 0
         self._broadcast_pending = False
         self.read_only.clear()
-        self.prs = progress_for(self.voters, self.learners, Index(self.log.last_index() + 1),
+        self.prs = progress_for(self.membership.all_voters, self.learners, Index(self.log.last_index() + 1),
                                 self.cfg.max_inflight_msgs)
         if self.id in self.prs:
             self.prs[self.id].match = self.log.stable_index
 
     def _promotable(self) -> bool:
-        return self.id in self.membership.voters
+        # While joint, an outgoing-only voter still votes and may lead (etcd-io/raft).
+        m = self.membership
+        if self.id in m.all_voters:
+            return True
+        # Thesis §4.2.2: a server not in its own latest configuration still starts
+        # elections while that entry is uncommitted -- it may be needed to commit it
+        # (e.g. a leader outside C_new that appended C_new and lost its lease: the
+        # new voters lack the entry, and the old ones, which hold it, would refuse
+        # their shorter logs). It counts votes by that latest configuration, in which
+        # its own vote does not count; once leading it commits C_new and hands over.
+        log = self.log
+        if m.index <= log.committed or m.index <= log.snapshot_index:
+            return False
+        return self.id in self.membership.conf_at(log, Index(m.index - 1)).all_voters()
 
     # ======================================================================
     # Timers
@@ -362,7 +380,8 @@ class RaftCore:
             self._broadcast_heartbeat()
 
     def _quorum_recently_active(self) -> bool:
-        return has_quorum(self.voters, take_recently_active(self.prs) | {self.id})
+        m = self.membership
+        return joint_has_quorum(m.voters, m.outgoing, take_recently_active(self.prs) | {self.id})
 
     # ======================================================================
     # Elections (Raft §5.2, §5.4.1; PreVote thesis §9.6)
@@ -380,14 +399,14 @@ class RaftCore:
             self._become_candidate()
             term = self.term
         self.votes = {self.id: True}
-        if vote_result(self.voters, self.votes) is VoteResult.WON:  # a single voter
+        if self._vote_result() is VoteResult.WON:  # a single voter
             if pre_vote:
                 self._campaign(pre_vote=False, transfer=transfer)
             else:
                 self._become_leader()
             return
         last_index, last_term = self.log.last_index(), self.log.last_term()
-        for voter in sorted(self.voters):
+        for voter in sorted(self.membership.all_voters):  # both sets while joint
             if voter != self.id:
                 self._send(RequestVote(self.id, voter, term, last_index, last_term,
                                        pre_vote, transfer))
@@ -420,7 +439,7 @@ class RaftCore:
         if m.pre_vote != (self.role is Role.PRE_CANDIDATE):
             return  # an answer to the other phase of the election
         self.votes.setdefault(m.src, m.granted)
-        result = vote_result(self.voters, self.votes)
+        result = self._vote_result()
         if result is VoteResult.WON:
             if self.role is Role.PRE_CANDIDATE:
                 self._campaign(pre_vote=False)
@@ -428,6 +447,10 @@ class RaftCore:
                 self._become_leader()
         elif result is VoteResult.LOST:
             self.become_follower(self.term, NONE)
+
+    def _vote_result(self) -> VoteResult:
+        # Joint consensus: a majority of the incoming AND of the outgoing voters (§6).
+        return joint_vote_result(self.membership.voters, self.membership.outgoing, self.votes)
 
     def _handle_timeout_now(self, m: TimeoutNow) -> None:
         # Leadership transfer: the leader asked us to campaign right away, skipping
@@ -441,6 +464,8 @@ class RaftCore:
         """Feed one message from a peer into the core."""
         if m.dst != self.id:
             return
+        if self.role is Role.LEADER:
+            self._maybe_auto_leave()
         if m.term > self.term:
             if not self._step_higher_term(m):
                 return
@@ -582,13 +607,29 @@ class RaftCore:
             self._track_members()
 
     def _track_members(self) -> None:
-        members = self.voters | self.learners
+        members = self.membership.all_voters | self.learners
         if self.role is Role.LEADER:
             members |= {self.id}  # a leader removing itself leads until that commits (§4.2.2)
             if self.lead_transferee not in self.voters:
                 self.lead_transferee = NONE
         track_members(self.prs, members, self.learners, Index(self.log.last_index() + 1),
                       self.cfg.max_inflight_msgs)
+
+    def _maybe_auto_leave(self) -> None:
+        """Joint consensus with auto leave (etcd-io/raft): once the entry entering the
+        joint configuration is applied here, this leader proposes leaving it, on its
+        next input (a tick or a message; never inside `advance`, so the new entry and
+        configuration come out in the next Ready). A refusal (a transfer under way, no
+        committed entry of this term yet) is retried on the next input; a new leader
+        of a joint configuration does the same."""
+        conf = self.membership.conf
+        if (self.role is not Role.LEADER or not conf.joint or not conf.auto_leave
+                or self.log.applied < self.membership.index):
+            return
+        try:
+            self.propose_conf_change(leave_joint(self.id))
+        except ProposalDropped:
+            pass
 
     def _step_down_removed(self) -> None:
         """The change removing this leader committed (thesis §4.2.2): tell followers
@@ -667,24 +708,30 @@ class RaftCore:
     def _maybe_commit(self) -> bool:
         """Advance commit to the quorum-replicated index, but only by counting replicas
         of an entry of the current term (§5.4.2, Figure 8)."""
-        log, voters = self.log, self.membership.voters
-        ci = committed_index(voters, {v: self.prs[v].match for v in voters})
+        log = self.log
+        ci = self._quorum_committed()
         if ci <= log.committed or log.term_at(ci) != self.term:
             return False
         log.commit_to(ci)
-        if self.id not in voters and ci >= self.membership.index:
+        if self.id not in self.membership.all_voters and ci >= self.membership.index:
             self._step_down_removed()
             return True
         for ctx, origin in self.read_only.take_awaiting_commit():
             self._leader_read_index(ctx, origin)
         return True
 
+    def _quorum_committed(self) -> Index:
+        """The index a quorum holds: while joint, a majority of the incoming AND a
+        majority of the outgoing voters (Raft §6); neither set alone decides."""
+        m, prs = self.membership, self.prs
+        return joint_committed_index(m.voters, m.outgoing, {v: prs[v].match for v in m.all_voters})
+
     # ======================================================================
     # ReadIndex (thesis §6.4)
     # ======================================================================
     def _leader_read_index(self, ctx: bytes, origin: NodeId) -> None:
         log = self.log
-        if self.membership.voters == {self.id}:
+        if self.membership.all_voters == {self.id}:
             self._deliver_read(ReadState(log.committed, ctx), origin)
         elif log.term_at(log.committed) != self.term:
             # Until its no-op commits, a new leader's commit index may lag entries that
@@ -694,7 +741,7 @@ class RaftCore:
             self.read_only.add(ctx, log.committed, origin, self.id)  # waits for a round
 
     def _ack_read(self, ctx: bytes, peer: NodeId) -> None:
-        for read in self.read_only.ack(ctx, peer, self.membership.voters):
+        for read in self.read_only.ack(ctx, peer, self.membership.voters, self.membership.outgoing):
             self._deliver_read(ReadState(read.index, read.ctx), read.origin)
 
     def _deliver_read(self, rs: ReadState, origin: NodeId) -> None:

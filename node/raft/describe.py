@@ -6,11 +6,17 @@ from .messages import (
     Message, ReadIndexRequest, ReadIndexResponse, RequestVote, RequestVoteResponse, TimeoutNow,
 )
 from .ready import Ready
-from .types import ConfChange, ConfState, Entry, EntryKind, HardState, decode_conf_change
+from .types import ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, decode_conf_change
 
 
 def describe_conf_change(cc: ConfChange) -> str:
-    text = f"{cc.kind.name.lower().replace('_', '-')} {cc.node_id}"
+    if cc.kind is ConfChangeKind.ENTER_JOINT:
+        changes = ", ".join(f"{ch.kind.name.lower().replace('_', '-')} {ch.node_id}" for ch in cc.changes)
+        text = f"enter-joint [{changes}]" + (" auto-leave" if cc.auto_leave else "")
+    elif cc.kind is ConfChangeKind.LEAVE_JOINT:
+        text = "leave-joint"
+    else:
+        text = f"{cc.kind.name.lower().replace('_', '-')} {cc.node_id}"
     if cc.result is not None:
         text += f" -> {describe_conf(cc.result)}"
     return text
@@ -18,7 +24,10 @@ def describe_conf_change(cc: ConfChange) -> str:
 
 def describe_conf(conf: ConfState) -> str:
     text = f"voters={list(conf.voters)}"
-    return text + (f" learners={list(conf.learners)}" if conf.learners else "")
+    if conf.joint:
+        text += f"&{list(conf.voters_outgoing)}"
+    text += f" learners={list(conf.learners)}" if conf.learners else ""
+    return text + (f" learners_next={list(conf.learners_next)}" if conf.learners_next else "")
 
 
 def describe_entry(e: Entry) -> str:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from .quorum import has_quorum
+from .quorum import joint_has_quorum
 from .types import Index, NodeId
 
 
@@ -69,19 +69,22 @@ class ReadOnly:
         """The context to put in the next heartbeat."""
         return self.queue[-1] if self.queue else b""
 
-    def ack(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId]) -> list[PendingRead]:
-        """A heartbeat answer for `ctx` arrived from `peer`: the reads it confirms."""
-        confirmed = self._confirm(ctx, peer, voters)
+    def ack(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId],
+            outgoing: Collection[NodeId] = ()) -> list[PendingRead]:
+        """A heartbeat answer for `ctx` arrived from `peer`: the reads it confirms
+        (while joint, once a majority of `voters` and one of `outgoing` answered)."""
+        confirmed = self._confirm(ctx, peer, voters, outgoing)
         if self.queue and self.round_done():
             self.round_wanted = True  # reads that waited for this round
         return confirmed
 
-    def _confirm(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId]) -> list[PendingRead]:
+    def _confirm(self, ctx: bytes, peer: NodeId, voters: Collection[NodeId],
+                 outgoing: Collection[NodeId]) -> list[PendingRead]:
         read = self.pending.get(ctx)
         if read is None:
             return []
         read.acks.add(peer)
-        if not has_quorum(voters, read.acks):
+        if not joint_has_quorum(voters, outgoing, read.acks):
             return []
         confirmed = []
         while self.queue:

@@ -26,3 +26,5 @@ class Status:
     conf_index: Index = Index(0)  # where the membership in effect starts: its entry or snapshot
     learner_match: dict[NodeId, Index] | None = None  # leader only: learner -> match index
     learner_lag: dict[NodeId, int] | None = None  # leader only: learner -> entries behind
+    voters_outgoing: tuple[NodeId, ...] = ()  # while joint: the old voters (also deciding)
+    learners_next: tuple[NodeId, ...] = ()  # while joint: outgoing voters that become learners

@@ -3,6 +3,7 @@
     python -m node.simulation --seed 42 --nodes 5 --ticks 2000   # replay one run
     python -m node.simulation --seeds 100000 --jobs 2            # soak, progress bar
     python -m node.simulation --membership --seeds 5000          # soak with membership changes
+    python -m node.simulation --joint --seeds 2000               # ... and multi-voter (joint) ones
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="soak: worker processes (default: all cores)")
     p.add_argument("--membership", action="store_true",
                    help="add random membership changes (add learner, promote, remove)")
+    p.add_argument("--joint", action="store_true",
+                   help="membership changes including multi-voter ones through joint consensus "
+                        "(replace 1-2 voters, grow 3->5, shrink 5->3, move to new ids)")
     p.add_argument("--reuse-ids", action="store_true",
                    help="with --membership: re-add removed ids as fresh nodes (known unsafe)")
     return p
@@ -38,9 +42,9 @@ def _sizes(text: str) -> list[int]:
 
 
 def _run(seed: int, nodes: int, ticks: int, membership: bool,
-         reuse_ids: bool) -> tuple[int, str | None]:
+         reuse_ids: bool, joint: bool = False) -> tuple[int, str | None]:
     try:
-        run_seed(seed, nodes, ticks, membership, reuse_ids)
+        run_seed(seed, nodes, ticks, membership, reuse_ids, joint)
     except SimulationFailure as exc:
         return seed, str(exc)
     return seed, None
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.seed is not None:
         try:
-            result = run_seed(args.seed, sizes[0], args.ticks, args.membership, args.reuse_ids)
+            result = run_seed(args.seed, sizes[0], args.ticks, args.membership, args.reuse_ids, args.joint)
         except SimulationFailure as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -76,7 +80,7 @@ def _soak(args: argparse.Namespace, sizes: list[int]) -> int:
         task = bar.add_task("simulating", total=args.seeds)
         seeds = range(args.start, args.start + args.seeds)
         futures = [pool.submit(_run, s, sizes[s % len(sizes)], args.ticks, args.membership,
-                               args.reuse_ids) for s in seeds]
+                               args.reuse_ids, args.joint) for s in seeds]
         for fut in as_completed(futures):
             seed, error = fut.result()
             if error:

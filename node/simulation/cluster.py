@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from node.raft import (
-    Config, ConfChange, ConfChangeKind, InstallSnapshot, ConfState, Entry, EntryKind, HardState,
+    Config, ConfChange, ConfChangeKind, ConfChangeSingle, InstallSnapshot, enter_joint, leave_joint, ConfState, Entry, EntryKind, HardState,
     Message, ProposalDropped, RaftCore, RaftError, ReadState, Role, Snapshot, SnapshotMeta, SoftState,
     decode_conf_change,
 )
@@ -87,6 +87,7 @@ class SimNode:
         self.between: Callable[[Step], None] | None = None
         self.led_term = 0  # the term this incarnation last led in (Leader Append-Only)
         self.restarts = 0
+        self.commit_checked = 0  # (joint mode) the leader commit index checked against the disks
 
     @property
     def alive(self) -> bool:
@@ -218,6 +219,10 @@ class SimCluster:
         self.reads_served = 0
         self.trace: deque[tuple[int, str]] = deque(maxlen=60)
         self.crash_points_hit: Counter[Step] = Counter()  # crashes injected inside a Ready
+        # Joint mode: after every event, a leader's newly committed index must be on the
+        # disks of a majority of each voter set it uses (both while joint, Raft §6).
+        self.check_commit_quorum = False
+        self.joint_changes = 0  # ENTER_JOINT entries appended
         for i in self.voters:
             self.start(i)
 
@@ -240,6 +245,7 @@ class SimCluster:
         ports = SimPorts(self, node)
         node.ports, node.between = ports.ready_ports(), ports.between
         node.led_term = 0
+        node.commit_checked = 0
         self.trace.append((self.now, f"start {node_id} {disk.hard_state}"))
         self.drain(node)
 
@@ -278,6 +284,8 @@ class SimCluster:
             self.drain(sender)
 
     def drain(self, node: SimNode) -> None:
+        if self.check_commit_quorum and node.core is not None:
+            self._check_commit_quorum(node, node.core)
         while node.core is not None and node.core.has_ready():
             core, ports = node.core, node.ports
             assert ports is not None
@@ -291,6 +299,8 @@ class SimCluster:
                 return
             # After `advance`: the core may change again.
             self._check_conf(node, core)
+            if self.check_commit_quorum:
+                self._check_commit_quorum(node, core)
             if node.snapshot_due is not None:
                 snap, node.snapshot_due = node.snapshot_due, None
                 core.compact(snap)
@@ -311,6 +321,31 @@ class SimCluster:
             self.checker.fail("Ready.conf", f"node {node.id} uses {core.conf}, its Readies "
                               f"reported {node.reported_conf}")
 
+    def _check_commit_quorum(self, node: SimNode, core: RaftCore) -> None:
+        """Joint consensus (Raft §6): a leader's newly committed entry is durable on
+        a majority of its incoming voters AND, while joint, of its outgoing voters --
+        counted on the simulated disks, not from the core's own bookkeeping. Checked
+        after every event, before an automatic leave can change the configuration."""
+        c = core.log.committed
+        if core.role is not Role.LEADER:
+            node.commit_checked = c  # what it learned as a follower: only its own commits count
+            return
+        if c <= node.commit_checked:
+            return
+        node.commit_checked = c
+        term = core.log.term_at(c)
+        conf = core.conf
+        holders = set()
+        for other in self.nodes.values():
+            d = other.disk
+            if d.snapshot_index >= c or (d.last_index() >= c and d.entries[c - d.snapshot_index - 1].term == term):
+                holders.add(other.id)
+        for name, voters in (("incoming", conf.voters), ("outgoing", conf.voters_outgoing)):
+            if voters and len(holders & set(voters)) < len(voters) // 2 + 1:
+                self.checker.fail("Joint quorum", f"leader {node.id} committed {c} (term {term}) "
+                                  f"held by {sorted(holders)}: no majority of its {name} voters "
+                                  f"{list(voters)} (conf {conf})")
+
     def applied_conf_change(self, node: SimNode, e: Entry) -> None:
         """One server at a time: consecutive configurations differ by one voter; an
         ADD_VOTER adds exactly its node to the voters, an UPDATE changes nothing."""
@@ -318,7 +353,12 @@ class SimCluster:
         result = cc.result
         assert result is not None, f"conf change {e} without a configuration"
         old = node.applied_conf
-        if old is not None and (old.voters or old.learners):
+        if cc.kind in (ConfChangeKind.ENTER_JOINT, ConfChangeKind.LEAVE_JOINT):
+            self._check_joint_step(node, e, cc.kind, old, result)
+        elif old is not None and (old.voters or old.learners):
+            if old.joint:
+                self.checker.fail("Leave joint first", f"node {node.id} applied {e.index}: "
+                                  f"{cc.kind.name} while {old} is joint")
             diff = set(old.voters) ^ set(result.voters)
             if len(diff) > 1:
                 self.checker.fail("One server at a time", f"node {node.id} applied {e.index}: "
@@ -332,6 +372,22 @@ class SimCluster:
                                   f"update {cc.node_id}: {old} -> {result}")
         node.applied_conf = result
 
+    def _check_joint_step(self, node: SimNode, e: Entry, kind: ConfChangeKind,
+                          old: ConfState | None, new: ConfState) -> None:
+        """etcd-io/raft's transitions: entering keeps the old voters as the outgoing
+        set; leaving keeps the incoming voters and turns learners_next into learners."""
+        if old is None or not (old.voters or old.learners):
+            return  # a joiner that applies from a snapshot knows no earlier conf
+        if kind is ConfChangeKind.ENTER_JOINT:
+            ok = not old.joint and new.joint and set(new.voters_outgoing) == set(old.voters)
+        else:
+            ok = (old.joint and not new.joint and set(new.voters) == set(old.voters)
+                  and set(new.learners) == set(old.learners) | set(old.learners_next))
+        if not ok:
+            self.checker.fail("Joint transition", f"node {node.id} applied {e.index} "
+                              f"{kind.name}: {old} -> {new}")
+        node.applied_conf = new
+
     def members(self) -> tuple[int, ...]:
         """Voters and learners as the current leader (else node 1's view) sees them."""
         leader = self.leader()
@@ -340,7 +396,7 @@ class SimCluster:
             core = next((n.core for n in self.nodes.values() if n.core is not None), None)
         if core is None:
             return tuple(self.nodes)
-        return core.conf.voters + core.conf.learners
+        return tuple(sorted(core.conf.ids()))
 
     def conf_change(self, kind: ConfChangeKind, node_id: int) -> bool:
         """Ask the leader for a membership change; True when it was appended. Adding
@@ -363,6 +419,46 @@ class SimCluster:
             self.net.purge(node_id)
             self.nodes[node_id] = SimNode(node_id, self.checker, ConfState())
             self.start(node_id)
+        self.drain(leader)
+        return True
+
+    def joint_change(self, changes: list[tuple[ConfChangeKind, int]], auto_leave: bool) -> bool:
+        """Ask the leader to change several members in one joint step; True when it
+        was appended. Ids added (as voters or learners) start as brand-new nodes."""
+        leader = self.leader()
+        if leader is None or leader.core is None or not changes:
+            return False
+        core = leader.core
+        cc = enter_joint([ConfChangeSingle(k, n, b"sim://%d/%d" % (n, self.now)) for k, n in changes],
+                         auto_leave)
+        try:
+            core.propose_conf_change(cc)
+        except RaftError:
+            return False
+        self.conf_changes += 1
+        self.joint_changes += 1
+        self.trace.append((self.now, f"enter-joint {[(k.name, n) for k, n in changes]} "
+                                     f"auto={auto_leave} by {leader.id} -> {core.conf}"))
+        for kind, node_id in changes:
+            if kind is ConfChangeKind.ADD_VOTER or (kind is ConfChangeKind.ADD_LEARNER
+                                                    and node_id not in self.nodes):
+                self.net.purge(node_id)
+                self.nodes[node_id] = SimNode(node_id, self.checker, ConfState())
+                self.start(node_id)
+        self.drain(leader)
+        return True
+
+    def leave_joint(self) -> bool:
+        """Ask the leader to leave a joint configuration explicitly."""
+        leader = self.leader()
+        if leader is None or leader.core is None:
+            return False
+        try:
+            leader.core.propose_conf_change(leave_joint(leader.id))
+        except RaftError:
+            return False
+        self.conf_changes += 1
+        self.trace.append((self.now, f"leave-joint by {leader.id} -> {leader.core.conf}"))
         self.drain(leader)
         return True
 

@@ -36,6 +36,8 @@ class FaultProfile:
     reuse_ids: bool = False  # re-add removed ids as fresh nodes (unsafe: docs/raft-core.md)
     add_voter_bias: float = 0.0  # chance that an addition is ADD_VOTER rather than ADD_LEARNER
     update_rate: float = 0.0  # chance that a change is an UPDATE of a member's context
+    joint_bias: float = 0.0  # chance that a membership change is a multi-voter (joint) one
+    explicit_leave: float = 0.0  # chance that a joint change leaves explicitly (no auto leave)
 
     @classmethod
     def draw(cls, rng: random.Random) -> FaultProfile:
@@ -69,15 +71,16 @@ class SimResult:
     heal_ticks: int  # ticks after healing until the cluster converged
     conf_changes: int = 0  # membership changes appended
     final_conf: str = ""
+    joint_changes: int = 0  # ENTER_JOINT entries appended
 
 
 class SimulationFailure(AssertionError):
     def __init__(self, seed: int, nodes: int, ticks: int, cause: BaseException, trace: str,
-                 membership: bool = False, reuse_ids: bool = False) -> None:
+                 membership: bool = False, reuse_ids: bool = False, joint: bool = False) -> None:
         self.seed = seed
         self.replay = (f"SIM_SEED={seed} python -m node.simulation --seed {seed} "
                        f"--nodes {nodes} --ticks {ticks}" + (" --membership" if membership else "")
-                       + (" --reuse-ids" if reuse_ids else ""))
+                       + (" --reuse-ids" if reuse_ids else "") + (" --joint" if joint else ""))
         super().__init__(f"seed {seed} ({nodes} nodes, {ticks} ticks) failed: {cause}\n"
                          f"replay: {self.replay}\nlast events:\n{trace}")
 
@@ -93,10 +96,13 @@ HEAL_BOUND = 40 * ELECTION_TICKS
 
 
 def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = False,
-             reuse_ids: bool = False) -> SimResult:
+             reuse_ids: bool = False, joint: bool = False) -> SimResult:
     """Run one simulation; raises SimulationFailure naming the replay command. With
     `membership`, random membership changes join the faults (drawn from a separate
-    generator, so the other seeds' schedules are unchanged)."""
+    generator, so the other seeds' schedules are unchanged). `joint` (implies
+    `membership`) adds multi-voter changes through joint configurations and checks
+    every leader commit against both majorities on the disks."""
+    membership = membership or joint
     rng = random.Random(seed)
     profile = FaultProfile.draw(rng)
     if membership:
@@ -105,10 +111,16 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = Fa
                           max_members=mrng.choice((4, 5, 7)),
                           promote_bias=mrng.choice((0.2, 0.5, 0.8)), reuse_ids=reuse_ids,
                           add_voter_bias=mrng.choice((0.0, 0.3, 0.7)), update_rate=mrng.choice((0.0, 0.1, 0.3)))
+    if joint:
+        jrng = random.Random(seed ^ 0x4A4F494E54)
+        profile = replace(profile, joint_bias=jrng.choice((0.5, 0.8, 1.0)),
+                          explicit_leave=jrng.choice((0.0, 0.2, 0.5)),
+                          membership_rate=jrng.choice((0.01, 0.03, 0.08)), max_members=9)
     cluster = SimCluster(nodes, seed=rng.getrandbits(64), election_ticks=ELECTION_TICKS,
                          heartbeat_ticks=profile.heartbeat_ticks,
                          snapshot_every=profile.snapshot_every,
                          max_size_per_msg=profile.max_size_per_msg)
+    cluster.check_commit_quorum = joint
     try:
         chaos = _Chaos(cluster, profile, random.Random(rng.getrandbits(64)))
         for _ in range(ticks):
@@ -118,12 +130,12 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = Fa
         cluster.check_final()
     except (InvariantViolation, AssertionError) as exc:
         raise SimulationFailure(seed, nodes, ticks, exc, cluster.describe_trace(),
-                                membership, reuse_ids) from exc
+                                membership and not joint, reuse_ids, joint) from exc
     leader = cluster.leader()
     final = str(leader.core.conf) if leader is not None and leader.core is not None else ""
     return SimResult(seed, nodes, ticks, len(cluster.acked), cluster.reads_served,
                      cluster.net.sent, sum(n.restarts for n in cluster.nodes.values()), heal_ticks,
-                     cluster.conf_changes, final)
+                     cluster.conf_changes, final, cluster.joint_changes)
 
 
 def _heal_and_converge(cluster: SimCluster, chaos: _Chaos) -> int:
@@ -138,6 +150,10 @@ def _heal_and_converge(cluster: SimCluster, chaos: _Chaos) -> int:
         # entry when snapshots are off: allow one more tick per entry.
         bound += max(n.disk.last_index() for n in cluster.nodes.values())
     for t in range(bound):
+        leader = cluster.leader()
+        if leader is not None and leader.core is not None and leader.core.conf.joint \
+                and not leader.core.conf.auto_leave:
+            cluster.leave_joint()  # an explicit leave the chaos phase left undone
         cluster.client_tick(retry_after=4 * ELECTION_TICKS)
         cluster.tick()
         if cluster.converged():
@@ -147,6 +163,14 @@ def _heal_and_converge(cluster: SimCluster, chaos: _Chaos) -> int:
         f"Liveness: {bound} ticks after healing, leader={leader and leader.id}, "
         f"{cluster.pending_ops()} ops unacknowledged, members={cluster.members()}, applied="
         f"{ {i: n.sm.applied_index for i, n in cluster.nodes.items()} }")
+
+
+@dataclass(slots=True)
+class _JointPlan:
+    add: list[int]  # learners still to add, one change each
+    promote: list[int]  # then promoted in one joint step...
+    remove: list[int]  # ...that also removes these voters
+    auto_leave: bool
 
 
 class _Chaos:
@@ -162,6 +186,10 @@ class _Chaos:
         # Which boundary inside a Ready a crash hits: its own generator, so the rest
         # of a seed's schedule does not depend on it.
         self.crash_point_rng = random.Random(cluster.seed ^ 0x5DEECE66D)
+        # Joint mode: its own generator, and the multi-voter change under way (new
+        # learners to add one at a time, then one joint step promoting them).
+        self.jrng = random.Random(cluster.seed ^ 0x6A6F696E74)
+        self.plan: _JointPlan | None = None
         f = cluster.net.faults
         f.drop, f.duplicate, f.max_delay = profile.drop, profile.duplicate, profile.max_delay
 
@@ -197,7 +225,10 @@ class _Chaos:
         if p.transfer_rate and rng.random() < p.transfer_rate:
             c.transfer_leadership(rng.choice(self._ids()))
         if p.membership_rate and rng.random() < p.membership_rate:
-            self._membership_change()
+            if p.joint_bias and self.jrng.random() < p.joint_bias:
+                self._joint_change()
+            else:
+                self._membership_change()
 
     def _ids(self) -> list[int]:
         """Every node that exists (members, removed nodes still running, joiners)."""
@@ -236,6 +267,64 @@ class _Chaos:
             if victim in conf.voters and len(conf.voters) <= 2:
                 return
             c.conf_change(ConfChangeKind.REMOVE, victim)
+
+    def _joint_change(self) -> None:
+        """Multi-voter changes (Raft §6): replace one or two voters, grow 3 -> 5,
+        shrink 5 -> 3, move the whole cluster to new ids, or demote a voter -- the
+        leader may be among those removed. New members join as learners and catch up
+        first (the core refuses to promote a lagging one), or, sometimes, are added
+        straight as voters in the joint step; a joint configuration without auto
+        leave is left explicitly on a later draw."""
+        c, rng = self.c, self.jrng
+        leader = c.leader()
+        if leader is None or leader.core is None:
+            return
+        conf = leader.core.conf
+        if conf.joint:
+            if not conf.auto_leave:
+                c.leave_joint()
+            return
+        plan = self.plan
+        if plan is not None:
+            if plan.add:
+                if c.conf_change(ConfChangeKind.ADD_LEARNER, plan.add[0]):
+                    plan.add.pop(0)
+                return
+            if not set(plan.promote) <= set(conf.learners) or not set(plan.remove) <= set(conf.voters):
+                self.plan = None  # another change got in the way: give up on this one
+                return
+            changes = ([(ConfChangeKind.PROMOTE, n) for n in plan.promote]
+                       + [(ConfChangeKind.REMOVE, n) for n in plan.remove])
+            if c.joint_change(changes, plan.auto_leave):
+                self.plan = None
+            return
+        voters = list(conf.voters)
+        kinds = ["replace1", "demote"]
+        if len(voters) >= 3:
+            kinds.append("replace2")
+        if len(voters) == 3:
+            kinds.append("grow")
+        if len(voters) == 5:
+            kinds.append("shrink")
+        if len(voters) <= 5:
+            kinds.append("move")
+        kind = rng.choice(kinds)
+        auto_leave = rng.random() >= self.p.explicit_leave
+        if kind == "demote":
+            if len(voters) >= 2:
+                c.joint_change([(ConfChangeKind.ADD_LEARNER, rng.choice(voters))], auto_leave)
+            return
+        n_new, n_gone = {"replace1": (1, 1), "replace2": (2, 2), "grow": (2, 0), "shrink": (0, 2),
+                         "move": (len(voters), len(voters))}[kind]
+        gone = rng.sample(voters, n_gone)
+        new = list(range(c.next_id, c.next_id + n_new))
+        c.next_id += n_new
+        if n_new == 0 or rng.random() < 0.3:
+            # Straight in as voters: the joint step itself adds them (empty logs).
+            c.joint_change([(ConfChangeKind.ADD_VOTER, n) for n in new]
+                           + [(ConfChangeKind.REMOVE, n) for n in gone], auto_leave)
+            return
+        self.plan = _JointPlan(list(new), list(new), gone, auto_leave)
 
     def _partition(self) -> set[tuple[int, int]]:
         rng, ids = self.rng, self._ids()

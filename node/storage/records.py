@@ -88,7 +88,10 @@ def encode_hard_state(state: HardState) -> bytes:
 
 def encode_marker(marker: SnapshotMarker) -> bytes:
     meta = marker.meta
-    return _pack([meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners), marker.checksum])
+    # A joint configuration's fields follow the checksum (none for a simple one: the
+    # record stays byte for byte what older nodes wrote and read).
+    return _pack([meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners), marker.checksum,
+                  *meta.conf.joint_fields()])
 
 
 def decode(kind: int, payload: bytes) -> Record:
@@ -105,8 +108,8 @@ def decode(kind: int, payload: bytes) -> Record:
             term, vote, commit = fields
             return HardState(term, vote, commit)
         case RecordKind.SNAPSHOT:
-            index, term, voters, learners, checksum = fields
-            conf = ConfState(tuple(voters), tuple(learners))
+            index, term, voters, learners, checksum, *joint = fields
+            conf = ConfState.from_fields(voters, learners, joint)
             return SnapshotMarker(SnapshotMeta(index, term, conf), checksum)
     raise ValueError(f"unknown record kind {kind}")
 

@@ -98,7 +98,8 @@ class SnapshotRef:
 
 
 def _encode_prefix(cluster_id: str, meta: SnapshotMeta) -> bytes:
-    fields = [cluster_id, meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners)]
+    fields = [cluster_id, meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners),
+              *meta.conf.joint_fields()]  # none for a simple configuration: the format as before
     packed = cast(bytes, msgpack.packb(fields, use_bin_type=True))
     return MAGIC + _META_LEN.pack(len(packed)) + packed
 
@@ -175,8 +176,8 @@ def _read_header(path: Path, length: int | None) -> tuple[SnapshotRef, str]:
 
 def _decode_meta(path: Path, packed: bytes, offset: int) -> tuple[SnapshotMeta, str]:
     try:
-        cluster_id, index, term, voters, learners = msgpack.unpackb(packed, raw=False)
-        return SnapshotMeta(index, term, ConfState(tuple(voters), tuple(learners))), cluster_id
+        cluster_id, index, term, voters, learners, *joint = msgpack.unpackb(packed, raw=False)
+        return SnapshotMeta(index, term, ConfState.from_fields(voters, learners, joint)), cluster_id
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise SnapshotCorrupt(path, offset, f"undecodable metadata: {exc}") from exc
 
