@@ -19,6 +19,7 @@ from cluster.client import ClientError
 from cluster.discovery import Layout, read_state
 from cluster.spec import SpecError, load_spec
 from supervisor import member_changes as mc
+from supervisor import netns
 from supervisor.configgen import FACES, HOST, free_ports
 from supervisor.control import ControlError, wait_until
 from supervisor.roster import Member, save_roster
@@ -32,6 +33,9 @@ def replace(layout: Layout, which: str, timeout: float, out: TextIO) -> int:
         raise ControlError(str(error)) from None
     if spec.curve.enabled:
         raise ControlError("replacing a member of a --secure cluster is not supported yet (see `add`)")
+    if netns.load(layout) is not None:
+        raise ControlError("`supervisor replace` in a --netns cluster is not supported yet (the new member would "
+                           "need a namespace of its own); docs/deploy.md shows changing members on other hosts")
     try:
         old = int(which)
     except ValueError:

@@ -63,6 +63,24 @@ def test_supervisor_add_grows_the_cluster_and_remove_takes_out_the_leader(sessio
     assert after["leader_id"] not in (0, leader)
     assert sorted(m["id"] for m in after["members"] if m["role"] == "voter") == sorted({1, 2, 3, 4} - {leader})
 
+    # Replace the new leader in one joint step (issue 19): a fresh node 5 joins as a
+    # learner, then one change promotes it and removes the leader; the old leader is
+    # stopped and forgotten, and the cluster keeps three voters throughout.
+    survivors = sorted({1, 2, 3, 4} - {leader})
+    second = after["leader_id"]
+    replaced = session.supervisor("replace", str(second))
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    for step in ("node 5: started as pid", "node 5: added as a learner", f"node {second} replaced by node 5",
+                 f"node {second}: stopped and forgotten"):
+        assert step in replaced.stdout, replaced.stdout
+    survivors = sorted(set(survivors) - {second} | {5})
+    assert sorted(status_nodes(session)) == survivors
+    assert session.cli("put", "replaced", "3").returncode == 0
+    listed = members(session)
+    assert sorted(m["id"] for m in listed["members"] if m["role"] == "voter") == survivors
+    assert listed["leader_id"] in survivors
+    assert session.supervisor("replace", str(second)).returncode == 2  # gone already
+
     # A second remove of the same id, an unknown id, and --help.
     again = session.supervisor("remove", str(leader))
     assert again.returncode == 2 and "no member" in again.stderr
@@ -73,6 +91,7 @@ def test_supervisor_add_grows_the_cluster_and_remove_takes_out_the_leader(sessio
     assert session.supervisor("down").returncode == 0
     up = session.supervisor("up", "--detach")
     assert up.returncode == 0, up.stdout + up.stderr
-    assert sorted(status_nodes(session)) == sorted({1, 2, 3, 4} - {leader})
+    assert sorted(status_nodes(session)) == survivors
     assert session.cli("get", "after", "--print-value-only").stdout == "2\n"
+    assert session.cli("get", "replaced", "--print-value-only").stdout == "3\n"
     assert session.supervisor("down", "--purge").returncode == 0
