@@ -18,9 +18,11 @@ from node.simulation import SimulationFailure, run_seed
 
 CHUNK = 25
 TICKS = 400
-#: (first seed, cluster size): 100 three-node and 100 five-node runs.
-BATCHES = ([(s, 3) for s in range(0, 100, CHUNK)]
-           + [(s, 5) for s in range(100_000, 100_100, CHUNK)])
+#: (first seed, cluster size): 75 three-node and 50 five-node runs (200 before the
+#: joint-consensus seeds of test_joint_seeds.py took part of the budget; soaks in
+#: docs/raft-core.md and the closing notes).
+BATCHES = ([(s, 3) for s in range(0, 75, CHUNK)]
+           + [(s, 5) for s in range(100_000, 100_050, CHUNK)])
 
 
 @pytest.mark.timeout(600)
