@@ -245,9 +245,10 @@ class Membership:
         """The membership at `meta.index`, which a snapshot taken there must carry:
         followers that install it adopt it (Raft §7). ValueError when it does not."""
         expected = self.conf_at(log, meta.index)
-        def key(c: ConfState) -> tuple[set[NodeId], ...]:
-            return (set(c.voters), set(c.learners), set(c.voters_outgoing), set(c.learners_next),
-                    {c.auto_leave})
+        def key(c: ConfState) -> tuple[frozenset[NodeId], frozenset[NodeId], frozenset[NodeId],
+                                       frozenset[NodeId], bool]:
+            return (frozenset(c.voters), frozenset(c.learners), frozenset(c.voters_outgoing),
+                    frozenset(c.learners_next), c.auto_leave)
         if key(meta.conf) != key(expected):
             raise ValueError(f"snapshot at {meta.index} carries conf {meta.conf}, but the "
                              f"membership there is {expected}: use core.conf_at(index)")

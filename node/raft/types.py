@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import NewType
+from typing import NewType, cast
 
 #: A member's id (>= 1), a term number, a log position. Plain ints at run time: the
 #: NewTypes only let mypy keep an index from being passed where a term is meant.
@@ -270,22 +270,22 @@ def decode_conf_change(data: bytes) -> ConfChange:
         pos += n_ctx
         n_voters, n_learners = _CC_CONF.unpack_from(data, pos)
         pos += _CC_CONF.size
-        voters: tuple[int, ...] = ()
-        learners: tuple[int, ...] = ()
+        voters: tuple[NodeId, ...] = ()
+        learners: tuple[NodeId, ...] = ()
         if n_voters != _NO_RESULT:
-            ids = struct.unpack_from(f">{n_voters + n_learners}Q", data, pos)
+            ids = cast(tuple[NodeId, ...], struct.unpack_from(f">{n_voters + n_learners}Q", data, pos))
             pos += 8 * len(ids)
             voters, learners = ids[:n_voters], ids[n_voters:]
         elif n_learners:
             raise ValueError("conf change without result lists learners")
-        outgoing: tuple[int, ...] = ()
-        learners_next: tuple[int, ...] = ()
+        outgoing: tuple[NodeId, ...] = ()
+        learners_next: tuple[NodeId, ...] = ()
         auto_leave = True
         changes: list[ConfChangeSingle] = []
         if version == _CC_VERSION_JOINT:
             n_out, n_next, auto_leave = _CC_JOINT.unpack_from(data, pos)
             pos += _CC_JOINT.size
-            ids = struct.unpack_from(f">{n_out + n_next}Q", data, pos)
+            ids = cast(tuple[NodeId, ...], struct.unpack_from(f">{n_out + n_next}Q", data, pos))
             pos += 8 * len(ids)
             outgoing, learners_next = ids[:n_out], ids[n_out:]
             (n_changes,) = _CC_COUNT.unpack_from(data, pos)
