@@ -41,7 +41,7 @@ def measure(root: Path, member: int) -> tuple[dict[str, float], dict[str, int]]:
             cpu["wal"] = time.process_time() - started
             started = time.process_time()
             ref = recovered.snapshot_ref
-            sm = restore_state(ref, spec.snapshot.chunk_bytes, Membership(member, {}, ConfState(spec.ids))) \
+            sm = restore_state(ref, spec.snapshot.chunk_bytes, Membership(member, {}, ConfState())) \
                 if ref else StateMachine()
             cpu["snapshot"] = time.process_time() - started
             todo = [e for e in recovered.entries if sm.applied_index < e.index <= recovered.hard_state.commit]
