@@ -81,6 +81,7 @@ form, the hot path, is the same bytes as before users existed. `tests/kv/test_kv
 """
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import msgpack
@@ -341,7 +342,42 @@ def decode_command(data: bytes) -> Command:
     seq = _uint(fields[2], "seq")
     if (client_id == 0) != (seq == 0):
         raise InvalidCommand("client_id and seq must be both 0 or both positive")
-    return Command(_decode_request(fields[3], 0), client_id, seq, user)
+    return _command(_decode_request(fields[3], 0), client_id, seq, user)
+
+
+# The apply hot path (every committed entry, and a restart replays hundreds of
+# thousands) decodes one Command and, for a put, one Put: a frozen dataclass's
+# __init__ costs one object.__setattr__ per field, so these set the slots
+# directly (as node/storage/records.py does for Entry): ~half the CPU per object.
+# The field checks keep this honest if either class changes shape.
+assert [f.name for f in dataclass_fields(Command)] == ["request", "client_id", "seq", "user"], "update _command"
+assert [f.name for f in dataclass_fields(Put)] == ["key", "value", "lease", "prev_kv", "ignore_value",
+                                                    "ignore_lease"], "update _put"
+_new_object = object.__new__
+_set_request, _set_client_id, _set_seq, _set_user = (getattr(Command, name).__set__
+                                                      for name in ("request", "client_id", "seq", "user"))
+_set_key, _set_value, _set_lease, _set_prev_kv, _set_ignore_value, _set_ignore_lease = (
+    getattr(Put, name).__set__ for name in ("key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease"))
+
+
+def _command(request: Request, client_id: int, seq: int, user: str) -> Command:
+    command = _new_object(Command)
+    _set_request(command, request)
+    _set_client_id(command, client_id)
+    _set_seq(command, seq)
+    _set_user(command, user)
+    return command  # type: ignore[no-any-return]
+
+
+def _put(key: bytes, value: bytes, lease: int, prev_kv: bool) -> Put:
+    put = _new_object(Put)
+    _set_key(put, key)
+    _set_value(put, value)
+    _set_lease(put, lease)
+    _set_prev_kv(put, prev_kv)
+    _set_ignore_value(put, False)
+    _set_ignore_lease(put, False)
+    return put  # type: ignore[no-any-return]
 
 
 def _decode_request(obj: Any, depth: int) -> Request:
@@ -352,7 +388,7 @@ def _decode_request(obj: Any, depth: int) -> Request:
         # The hot path: one combined check, the field-by-field one for the message.
         if (type(key) is bytes and type(value) is bytes and type(lease) is int
                 and 0 <= lease <= INT64_MAX and type(prev_kv) is bool):
-            return Put(key, value, lease, prev_kv)
+            return _put(key, value, lease, prev_kv)
         return Put(_bytes(key, "key"), _bytes(value, "value"), _uint(lease, "lease"),
                    _bool(prev_kv, "prev_kv"))
     if tag == PUT and len(fields) == 7:
@@ -704,15 +740,21 @@ def _auth_result(tag: int, fields: list[Any]) -> Any:
     return RoleListResponse(revision, names)
 
 
+_new_tuple = tuple.__new__
+
+
 def kv_from_fields(obj: Any) -> KeyValue:
     if type(obj) is list and len(obj) == 6:
         key, value, create, mod, version, lease = obj
-        # The restore hot path: one combined check, the slow one for the message.
+        # The restore hot path (once per snapshot record): one combined check, the
+        # slow one for the message. Chained comparisons and tuple.__new__ on the
+        # checked list, not min()/max() and the NamedTuple's Python-level __new__:
+        # half the CPU per record (0.97 -> 0.48 us).
         if (type(key) is bytes and type(value) is bytes and type(create) is int
                 and type(mod) is int and type(version) is int and type(lease) is int
-                and 0 <= min(create, mod, version, lease)
-                and max(create, mod, version, lease) <= INT64_MAX):
-            return KeyValue(key, value, create, mod, version, lease)
+                and 0 <= create <= INT64_MAX and 0 <= mod <= INT64_MAX
+                and 0 <= version <= INT64_MAX and 0 <= lease <= INT64_MAX):
+            return _new_tuple(KeyValue, obj)  # type: ignore[no-any-return]
     fields = _array(obj, "kv")
     if len(fields) != 6:
         raise InvalidCommand("kv: expected 6 fields")

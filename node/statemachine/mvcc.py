@@ -384,21 +384,46 @@ class MvccStore:
 
     def _rebuild_changes(self) -> None:
         """The change index from the retained records: every record after the
-        compact revision (all of them are retained), grouped by revision."""
+        compact revision (all of them are retained), grouped by revision.
+
+        Restart runs this over every key, so it is a counting placement rather than
+        a sort of all records: almost every revision has one record (a put), and
+        only the few revisions a multi-key transaction made are sorted by sub."""
         start = max(self.compact_revision + 1, 2)
-        records: list[tuple[int, int, bytes]] = []
+        size = self.revision + 1 - start
+        if size <= 0:
+            self.changes, self.changes_from = [], start
+            return
+        changes: list[bytes | None] = [None] * size
+        subs = [0] * size
+        shared: dict[int, list[tuple[int, bytes]]] = {}  # slot -> its (sub, key) records
+
+        def place(slot: int, sub: int, key: bytes) -> None:
+            if changes[slot] is None:
+                changes[slot], subs[slot] = key, sub
+            elif slot in shared:
+                shared[slot].append((sub, key))
+            else:
+                shared[slot] = [(subs[slot], changes[slot]), (sub, key)]  # type: ignore[list-item]
+
         for key, entry in self._histories.items():
-            history = _as_history(entry)
-            mains = history.mains
-            for i in range(bisect_left(mains, start), len(mains)):
-                records.append((mains[i], history.subs[i], key))
-        records.sort()
-        changes: list[list[bytes]] = [[] for _ in range(self.revision + 1 - start)]
-        for main, _, key in records:
-            changes[main - start].append(key)
-        if not all(changes):
+            if isinstance(entry, KeyHistory):
+                mains, history_subs = entry.mains, entry.subs
+                for i in range(bisect_left(mains, start), len(mains)):
+                    place(mains[i] - start, history_subs[i], key)
+            elif (main := entry.mod_revision) >= start:
+                slot = main - start
+                if changes[slot] is None:
+                    changes[slot] = key  # sub 0: subs[slot] is already 0
+                else:
+                    place(slot, 0, key)
+        if None in changes:
             raise SnapshotCorrupt("a revision after the compact revision has no record")
-        self.changes = [keys[0] if len(keys) == 1 else tuple(keys) for keys in changes]
+        index: list[bytes | tuple[bytes, ...]] = changes  # type: ignore[assignment]
+        for slot, records in shared.items():
+            records.sort()
+            index[slot] = tuple(key for _, key in records)
+        self.changes = index
         self.changes_from = start
 
     def records(self) -> Iterator[tuple[bytes, list[int], list[int], list[KeyValue]]]:

@@ -72,15 +72,19 @@ class SessionTable:
         return self._sessions.pop(client_id, None) is not None
 
     def cached(self, client_id: int, seq: int, index: int) -> Result | None:
-        """The result of a retried write, None for a new one; raises
-        SessionExpired or StaleSequence. Refreshes the session either way."""
+        """The result of a retried write (the session refreshed), None for a new
+        one; raises SessionExpired or StaleSequence. A new write is not refreshed
+        here: the caller `record`s it at `index` next, which refreshes it (one
+        Session object per applied write instead of two: replay applies millions)."""
         session = self._sessions.get(client_id)
         if session is None:
             raise SessionExpired(client_id)
         if seq < session.last_seq:
             raise StaleSequence(client_id, seq, session.last_seq)
-        self.touch(client_id, index)
-        return session.last_result if seq == session.last_seq else None
+        if seq == session.last_seq:
+            self.touch(client_id, index)
+            return session.last_result
+        return None
 
     def touch(self, client_id: int, index: int) -> None:
         """Mark the session used at `index` (no-op if unknown)."""

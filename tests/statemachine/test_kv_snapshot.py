@@ -160,3 +160,18 @@ def test_an_abandoned_stream_does_not_block_compaction_forever() -> None:
     del stream
     kv(Compact(3))
     assert len(kv.machine._store.history(b"a").kvs) == 1  # noqa: SLF001
+
+
+def test_restore_rebuilds_the_change_index_in_sub_revision_order() -> None:
+    """The watch change index is rebuilt on load (MvccStore._rebuild_changes): one
+    key per single-put revision, and a multi-key transaction's keys in the order it
+    wrote them (sub-revision), not key order."""
+    commands = workload(seed=11, steps=300)
+    for i in range(5):  # keys out of key order within one revision, after a compaction too
+        commands.append(encode_command(Txn((), (Put(b"k059", b"a"), Put(b"k001", b"b"), Put(b"k030", b"c")), ())))
+        commands.append(encode_command(Put(b"k%03d" % i, b"x")))
+    kv = run(commands)
+    store = kv.machine._store
+    restored = StateMachine.restore(kv.machine.snapshot(512))._store
+    assert (restored.changes_from, restored.changes) == (store.changes_from, store.changes)
+    assert store.changes[-2] == (b"k059", b"k001", b"k030")

@@ -1,7 +1,7 @@
 """When the node snapshots: a fixed entry count, amortized by the snapshot's size."""
 from node.storage import CompactionPolicy
 
-POLICY = CompactionPolicy(applied_entries=100, wal_bytes=10_000)
+POLICY = CompactionPolicy(applied_entries=100, wal_bytes=10_000, replay_ratio=1.0)
 
 
 def test_nothing_applied_since_the_snapshot_never_snapshots():
@@ -19,6 +19,15 @@ def test_waits_until_the_wal_grew_by_the_last_snapshots_size():
     # snapshot than log.
     assert not POLICY.should_snapshot(100, 6_000, 3_999, 4_000)
     assert POLICY.should_snapshot(100, 6_000, 4_000, 4_000)
+
+
+def test_the_replay_ratio_scales_the_size_rule():
+    # The default: snapshot once the WAL since the last one is half its size, so a
+    # restart replays at most half a snapshot's worth of entries.
+    half = CompactionPolicy(applied_entries=100, wal_bytes=10_000)
+    assert half.replay_ratio == 0.5
+    assert not half.should_snapshot(100, 6_000, 1_999, 4_000)
+    assert half.should_snapshot(100, 6_000, 2_000, 4_000)
 
 
 def test_the_wal_cap_wins_over_the_size_rule():
@@ -43,9 +52,12 @@ def test_total_snapshot_bytes_stay_proportional_to_the_log():
                 since = wal_since = 0
         return written
 
-    policy = CompactionPolicy(applied_entries=1_000, wal_bytes=1 << 40)
     log_bytes = 200_000 * entry_bytes
-    amortized = snapshot_bytes_written(policy, 200_000, True)
-    fixed = snapshot_bytes_written(policy, 200_000, False)
-    assert amortized <= 3 * log_bytes
-    assert fixed > 50 * log_bytes
+    for ratio in (1.0, 0.5):
+        policy = CompactionPolicy(applied_entries=1_000, wal_bytes=1 << 40, replay_ratio=ratio)
+        amortized = snapshot_bytes_written(policy, 200_000, True)
+        fixed = snapshot_bytes_written(policy, 200_000, False)
+        # Each snapshot is (1 + ratio) times the last, so all of them together are
+        # within (1 + ratio) / ratio of the last one, which is at most the log.
+        assert amortized <= (1 + ratio) / ratio * log_bytes, ratio
+        assert fixed > 50 * log_bytes
