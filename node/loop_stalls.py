@@ -150,5 +150,4 @@ class CollectorPauses:
         return {"gc_collections": list(self.count),
                 "gc_pause_max_ms": [round(s * 1000, 3) for s in self.max_s],
                 "gc_pause_cpu_max_ms": [round(s * 1000, 3) for s in self.cpu_max_s],
-                "gc_pause_total_ms": [round(s * 1000, 1) for s in self.total_s],
-                "gc_frozen_objects": gc.get_freeze_count()}
+                "gc_pause_total_ms": [round(s * 1000, 1) for s in self.total_s]}
