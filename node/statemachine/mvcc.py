@@ -359,6 +359,12 @@ class MvccStore:
         """The key's records (a new object for a bare entry: read it, do not keep it)."""
         return _as_history(self._histories[key])
 
+    def stored(self, keys: list[bytes]) -> list[KeyValue | KeyHistory]:
+        """The entries of indexed `keys` as stored: a bare KeyValue (one live record
+        at sub-revision 0) or a KeyHistory. For the snapshot writer, which streams
+        a bare entry without building a history for it."""
+        return list(map(self._histories.__getitem__, keys))
+
     def find_history(self, key: bytes) -> KeyHistory | None:
         entry = self._histories.get(key)
         return None if entry is None else _as_history(entry)

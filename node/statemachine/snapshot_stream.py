@@ -142,8 +142,17 @@ def _record_batches(
     after = None
     while keys := store.keys_after(after, _KEYS_PER_LOOKUP):
         after = keys[-1]
-        for key in keys:
-            history = store.history(key)
+        for key, entry in zip(keys, store.stored(keys)):
+            if type(entry) is KeyValue:  # one live record at sub 0: always retained
+                if entry.mod_revision <= revision:
+                    subs.append(0)
+                    batch.append(entry)
+                    size += len(key) + len(entry.value) + _RECORD_OVERHEAD
+                    if size >= chunk_bytes:
+                        yield subs, batch
+                        subs, batch, size = [], [], 0
+                continue
+            history = entry
             start = history.retained_from(compact_revision)
             end = bisect_right(history.mains, revision)
             for sub, kv in zip(history.subs[start:end], history.kvs[start:end]):

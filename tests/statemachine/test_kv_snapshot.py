@@ -283,3 +283,14 @@ def test_record_columns_in_the_wrong_format_fail_restore() -> None:
     chunks = _columns(single_versions())
     with pytest.raises(SnapshotCorrupt):
         StateMachine.restore(msgpack.packb(c) for c in [["jangada-kv", 4, *chunks[0][2:]], *chunks[1:]])
+
+
+def test_a_stream_consumed_while_writes_continue_holds_the_state_at_its_start() -> None:
+    kv = single_versions(40)
+    expected = StateMachine.restore(kv.machine.snapshot())
+    stream = kv.machine.snapshot(200)
+    first = [next(stream), next(stream)]
+    kv(Put(b"key0039", b"overwritten"))  # a bare entry becomes a history, past the stream's revision
+    kv(Put(b"key0000a", b"created later"))  # a new key, after the stream's revision
+    kv(Put(b"key9999", b"created later, after every key"))
+    assert StateMachine.restore([*first, *stream]) == expected
