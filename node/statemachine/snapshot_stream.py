@@ -50,7 +50,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from itertools import chain, islice, repeat
 from operator import lt
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
@@ -69,7 +69,7 @@ from cluster.kv.keyvalue import KeyValue
 from node.statemachine.alarm_table import AlarmTable
 from node.statemachine.auth_store import AuthStore, Role, User
 from node.statemachine.lease_table import INT64_MAX, LeaseTable
-from node.statemachine.mvcc import MvccStore
+from node.statemachine.mvcc import KeyHistory, MvccStore
 from node.statemachine.sessions import Session, SessionTable
 
 MAGIC = "jangada-kv"
@@ -152,7 +152,7 @@ def _record_batches(
                         yield subs, batch
                         subs, batch, size = [], [], 0
                 continue
-            history = entry
+            history = cast(KeyHistory, entry)
             start = history.retained_from(compact_revision)
             end = bisect_right(history.mains, revision)
             for sub, kv in zip(history.subs[start:end], history.kvs[start:end]):

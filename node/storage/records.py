@@ -14,7 +14,7 @@ from typing import Sequence, cast
 
 import msgpack
 
-from node.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from node.raft.types import ConfState, Entry, EntryKind, HardState, Index, SnapshotMeta, Term
 
 #: Bumped whenever a payload layout changes; a segment of another version is refused.
 FORMAT_VERSION = 1
@@ -199,4 +199,4 @@ def _entry(term: int, index: int, data: bytes, kind: int) -> Entry:
 
 #: What stands in for an entry a recovery never uses (see `CoveredEntries`): one
 #: shared object, so a covered batch costs a list of references, not decoding.
-COVERED = Entry(term=0, index=0, data=b"covered by a snapshot: never read", kind=EntryKind.NORMAL)
+COVERED = Entry(term=Term(0), index=Index(0), data=b"covered by a snapshot: never read", kind=EntryKind.NORMAL)
