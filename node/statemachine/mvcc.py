@@ -63,6 +63,7 @@ from cluster.kv.keyvalue import KeyValue, tombstone
 LATEST = 1 << 62
 
 _VERSION = itemgetter(4)  # KeyValue.version
+_VALUE = itemgetter(1)  # KeyValue.value
 #: What one retained record costs beyond its key and value in the accounted
 #: size: etcd's per-revision bucket key (17 bytes) and KeyValue fields (revisions,
 #: version, lease: ~24 bytes), rounded. A constant, so the size is deterministic.
@@ -358,6 +359,12 @@ class MvccStore:
         """The key's records (a new object for a bare entry: read it, do not keep it)."""
         return _as_history(self._histories[key])
 
+    def stored(self, keys: list[bytes]) -> list[KeyValue | KeyHistory]:
+        """The entries of indexed `keys` as stored: a bare KeyValue (one live record
+        at sub-revision 0) or a KeyHistory. For the snapshot writer, which streams
+        a bare entry without building a history for it."""
+        return list(map(self._histories.__getitem__, keys))
+
     def find_history(self, key: bytes) -> KeyHistory | None:
         entry = self._histories.get(key)
         return None if entry is None else _as_history(entry)
@@ -375,6 +382,13 @@ class MvccStore:
             histories[key] = history
             self._compactable.add(key)
         history.append(main, sub, kv)
+
+    def load_singles(self, keys: list[bytes], kvs: list[KeyValue]) -> None:
+        """Restore many keys at once, each with one live record at sub-revision 0
+        (`kvs[i]` is `keys[i]`'s): keys ascending, after every key loaded so far
+        (the caller checks). A restart's bulk path: one dict update, no per-key code."""
+        self.size_bytes += sum(map(len, keys)) + sum(map(len, map(_VALUE, kvs))) + RECORD_OVERHEAD_BYTES * len(kvs)
+        self._histories.update(zip(keys, kvs))
 
     def finish_load(self, revision: int, compact_revision: int) -> None:
         self._index = SortedList(self._histories)

@@ -53,16 +53,18 @@ class CompactionPolicy:
     1/replay_ratio times the bytes the WAL took anyway.
 
     The ratio also bounds what a restart replays: up to replay_ratio times the
-    snapshot's size of WAL entries, each of which is applied again (~12 us of
-    CPU per 100-byte put) where a snapshot record only loads (~6 us per key).
-    Measured at 157,000 keys (docs/performance.md, "Restart"): writing a snapshot
-    costs ~3.3 us of CPU per key, so 0.5 adds ~6.6 us of snapshot CPU per entry
-    (1.0: 3.3 us) and takes up to half the replay off every restart.
+    snapshot's size of WAL entries, each of which is applied again (~10 us of
+    CPU per 100-byte put) where a snapshot record only loads (~1.3 us per key in
+    FORMAT 5's record columns). Measured at 1,000,000 keys (docs/performance.md,
+    "Restart"): streaming a snapshot costs ~0.7 us of state-machine CPU per key
+    since FORMAT 5 (2.0-2.4 before), so 0.25 spends about what 0.5 did on
+    snapshots per applied entry and halves the longest replay again (issue 20:
+    a 1M-key follower restart at or below etcd's).
     """
 
     applied_entries: int = 10_000
     wal_bytes: int = 256 * 1024 * 1024
-    replay_ratio: float = 0.5
+    replay_ratio: float = 0.25
 
     def should_snapshot(self, applied_since_snapshot: int, wal_bytes: int,
                         wal_since_snapshot: int | None = None, snapshot_bytes: int = 0) -> bool:

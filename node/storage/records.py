@@ -6,6 +6,7 @@ everything after it.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from itertools import count
@@ -13,7 +14,7 @@ from typing import Sequence, cast
 
 import msgpack
 
-from node.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from node.raft.types import ConfState, Entry, EntryKind, HardState, Index, SnapshotMeta, Term
 
 #: Bumped whenever a payload layout changes; a segment of another version is refused.
 FORMAT_VERSION = 1
@@ -94,9 +95,60 @@ def encode_marker(marker: SnapshotMarker) -> bytes:
                   *meta.conf.joint_fields()])
 
 
-def decode(kind: int, payload: bytes) -> Record:
+#: What stands in for an entry a recovery never uses (see `CoveredEntries`): one
+#: shared object, so a covered batch costs a list of references, not decoding.
+@dataclass(frozen=True, slots=True)
+class CoveredEntries:
+    """The entries a WAL replay will drop unread: those below the newest snapshot
+    marker anywhere in the log (`newest`).
+
+    Replay (replay.py) drops every entry at or below the newest snapshot, so their
+    contents never matter, except in two places, which are decoded as ever: the
+    entry at a marker's index (Raft's term check on the marker) and everything from
+    the newest marker on. A covered batch still truncates the log where it starts,
+    as any ENTRIES record does: it enters the replay as `count` COVERED
+    placeholders, which the newest marker then drops. This skips building ~1.1 us
+    of Entry per record for the part of the live segments a snapshot already holds
+    (docs/performance.md, "Restart")."""
+
+    newest: int
+    marker_indexes: tuple[int, ...]  # ascending
+
+    def covers(self, first: int, count: int) -> bool:
+        last = first + count - 1
+        if last >= self.newest:
+            return False
+        at = bisect_left(self.marker_indexes, first)
+        return at == len(self.marker_indexes) or self.marker_indexes[at] > last
+
+
+def peek_entries(payload: bytes) -> tuple[int, int] | None:
+    """(first index, entry count) of an ENTRIES payload without decoding its entries,
+    or None if it is not shaped as `encode_entries` writes it (then a full decode
+    reports what is wrong)."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(payload)
+    try:
+        if unpacker.read_array_header() != 2:
+            return None
+        first = unpacker.unpack()
+        flat = unpacker.read_array_header()
+    except (ValueError, msgpack.UnpackException):
+        return None
+    if type(first) is not int or first < 1 or flat <= 0 or flat % 3:
+        return None
+    return first, flat // 3
+
+
+def decode(kind: int, payload: bytes, covered: CoveredEntries | None = None) -> Record:
     """Decode a payload whose frame already passed its CRC. Raises ValueError (or a
-    msgpack error) on a layout mismatch; the caller turns that into a located error."""
+    msgpack error) on a layout mismatch; the caller turns that into a located error.
+    An ENTRIES payload that `covered` covers becomes COVERED placeholders, unread."""
+    if covered is not None and kind == RecordKind.ENTRIES:
+        shape = peek_entries(payload)
+        if shape is not None and covered.covers(*shape):
+            first, count = shape
+            return EntryBatch(first, [COVERED] * count)
     fields = msgpack.unpackb(payload, raw=False, use_list=True)
     match kind:
         case RecordKind.HEADER:
@@ -142,3 +194,9 @@ def _entry(term: int, index: int, data: bytes, kind: int) -> Entry:
     _set_data(entry, data)
     _set_kind(entry, _ENTRY_KINDS[kind])
     return entry
+
+
+
+#: What stands in for an entry a recovery never uses (see `CoveredEntries`): one
+#: shared object, so a covered batch costs a list of references, not decoding.
+COVERED = Entry(term=Term(0), index=Index(0), data=b"covered by a snapshot: never read", kind=EntryKind.NORMAL)

@@ -17,8 +17,17 @@ from pathlib import Path
 import msgpack
 
 from .errors import ForeignSegment, RecordCorrupt, SegmentMissing
-from .framing import BadRecord, Scan, TornTail, scan_frames
-from .records import FORMAT_VERSION, RECORD_KINDS, Record, RecordKind, SegmentHeader, decode
+from .framing import BadRecord, Frame, TornTail, scan_frames
+from .records import (
+    FORMAT_VERSION,
+    RECORD_KINDS,
+    CoveredEntries,
+    Record,
+    RecordKind,
+    SegmentHeader,
+    SnapshotMarker,
+    decode,
+)
 
 SUFFIX = ".wal"
 TMP_SUFFIX = ".wal.tmp"
@@ -85,41 +94,69 @@ class SegmentRead:
     valid_end: int
 
 
-def read_segment(path: Path, name: SegmentName, identity: Identity, *, is_last: bool) -> SegmentRead:
-    """Read and check one segment. Only the last segment may end in a torn tail."""
+@dataclass(frozen=True, slots=True)
+class SegmentScan:
+    """One segment split into CRC-checked frames, its header checked, nothing else
+    decoded yet: recovery looks at every segment's snapshot markers before it
+    decodes any entries (records.CoveredEntries)."""
+
+    path: Path
+    name: SegmentName
+    frames: list[Frame]
+    torn: TornTail | None
+    valid_end: int
+
+    def markers(self) -> list[SnapshotMarker]:
+        return [record for frame in self.frames if frame.kind == RecordKind.SNAPSHOT
+                and isinstance(record := _decode_located(self.path, frame.offset, frame.kind, frame.payload),
+                               SnapshotMarker)]
+
+    def decode(self, covered: CoveredEntries | None = None) -> SegmentRead:
+        """The records, with the entry batches `covered` covers left unread."""
+        records = [(frame.offset, _decode_located(self.path, frame.offset, frame.kind, frame.payload, covered))
+                   for frame in self.frames]
+        return SegmentRead(self.path, self.name, records, self.torn, self.valid_end)
+
+
+def scan_segment(path: Path, name: SegmentName, identity: Identity, *, is_last: bool) -> SegmentScan:
+    """Read, split and check one segment. Only the last segment may end in a torn tail."""
     scan = scan_frames(path.read_bytes(), is_last=is_last, valid_kinds=RECORD_KINDS)
     if isinstance(scan.end, BadRecord):
         raise RecordCorrupt(path, scan.end.offset, scan.end.reason)
-    records = [(frame.offset, _decode_located(path, frame.offset, frame.kind, frame.payload)) for frame in scan.frames]
-    _check_header(path, name, identity, records, scan)
+    _check_header(path, name, identity, scan.frames)
     torn = scan.end if isinstance(scan.end, TornTail) else None
-    return SegmentRead(path, name, records, torn, scan.valid_end)
+    return SegmentScan(path, name, scan.frames, torn, scan.valid_end)
 
 
-def _decode_located(path: Path, offset: int, kind: int, payload: bytes) -> Record:
+def read_segment(path: Path, name: SegmentName, identity: Identity, *, is_last: bool) -> SegmentRead:
+    """Read, check and decode one segment. Only the last segment may end in a torn tail."""
+    return scan_segment(path, name, identity, is_last=is_last).decode()
+
+
+def _decode_located(path: Path, offset: int, kind: int, payload: bytes,
+                    covered: CoveredEntries | None = None) -> Record:
     try:
-        return decode(kind, payload)
+        return decode(kind, payload, covered)
     except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
         # The CRC matched, so these are the bytes we wrote: a format bug or a
         # deliberate forgery. Either way, not something to skip.
         raise RecordCorrupt(path, offset, f"undecodable {RecordKind(kind).name} payload: {exc}") from exc
 
 
-def _check_header(
-    path: Path, name: SegmentName, identity: Identity, records: list[tuple[int, Record]], scan: Scan
-) -> None:
-    if not records:
+def _check_header(path: Path, name: SegmentName, identity: Identity, frames: list[Frame]) -> None:
+    if not frames:
         # The preamble is written before the rename, so even a torn last segment has it.
         raise RecordCorrupt(path, 0, "segment has no header record")
-    offset, header = records[0]
+    first = frames[0]
+    header = _decode_located(path, first.offset, first.kind, first.payload)
     if not isinstance(header, SegmentHeader):
-        raise RecordCorrupt(path, offset, f"first record is {type(header).__name__}, not a segment header")
+        raise RecordCorrupt(path, first.offset, f"first record is {type(header).__name__}, not a segment header")
     expected = SegmentHeader(identity.cluster_id, identity.node_id, name.seq, name.first_index, FORMAT_VERSION)
     if header != expected:
-        raise ForeignSegment(path, offset, f"header says {_describe(header)}, expected {_describe(expected)}")
-    for later_offset, record in records[1:]:
-        if isinstance(record, SegmentHeader):
-            raise RecordCorrupt(path, later_offset, "a second segment header inside the segment")
+        raise ForeignSegment(path, first.offset, f"header says {_describe(header)}, expected {_describe(expected)}")
+    for frame in frames[1:]:
+        if frame.kind == RecordKind.HEADER:
+            raise RecordCorrupt(path, frame.offset, "a second segment header inside the segment")
 
 
 def _describe(header: SegmentHeader) -> str:

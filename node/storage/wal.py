@@ -33,6 +33,7 @@ from .durable import disk_fault, ensure_dir, replace_durably, sync_data, truncat
 from .errors import CompactionBeyondSnapshot, DiskFault, InvalidAppend
 from .framing import encode_frame
 from .records import (
+    CoveredEntries,
     EntryBatch,
     RecordKind,
     SegmentHeader,
@@ -43,7 +44,7 @@ from .records import (
     encode_marker,
 )
 from .replay import LogReplay, Position
-from .segment import TMP_SUFFIX, Identity, SegmentName, SegmentRead, list_segments, read_segment
+from .segment import TMP_SUFFIX, Identity, SegmentName, SegmentRead, SegmentScan, list_segments, scan_segment
 from .options import StorageOptions, SyncPolicy
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,19 @@ class WriteAheadLog:
         segments: list[_Segment] = []
         torn: TornTailDropped | None = None
         with _gc_paused():
-            for position, (name, path) in enumerate(found):
-                read = read_segment(path, name, identity, is_last=position == len(found) - 1)
-                segments.append(_Segment(name, path, _replay_segment(replay, read)))
+            scans = [scan_segment(path, name, identity, is_last=position == len(found) - 1)
+                     for position, (name, path) in enumerate(found)]
+            covered = _covered_entries(scans)
+            for scan in scans:
+                read = scan.decode(covered)
+                segments.append(_Segment(scan.name, scan.path, _replay_segment(replay, read)))
                 if read.torn is not None:
-                    torn = TornTailDropped(path, read.torn.offset, read.torn.dropped, read.torn.reason)
+                    torn = TornTailDropped(scan.path, read.torn.offset, read.torn.dropped, read.torn.reason)
+            del scans
         entries = replay.finish()
+        # Every placeholder of a covered batch sat at or below the newest marker, which
+        # the replay applied last among the markers, so none can be left (records.py).
+        assert covered is None or replay.snap_index == covered.newest, "the newest marker was not replayed"
         if torn is not None:
             log.warning("%s (node %d)", torn.describe(), identity.node_id)
             truncate_durably(torn.path, torn.offset)
@@ -299,6 +307,13 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _covered_entries(scans: list[SegmentScan]) -> CoveredEntries | None:
+    """What the replay of these segments may leave undecoded: every entry below the
+    newest snapshot marker among them, but the entries at a marker's index."""
+    indexes = sorted({marker.meta.index for scan in scans for marker in scan.markers()})
+    return CoveredEntries(indexes[-1], tuple(indexes)) if indexes else None
 
 
 def _replay_segment(replay: LogReplay, read: SegmentRead) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from snapshot_formats import as_record_chunks
 
 from cluster.kv import (
     ROOT, AuthDone, AuthEnable, AuthFailed, AuthNotEnabled, UserListResponse, Authenticate, AuthenticateResponse, AuthIssue, AuthStatus, AuthStatusResponse,
@@ -256,8 +257,8 @@ def test_snapshot_and_restore_keep_users_roles_and_enabled() -> None:
 def test_a_snapshot_from_before_auth_loads_with_auth_off() -> None:
     kv = setup_app_reader(enable=False)
     kv(OpenSession())
-    chunks = [msgpack.unpackb(c) for c in kv.machine.snapshot()]
-    old = [["jangada-kv", 2, *chunks[0][2:]]] + [c for c in chunks[1:] if c[0] not in ("auth", "alarms")]
+    chunks = as_record_chunks([msgpack.unpackb(c) for c in kv.machine.snapshot()], version=2)
+    old = chunks[:1] + [c for c in chunks[1:] if c[0] not in ("auth", "alarms")]
     restored = StateMachine.restore(msgpack.packb(c) for c in old)
     assert not restored.auth.enabled and restored.auth.users() == [] and restored.auth.revision == 1
     assert restored.get(b"/app/x").value == b"1"  # type: ignore[union-attr]
@@ -265,7 +266,7 @@ def test_a_snapshot_from_before_auth_loads_with_auth_off() -> None:
 
 @pytest.mark.parametrize("name, mutate", [
     ("no auth chunk in format 3", lambda c: [x for x in c if x[0] != "auth"]),
-    ("auth chunk in format 2", lambda c: [["jangada-kv", 2, *c[0][2:]], *c[1:]]),
+    ("auth chunk in format 2", lambda c: as_record_chunks(c, 2)),
     ("auth twice", lambda c: [x for y in c for x in ([y, y] if y[0] == "auth" else [y])]),
     ("auth after sessions", lambda c: [x for x in c if x[0] != "auth"][:-1] + [x for x in c if x[0] == "auth"]
      + [c[-1]]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 from kv_driver import Driver
+from snapshot_formats import as_record_chunks
 
 from cluster.kv import (
     DeleteRange,
@@ -214,9 +215,10 @@ def test_leases_and_their_keys_survive_a_snapshot_round_trip() -> None:
     assert again.machine == kv.machine
 
 
-def test_the_snapshot_format_is_4_with_a_leases_section() -> None:
+def test_the_snapshot_format_is_5_with_a_leases_section() -> None:
     chunks = [msgpack.unpackb(c) for c in leased_state().machine.snapshot()]
-    assert chunks[0][:2] == ["jangada-kv", 4]  # 3: the auth section (issue 15); 4: alarms (issue 16)
+    # 3: the auth section (issue 15); 4: alarms (issue 16); 5: record columns (issue 20)
+    assert chunks[0][:2] == ["jangada-kv", 5]
     assert [c for c in chunks if c[0] == "leases"] == [["leases", [[10, 60, 1], [20, 60, 2], [30, 60, 3]]]]
     assert chunks[-1][0] == "end" and chunks[-1][3] == 3
 
@@ -225,15 +227,15 @@ def test_a_format_1_snapshot_still_loads_with_no_leases() -> None:
     kv = Driver()
     kv(Put(b"a", b"1"))
     kv(OpenSession())
-    chunks = [msgpack.unpackb(c) for c in kv.machine.snapshot()]
-    old = [["jangada-kv", 1, *chunks[0][2:]]] + [c for c in chunks[1:-1] if c[0] not in ("leases", "auth", "alarms")]
+    chunks = as_record_chunks([msgpack.unpackb(c) for c in kv.machine.snapshot()], version=1)
+    old = chunks[:1] + [c for c in chunks[1:-1] if c[0] not in ("leases", "auth", "alarms")]
     old.append(chunks[-1][:3])
     restored = StateMachine.restore(msgpack.packb(c) for c in old)
     assert restored == kv.machine
 
 
 @pytest.mark.parametrize("name, mutate", [
-    ("leases in a format 1 stream", lambda c: [["jangada-kv", 1, *c[0][2:]], *c[1:-1], c[-1][:3]]),
+    ("leases in a format 1 stream", lambda c: [*as_record_chunks(c, 1)[:-1], c[-1][:3]]),
     ("lease count wrong", lambda c: [*c[:-1], [*c[-1][:3], 9]]),
     ("leases out of order", lambda c: [x if x[0] != "leases" else ["leases", x[1][::-1]] for x in c]),
     ("lease ttl zero", lambda c: [x if x[0] != "leases" else ["leases", [[1, 0, 1]]] for x in c]),

@@ -11,10 +11,12 @@ import sys
 import msgpack
 import pytest
 from kv_driver import Driver
+from snapshot_formats import as_record_chunks
 
 from cluster.kv import (
     Compact,
     DeleteRange,
+    LeaseGrant,
     OpenSession,
     Put,
     PutResponse,
@@ -24,6 +26,7 @@ from cluster.kv import (
     encode_command,
 )
 from node.statemachine import StateMachine
+from node.statemachine.mvcc import MvccStore
 
 
 def workload(seed: int = 7, steps: int = 600) -> list[bytes]:
@@ -88,7 +91,7 @@ def test_snapshot_carries_the_applied_index_and_revisions() -> None:
     kv = run(workload())
     kv.skip(3)
     header = msgpack.unpackb(next(kv.machine.snapshot()))
-    assert header == ["jangada-kv", 4, kv.index, kv.machine.revision, kv.machine.compact_revision]
+    assert header == ["jangada-kv", 5, kv.index, kv.machine.revision, kv.machine.compact_revision]
     restored = StateMachine.restore(kv.machine.snapshot())
     assert restored.applied_index == kv.index
 
@@ -175,3 +178,119 @@ def test_restore_rebuilds_the_change_index_in_sub_revision_order() -> None:
     restored = StateMachine.restore(kv.machine.snapshot(512))._store
     assert (restored.changes_from, restored.changes) == (store.changes_from, store.changes)
     assert store.changes[-2] == (b"k059", b"k001", b"k030")
+
+
+def small_state() -> Driver:
+    """History, a tombstone, a txn's two subs, a compaction, a lease and a session."""
+    kv = Driver()
+    kv(OpenSession())
+    kv(LeaseGrant(60, 7))
+    kv(Put(b"a", b"1"), 1, 1)
+    kv(Put(b"b", b"2", lease=7))
+    kv(Put(b"a", b"3"))
+    kv(Put(b"c", b"4"))
+    kv(DeleteRange(b"c"))
+    kv(Txn((), (Put(b"d", b"5"), Put(b"e", b"6")), ()))
+    kv(Compact(3))
+    kv(Put(b"c", b"7"))
+    return kv
+
+
+#: `small_state()`'s snapshot (chunk_bytes 64) as the FORMAT 4 writer, before the
+#: record columns of FORMAT 5, wrote it: what older nodes left on disk.
+FORMAT_4_BYTES = bytes.fromhex(
+    "95aa6a616e676164612d6b76040a080392a36b767391920096c40161c401310202010092a36b767391920096c40161c4"
+    "01330204020092a36b767391920096c40162c401320303010792a36b767391920096c40163c401340505010092a36b76"
+    "7391920096c40163c4000006000092a36b767391920096c40163c401370808010092a36b767391920096c40164c40135"
+    "0707010092a36b767391920196c40165c401360707010092a66c65617365739193073c0295a461757468c201909092a6"
+    "616c61726d739092a873657373696f6e739194010103930102c094a3656e64080101"
+)
+
+
+def test_a_format_4_snapshot_written_by_an_older_node_still_loads() -> None:
+    restored = StateMachine.restore([FORMAT_4_BYTES[:100], FORMAT_4_BYTES[100:]])
+    assert restored == small_state().machine
+    assert restored.read(Range(b"a", b"z")) == small_state().machine.read(Range(b"a", b"z"))
+    assert msgpack.unpackb(next(restored.snapshot()))[1] == 5
+
+
+def test_record_chunks_of_format_4_load_as_their_columns_do() -> None:
+    kv = run(workload())
+    chunks = as_record_chunks([msgpack.unpackb(c) for c in kv.machine.snapshot(300)])
+    assert StateMachine.restore(msgpack.packb(c) for c in chunks) == kv.machine
+
+
+def single_versions(count: int = 50) -> Driver:
+    kv = Driver()
+    kv(OpenSession())
+    for i in range(count):
+        kv(Put(b"key%04d" % i, b"v%d" % i), 1, i + 1)
+    return kv
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 200, 1 << 20])
+def test_single_versions_load_in_bulk_and_equal_the_original(chunk_bytes: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    kv = single_versions()
+    per_record: list[bytes] = []
+    original = MvccStore.load
+    monkeypatch.setattr(MvccStore, "load", lambda self, key, *rest: (per_record.append(key), original(self, key, *rest)))
+    restored = StateMachine.restore(kv.machine.snapshot(chunk_bytes))
+    assert restored == kv.machine and per_record == []  # every chunk took the bulk path
+    assert restored.read(Range(b"key", b"kez")) == kv.machine.read(Range(b"key", b"kez"))
+
+
+def _columns(kv: Driver) -> list[list[object]]:
+    return [msgpack.unpackb(c) for c in kv.machine.snapshot(1 << 20)]
+
+
+def _mutate_columns(chunks: list[list[object]], change: object) -> list[bytes]:
+    out = []
+    for chunk in chunks:
+        if chunk[0] == "kvcols":
+            chunk = [list(column) if isinstance(column, list) else column for column in chunk]
+            change(chunk)  # type: ignore[operator]
+        out.append(msgpack.packb(chunk))
+    return out
+
+
+def _set(column: int, at: int, value: object):  # type: ignore[no-untyped-def]
+    def change(chunk: list[list[object]]) -> None:
+        chunk[column][at] = value
+    return change
+
+
+@pytest.mark.parametrize("name, change", [
+    ("a column short", lambda c: c[4].pop()),
+    ("no records", lambda c: c[1:] and [column.clear() for column in c[1:]]),
+    ("seven columns", lambda c: c.pop()),
+    ("a key not bytes", _set(2, 3, "key0003")),
+    ("a value not bytes", _set(3, 3, 7)),
+    ("a negative revision", _set(5, 3, -1)),
+    ("a revision above int64", _set(4, 3, 1 << 63)),
+    ("a bool version", _set(6, 3, True)),
+    ("keys out of order", _set(2, 3, b"key0001")),
+    ("a record twice", lambda c: [c[column].__setitem__(4, c[column][3]) for column in range(1, 8)]),
+    ("a history starting with a tombstone", _set(6, 0, 0)),
+    ("a mod revision after the snapshot's", _set(5, 3, 10**6)),
+])
+def test_corrupt_record_columns_fail_restore(name: str, change: object) -> None:
+    with pytest.raises(SnapshotCorrupt):
+        StateMachine.restore(_mutate_columns(_columns(single_versions()), change))
+
+
+def test_record_columns_in_the_wrong_format_fail_restore() -> None:
+    chunks = _columns(single_versions())
+    with pytest.raises(SnapshotCorrupt):
+        StateMachine.restore(msgpack.packb(c) for c in [["jangada-kv", 4, *chunks[0][2:]], *chunks[1:]])
+
+
+def test_a_stream_consumed_while_writes_continue_holds_the_state_at_its_start() -> None:
+    kv = single_versions(40)
+    expected = StateMachine.restore(kv.machine.snapshot())
+    stream = kv.machine.snapshot(200)
+    first = [next(stream), next(stream)]
+    kv(Put(b"key0039", b"overwritten"))  # a bare entry becomes a history, past the stream's revision
+    kv(Put(b"key0000a", b"created later"))  # a new key, after the stream's revision
+    kv(Put(b"key9999", b"created later, after every key"))
+    assert StateMachine.restore([*first, *stream]) == expected

@@ -22,12 +22,12 @@ def test_waits_until_the_wal_grew_by_the_last_snapshots_size():
 
 
 def test_the_replay_ratio_scales_the_size_rule():
-    # The default: snapshot once the WAL since the last one is half its size, so a
-    # restart replays at most half a snapshot's worth of entries.
-    half = CompactionPolicy(applied_entries=100, wal_bytes=10_000)
-    assert half.replay_ratio == 0.5
-    assert not half.should_snapshot(100, 6_000, 1_999, 4_000)
-    assert half.should_snapshot(100, 6_000, 2_000, 4_000)
+    # The default: snapshot once the WAL since the last one is a quarter of its
+    # size, so a restart replays at most a quarter of a snapshot's worth of entries.
+    quarter = CompactionPolicy(applied_entries=100, wal_bytes=10_000)
+    assert quarter.replay_ratio == 0.25
+    assert not quarter.should_snapshot(100, 6_000, 999, 4_000)
+    assert quarter.should_snapshot(100, 6_000, 1_000, 4_000)
 
 
 def test_the_wal_cap_wins_over_the_size_rule():
@@ -53,7 +53,7 @@ def test_total_snapshot_bytes_stay_proportional_to_the_log():
         return written
 
     log_bytes = 200_000 * entry_bytes
-    for ratio in (1.0, 0.5):
+    for ratio in (1.0, 0.5, 0.25):
         policy = CompactionPolicy(applied_entries=1_000, wal_bytes=1 << 40, replay_ratio=ratio)
         amortized = snapshot_bytes_written(policy, 200_000, True)
         fixed = snapshot_bytes_written(policy, 200_000, False)
