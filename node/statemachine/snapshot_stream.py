@@ -38,9 +38,9 @@ that applies commands.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
-from itertools import chain
-from typing import Any
+from collections.abc import Generator, Iterable, Iterator
+from itertools import chain, islice
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -71,6 +71,8 @@ _KEYS_PER_LOOKUP = 512
 # headers, two bin headers (<= 5 bytes each) and five integers (<= 9 bytes each).
 # Overestimating keeps every chunk within chunk_bytes plus one record.
 _RECORD_OVERHEAD = 64
+
+T = TypeVar("T")
 
 
 def stream_snapshot(
@@ -157,15 +159,31 @@ def _session_batches(sessions: list[Session], chunk_bytes: int) -> Iterator[list
         yield batch
 
 
-def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable,
-                  leases: LeaseTable, auth: AuthStore, alarms: AlarmTable | None = None) -> int:
+def run_steps(steps: Generator[None, None, T]) -> T:
+    """Do all the work of a step generator at once; its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def load_snapshot_steps(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable, leases: LeaseTable,
+                        auth: AuthStore, alarms: AlarmTable | None = None,
+                        step: int | None = None) -> Generator[None, None, int]:
     """Fill an empty store, session table, lease table and auth store from a
-    snapshot stream; return its applied index. Raises SnapshotCorrupt on a bad or
-    truncated stream.
+    snapshot stream, in bounded pieces; return its applied index. Raises
+    SnapshotCorrupt on a bad or truncated stream.
 
     `chunks` is a byte stream split anywhere: storage and transport re-chunk the
     file (SnapshotRef.iter_data), so record boundaries are found by the unpacker,
-    not assumed to coincide with the pieces."""
+    not assumed to coincide with the pieces.
+
+    The generator yields after every `step` records (keys, slots) of work and
+    after every chunk (None: once per chunk only). The same code restores at once
+    (restart) and a step per loop turn (a follower's install,
+    node/snapshot_install.py), so both build the same state. A piece's cost is
+    bounded by `step` and by one chunk's bytes (`chunk_bytes` plus one record)."""
     stream = _unpack_stream(chunks)
     header = next(stream, None)
     if not (type(header) is list and len(header) == 5 and header[0] == MAGIC
@@ -176,15 +194,21 @@ def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTa
     for chunk in stream:
         if loader.done:
             raise SnapshotCorrupt("data after the end chunk")
-        loader.take(chunk, sessions, leases, auth)
+        yield from loader.take(chunk, sessions, leases, auth, step)
+        yield
     if not loader.done:
         raise SnapshotCorrupt("truncated: no end chunk")
-    store.finish_load(revision, compact_revision)
+    yield from store.finish_load_steps(revision, compact_revision, step)
     if alarms is not None:
         alarms.load(loader.alarms)
-    for kv in store.scan(b"", ALL_KEYS_END):
-        if kv.lease and leases.exists(kv.lease):
-            leases.attach(kv.lease, kv.key)
+    live = store.scan(b"", ALL_KEYS_END)
+    per = step or max(len(store), 1)
+    for _ in range(0, len(store), per):
+        for kv in islice(live, per):
+            if kv.lease and leases.exists(kv.lease):
+                leases.attach(kv.lease, kv.key)
+        if step is not None:
+            yield
     return applied_index
 
 
@@ -231,13 +255,21 @@ class _Loader:
     def done(self) -> bool:
         return self.phase == 4
 
-    def take(self, chunk: Any, sessions: SessionTable, leases: LeaseTable, auth: AuthStore) -> None:
+    def take(self, chunk: Any, sessions: SessionTable, leases: LeaseTable, auth: AuthStore,
+             step: int | None) -> Iterator[None]:
+        """Load one chunk; a records chunk yields after every `step` records."""
         if type(chunk) is not list or len(chunk) < 2:
             raise SnapshotCorrupt(f"bad chunk {chunk!r:.80}")
         match chunk[0]:
             case "kvs" if self.phase == 0:
-                for record in _records(chunk[1]):
-                    self._load_record(record)
+                records = _records(chunk[1])
+                per = step or max(len(records), 1)
+                remaining = iter(records)
+                for _ in range(0, len(records), per):
+                    for record in islice(remaining, per):
+                        self._load_record(record)
+                    if step is not None:
+                        yield
             case "leases" if self.version >= 2 and self.phase <= 1:
                 self.phase = 1
                 self.leases.extend(self._lease(record) for record in _records(chunk[1]))
