@@ -273,7 +273,8 @@ class NodeActor:
                 "auth_tokens": len(self.gate.tokens)}
 
     def _loop_status(self) -> dict[str, Any]:
-        return {**self.stalls.status(), **(self.collector.status() if self.collector else {})}
+        return {**self.stalls.status(), **(self.collector.status() if self.collector else {}),
+                **self.disk.installs.status()}
 
     def _alarms(self) -> Any:
         return self.sm.alarms
@@ -299,7 +300,8 @@ class NodeActor:
                 quiet = self._quiet_ticks()
                 timeout_ms = wake_in_ms(self.clock(), next_tick, self.tick_seconds, quiet,
                                         self._next_sweep + SWEEP_SLACK_SECONDS)
-                if self.disk.local_snapshot is not None or self.peers.senders or watches.busy:
+                if (self.disk.local_snapshot is not None or self.disk.pending_install is not None
+                        or self.peers.senders or watches.busy):
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1)
@@ -379,6 +381,7 @@ class NodeActor:
     def _background(self) -> None:
         """A few chunks of the local snapshot and of every stream to a follower."""
         self.disk.pump(CHUNKS_PER_TURN)
+        self.disk.build_install()  # a received snapshot's state machine (node/snapshot_install.py)
         self.peers.senders.pump(self.raft.report_snapshot, CHUNKS_PER_TURN)
 
     # ======================================================================
