@@ -300,8 +300,7 @@ class NodeActor:
                 quiet = self._quiet_ticks()
                 timeout_ms = wake_in_ms(self.clock(), next_tick, self.tick_seconds, quiet,
                                         self._next_sweep + SWEEP_SLACK_SECONDS)
-                if (self.disk.local_snapshot is not None or self.disk.pending_install is not None
-                        or self.peers.senders or watches.busy):
+                if self.disk.local_snapshot is not None or self.disk.installing or self.peers.senders or watches.busy:
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1)
@@ -326,7 +325,8 @@ class NodeActor:
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self.outbox.flush()
                 if collector is not None:
-                    collector.maybe_settle(busy_from)
+                    # While a snapshot's state is built, every turn (node/snapshot_install.py).
+                    collector.maybe_settle(busy_from, every_turn=self.disk.installing)
                 busy = perf_counter() - busy_from
                 stalls.observe(busy, busy_from, thread_time() - cpu_from)
                 if metrics is not None:

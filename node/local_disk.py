@@ -23,7 +23,7 @@ from node.eventlog import EventLog
 from node.peer_link import PeerLink
 from node.raft import Entry, HardState, InstallSnapshot, RaftCore, Snapshot, SnapshotMeta
 from node.replica import Replica
-from node.snapshot_install import TURN_BUDGET_SECONDS, InstallStats, PendingInstall, StateBuild
+from node.snapshot_install import TURN_BUDGET_SECONDS, InstallStats, PendingInstall, StateBuild, tear_down
 from node.snapshot_transfer import LocalSnapshot, SnapshotIntake, remove_unused
 from node.storage import CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError
 from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
@@ -184,10 +184,18 @@ class LocalDisk:
         self._log.info(f"snapshot {chunk.meta.index}/{chunk.meta.term} from node {chunk.src} received "
                        f"({intake.received} bytes): building its state machine")
 
+    @property
+    def installing(self) -> bool:
+        """Whether a received snapshot is being built, or a replaced state torn down."""
+        return self.pending_install is not None or bool(self._replica.retired)
+
     def build_install(self) -> None:
         """A loop turn's share of building a received snapshot's state machine
         (node/snapshot_install.py); once built, it waits in `Replica.prepared`, the
-        core is stepped with the InstallSnapshot and the last chunk acknowledged."""
+        core is stepped with the InstallSnapshot and the last chunk acknowledged.
+        Then the state it replaced is torn down, also a share per turn."""
+        if self._replica.retired:
+            tear_down(self._replica.retired, TURN_BUDGET_SECONDS)
         pending = self.pending_install
         if pending is None:
             return

@@ -6,6 +6,7 @@ everyone who reads it (client routing, leases, status, snapshots) holds the
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,14 @@ class Replica:
         self.sm = sm
         #: the state machine of a snapshot about to be installed, already built
         self.prepared: PreparedState | None = None
+        #: state machines an install replaced, emptied a step at a time (node/snapshot_install.py)
+        self.retired: list[Iterator[None]] = []
+
+    def replace(self, sm: StateMachine, teardown_step: int) -> None:
+        """Take `sm` as this member's state; the old one is torn down over later
+        loop turns, `teardown_step` keys at a time (freeing it at once would stall)."""
+        old, self.sm = self.sm, sm
+        self.retired.append(old.teardown_steps(teardown_step))
 
     def take_prepared(self, ref: SnapshotRef) -> PreparedState | None:
         """The prepared state of the file `ref`, if it is the one prepared (and

@@ -329,6 +329,14 @@ class StateMachine:
         machine._leases.drain_events()
         return machine
 
+    def teardown_steps(self, step: int) -> Iterator[None]:
+        """Empty a machine nobody reads any more (one a snapshot install replaced),
+        `step` keys at a time (see MvccStore.teardown_steps). The lease table's key
+        sets go first: the store still holds those keys, so that frees none."""
+        self._leases = LeaseTable(self.limits.max_leases)
+        self._sessions = SessionTable(self.limits.max_sessions, self.limits.session_ttl_entries)
+        yield from self._store.teardown_steps(step)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StateMachine):
             return NotImplemented

@@ -469,6 +469,21 @@ class MvccStore:
         self.changes = index
         self.changes_from = start
 
+    def teardown_steps(self, step: int) -> Iterator[None]:
+        """Empty the store `step` keys at a time: freeing a large store at once is
+        a stall (~70 ms of CPU at 300,000 keys). The key index and the change
+        index go first, while the dict still holds every key, so dropping them
+        frees no key; then the dict's entries go, key and history together."""
+        self.changes = []
+        self._index = SortedList()
+        self._compactable = set()
+        histories, self._histories = self._histories, {}
+        popitem = histories.popitem
+        while histories:
+            for _ in range(min(step, len(histories))):
+                popitem()
+            yield
+
     def records(self) -> Iterator[tuple[bytes, list[int], list[int], list[KeyValue]]]:
         """The retained records key by key, in key order: the logical history, the
         same on every replica at one revision (see `_logical`)."""

@@ -213,3 +213,27 @@ def test_a_keepalive_is_due_once_per_interval() -> None:
     assert not pending.keepalive_due(10.5)
     assert pending.keepalive_due(10.0 + snapshot_install.KEEPALIVE_SECONDS)
     assert not pending.keepalive_due(10.1 + snapshot_install.KEEPALIVE_SECONDS)
+
+
+def test_a_replaced_state_is_torn_down_a_bounded_step_at_a_time() -> None:
+    old = busy_machine()
+    keys = old.key_count
+    replica = Replica(old)
+    new = StateMachine()
+    replica.replace(new, teardown_step=50)
+    assert replica.sm is new and len(replica.retired) == 1
+    steps = 0
+    for _ in replica.retired[0]:
+        steps += 1
+        assert old.key_count == keys - 50 * steps or old.key_count == 0
+    assert steps == -(-keys // 50) and old.key_count == 0
+
+
+def test_tear_down_stops_at_its_budget_and_resumes() -> None:
+    replica = Replica(busy_machine())
+    replica.replace(StateMachine(), teardown_step=10)
+    ticks = iter(range(10_000))
+    snapshot_install.tear_down(replica.retired, 3, clock=lambda: next(ticks))  # three steps' worth
+    assert replica.retired
+    snapshot_install.tear_down(replica.retired, 10_000, clock=lambda: next(ticks))
+    assert not replica.retired
