@@ -306,6 +306,7 @@ class NodeActor:
                     timeout_ms = min(timeout_ms, 1)
                 peer_ready, client_ready = transport.poll(timeout_ms)
                 busy_from, cpu_from = perf_counter(), thread_time()
+                installing = self.disk.installing
                 # The ticks slept through first: the input below happened after them.
                 next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
                 if peer_ready:
@@ -327,8 +328,10 @@ class NodeActor:
                 if collector is not None:
                     # While a snapshot's state is built, every turn (node/snapshot_install.py).
                     collector.maybe_settle(busy_from, every_turn=self.disk.installing)
-                busy = perf_counter() - busy_from
-                stalls.observe(busy, busy_from, thread_time() - cpu_from)
+                busy, cpu = perf_counter() - busy_from, thread_time() - cpu_from
+                stalls.observe(busy, busy_from, cpu)
+                if installing or self.disk.installing:  # a snapshot install's turns (node/snapshot_install.py)
+                    self.disk.installs.observe_turn(busy, cpu)
                 if metrics is not None:
                     turn.observe(busy)
                     metrics.maybe_publish(self.clock())

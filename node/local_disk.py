@@ -181,6 +181,7 @@ class LocalDisk:
             remove_unused(ref)
             raise
         self.pending_install = PendingInstall(chunk, build, acked, time.monotonic())
+        self.installs.began()
         self._log.info(f"snapshot {chunk.meta.index}/{chunk.meta.term} from node {chunk.src} received "
                        f"({intake.received} bytes): building its state machine")
 

@@ -165,6 +165,17 @@ class InstallStats:
         self.last_turns = 0
         self.last_seconds = 0.0  # from the verified file to the built machine
         self.last_turn_cpu_max_s = 0.0  # the longest share of one turn (loop thread CPU)
+        # the longest whole loop turns since the last install began (wall, CPU)
+        self.turn_max_s = 0.0
+        self.turn_cpu_max_s = 0.0
+
+    def began(self) -> None:
+        self.turn_max_s = self.turn_cpu_max_s = 0.0
+
+    def observe_turn(self, wall_s: float, cpu_s: float) -> None:
+        """A loop turn that built, swapped in or tore down an install's state."""
+        self.turn_max_s = max(self.turn_max_s, wall_s)
+        self.turn_cpu_max_s = max(self.turn_cpu_max_s, cpu_s)
 
     def finished(self, pending: PendingInstall, now: float) -> None:
         self.prepared += 1
@@ -177,4 +188,6 @@ class InstallStats:
         return {"snapshot_installs_prepared": self.prepared, "snapshot_installs_aborted": self.aborted,
                 "snapshot_install_steps": self.last_steps, "snapshot_install_turns": self.last_turns,
                 "snapshot_install_s": round(self.last_seconds, 3),
-                "snapshot_install_turn_cpu_max_ms": round(self.last_turn_cpu_max_s * 1000, 3)}
+                "snapshot_install_build_cpu_max_ms": round(self.last_turn_cpu_max_s * 1000, 3),
+                "snapshot_install_turn_max_ms": round(self.turn_max_s * 1000, 3),
+                "snapshot_install_turn_cpu_max_ms": round(self.turn_cpu_max_s * 1000, 3)}
