@@ -21,7 +21,8 @@ Each turn of `run`:
    and the NOSPACE alarm (leader only: node/auto_compaction.py,
    node/space_quota.py) and end injected faults whose time is up;
 4. pump background work (a local snapshot being written, snapshot streams to
-   followers) a few chunks at a time;
+   followers, a received snapshot's state being built: node/snapshot_install.py)
+   a few chunks or steps at a time;
 5. hand every Ready the core has to `handle_ready` (node/ready_handler.py, the
    one place the persistence order is written): everything stepped in this turn
    shares one WAL write and one fsync (group commit). Its ports are the

@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 
 from cluster.kv.errors import SnapshotCorrupt as SnapshotStreamCorrupt
-
 from node.address_book import Membership, with_members
 from node.dropped_frames import DroppedFrames
 from node.eventlog import EventLog

@@ -133,8 +133,9 @@ class FakePeers:
 def follower(tmp_path: Path) -> tuple[LocalDisk, FakeCore, FakePeers, Replica]:
     storage, _ = DataDir.open(tmp_path / "follower", "c1", 2)
     core, peers, replica = FakeCore(), FakePeers(), Replica(StateMachine())
+    log = EventLog(lambda: "node=2")
     disk = LocalDisk(2, storage, core, replica, Membership(2, {}, ConfState()), None,  # type: ignore[arg-type]
-                     CHUNK, peers, DroppedFrames(EventLog(2)), EventLog(2))  # type: ignore[arg-type]
+                     CHUNK, peers, DroppedFrames(log), log)  # type: ignore[arg-type]
     return disk, core, peers, replica
 
 
