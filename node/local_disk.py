@@ -199,6 +199,10 @@ class LocalDisk:
         pending = self.pending_install
         if pending is None:
             return
+        if pending.last.term < self._core.term:
+            # A newer term: the core would refuse this InstallSnapshot; stop building it.
+            self._drop_pending_install(f"term {self._core.term} began")
+            return
         try:
             built = pending.pump(TURN_BUDGET_SECONDS)
         except (SnapshotStreamCorrupt, SnapshotFileCorrupt) as error:

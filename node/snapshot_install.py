@@ -33,7 +33,7 @@ the core has been stepped, and until then repeats its previous acknowledgement
 every `KEEPALIVE_SECONDS`, which the leader's stream counts as life
 (node/snapshot_transfer.py, STALL_SECONDS).
 
-A newer transfer (a new leader, a newer snapshot), a corrupt stream or shutdown
+A newer transfer (a new leader, a newer snapshot), a newer term, a corrupt stream or shutdown
 drops the partial build (`PendingInstall.abort`): nothing was shared with the
 live state machine, which served reads and answered the leader all along.
 

@@ -116,6 +116,7 @@ def test_closing_a_build_drops_it_and_its_file(tmp_path: Path) -> None:
 class FakeCore:
     def __init__(self) -> None:
         self.log = SimpleNamespace(committed=0)
+        self.term = 3
         self.stepped: list[Any] = []
 
     def step(self, message: Any) -> None:
@@ -205,6 +206,24 @@ def test_a_new_transfer_drops_the_partial_build_and_its_file(tmp_path: Path) -> 
     disk.receive_chunk(chunks_of(ref, leader=3, term=4)[0])  # a new leader starts over
     assert disk.pending_install is None and not pending.ref.path.exists()
     assert disk.installs.aborted == 1 and not core.stepped and replica.prepared is None
+    disk.close()
+
+
+@pytest.mark.usefixtures("one_step_per_turn")
+def test_a_new_term_drops_the_partial_build(tmp_path: Path) -> None:
+    """The core refuses an InstallSnapshot of an older term: no use finishing it."""
+    sm = busy_machine()
+    ref = snapshot_file(tmp_path, sm)
+    disk, core, _, _ = follower(tmp_path)
+    for chunk in chunks_of(ref, term=3):
+        disk.receive_chunk(chunk)
+    disk.build_install()
+    pending = disk.pending_install
+    assert pending is not None
+    core.term = 4
+    disk.build_install()
+    assert disk.pending_install is None and disk.installs.aborted == 1 and not core.stepped
+    assert not pending.ref.path.exists()
     disk.close()
 
 
