@@ -21,7 +21,8 @@ Each turn of `run`:
    and the NOSPACE alarm (leader only: node/auto_compaction.py,
    node/space_quota.py) and end injected faults whose time is up;
 4. pump background work (a local snapshot being written, snapshot streams to
-   followers) a few chunks at a time;
+   followers, a received snapshot's state being built: node/snapshot_install.py)
+   a few chunks or steps at a time;
 5. hand every Ready the core has to `handle_ready` (node/ready_handler.py, the
    one place the persistence order is written): everything stepped in this turn
    shares one WAL write and one fsync (group commit). Its ports are the
@@ -273,7 +274,8 @@ class NodeActor:
                 "auth_tokens": len(self.gate.tokens)}
 
     def _loop_status(self) -> dict[str, Any]:
-        return {**self.stalls.status(), **(self.collector.status() if self.collector else {})}
+        return {**self.stalls.status(), **(self.collector.status() if self.collector else {}),
+                **self.disk.installs.status()}
 
     def _alarms(self) -> Any:
         return self.sm.alarms
@@ -299,12 +301,13 @@ class NodeActor:
                 quiet = self._quiet_ticks()
                 timeout_ms = wake_in_ms(self.clock(), next_tick, self.tick_seconds, quiet,
                                         self._next_sweep + SWEEP_SLACK_SECONDS)
-                if self.disk.local_snapshot is not None or self.peers.senders or watches.busy:
+                if self.disk.local_snapshot is not None or self.disk.installing or self.peers.senders or watches.busy:
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1)
                 peer_ready, client_ready = transport.poll(timeout_ms)
                 busy_from, cpu_from = perf_counter(), thread_time()
+                installing = self.disk.installing
                 # The ticks slept through first: the input below happened after them.
                 next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
                 if peer_ready:
@@ -324,9 +327,12 @@ class NodeActor:
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
                 self.outbox.flush()
                 if collector is not None:
-                    collector.maybe_settle(busy_from)
-                busy = perf_counter() - busy_from
-                stalls.observe(busy, busy_from, thread_time() - cpu_from)
+                    # While a snapshot's state is built, every turn (node/snapshot_install.py).
+                    collector.maybe_settle(busy_from, every_turn=self.disk.installing)
+                busy, cpu = perf_counter() - busy_from, thread_time() - cpu_from
+                stalls.observe(busy, busy_from, cpu)
+                if installing or self.disk.installing:  # a snapshot install's turns (node/snapshot_install.py)
+                    self.disk.installs.observe_turn(busy, cpu)
                 if metrics is not None:
                     turn.observe(busy)
                     metrics.maybe_publish(self.clock())
@@ -379,6 +385,7 @@ class NodeActor:
     def _background(self) -> None:
         """A few chunks of the local snapshot and of every stream to a follower."""
         self.disk.pump(CHUNKS_PER_TURN)
+        self.disk.build_install()  # a received snapshot's state machine (node/snapshot_install.py)
         self.peers.senders.pump(self.raft.report_snapshot, CHUNKS_PER_TURN)
 
     # ======================================================================

@@ -20,7 +20,8 @@ from node.lease_expiry import LeaseExpiry
 from node.outbox import Outbox
 from node.peer_link import PeerLink
 from node.raft import ConfChangeKind, Entry, EntryKind, ReadState, Role, Snapshot, SoftState
-from node.replica import Replica, restore_state
+from node.replica import Replica, restore_members, restore_state
+from node.snapshot_install import STEP_RECORDS
 from node.storage import SnapshotRef
 from node.telemetry import SLOW_APPLY_SECONDS
 
@@ -57,7 +58,14 @@ class Applier:
         """Ready step 3, after the disk committed the snapshot: take its state."""
         ref = snapshot.data
         assert isinstance(ref, SnapshotRef), "a snapshot to install must be a received file"
-        self._replica.sm = restore_state(ref, self._chunk_bytes, self._membership, self._replica.sm.limits)
+        # Built over earlier loop turns (node/snapshot_install.py): only swapped in here.
+        replica = self._replica
+        prepared = replica.take_prepared(ref)
+        if prepared is not None:
+            restore_members(ref, prepared.members, self._membership)
+            replica.replace(prepared.machine, STEP_RECORDS)
+        else:  # not prepared (not a snapshot the disk built): restore it at once
+            replica.replace(restore_state(ref, self._chunk_bytes, self._membership, replica.sm.limits), STEP_RECORDS)
         self._peers.connect_members()
         self._leases.reset()
         self._router.writes_replaced(snapshot.meta.index)

@@ -85,10 +85,12 @@ class CollectorPolicy:
     def uninstall(self) -> None:
         self.pauses.detach()
 
-    def maybe_settle(self, now: float) -> bool:
+    def maybe_settle(self, now: float, every_turn: bool = False) -> bool:
         """Collect what survived since the last settle, then freeze it; at most once
-        per `settle_s`. Return whether it ran."""
-        if now < self._next:
+        per `settle_s`, or now if `every_turn` (a snapshot install builds a whole
+        store over a few seconds: settled each turn, a pass sees one turn's
+        allocations). Return whether it ran."""
+        if now < self._next and not every_turn:
             return False
         self._next = now + self._settle_s
         self._gc.collect(2)  # the frozen set is not examined: only this interval's survivors

@@ -15,12 +15,14 @@ import gc
 import time
 from collections.abc import Sequence
 
+from cluster.kv.errors import SnapshotCorrupt as SnapshotStreamCorrupt
 from node.address_book import Membership, with_members
 from node.dropped_frames import DroppedFrames
 from node.eventlog import EventLog
 from node.peer_link import PeerLink
 from node.raft import Entry, HardState, InstallSnapshot, RaftCore, Snapshot, SnapshotMeta
 from node.replica import Replica
+from node.snapshot_install import TURN_BUDGET_SECONDS, InstallStats, PendingInstall, StateBuild, tear_down
 from node.snapshot_transfer import LocalSnapshot, SnapshotIntake, remove_unused
 from node.storage import CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError
 from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
@@ -47,6 +49,9 @@ class LocalDisk:
         self.local_snapshot: LocalSnapshot | None = None
         self.intake: SnapshotIntake | None = None
         self.unused_snapshot: SnapshotRef | None = None
+        #: a received snapshot whose state machine is being built (node/snapshot_install.py)
+        self.pending_install: PendingInstall | None = None
+        self.installs = InstallStats()
         self._wal_at_snapshot = 0  # WAL bytes right after the last compaction (see the policy)
 
     # -- the disk port -------------------------------------------------------------------
@@ -149,21 +154,87 @@ class LocalDisk:
         if chunk.offset == 0:
             if self.intake is not None:
                 self.intake.abort()
+            self._drop_pending_install(f"a new transfer from node {chunk.src}")
             worth_keeping = chunk.meta.index > core.log.committed
             self.intake = SnapshotIntake(chunk, self.storage.receive_snapshot(chunk.meta) if worth_keeping else None)
         intake = self.intake
         if intake is None or not intake.matches(chunk):
             self._dropped.drop("snapshot-chunk-out-of-order", f"chunk at {chunk.offset} from node {chunk.src}")
             return
+        acked = intake.received
         intake.write(chunk)
         if not chunk.done:
             self._peers.acknowledge_chunk(chunk, intake.received)
             return
         self.intake = None
         ref = intake.finish()  # raises storage's SnapshotCorrupt on a bad transfer
-        self.unused_snapshot = ref
-        core.step(InstallSnapshot(chunk.src, self.id, chunk.term, Snapshot(chunk.meta, ref)))
-        self._peers.acknowledge_chunk(chunk, intake.received)
+        if ref is None:  # not worth keeping: the core answers the leader at once
+            core.step(InstallSnapshot(chunk.src, self.id, chunk.term, Snapshot(chunk.meta, ref)))
+            self._peers.acknowledge_chunk(chunk, intake.received)
+            return
+        # Build its state machine over the next turns (`build_install`) before the
+        # core hears of it; the last acknowledgement waits until then.
+        try:
+            build = StateBuild(ref, self._chunk_bytes, self._replica.sm.limits)
+        except BaseException:
+            remove_unused(ref)
+            raise
+        self.pending_install = PendingInstall(chunk, build, acked, time.monotonic())
+        self.installs.began()
+        self._log.info(f"snapshot {chunk.meta.index}/{chunk.meta.term} from node {chunk.src} received "
+                       f"({intake.received} bytes): building its state machine")
+
+    @property
+    def installing(self) -> bool:
+        """Whether a received snapshot is being built, or a replaced state torn down."""
+        return self.pending_install is not None or bool(self._replica.retired)
+
+    def build_install(self) -> None:
+        """A loop turn's share of building a received snapshot's state machine
+        (node/snapshot_install.py); once built, it waits in `Replica.prepared`, the
+        core is stepped with the InstallSnapshot and the last chunk acknowledged.
+        Then the state it replaced is torn down, also a share per turn."""
+        if self._replica.retired:
+            tear_down(self._replica.retired, TURN_BUDGET_SECONDS)
+        pending = self.pending_install
+        if pending is None:
+            return
+        if pending.last.term < self._core.term:
+            # A newer term: the core would refuse this InstallSnapshot; stop building it.
+            self._drop_pending_install(f"term {self._core.term} began")
+            return
+        try:
+            built = pending.pump(TURN_BUDGET_SECONDS)
+        except (SnapshotStreamCorrupt, SnapshotFileCorrupt) as error:
+            # The leader's stream is bad (or the file changed under us): drop it,
+            # the leader retries later.
+            self._drop_pending_install(str(error))
+            self._dropped.drop("snapshot-rejected", str(error))
+            return
+        now = time.monotonic()
+        chunk = pending.last
+        if not built:
+            if pending.keepalive_due(now):
+                self._peers.acknowledge_chunk(chunk, pending.acked)
+            return
+        self.pending_install = None
+        self.installs.finished(pending, now)
+        self._replica.prepared = pending.build.prepared()
+        self.unused_snapshot = pending.ref  # until the core installs it (`remove_unused`)
+        self._core.step(InstallSnapshot(chunk.src, self.id, chunk.term, Snapshot(chunk.meta, pending.ref)))
+        self._peers.acknowledge_chunk(chunk, chunk.offset + len(chunk.data))
+        self._log.info(f"snapshot {chunk.meta.index}/{chunk.meta.term} built in {pending.build.steps} steps "
+                       f"over {pending.turns} loop turns ({now - pending.started:.2f} s)")
+
+    def _drop_pending_install(self, reason: str) -> None:
+        pending = self.pending_install
+        if pending is None:
+            return
+        self.pending_install = None
+        pending.abort()
+        remove_unused(pending.ref)
+        self.installs.aborted += 1
+        self._log.info(f"snapshot {pending.last.meta.index} from node {pending.last.src}: build dropped ({reason})")
 
     def remove_unused(self) -> None:
         """After `advance`: a received snapshot the core did not install must not
@@ -171,6 +242,7 @@ class LocalDisk:
         if self.unused_snapshot is not None:
             remove_unused(self.unused_snapshot)
             self.unused_snapshot = None
+        self._replica.prepared = None  # a prepared state the core did not install
 
     def close(self) -> None:
         """Shutdown: abandon the snapshot being written or received."""
@@ -178,3 +250,4 @@ class LocalDisk:
             self.local_snapshot.abort()
         if self.intake is not None:
             self.intake.abort()
+        self._drop_pending_install("shutting down")

@@ -19,7 +19,9 @@ to this list):
    parallel with the leader's (thesis §10.2.1; the core counts the leader towards a
    quorum only after `advance`);
 3. **install** a received `snapshot`: the disk first (its WAL marker commits the
-   already verified file), then the state machine takes its state;
+   already verified file), then the state machine takes its state (the node
+   builds that state over earlier loop turns, before stepping the core with the
+   snapshot: node/snapshot_install.py; here it is only swapped in);
 4. **persist** `entries` (truncating the log from entries[0].index) and
    `hard_state` in one write, with one fsync iff `must_sync` (group commit);
 5. **send** `messages_after_persist`: vote grants, append acknowledgements and

@@ -6,17 +6,49 @@ everyone who reads it (client routing, leases, status, snapshots) holds the
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 from cluster.kv.limits import Limits
 from cluster.spec import LimitsSpec
-from node.address_book import Membership, split_members
+from node.address_book import Address, Membership, split_members
+from node.raft import ConfState
 from node.snapshot_transfer import unframe_chunks
 from node.statemachine import StateMachine
 from node.storage import SnapshotRef
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedState:
+    """A received snapshot's state machine, built before the core was told the
+    snapshot arrived (node/snapshot_install.py), and the members frame that leads
+    the file `path`: Ready step 3 swaps it in instead of restoring the file."""
+
+    path: Path
+    machine: StateMachine
+    members: tuple[ConfState, dict[int, Address]] | None
+
+
 class Replica:
     def __init__(self, sm: StateMachine) -> None:
         self.sm = sm
+        #: the state machine of a snapshot about to be installed, already built
+        self.prepared: PreparedState | None = None
+        #: state machines an install replaced, emptied a step at a time (node/snapshot_install.py)
+        self.retired: list[Iterator[None]] = []
+
+    def replace(self, sm: StateMachine, teardown_step: int) -> None:
+        """Take `sm` as this member's state; the old one is torn down over later
+        loop turns, `teardown_step` keys at a time (freeing it at once would stall)."""
+        old, self.sm = self.sm, sm
+        self.retired.append(old.teardown_steps(teardown_step))
+
+    def take_prepared(self, ref: SnapshotRef) -> PreparedState | None:
+        """The prepared state of the file `ref`, if it is the one prepared (and
+        forget it either way: a snapshot is installed once)."""
+        prepared, self.prepared = self.prepared, None
+        return prepared if prepared is not None and prepared.path == ref.path else None
 
 
 #: etcd's --max-request-bytes default, under which a value keeps Limits' own bound.
@@ -41,8 +73,15 @@ def restore_state(ref: SnapshotRef, chunk_bytes: int, membership: Membership,
     """The state machine from a snapshot file, and the members frame that leads it
     (node/address_book.py) into the address book."""
     members, chunks = split_members(unframe_chunks(ref.iter_data(chunk_bytes)))
+    restore_members(ref, members, membership)
+    return StateMachine.restore(chunks, limits)
+
+
+def restore_members(ref: SnapshotRef, members: tuple[ConfState, dict[int, Address]] | None,
+                    membership: Membership) -> None:
+    """The address book takes the snapshot's members frame (older files have none:
+    then the configuration of its metadata, without addresses)."""
     if members is not None:
         membership.restore(*members)
     elif ref.meta.conf.voters or ref.meta.conf.learners:
         membership.restore(ref.meta.conf, {})
-    return StateMachine.restore(chunks, limits)

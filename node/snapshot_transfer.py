@@ -124,9 +124,13 @@ class SnapshotSender:
 
     def acknowledged(self, received: int) -> None:
         """The follower has written `received` bytes (acks may arrive out of order
-        or twice: only progress counts)."""
+        or twice: only progress moves `_acked`). A repeat of the latest is a
+        keep-alive: the follower has the whole file and builds its state machine
+        before it acknowledges the last chunk (node/snapshot_install.py)."""
         if self._acked < received <= self._offset:
             self._acked = received
+            self._last_progress = self._clock()
+        elif received == self._acked:
             self._last_progress = self._clock()
 
     def pump(self, send: Callable[[SnapshotChunk], bool], budget: int) -> bool | None:

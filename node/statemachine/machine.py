@@ -39,7 +39,7 @@ tokens, users whose tokens die, enable/disable) wait in `drain_auth_events`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from cluster.kv.alarms import Alarm, AlarmMember
 from cluster.kv.auth import AUTH_REQUESTS
@@ -75,7 +75,7 @@ from node.statemachine.events import EventSlice, read_events
 from node.statemachine.lease_table import Lease, LeaseEvent, LeaseTable
 from node.statemachine.mvcc import MvccStore
 from node.statemachine.sessions import SessionTable
-from node.statemachine.snapshot_stream import DEFAULT_CHUNK_BYTES, load_snapshot, stream_snapshot
+from node.statemachine.snapshot_stream import DEFAULT_CHUNK_BYTES, load_snapshot_steps, run_steps, stream_snapshot
 from node.statemachine.txn import run_read, run_write
 
 
@@ -314,11 +314,28 @@ class StateMachine:
     def restore(cls, chunks: Iterable[bytes], limits: Limits = Limits()) -> StateMachine:
         """A state machine holding the state of a snapshot stream; raises
         SnapshotCorrupt if the stream is bad or truncated."""
+        return run_steps(cls.restore_steps(chunks, limits))
+
+    @classmethod
+    def restore_steps(cls, chunks: Iterable[bytes], limits: Limits = Limits(),
+                      step: int | None = None) -> Generator[None, None, StateMachine]:
+        """`restore` in bounded pieces (see snapshot_stream.load_snapshot_steps):
+        each `next` does at most `step` records' worth of work; the generator
+        returns the state machine. Nothing is shared with any other machine, so
+        dropping the generator half way drops the partial state."""
         machine = cls(limits)
-        machine.applied_index = load_snapshot(chunks, machine._store, machine._sessions, machine._leases,
-                                              machine._auth, machine._alarms)
+        machine.applied_index = yield from load_snapshot_steps(
+            chunks, machine._store, machine._sessions, machine._leases, machine._auth, machine._alarms, step)
         machine._leases.drain_events()
         return machine
+
+    def teardown_steps(self, step: int) -> Iterator[None]:
+        """Empty a machine nobody reads any more (one a snapshot install replaced),
+        `step` keys at a time (see MvccStore.teardown_steps). The lease table's key
+        sets go first: the store still holds those keys, so that frees none."""
+        self._leases = LeaseTable(self.limits.max_leases)
+        self._sessions = SessionTable(self.limits.max_sessions, self.limits.session_ttl_entries)
+        yield from self._store.teardown_steps(step)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StateMachine):

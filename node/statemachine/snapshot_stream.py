@@ -47,10 +47,10 @@ that applies commands.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from itertools import chain, islice, repeat
 from operator import lt
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import msgpack
 
@@ -83,6 +83,8 @@ _KEYS_PER_LOOKUP = 512
 # Overestimating keeps every chunk within chunk_bytes plus one record.
 _RECORD_OVERHEAD = 64
 _new_tuple = tuple.__new__
+
+T = TypeVar("T")
 
 
 def stream_snapshot(
@@ -181,15 +183,31 @@ def _session_batches(sessions: list[Session], chunk_bytes: int) -> Iterator[list
         yield batch
 
 
-def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable,
-                  leases: LeaseTable, auth: AuthStore, alarms: AlarmTable | None = None) -> int:
+def run_steps(steps: Generator[None, None, T]) -> T:
+    """Do all the work of a step generator at once; its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def load_snapshot_steps(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTable, leases: LeaseTable,
+                        auth: AuthStore, alarms: AlarmTable | None = None,
+                        step: int | None = None) -> Generator[None, None, int]:
     """Fill an empty store, session table, lease table and auth store from a
-    snapshot stream; return its applied index. Raises SnapshotCorrupt on a bad or
-    truncated stream.
+    snapshot stream, in bounded pieces; return its applied index. Raises
+    SnapshotCorrupt on a bad or truncated stream.
 
     `chunks` is a byte stream split anywhere: storage and transport re-chunk the
     file (SnapshotRef.iter_data), so record boundaries are found by the unpacker,
-    not assumed to coincide with the pieces."""
+    not assumed to coincide with the pieces.
+
+    The generator yields after every `step` records (keys, slots) of work and
+    after every chunk (None: once per chunk only). The same code restores at once
+    (restart) and a step per loop turn (a follower's install,
+    node/snapshot_install.py), so both build the same state. A piece's cost is
+    bounded by `step` and by one chunk's bytes (`chunk_bytes` plus one record)."""
     stream = _unpack_stream(chunks)
     header = next(stream, None)
     if not (type(header) is list and len(header) == 5 and header[0] == MAGIC
@@ -200,16 +218,22 @@ def load_snapshot(chunks: Iterable[bytes], store: MvccStore, sessions: SessionTa
     for chunk in stream:
         if loader.done:
             raise SnapshotCorrupt("data after the end chunk")
-        loader.take(chunk, sessions, leases, auth)
+        yield from loader.take(chunk, sessions, leases, auth, step)
+        yield
     if not loader.done:
         raise SnapshotCorrupt("truncated: no end chunk")
-    store.finish_load(revision, compact_revision)
+    yield from store.finish_load_steps(revision, compact_revision, step)
     if alarms is not None:
         alarms.load(loader.alarms)
     if len(leases):  # a pass over every key, for nothing when no lease exists
-        for kv in store.scan(b"", ALL_KEYS_END):
-            if kv.lease and leases.exists(kv.lease):
-                leases.attach(kv.lease, kv.key)
+        live = store.scan(b"", ALL_KEYS_END)
+        per = step or max(len(store), 1)
+        for _ in range(0, len(store), per):
+            for kv in islice(live, per):
+                if kv.lease and leases.exists(kv.lease):
+                    leases.attach(kv.lease, kv.key)
+            if step is not None:
+                yield
     return applied_index
 
 
@@ -256,15 +280,23 @@ class _Loader:
     def done(self) -> bool:
         return self.phase == 4
 
-    def take(self, chunk: Any, sessions: SessionTable, leases: LeaseTable, auth: AuthStore) -> None:
+    def take(self, chunk: Any, sessions: SessionTable, leases: LeaseTable, auth: AuthStore,
+             step: int | None) -> Iterator[None]:
+        """Load one chunk; a records chunk yields after every `step` records."""
         if type(chunk) is not list or len(chunk) < 2:
             raise SnapshotCorrupt(f"bad chunk {chunk!r:.80}")
         match chunk[0]:
             case "kvcols" if self.phase == 0 and self.version >= 5:
-                self._load_columns(chunk)
+                yield from self._load_columns(chunk, step)
             case "kvs" if self.phase == 0 and self.version <= 4:
-                for record in _records(chunk[1]):
-                    self._load_record(record)
+                records = _records(chunk[1])
+                per = step or max(len(records), 1)
+                remaining = iter(records)
+                for _ in range(0, len(records), per):
+                    for record in islice(remaining, per):
+                        self._load_record(record)
+                    if step is not None:
+                        yield
             case "leases" if self.version >= 2 and self.phase <= 1:
                 self.phase = 1
                 self.leases.extend(self._lease(record) for record in _records(chunk[1]))
@@ -300,7 +332,7 @@ class _Loader:
             raise SnapshotCorrupt(f"lease out of order or out of range: {record!r:.80}")
         return record
 
-    def _load_columns(self, chunk: list[Any]) -> None:
+    def _load_columns(self, chunk: list[Any], step: int | None) -> Iterator[None]:
         """A FORMAT 5 chunk of records, checked and loaded column by column.
 
         Every check is a C-level pass over a column (set of types, min/max,
@@ -308,7 +340,9 @@ class _Loader:
         own. The common chunk, single live versions of keys not seen before (a
         store whose keys were written once, or compacted), goes into the store
         in one `MvccStore.load_singles`; any other chunk loads record by record
-        with the per-record checks of the older formats."""
+        with the per-record checks of the older formats, yielding after every
+        `step` records as they do (the bulk path is C-level work on one chunk's
+        bytes: bounded by the chunk size)."""
         if len(chunk) != 8 or not all(type(column) is list for column in chunk[1:]):
             raise SnapshotCorrupt(f"bad record columns {chunk!r:.80}")
         subs, keys, values, creates, mods, versions, leases = chunk[1:]
@@ -328,8 +362,13 @@ class _Loader:
             self.last = (keys[-1], mods[-1], 0)
             self.records += count
             return
-        for sub, kv in zip(subs, kvs):
-            self._load_checked(sub, kv)
+        per = step or count
+        pairs = zip(subs, kvs)
+        for _ in range(0, count, per):
+            for sub, kv in islice(pairs, per):
+                self._load_checked(sub, kv)
+            if step is not None:
+                yield
 
     def _load_record(self, record: Any) -> None:
         if type(record) is not list or len(record) != 2 or type(record[0]) is not int:

@@ -272,6 +272,10 @@ class SnapshotReceiver:
         self._expected = expected
         self._temp = _TempFile(directory / f"recv-{uuid.uuid4().hex}{SUFFIX}.tmp")
         self.received = 0
+        # The sha256 of every byte but the trailer, as they arrive: `finish` needs no
+        # second read of the file (70 ms of CPU in one loop turn for a 40 MB file).
+        self._digest = hashlib.sha256()
+        self._held = b""  # the last _TRAILER.size bytes: the trailer, if the file ends here
 
     def write(self, chunk: bytes, offset: int | None = None) -> None:
         """Append ``chunk``; if ``offset`` is given it must be the next byte expected
@@ -280,6 +284,10 @@ class SnapshotReceiver:
             raise SnapshotTransferError(f"snapshot chunk at offset {offset}, expected offset {self.received}")
         self._temp.write(chunk)
         self.received += len(chunk)
+        held = memoryview(self._held + chunk)
+        cut = max(len(held) - _TRAILER.size, 0)
+        self._digest.update(held[:cut])
+        self._held = bytes(held[cut:])
 
     def finish(self) -> SnapshotRef:
         """Verify and install; raises SnapshotCorrupt (and discards the file) if the
@@ -287,7 +295,8 @@ class SnapshotReceiver:
         self._temp.close_synced()
         try:
             ref = read_snapshot_header(self._temp.tmp, self._cluster_id)
-            verify_snapshot(ref)
+            if ref.file_size != self.received or self._digest.digest() != ref.checksum:
+                raise SnapshotCorrupt(self._temp.tmp, ref.data_offset, "sha256 of the data does not match the trailer")
             if self._expected is not None and ref.meta != self._expected:
                 raise SnapshotCorrupt(self._temp.tmp, 0, f"snapshot is {ref.meta}, expected {self._expected}")
         except SnapshotCorrupt:

@@ -124,3 +124,14 @@ def test_the_loop_settles_at_most_once_per_interval_collecting_then_freezing() -
     assert fake.calls == [("collect", 2), ("get_objects", 2), ("freeze", None)] * 3
     assert policy.status()["gc_settles"] == 3
     assert policy.status()["gc_frozen_objects"] == 15  # counted before each freeze, never asked of CPython
+
+
+def test_while_a_snapshot_install_builds_the_loop_settles_every_turn() -> None:
+    """A follower building a received snapshot's state (node/snapshot_install.py)
+    allocates a whole store in a few seconds: settled every turn, a pass examines
+    one turn's allocations instead of two seconds' worth."""
+    fake = FakeCollector()
+    policy = CollectorPolicy(settle_s=2.0, gc_module=fake)
+    ran = [policy.maybe_settle(t, every_turn=True) for t in (100.0, 100.01, 100.02)]
+    assert ran == [True, True, True] and policy.status()["gc_settles"] == 3
+    assert policy.maybe_settle(100.03) is False  # and back to the interval

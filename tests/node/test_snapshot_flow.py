@@ -73,3 +73,22 @@ def test_a_full_queue_keeps_the_chunk_for_the_next_turn(tmp_path: Path) -> None:
     stream.pump(lambda c: sent.append(c) or True, budget=1)
     assert sent[0].offset == 0
     stream.close()
+
+
+def test_a_repeated_acknowledgement_keeps_the_stream_alive(tmp_path: Path) -> None:
+    """The follower builds the state machine of the whole file before it
+    acknowledges the last chunk (node/snapshot_install.py), repeating its previous
+    acknowledgement meanwhile: the stream must not be abandoned as stalled."""
+    clock = Clock()
+    stream = sender(tmp_path, clock, data_bytes=2 * CHUNK)
+    sent: list[SnapshotChunk] = []
+    stream.pump(lambda c: sent.append(c) or True, budget=100)
+    assert sent[-1].done
+    stream.acknowledged(sent[-1].offset)  # all but the last chunk
+    for second in range(1, 4):
+        clock.now = second * (STALL_SECONDS - 1)
+        stream.acknowledged(sent[-1].offset)  # the keep-alive
+        assert stream.pump(lambda c: True, budget=100) is None
+    clock.now += STALL_SECONDS + 1  # and without one it is abandoned
+    assert stream.pump(lambda c: True, budget=100) is False
+    stream.close()

@@ -64,6 +64,21 @@ def test_a_transfer_with_a_flipped_byte_is_refused_and_leaves_nothing_installed(
     assert list(follower.directory.iterdir()) == []
 
 
+@pytest.mark.parametrize("piece", [7, 40, 1000])
+def test_a_flipped_byte_is_found_whatever_the_chunks(tmp_path: Path, piece: int) -> None:
+    """The receiver hashes the bytes as they arrive (holding back what may be the
+    trailer), so `finish` reads nothing again: chunks smaller than the trailer too."""
+    sent = SnapshotStore(tmp_path / "leader", "c").save(META, [b"abc" * 1000])
+    for position in (sent.data_offset + 2, sent.data_offset + sent.data_length - 1):
+        damaged = bytearray(sent.path.read_bytes())
+        damaged[position] ^= 0x01
+        receiver = SnapshotStore(tmp_path / f"follower-{position}", "c").receive()
+        for offset in range(0, len(damaged), piece):
+            receiver.write(bytes(damaged[offset:offset + piece]), offset)
+        with pytest.raises(SnapshotCorrupt):
+            receiver.finish()
+
+
 def test_a_truncated_transfer_is_refused(tmp_path: Path) -> None:
     sent = SnapshotStore(tmp_path / "leader", "c").save(META, [b"abc" * 1000])
     follower = _received(tmp_path, sent.path.read_bytes()[:-10])
