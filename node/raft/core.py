@@ -248,7 +248,8 @@ class RaftCore:
             if self.role is Role.LEADER:
                 self._broadcast_heartbeat()
         log = self.log
-        rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
+        rd = Ready(entries=log.unstable_entries(),
+                   committed_entries=log.next_committed_entries(self.cfg.max_committed_size_per_ready),
                    snapshot=log.pending_snapshot, read_states=self.read_states)
         self.read_states = []
         term_or_vote_changed = self.reported.fill(rd, self.term, self.vote, log.committed,

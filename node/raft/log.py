@@ -111,11 +111,14 @@ class RaftLog:
     def unstable_entries(self) -> list[Entry]:
         return self.entries[self.stable_index - self.snapshot_index:]
 
-    def next_committed_entries(self) -> list[Entry]:
-        if self.pending_snapshot is not None:
+    def next_committed_entries(self, max_bytes: int) -> list[Entry]:
+        """The committed entries not yet handed out for applying, in order: at least
+        one, stopping before `max_bytes` of payload (etcd-io/raft's
+        MaxCommittedSizePerReady), so a follower far behind or a restart replaying
+        its log applies in bounded batches, one per Ready."""
+        if self.pending_snapshot is not None or self.committed <= self.applied:
             return []  # the snapshot must be installed before anything after it applies
-        base = self.snapshot_index + 1
-        return self.entries[self.applied + 1 - base:self.committed + 1 - base]
+        return self.slice(Index(self.applied + 1), Index(self.committed + 1), max_bytes)
 
     def has_next_committed_entries(self) -> bool:
         return self.pending_snapshot is None and self.committed > self.applied
