@@ -88,6 +88,9 @@ if TYPE_CHECKING:
 MAX_CATCH_UP_TICKS = 3
 #: Background chunks per loop turn: bounds how long a turn spends on snapshots.
 CHUNKS_PER_TURN = 4
+#: ... and the time a turn spends writing the local snapshot (at least one chunk):
+#: a 256 KiB chunk is 2-9 ms of CPU, four were 15-37 ms (docs/performance.md §7).
+SNAPSHOT_SECONDS_PER_TURN = 0.008
 #: Seconds between sweeps for timed-out requests, expired leases and faults.
 SWEEP_SECONDS = 0.05
 #: How late a sweep may run when nothing else wakes the loop (a quiet loop does not
@@ -415,7 +418,7 @@ class NodeActor:
         """A few chunks of the local snapshot and of every stream to a follower."""
         disk, mark = self.disk, self.phases.mark
         writing = disk.local_snapshot is not None
-        disk.pump(CHUNKS_PER_TURN)
+        disk.pump(CHUNKS_PER_TURN, SNAPSHOT_SECONDS_PER_TURN)
         mark("snapshot.commit" if writing and disk.local_snapshot is None else "snapshot.chunks")
         self.peers.senders.pump(self.raft.report_snapshot, CHUNKS_PER_TURN)
         mark("snapshot.send")

@@ -12,6 +12,7 @@ leader's or the network's fault and is dropped.
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Sequence
 
@@ -111,14 +112,20 @@ class LocalDisk:
         chunks = with_members(self._membership.members_frame(conf), sm.snapshot(self._chunk_bytes))
         self.local_snapshot = LocalSnapshot(self.storage, meta, chunks)
 
-    def pump(self, budget: int) -> None:
-        """Write a few chunks of the local snapshot; once it is committed, compact the
-        core's log and the WAL (outside any Ready)."""
+    def pump(self, budget: int, seconds: float = math.inf) -> None:
+        """Write up to `budget` chunks of the local snapshot, stopping once `seconds`
+        have passed (at least one chunk: a turn of a loaded machine writes fewer, and
+        the snapshot takes more turns instead of longer ones); once it is committed,
+        compact the core's log and the WAL (outside any Ready)."""
         job = self.local_snapshot
         if job is None:
             return
         started = time.perf_counter()
-        ref = job.pump(budget)
+        ref = None
+        for _ in range(budget):
+            ref = job.pump(1)
+            if ref is not None or time.perf_counter() - started >= seconds:
+                break
         if ref is None:
             return
         if self._telemetry is not None:  # the pump that ended with the fsync and rename
