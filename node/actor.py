@@ -316,7 +316,7 @@ class NodeActor:
                     # Committed entries wait (one bounded batch per turn): look at the
                     # sockets, then apply the next batch at once.
                     timeout_ms, self._apply_backlog = 0, False
-                elif self.disk.local_snapshot is not None or self.peers.senders or watches.busy:
+                elif self.disk.busy or self.peers.senders or watches.busy:
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1)

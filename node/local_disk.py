@@ -29,6 +29,10 @@ from node.telemetry import Telemetry
 from node.wire import SnapshotChunk
 
 
+#: Compacted log entries freed per loop turn (a few ms of CPU).
+RELEASE_PER_TURN = 10_000
+
+
 class LocalDisk:
     def __init__(self, node_id: int, storage: DataDir, core: RaftCore, replica: Replica, membership: Membership,
                  policy: CompactionPolicy, chunk_bytes: int, peers: PeerLink, dropped: DroppedFrames,
@@ -49,6 +53,13 @@ class LocalDisk:
         self.intake: SnapshotIntake | None = None
         self.unused_snapshot: SnapshotRef | None = None
         self._wal_at_snapshot = 0  # WAL bytes right after the last compaction (see the policy)
+        # Log entries a compaction dropped, freed RELEASE_PER_TURN at a time (`pump`).
+        self._released: list[Entry] = []
+
+    @property
+    def busy(self) -> bool:
+        """Whether `pump` has work: a snapshot to write, or compacted entries to free."""
+        return self.local_snapshot is not None or bool(self._released)
 
     # -- the disk port -------------------------------------------------------------------
 
@@ -117,6 +128,9 @@ class LocalDisk:
         have passed (at least one chunk: a turn of a loaded machine writes fewer, and
         the snapshot takes more turns instead of longer ones); once it is committed,
         compact the core's log and the WAL (outside any Ready)."""
+        if self._released:
+            # Freeing is a few hundred ns per entry: 200,000 entries were 24-50 ms in one turn.
+            del self._released[-RELEASE_PER_TURN:]
         job = self.local_snapshot
         if job is None:
             return
@@ -131,7 +145,11 @@ class LocalDisk:
         if self._telemetry is not None:  # the pump that ended with the fsync and rename
             self._telemetry.snapshot_commit.observe(time.perf_counter() - started)
         self.local_snapshot = None
-        self._core.compact(Snapshot(ref.meta, ref))
+        dropped = self._core.compact(Snapshot(ref.meta, ref))
+        if self._released:
+            self._released.extend(dropped)
+        else:
+            self._released = dropped
         removed = self.storage.compact(ref.meta.index)
         gc.freeze()  # the state that lived this long: out of the collector's way
         self._wal_at_snapshot = self.storage.wal_bytes
