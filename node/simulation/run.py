@@ -148,7 +148,11 @@ def _heal_and_converge(cluster: SimCluster, chaos: _Chaos) -> int:
         node.crash_in_ready = None
         if node.core is None:
             cluster.start(node_id)
-    bound = HEAL_BOUND
+    # A leader may heal with a long uncommitted tail (clients kept proposing while it
+    # could not reach a majority), replicated one small message per entry: allow one
+    # more tick per entry of it.
+    bound = HEAL_BOUND + max((n.core.log.last_index() - n.core.log.committed
+                              for n in cluster.nodes.values() if n.core is not None), default=0)
     if chaos.p.membership_rate:
         # A member that joined late may need the whole log, one small message per
         # entry when snapshots are off: allow one more tick per entry.
