@@ -129,6 +129,9 @@ class LimitsSpec:
     max_message_bytes: int = 16 * 1024 * 1024
     max_batch: int = 256
     max_append_bytes: int = 1024 * 1024
+    #: committed entry payload applied per loop turn (at least one entry): bounds the
+    #: turn of a member catching up or replaying its log (docs/performance.md §7)
+    max_apply_bytes: int = 128 * 1024
     max_inflight_appends: int = 64
     max_uncommitted_bytes: int = 64 * 1024 * 1024
     max_pending_requests: int = 10_000
@@ -402,7 +405,7 @@ _POSITIVE = {
     "timing": ("tick_ms", "election_ticks", "heartbeat_ticks", "request_timeout_ms"),
     "storage": ("segment_bytes", "keep_snapshots"),
     "snapshot": ("applied_entries", "wal_bytes", "chunk_bytes"),
-    "limits": ("max_message_bytes", "max_batch", "max_append_bytes", "max_inflight_appends",
+    "limits": ("max_message_bytes", "max_batch", "max_append_bytes", "max_apply_bytes", "max_inflight_appends",
                "max_pending_requests", "send_hwm", "recv_hwm", "max_request_bytes", "max_txn_ops"),
     "auth": ("token_ttl_s", "password_iterations"),
 }

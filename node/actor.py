@@ -27,7 +27,11 @@ Each turn of `run`:
    one place the persistence order is written): everything stepped in this turn
    shares one WAL write and one fsync (group commit). Its ports are the
    collaborators above: `PeerLink` (peers), `LocalDisk` (disk, snapshot hook),
-   `Applier` (apply, soft-state hook).
+   `Applier` (apply, soft-state hook). The core hands out committed entries in
+   batches of at most `limits.max_apply_bytes`: a turn applies one batch, and
+   while more wait the next poll does not sleep (a backlog is applied between
+   looks at the sockets, not in one stall). A turn over a third of the stall
+   bound in CPU is logged with its time per phase (node/turn_phases.py).
 
 Each collaborator gets only what it needs (the core, the transport, the outbox,
 the clock...) and none of them knows the actor. Storage and state-machine
@@ -75,6 +79,7 @@ from node.statemachine import StateMachine
 from node.storage import CompactionPolicy, DataDir, StorageOptions, SyncPolicy
 from node.telemetry import Telemetry
 from node.transport import Transport, TransportOptions
+from node.turn_phases import TurnPhases
 from node.wakeup import ticks_to_deliver, ticks_until_due, wake_in_ms
 from node.watches import WatchHub
 from node.wire import AlarmReport, HashKVRequest, HashKVResponse, SnapshotChunk, SnapshotChunkAck
@@ -88,6 +93,9 @@ if TYPE_CHECKING:
 MAX_CATCH_UP_TICKS = 3
 #: Background chunks per loop turn: bounds how long a turn spends on snapshots.
 CHUNKS_PER_TURN = 4
+#: ... and the time a turn spends writing the local snapshot (at least one chunk):
+#: a 256 KiB chunk is 2-9 ms of CPU, four were 15-37 ms (docs/performance.md §7).
+SNAPSHOT_SECONDS_PER_TURN = 0.008
 #: Seconds between sweeps for timed-out requests, expired leases and faults.
 SWEEP_SECONDS = 0.05
 #: How late a sweep may run when nothing else wakes the loop (a quiet loop does not
@@ -168,9 +176,12 @@ class NodeActor:
         self.views = MemberStatus(spec, node_id, core, replica, self.storage, self.membership, self.transport,
                                   self.dropped, clock, started, requests, self.leases, self.watches,
                                   self.gate.status)
+        self._apply_backlog = False  # this turn applied a bounded batch and more wait (_drain_ready)
         # How long each loop turn takes (node/loop_stalls.py); the collector policy is the
         # process's (node/__main__.py sets it; None in a test process: CPython's defaults).
         self.stalls = LoopStalls(stall_bound(spec.timing.tick_ms, spec.timing.election_ticks))
+        # Why a turn was long (node/turn_phases.py): a line for any turn over a third of the stall bound.
+        self.phases = TurnPhases(self.log, self.stalls.bound_s / 3)
         self.collector: CollectorPolicy | None = None
         self.views.loop = self._loop_status
         self.faults = FaultInjection(node_id, self.transport, answers, self.views.status, clock, self.log)
@@ -239,7 +250,8 @@ class NodeActor:
         return Config(id=self.id, rng=random.Random(), election_ticks=t.election_ticks,
                       heartbeat_ticks=t.heartbeat_ticks, max_size_per_msg=lim.max_append_bytes,
                       max_inflight_msgs=lim.max_inflight_appends,
-                      max_uncommitted_bytes=lim.max_uncommitted_bytes)
+                      max_uncommitted_bytes=lim.max_uncommitted_bytes,
+                      max_committed_size_per_ready=lim.max_apply_bytes)
 
     def _position(self) -> str:
         core, replica = self.core, self.replica
@@ -274,8 +286,8 @@ class NodeActor:
                 "auth_tokens": len(self.gate.tokens)}
 
     def _loop_status(self) -> dict[str, Any]:
-        return {**self.stalls.status(), **(self.collector.status() if self.collector else {}),
-                **self.disk.installs.status()}
+        return {**self.stalls.status(), "loop_long_turns": self.phases.long_turns,
+                **(self.collector.status() if self.collector else {}), **self.disk.installs.status()}
 
     def _alarms(self) -> Any:
         return self.sm.alarms
@@ -291,7 +303,11 @@ class NodeActor:
         next_tick = self.clock() + self.tick_seconds
         transport, watches, passwords = self.transport, self.watches, self.password_work
         metrics, turn = self.metrics, self.telemetry.loop_turn
-        stalls, collector = self.stalls, self.collector
+        stalls, collector, phases = self.stalls, self.collector, self.phases
+        mark = phases.mark
+        if collector is not None:
+            pauses = collector.pauses
+            phases.gc_total = lambda: sum(pauses.total_s)
         perf_counter, thread_time = time.perf_counter, time.thread_time
         try:
             while not self.stopping:
@@ -301,22 +317,31 @@ class NodeActor:
                 quiet = self._quiet_ticks()
                 timeout_ms = wake_in_ms(self.clock(), next_tick, self.tick_seconds, quiet,
                                         self._next_sweep + SWEEP_SLACK_SECONDS)
-                if self.disk.local_snapshot is not None or self.disk.installing or self.peers.senders or watches.busy:
+                if self._apply_backlog or self.raft.has_ready():
+                    # Committed entries wait (one bounded batch per turn): look at the
+                    # sockets, then apply the next batch at once.
+                    timeout_ms, self._apply_backlog = 0, False
+                elif self.disk.busy or self.disk.installing or self.peers.senders or watches.busy:
                     # Background chunks are pending: look at the sockets, but do not
                     # sleep a whole tick (nor spin: a blocked stream waits 1 ms).
                     timeout_ms = min(timeout_ms, 1)
                 peer_ready, client_ready = transport.poll(timeout_ms)
                 busy_from, cpu_from = perf_counter(), thread_time()
                 installing = self.disk.installing
+                phases.start()
                 # The ticks slept through first: the input below happened after them.
                 next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
+                mark("ticks")
                 if peer_ready:
                     self._drain_peers()
+                    mark("peers")
                 if client_ready:
                     self.router.drain()
+                    mark("clients")
                 if passwords.done:  # password checks and hashes finished on the worker
                     passwords.finish()
                 self._sweep()
+                mark("sweep")
                 self._drain_ready()
                 self._background()
                 self._drain_ready()
@@ -324,13 +349,18 @@ class NodeActor:
                 if self.router.deferred:  # barriers (Authenticate) whose read index is applied
                     self.router.run_deferred()
                     self._drain_ready()
+                mark("auth")
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
+                mark("watches")
                 self.outbox.flush()
+                mark("replies")
                 if collector is not None:
                     # While a snapshot's state is built, every turn (node/snapshot_install.py).
                     collector.maybe_settle(busy_from, every_turn=self.disk.installing)
+                    mark("collector.settle")
                 busy, cpu = perf_counter() - busy_from, thread_time() - cpu_from
                 stalls.observe(busy, busy_from, cpu)
+                phases.finish(busy, cpu)
                 if installing or self.disk.installing:  # a snapshot install's turns (node/snapshot_install.py)
                     self.disk.installs.observe_turn(busy, cpu)
                 if metrics is not None:
@@ -376,17 +406,33 @@ class NodeActor:
         """Every Ready the core has, each handled in node/ready_handler.py's numbered
         order (the one place that order is written)."""
         core, ports = self.raft, self.ports
+        if self._apply_backlog:
+            return  # this turn applied its batch: the rest waits for the next turn
         while core.has_ready():
-            handle_ready(core, core.ready(), ports)
+            rd = core.ready()
+            handle_ready(core, rd, ports, self.phases.ready_step)
             # Feedback for the core, which may not be called between ready() and advance().
             self.peers.report_unreachable()
             self.disk.remove_unused()
+            self.phases.mark("ready.advance")
+            if rd.committed_entries and core.log.has_next_committed_entries():
+                # The core bounds the committed entries of a Ready (limits.max_apply_bytes):
+                # a backlog (a follower catching up, a restart replaying its log) is
+                # applied one batch per turn, and the loop answers its peers in between
+                # instead of stalling past an election timeout (issue 20).
+                self._apply_backlog = True
+                return
 
     def _background(self) -> None:
         """A few chunks of the local snapshot and of every stream to a follower."""
-        self.disk.pump(CHUNKS_PER_TURN)
-        self.disk.build_install()  # a received snapshot's state machine (node/snapshot_install.py)
+        disk, mark = self.disk, self.phases.mark
+        writing = disk.local_snapshot is not None
+        disk.pump(CHUNKS_PER_TURN, SNAPSHOT_SECONDS_PER_TURN)
+        mark("snapshot.commit" if writing and disk.local_snapshot is None else "snapshot.chunks")
+        disk.build_install()  # a received snapshot's state machine (node/snapshot_install.py)
+        mark("snapshot.install")
         self.peers.senders.pump(self.raft.report_snapshot, CHUNKS_PER_TURN)
+        mark("snapshot.send")
 
     # ======================================================================
     # Peers

@@ -26,6 +26,10 @@ class Config:
     * heartbeat_ticks (H): a leader sends heartbeats every H ticks; H < T.
     * max_size_per_msg: payload bytes per AppendEntries (at least one entry is sent).
     * max_inflight_msgs: AppendEntries in flight per follower in replicate state.
+    * max_committed_size_per_ready: payload bytes of committed entries one Ready hands
+      out for applying (at least one entry; etcd-io/raft's MaxCommittedSizePerReady):
+      the rest follow in the next Readys, so the caller can answer its peers between
+      batches instead of applying a long backlog in one stall.
     * max_uncommitted_bytes: proposal backpressure; 0 disables the limit.
     * max_learner_lag: a learner is promoted only when its match index is at most this
       many entries behind the leader's last index (thesis §4.2.1).
@@ -39,6 +43,7 @@ class Config:
     check_quorum: bool = True
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
+    max_committed_size_per_ready: int = 1 << 20
     max_uncommitted_bytes: int = 64 << 20
     max_learner_lag: int = 1000
 
@@ -59,6 +64,9 @@ class Config:
             problems.append(f"max_size_per_msg must be >= 1, got {self.max_size_per_msg}")
         if self.max_inflight_msgs < 1:
             problems.append(f"max_inflight_msgs must be >= 1, got {self.max_inflight_msgs}")
+        if self.max_committed_size_per_ready < 1:
+            problems.append("max_committed_size_per_ready must be >= 1, "
+                            f"got {self.max_committed_size_per_ready}")
         if self.max_uncommitted_bytes < 0:
             problems.append("max_uncommitted_bytes must be >= 0 (0 = unlimited)")
         if self.max_learner_lag < 0:

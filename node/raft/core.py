@@ -192,16 +192,19 @@ class RaftCore:
             return
         pr.snapshot_finished(ok)
 
-    def compact(self, snapshot: Snapshot) -> None:
+    def compact(self, snapshot: Snapshot) -> list[Entry]:
         """The caller saved `snapshot` (taken at an applied index): drop the log prefix
         it covers and use it for followers that fall behind. Its meta.conf must be
-        `conf_at(meta.index)`: followers that install it adopt that membership."""
+        `conf_at(meta.index)`: followers that install it adopt that membership.
+        Returns the dropped entries, which the caller may free a slice at a time
+        (freeing is proportional to the entries between two snapshots)."""
         if snapshot.meta.index <= self.log.snapshot_index:
-            return
+            return []
         conf = self.membership.check_snapshot(self.log, snapshot.meta)
-        self.log.compact(snapshot)
+        dropped = self.log.compact(snapshot)
         self.membership.rebase(conf)
         self._refresh_conf()
+        return dropped
 
     def status(self) -> Status:
         learner_match = learner_lag = None
@@ -248,7 +251,8 @@ class RaftCore:
             if self.role is Role.LEADER:
                 self._broadcast_heartbeat()
         log = self.log
-        rd = Ready(entries=log.unstable_entries(), committed_entries=log.next_committed_entries(),
+        rd = Ready(entries=log.unstable_entries(),
+                   committed_entries=log.next_committed_entries(self.cfg.max_committed_size_per_ready),
                    snapshot=log.pending_snapshot, read_states=self.read_states)
         self.read_states = []
         term_or_vote_changed = self.reported.fill(rd, self.term, self.vote, log.committed,

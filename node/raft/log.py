@@ -111,11 +111,14 @@ class RaftLog:
     def unstable_entries(self) -> list[Entry]:
         return self.entries[self.stable_index - self.snapshot_index:]
 
-    def next_committed_entries(self) -> list[Entry]:
-        if self.pending_snapshot is not None:
+    def next_committed_entries(self, max_bytes: int) -> list[Entry]:
+        """The committed entries not yet handed out for applying, in order: at least
+        one, stopping before `max_bytes` of payload (etcd-io/raft's
+        MaxCommittedSizePerReady), so a follower far behind or a restart replaying
+        its log applies in bounded batches, one per Ready."""
+        if self.pending_snapshot is not None or self.committed <= self.applied:
             return []  # the snapshot must be installed before anything after it applies
-        base = self.snapshot_index + 1
-        return self.entries[self.applied + 1 - base:self.committed + 1 - base]
+        return self.slice(Index(self.applied + 1), Index(self.committed + 1), max_bytes)
 
     def has_next_committed_entries(self) -> bool:
         return self.pending_snapshot is None and self.committed > self.applied
@@ -220,17 +223,21 @@ class RaftLog:
             self.pending_snapshot = None
             self.applied = max(self.applied, snapshot.meta.index)
 
-    def compact(self, snapshot: Snapshot) -> None:
-        """Drop entries covered by a snapshot the caller took at an applied index."""
+    def compact(self, snapshot: Snapshot) -> list[Entry]:
+        """Drop entries covered by a snapshot the caller took at an applied index, and
+        return them: freeing hundreds of thousands of entries is tens of ms of CPU, so
+        the caller may release the list a slice at a time."""
         index = snapshot.meta.index
         if index <= self.snapshot_index:
-            return
+            return []
         if index > self.applied:
             raise ValueError(f"cannot compact to {index}: only {self.applied} is applied")
         if self.term_at(index) != snapshot.meta.term:
             raise ValueError(f"snapshot term {snapshot.meta.term} != log term at {index}")
+        dropped = self.entries[:index - self.snapshot_index]
         del self.entries[:index - self.snapshot_index]
         self.conf_indexes = [i for i in self.conf_indexes if i > index]
         self.snapshot = snapshot
         self.snapshot_index = index
         self.snapshot_term = snapshot.meta.term
+        return dropped

@@ -197,7 +197,8 @@ class SimCluster:
     def __init__(self, n_nodes: int, seed: int, *, election_ticks: int = 10,
                  heartbeat_ticks: int = 2, snapshot_every: int = 0,
                  max_size_per_msg: int = 64, max_inflight: int = 4,
-                 pre_vote: bool = True, check_quorum: bool = True) -> None:
+                 pre_vote: bool = True, check_quorum: bool = True,
+                 max_committed_size_per_ready: int = 1 << 20) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.net = SimNetwork(random.Random(self.rng.getrandbits(64)))
@@ -206,7 +207,8 @@ class SimCluster:
         self.voters = tuple(range(1, n_nodes + 1))
         self.config_kw = dict(election_ticks=election_ticks, heartbeat_ticks=heartbeat_ticks,
                               max_size_per_msg=max_size_per_msg, max_inflight_msgs=max_inflight,
-                              pre_vote=pre_vote, check_quorum=check_quorum)
+                              pre_vote=pre_vote, check_quorum=check_quorum,
+                              max_committed_size_per_ready=max_committed_size_per_ready)
         self.snapshot_every = snapshot_every
         initial = ConfState(self.voters)
         self.nodes = {i: SimNode(i, self.checker, initial) for i in self.voters}
@@ -276,6 +278,8 @@ class SimCluster:
         failed, self.net.failed_snapshots = self.net.failed_snapshots, []
         for m in failed:
             self._report_snapshot(m, ok=False)
+        for node in self.nodes.values():
+            self.drain(node, whole=True)
 
     def _report_snapshot(self, m: InstallSnapshot, ok: bool) -> None:
         sender = self.nodes[m.src]
@@ -283,14 +287,20 @@ class SimCluster:
             sender.core.report_snapshot(m.dst, ok)
             self.drain(sender)
 
-    def drain(self, node: SimNode) -> None:
+    def drain(self, node: SimNode, *, whole: bool = False) -> None:
+        """Handle `node`'s Readys. Unless `whole`, stop after a bounded batch of
+        committed entries that left more behind, as the node's loop does
+        (node/actor.py): the next event comes in between batches. `tick` ends by
+        draining every node whole: a loop with a backlog turns without sleeping,
+        many times per tick."""
         if self.check_commit_quorum and node.core is not None:
             self._check_commit_quorum(node, node.core)
         while node.core is not None and node.core.has_ready():
             core, ports = node.core, node.ports
             assert ports is not None
+            rd = core.ready()
             try:
-                handle_ready(core, core.ready(), ports, node.between)
+                handle_ready(core, rd, ports, node.between)
             except CrashInReady as crash:
                 self.crash_points_hit[crash.after] += 1
                 self.trace.append((self.now, f"crash {node.id} after step {crash.after.value} "
@@ -305,6 +315,8 @@ class SimCluster:
                 snap, node.snapshot_due = node.snapshot_due, None
                 core.compact(snap)
                 node.disk.compact(snap)
+            if not whole and rd.committed_entries and core.log.has_next_committed_entries():
+                return
 
     # -- membership (thesis §4.1-4.3) ---------------------------------------------
     def _check_conf(self, node: SimNode, core: RaftCore) -> None:

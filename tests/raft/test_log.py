@@ -92,13 +92,31 @@ def test_stable_to_ignores_an_entry_overwritten_since_the_ready() -> None:
     assert log.unstable_entries() == []
 
 
+ALL = 1 << 30  # a bound on committed bytes per batch that nothing here reaches
+
+
 def test_committed_entries_are_handed_out_once() -> None:
     log = RaftLog(None, entries_of([1, 1, 1]), committed=2)
-    assert [e.index for e in log.next_committed_entries()] == [1, 2]
+    assert [e.index for e in log.next_committed_entries(ALL)] == [1, 2]
     log.applied_to(2)
-    assert log.next_committed_entries() == []
+    assert log.next_committed_entries(ALL) == []
     log.commit_to(3)
-    assert [e.index for e in log.next_committed_entries()] == [3]
+    assert [e.index for e in log.next_committed_entries(ALL)] == [3]
+
+
+def test_committed_entries_come_in_batches_bounded_by_bytes_at_least_one_entry() -> None:
+    """etcd-io/raft's MaxCommittedSizePerReady: a long committed backlog is handed out
+    in batches of at most `max_bytes` of payload, but never an empty batch: an entry
+    larger than the bound goes alone."""
+    entries = [Entry(1, i, b"x" * size) for i, size in enumerate([10, 10, 10, 50, 10], start=1)]
+    log = RaftLog(None, entries, committed=5)
+    batches = []
+    while log.has_next_committed_entries():
+        batch = log.next_committed_entries(25)
+        batches.append([e.index for e in batch])
+        log.applied_to(batch[-1].index)
+    assert batches == [[1, 2], [3], [4], [5]]
+    assert log.applied == 5 and log.next_committed_entries(25) == []
 
 
 def test_compact_drops_the_prefix_covered_by_an_applied_snapshot() -> None:
@@ -109,9 +127,11 @@ def test_compact_drops_the_prefix_covered_by_an_applied_snapshot() -> None:
         log.compact(snapshot_at(4, 2))  # not applied yet
     with pytest.raises(ValueError):
         log.compact(snapshot_at(3, 1))  # wrong term at 3
-    log.compact(snapshot_at(3, 2))
+    dropped = log.compact(snapshot_at(3, 2))
     assert (log.first_index(), log.last_index(), log.term_at(3)) == (4, 4, 2)
-    log.compact(snapshot_at(2, 1))  # older than what we have: ignored
+    # Handed back, for the caller to free a slice per loop turn.
+    assert [(e.index, e.term) for e in dropped] == [(1, 1), (2, 1), (3, 2)]
+    assert log.compact(snapshot_at(2, 1)) == []  # older than what we have: ignored
     assert log.first_index() == 4
 
 
@@ -125,10 +145,10 @@ def test_restore_replaces_the_log_and_holds_applying_until_installed() -> None:
     assert log.pending_snapshot is snap
     log.append([Entry(3, 11)])
     log.commit_to(11)
-    assert log.next_committed_entries() == [] and not log.has_next_committed_entries()
+    assert log.next_committed_entries(ALL) == [] and not log.has_next_committed_entries()
     log.snapshot_installed(snap)
     assert log.applied == 10
-    assert [e.index for e in log.next_committed_entries()] == [11]
+    assert [e.index for e in log.next_committed_entries(ALL)] == [11]
 
 
 def test_append_whose_prev_index_is_beyond_the_log_is_rejected_whatever_its_term() -> None:

@@ -1,0 +1,93 @@
+"""Where a long turn of the node's loop went: time per phase, logged when a turn
+goes over a budget.
+
+`LoopStalls` (node/loop_stalls.py) says *that* a turn was long; this says *why*.
+The loop marks the end of each of its phases (ticks, peer input, client input,
+each step of every Ready it handles, snapshot chunks, snapshot commit, watches,
+the collector's settle...) with one `perf_counter()` read and an add; the
+breakdown is formatted only for a turn whose CPU time exceeded the budget, and
+logged only if it is the longest of its `window_s` window so far (a few lines
+per window at most, and never hiding the worst turn behind a lesser one), e.g.
+
+    long turn: 71.8 ms CPU, 80.2 ms wall: ready.apply 52.1 ms, snapshot.chunks 20.3 ms, ...
+
+Phases are wall time (a vDSO clock read, ~50 ns; the thread's CPU clock is a
+system call): on a quiet machine they add up to the CPU time, on a loaded one
+they also hold the time the thread waited for a core, and an fsync shows as
+wall time without CPU. Cycle-collector passes run inside whatever phase
+allocated the object that triggered them; the line names their total apart.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from node.eventlog import EventLog
+from node.ready_handler import Step
+
+#: The Ready steps' phase names, by step (handle_ready's `between` hook).
+_STEP_PHASES = {step: f"ready.{step.name.lower()}" for step in Step}
+#: Phases shown in a long turn's line: the largest first, this many at most.
+_SHOWN = 6
+
+
+class TurnPhases:
+    """The current turn's time per phase, and the long-turn log line."""
+
+    __slots__ = ("budget_s", "_log", "_clock", "gc_total", "_phases", "_last", "_gc_at_start", "long_turns",
+                 "_window_s", "_window_end", "_window_worst", "_unlogged")
+
+    def __init__(self, log: EventLog, budget_s: float, gc_total: Callable[[], float] = lambda: 0.0,
+                 clock: Callable[[], float] = time.perf_counter, window_s: float = 10.0) -> None:
+        """`budget_s`: a turn using more CPU than this is logged; `gc_total`: the
+        collector's pause total so far (CollectorPauses), to name its share."""
+        self.budget_s = budget_s
+        self._log = log
+        self._clock = clock
+        self._window_s = window_s
+        self._window_end = 0.0
+        self._window_worst = 0.0
+        self._unlogged = 0  # long turns not logged since the last line (a longer one was)
+        self.gc_total = gc_total
+        self._phases: dict[str, float] = {}
+        self._last = 0.0
+        self._gc_at_start = 0.0
+        self.long_turns = 0
+
+    def start(self) -> None:
+        self._phases = {}
+        self._gc_at_start = self.gc_total()
+        self._last = self._clock()
+
+    def mark(self, phase: str) -> None:
+        """The phase `phase` ended now (it began at the previous mark)."""
+        now = self._clock()
+        phases = self._phases
+        phases[phase] = phases.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def ready_step(self, step: Step) -> None:
+        """handle_ready's `between` hook: one phase per Ready step."""
+        self.mark(_STEP_PHASES[step])
+
+    def finish(self, wall_s: float, cpu_s: float) -> str | None:
+        """The turn ended; returns (and logs) its breakdown if its CPU time exceeded
+        the budget and no longer turn was logged in the current window."""
+        if cpu_s <= self.budget_s:
+            return None
+        self.long_turns += 1
+        now = self._last
+        if now >= self._window_end:
+            self._window_end, self._window_worst = now + self._window_s, 0.0
+        if cpu_s <= self._window_worst:
+            self._unlogged += 1
+            return None
+        self._window_worst = cpu_s
+        ranked = sorted(self._phases.items(), key=lambda item: -item[1])[:_SHOWN]
+        parts = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in ranked)
+        collector = self.gc_total() - self._gc_at_start
+        line = (f"long turn: {cpu_s * 1000:.1f} ms CPU, {wall_s * 1000:.1f} ms wall: {parts}"
+                + (f"; collector passes {collector * 1000:.1f} ms of it" if collector else ""))
+        unlogged, self._unlogged = self._unlogged, 0
+        self._log.warning(line + (f" ({unlogged} shorter long turns not logged)" if unlogged else ""))
+        return line
