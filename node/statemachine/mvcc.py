@@ -58,6 +58,7 @@ from sortedcontainers import SortedList
 from cluster.kv.errors import Compacted, FutureRevision, SnapshotCorrupt
 from cluster.kv.keys import ALL_KEYS_END
 from cluster.kv.keyvalue import KeyValue, tombstone
+from node.statemachine.key_table import MASK, KeyTable
 
 #: "No revision bound": reads the latest version, including the writes of the
 #: transaction in progress.
@@ -155,7 +156,11 @@ class MvccStore:
 
     def __init__(self) -> None:
         # A bare KeyValue: the key's only record, live, at sub-revision 0 (module docstring).
-        self._histories: dict[bytes, KeyValue | KeyHistory] = {}
+        # Sharded: growing one big dict is a stall (node/statemachine/key_table.py).
+        self._histories: KeyTable[KeyValue | KeyHistory] = KeyTable()
+        # Keys as `load`/`load_singles` brought them (ascending) until `finish_load`:
+        # the table's own order follows the hash, so the index is built from these.
+        self._loaded: list[bytes] = []
         self._index: SortedList = SortedList()
         # etcd starts at revision 1 (an empty store); the first write makes 2.
         self.revision = 1
@@ -209,7 +214,7 @@ class MvccStore:
         self._sub = sub + 1
         self._changed.append(key)
         self.size_bytes += len(key) + len(value) + RECORD_OVERHEAD_BYTES
-        histories = self._histories
+        histories = self._histories.shards[hash(key) & MASK]  # the shard with `key`
         entry = histories.get(key)
         if entry is None:
             kv = KeyValue(key, value, main, main, 1, lease)
@@ -386,6 +391,7 @@ class MvccStore:
         entry = histories.get(key)
         if entry is None:
             histories[key] = kv if sub == 0 and kv.version else KeyHistory(main, sub, kv)
+            self._loaded.append(key)
             return
         history = _as_history(entry)
         if len(history.kvs) == 1:
@@ -399,6 +405,7 @@ class MvccStore:
         (the caller checks). A restart's bulk path: one dict update, no per-key code."""
         self.size_bytes += sum(map(len, keys)) + sum(map(len, map(_VALUE, kvs))) + RECORD_OVERHEAD_BYTES * len(kvs)
         self._histories.update(zip(keys, kvs))
+        self._loaded.extend(keys)
 
     def finish_load(self, revision: int, compact_revision: int) -> None:
         """After the last `load`: the key index, the counters and the change index."""
@@ -412,13 +419,16 @@ class MvccStore:
         index is built by one C-level sort of the (already ordered) keys, 0.07 s at
         1,000,000 keys; key by key it costs 0.5 s, but each `add` is O(log n) and
         the work can stop anywhere. Either way the index holds the same keys."""
+        loaded, self._loaded = self._loaded, []
+        if len(loaded) != len(self._histories):  # keys that did not come through `load`
+            loaded = sorted(self._histories)
         if step is None:
-            self._index = SortedList(self._histories)
+            self._index = SortedList(loaded)  # already sorted: timsort's one pass
         else:
             index = SortedList()
             add = index.add
-            keys = iter(self._histories)
-            for _ in range(0, len(self._histories), step):
+            keys = iter(loaded)
+            for _ in range(0, len(loaded), step):
                 for key in islice(keys, step):
                     add(key)  # ascending: appended to the last sublist
                 yield
@@ -491,7 +501,7 @@ class MvccStore:
         self.changes = []
         self._index = SortedList()
         self._compactable = set()
-        histories, self._histories = self._histories, {}
+        histories, self._histories = self._histories, KeyTable()
         popitem = histories.popitem
         while histories:
             for _ in range(min(step, len(histories))):
