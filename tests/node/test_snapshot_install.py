@@ -157,6 +157,19 @@ def chunks_of(ref: SnapshotRef, leader: int = 1, term: int = 3) -> list[Snapshot
                           offset + CHUNK >= len(data)) for offset in range(0, len(data), CHUNK)]
 
 
+def received(tmp_path: Path) -> tuple[SnapshotRef, LocalDisk, FakeCore, Replica, PendingInstall]:
+    """A follower that received every chunk of `busy_machine`'s snapshot (term 3)
+    and built one step of it."""
+    ref = snapshot_file(tmp_path, busy_machine())
+    disk, core, _, replica = follower(tmp_path)
+    for chunk in chunks_of(ref):
+        disk.receive_chunk(chunk)
+    disk.build_install()
+    pending = disk.pending_install
+    assert pending is not None
+    return ref, disk, core, replica, pending
+
+
 @pytest.fixture
 def one_step_per_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_disk, "TURN_BUDGET_SECONDS", 0.0)
@@ -205,14 +218,9 @@ def test_a_build_repeats_its_last_acknowledgement_as_a_keep_alive(tmp_path: Path
 
 @pytest.mark.usefixtures("one_step_per_turn")
 def test_a_new_transfer_drops_the_partial_build_and_its_file(tmp_path: Path) -> None:
-    sm = busy_machine()
-    ref = snapshot_file(tmp_path, sm)
-    disk, core, _, replica = follower(tmp_path)
-    for chunk in chunks_of(ref):
-        disk.receive_chunk(chunk)
-    pending = disk.pending_install
-    assert pending is not None and pending.ref.path.exists()
-    for _ in range(3):
+    ref, disk, core, replica, pending = received(tmp_path)
+    assert pending.ref.path.exists()
+    for _ in range(2):
         disk.build_install()
     disk.receive_chunk(chunks_of(ref, leader=3, term=4)[0])  # a new leader starts over
     assert disk.pending_install is None and not pending.ref.path.exists()
@@ -223,14 +231,7 @@ def test_a_new_transfer_drops_the_partial_build_and_its_file(tmp_path: Path) -> 
 @pytest.mark.usefixtures("one_step_per_turn")
 def test_a_new_term_drops_the_partial_build(tmp_path: Path) -> None:
     """The core refuses an InstallSnapshot of an older term: no use finishing it."""
-    sm = busy_machine()
-    ref = snapshot_file(tmp_path, sm)
-    disk, core, _, _ = follower(tmp_path)
-    for chunk in chunks_of(ref, term=3):
-        disk.receive_chunk(chunk)
-    disk.build_install()
-    pending = disk.pending_install
-    assert pending is not None
+    _, disk, core, _, pending = received(tmp_path)
     core.term = 4
     disk.build_install()
     assert disk.pending_install is None and disk.installs.aborted == 1 and not core.stepped
