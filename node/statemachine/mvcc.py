@@ -387,6 +387,10 @@ class MvccStore:
         assert self._streams > 0
         self._streams -= 1
 
+    def last_key(self) -> bytes | None:
+        """The greatest indexed key (None: no key)."""
+        return self._index[-1] if self._index else None
+
     def keys_after(self, after: bytes | None, count: int) -> list[bytes]:
         """Up to `count` indexed keys greater than `after` (None: from the start).
         A fresh lookup each time, so the index may change between calls."""

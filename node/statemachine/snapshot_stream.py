@@ -111,6 +111,7 @@ def _chunks(
     applied_index: int, chunk_bytes: int
 ) -> Iterator[bytes]:
     revision, compact_revision = store.revision, store.compact_revision
+    last_key = store.last_key()
     saved_auth = pack(["auth", *auth_fields(auth)])
     saved_alarms = pack(["alarms", [[a.member_id, int(a.alarm)] for a in alarms]])
     saved_sessions = list(sessions)
@@ -119,7 +120,7 @@ def _chunks(
     try:
         yield pack([MAGIC, FORMAT, applied_index, revision, compact_revision])
         count = 0
-        for subs, kvs in _record_batches(store, revision, compact_revision, chunk_bytes):
+        for subs, kvs in _record_batches(store, revision, compact_revision, last_key, chunk_bytes):
             count += len(subs)
             yield pack(["kvcols", subs, *zip(*kvs)])
         per_chunk = max(1, chunk_bytes // _LEASE_RECORD_BYTES)
@@ -135,14 +136,25 @@ def _chunks(
 
 
 def _record_batches(
-    store: MvccStore, revision: int, compact_revision: int, chunk_bytes: int
+    store: MvccStore, revision: int, compact_revision: int, last_key: bytes | None, chunk_bytes: int
 ) -> Iterator[tuple[list[int], list[KeyValue]]]:
-    """The retained records up to `revision`, in stream order, as (subs, kvs) batches."""
+    """The retained records up to `revision`, in stream order, as (subs, kvs) batches.
+
+    `last_key` is the greatest key at `revision`: every key after it was created
+    later and has no record to stream. Without that stop, a store filled in key
+    order (new keys at the end) had the stream's last step walk every key written
+    while it streamed, all skipped, in one loop turn (106 ms of CPU at 3.5M keys)."""
     subs: list[int] = []
     batch: list[KeyValue] = []
     size = 0
     after = None
+    if last_key is None:
+        return
     while keys := store.keys_after(after, _KEYS_PER_LOOKUP):
+        if keys[-1] > last_key:
+            keys = keys[:bisect_right(keys, last_key)]
+            if not keys:
+                break
         after = keys[-1]
         for key, entry in zip(keys, store.stored(keys)):
             if type(entry) is KeyValue:  # one live record at sub 0: always retained

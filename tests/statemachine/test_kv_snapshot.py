@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+from typing import Any
 
 import msgpack
 import pytest
@@ -294,3 +295,26 @@ def test_a_stream_consumed_while_writes_continue_holds_the_state_at_its_start() 
     kv(Put(b"key0000a", b"created later"))  # a new key, after the stream's revision
     kv(Put(b"key9999", b"created later, after every key"))
     assert StateMachine.restore([*first, *stream]) == expected
+
+
+def test_a_stream_stops_at_its_last_key_instead_of_walking_keys_created_since(monkeypatch: pytest.MonkeyPatch
+                                                                               ) -> None:
+    """A store filled in key order gets its new keys after every old one: the
+    stream's last step used to look at each of them (skipped, newer than the
+    stream) in one call -- 106 ms of CPU at 3.5M keys in a fill."""
+    kv = single_versions(40)
+    expected = StateMachine.restore(kv.machine.snapshot())
+    looked_at: list[bytes] = []
+    stored = MvccStore.stored
+
+    def counting(self: MvccStore, keys: list[bytes]) -> list[Any]:
+        looked_at.extend(keys)
+        return stored(self, keys)
+
+    monkeypatch.setattr(MvccStore, "stored", counting)
+    stream = kv.machine.snapshot(200)
+    first = [next(stream), next(stream)]
+    for i in range(300):
+        kv(Put(b"zz%04d" % i, b"created while the stream ran"))
+    assert StateMachine.restore([*first, *stream]) == expected
+    assert looked_at and not [k for k in looked_at if k.startswith(b"zz")]
