@@ -62,7 +62,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         prefix = request.name + b"/"
         lease = await store.session_lease(request.lease)
         key = queue_key(prefix, lease)
-        response = await self._cleanups.undoable(store.txn(rpc_pb2.TxnRequest(
+        response = await self._cleanups.undoable(store.join(rpc_pb2.TxnRequest(
             compare=[create_revision_is(key, 0)], success=[put_op(key, request.value, lease)],
             failure=[get_op(rpc_pb2.RangeRequest(key=key))])),
             lambda joined: self._resign(store, key, joined.revision) if joined.succeeded else None)

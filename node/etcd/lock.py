@@ -38,7 +38,7 @@ class LockService(v3lock_pb2_grpc.LockServicer):
         prefix = request.name + b"/"
         lease = await store.session_lease(request.lease)
         key = queue_key(prefix, lease)
-        response = await self._cleanups.undoable(store.txn(_join(prefix, key, lease)),
+        response = await self._cleanups.undoable(store.join(_join(prefix, key, lease)),
                                                  lambda joined: _undo_join(store, key, joined))
         revision = response.revision
         if not response.succeeded:

@@ -37,6 +37,8 @@ T = TypeVar("T")
 #: etcd's clientv3.NoLease, and concurrency's defaultSessionTTL (seconds).
 NO_LEASE = 0
 SESSION_TTL = 60
+#: How many times a join whose answer was lost with a leader is asked (Store.join).
+LOST_ANSWER_ATTEMPTS = 3
 SORT_CREATE = rpc_pb2.RangeRequest.CREATE
 ASCEND, DESCEND = rpc_pb2.RangeRequest.ASCEND, rpc_pb2.RangeRequest.DESCEND
 
@@ -105,6 +107,27 @@ class Store:
         result = post(await self._kv.run(txn, token=self.token))
         assert isinstance(result, kv.TxnResponse)
         return result
+
+    async def join(self, request: rpc_pb2.TxnRequest) -> kv.TxnResponse:
+        """A queue's join txn (create our key unless it exists; read it otherwise),
+        asked again while its answer is lost with a leader.
+
+        A write carried to a leader that dies before it answers ends in
+        TIMEOUT_LEADER_FAIL although its entry may have been committed (etcd's
+        follower would still answer it when it applies the entry; jangada's face
+        waits for the leader's reply). A join is safe to run twice: its compare
+        sends a repeat down the failure branch, which reads the key the first one
+        made. So, unlike a plain write, it is repeated (LOST_ANSWER_ATTEMPTS times
+        in all) instead of failing the Lock or Campaign of a caller whose key
+        is in the queue. A key found that way is not undone if the caller
+        leaves at that moment: its lease ends it, as etcd leaves such keys."""
+        for attempt in range(1, LOST_ANSWER_ATTEMPTS + 1):
+            try:
+                return await self.txn(request)
+            except errors.EtcdError as error:
+                if error.status != errors.TIMEOUT_LEADER_FAIL or attempt == LOST_ANSWER_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     async def delete(self, key: bytes) -> kv.DeleteResponse:
         result = await self._kv.run(convert.delete_request(rpc_pb2.DeleteRangeRequest(key=key)), token=self.token)

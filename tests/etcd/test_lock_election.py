@@ -22,6 +22,7 @@ import grpc
 import pytest
 
 from cluster.etcdpb import rpc_pb2, rpc_pb2_grpc, v3election_pb2, v3election_pb2_grpc, v3lock_pb2, v3lock_pb2_grpc
+from cluster import kv
 from cluster.kv import KeyValue
 from cluster.protocol import (
     EVENT_DELETE, EVENT_PUT, ErrorCode, WatchCancelRequest, WatchCreateRequest, WatchEvent, WatchFrame,
@@ -30,6 +31,7 @@ from cluster.protocol import (
 from node.etcd import errors
 from node.etcd.errors import EtcdError
 from node.etcd.keywatch import KeyWatch
+from node.etcd.recipes import LOST_ANSWER_ATTEMPTS, Store, create_revision_is, get_op, put_op
 from node.etcd.watch import Lanes
 from node.localcluster import LocalCluster
 from tests.etcd.conftest import ETCDCTL
@@ -516,6 +518,46 @@ def test_keywatch_acks_progress_resumes_after_a_gap_and_reports_compaction() -> 
         assert link2.streams == {}
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+class LosingKv:
+    """A KvService stand-in whose first `lost` writes end as a write carried to a
+    dying leader does (TIMEOUT_LEADER_FAIL), the first of them applied all the same."""
+
+    max_txn_ops = 128
+
+    def __init__(self, lost: int, error: errors.EtcdStatus = errors.TIMEOUT_LEADER_FAIL) -> None:
+        self.lost, self.error, self.calls = lost, error, 0
+
+    async def run(self, request: object, serializable: bool = False, token: str = "") -> kv.TxnResponse:
+        self.calls += 1
+        if self.calls <= self.lost:
+            raise EtcdError(self.error)
+        # the first attempt made the key, so every later one takes the failure branch
+        mine = kv.RangeResponse(revision=7, kvs=(KeyValue(b"l/1", b"", 5, 5, 1, 1),), count=1, more=False)
+        return kv.TxnResponse(revision=7, succeeded=False, responses=(mine, mine))
+
+
+def _join_with(kv_service: LosingKv) -> kv.TxnResponse:
+    store = Store(kv_service, None, None)  # type: ignore[arg-type]
+    request = rpc_pb2.TxnRequest(compare=[create_revision_is(b"l/1", 0)], success=[put_op(b"l/1", b"", 1)],
+                                 failure=[get_op(rpc_pb2.RangeRequest(key=b"l/1"))])
+    return asyncio.run(asyncio.wait_for(store.join(request), 10))
+
+
+def test_a_join_whose_answer_was_lost_with_the_leader_is_asked_again() -> None:
+    lossy = LosingKv(lost=LOST_ANSWER_ATTEMPTS - 1)
+    joined = _join_with(lossy)
+    assert lossy.calls == LOST_ANSWER_ATTEMPTS
+    assert not joined.succeeded and joined.responses[0].kvs[0].create_revision == 5  # the key the lost one made
+    always = LosingKv(lost=LOST_ANSWER_ATTEMPTS)
+    with pytest.raises(EtcdError) as caught:
+        _join_with(always)
+    assert caught.value.status == errors.TIMEOUT_LEADER_FAIL and always.calls == LOST_ANSWER_ATTEMPTS
+    other = LosingKv(lost=1, error=errors.TIMEOUT)  # no leader answered in time: not a lost answer, not repeated
+    with pytest.raises(EtcdError):
+        _join_with(other)
+    assert other.calls == 1
 
 
 def test_a_waiter_gets_the_lock_after_the_leader_died(own_jangada: Target, etcd_cluster: LocalCluster) -> None:
