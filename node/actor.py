@@ -130,7 +130,8 @@ class NodeActor:
         chunk_bytes = spec.snapshot.chunk_bytes
         self.storage, recovered = DataDir.open(data_dir, spec.cluster_id, node_id, StorageOptions(
             segment_bytes=spec.storage.segment_bytes, sync=SyncPolicy(spec.storage.fsync),
-            keep_snapshots=spec.storage.keep_snapshots, snapshot_chunk_bytes=chunk_bytes))
+            keep_snapshots=spec.storage.keep_snapshots, snapshot_chunk_bytes=chunk_bytes,
+            remove_in_background=True))
         try:
             ref = recovered.snapshot_ref
             limits = state_machine_limits(spec.limits)

@@ -202,7 +202,7 @@ class LocalDisk:
         try:
             build = StateBuild(ref, self._chunk_bytes, self._replica.sm.limits)
         except BaseException:
-            remove_unused(ref)
+            remove_unused(ref, self.storage.removal)
             raise
         self.pending_install = PendingInstall(chunk, build, acked, time.monotonic())
         self.installs.began()
@@ -257,7 +257,7 @@ class LocalDisk:
             return
         self.pending_install = None
         pending.abort()
-        remove_unused(pending.ref)
+        remove_unused(pending.ref, self.storage.removal)
         self.installs.aborted += 1
         self._log.info(f"snapshot {pending.last.meta.index} from node {pending.last.src}: build dropped ({reason})")
 
@@ -265,7 +265,7 @@ class LocalDisk:
         """After `advance`: a received snapshot the core did not install must not
         linger, or the next recovery would set it aside as an orphan."""
         if self.unused_snapshot is not None:
-            remove_unused(self.unused_snapshot)
+            remove_unused(self.unused_snapshot, self.storage.removal)
             self.unused_snapshot = None
         self._replica.prepared = None  # a prepared state the core did not install
 

@@ -29,6 +29,7 @@ from typing import BinaryIO
 from node.eventlog import EventLog
 from node.raft import InstallSnapshot, SnapshotMeta
 from node.storage import DataDir, SnapshotReceiver, SnapshotRef
+from node.storage.reaper import Removal
 from node.wire import SnapshotChunk, SnapshotChunkAck
 
 #: A stream that has made no progress for this long is abandoned (the follower is
@@ -187,10 +188,11 @@ class SnapshotIntake:
             self.receiver.abort()
 
 
-def remove_unused(ref: SnapshotRef) -> None:
+def remove_unused(ref: SnapshotRef, removal: Removal = Removal()) -> None:
     """A received snapshot the core did not install: it must not linger, or the
-    next recovery would set it aside as an orphan."""
-    Path(ref.path).unlink(missing_ok=True)
+    next recovery would set it aside as an orphan. `removal`: the data dir's
+    (node/storage/reaper.py), so a large file is not unlinked in the loop."""
+    removal.remove([Path(ref.path)])
 
 
 class SnapshotSenders:

@@ -26,6 +26,7 @@ from .dir_lock import lock_data_dir
 from .durable import ensure_dir, sync_dir
 from .errors import SegmentMissing, SnapshotCorrupt, SnapshotMissing
 from .options import StorageOptions, SyncPolicy
+from .reaper import Reaper, Removal
 from .records import SnapshotMarker
 from .segment import Identity, list_segments
 from .snapshot_file import SnapshotReceiver, SnapshotRef, SnapshotStore, SnapshotWriter, verify_snapshot
@@ -76,6 +77,7 @@ class DataDir:
         self._snapshots = snapshots
         self._options = options
         self._committed = committed
+        self.removal = Reaper(f"reaper {path.name}") if options.remove_in_background else Removal()
 
     @classmethod
     def open(cls, path: Path | str, cluster_id: str, node_id: int,
@@ -170,15 +172,17 @@ class DataDir:
         prune old snapshot files down to ``keep_snapshots``."""
         self._wal.append_snapshot(SnapshotMarker(ref.meta, ref.checksum))
         self._committed = ref
-        self._snapshots.prune(self._options.keep_snapshots, ref.meta.index)
+        self._snapshots.prune(self._options.keep_snapshots, ref.meta.index, self.removal)
 
     def compact(self, index: int) -> list[Path]:
-        """Delete WAL segments wholly covered by the committed snapshot (<= index)."""
-        return self._wal.compact(index)
+        """Delete WAL segments wholly covered by the committed snapshot (<= index);
+        with `remove_in_background`, soon after (`removal.wait()` until then)."""
+        return self._wal.compact(index, self.removal)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
+        self.removal.close()
         self._wal.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

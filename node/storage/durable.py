@@ -68,13 +68,6 @@ def replace_durably(tmp: Path, final: Path) -> None:
     sync_dir(final.parent)
 
 
-def unlink_durably(path: Path) -> None:
-    """Remove ``path`` and fsync its directory, so removals done one after another
-    become durable in that order (a crash never resurrects an earlier one alone)."""
-    path.unlink()
-    sync_dir(path.parent)
-
-
 def truncate_durably(path: Path, size: int) -> None:
     with disk_fault(f"truncation to {size} bytes of", path):
         fd = os.open(path, os.O_WRONLY)

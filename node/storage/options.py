@@ -25,6 +25,10 @@ class StorageOptions:
     keep_snapshots: int = 2
     #: Chunk size for reading snapshot files (streaming to followers, restoring).
     snapshot_chunk_bytes: int = 1024 * 1024
+    #: Remove pruned snapshots and compacted WAL segments in a thread of their own
+    #: (node/storage/reaper.py: a node's loop must not wait while unlink frees a
+    #: large cached file); off, they are gone when compact/commit return.
+    remove_in_background: bool = False
 
     def __post_init__(self) -> None:
         if self.segment_bytes < 4096:

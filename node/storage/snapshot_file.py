@@ -36,6 +36,7 @@ from node.raft.types import ConfState, SnapshotMeta
 
 from .durable import disk_fault, ensure_dir, replace_durably, sync_dir
 from .errors import SnapshotCorrupt, SnapshotTransferError
+from .reaper import Removal
 
 MAGIC = b"JGDSNAP1"
 _META_LEN = struct.Struct("<I")
@@ -382,14 +383,12 @@ class SnapshotStore:
             sync_dir(self.directory)
         return removed
 
-    def prune(self, keep: int, newest_committed: int) -> list[Path]:
+    def prune(self, keep: int, newest_committed: int, removal: Removal = Removal()) -> list[Path]:
         """Delete all but the ``keep`` newest files at or below ``newest_committed``
-        (newer files are not committed yet and are not this function's business)."""
+        (newer files are not committed yet and are not this function's business),
+        through `removal` (node/storage/reaper.py: maybe in a thread of its own)."""
         committed = [path for index, _, path in self.files() if index <= newest_committed]
         doomed = committed[:-keep] if keep else committed
-        for path in doomed:
-            path.unlink()
-        if doomed:
-            sync_dir(self.directory)
+        removal.remove(doomed)
         return doomed
 

@@ -29,7 +29,8 @@ from typing import Iterator, Sequence
 
 from node.raft.types import Entry, HardState
 
-from .durable import disk_fault, ensure_dir, replace_durably, sync_data, truncate_durably, unlink_durably, write_all
+from .durable import disk_fault, ensure_dir, replace_durably, sync_data, truncate_durably, write_all
+from .reaper import Removal
 from .errors import CompactionBeyondSnapshot, DiskFault, InvalidAppend
 from .framing import encode_frame
 from .records import (
@@ -264,7 +265,7 @@ class WriteAheadLog:
 
     # -- compaction --------------------------------------------------------------------
 
-    def compact(self, index: int) -> list[Path]:
+    def compact(self, index: int, removal: Removal = Removal()) -> list[Path]:
         """Delete the oldest segments whose entries are all <= ``index``, which a
         committed snapshot must cover. Never deletes the active segment.
 
@@ -272,15 +273,15 @@ class WriteAheadLog:
         before the next, so whatever instant the process dies the survivors are a
         suffix with consecutive seqs. The first survivor's preamble restates the
         snapshot marker and hard state, and the entries it lacks are all <= index,
-        inside the snapshot: replay treats exactly that gap as legal."""
+        inside the snapshot: replay treats exactly that gap as legal. `removal`
+        (node/storage/reaper.py) keeps that order when it removes in a thread."""
         snap_index = self._marker.meta.index if self._marker else 0
         if index > snap_index:
             raise CompactionBeyondSnapshot(index, snap_index)
         removed: list[Path] = []
         while len(self._segments) > 1 and self._segments[0].max_index <= index:
-            segment = self._segments.pop(0)
-            unlink_durably(segment.path)
-            removed.append(segment.path)
+            removed.append(self._segments.pop(0).path)
+        removal.remove(removed, in_order=True)
         return removed
 
     def close(self) -> None:
