@@ -183,6 +183,7 @@ class NodeActor:
         self.stalls = LoopStalls(stall_bound(spec.timing.tick_ms, spec.timing.election_ticks))
         # Why a turn was long (node/turn_phases.py): a line for any turn over a third of the stall bound.
         self.phases = TurnPhases(self.log, self.stalls.bound_s / 3)
+        self.disk.mark = self.phases.mark  # the commit turn's steps, by name
         self.collector: CollectorPolicy | None = None
         self.views.loop = self._loop_status
         self.faults = FaultInjection(node_id, self.transport, answers, self.views.status, clock, self.log)

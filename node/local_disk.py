@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cluster.kv.errors import SnapshotCorrupt as SnapshotStreamCorrupt
 from node.address_book import Membership, with_members
@@ -60,6 +60,8 @@ class LocalDisk:
         self._wal_at_snapshot = 0  # WAL bytes right after the last compaction (see the policy)
         # Log entries a compaction dropped, freed RELEASE_PER_TURN at a time (`pump`).
         self._released: list[Entry] = []
+        #: names the commit turn's steps (the actor's TurnPhases.mark: the long-turn log)
+        self.mark: Callable[[str], None] = lambda phase: None
 
     @property
     def busy(self) -> bool:
@@ -141,8 +143,9 @@ class LocalDisk:
             return
         started = time.perf_counter()
         ref = None
+        mark = self.mark
         for _ in range(budget):
-            ref = job.pump(1)
+            ref = job.pump(1, mark)
             if ref is not None or time.perf_counter() - started >= seconds:
                 break
         if ref is None:
@@ -155,7 +158,9 @@ class LocalDisk:
             self._released.extend(dropped)
         else:
             self._released = dropped
+        mark("snapshot.commit.log")  # the core's log prefix dropped (freed in later turns)
         removed = self.storage.compact(ref.meta.index)
+        mark("snapshot.commit.wal")  # the covered segments handed to the reaper
         gc.freeze()  # the state that lived this long: out of the collector's way
         self._wal_at_snapshot = self.storage.wal_bytes
         self._log.info(f"snapshot {ref.meta.index}/{ref.meta.term} saved, "

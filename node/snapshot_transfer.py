@@ -66,6 +66,10 @@ def unframe_chunks(pieces: Iterable[bytes]) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+def _no_mark(phase: str) -> None:
+    pass
+
+
 class LocalSnapshot:
     def __init__(self, storage: DataDir, meta: SnapshotMeta, chunks: Iterator[bytes]) -> None:
         self.meta = meta
@@ -74,13 +78,17 @@ class LocalSnapshot:
         self._chunks = frame_chunks(chunks)
         self._writer = storage.begin_snapshot(meta)
 
-    def pump(self, budget: int) -> SnapshotRef | None:
-        """Write up to `budget` chunks; the committed snapshot once complete."""
+    def pump(self, budget: int, mark: Callable[[str], None] = _no_mark) -> SnapshotRef | None:
+        """Write up to `budget` chunks; the committed snapshot once complete.
+        `mark` names the commit's steps for the long-turn log (node/turn_phases.py)."""
         for _ in range(budget):
             chunk = next(self._chunks, None)
             if chunk is None:
+                mark("snapshot.commit.stream_end")
                 ref = self._writer.commit()
+                mark("snapshot.commit.file")  # trailer, fsync, rename, directory fsync
                 self._storage.commit_snapshot(ref)  # the WAL marker: the commit point
+                mark("snapshot.commit.marker")  # and the prune handed to the reaper
                 return ref
             self._writer.write(chunk)
         return None

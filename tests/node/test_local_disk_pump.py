@@ -33,7 +33,7 @@ class FakeJob:
         self.left, self.ref, self.clock, self.cost = chunks, ref, clock, cost
         self.pumped = 0
 
-    def pump(self, budget: int) -> SnapshotRef | None:
+    def pump(self, budget: int, mark: Any = None) -> SnapshotRef | None:
         assert budget == 1  # LocalDisk asks one chunk at a time, checking the clock between
         self.clock[0] += self.cost
         self.pumped += 1
@@ -92,11 +92,14 @@ def test_the_commit_turn_compacts_and_later_turns_free_the_dropped_entries(tmp_p
         segments = sorted((tmp_path / "wal").glob("*.wal"))
         job = FakeJob(2, ref, clock, cost=0.001)
         disk.local_snapshot = job  # type: ignore[assignment]
+        marks: list[str] = []
+        disk.mark = marks.append  # the long-turn log's names for the commit's steps
         disk.pump(1)
         assert core.compacted == [] and disk.local_snapshot is job
         disk.pump(10)  # the last chunk: commit, compaction of the core's log and of the WAL
         assert job.pumped == 2 and disk.local_snapshot is None
         assert core.compacted == [150]
+        assert marks == ["snapshot.commit.log", "snapshot.commit.wal"]
         storage.removal.wait()
         assert sorted((tmp_path / "wal").glob("*.wal")) != segments  # covered segments removed
         assert disk.busy  # the dropped entries are still to free
