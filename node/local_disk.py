@@ -58,8 +58,10 @@ class LocalDisk:
         self.pending_install: PendingInstall | None = None
         self.installs = InstallStats()
         self._wal_at_snapshot = 0  # WAL bytes right after the last compaction (see the policy)
-        # Log entries a compaction dropped, freed RELEASE_PER_TURN at a time (`pump`).
-        self._released: list[Entry] = []
+        # Entry lists compactions handed back (RaftLog.compact: the log's previous
+        # list), freed RELEASE_PER_TURN entries at a time (`pump`), newest list first;
+        # never merged (extending one list with another touches every entry).
+        self._released: list[list[Entry]] = []
         #: names the commit turn's steps (the actor's TurnPhases.mark: the long-turn log)
         self.mark: Callable[[str], None] = lambda phase: None
 
@@ -135,9 +137,12 @@ class LocalDisk:
         have passed (at least one chunk: a turn of a loaded machine writes fewer, and
         the snapshot takes more turns instead of longer ones); once it is committed,
         compact the core's log and the WAL (outside any Ready)."""
-        if self._released:
+        released = self._released
+        if released:
             # Freeing is a few hundred ns per entry: 200,000 entries were 24-50 ms in one turn.
-            del self._released[-RELEASE_PER_TURN:]
+            del released[-1][-RELEASE_PER_TURN:]
+            if not released[-1]:
+                released.pop()
         job = self.local_snapshot
         if job is None:
             return
@@ -153,11 +158,9 @@ class LocalDisk:
         if self._telemetry is not None:  # the pump that ended with the fsync and rename
             self._telemetry.snapshot_commit.observe(time.perf_counter() - started)
         self.local_snapshot = None
-        dropped = self._core.compact(Snapshot(ref.meta, ref))
-        if self._released:
-            self._released.extend(dropped)
-        else:
-            self._released = dropped
+        previous = self._core.compact(Snapshot(ref.meta, ref))
+        if previous:
+            self._released.append(previous)
         mark("snapshot.commit.log")  # the core's log prefix dropped (freed in later turns)
         removed = self.storage.compact(ref.meta.index)
         mark("snapshot.commit.wal")  # the covered segments handed to the reaper

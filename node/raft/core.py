@@ -196,8 +196,10 @@ class RaftCore:
         """The caller saved `snapshot` (taken at an applied index): drop the log prefix
         it covers and use it for followers that fall behind. Its meta.conf must be
         `conf_at(meta.index)`: followers that install it adopt that membership.
-        Returns the dropped entries, which the caller may free a slice at a time
-        (freeing is proportional to the entries between two snapshots)."""
+        Returns the log's previous entry list (the dropped entries, then the
+        retained ones it shares with the new list: RaftLog.compact), which the
+        caller may free a slice at a time (freeing is proportional to the entries
+        between two snapshots)."""
         if snapshot.meta.index <= self.log.snapshot_index:
             return []
         conf = self.membership.check_snapshot(self.log, snapshot.meta)

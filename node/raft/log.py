@@ -225,8 +225,15 @@ class RaftLog:
 
     def compact(self, snapshot: Snapshot) -> list[Entry]:
         """Drop entries covered by a snapshot the caller took at an applied index, and
-        return them: freeing hundreds of thousands of entries is tens of ms of CPU, so
-        the caller may release the list a slice at a time."""
+        return the log's previous entry list: its first `index - previous snapshot
+        index` entries are the dropped ones, the rest is shared with the new list.
+
+        Freeing hundreds of thousands of entries is tens of ms of CPU, so the caller
+        releases that list a slice at a time. Even copying the prefix out touches
+        every dropped entry's reference count, scattered over the heap: slicing and
+        deleting 1,000,000 entries were ~40 ms of cache misses in the loop turn
+        that committed a snapshot (80-106 ms of CPU at 3.3-4.2M keys). The new
+        list copies only the tail after the snapshot, a few entries."""
         index = snapshot.meta.index
         if index <= self.snapshot_index:
             return []
@@ -234,10 +241,10 @@ class RaftLog:
             raise ValueError(f"cannot compact to {index}: only {self.applied} is applied")
         if self.term_at(index) != snapshot.meta.term:
             raise ValueError(f"snapshot term {snapshot.meta.term} != log term at {index}")
-        dropped = self.entries[:index - self.snapshot_index]
-        del self.entries[:index - self.snapshot_index]
+        previous = self.entries
+        self.entries = previous[index - self.snapshot_index:]
         self.conf_indexes = [i for i in self.conf_indexes if i > index]
         self.snapshot = snapshot
         self.snapshot_index = index
         self.snapshot_term = snapshot.meta.term
-        return dropped
+        return previous

@@ -127,10 +127,13 @@ def test_compact_drops_the_prefix_covered_by_an_applied_snapshot() -> None:
         log.compact(snapshot_at(4, 2))  # not applied yet
     with pytest.raises(ValueError):
         log.compact(snapshot_at(3, 1))  # wrong term at 3
-    dropped = log.compact(snapshot_at(3, 2))
+    kept = log.entries[3:]
+    previous = log.compact(snapshot_at(3, 2))
     assert (log.first_index(), log.last_index(), log.term_at(3)) == (4, 4, 2)
-    # Handed back, for the caller to free a slice per loop turn.
-    assert [(e.index, e.term) for e in dropped] == [(1, 1), (2, 1), (3, 2)]
+    # The previous list handed back, for the caller to free a slice per loop turn:
+    # the dropped prefix, then the entries the log still holds (shared, not copied).
+    assert [(e.index, e.term) for e in previous[:3]] == [(1, 1), (2, 1), (3, 2)]
+    assert previous[3:] == log.entries == kept and previous is not log.entries
     assert log.compact(snapshot_at(2, 1)) == []  # older than what we have: ignored
     assert log.first_index() == 4
 
