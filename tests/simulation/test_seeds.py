@@ -12,14 +12,15 @@ import pytest
 from node.simulation import run_seed
 
 CHUNK = 50
-#: (first seed, cluster size, ticks of faults): 150 three-node and 100 five-node runs
+#: (first seed, cluster size, ticks of faults): 100 three-node and 100 five-node runs
 #: (the suite's budget: about a third of its CPU time went here at 1,300 runs, a fifth
 #: at 650 when issue 16's maintenance tests needed the room, 300 when issue 19's joint
 #: seeds and issue 18's real-host tests did, 250 when issue 20's bounded apply batches
-#: made each run longer (more events between batches); soaks
+#: made each run longer (more events between batches), 200 when the suite
+#: passed its 10 minutes again (session 9); soaks
 #: of thousands more are in the closing notes and docs/raft-core.md, and
 #: `python -m node.simulation --seeds N` runs any number).
-BATCHES = ([(s, 3, 1500) for s in range(0, 150, CHUNK)]
+BATCHES = ([(s, 3, 1500) for s in range(0, 100, CHUNK)]
            + [(s, 5, 1000) for s in range(100_000, 100_100, CHUNK)])
 
 
@@ -41,7 +42,7 @@ def test_seven_node_clusters(seed: int) -> None:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("seed", range(300_000, 300_005))
+@pytest.mark.parametrize("seed", range(300_000, 300_003))
 def test_long_runs(seed: int) -> None:
     result = run_seed(seed, 5, 6000)
     assert result.acked > 0

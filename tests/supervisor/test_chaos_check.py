@@ -12,7 +12,7 @@ import pytest
 
 from tests.supervisor.harness import Session
 
-CHAOS_SECONDS = 24
+CHAOS_SECONDS = 20
 
 
 @pytest.mark.timeout(150)
@@ -60,7 +60,7 @@ def test_chaos_check_catches_a_build_that_acks_before_commit(
     up = session.supervisor("up", "3", "--detach", "--fault-injection")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "UNSAFE TEST BUILD" in session.layout.node_log(1).read_text()
-    run = session.supervisor("chaos", "--check", "--duration", "14", "--interval", "1.2", "--no-kill",
+    run = session.supervisor("chaos", "--check", "--duration", "10", "--interval", "1.2", "--no-kill",
                              "--leader", "--seed", "2", "--heal-timeout", "6", "--converge-timeout", "4",
                              timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
@@ -95,7 +95,7 @@ def test_chaos_check_through_the_etcd_grpc_faces(session: Session) -> None:
     gRPC faces (writes through followers are carried to the leader by the face)."""
     up = session.supervisor("up", "3", "--detach", "--fault-injection")
     assert up.returncode == 0, up.stdout + up.stderr
-    run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "15", "--interval", "1.5",
+    run = session.supervisor("chaos", "--check", "--via", "grpc", "--duration", "11", "--interval", "1.5",
                              "--seed", "7", timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "chaos check: PASS" in run.stdout and "via grpc" in run.stdout

@@ -13,7 +13,7 @@ import pytest
 
 from tests.supervisor.harness import Session
 
-CHAOS_SECONDS = float(os.environ.get("JANGADA_SECURE_CHAOS_SECONDS", "20"))
+CHAOS_SECONDS = float(os.environ.get("JANGADA_SECURE_CHAOS_SECONDS", "18"))
 
 
 @pytest.mark.timeout(CHAOS_SECONDS + 150)
