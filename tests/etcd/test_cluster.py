@@ -32,8 +32,9 @@ def shared_cluster(shared_etcd_cluster: LocalCluster) -> LocalCluster:
 
 
 @pytest.fixture(scope="module")
-def shared_ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceEtcd]:
-    """One etcd 3.4 for the module: it is only listed and refused."""
+def shared_ref(tmp_path_factory: pytest.TempPathFactory, shared_etcd_cluster: LocalCluster) -> Iterator[ReferenceEtcd]:
+    """One etcd 3.4 for the module: it is only listed and refused. Started after the
+    module's cluster, in the order the per-test fixtures had."""
     with reference_etcd(tmp_path_factory.mktemp("etcd-cluster")) as ref:
         yield ref
 
