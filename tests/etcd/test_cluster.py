@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -17,10 +18,25 @@ from node.etcd.gatewaycontext import GatewayContext
 from node.etcd.header import Headers
 from node.localcluster import LocalCluster, wait_for
 from tests.etcd.conftest import etcdctl
-from tests.etcd.reference_etcd import ReferenceEtcd
+from tests.etcd.reference_etcd import ReferenceEtcd, reference_etcd
 from tests.etcd.stubs import RPC_TIMEOUT, failure, ready_channel
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def shared_cluster(shared_etcd_cluster: LocalCluster) -> LocalCluster:
+    """The module's cluster, for the tests that only list members or are refused:
+    the ones that add, remove or update members make their own (`etcd_cluster`)."""
+    return shared_etcd_cluster
+
+
+@pytest.fixture(scope="module")
+def shared_ref(tmp_path_factory: pytest.TempPathFactory, shared_etcd_cluster: LocalCluster) -> Iterator[ReferenceEtcd]:
+    """One etcd 3.4 for the module: it is only listed and refused. Started after the
+    module's cluster, in the order the per-test fixtures had."""
+    with reference_etcd(tmp_path_factory.mktemp("etcd-cluster")) as ref:
+        yield ref
 
 
 def cluster_stub(endpoint: str) -> tuple[grpc.Channel, rpc_pb2_grpc.ClusterStub]:
@@ -36,7 +52,8 @@ def member_list(endpoints: list[str]) -> list[dict[str, Any]]:
     return json.loads(etcdctl(endpoints, "member", "list", "-w", "json").stdout)["members"]
 
 
-def test_member_list_shows_every_member_with_its_name_and_peer_url(etcd_cluster: LocalCluster) -> None:
+def test_member_list_shows_every_member_with_its_name_and_peer_url(shared_cluster: LocalCluster) -> None:
+    etcd_cluster = shared_cluster
     members = member_list(etcd_cluster.grpc_endpoints()[:1])
     assert [m["ID"] for m in members] == [1, 2, 3]
     for member in members:
@@ -49,13 +66,16 @@ def test_member_list_shows_every_member_with_its_name_and_peer_url(etcd_cluster:
     assert f"|  2 | started | node-2 | {peer_url(etcd_cluster, 2)} |" in table
 
 
-def test_member_list_client_urls_are_the_grpc_urls(etcd_cluster: LocalCluster) -> None:
+def test_member_list_client_urls_are_the_grpc_urls(shared_cluster: LocalCluster) -> None:
+    etcd_cluster = shared_cluster
     members = member_list(etcd_cluster.grpc_endpoints()[:1])
     assert {m["ID"]: m.get("clientURLs") for m in members} == {
         i: [etcd_cluster.member(i).grpc] for i in etcd_cluster.ids}
 
 
-def test_member_list_agrees_with_etcds_table_columns(etcd_cluster: LocalCluster, etcd_ref: ReferenceEtcd) -> None:
+def test_member_list_agrees_with_etcds_table_columns(shared_cluster: LocalCluster, shared_ref: ReferenceEtcd) -> None:
+    etcd_cluster = shared_cluster
+    etcd_ref = shared_ref
     ours = etcdctl(etcd_cluster.grpc_endpoints()[:1], "member", "list", "-w", "table").stdout.splitlines()
     theirs = etcdctl([etcd_ref.endpoint], "member", "list", "-w", "table").stdout.splitlines()
     columns = ["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"]
@@ -63,8 +83,10 @@ def test_member_list_agrees_with_etcds_table_columns(etcd_cluster: LocalCluster,
         assert [c.strip() for c in table[1].strip("|").split("|")] == columns
 
 
-def test_member_errors_are_etcds(etcd_cluster: LocalCluster, etcd_ref: ReferenceEtcd) -> None:
+def test_member_errors_are_etcds(shared_cluster: LocalCluster, shared_ref: ReferenceEtcd) -> None:
     """The same wrong requests, to etcd and to jangada: the same code and message."""
+    etcd_cluster = shared_cluster
+    etcd_ref = shared_ref
     ours_channel, ours = cluster_stub(etcd_cluster.grpc_endpoint(2))
     theirs_channel, theirs = cluster_stub(etcd_ref.endpoint)
     with ours_channel, theirs_channel:
@@ -86,7 +108,8 @@ def test_member_errors_are_etcds(etcd_cluster: LocalCluster, etcd_ref: Reference
             assert failure(getattr(ours, method), our_request) == expected, (method, our_request)
 
 
-def test_member_errors_name_etcds_statuses(etcd_cluster: LocalCluster) -> None:
+def test_member_errors_name_etcds_statuses(shared_cluster: LocalCluster) -> None:
+    etcd_cluster = shared_cluster
     channel, stub = cluster_stub(etcd_cluster.grpc_endpoint(1))
     with channel:
         assert failure(stub.MemberRemove, rpc_pb2.MemberRemoveRequest(ID=99)) == (

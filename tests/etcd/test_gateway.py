@@ -116,6 +116,22 @@ def etcd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield etcd.url
 
 
+# -- the jangada cluster --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def etcd_cluster(shared_etcd_cluster: LocalCluster) -> LocalCluster:
+    """The module's cluster: the tests on it neither kill members nor change
+    membership, auth or alarms, and keep to their own keys (the one that kills
+    members makes its own)."""
+    return shared_etcd_cluster
+
+
+@pytest.fixture
+def own_cluster(make_etcd_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return make_etcd_cluster()
+
+
 # -- scripts run against both -------------------------------------------------------------------
 
 
@@ -239,7 +255,8 @@ def test_health_version_and_plain_http_answers(etcd_cluster: LocalCluster, reque
 
 
 @pytest.mark.timeout(120)
-def test_health_is_false_without_a_quorum(etcd_cluster: LocalCluster) -> None:
+def test_health_is_false_without_a_quorum(own_cluster: LocalCluster) -> None:
+    etcd_cluster = own_cluster
     etcd_cluster.kill(2)
     etcd_cluster.kill(3)
     status, _, body = http_request(etcd_cluster.gateway_url(1), "/health", method="GET")

@@ -36,6 +36,19 @@ def _status(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:
 
 
 @pytest.fixture
+def etcd_cluster(shared_etcd_cluster: LocalCluster) -> LocalCluster:
+    """The module's cluster: the tests on it neither kill members nor change
+    membership, and keep to their own keys and lease ids (the one that kills the
+    leader makes its own)."""
+    return shared_etcd_cluster
+
+
+@pytest.fixture
+def own_cluster(make_etcd_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return make_etcd_cluster()
+
+
+@pytest.fixture
 def roles(etcd_cluster: LocalCluster) -> tuple[int, int]:
     """(leader, a follower), every member up."""
     leader = every_face_up(etcd_cluster)
@@ -75,14 +88,15 @@ class KeepAliveStream:
 def test_grant_ttl_list_keepalive_revoke_with_etcds_answers(etcd_cluster: LocalCluster, roles: tuple[int, int],
                                                              through: str) -> None:
     node = roles[0] if through == "leader" else roles[1]
+    chosen_id = {"follower": 0x1234, "leader": 0x1235}[through]  # one lease id per case: the cluster is shared
     with grpc.insecure_channel(etcd_cluster.grpc_endpoint(node)) as channel:
         leases, kv = rpc_pb2_grpc.LeaseStub(channel), rpc_pb2_grpc.KVStub(channel)
         granted = leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60), timeout=RPC_TIMEOUT)
         assert granted.ID > 0 and granted.TTL == 60 and granted.error == ""
         assert granted.header.member_id == node
-        chosen = leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30, ID=0x1234), timeout=RPC_TIMEOUT)
-        assert (chosen.ID, chosen.TTL) == (0x1234, 30)
-        assert _status(lambda: leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=5, ID=0x1234), timeout=RPC_TIMEOUT)) \
+        chosen = leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30, ID=chosen_id), timeout=RPC_TIMEOUT)
+        assert (chosen.ID, chosen.TTL) == (chosen_id, 30)
+        assert _status(lambda: leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=5, ID=chosen_id), timeout=RPC_TIMEOUT)) \
             == (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: lease already exists")
         assert _status(lambda: leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=9_000_000_001), timeout=RPC_TIMEOUT)) \
             == (grpc.StatusCode.OUT_OF_RANGE, "etcdserver: too large lease TTL")
@@ -98,13 +112,13 @@ def test_grant_ttl_list_keepalive_revoke_with_etcds_answers(etcd_cluster: LocalC
         without_keys = leases.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=granted.ID), timeout=RPC_TIMEOUT)
         assert list(without_keys.keys) == []
         listed = leases.LeaseLeases(rpc_pb2.LeaseLeasesRequest(), timeout=RPC_TIMEOUT)
-        assert {granted.ID, 0x1234} <= {status.ID for status in listed.leases}
+        assert {granted.ID, chosen_id} <= {status.ID for status in listed.leases}
 
         stream = KeepAliveStream(channel)
         try:
             renewed = stream.keepalive(granted.ID)
             assert (renewed.ID, renewed.TTL) == (granted.ID, 60) and renewed.header.revision >= ttl.header.revision
-            assert stream.keepalive(0x1234).TTL == 30
+            assert stream.keepalive(chosen_id).TTL == 30
 
             revoked = leases.LeaseRevoke(rpc_pb2.LeaseRevokeRequest(ID=granted.ID), timeout=RPC_TIMEOUT)
             assert revoked.header.revision == ttl.header.revision + 1  # both keys deleted in one revision
@@ -113,7 +127,7 @@ def test_grant_ttl_list_keepalive_revoke_with_etcds_answers(etcd_cluster: LocalC
             # goes on), TTL -1 from time-to-live, "not found" from revoke.
             gone = stream.keepalive(granted.ID)
             assert (gone.ID, gone.TTL) == (granted.ID, 0) and 0 < gone.header.revision <= revoked.header.revision
-            assert stream.keepalive(0x1234).TTL == 30
+            assert stream.keepalive(chosen_id).TTL == 30
             assert (stream.keepalive(-3).ID, stream.keepalive(-3).TTL) == (-3, 0)
         finally:
             stream.close()
@@ -151,10 +165,12 @@ def test_an_expired_lease_deletes_its_keys_everywhere(etcd_cluster: LocalCluster
                                       timeout=RPC_TIMEOUT).count == 0, 10, f"node {node} to delete the key")
 
 
-def test_a_keepalive_stream_outlives_a_leader_kill(etcd_cluster: LocalCluster, roles: tuple[int, int]) -> None:
+def test_a_keepalive_stream_outlives_a_leader_kill(own_cluster: LocalCluster) -> None:
     """The stream is on a follower; the leader is SIGKILLed; the follower asks the new
     leader for the next keepalives, so the lease (TTL 3 s) lives on well past its TTL."""
-    leader, follower = roles
+    etcd_cluster = own_cluster
+    leader = every_face_up(etcd_cluster)
+    follower = next(i for i in etcd_cluster.ids if i != leader)
     with grpc.insecure_channel(etcd_cluster.grpc_endpoint(follower)) as channel:
         leases, kv = rpc_pb2_grpc.LeaseStub(channel), rpc_pb2_grpc.KVStub(channel)
         lease = leases.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=3), timeout=RPC_TIMEOUT)

@@ -7,8 +7,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -135,6 +134,19 @@ def face_channel(cluster: LocalCluster, node_id: int) -> Iterator[grpc.Channel]:
             yield ch
         finally:
             del _writers[ch]
+
+
+@pytest.fixture
+def etcd_cluster(shared_etcd_cluster: LocalCluster) -> LocalCluster:
+    """The module's cluster: the tests on it neither stop members nor change their
+    config, and each watches its own keys (the two that stop members, below, and
+    the one with its own progress interval make their own)."""
+    return shared_etcd_cluster
+
+
+@pytest.fixture
+def own_cluster(make_etcd_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return make_etcd_cluster()
 
 
 @pytest.fixture
@@ -293,6 +305,10 @@ def test_a_follower_streams_writes_made_on_the_leader_in_order_without_gaps(etcd
 def test_cancelling_the_stream_cancels_its_native_watches(etcd_cluster: LocalCluster) -> None:
     leader = etcd_cluster.wait_for_leader()
     with grpc.insecure_channel(etcd_cluster.grpc_endpoint(leader)) as channel:
+        # On the module's cluster the streams of earlier tests may still be closing:
+        # count from none (a member whose face has no stream open holds no watch).
+        wait_for(lambda: _watch_count(etcd_cluster, leader) == 0, TIMEOUT * 3,
+                 "earlier tests' watches to be cancelled")
         before = _watch_count(etcd_cluster, leader)
         stream = Stream(channel)
         for i in range(3):
@@ -367,10 +383,12 @@ def test_etcdctl_interactive_watch_and_cancel(etcd_cluster: LocalCluster) -> Non
 # --- side by side with etcd 3.4 ---------------------------------------------------------
 
 
-@pytest.fixture
-def reference_channel(tmp_path: Path) -> Iterator[grpc.Channel]:
-    """A channel to a single-member etcd 3.4 (tests/etcd/reference_etcd.py)."""
-    with reference_etcd(tmp_path) as etcd, grpc.insecure_channel(etcd.endpoint) as channel:
+@pytest.fixture(scope="module")
+def reference_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
+    """A channel to a single-member etcd 3.4 (tests/etcd/reference_etcd.py), one for
+    the module: each scenario keeps to its own keys and counts revisions from its first."""
+    with reference_etcd(tmp_path_factory.mktemp("etcd-watch")) as etcd, \
+            grpc.insecure_channel(etcd.endpoint) as channel:
         yield channel
 
 
@@ -508,7 +526,8 @@ def test_a_reader_that_stops_reading_is_cancelled_as_a_slow_watcher(channel: grp
         call.cancel()
 
 
-def test_a_stopping_node_ends_its_streams_as_etcds_server_stop(etcd_cluster: LocalCluster) -> None:
+def test_a_stopping_node_ends_its_streams_as_etcds_server_stop(own_cluster: LocalCluster) -> None:
+    etcd_cluster = own_cluster
     leader = etcd_cluster.wait_for_leader()
     follower = next(i for i in etcd_cluster.ids if i != leader)
     etcd_cluster.status_of(follower)
@@ -542,9 +561,10 @@ def test_fragments_follow_etcds_send_fragments() -> None:
     assert [e.kv.key for p in pieces for e in p.events] == [b"k%d" % i for i in range(12)]
 
 
-def test_require_leader_streams_end_when_the_member_loses_its_leader(etcd_cluster: LocalCluster) -> None:
+def test_require_leader_streams_end_when_the_member_loses_its_leader(own_cluster: LocalCluster) -> None:
     """clientv3.WithRequireLeader (etcdctl watch uses it): etcd refuses such a stream
     without a leader and ends it after 3 election timeouts with none."""
+    etcd_cluster = own_cluster
     leader = etcd_cluster.wait_for_leader()
     survivor = next(i for i in etcd_cluster.ids if i != leader)
     # a follower learns of a new leader from its first message: wait for that
