@@ -8,6 +8,7 @@ on a condition with a deadline, never a fixed sleep.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from cluster.ports import free_ports
 from cluster.spec import ClusterSpec, MemberSpec, load_spec
 
 T = TypeVar("T")
+
+#: How often a first start moves to fresh ports when one was taken (`start_all`).
+START_ATTEMPTS = 3
+#: What a member's log says when its port was taken (ZMQError's text).
+PORT_TAKEN = "Address already in use"
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
@@ -59,22 +65,28 @@ class LocalCluster:
         self.metrics = metrics
         # the faces' scheme: https:// with the config's [tls] (cluster/spec.py requires it)
         self.scheme = "https://" if sections.get("tls", {}).get("cert") else "http://"
-        per = (4 if etcd else 2) + (1 if metrics else 0)
-        ports = free_ports(per * size)
-        members = tuple(self._member(i, ports[per * (i - 1):per * i]) for i in range(1, size + 1))
-        spec = replace(load_spec(base), cluster_id=f"test-{os.getpid()}-{ports[0]}", members=members,
-                       data_dir=str(root / "node-{id}"))
         if fault_injection:
             sections = {**sections, "faults": {**sections.get("faults", {}), "injection": True}}
-        for name, fields in sections.items():
-            spec = replace(spec, **{name: replace(getattr(spec, name), **fields)})
-        self.spec: ClusterSpec = spec
+        self._base, self._size, self._sections = base, size, sections
         self.config = root / "cluster.toml"
-        self.config.write_text(spec.to_toml())
+        self.spec: ClusterSpec = self._configure()
+        self._started = False  # start_all's first start waits for the ports (`_start_on_free_ports`)
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._clients: list[Client] = []
         #: members added after the config's (started with --join), by id
         self.joined: dict[int, MemberSpec] = {}
+
+    def _configure(self) -> ClusterSpec:
+        """A config on fresh free ports, written to `self.config`."""
+        per = (4 if self.etcd else 2) + (1 if self.metrics else 0)
+        ports = free_ports(per * self._size)
+        members = tuple(self._member(i, ports[per * (i - 1):per * i]) for i in range(1, self._size + 1))
+        spec = replace(load_spec(self._base), cluster_id=f"test-{os.getpid()}-{ports[0]}", members=members,
+                       data_dir=str(self.root / "node-{id}"))
+        for name, fields in self._sections.items():
+            spec = replace(spec, **{name: replace(getattr(spec, name), **fields)})
+        self.config.write_text(spec.to_toml())
+        return spec
 
     def _member(self, node_id: int, ports: list[int] | None = None) -> MemberSpec:
         metrics = ""
@@ -134,8 +146,50 @@ class LocalCluster:
             log.close()
 
     def start_all(self) -> None:
+        """Start every member of the config. The cluster's first start also waits until
+        each member answers a status request (`_start_on_free_ports`)."""
+        first, self._started = not self._started, True
         for node_id in self.spec.ids:
             self.start(node_id)
+        if first:
+            self._start_on_free_ports()
+
+    def _start_on_free_ports(self) -> None:
+        """A port found free can be taken before the member binds it: the test workers
+        draw ports at the same time (one in ~60 starts of two loops side by side met
+        "Address already in use"). A member that exits so moves the whole cluster to
+        fresh ports, its data dirs wiped (it never had a leader, nothing was
+        acknowledged), up to START_ATTEMPTS times. Any other exit is left for the
+        caller's wait (`status_of` names it with the log's tail)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            taken = self._port_taken()
+            if taken is None:
+                return
+            if attempt == START_ATTEMPTS:
+                raise AssertionError(f"node {taken} found its port taken {START_ATTEMPTS} times: "
+                                     f"{self.log_text(taken).splitlines()[-1:]}")
+            self.close()
+            for node_id in self.spec.ids:
+                shutil.rmtree(self.root / f"node-{node_id}", ignore_errors=True)
+            self.spec = self._configure()
+            for node_id in self.spec.ids:
+                self.start(node_id)
+
+    def _port_taken(self, timeout: float = 60.0) -> int | None:
+        """Until every member answers or one exits: the id of one that exited because
+        its port was taken, else None."""
+        waiting = set(self.spec.ids)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            for node_id in sorted(waiting):
+                if self.procs[node_id].poll() is not None:
+                    if PORT_TAKEN in self.log_text(node_id):
+                        return node_id
+                    waiting.discard(node_id)  # another failure: the caller's wait reports it
+                elif self.status(node_id, timeout=0.5) is not None:
+                    waiting.discard(node_id)
+            time.sleep(0.02)
+        return None
 
     def kill(self, node_id: int) -> None:
         """SIGKILL, and reap."""
@@ -203,8 +257,17 @@ class LocalCluster:
             probe.close()
 
     def status_of(self, node_id: int, timeout: float = 60.0) -> dict[str, Any]:
-        """`status`, waiting (with a deadline) for the node to answer."""
-        return wait_for(lambda: self.status(node_id), timeout, f"node {node_id} to answer a status request")
+        """`status`, waiting (with a deadline) for the node to answer; a node whose
+        process has exited fails at once, with its log's tail."""
+
+        def answer() -> dict[str, Any] | None:
+            proc = self.procs.get(node_id)
+            if proc is not None and proc.poll() is not None:
+                tail = "\n".join(self.log_text(node_id).splitlines()[-20:])
+                raise AssertionError(f"node {node_id} exited with {proc.returncode} before answering:\n{tail}")
+            return self.status(node_id)
+
+        return wait_for(answer, timeout, f"node {node_id} to answer a status request")
 
     def leader(self) -> int | None:
         """The leader of the highest term among running nodes, if one claims it."""

@@ -1,7 +1,7 @@
 """The clusters a test makes, for the fixtures of tests/integration and tests/etcd:
 each on free loopback ports with data under the test's tmp_path, every process ended
-by pid when the test ends, and every member's log tail printed if the test failed
-(tests/conftest.py records the outcome as `rep_call`)."""
+by pid when the test ends, and every member's log tail printed if the test or its set-up failed
+(tests/conftest.py records the outcomes as `rep_setup`, `rep_call`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -39,8 +39,9 @@ def cluster_maker(tmp_path: Path, request: pytest.FixtureRequest, etcd: bool = F
     try:
         yield make
     finally:
-        report = getattr(request.node, "rep_call", None)
+        failed = any(getattr(getattr(request.node, f"rep_{when}", None), "failed", False)
+                     for when in ("setup", "call"))  # a cluster that never came up too
         for cluster in clusters:
             cluster.close()
-            if report is not None and report.failed:
+            if failed:
                 print(cluster.log_tails())
