@@ -18,8 +18,9 @@ NOFSYNC_TARGET = 1.5
 MEASUREMENT_KEYS = ("system", "workload", "members", "durability", "ops_per_s", "ok", "errors", "elapsed_s",
                     "latency_ms", "load_cpu_s", "generator", "generator_processes", "note", "server_cpu_s", "cluster_cpu_s",
                     "error_kinds", "load_us_per_op", "load_cores", "cluster_us_per_op", "saturated")
-#: The issue's target: 5 members keep at least this share of 3 members' put-64 throughput.
-FIVE_MEMBER_TARGET = 0.70
+#: Issue 17's target: 5 members keep at least this share of 3 members' put-64 throughput
+#: (0.70 in the earlier issue that built the comparison).
+FIVE_MEMBER_TARGET = 0.80
 COLUMNS = ("system", "members", "durability", "workload", "ops/s", "p50 ms", "p99 ms", "load CPU us/op",
            "cluster CPU us/op", "ops/s vs etcd", "p50 vs etcd", "notes")
 #: What each system's durability label means (printed under the table).
