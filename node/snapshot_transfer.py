@@ -84,7 +84,7 @@ class LocalSnapshot:
         for _ in range(budget):
             chunk = next(self._chunks, None)
             if chunk is None:
-                mark("snapshot.commit.stream_end")
+                mark("snapshot.commit.chunks")  # this turn's chunks, up to the stream's end
                 ref = self._writer.commit()
                 mark("snapshot.commit.file")  # trailer, fsync, rename, directory fsync
                 self._storage.commit_snapshot(ref)  # the WAL marker: the commit point
