@@ -156,7 +156,7 @@ class LocalCluster:
 
     def _start_on_free_ports(self) -> None:
         """A port found free can be taken before the member binds it: the test workers
-        draw ports at the same time (one in ~60 starts of two loops side by side met
+        draw ports at the same time (one in ~240 starts of two loops side by side met
         "Address already in use"). A member that exits so moves the whole cluster to
         fresh ports, its data dirs wiped (it never had a leader, nothing was
         acknowledged), up to START_ATTEMPTS times. Any other exit is left for the
