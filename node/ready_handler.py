@@ -25,14 +25,26 @@ to this list):
 4. **persist** `entries` (truncating the log from entries[0].index) and
    `hard_state` in one write, with one fsync iff `must_sync` (group commit);
 5. **send** `messages_after_persist`: vote grants, append acknowledgements and
-   every message of a Ready that changes term or vote promise that step 4 is
-   durable, so they go only now;
+   every message said while the term or vote is not yet durable promise that
+   step 4 is durable, so they go only now, and the core hears that the write is
+   durable (`persisted`);
 6. **apply** `committed_entries` in order (answering their clients), then the
    batch's after-work: `read_states`, reads whose index is now applied, replies;
 7. **snapshot**: maybe *start* a snapshot of the state machine (the node writes it
    a few chunks per loop turn; the log is compacted once it is committed, after
    `advance`: the core must not change between `ready()` and `advance`);
-8. **advance**: tell the core the Ready is handled.
+8. **advance**: tell the core the Ready is handled (`accept`: its write is
+   handed to the disk, durable or not).
+
+With **asynchronous writes** (`ReadyPorts.writes`, node/wal_writer.py; etcd's
+async storage writes), step 4 only queues the write for a writer thread and step
+5 runs later, on the caller's thread, when that write is durable; the loop keeps
+stepping the core meanwhile (ticks, heartbeats, acknowledgements, applying), so a
+slow fdatasync delays acknowledgements but never silences the member. Writes end
+in the order they were queued, so step 5 of each Ready still follows the write of
+every earlier one. Nothing else touches the disk while writes are queued: the
+disk drains the queue first (a snapshot install, a snapshot commit, closing).
+The simulator runs both ways, its writes ending at random later times.
 
 `between(step)`, when given, is called after each of steps 1-7 (with that step's
 number): the simulator raises a crash there, so a node can die at every boundary
@@ -85,6 +97,15 @@ class Disk(Protocol):
         `hard_state` in one write; durable on return iff `sync`."""
 
 
+class Writes(Protocol):
+    """Asynchronous step 4: a queue of writes that end, in order, on another thread."""
+
+    def submit(self, rd: Ready, done: Callable[[], None]) -> None:
+        """Queue `rd`'s write: its entries (truncating from entries[0].index) and hard
+        state, one fsync iff `rd.must_sync`. `done()` runs on the caller's thread once
+        the write is durable, after the `done` of every write queued before it."""
+
+
 class Apply(Protocol):
     """The replicated state machine, and the clients waiting on it."""
 
@@ -114,6 +135,8 @@ class ReadyPorts:
     disk: Disk
     apply: Apply
     snapshots: SnapshotHook
+    #: asynchronous writes (step 4 queued, step 5 when durable); None: synchronous
+    writes: Writes | None = None
 
 
 def handle_ready(core: RaftCore, rd: Ready, ports: ReadyPorts,
@@ -140,15 +163,24 @@ def handle_ready(core: RaftCore, rd: Ready, ports: ReadyPorts,
     if between is not None:
         between(Step.INSTALL)
     # 4. entries + hard state in one write; one fsync iff must_sync.
-    if rd.entries or rd.hard_state is not None:
-        ports.disk.append(rd.entries, rd.hard_state, rd.must_sync)
-    if between is not None:
-        between(Step.PERSIST)
-    # 5. what promises durability may go only now.
-    for m in rd.messages_after_persist:
-        send(m)
-    if between is not None:
-        between(Step.SEND_AFTER_PERSIST)
+    writes = ports.writes
+    if writes is not None:
+        if rd.entries or rd.hard_state is not None or rd.messages_after_persist:
+            # Step 5 when the write is durable. A Ready with nothing to write still
+            # queues: its acknowledgements may be of entries an earlier write carries.
+            writes.submit(rd, lambda: persisted(core, rd, ports))
+        if between is not None:
+            between(Step.PERSIST)
+            between(Step.SEND_AFTER_PERSIST)
+    else:
+        if rd.entries or rd.hard_state is not None:
+            ports.disk.append(rd.entries, rd.hard_state, rd.must_sync)
+        if between is not None:
+            between(Step.PERSIST)
+        # 5. what promises durability may go only now.
+        persisted(core, rd, ports)
+        if between is not None:
+            between(Step.SEND_AFTER_PERSIST)
     # 6. apply committed entries, then serve reads and send replies.
     apply = ports.apply
     if rd.committed_entries:
@@ -162,5 +194,13 @@ def handle_ready(core: RaftCore, rd: Ready, ports: ReadyPorts,
     ports.snapshots.maybe_start()
     if between is not None:
         between(Step.SNAPSHOT)
-    # 8.
-    core.advance(rd)
+    # 8. (`persisted` came in step 5, or comes when the queued write ends)
+    core.accept(rd)
+
+
+def persisted(core: RaftCore, rd: Ready, ports: ReadyPorts) -> None:
+    """Step 5: `rd`'s write is durable: send what promised it, tell the core."""
+    send = ports.peers.send
+    for m in rd.messages_after_persist:
+        send(m)
+    core.persisted(rd)

@@ -14,13 +14,23 @@ simulator) feeds it:
 
 and then asks `ready()` for a `Ready` batch: what to persist, send and apply. After
 handling it (in the order the Ready documents) the caller calls `advance(ready)`.
-Between `ready()` and `advance()` the caller must not call anything else.
+Between `ready()` and `advance()` the caller must not call anything else but
+`persisted`.
+
+`advance(ready)` is `accept(ready)` (the Ready was handled: applied, installed,
+and its write handed to the disk) followed by `persisted(ready)` (its write is
+durable). A caller with asynchronous storage writes calls `accept` at once and
+`persisted` for each Ready later, in the order of the Readies, when its write ends
+(etcd-io/raft's async storage writes); meanwhile the core keeps stepping, and the
+next Ready hands out only what the earlier ones did not.
 
 Durability rule: a message whose meaning depends on state not yet durable -- a vote
-grant, an append acknowledgement, or anything sent in a Ready that changes term or
-vote -- is placed in `messages_after_persist`. A leader's AppendEntries may leave
-before the leader's own write (Raft thesis §10.2.1): the leader counts itself
-towards a quorum only once `advance` reports its entries stable.
+grant, an append acknowledgement, or anything said while the current term or vote
+is not yet durable -- is placed in `messages_after_persist`, which the caller sends
+only once that Ready's write (and so every earlier one) is durable. A leader's
+AppendEntries may leave before the leader's own write (Raft thesis §10.2.1): the
+leader counts itself towards a quorum only once `persisted` reports its entries
+stable.
 
 Section references are to the Raft paper (Ongaro & Ousterhout 2014) and the Raft
 dissertation (Ongaro 2014, "thesis").
@@ -82,6 +92,9 @@ class RaftCore:
         self._broadcast_pending = False
         self.membership.refresh(self.log)  # a restart recovers the membership from the log
         self.reported = Reported(hs, self.membership.conf)
+        # The (term, vote) the caller reported durable: until the current ones are,
+        # every message waits for the write that makes them so (`ready`).
+        self.durable_term, self.durable_vote = hs.term, hs.vote
         self.become_follower(self.term, NONE)
 
     # ======================================================================
@@ -236,7 +249,7 @@ class RaftCore:
             self._broadcast_pending or self.msgs
             or (self.read_only.round_wanted and self.read_only.round_done())
             or self.read_states
-            or log.stable_index < log.snapshot_index + len(log.entries)
+            or log.in_progress_index < log.snapshot_index + len(log.entries)
             or log.pending_snapshot is not None
             or (log.committed > log.applied and log.pending_snapshot is None)
             or self.term != hs.term or self.vote != hs.vote or log.committed != hs.commit
@@ -260,8 +273,10 @@ class RaftCore:
         term_or_vote_changed = self.reported.fill(rd, self.term, self.vote, log.committed,
                                                   self.lead, self.role, self.membership.conf)
         msgs, self.msgs = self.msgs, []
-        if term_or_vote_changed or rd.snapshot is not None:
-            # Everything we say in a new term speaks for a vote/term not yet durable.
+        if (term_or_vote_changed or rd.snapshot is not None
+                or self.term != self.durable_term or self.vote != self.durable_vote):
+            # Everything we say in a new term speaks for a vote/term not yet durable
+            # (this Ready's write makes it so, or an earlier one still in flight).
             rd.messages_after_persist = msgs
         else:
             for m in msgs:
@@ -272,18 +287,33 @@ class RaftCore:
 
     def advance(self, rd: Ready) -> None:
         """The caller handled `rd`: its entries, hard state and snapshot are durable and
-        its committed entries applied."""
+        its committed entries applied (`accept`, then `persisted`)."""
+        self.accept(rd)
+        self.persisted(rd)
+
+    def accept(self, rd: Ready) -> None:
+        """The caller handled `rd` but maybe its write: the snapshot is installed, the
+        committed entries applied, the entries and hard state handed to the disk
+        (the next Ready does not hand them out again)."""
         self.reported.acknowledge(rd)
         if rd.snapshot is not None:
             self.log.snapshot_installed(rd.snapshot)
         if rd.entries:
-            last = rd.entries[-1]
-            self.log.stable_to(last.index, last.term)
+            self.log.accept_unstable(rd.entries[-1].index)
         if rd.committed_entries:
             self.log.applied_to(rd.committed_entries[-1].index)
             if self.role is Role.LEADER:
                 applied_bytes = sum(len(e.data) for e in rd.committed_entries)
                 self.uncommitted_size = max(0, self.uncommitted_size - applied_bytes)
+
+    def persisted(self, rd: Ready) -> None:
+        """`rd`'s write is durable (and so every earlier Ready's: writes end in order).
+        May be called before `accept(rd)` or any time after it."""
+        if rd.hard_state is not None:
+            self.durable_term, self.durable_vote = rd.hard_state.term, rd.hard_state.vote
+        if rd.entries:
+            last = rd.entries[-1]
+            self.log.stable_to(last.index, last.term)
         if self.role is Role.LEADER and self.prs[self.id].maybe_update(self.log.stable_index):
             # The leader's own durable entries count towards the quorum only now.
             if self._maybe_commit():

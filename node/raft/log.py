@@ -1,12 +1,17 @@
 """The Raft log as the core sees it: a snapshot prefix, then entries in memory.
 
 Layout (indexes):
-    ... compacted ... | snapshot_index | snapshot_index+1 ... stable_index | ... last_index
-                          (term known)    entries persisted by the caller    unstable tail
+    ... compacted ... | snapshot_index | ... stable_index | ... in_progress_index | ... last_index
+                          (term known)    persisted         handed out to persist   unstable tail
+
+`in_progress_index` is what Ready batches have handed out for persisting; the
+caller reports each write durable later (`stable_to`), so with asynchronous
+storage writes several batches may be in flight (etcd-io/raft's
+offsetInProgress). With synchronous writes the two indexes move together.
 
 Invariants:
 * snapshot_index <= applied <= committed <= last_index
-* snapshot_index <= stable_index <= last_index
+* snapshot_index <= stable_index <= in_progress_index <= last_index
 * entries[k].index == snapshot_index + 1 + k
 
 The core keeps every entry after the latest snapshot in memory; the storage layer
@@ -22,7 +27,7 @@ from .types import Entry, EntryKind, Index, Snapshot, Term
 
 class RaftLog:
     __slots__ = (
-        "entries", "snapshot_index", "snapshot_term", "snapshot", "stable_index",
+        "entries", "snapshot_index", "snapshot_term", "snapshot", "stable_index", "in_progress_index",
         "committed", "applied", "pending_snapshot", "conf_indexes",
     )
 
@@ -40,7 +45,7 @@ class RaftLog:
         # membership in effect from the last one (thesis §4.1).
         self.conf_indexes: list[Index] = [
             e.index for e in self.entries if e.kind is EntryKind.CONF_CHANGE]
-        self.stable_index = self.last_index()
+        self.stable_index = self.in_progress_index = self.last_index()
         if committed > self.last_index():
             # Storage lost entries it had acknowledged: never paper over that.
             raise ValueError(f"persisted commit index {committed} is beyond the recovered log "
@@ -109,7 +114,16 @@ class RaftLog:
         return self.entries[index - self.snapshot_index - 1]
 
     def unstable_entries(self) -> list[Entry]:
-        return self.entries[self.stable_index - self.snapshot_index:]
+        """The entries no Ready has handed out for persisting yet."""
+        return self.entries[self.in_progress_index - self.snapshot_index:]
+
+    def has_unstable_entries(self) -> bool:
+        return self.in_progress_index < self.snapshot_index + len(self.entries)
+
+    def accept_unstable(self, index: Index) -> None:
+        """A Ready handed out the entries up to `index` (the caller persists them)."""
+        if index > self.in_progress_index:
+            self.in_progress_index = index
 
     def next_committed_entries(self, max_bytes: int) -> list[Entry]:
         """The committed entries not yet handed out for applying, in order: at least
@@ -162,8 +176,10 @@ class RaftLog:
         while conf and conf[-1] >= first:
             conf.pop()  # a truncated membership change is no longer in effect
         conf.extend(e.index for e in entries if e.kind is EntryKind.CONF_CHANGE)
-        if self.stable_index >= first:
-            self.stable_index = Index(first - 1)
+        if self.in_progress_index >= first:
+            self.in_progress_index = Index(first - 1)
+            if self.stable_index >= first:
+                self.stable_index = Index(first - 1)
 
     def maybe_append(self, prev_index: Index, prev_term: Term, leader_commit: Index,
                      entries: Sequence[Entry]) -> Index | None:
@@ -185,9 +201,11 @@ class RaftLog:
 
     def stable_to(self, index: Index, term: Term) -> None:
         """The caller persisted entries up to (index, term). Ignored when that entry was
-        overwritten meanwhile."""
+        overwritten meanwhile (the write that overwrote it reports its own entries)."""
         if index > self.stable_index and self.match_term(index, term):
             self.stable_index = index
+            if index > self.in_progress_index:
+                self.in_progress_index = index
 
     def applied_to(self, index: Index) -> None:
         assert self.applied <= index <= self.committed, (
@@ -214,7 +232,7 @@ class RaftLog:
         self.snapshot = snapshot
         self.snapshot_index = snapshot.meta.index
         self.snapshot_term = snapshot.meta.term
-        self.stable_index = self.snapshot_index
+        self.stable_index = self.in_progress_index = self.snapshot_index
         self.committed = self.snapshot_index
         self.pending_snapshot = snapshot
 
@@ -243,6 +261,10 @@ class RaftLog:
             raise ValueError(f"snapshot term {snapshot.meta.term} != log term at {index}")
         previous = self.entries
         self.entries = previous[index - self.snapshot_index:]
+        # The snapshot is durable, so everything it covers is too (a write of some of
+        # those entries may still be in flight: it reports nothing new when it ends).
+        self.stable_index = max(self.stable_index, index)
+        self.in_progress_index = max(self.in_progress_index, index)
         self.conf_indexes = [i for i in self.conf_indexes if i > index]
         self.snapshot = snapshot
         self.snapshot_index = index

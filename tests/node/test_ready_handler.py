@@ -3,6 +3,7 @@ one numbered order every caller of `handle_ready` gets, and a `between` call at
 every boundary."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from node.raft import (
@@ -17,6 +18,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.queued: list[Callable[[], None]] = []
 
     def on_soft_state(self, ss: SoftState) -> None:
         self.calls.append(("soft_state", ss.role))
@@ -48,8 +50,21 @@ class Recorder:
     def between(self, step: Step) -> None:
         self.calls.append(("between", step))
 
-    def advance(self, rd: Ready) -> None:
-        self.calls.append(("advance",))
+    def persisted(self, rd: Ready) -> None:
+        self.calls.append(("persisted",))
+
+    def accept(self, rd: Ready) -> None:
+        self.calls.append(("accept",))
+
+    def submit(self, rd: Ready, done: Callable[[], None]) -> None:
+        """Asynchronous writes: queued here, ended by `end_writes`."""
+        self.calls.append(("writes.submit", len(rd.entries), rd.hard_state, rd.must_sync))
+        self.queued.append(done)
+
+    def end_writes(self) -> None:
+        queued, self.queued = self.queued, []
+        for done in queued:
+            done()
 
 
 def _full_ready() -> Ready:
@@ -73,11 +88,44 @@ def test_the_numbered_order() -> None:
         ("send", "AppendEntries"), ("between", Step.SEND),
         ("disk.install_snapshot", 5), ("apply.restore", 5), ("between", Step.INSTALL),
         ("disk.append", 2, HardState(2, 1, 6), True), ("between", Step.PERSIST),
-        ("send", "AppendEntriesResponse"), ("between", Step.SEND_AFTER_PERSIST),
+        ("send", "AppendEntriesResponse"), ("persisted",), ("between", Step.SEND_AFTER_PERSIST),
         ("apply", 6), ("applied", 1, 1), ("between", Step.APPLY),
         ("maybe_start_snapshot",), ("between", Step.SNAPSHOT),
-        ("advance",),
+        ("accept",),
     ]
+
+
+def test_asynchronous_writes_send_what_promises_durability_only_when_the_write_ends() -> None:
+    """With `writes`, step 4 queues the write and the Ready is accepted at once;
+    the acknowledgements go, and the core hears of the write, only when it ends."""
+    r = Recorder()
+    ports = ReadyPorts(r.on_soft_state, peers=r, disk=r, apply=r, snapshots=r, writes=r)
+    handle_ready(cast(RaftCore, r), _full_ready(), ports, r.between)
+    assert r.calls == [
+        ("soft_state", Role.LEADER), ("update_members", 2, ConfState((1, 2, 3))), ("between", Step.HOOKS),
+        ("send", "AppendEntries"), ("between", Step.SEND),
+        ("disk.install_snapshot", 5), ("apply.restore", 5), ("between", Step.INSTALL),
+        ("writes.submit", 2, HardState(2, 1, 6), True), ("between", Step.PERSIST),
+        ("between", Step.SEND_AFTER_PERSIST),
+        ("apply", 6), ("applied", 1, 1), ("between", Step.APPLY),
+        ("maybe_start_snapshot",), ("between", Step.SNAPSHOT),
+        ("accept",),
+    ]
+    r.calls.clear()
+    r.end_writes()
+    assert r.calls == [("send", "AppendEntriesResponse"), ("persisted",)]
+
+
+def test_an_asynchronous_ready_with_only_acknowledgements_still_queues_behind_the_writes() -> None:
+    """An acknowledgement may be of entries an earlier, still queued write carries:
+    a Ready with nothing to write queues too, so its messages wait for that write."""
+    r = Recorder()
+    ports = ReadyPorts(r.on_soft_state, peers=r, disk=r, apply=r, snapshots=r, writes=r)
+    handle_ready(cast(RaftCore, r), Ready(messages_after_persist=[AppendEntriesResponse(1, 3, 2, True, 7)]), ports)
+    assert r.calls[0] == ("writes.submit", 0, None, False)
+    assert ("send", "AppendEntriesResponse") not in r.calls
+    r.end_writes()
+    assert r.calls[-2:] == [("send", "AppendEntriesResponse"), ("persisted",)]
 
 
 def test_an_empty_ready_touches_no_disk() -> None:
@@ -86,4 +134,4 @@ def test_an_empty_ready_touches_no_disk() -> None:
     r = Recorder()
     ports = ReadyPorts(r.on_soft_state, peers=r, disk=r, apply=r, snapshots=r)
     handle_ready(cast(RaftCore, r), Ready(), ports)
-    assert r.calls == [("applied", 0, 0), ("maybe_start_snapshot",), ("advance",)]
+    assert r.calls == [("persisted",), ("applied", 0, 0), ("maybe_start_snapshot",), ("accept",)]
