@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from node.raft import (
     Config, ConfChange, ConfChangeKind, ConfChangeSingle, InstallSnapshot, enter_joint, leave_joint, ConfState, Entry, EntryKind, HardState,
-    Message, ProposalDropped, RaftCore, RaftError, ReadState, Role, Snapshot, SnapshotMeta, SoftState,
+    Message, ProposalDropped, RaftCore, RaftError, ReadState, Ready, Role, Snapshot, SnapshotMeta, SoftState,
     decode_conf_change,
 )
 from node.ready_handler import ReadyPorts, Step, handle_ready
@@ -88,6 +88,10 @@ class SimNode:
         self.led_term = 0  # the term this incarnation last led in (Leader Append-Only)
         self.restarts = 0
         self.commit_checked = 0  # (joint mode) the leader commit index checked against the disks
+        # Asynchronous writes queued and not yet durable, oldest first: (due tick,
+        # Ready, its step 5, the term it was led in or 0). A crash makes some prefix
+        # of them durable, silently.
+        self.pending_writes: deque[tuple[int, Ready, Callable[[], None], int]] = deque()
 
     @property
     def alive(self) -> bool:
@@ -113,7 +117,8 @@ class SimPorts:
         self.node = node
 
     def ready_ports(self) -> ReadyPorts:
-        return ReadyPorts(self.on_soft_state, peers=self, disk=self, apply=self, snapshots=self)
+        return ReadyPorts(self.on_soft_state, peers=self, disk=self, apply=self, snapshots=self,
+                          writes=self if self.cluster.async_writes else None)
 
     def between(self, step: Step) -> None:
         if step is self.node.crash_in_ready:
@@ -136,16 +141,35 @@ class SimPorts:
 
     # -- Disk ----------------------------------------------------------------------
     def install_snapshot(self, snapshot: Snapshot) -> None:
+        self.cluster.finish_writes(self.node, drain=False)  # as LocalDisk drains its writer first
         self.node.disk.install_snapshot(snapshot)
 
-    def append(self, entries: list[Entry], hard_state: HardState | None, sync: bool) -> None:
-        """Step 4 on the simulated disk (every write here is durable at once), with
-        the checks that need the leader's view: Leader Append-Only, and Leader
-        Completeness once a new leader's first Ready is persisted."""
-        node, checker = self.node, self.cluster.checker
+    def submit(self, rd: Ready, done: Callable[[], None]) -> None:
+        """Asynchronous step 4: the write ends 0-3 ticks from now, after every write
+        queued before it (node/wal_writer.py's order)."""
+        node, cluster = self.node, self.cluster
         core = node.core
         assert core is not None
+        due = cluster.now + cluster.rng.randrange(4)
+        if node.pending_writes:
+            due = max(due, node.pending_writes[-1][0])
+        node.pending_writes.append((due, rd, done, core.term if core.role is Role.LEADER else 0))
+
+    def append(self, entries: list[Entry], hard_state: HardState | None, sync: bool,
+               leader_checks: bool = True) -> None:
+        """Step 4 on the simulated disk (every write here is durable at once), with
+        the checks that need the leader's view: Leader Append-Only, and Leader
+        Completeness once a new leader's first Ready is persisted (not for a write
+        a crash left durable: its node has no view any more)."""
+        node, checker = self.node, self.cluster.checker
+        core = node.core
         disk = node.disk
+        if core is None or not leader_checks:
+            if entries:
+                disk.append(entries)
+            if hard_state is not None:
+                disk.save_hard_state(hard_state)
+            return
         if entries:
             if (core.role is Role.LEADER and node.led_term == core.term
                     and entries[0].index <= disk.last_index()):
@@ -198,8 +222,11 @@ class SimCluster:
                  heartbeat_ticks: int = 2, snapshot_every: int = 0,
                  max_size_per_msg: int = 64, max_inflight: int = 4,
                  pre_vote: bool = True, check_quorum: bool = True,
-                 max_committed_size_per_ready: int = 1 << 20) -> None:
+                 max_committed_size_per_ready: int = 1 << 20, async_writes: bool = False) -> None:
+        """`async_writes`: each Ready's write ends 0-3 ticks later, as with the node's
+        writer thread (node/ready_handler.py), instead of at once."""
         self.seed = seed
+        self.async_writes = async_writes
         self.rng = random.Random(seed)
         self.net = SimNetwork(random.Random(self.rng.getrandbits(64)))
         self.checker = InvariantChecker()
@@ -253,14 +280,43 @@ class SimCluster:
 
     def crash(self, node_id: int) -> None:
         node = self.nodes[node_id]
+        pending, node.pending_writes = node.pending_writes, deque()
+        if pending:
+            # The writes in flight reach the disk or not, in order: some prefix of them
+            # is durable (and nobody heard of it), the rest is lost.
+            durable = self.rng.randrange(len(pending) + 1)
+            ports = SimPorts(self, node)
+            for _, rd, _, _ in list(pending)[:durable]:
+                if rd.entries or rd.hard_state is not None:
+                    ports.append(rd.entries, rd.hard_state, rd.must_sync, leader_checks=False)
+            self.trace.append((self.now, f"crash {node_id}: {durable} of {len(pending)} writes in flight durable"))
         node.core = None
         node.restarts += 1
         self.trace.append((self.now, f"crash {node_id}"))
 
     # -- the event loop ----------------------------------------------------------
+    def finish_writes(self, node: SimNode, until: int | None = None, drain: bool = True) -> None:
+        """End `node`'s queued writes, in order: those due by `until`, or all of them
+        (before anything else touches its disk). Each becomes durable, then its step
+        5 runs (sends, `persisted`)."""
+        pending = node.pending_writes
+        ended = False
+        while pending and node.core is not None and (until is None or pending[0][0] <= until):
+            _, rd, done, led = pending.popleft()
+            if rd.entries or rd.hard_state is not None:
+                # The leader checks hold for a write of the leader's own Ready, in its term.
+                own = led != 0 and led == node.core.term and node.core.role is Role.LEADER
+                SimPorts(self, node).append(rd.entries, rd.hard_state, rd.must_sync, leader_checks=own)
+            done()
+            ended = True
+        if ended and drain:
+            self.drain(node)
+
     def tick(self) -> None:
         self.now += 1
         for node in self.nodes.values():
+            if node.core is not None:
+                self.finish_writes(node, self.now)
             if node.core is not None:
                 node.core.tick()
                 self.drain(node)
@@ -313,6 +369,7 @@ class SimCluster:
                 self._check_commit_quorum(node, core)
             if node.snapshot_due is not None:
                 snap, node.snapshot_due = node.snapshot_due, None
+                self.finish_writes(node, drain=False)  # the node's snapshot commit drains its writer
                 core.compact(snap)
                 node.disk.compact(snap)
             if not whole and rd.committed_entries and core.log.has_next_committed_entries():
@@ -323,6 +380,8 @@ class SimCluster:
         """The membership in effect is the latest conf-change entry in the (durable)
         log, else the snapshot's; the Ready stream reported exactly that."""
         disk = node.disk
+        if node.pending_writes:
+            return  # the durable log lags the core's until its writes end
         expected = disk.latest_conf()
         if expected is None and disk.snapshot is None:
             expected = node.boot_conf

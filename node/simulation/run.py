@@ -119,11 +119,14 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = Fa
     # Committed entries per Ready (issue 20): one entry, a few, or every one a Ready
     # has -- drawn from its own generator, so the other draws of a seed are unchanged.
     apply_bound = random.Random(seed ^ 0x4150504C59).choice((1, 40, 1 << 20))
+    # Asynchronous storage writes (the node's default: node/wal_writer.py) in three
+    # seeds of four, synchronous in the rest; its own generator again.
+    async_writes = random.Random(seed ^ 0x4153594E43).random() < 0.75
     cluster = SimCluster(nodes, seed=rng.getrandbits(64), election_ticks=ELECTION_TICKS,
                          heartbeat_ticks=profile.heartbeat_ticks,
                          snapshot_every=profile.snapshot_every,
                          max_size_per_msg=profile.max_size_per_msg,
-                         max_committed_size_per_ready=apply_bound)
+                         max_committed_size_per_ready=apply_bound, async_writes=async_writes)
     cluster.check_commit_quorum = joint
     try:
         chaos = _Chaos(cluster, profile, random.Random(rng.getrandbits(64)))
