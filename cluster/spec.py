@@ -115,6 +115,9 @@ class StorageSpec:
     fsync: str = "always"
     segment_bytes: int = 64 * 1024 * 1024
     keep_snapshots: int = 2
+    #: the WAL write and fdatasync on a writer thread while the loop keeps turning
+    #: (node/wal_writer.py); false: the loop waits in each write
+    async_writes: bool = True
 
 
 @dataclass(frozen=True, slots=True)

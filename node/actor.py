@@ -47,6 +47,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import zmq
+
 from cluster.curve_keys import curve_client_for, load_member_keys
 from cluster.kv.passwords import hash_password, verify_password
 from cluster.protocol import ErrorCode
@@ -203,8 +205,13 @@ class NodeActor:
         applier = Applier(node_id, replica, self.membership, self.router, self.leases, self.peers, self.outbox,
                           chunk_bytes, self.dropped, self.log)
         self.applier = applier
+        # Ready step 4 on a writer thread (node/wal_writer.py): the loop keeps turning
+        # through a slow fdatasync; its wake fd joins the sockets in the poll.
+        self.writer = self.disk.start_writer() if spec.storage.async_writes else None
+        if self.writer is not None:
+            self.transport.poller.register(self.writer.wake_fd, zmq.POLLIN)
         self.ports = ReadyPorts(self._on_soft_state, peers=self.peers, disk=self.disk, apply=applier,
-                                snapshots=self.disk)
+                                snapshots=self.disk, writes=self.writer)
         self._next_sweep = 0.0
         self.leases.reset()
         # etcd's v3 API (node/etcd): its own thread, reaching this loop as a client.
@@ -311,6 +318,7 @@ class NodeActor:
             pauses = collector.pauses
             phases.gc_total = lambda: sum(pauses.total_s)
         perf_counter, thread_time = time.perf_counter, time.thread_time
+        writer = self.writer
         try:
             while not self.stopping:
                 # Sleep until the next tick that can act (node/wakeup.py) or a late sweep:
@@ -334,6 +342,9 @@ class NodeActor:
                 # The ticks slept through first: the input below happened after them.
                 next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
                 mark("ticks")
+                if writer is not None and writer.in_flight:
+                    writer.finish()  # step 5 of the writes that ended: acknowledgements, `persisted`
+                    mark("wal.ended")
                 if peer_ready:
                     self._drain_peers()
                     mark("peers")

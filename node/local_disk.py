@@ -28,6 +28,7 @@ from node.snapshot_transfer import LocalSnapshot, SnapshotIntake, remove_unused
 from node.storage import CompactionPolicy, DataDir, SnapshotRef, SnapshotTransferError
 from node.storage import SnapshotCorrupt as SnapshotFileCorrupt
 from node.telemetry import Telemetry
+from node.wal_writer import WalWriter
 from node.wire import SnapshotChunk
 
 
@@ -64,6 +65,28 @@ class LocalDisk:
         self._released: list[list[Entry]] = []
         #: names the commit turn's steps (the actor's TurnPhases.mark: the long-turn log)
         self.mark: Callable[[str], None] = lambda phase: None
+        #: asynchronous writes (node/wal_writer.py), or None: `append` writes in the loop
+        self.writer: WalWriter | None = None
+
+    def start_writer(self) -> WalWriter:
+        """Hand Ready step 4 to a writer thread from now on (the actor registers its
+        wake fd and passes it as `ReadyPorts.writes`)."""
+        telemetry = self._telemetry
+        observe = None
+        if telemetry is not None:
+            def observe(seconds: float, entries: int) -> None:
+                telemetry.wal_fsync.observe(seconds)
+                telemetry.append_batch.observe(entries)
+        storage = self.storage
+        self.writer = WalWriter(lambda entries, hard_state: storage.append(entries, hard_state, sync=False),
+                                storage.sync, observe)
+        return self.writer
+
+    def drain_writes(self) -> None:
+        """Every queued write durable and its step 5 run: before anything else writes
+        the WAL (a snapshot's marker, an install, a compaction)."""
+        if self.writer is not None:
+            self.writer.drain()
 
     @property
     def busy(self) -> bool:
@@ -80,6 +103,7 @@ class LocalDisk:
         if self.local_snapshot is not None:
             self.local_snapshot.abort()  # older than what we install now
             self.local_snapshot = None
+        self.drain_writes()
         self.storage.commit_snapshot(ref)
         if self.unused_snapshot is not None and self.unused_snapshot.path == ref.path:
             self.unused_snapshot = None
@@ -130,7 +154,7 @@ class LocalDisk:
         conf = core.conf_at(applied)
         meta = SnapshotMeta(applied, core.log.term_at(applied), conf)
         chunks = with_members(self._membership.members_frame(conf), sm.snapshot(self._chunk_bytes))
-        self.local_snapshot = LocalSnapshot(self.storage, meta, chunks)
+        self.local_snapshot = LocalSnapshot(self.storage, meta, chunks, before_commit=self.drain_writes)
 
     def pump(self, budget: int, seconds: float = math.inf) -> None:
         """Write up to `budget` chunks of the local snapshot, stopping once `seconds`
@@ -278,7 +302,10 @@ class LocalDisk:
         self._replica.prepared = None  # a prepared state the core did not install
 
     def close(self) -> None:
-        """Shutdown: abandon the snapshot being written or received."""
+        """Shutdown: stop the writer (after the batch it is writing: what is still
+        queued was never acknowledged), abandon the snapshot being written or received."""
+        if self.writer is not None:
+            self.writer.close()
         if self.local_snapshot is not None:
             self.local_snapshot.abort()
         if self.intake is not None:

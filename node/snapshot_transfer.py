@@ -71,8 +71,12 @@ def _no_mark(phase: str) -> None:
 
 
 class LocalSnapshot:
-    def __init__(self, storage: DataDir, meta: SnapshotMeta, chunks: Iterator[bytes]) -> None:
+    def __init__(self, storage: DataDir, meta: SnapshotMeta, chunks: Iterator[bytes],
+                 before_commit: Callable[[], None] = lambda: None) -> None:
+        """`before_commit`: runs before the WAL marker is written (the queued WAL
+        writes end first: node/wal_writer.py)."""
         self.meta = meta
+        self._before_commit = before_commit
         self._storage = storage
         self._source = chunks
         self._chunks = frame_chunks(chunks)
@@ -87,6 +91,8 @@ class LocalSnapshot:
                 mark("snapshot.commit.chunks")  # this turn's chunks, up to the stream's end
                 ref = self._writer.commit()
                 mark("snapshot.commit.file")  # trailer, fsync, rename, directory fsync
+                self._before_commit()
+                mark("snapshot.commit.drain")  # the queued WAL writes ended
                 self._storage.commit_snapshot(ref)  # the WAL marker: the commit point
                 mark("snapshot.commit.marker")  # and the prune handed to the reaper
                 return ref

@@ -126,6 +126,10 @@ class DataDir:
         state, durable on return when ``sync`` (pass Ready.must_sync)."""
         self._wal.append(entries, hard_state, sync=sync)
 
+    def sync(self) -> None:
+        """Make every append so far durable (after appends with ``sync=False``)."""
+        self._wal.sync()
+
     @property
     def wal_bytes(self) -> int:
         return self._wal.size_bytes

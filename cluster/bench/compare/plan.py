@@ -9,12 +9,15 @@ from typing import Any
 #: jangada-secure: the native load over CURVE on [curve] members;
 #: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator;
 #: jangada-grpc-tls: the same with TLS on the face;
+#: jangada-syncwrites: the native load with storage.async_writes = false, put workloads
+#: only: the loop waits in each WAL write, as before node/wal_writer.py (its before/after);
 #: jangada-nofsync: the native load with storage.fsync = "none", put workloads only:
 #: the fair row next to PySyncObj, which never fsyncs (issue 17).
 #: In this order the table reads native, native beside idle faces, native over CURVE,
-#: the face, the face over TLS, etcd, then the two without fsync side by side.
+#: the face, the face over TLS, etcd, jangada waiting in its own writes, then the two
+#: without fsync side by side.
 SYSTEMS = ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
-           "jangada-nofsync", "pysyncobj")
+           "jangada-syncwrites", "jangada-nofsync", "pysyncobj")
 #: The systems whose idle CPU the compare prints (3 members, nothing asked of them).
 IDLE_SYSTEMS = ("jangada", "etcd", "pysyncobj")
 IDLE_SECONDS = 5.0
@@ -52,8 +55,8 @@ class Workload:
         return f"{what}, {self.clients} in flight" + (f", {self.members} members" if self.members != 3 else "")
 
 
-#: Everyone but the fsync-less jangada row, which only puts (reads do not fsync).
-READERS = tuple(s for s in SYSTEMS if s != "jangada-nofsync")
+#: Everyone but the rows that differ from jangada only in how they write, which only put.
+READERS = tuple(s for s in SYSTEMS if s not in ("jangada-nofsync", "jangada-syncwrites"))
 
 WORKLOADS = (
     Workload("put-1", "put", 1),

@@ -1,0 +1,103 @@
+"""The WAL writer thread (node/wal_writer.py): writes end in order, the loop never
+waits for a slow fdatasync, writes queued meanwhile share one, a disk fault reaches
+the loop, and `drain` leaves nothing in flight."""
+from __future__ import annotations
+
+import errno
+import select
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from node.raft import Entry, HardState, Ready
+from node.storage import DiskFault
+from node.wal_writer import WalWriter
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class SlowDisk:
+    """Records appends and syncs; a sync waits for `release` while `hold` is set."""
+
+    def __init__(self) -> None:
+        self.appended: list[int] = []
+        self.synced_at: list[int] = []  # len(appended) at each sync
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        self.in_sync = threading.Event()
+        self.fail: BaseException | None = None
+
+    def append(self, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.appended.extend(e.index for e in entries)
+
+    def sync(self) -> None:
+        if self.hold.is_set():
+            self.in_sync.set()
+            assert self.release.wait(10)
+        self.synced_at.append(len(self.appended))
+
+
+def ready(*indexes: int) -> Ready:
+    return Ready(entries=[Entry(1, i) for i in indexes], must_sync=True)
+
+
+def wait_readable(fd: int) -> None:
+    readable, _, _ = select.select([fd], [], [], 10)
+    assert readable, "the writer never woke the loop"
+
+
+def test_the_loop_goes_on_while_a_sync_is_slow_and_the_writes_queued_meanwhile_share_one() -> None:
+    disk = SlowDisk()
+    writer = WalWriter(disk.append, disk.sync)
+    ended: list[int] = []
+    try:
+        disk.hold.set()
+        writer.submit(ready(1), lambda: ended.append(1))
+        assert disk.in_sync.wait(10)
+        for i in (2, 3, 4):  # the loop keeps submitting while the first fdatasync hangs
+            writer.submit(ready(i), lambda i=i: ended.append(i))
+        assert writer.finish() == 0 and ended == [] and writer.in_flight == 4
+        disk.hold.clear()
+        disk.release.set()
+        writer.drain()
+        assert ended == [1, 2, 3, 4], "step 5 ran out of submission order"
+        assert disk.synced_at == [1, 4], "the three writes queued during the slow sync did not share one"
+        assert writer.in_flight == 0 and writer.batches == 2 and writer.writes == 4
+    finally:
+        writer.close()
+
+
+def test_an_ended_write_wakes_the_loop_and_finish_runs_its_step_5() -> None:
+    disk = SlowDisk()
+    writer = WalWriter(disk.append, disk.sync)
+    ended: list[str] = []
+    try:
+        writer.submit(Ready(hard_state=HardState(2, 1, 0), must_sync=True), lambda: ended.append("hs"))
+        wait_readable(writer.wake_fd)
+        assert writer.finish() == 1 and ended == ["hs"]
+        # An acknowledgement-only Ready writes nothing and needs no sync, but still queues.
+        writer.submit(Ready(), lambda: ended.append("ack"))
+        wait_readable(writer.wake_fd)
+        assert writer.finish() == 1 and ended == ["hs", "ack"]
+        assert disk.synced_at == [0]
+    finally:
+        writer.close()
+
+
+def test_a_disk_fault_on_the_writer_is_raised_on_the_loop_and_nothing_is_acknowledged() -> None:
+    disk = SlowDisk()
+    disk.fail = DiskFault("write of 10 bytes to", "wal/0001.seg", 4096, OSError(errno.ENOSPC, "No space left on device"))
+    writer = WalWriter(disk.append, disk.sync)
+    ended: list[int] = []
+    try:
+        writer.submit(ready(1), lambda: ended.append(1))
+        with pytest.raises(DiskFault, match="No space left"):
+            writer.drain()
+        assert ended == []
+        with pytest.raises(DiskFault):
+            writer.submit(ready(2), lambda: ended.append(2))
+    finally:
+        writer.close()
