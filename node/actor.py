@@ -98,6 +98,10 @@ CHUNKS_PER_TURN = 4
 #: ... and the time a turn spends writing the local snapshot (at least one chunk):
 #: a 256 KiB chunk is 2-9 ms of CPU, four were 15-37 ms (docs/performance.md §7).
 SNAPSHOT_SECONDS_PER_TURN = 0.008
+#: How long a turn waits in all for its queued WAL writes to end before it moves on
+#: (node/wal_writer.py): a fast fdatasync (well under 1 ms here) is acknowledged in the
+#: turn that queued it; a slow one costs the turn this much, never more.
+WRITE_WAIT_SECONDS = 0.004
 #: Seconds between sweeps for timed-out requests, expired leases and faults.
 SWEEP_SECONDS = 0.05
 #: How late a sweep may run when nothing else wakes the loop (a quiet loop does not
@@ -417,7 +421,24 @@ class NodeActor:
 
     def _drain_ready(self) -> None:
         """Every Ready the core has, each handled in node/ready_handler.py's numbered
-        order (the one place that order is written)."""
+        order (the one place that order is written). With asynchronous writes, wait
+        up to WRITE_WAIT_SECONDS in all for the writes queued to end, then run their
+        step 5 and handle what that made ready: a fast fdatasync is acknowledged in
+        this turn, a slow one after it (node/wal_writer.py)."""
+        self._handle_readies()
+        writer = self.writer
+        if writer is None or not writer.in_flight:
+            return
+        waited_until = time.perf_counter() + WRITE_WAIT_SECONDS
+        while writer.in_flight:
+            left = waited_until - time.perf_counter()
+            if left <= 0 or not writer.wait(left):
+                return
+            writer.finish()
+            self.phases.mark("wal.wait")
+            self._handle_readies()
+
+    def _handle_readies(self) -> None:
         core, ports = self.raft, self.ports
         if self._apply_backlog:
             return  # this turn applied its batch: the rest waits for the next turn

@@ -79,8 +79,13 @@ class LocalDisk:
                 telemetry.append_batch.observe(entries)
         storage = self.storage
         self.writer = WalWriter(lambda entries, hard_state: storage.append(entries, hard_state, sync=False),
-                                storage.sync, observe)
+                                storage.sync, observe, disk_busy=self._disk_busy)
         return self.writer
+
+    def _disk_busy(self) -> bool:
+        """A snapshot file is being written or received: its writeback can hold up
+        an fdatasync for tens of ms, so the WAL writes go to the writer thread."""
+        return self.local_snapshot is not None or self.intake is not None
 
     def drain_writes(self) -> None:
         """Every queued write durable and its step 5 run: before anything else writes

@@ -101,3 +101,49 @@ def test_a_disk_fault_on_the_writer_is_raised_on_the_loop_and_nothing_is_acknowl
             writer.submit(ready(2), lambda: ended.append(2))
     finally:
         writer.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_quiet_disk_is_written_inline_and_a_slow_fdatasync_sends_writes_to_the_thread() -> None:
+    """No write in flight and nothing else on the disk: `submit` writes and runs
+    step 5 itself (no thread hand-off). A busy disk, or an fdatasync over
+    SLOW_FSYNC_SECONDS, sends the writes to the thread for SLOW_HOLD_SECONDS."""
+    from node import wal_writer
+    disk, clock = SlowDisk(), Clock()
+    busy = [False]
+    slow = [0.0]
+
+    def sync() -> None:
+        clock.now += slow[0]
+        disk.sync()
+
+    writer = WalWriter(disk.append, sync, disk_busy=lambda: busy[0], clock=clock)
+    ended: list[int] = []
+    try:
+        writer.submit(ready(1), lambda: ended.append(1))
+        assert ended == [1] and writer.inline_writes == 1 and writer.in_flight == 0
+        busy[0] = True  # a snapshot is being written: the thread takes the write
+        writer.submit(ready(2), lambda: ended.append(2))
+        writer.drain()
+        assert ended == [1, 2] and writer.inline_writes == 1 and writer.writes == 1
+        busy[0] = False
+        slow[0] = wal_writer.SLOW_FSYNC_SECONDS * 2  # this inline fdatasync is slow
+        writer.submit(ready(3), lambda: ended.append(3))
+        assert ended == [1, 2, 3] and writer.inline_writes == 2
+        slow[0] = 0.0
+        writer.submit(ready(4), lambda: ended.append(4))
+        writer.drain()
+        assert ended == [1, 2, 3, 4] and writer.inline_writes == 2 and writer.writes == 2
+        clock.now += wal_writer.SLOW_HOLD_SECONDS
+        writer.submit(ready(5), lambda: ended.append(5))
+        assert ended == [1, 2, 3, 4, 5] and writer.inline_writes == 3
+        assert disk.appended == [1, 2, 3, 4, 5]
+    finally:
+        writer.close()
