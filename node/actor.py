@@ -187,8 +187,9 @@ class NodeActor:
         # How long each loop turn takes (node/loop_stalls.py); the collector policy is the
         # process's (node/__main__.py sets it; None in a test process: CPython's defaults).
         self.stalls = LoopStalls(stall_bound(spec.timing.tick_ms, spec.timing.election_ticks))
-        # Why a turn was long (node/turn_phases.py): a line for any turn over a third of the stall bound.
-        self.phases = TurnPhases(self.log, self.stalls.bound_s / 3)
+        # Why a turn was long (node/turn_phases.py): a line for any turn over a third of the stall bound in CPU ...
+        # ... or whose wall time passed the stall bound (it waited: an fsync, the CPU).
+        self.phases = TurnPhases(self.log, self.stalls.bound_s / 3, wall_budget_s=self.stalls.bound_s)
         self.disk.mark = self.phases.mark  # the commit turn's steps, by name
         self.collector: CollectorPolicy | None = None
         self.views.loop = self._loop_status

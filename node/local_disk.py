@@ -184,7 +184,7 @@ class LocalDisk:
                 break
         if ref is None:
             return
-        if self._telemetry is not None:  # the pump that ended with the fsync and rename
+        if self._telemetry is not None:  # the pump that wrote the WAL marker (the file's fsync: its thread)
             self._telemetry.snapshot_commit.observe(time.perf_counter() - started)
         self.local_snapshot = None
         previous = self._core.compact(Snapshot(ref.meta, ref))

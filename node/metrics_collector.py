@@ -61,7 +61,8 @@ _HISTOGRAMS = (
     ("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL "
      "(jangada: one group-commit WAL write and its fdatasync).", "wal_fsync"),
     ("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend "
-     "(jangada: the last step of a local snapshot write: its final chunks, fsync and rename).", "snapshot_commit"),
+     "(jangada: the loop's part of a local snapshot's commit: queued WAL writes ended, the WAL marker; the "
+     "file's fsync and rename run on its own thread).", "snapshot_commit"),
     ("jangada_loop_turn_duration_seconds", "Busy time of one turn of the node's loop (after poll returns).",
      "loop_turn"),
     ("jangada_wal_append_entries", "Entries per WAL write (group commit batch size).", "append_batch"),

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from node.eventlog import EventLog
+from node.snapshot_io import SnapshotFileWork
 from node.raft import InstallSnapshot, SnapshotMeta
 from node.storage import DataDir, SnapshotReceiver, SnapshotRef
 from node.storage.reaper import Removal
@@ -80,30 +81,41 @@ class LocalSnapshot:
         self._storage = storage
         self._source = chunks
         self._chunks = frame_chunks(chunks)
-        self._writer = storage.begin_snapshot(meta)
+        # The file's writes, fsyncs and renames on their own thread (node/snapshot_io.py).
+        self._file = SnapshotFileWork(storage.begin_snapshot(meta))
+        self._ended = False  # the stream is done; the file is being committed
 
     def pump(self, budget: int, mark: Callable[[str], None] = _no_mark) -> SnapshotRef | None:
-        """Write up to `budget` chunks; the committed snapshot once complete.
-        `mark` names the commit's steps for the long-turn log (node/turn_phases.py)."""
+        """Hand up to `budget` chunks to the file's thread (fewer while it is behind);
+        the committed snapshot once the file is durable and its WAL marker written.
+        `mark` names the steps for the long-turn log (node/turn_phases.py)."""
+        work = self._file
+        if self._ended:
+            ref = work.result()
+            if ref is None:
+                return None  # trailer, fsync, rename, directory fsync: still on the thread
+            self._before_commit()
+            mark("snapshot.commit.drain")  # the queued WAL writes ended
+            self._storage.commit_snapshot(ref)  # the WAL marker: the commit point
+            mark("snapshot.commit.marker")  # and the prune handed to the reaper
+            return ref
         for _ in range(budget):
+            if not work.room:
+                break
             chunk = next(self._chunks, None)
+            mark("snapshot.chunks.next")  # the state machine's stream: the loop's CPU
             if chunk is None:
-                mark("snapshot.commit.chunks")  # this turn's chunks, up to the stream's end
-                ref = self._writer.commit()
-                mark("snapshot.commit.file")  # trailer, fsync, rename, directory fsync
-                self._before_commit()
-                mark("snapshot.commit.drain")  # the queued WAL writes ended
-                self._storage.commit_snapshot(ref)  # the WAL marker: the commit point
-                mark("snapshot.commit.marker")  # and the prune handed to the reaper
-                return ref
-            self._writer.write(chunk)
+                work.commit()
+                self._ended = True
+                break
+            work.write(chunk)
         return None
 
     def abort(self) -> None:
         close = getattr(self._source, "close", None)
         if close is not None:
             close()  # lets the state machine run its deferred compaction
-        self._writer.abort()
+        self._file.abort()
 
 
 class SnapshotSender:

@@ -5,9 +5,11 @@ goes over a budget.
 The loop marks the end of each of its phases (ticks, peer input, client input,
 each step of every Ready it handles, snapshot chunks, snapshot commit, watches,
 the collector's settle...) with one `perf_counter()` read and an add; the
-breakdown is formatted only for a turn whose CPU time exceeded the budget, and
-logged only if it is the longest of its `window_s` window so far (a few lines
-per window at most, and never hiding the worst turn behind a lesser one), e.g.
+breakdown is formatted only for a turn whose CPU time exceeded the budget or
+whose wall time exceeded the wall budget (the stall bound: a turn that waited,
+in an fsync or for a core, without working), and logged only if it is the
+longest of its `window_s` window so far in that measure (a few lines per window
+at most, and never hiding the worst turn behind a lesser one), e.g.
 
     long turn: 71.8 ms CPU, 80.2 ms wall: ready.apply 52.1 ms, snapshot.chunks 20.3 ms, ...
 
@@ -34,14 +36,18 @@ _SHOWN = 6
 class TurnPhases:
     """The current turn's time per phase, and the long-turn log line."""
 
-    __slots__ = ("budget_s", "_log", "_clock", "gc_total", "_phases", "_last", "_gc_at_start", "long_turns",
-                 "_window_s", "_window_end", "_window_worst", "_unlogged")
+    __slots__ = ("budget_s", "wall_budget_s", "_log", "_clock", "gc_total", "_phases", "_last", "_gc_at_start",
+                 "long_turns", "_window_s", "_window_end", "_window_worst", "_window_worst_wall", "_unlogged")
 
     def __init__(self, log: EventLog, budget_s: float, gc_total: Callable[[], float] = lambda: 0.0,
-                 clock: Callable[[], float] = time.perf_counter, window_s: float = 10.0) -> None:
-        """`budget_s`: a turn using more CPU than this is logged; `gc_total`: the
-        collector's pause total so far (CollectorPauses), to name its share."""
+                 clock: Callable[[], float] = time.perf_counter, window_s: float = 10.0,
+                 wall_budget_s: float = float("inf")) -> None:
+        """`budget_s`: a turn using more CPU than this is logged, and so is one taking
+        more wall time than `wall_budget_s`; `gc_total`: the collector's pause total
+        so far (CollectorPauses), to name its share."""
         self.budget_s = budget_s
+        self.wall_budget_s = wall_budget_s
+        self._window_worst_wall = 0.0
         self._log = log
         self._clock = clock
         self._window_s = window_s
@@ -72,17 +78,21 @@ class TurnPhases:
 
     def finish(self, wall_s: float, cpu_s: float) -> str | None:
         """The turn ended; returns (and logs) its breakdown if its CPU time exceeded
-        the budget and no longer turn was logged in the current window."""
-        if cpu_s <= self.budget_s:
+        the budget, or its wall time the wall budget, and no turn longer in that
+        measure was logged in the current window."""
+        long_cpu, long_wall = cpu_s > self.budget_s, wall_s > self.wall_budget_s
+        if not long_cpu and not long_wall:
             return None
         self.long_turns += 1
         now = self._last
         if now >= self._window_end:
-            self._window_end, self._window_worst = now + self._window_s, 0.0
-        if cpu_s <= self._window_worst:
+            self._window_end, self._window_worst, self._window_worst_wall = now + self._window_s, 0.0, 0.0
+        if not ((long_cpu and cpu_s > self._window_worst) or (long_wall and wall_s > self._window_worst_wall)):
             self._unlogged += 1
             return None
-        self._window_worst = cpu_s
+        self._window_worst = max(self._window_worst, cpu_s)
+        if long_wall:
+            self._window_worst_wall = max(self._window_worst_wall, wall_s)
         ranked = sorted(self._phases.items(), key=lambda item: -item[1])[:_SHOWN]
         parts = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in ranked)
         collector = self.gc_total() - self._gc_at_start

@@ -86,3 +86,20 @@ def test_the_collectors_share_is_named(caplog: pytest.LogCaptureFixture) -> None
     phases.mark("ready.apply")
     line = phases.finish(0.05, 0.05)
     assert line is not None and line.endswith("; collector passes 20.0 ms of it")
+
+
+def test_a_turn_long_in_wall_time_only_is_logged_too(caplog: pytest.LogCaptureFixture) -> None:
+    """A turn that waited (an fsync, a busy CPU) past the wall budget is named even
+    with little CPU; a lesser wall-long turn later in the window is not."""
+    clock, log_clock = ManualClock(), ManualClock()
+    log = EventLog(lambda: "node=1", clock=log_clock)
+    caplog.set_level(logging.INFO, logger=log.logger.name)
+    phases = TurnPhases(log, budget_s=0.030, clock=clock, wall_budget_s=0.100)
+    turn(phases, clock, [("ticks", 0.001), (Step.PERSIST, 0.110)])
+    line = phases.finish(wall_s=0.111, cpu_s=0.002)
+    assert line is not None and line.startswith("long turn: 2.0 ms CPU, 111.0 ms wall: ready.persist 110.0 ms")
+    turn(phases, clock, [(Step.PERSIST, 0.105)])
+    assert phases.finish(wall_s=0.105, cpu_s=0.002) is None
+    turn(phases, clock, [(Step.PERSIST, 0.090)])
+    assert phases.finish(wall_s=0.090, cpu_s=0.002) is None and phases.long_turns == 2
+    assert len(caplog.records) == 1
