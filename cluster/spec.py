@@ -30,6 +30,10 @@ TOKEN_KINDS = ("simple", "jwt")
 JWT_SIGN_METHODS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512")
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 FSYNC_POLICIES = ("always", "none")
+#: Where a member's WAL writes run (node/wal_writer.py): "auto" on the loop while the
+#: disk is quiet and on a writer thread while it is busy; "thread" always on the
+#: thread; "loop" always on the loop (it waits in every fdatasync).
+WAL_WRITES = ("auto", "thread", "loop")
 DEFAULT_DATA_DIR = "data/{cluster}/node-{id}"
 
 
@@ -115,9 +119,8 @@ class StorageSpec:
     fsync: str = "always"
     segment_bytes: int = 64 * 1024 * 1024
     keep_snapshots: int = 2
-    #: the WAL write and fdatasync on a writer thread while the loop keeps turning
-    #: (node/wal_writer.py); false: the loop waits in each write
-    async_writes: bool = True
+    #: where the WAL write and fdatasync run: WAL_WRITES (node/wal_writer.py)
+    wal_writes: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +430,8 @@ def _check_ranges(spec: ClusterSpec) -> None:
                         f"timing.heartbeat_ticks ({spec.timing.heartbeat_ticks})")
     if spec.storage.fsync not in FSYNC_POLICIES:
         raise SpecError(src, "storage.fsync", f"{spec.storage.fsync!r} is not one of {FSYNC_POLICIES}")
+    if spec.storage.wal_writes not in WAL_WRITES:
+        raise SpecError(src, "storage.wal_writes", f"{spec.storage.wal_writes!r} is not one of {WAL_WRITES}")
     if spec.storage.segment_bytes < 4096:
         raise SpecError(src, "storage.segment_bytes", "must be >= 4096")
     # A snapshot chunk and a full AppendEntries must each fit in one frame, with room

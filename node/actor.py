@@ -212,7 +212,8 @@ class NodeActor:
         self.applier = applier
         # Ready step 4 on a writer thread (node/wal_writer.py): the loop keeps turning
         # through a slow fdatasync; its wake fd joins the sockets in the poll.
-        self.writer = self.disk.start_writer() if spec.storage.async_writes else None
+        self.writer = (self.disk.start_writer(always=spec.storage.wal_writes == "thread")
+                       if spec.storage.wal_writes != "loop" else None)
         if self.writer is not None:
             self.transport.poller.register(self.writer.wake_fd, zmq.POLLIN)
         self.ports = ReadyPorts(self._on_soft_state, peers=self.peers, disk=self.disk, apply=applier,
@@ -300,8 +301,12 @@ class NodeActor:
                 "auth_tokens": len(self.gate.tokens)}
 
     def _loop_status(self) -> dict[str, Any]:
+        writer = self.writer
         return {**self.stalls.status(), "loop_long_turns": self.phases.long_turns,
-                **(self.collector.status() if self.collector else {}), **self.disk.installs.status()}
+                **(self.collector.status() if self.collector else {}), **self.disk.installs.status(),
+                # Ready writes done on the loop (a quiet disk) and by the writer thread, and its fsyncs.
+                **({"wal_writes_inline": writer.inline_writes, "wal_writes_threaded": writer.writes,
+                    "wal_writer_batches": writer.batches} if writer is not None else {})}
 
     def _alarms(self) -> Any:
         return self.sm.alarms

@@ -68,9 +68,10 @@ class LocalDisk:
         #: asynchronous writes (node/wal_writer.py), or None: `append` writes in the loop
         self.writer: WalWriter | None = None
 
-    def start_writer(self) -> WalWriter:
-        """Hand Ready step 4 to a writer thread from now on (the actor registers its
-        wake fd and passes it as `ReadyPorts.writes`)."""
+    def start_writer(self, always: bool = False) -> WalWriter:
+        """Hand Ready step 4 to a writer thread from now on, while the disk is busy
+        or, with `always`, every time (the actor registers its wake fd and passes it
+        as `ReadyPorts.writes`)."""
         telemetry = self._telemetry
         observe = None
         if telemetry is not None:
@@ -79,7 +80,7 @@ class LocalDisk:
                 telemetry.append_batch.observe(entries)
         storage = self.storage
         self.writer = WalWriter(lambda entries, hard_state: storage.append(entries, hard_state, sync=False),
-                                storage.sync, observe, disk_busy=self._disk_busy)
+                                storage.sync, observe, disk_busy=(lambda: True) if always else self._disk_busy)
         return self.writer
 
     def _disk_busy(self) -> bool:

@@ -222,7 +222,7 @@ def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
 
 @pytest.mark.parametrize("argv, message", [
     (["--systems", "redis"], "choose from jangada, jangada-idleface, jangada-secure, jangada-grpc, "
-                             "jangada-grpc-tls, etcd, jangada-syncwrites, jangada-nofsync, pysyncobj"),
+                             "jangada-grpc-tls, etcd, jangada-loopwrites, jangada-nofsync, pysyncobj"),
     (["--idle", "-1"], "--idle must be"),
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
@@ -256,7 +256,7 @@ def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.Ca
 def test_jangada_grpc_is_a_default_system_for_every_workload_etcd_runs() -> None:
     from cluster.bench.compare.plan import SYSTEMS
     assert SYSTEMS == ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
-                       "jangada-syncwrites", "jangada-nofsync", "pysyncobj")
+                       "jangada-loopwrites", "jangada-nofsync", "pysyncobj")
     for w in WORKLOADS:
         assert ("jangada-grpc" in w.systems) == ("etcd" in w.systems), w.key
     assert cli.parse([]).systems == list(SYSTEMS)

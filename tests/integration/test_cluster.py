@@ -99,8 +99,12 @@ def test_a_follower_far_behind_catches_up_from_a_snapshot(make_cluster: MakeClus
     assert len(hashes) == 1
 
 
-def test_a_full_restart_from_disk_keeps_every_acknowledged_write(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster(snapshot={"applied_entries": 30})
+@pytest.mark.parametrize("wal_writes", ["auto", "thread"])
+def test_a_full_restart_from_disk_keeps_every_acknowledged_write(make_cluster: MakeCluster, wal_writes: str) -> None:
+    """Both ways of writing the WAL: "auto" (on the loop while the disk is quiet)
+    and "thread" (every write on the writer thread, node/wal_writer.py): what was
+    acknowledged survives a kill -9 of the leader and the others' restart."""
+    cluster = make_cluster(snapshot={"applied_entries": 30}, storage={"wal_writes": wal_writes})
     client = cluster.client()
     cluster.wait_for_leader()
     acknowledged = {}
@@ -110,6 +114,9 @@ def test_a_full_restart_from_disk_keeps_every_acknowledged_write(make_cluster: M
         acknowledged[key.encode()] = str(i).encode()
     client.delete("durable/000")
     del acknowledged[b"durable/000"]
+    if wal_writes == "thread":
+        statuses = [cluster.status(n) for n in cluster.running()]
+        assert all(st["wal_writes_threaded"] > 0 and st["wal_writes_inline"] == 0 for st in statuses), statuses
     # Half are killed -9, half stopped gracefully: both must come back whole.
     leader = cluster.leader()
     for node_id in list(cluster.running()):

@@ -22,12 +22,12 @@ def test_waits_until_the_wal_grew_by_the_last_snapshots_size():
 
 
 def test_the_replay_ratio_scales_the_size_rule():
-    # The default: snapshot once the WAL since the last one is a quarter of its
-    # size, so a restart replays at most a quarter of a snapshot's worth of entries.
-    quarter = CompactionPolicy(applied_entries=100, wal_bytes=10_000)
-    assert quarter.replay_ratio == 0.25
-    assert not quarter.should_snapshot(100, 6_000, 999, 4_000)
-    assert quarter.should_snapshot(100, 6_000, 1_000, 4_000)
+    # The default: snapshot once the WAL since the last one is an eighth of its
+    # size, so a restart replays at most an eighth of a snapshot's worth of entries.
+    eighth = CompactionPolicy(applied_entries=100, wal_bytes=10_000)
+    assert eighth.replay_ratio == 0.125
+    assert not eighth.should_snapshot(100, 6_000, 499, 4_000)
+    assert eighth.should_snapshot(100, 6_000, 500, 4_000)
 
 
 def test_the_wal_cap_wins_over_the_size_rule():

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from cluster.bench.compare.plan import SYSTEMS, WORKLOADS, Measurement
 from cluster.bench.compare.table import fsyncs
 
-COLORS = {"jangada": "tab:blue", "jangada-syncwrites": "tab:gray", "jangada-nofsync": "tab:brown",
+COLORS = {"jangada": "tab:blue", "jangada-loopwrites": "tab:gray", "jangada-nofsync": "tab:brown",
           "jangada-idleface": "tab:purple", "jangada-secure": "tab:red",
           "jangada-grpc": "tab:cyan", "jangada-grpc-tls": "tab:olive", "etcd": "tab:green", "pysyncobj": "tab:orange"}
 

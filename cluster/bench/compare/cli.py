@@ -163,9 +163,9 @@ def run_system(system: str, workloads: list[Workload], root: Path, settings: Set
     quiet = (lambda pids: idle(system, pids)) if idle is not None and system in IDLE_SYSTEMS else None
     # Each system's driver loads only when that system runs (jangada's brings zmq and
     # the client), so `compare --help` and a run of the others stay light.
-    if system in ("jangada", "jangada-syncwrites", "jangada-idleface", "jangada-secure", "jangada-nofsync"):
+    if system in ("jangada", "jangada-loopwrites", "jangada-idleface", "jangada-secure", "jangada-nofsync"):
         from cluster.bench.compare import jangada
-        extra = {"syncwrites": True} if system == "jangada-syncwrites" else {}
+        extra = {"loopwrites": True} if system == "jangada-loopwrites" else {}
         return jangada.run(mine, home, settings, each=each, idle_faces=system == "jangada-idleface",
                            secure=system == "jangada-secure", nofsync=system == "jangada-nofsync", idle=quiet,
                            **extra)

@@ -49,8 +49,8 @@ IDLE_FACE_SYSTEM = "jangada-idleface"
 SECURE_SYSTEM = "jangada-secure"
 #: The native load on members with storage.fsync = "none": next to PySyncObj (issue 17).
 NOFSYNC_SYSTEM = "jangada-nofsync"
-#: The native load on members whose loop waits in each WAL write (storage.async_writes = false).
-SYNC_WRITES_SYSTEM = "jangada-syncwrites"
+#: The native load on members whose loop waits in each WAL write (storage.wal_writes = "loop").
+LOOP_WRITES_SYSTEM = "jangada-loopwrites"
 
 
 class JangadaError(Exception):
@@ -145,9 +145,9 @@ class JangadaCluster:
         self.procs.clear()
 
 
-def sync_writes(spec: ClusterSpec) -> ClusterSpec:
-    """`spec` with storage.async_writes = false: the loop writes and fsyncs itself."""
-    return replace(spec, storage=replace(spec.storage, async_writes=False))
+def loop_writes(spec: ClusterSpec) -> ClusterSpec:
+    """`spec` with storage.wal_writes = "loop": the loop writes and fsyncs itself."""
+    return replace(spec, storage=replace(spec.storage, wal_writes="loop"))
 
 
 def no_fsync(spec: ClusterSpec) -> ClusterSpec:
@@ -282,17 +282,17 @@ def run(workloads: list[Workload], root: Path, settings: Settings,
         started: Callable[[list[int]], None] = lambda pids: None,
         each: Callable[[Measurement], None] = lambda m: None, idle_faces: bool = False,
         secure: bool = False, nofsync: bool = False,
-        idle: Callable[[list[int]], None] | None = None, syncwrites: bool = False) -> list[Measurement]:
+        idle: Callable[[list[int]], None] | None = None, loopwrites: bool = False) -> list[Measurement]:
     """One cluster per member count, in the order the workloads come; each stopped
     (by pid) before the next starts. With `idle_faces` every member also runs its
     gRPC face and JSON gateway (nothing calls them) and the rows are `jangada-idleface`'s;
     with `secure` the members are [curve] and the load CURVE clients (`jangada-secure`);
-    with `nofsync` the members' storage.fsync is "none" (`jangada-nofsync`); with `syncwrites`
-    their storage.async_writes is false (`jangada-syncwrites`). `idle(pids)`
+    with `nofsync` the members' storage.fsync is "none" (`jangada-nofsync`); with `loopwrites`
+    their storage.wal_writes is "loop" (`jangada-loopwrites`). `idle(pids)`
     is called once with the 3-member cluster's pids, before any load (its idle CPU)."""
     system = (IDLE_FACE_SYSTEM if idle_faces else SECURE_SYSTEM if secure else NOFSYNC_SYSTEM if nofsync
-              else SYNC_WRITES_SYSTEM if syncwrites else SYSTEM)
-    tune = no_fsync if nofsync else sync_writes if syncwrites else None
+              else LOOP_WRITES_SYSTEM if loopwrites else SYSTEM)
+    tune = no_fsync if nofsync else loop_writes if loopwrites else None
     out: list[Measurement] = []
     for members in dict.fromkeys(w.members for w in workloads):
         home = root / f"{system}-{members}"

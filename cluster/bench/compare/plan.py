@@ -9,7 +9,7 @@ from typing import Any
 #: jangada-secure: the native load over CURVE on [curve] members;
 #: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator;
 #: jangada-grpc-tls: the same with TLS on the face;
-#: jangada-syncwrites: the native load with storage.async_writes = false, put workloads
+#: jangada-loopwrites: the native load with storage.wal_writes = "loop", put workloads
 #: only: the loop waits in each WAL write, as before node/wal_writer.py (its before/after);
 #: jangada-nofsync: the native load with storage.fsync = "none", put workloads only:
 #: the fair row next to PySyncObj, which never fsyncs (issue 17).
@@ -17,7 +17,7 @@ from typing import Any
 #: the face, the face over TLS, etcd, jangada waiting in its own writes, then the two
 #: without fsync side by side.
 SYSTEMS = ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
-           "jangada-syncwrites", "jangada-nofsync", "pysyncobj")
+           "jangada-loopwrites", "jangada-nofsync", "pysyncobj")
 #: The systems whose idle CPU the compare prints (3 members, nothing asked of them).
 IDLE_SYSTEMS = ("jangada", "etcd", "pysyncobj")
 IDLE_SECONDS = 5.0
@@ -56,7 +56,7 @@ class Workload:
 
 
 #: Everyone but the rows that differ from jangada only in how they write, which only put.
-READERS = tuple(s for s in SYSTEMS if s not in ("jangada-nofsync", "jangada-syncwrites"))
+READERS = tuple(s for s in SYSTEMS if s not in ("jangada-nofsync", "jangada-loopwrites"))
 
 WORKLOADS = (
     Workload("put-1", "put", 1),

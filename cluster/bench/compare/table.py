@@ -27,8 +27,8 @@ COLUMNS = ("system", "members", "durability", "workload", "ops/s", "p50 ms", "p9
 DURABILITY_LEGEND = {
     "jangada": "fsync = storage.fsync \"always\" (the shipped default): a write is acknowledged once a quorum "
                "has fsynced it",
-    "jangada-syncwrites": "fsync = as jangada's (storage.fsync \"always\", the same native load), with "
-                          "storage.async_writes = false: each member's loop waits in its own WAL writes",
+    "jangada-loopwrites": "fsync = as jangada's (storage.fsync \"always\", the same native load), with "
+                          "storage.wal_writes = \"loop\": each member's loop waits in its own WAL writes",
     "jangada-idleface": "fsync = as jangada's (the same cluster config, storage.fsync \"always\", the same "
                         "native load), with every member's etcd gRPC face and JSON gateway on and idle",
     "jangada-secure": "fsync = as jangada's (the same cluster config, storage.fsync \"always\", the same "
