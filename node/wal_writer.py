@@ -58,7 +58,8 @@ class WalWriter:
 
         `disk_busy()` says whether the disk has other writes under way (a snapshot
         being written or received): then, and for SLOW_HOLD_SECONDS after an
-        fdatasync that took over SLOW_FSYNC_SECONDS, writes go to the thread; else
+        fdatasync (on either thread) that took over SLOW_FSYNC_SECONDS, writes go to
+        the thread; else
         a write with none in flight is done in `submit` itself. Handing a write to a
         thread and back costs ~50-100 us of wake-ups on this VM, which at one
         request in flight was 30% of put throughput."""
@@ -198,8 +199,12 @@ class WalWriter:
                     sync = sync or rd.must_sync
                 if sync:
                     self._sync()
-                if self._observe is not None and sync:
-                    self._observe(time.perf_counter() - started, entries)
+                    took = time.perf_counter() - started
+                    if took > SLOW_FSYNC_SECONDS:
+                        # A slow disk now: the next writes stay on the thread a while too.
+                        self._slow_until = self._clock() + SLOW_HOLD_SECONDS
+                    if self._observe is not None:
+                        self._observe(took, entries)
             except BaseException as exc:  # a DiskFault: fail-stop, on the loop
                 with lock:
                     self._failure = exc

@@ -147,3 +147,30 @@ def test_a_quiet_disk_is_written_inline_and_a_slow_fdatasync_sends_writes_to_the
         assert disk.appended == [1, 2, 3, 4, 5]
     finally:
         writer.close()
+
+
+def test_a_slow_fdatasync_on_the_thread_keeps_the_writes_there() -> None:
+    """The disk stopped being busy, but the thread's last fdatasync was slow: the
+    next write still goes to the thread (the hold), not onto the loop."""
+    import time as real_time
+
+    from node import wal_writer
+    disk = SlowDisk()
+    busy = [True]
+
+    def slow_sync() -> None:
+        real_time.sleep(wal_writer.SLOW_FSYNC_SECONDS * 2)
+        disk.sync()
+
+    writer = WalWriter(disk.append, slow_sync, disk_busy=lambda: busy[0])
+    ended: list[int] = []
+    try:
+        writer.submit(ready(1), lambda: ended.append(1))
+        writer.drain()
+        busy[0] = False
+        writer.submit(ready(2), lambda: ended.append(2))
+        assert ended == [1] and writer.in_flight == 1, "a write went onto the loop right after a slow fdatasync"
+        writer.drain()
+        assert ended == [1, 2] and writer.inline_writes == 0
+    finally:
+        writer.close()
