@@ -302,9 +302,15 @@ def test_a_candidate_whose_deadline_passes_resigns(target: Target) -> None:
     leader, candidate = target.grant(30), target.grant(30)
     won = target.election(0).Campaign(v3election_pb2.CampaignRequest(name=b"dl", lease=leader, value=b"l"),
                                       timeout=RPC_TIMEOUT)
-    code, _ = _error(lambda: target.election(1).Campaign(
+    code, details = _error(lambda: target.election(1).Campaign(
         v3election_pb2.CampaignRequest(name=b"dl", lease=candidate, value=b"c"), timeout=1.0))
-    assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+    if target.name == "etcd" and code is grpc.StatusCode.UNKNOWN:
+        # etcd 3.4 itself, now and then: its server answers the campaign's own context
+        # error before the client's deadline fires, and grpc-go sends that as Unknown
+        # (seen once in CI, 2026-12-07). jangada's face always says DEADLINE_EXCEEDED.
+        assert "context" in details or "deadline" in details, details
+    else:
+        assert code is grpc.StatusCode.DEADLINE_EXCEEDED, (code, details)
     _eventually(lambda: target.keys(b"dl/") == [won.leader.key], 10, "the candidate's key to go")
 
 
