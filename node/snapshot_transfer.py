@@ -90,8 +90,8 @@ class LocalSnapshot:
         the committed snapshot once the file is durable and its WAL marker written.
         `mark` names the steps for the long-turn log (node/turn_phases.py)."""
         work = self._file
+        ref = work.result()  # raises the thread's disk fault: with the queue full, `write` would not
         if self._ended:
-            ref = work.result()
             if ref is None:
                 return None  # trailer, fsync, rename, directory fsync: still on the thread
             self._before_commit()
