@@ -72,15 +72,10 @@ class LocalDisk:
         """Hand Ready step 4 to a writer thread from now on, while the disk is busy
         or, with `always`, every time (the actor registers its wake fd and passes it
         as `ReadyPorts.writes`)."""
-        telemetry = self._telemetry
-        observe = None
-        if telemetry is not None:
-            def observe(seconds: float, entries: int) -> None:
-                telemetry.wal_fsync.observe(seconds)
-                telemetry.append_batch.observe(entries)
         storage = self.storage
         self.writer = WalWriter(lambda entries, hard_state: storage.append(entries, hard_state, sync=False),
-                                storage.sync, observe, disk_busy=(lambda: True) if always else self._disk_busy)
+                                storage.sync, self._observe_write if self._telemetry is not None else None,
+                                disk_busy=(lambda: True) if always else self._disk_busy)
         return self.writer
 
     def _disk_busy(self) -> bool:
@@ -116,14 +111,18 @@ class LocalDisk:
 
     def append(self, entries: Sequence[Entry], hard_state: HardState | None, sync: bool) -> None:
         """Ready step 4: one WAL write; one fsync iff `sync` (group commit)."""
-        telemetry = self._telemetry
-        if telemetry is None or not sync:
+        if self._telemetry is None or not sync:
             self.storage.append(entries, hard_state, sync=sync)
             return
         started = time.perf_counter()
         self.storage.append(entries, hard_state, sync=sync)
-        telemetry.wal_fsync.observe(time.perf_counter() - started)
-        telemetry.append_batch.observe(len(entries))
+        self._observe_write(time.perf_counter() - started, len(entries))
+
+    def _observe_write(self, seconds: float, entries: int) -> None:
+        """One synced WAL write's time and entry count (the /metrics histograms)."""
+        assert self._telemetry is not None
+        self._telemetry.wal_fsync.observe(seconds)
+        self._telemetry.append_batch.observe(entries)
 
     # -- local snapshots -----------------------------------------------------------------
 

@@ -98,9 +98,8 @@ class WalWriter:
         if not self._in_flight and self._failure is None and not self._closing and not self._disk_busy():
             now = self._clock()
             if now >= self._slow_until:
-                self._write_inline(rd)
-                if self._clock() - now > SLOW_FSYNC_SECONDS:
-                    self._slow_until = self._clock() + SLOW_HOLD_SECONDS
+                self._write([rd])
+                self.inline_writes += 1
                 done()
                 return
         with self._lock:
@@ -167,15 +166,25 @@ class WalWriter:
             except OSError:
                 pass
 
-    def _write_inline(self, rd: Ready) -> None:
-        started = time.perf_counter()
-        if rd.entries or rd.hard_state is not None:
-            self._append(rd.entries, rd.hard_state)
-        if rd.must_sync:
+    def _write(self, readies: list[Ready]) -> None:
+        """Append each Ready's entries and hard state, then one fdatasync if any must
+        sync (on the loop for one Ready, on the thread for a batch). A slow one keeps
+        the next writes on the thread for SLOW_HOLD_SECONDS."""
+        started = self._clock()
+        sync = False
+        entries = 0
+        for rd in readies:
+            if rd.entries or rd.hard_state is not None:
+                self._append(rd.entries, rd.hard_state)
+                entries += len(rd.entries)
+            sync = sync or rd.must_sync
+        if sync:
             self._sync()
+            took = self._clock() - started
+            if took > SLOW_FSYNC_SECONDS:
+                self._slow_until = self._clock() + SLOW_HOLD_SECONDS
             if self._observe is not None:
-                self._observe(time.perf_counter() - started, len(rd.entries))
-        self.inline_writes += 1
+                self._observe(took, entries)
 
     # -- the writer thread ----------------------------------------------------------------
 
@@ -189,22 +198,7 @@ class WalWriter:
                     return
                 batch, self._queued = self._queued, []
             try:
-                started = time.perf_counter()
-                sync = False
-                entries = 0
-                for rd, _ in batch:
-                    if rd.entries or rd.hard_state is not None:
-                        self._append(rd.entries, rd.hard_state)
-                        entries += len(rd.entries)
-                    sync = sync or rd.must_sync
-                if sync:
-                    self._sync()
-                    took = time.perf_counter() - started
-                    if took > SLOW_FSYNC_SECONDS:
-                        # A slow disk now: the next writes stay on the thread a while too.
-                        self._slow_until = self._clock() + SLOW_HOLD_SECONDS
-                    if self._observe is not None:
-                        self._observe(took, entries)
+                self._write([rd for rd, _ in batch])
             except BaseException as exc:  # a DiskFault: fail-stop, on the loop
                 with lock:
                     self._failure = exc
