@@ -110,7 +110,7 @@ def url_host_port(url: str) -> str:
 class TimingSpec:
     tick_ms: int = 10
     election_ticks: int = 30
-    heartbeat_ticks: int = 3
+    heartbeat_ticks: int = 5
     request_timeout_ms: int = 5000
 
 
