@@ -102,6 +102,12 @@ SNAPSHOT_SECONDS_PER_TURN = 0.008
 #: (node/wal_writer.py): a fast fdatasync (well under 1 ms here) is acknowledged in the
 #: turn that queued it; a slow one costs the turn this much, never more.
 WRITE_WAIT_SECONDS = 0.004
+#: Ticks a leader's commit-only AppendEntries waits for an AppendEntries that would
+#: carry its new commit index anyway (the next proposal's): Config.commit_linger_ticks.
+#: At one request in flight that saves each follower a loop turn, a frame each way and
+#: a WAL write per put (docs/performance.md §10); a follower learns an idle leader's
+#: last commit one tick (10 ms) later.
+COMMIT_LINGER_TICKS = 1
 #: Seconds between sweeps for timed-out requests, expired leases and faults.
 SWEEP_SECONDS = 0.05
 #: How late a sweep may run when nothing else wakes the loop (a quiet loop does not
@@ -266,7 +272,8 @@ class NodeActor:
                       heartbeat_ticks=t.heartbeat_ticks, max_size_per_msg=lim.max_append_bytes,
                       max_inflight_msgs=lim.max_inflight_appends,
                       max_uncommitted_bytes=lim.max_uncommitted_bytes,
-                      max_committed_size_per_ready=lim.max_apply_bytes)
+                      max_committed_size_per_ready=lim.max_apply_bytes,
+                      commit_linger_ticks=min(COMMIT_LINGER_TICKS, t.heartbeat_ticks))
 
     def _position(self) -> str:
         core, replica = self.core, self.replica
@@ -401,7 +408,8 @@ class NodeActor:
         core = self.raft
         cfg = core.cfg
         return ticks_until_due(core.role is Role.LEADER, core.election_elapsed, core.heartbeat_elapsed,
-                               core.randomized_election_timeout, cfg.heartbeat_ticks, cfg.election_ticks)
+                               core.randomized_election_timeout, cfg.heartbeat_ticks, cfg.election_ticks,
+                               core.commit_linger)
 
     def _tick(self, next_tick: float, allowed: int) -> float:
         """Tick the core for every tick interval that passed, up to `allowed` (the

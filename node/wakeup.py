@@ -24,14 +24,18 @@ import math
 
 
 def ticks_until_due(leader: bool, election_elapsed: int, heartbeat_elapsed: int, randomized_election_timeout: int,
-                    heartbeat_ticks: int, election_ticks: int) -> int:
+                    heartbeat_ticks: int, election_ticks: int, commit_linger: int = 0) -> int:
     """How many ticks from now the first one that may act is (>= 1): the loop can
     deliver this many ticks at once, all but the last doing nothing but count.
+    `commit_linger`: a leader's ticks left before its commit-only AppendEntries
+    (RaftCore.commit_linger; 0 = none due).
 
     A non-leader is taken as promotable (it may campaign when its timeout is
     reached): for a learner that only means an early, harmless wake-up."""
     if leader:
         due = min(heartbeat_ticks - heartbeat_elapsed, election_ticks - election_elapsed)
+        if commit_linger:
+            due = min(due, commit_linger)
     else:
         due = randomized_election_timeout - election_elapsed
     return max(1, due)

@@ -90,6 +90,8 @@ class RaftCore:
         self.lead_transferee: NodeId = NONE
         self.uncommitted_size = 0
         self._broadcast_pending = False
+        # Ticks left before a commit-only broadcast (Config.commit_linger_ticks); 0: none due.
+        self.commit_linger = 0
         self.membership.refresh(self.log)  # a restart recovers the membership from the log
         self.reported = Reported(hs, self.membership.conf)
         # The (term, vote) the caller reported durable: until the current ones are,
@@ -317,7 +319,7 @@ class RaftCore:
         if self.role is Role.LEADER and self.prs[self.id].maybe_update(self.log.stable_index):
             # The leader's own durable entries count towards the quorum only now.
             if self._maybe_commit():
-                self._broadcast_pending = True
+                self._commit_advanced()
 
     # ======================================================================
     # Role transitions (Raft §5.2)
@@ -369,6 +371,7 @@ class RaftCore:
         self.votes = {}
         self.uncommitted_size = 0
         self._broadcast_pending = False
+        self.commit_linger = 0
         self.read_only.clear()
         self.prs = progress_for(self.membership.all_voters, self.learners, Index(self.log.last_index() + 1),
                                 self.cfg.max_inflight_msgs)
@@ -411,6 +414,10 @@ class RaftCore:
                 self.become_follower(self.term, NONE)
                 return
             self.lead_transferee = NONE  # a transfer that did not finish in time is abandoned
+        if self.commit_linger:
+            self.commit_linger -= 1
+            if not self.commit_linger:
+                self._broadcast_pending = True  # the commit-only AppendEntries, now
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self.heartbeat_elapsed = 0
             self._broadcast_heartbeat()
@@ -681,8 +688,18 @@ class RaftCore:
     # ======================================================================
     # Leader side of replication
     # ======================================================================
+    def _commit_advanced(self) -> None:
+        """The leader's commit index moved: tell the followers now, or within
+        `commit_linger_ticks` unless an AppendEntries carries it first."""
+        linger = self.cfg.commit_linger_ticks
+        if linger == 0:
+            self._broadcast_pending = True
+        elif self.commit_linger == 0:
+            self.commit_linger = linger
+
     def _broadcast_append(self) -> None:
         self._broadcast_pending = False
+        self.commit_linger = 0  # every AppendEntries carries the commit index
         if self.role is not Role.LEADER:
             return
         for peer in self.prs:
@@ -720,7 +737,9 @@ class RaftCore:
         if self._maybe_commit():
             if self.role is not Role.LEADER:
                 return  # this leader's removal committed: it stepped down
-            self._broadcast_pending = True
+            self._commit_advanced()
+            if was_paused and not self._broadcast_pending:
+                self._send_append(m.src)
         elif was_paused:
             self._send_append(m.src)
         while self._send_append(m.src, allow_empty=False):

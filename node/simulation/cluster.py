@@ -228,9 +228,11 @@ class SimCluster:
                  heartbeat_ticks: int = 2, snapshot_every: int = 0,
                  max_size_per_msg: int = 64, max_inflight: int = 4,
                  pre_vote: bool = True, check_quorum: bool = True,
-                 max_committed_size_per_ready: int = 1 << 20, async_writes: bool = False) -> None:
+                 max_committed_size_per_ready: int = 1 << 20, async_writes: bool = False,
+                 commit_linger_ticks: int = 0) -> None:
         """`async_writes`: each Ready's write ends 0-3 ticks later, as with the node's
-        writer thread (node/ready_handler.py), instead of at once."""
+        writer thread (node/ready_handler.py), instead of at once. `commit_linger_ticks`:
+        the cores' Config.commit_linger_ticks."""
         self.seed = seed
         self.async_writes = async_writes
         self.rng = random.Random(seed)
@@ -241,7 +243,8 @@ class SimCluster:
         self.config_kw = dict(election_ticks=election_ticks, heartbeat_ticks=heartbeat_ticks,
                               max_size_per_msg=max_size_per_msg, max_inflight_msgs=max_inflight,
                               pre_vote=pre_vote, check_quorum=check_quorum,
-                              max_committed_size_per_ready=max_committed_size_per_ready)
+                              max_committed_size_per_ready=max_committed_size_per_ready,
+                              commit_linger_ticks=commit_linger_ticks)
         self.snapshot_every = snapshot_every
         initial = ConfState(self.voters)
         self.nodes = {i: SimNode(i, self.checker, initial) for i in self.voters}

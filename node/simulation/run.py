@@ -122,11 +122,15 @@ def run_seed(seed: int, nodes: int = 3, ticks: int = 2000, membership: bool = Fa
     # Asynchronous storage writes (the node's default: node/wal_writer.py) in three
     # seeds of four, synchronous in the rest; its own generator again.
     async_writes = random.Random(seed ^ 0x4153594E43).random() < 0.75
+    # The commit-only AppendEntries lingers 0 (at once) to heartbeat_ticks ticks
+    # (the node's default is 1: node/actor.py); its own generator again.
+    commit_linger = random.Random(seed ^ 0x4C494E474552).randrange(profile.heartbeat_ticks + 1)
     cluster = SimCluster(nodes, seed=rng.getrandbits(64), election_ticks=ELECTION_TICKS,
                          heartbeat_ticks=profile.heartbeat_ticks,
                          snapshot_every=profile.snapshot_every,
                          max_size_per_msg=profile.max_size_per_msg,
-                         max_committed_size_per_ready=apply_bound, async_writes=async_writes)
+                         max_committed_size_per_ready=apply_bound, async_writes=async_writes,
+                         commit_linger_ticks=commit_linger)
     cluster.check_commit_quorum = joint
     try:
         chaos = _Chaos(cluster, profile, random.Random(rng.getrandbits(64)))

@@ -18,6 +18,14 @@ def test_a_leader_wakes_for_its_next_heartbeat_or_quorum_check() -> None:
     assert ticks_until_due(True, 5, 2, 45, 3, 30) == 1
 
 
+def test_a_leader_wakes_for_its_lingering_commit_only_append() -> None:
+    # RaftCore.commit_linger: ticks left before the commit-only AppendEntries goes out.
+    assert ticks_until_due(True, 0, 0, 45, 5, 30, commit_linger=1) == 1
+    assert ticks_until_due(True, 0, 3, 45, 5, 30, commit_linger=3) == 2  # the heartbeat first
+    assert ticks_until_due(True, 0, 0, 45, 5, 30, commit_linger=0) == 5  # none due
+    assert ticks_until_due(False, 10, 0, 45, 5, 30, commit_linger=1) == 35  # only a leader lingers
+
+
 def test_a_follower_wakes_for_its_election_timeout_and_never_for_zero_ticks() -> None:
     assert ticks_until_due(False, 10, 0, 45, 3, 30) == 35
     assert ticks_until_due(False, 45, 0, 45, 3, 30) == 1
