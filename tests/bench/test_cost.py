@@ -34,7 +34,9 @@ def test_a_real_callgrind_dump_parses_to_a_positive_count(tmp_path: Path) -> Non
 
 
 def test_the_cpu_half_reports_every_member_with_one_leader(tmp_path: Path) -> None:
-    report = cost.measure(tmp_path, puts=20, idle_s=0.5, fsync="none", callgrind=False, native=True)
+    # Enough puts that a follower's CPU is above psutil's 10 ms clock tick (a follower
+    # spends a few hundred us per put: 20 puts could read as 0.0).
+    report = cost.measure(tmp_path, puts=300, idle_s=0.5, fsync="none", callgrind=False, native=True)
     assert sorted(p.role for p in report.processes) == ["follower", "follower", "leader"]
     assert report.processes[0].role == "leader"
     for p in report.processes:

@@ -127,6 +127,12 @@ def test_resume_from_a_revision_on_another_node_and_the_compacted_error(make_clu
     assert everything[-1].type_name == "DELETE" and everything[-1].prev_kv.value == b"0"
 
     client.compact(6)
+    # Members serve watches from what they applied (as etcd's do); a follower learns
+    # the leader's commit index within a tick (the commit linger, node/actor.py).
+    leader = cluster.wait_for_leader()
+    commit = cluster.status(leader)["commit_index"]
+    for node_id in (2, 3):
+        cluster.wait_caught_up(node_id, commit, timeout=30)
     with pytest.raises(WatchCompactedError) as refused:
         collect_until(cluster.client([cluster.address(2)]).watch("r/", prefix=True, start_revision=6), last, 30)
     assert refused.value.compact_revision == 6
