@@ -2,8 +2,9 @@
 linearizable read `/health` makes (node/metrics_http.py serves them).
 
 The loop calls `maybe_publish(now)` once per turn; at most every
-`PUBLISH_SECONDS` it builds a `MetricsSnapshot` (the member status, the counters
-the status lacks, the histograms) and swaps it onto the board. Scrapes and health
+`PUBLISH_SECONDS` while someone reads the board (`QUIET_PUBLISH_SECONDS` when no
+one did for `WATCHED_SECONDS`) it builds a `MetricsSnapshot` (the member status,
+the counters the status lacks, the histograms) and swaps it onto the board. Scrapes and health
 checks never reach the loop's objects.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cluster.curve_keys import curve_client_for
 from cluster.kv.errors import KvError, PermissionDenied, UserEmpty
 from cluster.spec import ClusterSpec, MemberSpec
 from node.metrics_http import HEALTH_READ_SECONDS, MetricsServer
-from node.telemetry import PUBLISH_SECONDS, Board, MetricsSnapshot, Telemetry
+from node.telemetry import Board, MetricsSnapshot, Telemetry
 
 #: The key /health reads (etcd reads "health" too); it need not exist.
 HEALTH_KEY = b"health"
@@ -71,7 +72,7 @@ class MetricsFace:
             self.publish(now)
 
     def publish(self, now: float) -> None:
-        self._next_publish = now + PUBLISH_SECONDS
+        self._next_publish = now + self.board.publish_interval(now)
         self.board.current = MetricsSnapshot(now, self._status(), dict(self._counters()),
                                              self.telemetry.histograms(), alarm_pairs(self._alarms()))
 

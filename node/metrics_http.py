@@ -113,6 +113,7 @@ def _handler(owner: MetricsServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path = self.path.split("?", 1)[0]
+            owner.board.asked_at = owner._clock()  # the loop publishes more often now
             if path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(owner.registry))
             elif path == "/health":
