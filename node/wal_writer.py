@@ -37,9 +37,13 @@ from collections.abc import Callable, Sequence
 from node.raft import Entry, HardState, Ready
 
 #: An fdatasync slower than this sends the writes to the thread ...
-SLOW_FSYNC_SECONDS = 0.010
+#: (10 ms at first: on this VM a few fdatasyncs in 15 s pass 10 ms even with a quiet
+#: disk, which kept a third of the writes on the thread and cost 12-17% of put-16 and
+#: put-64 throughput; beside another member's snapshot write they take 54-118 ms.
+#: One under this bound, on the loop, keeps its turn well under the 100 ms stall bound.)
+SLOW_FSYNC_SECONDS = 0.040
 #: ... for this long (then a quiet disk gets inline writes again).
-SLOW_HOLD_SECONDS = 5.0
+SLOW_HOLD_SECONDS = 2.0
 
 #: append(entries, hard_state, sync=False) then sync(): the storage's two calls.
 Append = Callable[[Sequence[Entry], HardState | None], None]
