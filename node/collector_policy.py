@@ -31,7 +31,7 @@ frozen, which should follow the store's size.
 
 The count is kept here, not asked of CPython: `gc.get_freeze_count()` walks the
 whole frozen list (~60-140 ns per object, a cache miss each), and the status is
-read for /metrics every 0.1 s -- at 76,000 frozen objects (a started node) that
+read for /metrics every 0.1 s (while scraped: node/telemetry.py) -- at 76,000 frozen objects (a started node) that
 was ~10% of a core per member, idle or not, and ~100 ms per read at a million
 keys. `gc.get_objects(2)` right after a collection lists only that interval's
 survivors (the frozen ones are not in it), so counting them costs what the

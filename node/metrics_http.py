@@ -30,8 +30,12 @@ from node.telemetry import Board
 
 #: How long /health waits for its linearizable read.
 HEALTH_READ_SECONDS = 1.0
-#: A snapshot older than this: the loop is stuck (it publishes every 0.1 s).
+#: A snapshot older than this: the loop is stuck (it publishes at least every
+#: second: node/telemetry.py's QUIET_PUBLISH_SECONDS).
 STALE_SECONDS = 5.0
+#: The requests that read the snapshot's contents (not only its age, as /livez
+#: does): asking one makes the loop publish every PUBLISH_SECONDS for a while.
+READ_PATHS = frozenset({"/metrics", "/health", "/readyz"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +117,8 @@ def _handler(owner: MetricsServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path = self.path.split("?", 1)[0]
-            owner.board.asked_at = owner._clock()  # the loop publishes more often now
+            if path in READ_PATHS:  # the loop publishes more often while these are asked
+                owner.board.asked_at = owner._clock()
             if path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(owner.registry))
             elif path == "/health":

@@ -130,7 +130,7 @@ def test_resume_from_a_revision_on_another_node_and_the_compacted_error(make_clu
     # Members serve watches from what they applied (as etcd's do); a follower learns
     # the leader's commit index within a tick (the commit linger, node/actor.py).
     leader = cluster.wait_for_leader()
-    commit = cluster.status(leader)["commit_index"]
+    commit = cluster.status_of(leader)["commit_index"]
     for node_id in (2, 3):
         cluster.wait_caught_up(node_id, commit, timeout=30)
     with pytest.raises(WatchCompactedError) as refused:

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from node.raft import AppendEntries, Config, Heartbeat, Role
+from node.raft import AppendEntries, AppendEntriesResponse, Config, Heartbeat, Role
 from tests.raft.harness import Harness
+from tests.raft.test_replication import win_election_only
 
 
 def settled(linger: int) -> Harness:
@@ -60,6 +61,24 @@ def test_the_next_proposal_carries_the_commit() -> None:
     h.deliver()
     h.persist_all()
     assert commits(h)[1:] == [first, first]
+
+
+def test_a_probing_follower_whose_acknowledgement_commits_hears_the_commit_at_once() -> None:
+    """A new leader probes each follower with its no-op and pauses until the answer;
+    the answer that commits the no-op unpauses that follower, which gets the commit
+    index in an AppendEntries at once (the ack's own reply), not a tick later."""
+    h = Harness(3, heartbeat_ticks=3, election_ticks=10, commit_linger_ticks=1)
+    win_election_only(h, 1)
+    noop = h[1].log.last_index()
+    h.deliver(lambda m: isinstance(m, AppendEntries) and m.dst == 2)
+    h.take(lambda m: m.dst == 3)  # node 3 never answers
+    h.persist(2)
+    h.deliver(lambda m: isinstance(m, AppendEntriesResponse))
+    assert h[1].log.committed == noop and h[1].commit_linger == 1
+    h.persist(1)
+    [to_two] = h.peek(AppendEntries, src=1, dst=2)
+    assert to_two.leader_commit == noop and to_two.entries == ()
+    assert not h.peek(AppendEntries, src=1, dst=3), "node 3 is still paused: the linger covers it"
 
 
 def test_a_longer_linger_counts_down_and_stepping_down_clears_it() -> None:
