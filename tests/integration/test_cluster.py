@@ -5,6 +5,7 @@ Every wait is a condition with a deadline; nothing asserts on timing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -115,8 +116,16 @@ def test_a_full_restart_from_disk_keeps_every_acknowledged_write(make_cluster: M
     client.delete("durable/000")
     del acknowledged[b"durable/000"]
     if wal_writes == "thread":
-        statuses = [cluster.status(n) for n in cluster.running()]
-        assert all(st["wal_writes_threaded"] > 0 and st["wal_writes_inline"] == 0 for st in statuses), statuses
+        # Writes are counted when they end: on a loaded machine a member that started
+        # late (and caught up by a snapshot) may not have ended one yet, so wait for
+        # each member's first. A write on the loop (inline) would be a bug at any time.
+        def every_member_wrote() -> list[dict[str, Any]] | None:
+            statuses = [cluster.status_of(n) for n in cluster.running()]
+            return statuses if all(st["wal_writes_threaded"] > 0 for st in statuses) else None
+
+        statuses = wait_for(every_member_wrote, 30, "every member to end a write on its writer thread")
+        assert all(st["wal_writes_inline"] == 0 for st in statuses), [
+            (st["node_id"], st["role"], st["wal_writes_threaded"], st["wal_writes_inline"]) for st in statuses]
     # Half are killed -9, half stopped gracefully: both must come back whole.
     leader = cluster.leader()
     for node_id in list(cluster.running()):
