@@ -102,7 +102,10 @@ class WriteAheadLog:
         self._segments = segments
         self._size = size
         self._last_index = replay.last_index
-        self._hard_state = replay.hard_state
+        self._hard_state = replay.hard_state  # the newest hard state written
+        # A newer hard state that only moved the commit index, not written yet: it rides
+        # with the next write (`append`).
+        self._unwritten_commit: HardState | None = None
         self._marker = replay.marker
         self._fd: int | None = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
         self._fault: DiskFault | None = None  # once set, the log takes no more appends
@@ -174,9 +177,26 @@ class WriteAheadLog:
 
     def append(self, entries: Sequence[Entry], hard_state: HardState | None = None, *, sync: bool = True) -> None:
         """Append ``entries`` (overwriting the log from entries[0].index on) and then
-        ``hard_state``, in one write and, if ``sync``, one fdatasync."""
-        if hard_state == self._hard_state:
-            hard_state = None
+        ``hard_state``, in one write and, if ``sync``, one fdatasync.
+
+        A hard state that only moves the commit index, with no entries and no
+        fdatasync asked, is not written now: it rides with the next write (or
+        `close`). Such a write promised nothing (without an fdatasync a power
+        failure could lose it anyway), and Raft does not need the commit index
+        durable: a restart replays up to the older one it finds (at
+        least the snapshot's index) and learns the rest from the leader. A leader
+        wrote one per acknowledged batch, after the acknowledgements and before
+        applying and answering: a write system call on every client's path."""
+        if hard_state is not None:
+            if hard_state == self._hard_state:
+                hard_state = None
+            elif (not entries and not sync and hard_state.term == self._hard_state.term
+                  and hard_state.vote == self._hard_state.vote):
+                self._unwritten_commit = hard_state
+                return
+        if hard_state is None:
+            hard_state = self._unwritten_commit
+        self._unwritten_commit = None
         if not entries and hard_state is None:
             return
         frames: list[bytes] = []
@@ -290,6 +310,10 @@ class WriteAheadLog:
         if self._fd is not None:
             try:
                 if self._fault is None:
+                    if self._unwritten_commit is not None:
+                        hard_state, self._unwritten_commit = self._unwritten_commit, None
+                        self._write(encode_frame(RecordKind.HARD_STATE, encode_hard_state(hard_state)), sync=False)
+                        self._hard_state = hard_state
                     self.sync()
             finally:
                 os.close(self._fd)

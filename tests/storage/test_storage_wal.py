@@ -2,6 +2,7 @@
 compaction, and a model-based property test of all of them across reopens."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -67,6 +68,38 @@ def test_segments_rotate_at_the_configured_size_and_replay_across_them(tmp_path:
     storage, state = _reopen(tmp_path)
     storage.close()
     assert state.entries == _entries(1, 400, size=100)
+
+
+def test_a_commit_only_hard_state_rides_with_the_next_write(tmp_path: Path) -> None:
+    """A hard state that only moves the commit index, with nothing to fsync, is not a
+    write of its own (a leader's after every acknowledged batch): it goes out with the
+    next entries or `close`. A crash before that recovers
+    the older commit index, which Raft allows."""
+    def crashed() -> HardState:  # what a kill -9 now would leave: a copy of the files
+        copy = tmp_path / f"crash{len(list(tmp_path.glob('crash*')))}"
+        shutil.copytree(tmp_path / "data", copy)
+        storage, state = _reopen(copy)
+        storage.close()
+        return state.hard_state
+
+    storage, _ = _reopen(tmp_path / "data")
+    storage.append(_entries(1, 3), HardState(1, 1, 0))
+    written = storage.wal_bytes
+    storage.append([], HardState(1, 1, 3), sync=False)
+    assert storage.wal_bytes == written and crashed() == HardState(1, 1, 0)
+    storage.append(_entries(4, 4), None)
+    assert crashed() == HardState(1, 1, 3)
+    storage.append([], HardState(1, 1, 4), sync=False)
+    storage.append([], HardState(2, 0, 4), sync=False)  # a new term is written at once
+    assert crashed() == HardState(2, 0, 4)
+    storage.append([], HardState(2, 0, 4), sync=True)  # ... and so is one that asks for a sync
+    storage.append([], HardState(2, 0, 5), sync=True)
+    assert crashed() == HardState(2, 0, 5)
+    storage.append([], HardState(2, 0, 6), sync=False)
+    storage.close()
+    storage, state = _reopen(tmp_path / "data")
+    storage.close()
+    assert state.hard_state == HardState(2, 0, 6) and state.entries == _entries(1, 4)
 
 
 @pytest.mark.parametrize("first", [0, 5])
