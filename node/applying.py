@@ -76,7 +76,11 @@ class Applier:
         sm = self._replica.sm
         if entry.kind is EntryKind.NORMAL:
             started = time.perf_counter()
-            result = sm.apply(entry.index, entry.data)
+            data = entry.data
+            pending = self._requests.writes.get(entry.index)
+            # The leader's own proposal, still this very entry: its router decoded it.
+            decoded = pending.waiter.decoded if pending is not None and pending.waiter.command is data else None
+            result = sm.apply(entry.index, data, decoded)
             took = time.perf_counter() - started
             if took > SLOW_APPLY_SECONDS:
                 self.slow_applies += 1

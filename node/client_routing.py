@@ -250,25 +250,30 @@ class ClientRouter:
         if self._quota is not None and self._quota.refuses(command.request, len(data)):
             self._reply(identity, answers.result(rid, NoSpace()))  # etcd's quotaKVServer
             return
+        decoded: Command | None = command
         if self.gate.enabled or command.user:
             try:
-                data = self._acting(request, command)
+                acting = self._acting(request, command)
             except AuthError as error:
                 self.refuse_auth(identity, rid, error, type(command.request).__name__)
                 return
-        self._serve(identity, rid, data, is_read_only(command.request), request.serializable)
+            if acting is not data:
+                data, decoded = acting, None
+        self._serve(identity, rid, data, is_read_only(command.request), request.serializable, decoded)
 
-    def _serve(self, identity: bytes, rid: int, data: bytes, read_only: bool, serializable: bool) -> None:
-        """A read (from this replica, or linearizable) or a write (a proposal)."""
+    def _serve(self, identity: bytes, rid: int, data: bytes, read_only: bool, serializable: bool,
+               decoded: Command | None = None) -> None:
+        """A read (from this replica, or linearizable) or a write (a proposal).
+        `decoded`: `data` decoded, if the caller has it (then nothing decodes it again)."""
         if read_only and serializable:
-            self._reply(identity, self._answers.result(rid, self._replica.sm.query(data), serializable=True))
+            self._reply(identity, self._answers.result(rid, self._replica.sm.query(data, decoded), serializable=True))
             return
         requests = self.requests
         if len(requests) + len(self._turn_reads) >= requests.limit:
             self._reply(identity, self._answers.error(rid, ErrorCode.TOO_MANY_REQUESTS,
                                                       f"{len(requests)} requests already waiting"))
             return
-        waiter = Waiter(identity, rid, data, self._clock() + self._request_timeout)
+        waiter = Waiter(identity, rid, data, self._clock() + self._request_timeout, decoded=decoded)
         if read_only:
             self._turn_reads.append(waiter)  # registered together at the end of the drain
         else:
@@ -495,7 +500,8 @@ class ClientRouter:
             if waiter.then is not None:
                 self.deferred.append(waiter.then)
                 continue
-            self._reply(waiter.identity, self._answers.result(waiter.request_id, sm.query(waiter.command)))
+            self._reply(waiter.identity, self._answers.result(waiter.request_id, sm.query(waiter.command,
+                                                                                          waiter.decoded)))
 
     def reads_lost(self, leader: int) -> None:
         """The role or leader changed: a ReadIndex request still waiting for its

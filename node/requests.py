@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cluster.kv.codec import Command
 
 
 @dataclass(slots=True)
@@ -30,6 +34,9 @@ class Waiter:
     command: bytes
     deadline: float
     then: Callable[[], None] | None = None
+    #: `command` decoded, when the router decoded exactly these bytes: the leader's
+    #: apply and a read's query take it instead of decoding them again
+    decoded: Command | None = None
 
 
 @dataclass(slots=True)

@@ -43,7 +43,7 @@ from collections.abc import Generator, Iterable, Iterator
 
 from cluster.kv.alarms import Alarm, AlarmMember
 from cluster.kv.auth import AUTH_REQUESTS
-from cluster.kv.codec import decode_command
+from cluster.kv.codec import Command, decode_command
 from cluster.kv.errors import Compacted, FutureRevision, InvalidCommand, KvError, LeaseNotFound
 from cluster.kv.keyvalue import KeyValue
 from cluster.kv.limits import Limits, check_request
@@ -128,11 +128,12 @@ class StateMachine:
 
     # --- the log ----------------------------------------------------------------
 
-    def apply(self, index: int, data: bytes) -> Result:
-        """Apply the command of committed entry `index`; return its result."""
+    def apply(self, index: int, data: bytes, decoded: Command | None = None) -> Result:
+        """Apply the command of committed entry `index`; return its result.
+        `decoded`: `data` decoded already (the leader's router did), or None."""
         self._advance(index)
         try:
-            command = decode_command(data)
+            command = decode_command(data) if decoded is None else decoded
             check_request(command.request, self.limits)
         except KvError as error:
             return error
@@ -267,8 +268,11 @@ class StateMachine:
         except KvError as error:
             return error
 
-    def query(self, data: bytes) -> Result:
-        """`read` for command bytes, for the user the command names."""
+    def query(self, data: bytes, decoded: Command | None = None) -> Result:
+        """`read` for command bytes, for the user the command names (`decoded`:
+        those bytes decoded already, or None)."""
+        if decoded is not None:
+            return self.read(decoded.request, decoded.user)
         try:
             command = decode_command(data)
         except KvError as error:

@@ -90,7 +90,9 @@ class FakeSm:
         events, self.events = self.events, []
         return events
 
-    def query(self, data: bytes) -> Any:
+    def query(self, data: bytes, decoded: Any = None) -> Any:
+        # A command the router already decoded must be exactly these bytes decoded.
+        assert decoded is None or decoded == decode_command(data)
         self.queried.append(data)
         return AuthenticateResponse(self.revision, "a query result")
 
@@ -578,3 +580,20 @@ def test_the_gate_follows_the_applied_auth_events(node: Any) -> None:
     assert not n.gate.enabled and len(n.tokens) == 0
     assert n.gate.status() == {"enabled": False, "tokens": 0, "auth_failed": 0, "invalid_token": 0,
                                "permission_denied": 0, "fault_injection_refused": 0}
+
+
+@pytest.mark.parametrize("auth_on", [False, True])
+def test_a_proposal_carries_the_command_the_router_decoded_only_for_the_same_bytes(auth_on: bool) -> None:
+    """The leader's apply takes the router's decoded command instead of decoding the
+    entry again (node/applying.py): only for the very bytes proposed."""
+    n = Node(auth_on=auth_on)
+    token = n.login("alice") if auth_on else ""
+    n.kv(Put(b"/app/x", b"v"), token=token)  # auth on: the token's user goes into the bytes
+    n.kv(Put(b"/app/y", b"v"))  # no token: proposed as sent (the state machine judges it)
+    x, y = [p.waiter for p in n.router.requests.writes.values()]
+    assert [x.command, y.command] == n.core.proposed
+    assert y.decoded == decode_command(y.command)
+    if auth_on:  # with_user made new bytes: nothing decoded goes with them
+        assert x.decoded is None and decode_command(x.command).user == "alice"
+    else:
+        assert x.decoded == decode_command(x.command)
