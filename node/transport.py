@@ -271,11 +271,16 @@ class Transport:
         if self.curve is not None and socket is self.peer_router:
             return self._receive_authenticated(limit)
         batch: list[list[bytes]] = []
-        while len(batch) < limit:
-            try:
-                batch.append(socket.recv_multipart(zmq.NOBLOCK))
-            except zmq.Again:
-                break
+        recv, get = socket.recv_multipart, socket.get
+        # Stop when the socket says nothing more is queued (ZMQ_EVENTS): ending each
+        # batch on a zmq.Again cost an exception (and pyzmq's error object) per batch.
+        try:
+            while len(batch) < limit:
+                batch.append(recv(zmq.NOBLOCK))
+                if not get(zmq.EVENTS) & zmq.POLLIN:
+                    break
+        except zmq.Again:
+            pass
         return batch
 
     def _receive_authenticated(self, limit: int) -> list[list[bytes]]:
@@ -288,6 +293,8 @@ class Transport:
                 break
             user = str(frames[-1].get("User-Id") or "")
             batch.append([f.bytes for f in frames] + [user.encode()])
+            if not router.get(zmq.EVENTS) & zmq.POLLIN:
+                break
         return batch
 
     def close(self) -> None:

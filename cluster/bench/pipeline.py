@@ -128,19 +128,22 @@ class Pipeline:
         out: list[tuple[Slot, Any]] = []
         if not self.sock.poll(max(0, int(wait_s * 1000)), zmq.POLLIN):
             return out
+        sock = self.sock
         while True:
             try:
-                data = self.sock.recv(zmq.NOBLOCK)
+                data = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return out
             try:
                 replies = decode_replies(data)
             except ProtocolError:
-                continue
+                replies = []
             for reply in replies:
                 slot = self.pending.pop(reply.request_id, None)
                 if slot is not None:  # else: the answer to a request already counted as timed out
                     out.append((slot, reply))
+            if not sock.get(zmq.EVENTS) & zmq.POLLIN:  # nothing more queued: no zmq.Again to raise
+                return out
 
     def resend(self, slot: Slot) -> None:
         """Send `slot`'s request again (same command: a write keeps its seq); its

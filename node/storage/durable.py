@@ -34,19 +34,26 @@ def disk_fault(operation: str, path: Path, offset: int | None = None) -> Iterato
 
 def write_all(fd: int, data: bytes | memoryview, path: Path, offset: int) -> None:
     """os.write may write less than asked (signals, quotas): loop until done.
-    `path` and `offset` (where `data` starts in the file) name a failure."""
-    view = memoryview(data)
+    `path` and `offset` (where `data` starts in the file) name a failure.
+    (try/except, not `disk_fault`: this is every WAL write's path.)"""
+    view = data
     done = 0
-    while view:
-        with disk_fault(f"write of {len(view)} bytes to", path, offset + done):
+    while True:
+        try:
             written = os.write(fd, view)
-        view = view[written:]
+        except OSError as error:
+            raise DiskFault(f"write of {len(view)} bytes to", path, offset + done, error) from error
+        if written == len(view):
+            return
+        view = memoryview(view)[written:]
         done += written
 
 
 def sync_data(fd: int, path: Path) -> None:
-    with disk_fault("fsync of", path):
+    try:
         _datasync(fd)
+    except OSError as error:
+        raise DiskFault("fsync of", path, None, error) from error
 
 
 def sync_dir(path: Path) -> None:

@@ -127,3 +127,34 @@ def test_a_snapshot_that_cannot_be_written_is_a_disk_fault_naming_its_file(
     storage, entries = _open(tmp_path)
     storage.close()
     assert entries == _entries(1, 3) and storage.snapshot is None
+
+
+def test_a_short_write_is_finished_and_a_failure_after_it_names_its_offset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.write may write less than asked: write_all writes the rest; a failure in a
+    later part names the offset that part starts at."""
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    real_write = os.write
+    calls: list[int] = []
+
+    def short(fd_: int, data: bytes | memoryview) -> int:
+        calls.append(len(data))
+        return real_write(fd_, bytes(data)[:3])
+
+    try:
+        monkeypatch.setattr(durable.os, "write", short)
+        durable.write_all(fd, b"0123456789", path, 100)
+        assert calls == [10, 7, 4, 1] and path.read_bytes() == b"0123456789"
+
+        def fails_later(fd_: int, data: bytes | memoryview) -> int:
+            if len(data) < 10:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd_, bytes(data)[:4])
+
+        monkeypatch.setattr(durable.os, "write", fails_later)
+        with pytest.raises(DiskFault) as caught:
+            durable.write_all(fd, b"abcdefghij", path, 10)
+        assert caught.value.offset == 14 and "write of 6 bytes to" in str(caught.value)
+    finally:
+        os.close(fd)
