@@ -58,6 +58,8 @@ class _Segment:
     #: The highest entry index ever written into this segment (0: none). A segment
     #: may be deleted once a committed snapshot covers this index.
     max_index: int
+    #: Its size once it is closed (a newer segment exists); 0 while it is active.
+    closed_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,9 @@ class WriteAheadLog:
         self._identity = identity
         self._options = options
         self._segments = segments
+        for segment in segments[:-1]:  # closed: their sizes no longer change
+            segment.closed_bytes = segment.path.stat().st_size
+        self._closed_bytes = sum(segment.closed_bytes for segment in segments[:-1])
         self._size = size
         self._last_index = replay.last_index
         self._hard_state = replay.hard_state  # the newest hard state written
@@ -162,9 +167,9 @@ class WriteAheadLog:
 
     @property
     def size_bytes(self) -> int:
-        """Bytes in all live segments (for the compaction trigger)."""
-        closed = sum(segment.path.stat().st_size for segment in self._segments[:-1])
-        return closed + self._size
+        """Bytes in all live segments (for the compaction trigger: read on every Ready,
+        so the closed segments' sizes are kept, not stat()ed)."""
+        return self._closed_bytes + self._size
 
     @property
     def active_segment(self) -> tuple[Path, int]:
@@ -281,6 +286,8 @@ class WriteAheadLog:
         self.sync()
         os.close(self._fd)
         self._fd = None
+        self._segments[-1].closed_bytes = self._size
+        self._closed_bytes += self._size
         name = SegmentName(self._segments[-1].name.seq + 1, self._last_index + 1)
         with self._failing():
             path = _create_segment(self._dir, name, self._identity, self._marker, self._hard_state,
@@ -306,7 +313,9 @@ class WriteAheadLog:
             raise CompactionBeyondSnapshot(index, snap_index)
         removed: list[Path] = []
         while len(self._segments) > 1 and self._segments[0].max_index <= index:
-            removed.append(self._segments.pop(0).path)
+            gone = self._segments.pop(0)
+            self._closed_bytes -= gone.closed_bytes
+            removed.append(gone.path)
         removal.remove(removed, in_order=True)
         return removed
 

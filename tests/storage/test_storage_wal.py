@@ -28,6 +28,10 @@ def _entries(first: int, last: int, term: int = 1, size: int = 20) -> list[Entry
     return [Entry(term, index, b"%d:" % index + b"x" * size) for index in range(first, last + 1)]
 
 
+def _on_disk(path: Path) -> int:
+    return sum(segment.stat().st_size for segment in (path / "wal").glob("*.wal"))
+
+
 def _reopen(path: Path, options: StorageOptions = SMALL):
     return DataDir.open(path, "c", 1, options)
 
@@ -129,12 +133,15 @@ def test_snapshot_then_compact_deletes_only_covered_segments(tmp_path: Path) -> 
         before = sorted((tmp_path / "wal").glob("*.wal"))
         meta = SnapshotMeta(200, 1, ConfState((1, 2, 3)))
         storage.save_snapshot(meta, [b"state ", b"machine"])
+        assert storage.wal_bytes == _on_disk(tmp_path)  # kept across rotations, not stat()ed
         removed = storage.compact(200)
         assert removed and removed == before[: len(removed)]
+        assert storage.wal_bytes == _on_disk(tmp_path)
         with pytest.raises(CompactionBeyondSnapshot):
             storage.compact(201)
     storage, state = _reopen(tmp_path)
     with storage:
+        assert storage.wal_bytes == _on_disk(tmp_path)
         assert state.snapshot is not None and state.snapshot.meta == meta
         assert b"".join(state.snapshot_ref.iter_data()) == b"state machine"
         assert state.entries == _entries(201, 300, size=100)
