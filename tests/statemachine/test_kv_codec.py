@@ -123,6 +123,11 @@ BAD = [
     msgpack.packb([1, 0, 0, [2, b"a", b"\0", 0, 2**64 - 1, False, False, 0, 0]]),  # > int64
     msgpack.packb([1, 2**63, 1, [1, b"k", b"v", 0, False]]),  # client id > int64
     msgpack.packb([1, 0, 0, [2, b"k", b"", 0, 0, False, False, 9, 0]]),  # bad sort target
+    msgpack.packb([1, 0, 0, [2, b"k", b"", 0, 0, False, False, 0, 7]]),  # bad sort order
+    msgpack.packb([1, 0, 0, [2, b"k", b"", 0, 0, False, False, True, 0]]),  # a bool is not a sort target
+    msgpack.packb([1, 0, 0, [2, b"k", b"", -1, 0, False, False, 0, 0]]),  # negative revision
+    msgpack.packb([1, 0, 0, [2, b"k", b"", 0, 2**63, False, False, 0, 0]]),  # limit over int64
+    msgpack.packb([1, 0, 0, [2, b"k", b"", 0, 0, 1, False, 0, 0]]),  # an int is not keys_only
     msgpack.packb([1, 5, 0, [1, b"k", b"v", 0, False]]),  # client id without seq
     msgpack.packb([1, 0, 0, [4, [[b"k", 3, 0, 5]], [], []]]),  # int operand for VALUE
     msgpack.packb([1, 0, 0, [4, [], [[5, 3]], []]]),  # compact inside a txn
