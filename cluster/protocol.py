@@ -53,7 +53,7 @@ from anyone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any, Union, cast
 
@@ -377,6 +377,38 @@ def encode_reply(reply: Reply) -> bytes:
     return _pack(_reply_map(reply))
 
 
+# A frozen dataclass's __init__ costs one object.__setattr__ per field: the two
+# objects every KV request and reply makes set their slots directly (as
+# cluster/kv/codec.py does for Put and Command). The field checks keep this honest.
+assert [f.name for f in fields(KvRequest)] == ["request_id", "command", "serializable", "token"], "update kv_request"
+assert [f.name for f in fields(KvReply)] == ["request_id", "node_id", "result", "serializable"], "update kv_reply"
+_new_object = object.__new__
+_set_request_id, _set_command, _set_serializable, _set_token = (getattr(KvRequest, f.name).__set__
+                                                                for f in fields(KvRequest))
+_set_reply_id, _set_node_id, _set_result, _set_reply_serializable = (getattr(KvReply, f.name).__set__
+                                                                     for f in fields(KvReply))
+
+
+def kv_request(request_id: int, command: bytes, serializable: bool = False, token: str = "") -> KvRequest:
+    """KvRequest(request_id, command, serializable, token), built faster."""
+    request = _new_object(KvRequest)
+    _set_request_id(request, request_id)
+    _set_command(request, command)
+    _set_serializable(request, serializable)
+    _set_token(request, token)
+    return request  # type: ignore[no-any-return]
+
+
+def kv_reply(request_id: int, node_id: int, result: bytes, serializable: bool = False) -> KvReply:
+    """KvReply(request_id, node_id, result, serializable), built faster."""
+    reply = _new_object(KvReply)
+    _set_reply_id(reply, request_id)
+    _set_node_id(reply, node_id)
+    _set_result(reply, result)
+    _set_reply_serializable(reply, serializable)
+    return reply  # type: ignore[no-any-return]
+
+
 def encode_replies(replies: list[Reply]) -> bytes:
     """Several replies to one client in one frame (one reply: a plain reply frame)."""
     if len(replies) == 1:
@@ -385,6 +417,9 @@ def encode_replies(replies: list[Reply]) -> bytes:
 
 
 def _reply_map(reply: Reply) -> dict[str, Any]:
+    if type(reply) is KvReply:  # the hot path: the same map as below, built at once
+        return {"v": VERSION, "id": reply.request_id, "node": reply.node_id, "ok": True, "result": reply.result,
+                "ser": reply.serializable}
     head: dict[str, Any] = {"v": VERSION, "id": reply.request_id, "node": reply.node_id}
     match reply:
         case KvReply(_, _, result, serializable):
@@ -476,6 +511,13 @@ def _token(obj: dict[str, Any]) -> str:
 
 
 def _request(obj: dict[str, Any]) -> ClientRequest:
+    if obj.get("op") == "kv":
+        # The hot path: one combined check (the field-by-field one below gives the
+        # message), the slots set directly.
+        request_id, command, serializable = obj.get("id"), obj.get("cmd"), obj.get("ser")
+        if (type(request_id) is int and 0 <= request_id <= MAX_ID and type(command) is bytes
+                and type(serializable) is bool):
+            return kv_request(request_id, command, serializable, _token(obj) if "tok" in obj else "")
     request_id = _request_id(obj)
     op = obj.get("op")
     if op == "kv":

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from cluster.kv import Compacted, KvError, LeaseNotFound, Result, SessionExpired, encode_result
 from cluster.kv.errors import AuthError
-from cluster.protocol import ErrorCode, ErrorReply, KvReply, Reply
+from cluster.protocol import ErrorCode, ErrorReply, Reply, kv_reply
 
 
 def result_reply(request_id: int, node_id: int, result: Result, serializable: bool = False) -> Reply:
@@ -22,7 +22,7 @@ def result_reply(request_id: int, node_id: int, result: Result, serializable: bo
         else:
             code = ErrorCode.INVALID_REQUEST
         return ErrorReply(request_id, node_id, code, str(result), kv_error=encode_result(result))
-    return KvReply(request_id, node_id, encode_result(result), serializable)
+    return kv_reply(request_id, node_id, encode_result(result), serializable)
 
 
 def redirect(request_id: int, node_id: int, leader: int, leader_client: str) -> ErrorReply:
@@ -59,4 +59,4 @@ class Answers:
             if isinstance(result, AuthError) and self.on_auth_error is not None:
                 self.on_auth_error(result)
             return result_reply(request_id, self.node_id, result, serializable)
-        return KvReply(request_id, self.node_id, encode_result(result), serializable)
+        return kv_reply(request_id, self.node_id, encode_result(result), serializable)

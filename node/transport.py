@@ -78,6 +78,11 @@ class TransportOptions:
     connect_timeout_ms: int = 1000
 
 
+#: Plain ints: pyzmq's enum members make `&` (and its getsockopt's option) an Enum
+#: call, ~1 us each, per receive.
+_EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE), int(zmq.NOBLOCK)
+
+
 def inproc_client_address(node_id: int) -> str:
     """Where a node's client ROUTER also listens inside its own process: the
     etcd face (node/etcd/link.py) talks to the actor through it."""
@@ -271,13 +276,17 @@ class Transport:
         if self.curve is not None and socket is self.peer_router:
             return self._receive_authenticated(limit)
         batch: list[list[bytes]] = []
-        recv, get = socket.recv_multipart, socket.get
+        recv, get = socket.recv, socket.get
         # Stop when the socket says nothing more is queued (ZMQ_EVENTS): ending each
         # batch on a zmq.Again cost an exception (and pyzmq's error object) per batch.
+        # recv_multipart's own loop, with int options.
         try:
             while len(batch) < limit:
-                batch.append(recv(zmq.NOBLOCK))
-                if not get(zmq.EVENTS) & zmq.POLLIN:
+                frames = [recv(_NOBLOCK)]
+                while get(_RCVMORE):
+                    frames.append(recv(_NOBLOCK))
+                batch.append(frames)
+                if not get(_EVENTS) & _POLLIN:
                     break
         except zmq.Again:
             pass
@@ -293,7 +302,7 @@ class Transport:
                 break
             user = str(frames[-1].get("User-Id") or "")
             batch.append([f.bytes for f in frames] + [user.encode()])
-            if not router.get(zmq.EVENTS) & zmq.POLLIN:
+            if not router.get(_EVENTS) & _POLLIN:
                 break
         return batch
 

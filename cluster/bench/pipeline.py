@@ -48,6 +48,8 @@ from cluster.protocol import (
 ERROR_NAMES = {"invalid-request": "InvalidRequestError", "compacted": "CompactedError",
                "session-expired": "SessionExpiredError"}
 
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: no Enum call per `&`
+
 
 class PipelineError(Exception):
     """The pipeline could not set up its sessions."""
@@ -142,7 +144,7 @@ class Pipeline:
                 slot = self.pending.pop(reply.request_id, None)
                 if slot is not None:  # else: the answer to a request already counted as timed out
                     out.append((slot, reply))
-            if not sock.get(zmq.EVENTS) & zmq.POLLIN:  # nothing more queued: no zmq.Again to raise
+            if not sock.get(_EVENTS) & _POLLIN:  # nothing more queued: no zmq.Again to raise
                 return out
 
     def resend(self, slot: Slot) -> None:
