@@ -330,7 +330,8 @@ class NodeActor:
         transport, watches, passwords = self.transport, self.watches, self.password_work
         metrics, turn = self.metrics, self.telemetry.loop_turn
         stalls, collector, phases = self.stalls, self.collector, self.phases
-        mark = phases.mark
+        # A phase's end: one append (TurnPhases.record; the phases' clock is perf_counter).
+        record = phases.record
         if collector is not None:
             pauses = collector.pauses
             phases.gc_total = lambda: sum(pauses.total_s)
@@ -358,20 +359,20 @@ class NodeActor:
                 phases.start()
                 # The ticks slept through first: the input below happened after them.
                 next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
-                mark("ticks")
+                record(("ticks", perf_counter()))
                 if writer is not None and writer.in_flight:
                     writer.finish()  # step 5 of the writes that ended: acknowledgements, `persisted`
-                    mark("wal.ended")
+                    record(("wal.ended", perf_counter()))
                 if peer_ready:
                     self._drain_peers()
-                    mark("peers")
+                    record(("peers", perf_counter()))
                 if client_ready:
                     self.router.drain()
-                    mark("clients")
+                    record(("clients", perf_counter()))
                 if passwords.done:  # password checks and hashes finished on the worker
                     passwords.finish()
                 self._sweep()
-                mark("sweep")
+                record(("sweep", perf_counter()))
                 self._drain_ready()
                 self._background()
                 self._drain_ready()
@@ -379,15 +380,15 @@ class NodeActor:
                 if self.router.deferred:  # barriers (Authenticate) whose read index is applied
                     self.router.run_deferred()
                     self._drain_ready()
-                mark("auth")
+                record(("auth", perf_counter()))
                 watches.pump(self.sm, self.clock())  # after apply: see node/watches.py
-                mark("watches")
+                record(("watches", perf_counter()))
                 self.outbox.flush()
-                mark("replies")
+                record(("replies", perf_counter()))
                 if collector is not None:
                     # While a snapshot's state is built, every turn (node/snapshot_install.py).
                     collector.maybe_settle(busy_from, every_turn=self.disk.installing)
-                    mark("collector.settle")
+                    record(("collector.settle", perf_counter()))
                 busy, cpu = perf_counter() - busy_from, thread_time() - cpu_from
                 stalls.observe(busy, busy_from, cpu)
                 phases.finish(busy, cpu)

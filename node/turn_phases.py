@@ -36,7 +36,7 @@ _SHOWN = 6
 class TurnPhases:
     """The current turn's time per phase, and the long-turn log line."""
 
-    __slots__ = ("budget_s", "wall_budget_s", "_log", "_clock", "gc_total", "_phases", "_last", "_gc_at_start",
+    __slots__ = ("budget_s", "wall_budget_s", "_log", "_clock", "gc_total", "_marks", "record", "_gc_at_start",
                  "long_turns", "_window_s", "_window_end", "_window_worst", "_window_worst_wall", "_unlogged")
 
     def __init__(self, log: EventLog, budget_s: float, gc_total: Callable[[], float] = lambda: 0.0,
@@ -55,26 +55,37 @@ class TurnPhases:
         self._window_worst = 0.0
         self._unlogged = 0  # long turns not logged since the last line (a longer one was)
         self.gc_total = gc_total
-        self._phases: dict[str, float] = {}
-        self._last = 0.0
+        # The turn's marks: (phase name or Step, when it ended), after the turn's start
+        # (None, when it started). Only a long turn's are ever summed (`finish`), so a
+        # mark is one append: the loop marks ~20 times a turn.
+        self._marks: list[tuple[str | Step | None, float]] = []
+        #: `mark` without a Python call, for the loop (whose clock is perf_counter):
+        #: record((phase, time.perf_counter()))
+        self.record = self._marks.append
         self._gc_at_start = 0.0
         self.long_turns = 0
 
     def start(self) -> None:
-        self._phases = {}
+        self._marks.clear()
         self._gc_at_start = self.gc_total()
-        self._last = self._clock()
+        self._marks.append((None, self._clock()))
 
     def mark(self, phase: str) -> None:
         """The phase `phase` ended now (it began at the previous mark)."""
-        now = self._clock()
-        phases = self._phases
-        phases[phase] = phases.get(phase, 0.0) + now - self._last
-        self._last = now
+        self._marks.append((phase, self._clock()))
 
     def ready_step(self, step: Step) -> None:
         """handle_ready's `between` hook: one phase per Ready step."""
-        self.mark(_STEP_PHASES[step])
+        self._marks.append((step, self._clock()))
+
+    def _phases(self) -> dict[str, float]:
+        """Time per phase name this turn (repeats summed)."""
+        phases: dict[str, float] = {}
+        marks = self._marks
+        for (_, started), (phase, ended) in zip(marks, marks[1:]):
+            name = _STEP_PHASES[phase] if isinstance(phase, Step) else str(phase)
+            phases[name] = phases.get(name, 0.0) + ended - started
+        return phases
 
     def finish(self, wall_s: float, cpu_s: float) -> str | None:
         """The turn ended; returns (and logs) its breakdown if its CPU time exceeded
@@ -84,7 +95,7 @@ class TurnPhases:
         if not long_cpu and not long_wall:
             return None
         self.long_turns += 1
-        now = self._last
+        now = self._marks[-1][1] if self._marks else self._clock()
         if now >= self._window_end:
             self._window_end, self._window_worst, self._window_worst_wall = now + self._window_s, 0.0, 0.0
         if not ((long_cpu and cpu_s > self._window_worst) or (long_wall and wall_s > self._window_worst_wall)):
@@ -93,7 +104,7 @@ class TurnPhases:
         self._window_worst = max(self._window_worst, cpu_s)
         if long_wall:
             self._window_worst_wall = max(self._window_worst_wall, wall_s)
-        ranked = sorted(self._phases.items(), key=lambda item: -item[1])[:_SHOWN]
+        ranked = sorted(self._phases().items(), key=lambda item: -item[1])[:_SHOWN]
         parts = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in ranked)
         collector = self.gc_total() - self._gc_at_start
         line = (f"long turn: {cpu_s * 1000:.1f} ms CPU, {wall_s * 1000:.1f} ms wall: {parts}"
