@@ -49,7 +49,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Generator, Iterable, Iterator
 from itertools import chain, islice, repeat
-from operator import lt
+from operator import itemgetter, lt
 from typing import Any, TypeVar, cast
 
 import msgpack
@@ -83,6 +83,8 @@ _KEYS_PER_LOOKUP = 512
 # Overestimating keeps every chunk within chunk_bytes plus one record.
 _RECORD_OVERHEAD = 64
 _new_tuple = tuple.__new__
+_value = itemgetter(1)  # KeyValue.value (a NamedTuple: by index is the cheapest read)
+assert KeyValue._fields[1] == "value", "update _value"
 
 T = TypeVar("T")
 
@@ -169,7 +171,17 @@ def _record_batches(
             history = cast(KeyHistory, entry)
             start = history.retained_from(compact_revision)
             end = bisect_right(history.mains, revision)
-            for sub, kv in zip(history.subs[start:end], history.kvs[start:end]):
+            kvs = history.kvs[start:end]
+            # A history that fits in the chunk goes in whole, in C loops (a store of
+            # few keys written often is all histories); one that would end the chunk
+            # goes record by record.
+            grown = size + (len(key) + _RECORD_OVERHEAD) * len(kvs) + sum(map(len, map(_value, kvs)))
+            if grown < chunk_bytes:
+                subs += history.subs[start:end]
+                batch += kvs
+                size = grown
+                continue
+            for sub, kv in zip(history.subs[start:end], kvs):
                 subs.append(sub)
                 batch.append(kv)
                 size += len(key) + len(kv.value) + _RECORD_OVERHEAD
