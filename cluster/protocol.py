@@ -53,13 +53,14 @@ from anyone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Union, cast
 
 import msgpack
 
 from cluster.kv import KeyValue
+from cluster.slots import slot_constructor
 
 VERSION = 1
 #: Most requests a client may pack into one frame.
@@ -377,36 +378,11 @@ def encode_reply(reply: Reply) -> bytes:
     return _pack(_reply_map(reply))
 
 
-# A frozen dataclass's __init__ costs one object.__setattr__ per field: the two
-# objects every KV request and reply makes set their slots directly (as
-# cluster/kv/codec.py does for Put and Command). The field checks keep this honest.
-assert [f.name for f in fields(KvRequest)] == ["request_id", "command", "serializable", "token"], "update kv_request"
-assert [f.name for f in fields(KvReply)] == ["request_id", "node_id", "result", "serializable"], "update kv_reply"
-_new_object = object.__new__
-_set_request_id, _set_command, _set_serializable, _set_token = (getattr(KvRequest, f.name).__set__
-                                                                for f in fields(KvRequest))
-_set_reply_id, _set_node_id, _set_result, _set_reply_serializable = (getattr(KvReply, f.name).__set__
-                                                                     for f in fields(KvReply))
-
-
-def kv_request(request_id: int, command: bytes, serializable: bool = False, token: str = "") -> KvRequest:
-    """KvRequest(request_id, command, serializable, token), built faster."""
-    request = _new_object(KvRequest)
-    _set_request_id(request, request_id)
-    _set_command(request, command)
-    _set_serializable(request, serializable)
-    _set_token(request, token)
-    return request  # type: ignore[no-any-return]
-
-
-def kv_reply(request_id: int, node_id: int, result: bytes, serializable: bool = False) -> KvReply:
-    """KvReply(request_id, node_id, result, serializable), built faster."""
-    reply = _new_object(KvReply)
-    _set_reply_id(reply, request_id)
-    _set_node_id(reply, node_id)
-    _set_result(reply, result)
-    _set_reply_serializable(reply, serializable)
-    return reply  # type: ignore[no-any-return]
+#: KvRequest(request_id, command, serializable, token) and KvReply(request_id,
+#: node_id, result, serializable), every field given, built without their __init__
+#: (cluster/slots.py): every KV request and reply makes one.
+kv_request = slot_constructor(KvRequest)
+kv_reply = slot_constructor(KvReply)
 
 
 def encode_replies(replies: list[Reply]) -> bytes:

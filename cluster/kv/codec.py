@@ -81,7 +81,6 @@ form, the hot path, is the same bytes as before users existed. `tests/kv/test_kv
 """
 from __future__ import annotations
 
-from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import msgpack
@@ -154,6 +153,7 @@ from cluster.kv.results import (
     SessionOpened,
     TxnResponse,
 )
+from cluster.slots import slot_constructor
 
 #: Version of the command format; bump on any incompatible change.
 FORMAT = 1
@@ -346,45 +346,16 @@ def decode_command(data: bytes) -> Command:
 
 
 # The apply hot path (every committed entry, and a restart replays hundreds of
-# thousands) decodes one Command and, for a put, one Put: a frozen dataclass's
-# __init__ costs one object.__setattr__ per field, so these set the slots
-# directly (as node/storage/records.py does for Entry): ~half the CPU per object.
-# The field checks keep this honest if either class changes shape.
-assert [f.name for f in dataclass_fields(Command)] == ["request", "client_id", "seq", "user"], "update _command"
-assert [f.name for f in dataclass_fields(Put)] == ["key", "value", "lease", "prev_kv", "ignore_value",
-                                                    "ignore_lease"], "update _put"
-_new_object = object.__new__
-_set_request, _set_client_id, _set_seq, _set_user = (getattr(Command, name).__set__
-                                                      for name in ("request", "client_id", "seq", "user"))
-_set_key, _set_value, _set_lease, _set_prev_kv, _set_ignore_value, _set_ignore_lease = (
-    getattr(Put, name).__set__ for name in ("key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease"))
-_RANGE_FIELDS = ("key", "range_end", "revision", "limit", "keys_only", "count_only", "sort_target", "sort_order")
-assert tuple(f.name for f in dataclass_fields(Range)) == _RANGE_FIELDS, "update _range"
-_RANGE_SETTERS = tuple(getattr(Range, name).__set__ for name in _RANGE_FIELDS)
+# thousands) decodes one Command and, for a put, one Put, and a read one Range:
+# built by cluster/slots.py's constructors (~half the CPU of their __init__).
+_command = slot_constructor(Command)  # (request, client_id, seq, user)
+_new_put = slot_constructor(Put)  # (key, value, lease, prev_kv, ignore_value, ignore_lease)
+_new_range = slot_constructor(Range)  # (key, range_end, revision, limit, keys_only, count_only, sort_target,
+#                                       sort_order)
 #: Enum values by wire integer (an Enum call costs ~1 us; a dict lookup does not).
 #: Keyed by int only: the fast path checks `type(...) is int` first (True == 1).
 _SORT_TARGETS = {int(member): member for member in SortTarget}
 _SORT_ORDERS = {int(member): member for member in SortOrder}
-
-
-def _command(request: Request, client_id: int, seq: int, user: str) -> Command:
-    command = _new_object(Command)
-    _set_request(command, request)
-    _set_client_id(command, client_id)
-    _set_seq(command, seq)
-    _set_user(command, user)
-    return command  # type: ignore[no-any-return]
-
-
-def _put(key: bytes, value: bytes, lease: int, prev_kv: bool) -> Put:
-    put = _new_object(Put)
-    _set_key(put, key)
-    _set_value(put, value)
-    _set_lease(put, lease)
-    _set_prev_kv(put, prev_kv)
-    _set_ignore_value(put, False)
-    _set_ignore_lease(put, False)
-    return put  # type: ignore[no-any-return]
 
 
 def _decode_request(obj: Any, depth: int) -> Request:
@@ -395,7 +366,7 @@ def _decode_request(obj: Any, depth: int) -> Request:
         # The hot path: one combined check, the field-by-field one for the message.
         if (type(key) is bytes and type(value) is bytes and type(lease) is int
                 and 0 <= lease <= INT64_MAX and type(prev_kv) is bool):
-            return _put(key, value, lease, prev_kv)
+            return _new_put(key, value, lease, prev_kv, False, False)
         return Put(_bytes(key, "key"), _bytes(value, "value"), _uint(lease, "lease"),
                    _bool(prev_kv, "prev_kv"))
     if tag == PUT and len(fields) == 7:
@@ -408,11 +379,8 @@ def _decode_request(obj: Any, depth: int) -> Request:
                 and type(limit) is int and 0 <= limit <= INT64_MAX and type(keys_only) is bool
                 and type(count_only) is bool and type(target) is int and type(order) is int
                 and target in _SORT_TARGETS and order in _SORT_ORDERS):
-            request = _new_object(Range)
-            for setter, value in zip(_RANGE_SETTERS, (key, end, revision, limit, keys_only, count_only,
-                                                      _SORT_TARGETS[target], _SORT_ORDERS[order])):
-                setter(request, value)
-            return request  # type: ignore[no-any-return]
+            return _new_range(key, end, revision, limit, keys_only, count_only,  # type: ignore[no-any-return]
+                              _SORT_TARGETS[target], _SORT_ORDERS[order])
         return _decode_range(fields)
     if tag == DELETE and len(fields) == 4:
         return DeleteRange(_bytes(fields[1], "key"), _bytes(fields[2], "range_end"),
