@@ -360,7 +360,7 @@ class NodeActor:
                 # The ticks slept through first: the input below happened after them.
                 next_tick = self._tick(next_tick, max(quiet, MAX_CATCH_UP_TICKS))
                 record(("ticks", perf_counter()))
-                if writer is not None and writer.in_flight:
+                if writer is not None and writer.due(transport.polled):
                     writer.finish()  # step 5 of the writes that ended: acknowledgements, `persisted`
                     record(("wal.ended", perf_counter()))
                 if peer_ready:

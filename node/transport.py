@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 
@@ -124,6 +125,7 @@ class Transport:
             self.close()
             raise
         self.poller = zmq.Poller()
+        self.polled: dict[Any, int] = {}
         self.poller.register(self.peer_router, zmq.POLLIN)
         self.poller.register(self.client_router, zmq.POLLIN)
         # The security sockets, polled with the others and handled inside `poll`.
@@ -262,6 +264,7 @@ class Transport:
         # Rounded up: rounded down, the loop wakes a fraction of a millisecond before
         # its deadline and then spins on zero-timeout polls until it is reached.
         events = dict(self.poller.poll(max(0, math.ceil(timeout_ms))))
+        self.polled = events  # what the last poll found ready (other fds too: the WAL writer's)
         if self._security:
             for socket, handler in self._security.items():
                 if socket in events:

@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 from node.raft import Entry, HardState, Ready
 
@@ -94,6 +94,15 @@ class WalWriter:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    def due(self, polled: Container[object]) -> bool:
+        """Whether the loop must call `finish` this turn: writes are in flight, or the
+        wake fd is among what its poll found ready (`polled`). The thread wakes the
+        loop after a write ended, so that byte may come after the `finish` that ran
+        the write's step 5; left unread with nothing in flight, it kept the fd
+        readable and the loop spun on it (a whole core) until the next write went
+        through the thread."""
+        return self._in_flight > 0 or self._wake_r in polled
 
     def submit(self, rd: Ready, done: Callable[[], None]) -> None:
         """Queue `rd`'s write; `done()` runs in `finish` once it is durable -- or

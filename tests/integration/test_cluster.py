@@ -4,6 +4,9 @@ Every wait is a condition with a deadline; nothing asserts on timing.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -137,3 +140,28 @@ def test_a_full_restart_from_disk_keeps_every_acknowledged_write(make_cluster: M
     cluster.wait_for_leader()
     got = cluster.client().range(b"durable/", prefix=True)
     assert {kv.key: kv.value for kv in got.kvs} == acknowledged
+
+
+def test_a_member_whose_writes_went_through_the_writer_thread_sleeps_when_idle(make_cluster: MakeCluster) -> None:
+    """The writer thread wakes the loop with a byte on a pipe after a write ends; a
+    byte that arrived after the loop had already run that write's step 5 used to
+    stay unread (nothing was in flight), the pipe stayed readable, and the loop spun
+    on it: a whole core, idle, until the next write through the thread. An idle
+    member turns its loop for its ticks and heartbeats only."""
+    cluster = make_cluster(storage={"wal_writes": "thread"})
+    cluster.wait_for_leader()
+    # Many writes in flight (the race needs a busy loop): the pipelined generator.
+    endpoints = ",".join(a.removeprefix("tcp://") for a in cluster.spec.client_addresses())
+    bench = subprocess.run([sys.executable, "-m", "cluster.bench", "put", "--endpoints", endpoints, "-c", "32",
+                            "--pipeline", "-n", "3000", "--no-prefill", "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+    assert bench.returncode == 0, bench.stderr
+    statuses = wait_for(lambda: [st for st in (cluster.status_of(n) for n in cluster.running())
+                                 if st["wal_writes_threaded"] > 0] or None, 30, "a write on the writer thread")
+    time.sleep(0.5)  # the last writes' wake-ups
+    before = {n: cluster.status_of(n)["loop_turns"] for n in cluster.running()}
+    time.sleep(2.0)
+    turns = {n: cluster.status_of(n)["loop_turns"] - before[n] for n in cluster.running()}
+    # 2 s of 10 ms ticks is at most ~200 turns even waking every tick (node/wakeup.py
+    # sleeps longer); a spinning loop turns tens of thousands of times.
+    assert statuses and all(count < 1000 for count in turns.values()), turns

@@ -87,6 +87,32 @@ def test_an_ended_write_wakes_the_loop_and_finish_runs_its_step_5() -> None:
         writer.close()
 
 
+def test_a_wake_up_that_comes_after_its_write_was_finished_is_still_read() -> None:
+    """The thread ends a write, then wakes the loop; the loop may already have run
+    that write's step 5 (`wait` saw it end). The late byte must still be read, or
+    the loop's poll returns at once forever: `due` says so from what the poll found."""
+    disk = SlowDisk()
+    writer = WalWriter(disk.append, disk.sync)
+    go = threading.Event()
+    wake = writer._wake
+    writer._wake = lambda: (go.wait(10), wake())[1]  # type: ignore[method-assign]
+    ended: list[int] = []
+    try:
+        writer.submit(ready(1), lambda: ended.append(1))
+        assert writer.wait(10)
+        assert writer.finish() == 1 and ended == [1] and writer.in_flight == 0
+        assert not writer.due({})
+        go.set()  # now the byte
+        wait_readable(writer.wake_fd)
+        assert writer.due({writer.wake_fd: select.POLLIN})
+        assert writer.finish() == 0
+        readable, _, _ = select.select([writer.wake_fd], [], [], 0)
+        assert not readable, "the wake-up byte was left in the pipe"
+    finally:
+        go.set()
+        writer.close()
+
+
 def test_a_disk_fault_on_the_writer_is_raised_on_the_loop_and_nothing_is_acknowledged() -> None:
     disk = SlowDisk()
     disk.fail = DiskFault("write of 10 bytes to", "wal/0001.seg", 4096, OSError(errno.ENOSPC, "No space left on device"))
