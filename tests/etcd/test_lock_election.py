@@ -191,8 +191,13 @@ def test_a_waiter_whose_call_is_cancelled_deletes_its_key(target: Target) -> Non
 def test_a_waiter_whose_deadline_passes_deletes_its_key(target: Target) -> None:
     holder, waiter = target.grant(30), target.grant(30)
     held = target.lock(0).Lock(v3lock_pb2.LockRequest(name=b"late", lease=holder), timeout=RPC_TIMEOUT)
-    code, _ = _error(lambda: target.lock(1).Lock(v3lock_pb2.LockRequest(name=b"late", lease=waiter), timeout=1.0))
-    assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+    code, details = _error(lambda: target.lock(1).Lock(v3lock_pb2.LockRequest(name=b"late", lease=waiter),
+                                                       timeout=1.0))
+    # Whichever copy of the deadline fires first: the client's (DEADLINE_EXCEEDED), or
+    # the server's, which etcd 3.4's lock service returns as a plain error (its
+    # grpc-go makes that UNKNOWN "context deadline exceeded": seen once in CI).
+    assert code is grpc.StatusCode.DEADLINE_EXCEEDED or (
+        code is grpc.StatusCode.UNKNOWN and details == "context deadline exceeded"), (code, details)
     _eventually(lambda: target.keys(b"late/") == [held.key], 10, "the timed-out waiter's key to go")
 
 
