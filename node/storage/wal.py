@@ -188,10 +188,10 @@ class WriteAheadLog:
         fdatasync asked, is not written now: it rides with the next write (or
         `close`). Such a write promised nothing (without an fdatasync a power
         failure could lose it anyway), and Raft does not need the commit index
-        durable: a restart replays up to the older one it finds (at
-        least the snapshot's index) and learns the rest from the leader. A leader
-        wrote one per acknowledged batch, after the acknowledgements and before
-        applying and answering: a write system call on every client's path."""
+        durable: a restart replays up to the older one it finds (at least the
+        snapshot's index) and learns the rest from the leader. A leader wrote one
+        per acknowledged batch, after the acknowledgements and before applying and
+        answering: a write system call on every client's path."""
         if hard_state is not None:
             if hard_state == self._hard_state:
                 hard_state = None
