@@ -170,6 +170,12 @@ def test_the_cli_streams_events_and_stops_after_max_events(make_cluster: MakeClu
     status, out, err = cli("never", "--max-events", "1", "--timeout", "1")
     assert status == 1 and "0 of 1 events" in err
     client.compact(head)
+    # The CLI may watch through a follower, which serves watches from what it applied
+    # (as etcd's members do): wait until every member applied the compaction.
+    leader = cluster.wait_for_leader()
+    commit = cluster.status_of(leader)["commit_index"]
+    for node_id in cluster.spec.ids:
+        cluster.wait_caught_up(node_id, commit, timeout=30)
     status, out, err = cli("c/", "--prefix", "--rev", "2", "--timeout", "30")
     assert status == 1 and "compacted" in err
 
