@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cluster.bench.compare import cli, etcd, jangada, syncobj, systems, table
+from cluster.bench.compare import cli, etcd, grpc_noop, jangada, syncobj, systems, table
 from cluster.bench.compare.plan import WORKLOADS, Measurement, Settings
 
 pytestmark = pytest.mark.timeout(30)
@@ -222,7 +222,7 @@ def test_install_is_tried_only_when_asked_and_a_failed_install_skips_the_system(
 
 @pytest.mark.parametrize("argv, message", [
     (["--systems", "redis"], "choose from jangada, jangada-idleface, jangada-secure, jangada-grpc, "
-                             "jangada-grpc-tls, etcd, jangada-loopwrites, jangada-nofsync, pysyncobj"),
+                             "jangada-grpc-tls, grpc-noop, etcd, jangada-loopwrites, jangada-nofsync, pysyncobj"),
     (["--idle", "-1"], "--idle must be"),
     (["--workloads", "put-2"], "--workloads"),
     (["--duration", "0"], "--duration must be"),
@@ -255,8 +255,8 @@ def test_compare_is_a_subcommand_of_the_bench_and_answers_help(capsys: pytest.Ca
 
 def test_jangada_grpc_is_a_default_system_for_every_workload_etcd_runs() -> None:
     from cluster.bench.compare.plan import SYSTEMS
-    assert SYSTEMS == ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
-                       "jangada-loopwrites", "jangada-nofsync", "pysyncobj")
+    assert SYSTEMS == ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls",
+                       "grpc-noop", "etcd", "jangada-loopwrites", "jangada-nofsync", "pysyncobj")
     for w in WORKLOADS:
         assert ("jangada-grpc" in w.systems) == ("etcd" in w.systems), w.key
     assert cli.parse([]).systems == list(SYSTEMS)
@@ -554,3 +554,36 @@ def test_the_idle_line_and_the_nofsync_ratio_are_printed_with_their_targets() ->
     doc = table.document(rows, {}, "2026-12-06T00:00:00", Settings(8.0, idle_s=5.0), {}, {"jangada": 0.05})
     assert doc["idle_cpu"] == {"seconds": 5.0, "members": 3, "cores": {"jangada": 0.05}}
     assert doc["nofsync_vs_pysyncobj"] == {"put-16": 1.5}
+
+
+# -- grpc-noop: the ceiling of a gRPC face in Python (Python gRPC servers that do nothing) ---------------
+
+def test_grpc_noop_runs_where_etcd_does_and_is_measured_against_the_face() -> None:
+    for w in WORKLOADS:
+        assert ("grpc-noop" in w.systems) == ("etcd" in w.systems), w.key
+    rows = [m("etcd", "put-64", 8000.0, p50=7.0), m("grpc-noop", "put-64", 4000.0, durability=grpc_noop.DURABILITY),
+            m("jangada-grpc", "put-64", 1000.0), m("jangada-grpc", "put-16", 900.0)]
+    cells = table.rows(rows, {})
+    assert [(r[0], r[3]) for r in cells] == [("jangada-grpc", "put-16"), ("jangada-grpc", "put-64"),
+                                             ("grpc-noop", "put-64"), ("etcd", "put-64")]
+    assert table.vs_ceiling(rows, "jangada-grpc", "grpc-noop") == {"put-64": 0.25}  # no put-16 ceiling: no ratio
+    notes = table.footnotes(rows, {})
+    assert any(n.startswith("jangada-grpc / grpc-noop ops/s") and n.endswith("put-64 0.25x") for n in notes)
+    assert any(n.startswith("durability, grpc-noop: NOTHING stored") for n in notes)
+    assert any("durability differs: grpc-noop acknowledged writes WITHOUT fsync" in n for n in notes)
+    assert dict(zip(table.COLUMNS, [c for c in cells if c[0] == "grpc-noop"][0]))["ops/s vs etcd"] == "0.50x"
+
+
+def test_grpc_noop_aims_its_load_as_jangada_grpc_does(tmp_path: Path) -> None:
+    servers = grpc_noop.NoopServers(tmp_path, 100)
+    assert len(set(servers.ports)) == 3
+    by_key = {w.key: w for w in WORKLOADS}
+    assert grpc_noop.target(by_key["put-64"], servers) == (servers.endpoints[:1], "leader")
+    assert grpc_noop.target(by_key["get-lin-16"], servers) == (servers.endpoints[:1], "leader")
+    assert grpc_noop.target(by_key["get-ser-16"], servers) == (servers.endpoints, "all")
+    assert systems.missing("grpc-noop") == systems.etcdload_missing()
+
+
+def test_a_grpc_noop_server_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert grpc_noop.main(["--port", "0"]) == 2
+    assert "--port must be" in capsys.readouterr().err

@@ -144,3 +144,18 @@ def test_jangada_grpc_tls_tiny(tmp_path: Path) -> None:
     for x in doc["measurements"]:
         assert x["durability"] == "fsync" and x["load_cpu_s"] > 0 and x["generator"].startswith("etcdload")
     assert doc["vs_plaintext"] == {}  # no jangada-grpc row in this run: nothing to divide by
+
+
+def test_grpc_noop_tiny(tmp_path: Path) -> None:
+    """The ceiling row: etcdload against three Python gRPC servers that answer at once,
+    a write and both kinds of read, aimed as jangada-grpc's."""
+    code, out, doc = compare(tmp_path, "--systems", "grpc-noop", "--workloads", "put-16,get-lin-16,get-ser-16",
+                             "--duration", "0.5")
+    if systems.missing("grpc-noop"):
+        assert "grpc-noop skipped: not installed here" in out and "grpc-noop" in doc["skipped"]
+        return
+    check_measured(doc, "grpc-noop", ["put-16", "get-lin-16", "get-ser-16"])
+    for x in doc["measurements"]:
+        assert x["durability"].startswith("NOTHING stored") and x["load_cpu_s"] > 0 and x["cluster_cpu_s"] > 0
+    assert [x["generator"].rsplit(" ", 1)[1] for x in doc["measurements"]] == ["leader", "leader", "all"]
+    assert "durability, grpc-noop: NOTHING stored" in out

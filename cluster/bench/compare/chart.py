@@ -10,7 +10,8 @@ from cluster.bench.compare.table import fsyncs
 
 COLORS = {"jangada": "tab:blue", "jangada-loopwrites": "tab:gray", "jangada-nofsync": "tab:brown",
           "jangada-idleface": "tab:purple", "jangada-secure": "tab:red",
-          "jangada-grpc": "tab:cyan", "jangada-grpc-tls": "tab:olive", "etcd": "tab:green", "pysyncobj": "tab:orange"}
+          "jangada-grpc": "tab:cyan", "jangada-grpc-tls": "tab:olive",
+          "grpc-noop": "tab:pink", "etcd": "tab:green", "pysyncobj": "tab:orange"}
 
 
 def draw(measurements: Sequence[Measurement], path: str, title: str) -> None:

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "the same workloads, each driven by its best load generator; jangada-idleface is "
                             "the native load with the etcd faces on and idle, jangada-secure the native "
                             "load over CURVE, jangada-grpc is jangada through its etcd gRPC face, driven "
-                            "by etcd's own, jangada-grpc-tls the same over TLS.")
+                            "by etcd's own, jangada-grpc-tls the same over TLS, grpc-noop the same load against "
+                            "Python gRPC servers that answer at once (the ceiling of a face in Python).")
     p.add_argument("--systems", default=",".join(SYSTEMS), metavar="S,...",
                    help=f"which systems, in order (default {','.join(SYSTEMS)})")
     p.add_argument("--workloads", default=",".join(w.key for w in WORKLOADS), metavar="W,...",
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where compare.md, compare.json and compare.png go (default ./compare-results)")
     p.add_argument("--install", action="store_true",
                    help="install what a system lacks (apt-get: etcd-server golang-go golang-etcd-server-dev "
-                        "(jangada-grpc, jangada-grpc-tls: the last two); "
+                        "(jangada-grpc, jangada-grpc-tls, grpc-noop: the last two); "
                         "pip: pysyncobj); also JANGADA_BENCH_INSTALL=1. Without it a missing system is skipped")
     p.add_argument("--no-chart", dest="chart", action="store_false", help="skip compare.png (no matplotlib needed)")
     p.add_argument("--keep-data", action="store_true", help="keep the clusters' data and logs (path printed)")
@@ -172,6 +173,9 @@ def run_system(system: str, workloads: list[Workload], root: Path, settings: Set
     if system in ("jangada-grpc", "jangada-grpc-tls"):
         from cluster.bench.compare import jangada_grpc
         return jangada_grpc.run(mine, home, settings, each=each, tls=system == "jangada-grpc-tls")
+    if system == "grpc-noop":
+        from cluster.bench.compare import grpc_noop
+        return grpc_noop.run(mine, home, settings, each=each)
     if system == "etcd":
         from cluster.bench.compare import etcd
         return etcd.run(mine, home, free_ports(6), settings, each=each, idle=quiet)

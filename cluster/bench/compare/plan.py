@@ -9,15 +9,17 @@ from typing import Any
 #: jangada-secure: the native load over CURVE on [curve] members;
 #: jangada-grpc: jangada through its etcd gRPC face, driven by etcd's own load generator;
 #: jangada-grpc-tls: the same with TLS on the face;
+#: grpc-noop: the same load generator against Python gRPC servers that answer at once,
+#: storing nothing: the ceiling of any gRPC face in Python here (cluster/bench/compare/grpc_noop.py);
 #: jangada-loopwrites: the native load with storage.wal_writes = "loop", put workloads
 #: only: the loop waits in each WAL write, as before node/wal_writer.py (its before/after);
 #: jangada-nofsync: the native load with storage.fsync = "none", put workloads only:
 #: the fair row next to PySyncObj, which never fsyncs (issue 17).
 #: In this order the table reads native, native beside idle faces, native over CURVE,
-#: the face, the face over TLS, etcd, jangada waiting in its own writes, then the two
+#: the face, the face over TLS, the face's ceiling, etcd, jangada waiting in its own writes, then the two
 #: without fsync side by side.
-SYSTEMS = ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "etcd",
-           "jangada-loopwrites", "jangada-nofsync", "pysyncobj")
+SYSTEMS = ("jangada", "jangada-idleface", "jangada-secure", "jangada-grpc", "jangada-grpc-tls", "grpc-noop",
+           "etcd", "jangada-loopwrites", "jangada-nofsync", "pysyncobj")
 #: The systems whose idle CPU the compare prints (3 members, nothing asked of them).
 IDLE_SYSTEMS = ("jangada", "etcd", "pysyncobj")
 IDLE_SECONDS = 5.0

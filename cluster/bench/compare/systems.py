@@ -15,7 +15,8 @@ from cluster.bench.compare.etcd import CLIENTV3, ETCD
 
 APT_PACKAGES = {"etcd": ("etcd-server", "golang-go", "golang-etcd-server-dev"),
                 "jangada-grpc": ("golang-go", "golang-etcd-server-dev"),
-                "jangada-grpc-tls": ("golang-go", "golang-etcd-server-dev")}
+                "jangada-grpc-tls": ("golang-go", "golang-etcd-server-dev"),
+                "grpc-noop": ("golang-go", "golang-etcd-server-dev")}
 PIP_PACKAGES = {"pysyncobj": ("pysyncobj",)}
 INSTALL_TIMEOUT = 900.0
 
@@ -35,7 +36,7 @@ def etcd_missing(exists: Callable[[str], bool] = os.path.exists,
 
 def etcdload_missing(exists: Callable[[str], bool] = os.path.exists,
                      which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """What building etcdload needs and lacks (jangada-grpc runs no etcd server)."""
+    """What building etcdload needs and lacks (jangada-grpc and grpc-noop run no etcd server)."""
     return [p for p in etcd_missing(exists, which) if p != "etcd-server"]
 
 
@@ -47,7 +48,7 @@ def missing(system: str) -> list[str]:
     """The packages `system` lacks here ([] = runnable; jangada is always)."""
     if system == "etcd":
         return etcd_missing()
-    if system in ("jangada-grpc", "jangada-grpc-tls"):
+    if system in ("jangada-grpc", "jangada-grpc-tls", "grpc-noop"):
         return etcdload_missing()
     if system == "pysyncobj":
         return pysyncobj_missing()

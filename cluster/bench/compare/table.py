@@ -37,6 +37,9 @@ DURABILITY_LEGEND = {
                     "through its etcd v3 gRPC face by etcd's own load generator",
     "jangada-grpc-tls": "fsync = as jangada-grpc's (the same config, face and load generator), with TLS on the "
                         "gRPC face (server certificates; the load checks them, presents none)",
+    "grpc-noop": "NOTHING stored = three Python grpc.aio servers (grpcio, as jangada's face) that answer "
+                 "etcd's KV.Put and KV.Range at once, driven as jangada-grpc: not a store, the ceiling of "
+                 "any gRPC face in Python on this machine",
     "etcd": "fsync = etcd 3.4's only mode: the WAL is fsynced before a write is acknowledged",
     "jangada-nofsync": "NO fsync = jangada's native load on members with storage.fsync \"none\" (benchmarks "
                        "only: a machine crash can lose acknowledged writes), the fair row next to PySyncObj",
@@ -76,6 +79,9 @@ def five_vs_three(measurements: Sequence[Measurement]) -> dict[str, Any] | None:
 #: system -> what its footnote ratio to jangada's native rows is called.
 VS_NATIVE = {"jangada-idleface": "jangada-idleface / jangada ops/s (native load, faces on and idle vs off)",
              "jangada-grpc": "jangada-grpc / jangada native ops/s"}
+#: system -> (the ceiling it is divided by, what the line under the table is called).
+VS_CEILING = {"jangada-grpc": ("grpc-noop", "jangada-grpc / grpc-noop ops/s (the face against Python gRPC "
+                                            "servers that do nothing)")}
 
 
 def vs_native(measurements: Sequence[Measurement], system: str) -> dict[str, float]:
@@ -86,6 +92,14 @@ def vs_native(measurements: Sequence[Measurement], system: str) -> dict[str, flo
     native = {m.workload: m.ops_per_s for m in measurements if m.system == "jangada"}
     return {m.workload: round(m.ops_per_s / native[m.workload], 3) for m in measurements
             if m.system == system and native.get(m.workload)}
+
+
+def vs_ceiling(measurements: Sequence[Measurement], system: str, ceiling: str) -> dict[str, float]:
+    """workload -> `system`'s ops/s / `ceiling`'s in the same run (jangada-grpc against
+    grpc-noop: how near the face comes to what a Python gRPC server can do at all)."""
+    top = {m.workload: m.ops_per_s for m in measurements if m.system == ceiling}
+    return {m.workload: round(m.ops_per_s / top[m.workload], 3) for m in measurements
+            if m.system == system and top.get(m.workload)}
 
 
 #: secure system -> (its plaintext twin, what the ratio line under the table is called):
@@ -213,6 +227,10 @@ def footnotes(measurements: Sequence[Measurement], skipped: dict[str, str], idle
                      f"(target >= {five['target']:.2f}: {'met' if five['met'] else 'NOT met'})")
     for system, title in VS_NATIVE.items():
         figures = vs_native(measurements, system)
+        if figures:
+            lines.append(f"{title}: " + ", ".join(f"{k} {v:.2f}x" for k, v in figures.items()))
+    for system, (ceiling, title) in VS_CEILING.items():
+        figures = vs_ceiling(measurements, system, ceiling)
         if figures:
             lines.append(f"{title}: " + ", ".join(f"{k} {v:.2f}x" for k, v in figures.items()))
     for system, costs in vs_plaintext(measurements).items():
