@@ -125,7 +125,8 @@ class StorageSpec:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotSpec:
-    applied_entries: int = 10_000
+    #: etcd 3.4's --snapshot-count default (node/storage/options.py, CompactionPolicy)
+    applied_entries: int = 100_000
     wal_bytes: int = 256 * 1024 * 1024
     chunk_bytes: int = 256 * 1024
 

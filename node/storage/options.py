@@ -68,9 +68,17 @@ class CompactionPolicy:
     caught up against etcd's 30.2 s; ~6 s plus ~35 us per replayed entry), so the
     ratio is 0.125: about 8 us of snapshot CPU per applied entry per member, and
     at most ~470,000 entries replayed at 5M keys.
+
+    ``applied_entries`` is 100,000, etcd 3.4's --snapshot-count default: a store
+    whose state is small but whose history is long (every version kept until a
+    compaction) snapshots its whole history every eighth of it, so the floor is
+    what bounds snapshot CPU there. 10,000 before: a put-64 load of 25 s on a fresh
+    3-member cluster took 8% more ops/s and 10% less cluster CPU per op with
+    100,000 (docs/performance.md, section 12), and a follower replaying 99,066
+    entries after a kill spends 0.75 s of CPU on it (`python -m node.restart_bench`).
     """
 
-    applied_entries: int = 10_000
+    applied_entries: int = 100_000
     wal_bytes: int = 256 * 1024 * 1024
     replay_ratio: float = 0.125
 
