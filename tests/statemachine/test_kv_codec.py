@@ -136,6 +136,22 @@ BAD = [
     msgpack.packb([1, 0, 0, [1, b"k", b"v", 0, False]]) + b"\x00",  # trailing bytes
     b"\x91" * 5000 + b"\x00",  # deep nesting
     msgpack.packb([1, 0, 0, [1, b"k", b"v", 0, False]], use_bin_type=False),  # str, not bin
+    # a session's put (the decoder's hot path) with one thing wrong
+    msgpack.packb([1, 7, 3, [1, "k", b"v", 0, False]]),  # str key
+    msgpack.packb([1, 7, 3, [1, b"k", "v", 0, False]]),  # str value
+    msgpack.packb([1, 7, 3, [1, b"k", b"v", -1, False]]),  # negative lease
+    msgpack.packb([1, 7, 3, [1, b"k", b"v", 2**63, False]]),  # lease over int64
+    msgpack.packb([1, 7, 3, [1, b"k", b"v", True, False]]),  # bool for int
+    msgpack.packb([1, 7, 3, [1, b"k", b"v", 0, 1]]),  # int for bool
+    msgpack.packb([True, 7, 3, [1, b"k", b"v", 0, False]]),  # a bool is not the format
+    msgpack.packb([1, True, 3, [1, b"k", b"v", 0, False]]),  # bool client id
+    msgpack.packb([1, 7, False, [1, b"k", b"v", 0, False]]),  # bool seq
+    msgpack.packb([1, 7, 0, [1, b"k", b"v", 0, False]]),  # session without seq
+    msgpack.packb([1, 7, 2**63, [1, b"k", b"v", 0, False]]),  # seq over int64
+    msgpack.packb([1, 7, -3, [1, b"k", b"v", 0, False]]),  # negative seq
+    msgpack.packb([1, 7, 3, (1, b"k", b"v", 0, False), 5]),  # an int for the user
+    msgpack.packb([1, 7, 3, [1, b"k", b"v", 0, False]]) + b"\x00",  # trailing bytes
+    msgpack.packb([1, 7, 3, [1, b"k", b"v", 0, False]], use_bin_type=False),  # str, not bin
 ]
 
 
@@ -183,3 +199,36 @@ def test_well_formed_msgpack_of_any_shape_never_raises(tag, first, rest) -> None
     kv = Driver()
     kv.raw(data)
     assert kv.machine.applied_index == 1
+
+
+put_fields = st.one_of(msgpack_values, st.binary(max_size=8), st.integers(-2, 2**64 - 1), st.booleans())
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.just(1), msgpack_values), st.one_of(st.integers(-1, 2**64 - 1), msgpack_values),
+       st.one_of(st.integers(-1, 2**64 - 1), msgpack_values), st.one_of(st.just(1), st.booleans(), msgpack_values),
+       put_fields, put_fields, put_fields, put_fields)
+def test_the_put_fast_path_decodes_exactly_what_the_checked_path_does(  # type: ignore[no-untyped-def]
+        form, client_id, seq, tag, key, value, lease, prev_kv) -> None:
+    """decode_command's hot path (a session's plain put, checked at once) agrees with
+    the field-by-field decoder on every shape near it: the same Command, or both an
+    InvalidCommand."""
+    from cluster.kv import codec
+    data = msgpack.packb([form, client_id, seq, [tag, key, value, lease, prev_kv]], use_bin_type=True)
+
+    def outcome(decode):  # type: ignore[no-untyped-def]
+        try:
+            return decode()
+        except InvalidCommand:
+            return InvalidCommand
+    fast = outcome(lambda: decode_command(data))
+    assert fast == outcome(lambda: codec._checked_command(msgpack.unpackb(data, raw=False)))
+    if fast is not InvalidCommand:
+        assert type(fast.request) is Put and type(fast.request.key) is bytes
+
+
+def test_a_well_formed_session_put_decodes_on_the_fast_path() -> None:
+    put = Put(b"k", b"v" * 100, 5, True)
+    assert decode_command(encode_command(put, 7, 3)) == Command(put, 7, 3, "")
+    assert decode_command(encode_command(Put(b"k", b"v"), 2**63 - 1, 2**63 - 1)) == Command(
+        Put(b"k", b"v"), 2**63 - 1, 2**63 - 1, "")
