@@ -43,6 +43,7 @@ from typing import Any, Callable, Union, cast
 
 import msgpack
 
+from cluster.slots import slot_constructor
 from node.raft import (
     AppendEntries, AppendEntriesResponse, ConfState, Entry, EntryKind, Heartbeat,
     HeartbeatResponse, InstallSnapshot, Message, ReadIndexRequest, ReadIndexResponse,
@@ -277,6 +278,8 @@ def _arity(p: list[Any], n: int, name: str) -> None:
 
 
 _KINDS = {int(kind): kind for kind in EntryKind}
+#: Entry built with its slots set directly (cluster/slots.py): per entry received.
+_new_entry = slot_constructor(Entry)  # (term, index, data, kind)
 
 
 def _entry(fields: Any) -> Entry:
@@ -286,7 +289,7 @@ def _entry(fields: Any) -> Entry:
         term, index, kind, data = fields
         if (type(term) is int and type(index) is int and type(data) is bytes
                 and 1 <= term <= _U64 and 1 <= index <= _U64 and type(kind) is int and kind in _KINDS):
-            return Entry(term, index, data, _KINDS[kind])
+            return _new_entry(term, index, data, _KINDS[kind])  # type: ignore[no-any-return]
     return _checked_entry(fields)
 
 
