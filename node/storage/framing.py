@@ -20,7 +20,9 @@ reader that trusted the length would mistake acknowledged data for a torn tail a
 drop it. With the check, a bad length is reported as corruption, not as a tail.
 
 Theory of torn tails. Records are only ever appended, each append is one write() of
-whole frames, and the file has no preallocated space, so end-of-file is end-of-data.
+whole frames. The active (last) segment may have preallocated space after its data
+(node/storage/wal.py: zeros, up to PREALLOCATE_BYTES); every other segment was cut to
+its data when the next one was created, so there end-of-file is end-of-data.
 A crash in the middle of a write can leave, at the very end of the *last* segment:
 a partial header; a whole header whose payload runs past end-of-file; or, after a
 power failure that persisted the new file size but only some of the sectors, a final
@@ -45,6 +47,9 @@ from typing import Iterable
 HEADER = struct.Struct("<IBBHI")
 HEADER_SIZE = HEADER.size  # 12
 _CHECKED = struct.Struct("<IBB")
+#: The reason of a tail that is nothing but zeros from a record boundary on: space
+#: the WAL preallocated (node/storage/wal.py), or sectors a power failure lost.
+ZERO_TAIL = "zero-filled tail"
 #: A record larger than this is refused on write and treated as garbage on read.
 MAX_PAYLOAD = 256 * 1024 * 1024
 
@@ -152,7 +157,7 @@ def _check_frame(
     ``zeros_from``: where the trailing run of zero bytes starts."""
     size = len(data)
     if offset >= zeros_from:
-        return "zero-filled tail", True
+        return ZERO_TAIL, True
     if size - offset < HEADER_SIZE:
         return "partial record header at end of file", True
     length, kind, reserved, check, crc = HEADER.unpack_from(data, offset)

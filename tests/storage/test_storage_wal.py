@@ -19,6 +19,8 @@ from node.storage import (
     StorageOptions,
     SyncPolicy,
 )
+from node.storage.framing import scan_frames
+from node.storage.records import RECORD_KINDS
 from storage_workload import Model, perform, recovered_view, workload
 
 SMALL = StorageOptions(segment_bytes=4096)
@@ -29,7 +31,11 @@ def _entries(first: int, last: int, term: int = 1, size: int = 20) -> list[Entry
 
 
 def _on_disk(path: Path) -> int:
-    return sum(segment.stat().st_size for segment in (path / "wal").glob("*.wal"))
+    """The WAL's data on disk: every segment's file, less the zeros preallocated after
+    the last one's records."""
+    segments = sorted((path / "wal").glob("*.wal"))
+    last = scan_frames(segments[-1].read_bytes(), is_last=True, valid_kinds=RECORD_KINDS)
+    return sum(segment.stat().st_size for segment in segments[:-1]) + last.valid_end
 
 
 def _reopen(path: Path, options: StorageOptions = SMALL):
