@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bench.compare import systems, table
+from cluster.bench.compare import grpc_noop, systems, table
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -75,19 +75,23 @@ def test_etcd_tiny(tmp_path: Path) -> None:
     assert all(x["durability"] == "fsync" and x["load_cpu_s"] > 0 for x in doc["measurements"])
 
 
-def test_jangada_grpc_tiny(tmp_path: Path) -> None:
-    """jangada through its etcd gRPC face, driven by etcdload: every kind of workload
-    the etcd rows run."""
-    code, out, doc = compare(tmp_path, "--systems", "jangada-grpc", "--workloads", "put-16,get-lin-16,get-ser-16",
+@pytest.mark.parametrize("system, durability", [("jangada-grpc", "fsync"),
+                                                ("grpc-noop", grpc_noop.DURABILITY)])
+def test_etcdload_against_the_face_and_its_ceiling_tiny(tmp_path: Path, system: str, durability: str) -> None:
+    """jangada through its etcd gRPC face, and the face's ceiling (Python gRPC servers
+    that answer at once), each driven by etcdload: every kind of workload the etcd
+    rows run, aimed alike (writes and linearizable reads at one member)."""
+    code, out, doc = compare(tmp_path, "--systems", system, "--workloads", "put-16,get-lin-16,get-ser-16",
                              "--duration", "0.5")
-    if systems.missing("jangada-grpc"):
-        assert "jangada-grpc skipped: not installed here" in out and "jangada-grpc" in doc["skipped"]
+    if systems.missing(system):
+        assert f"{system} skipped: not installed here" in out and system in doc["skipped"]
         return
-    check_measured(doc, "jangada-grpc", ["put-16", "get-lin-16", "get-ser-16"])
+    check_measured(doc, system, ["put-16", "get-lin-16", "get-ser-16"])
     for x in doc["measurements"]:
-        assert x["durability"] == "fsync" and x["load_cpu_s"] > 0 and x["cluster_cpu_s"] > 0
+        assert x["durability"] == durability and x["load_cpu_s"] > 0 and x["cluster_cpu_s"] > 0
         assert x["generator"].startswith("etcdload (Go, clientv3)")
     assert [x["generator"].rsplit(" ", 1)[1] for x in doc["measurements"]] == ["leader", "leader", "all"]
+    assert f"durability, {system}: {durability.split(' ')[0]}" in out
 
 
 def test_jangada_idleface_tiny(tmp_path: Path) -> None:
@@ -145,17 +149,3 @@ def test_jangada_grpc_tls_tiny(tmp_path: Path) -> None:
         assert x["durability"] == "fsync" and x["load_cpu_s"] > 0 and x["generator"].startswith("etcdload")
     assert doc["vs_plaintext"] == {}  # no jangada-grpc row in this run: nothing to divide by
 
-
-def test_grpc_noop_tiny(tmp_path: Path) -> None:
-    """The ceiling row: etcdload against three Python gRPC servers that answer at once,
-    a write and both kinds of read, aimed as jangada-grpc's."""
-    code, out, doc = compare(tmp_path, "--systems", "grpc-noop", "--workloads", "put-16,get-lin-16,get-ser-16",
-                             "--duration", "0.5")
-    if systems.missing("grpc-noop"):
-        assert "grpc-noop skipped: not installed here" in out and "grpc-noop" in doc["skipped"]
-        return
-    check_measured(doc, "grpc-noop", ["put-16", "get-lin-16", "get-ser-16"])
-    for x in doc["measurements"]:
-        assert x["durability"].startswith("NOTHING stored") and x["load_cpu_s"] > 0 and x["cluster_cpu_s"] > 0
-    assert [x["generator"].rsplit(" ", 1)[1] for x in doc["measurements"]] == ["leader", "leader", "all"]
-    assert "durability, grpc-noop: NOTHING stored" in out
