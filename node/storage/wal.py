@@ -274,7 +274,7 @@ class WriteAheadLog:
         if self._size >= self._options.segment_bytes:
             self._rotate()
         try:  # (what `_failing` does, without a context manager on every append)
-            if self._size + len(data) > self._alloc_end:
+            if self._preallocating and self._size + len(data) > self._alloc_end:
                 self._preallocate(len(data))
             write_all(self._fd, data, self._segments[-1].path, self._size)
         except DiskFault as fault:
@@ -315,8 +315,6 @@ class WriteAheadLog:
         preallocates its WAL segments for the same reason. ENOSPC shows here, before
         any record is written, and fail-stops the log as a failed write does."""
         assert self._fd is not None
-        if not self._preallocating:
-            return
         grow = max(needed, min(PREALLOCATE_BYTES, self._options.segment_bytes - self._size))
         path = self._segments[-1].path
         try:
